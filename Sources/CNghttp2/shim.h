@@ -1,0 +1,4 @@
+#ifndef MESHD_CNGHTTP2_SHIM_H
+#define MESHD_CNGHTTP2_SHIM_H
+#include <nghttp2/nghttp2.h>
+#endif

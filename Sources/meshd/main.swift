@@ -1,0 +1,2 @@
+import FilterHost
+print("meshd")
