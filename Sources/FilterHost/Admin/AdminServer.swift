@@ -1,0 +1,154 @@
+import Foundation
+import Logging
+import MeshAPI
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The admin endpoint (Envoy's :15000): readiness, Prometheus stats, config dump, and
+/// config changes by POST. Off the data path; served by one of the proxy's loops.
+public final class AdminServer: Sendable {
+    let runtime: ProxyRuntime
+    let watcher: ConfigWatcher?
+    private let channel: Channel
+
+    public init(runtime: ProxyRuntime, watcher: ConfigWatcher?, host: String, port: Int) throws {
+        self.runtime = runtime
+        self.watcher = watcher
+        let handlerRuntime = runtime
+        channel = try ServerBootstrap(group: runtime.group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.configureHTTPServerPipeline(withErrorHandling: true)
+                    try sync.addHandler(NIOHTTPServerRequestAggregator(maxContentLength: 8 << 20))
+                    try sync.addHandler(AdminHandler(runtime: handlerRuntime, watcher: watcher))
+                }
+            }
+            .bind(host: host, port: port).wait()
+    }
+
+    public var port: Int? { channel.localAddress?.port }
+
+    public func close() { channel.close(promise: nil) }
+}
+
+final class AdminHandler: ChannelInboundHandler {
+    typealias InboundIn = NIOHTTPServerRequestFull
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let runtime: ProxyRuntime
+    let watcher: ConfigWatcher?
+
+    init(runtime: ProxyRuntime, watcher: ConfigWatcher?) {
+        self.runtime = runtime
+        self.watcher = watcher
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let req = unwrapInboundIn(data)
+        let path = String(req.head.uri.split(separator: "?").first ?? "")
+        let keepAlive = req.head.isKeepAlive
+        let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        func reply(_ status: HTTPResponseStatus, _ body: String, type: String = "text/plain") {
+            handler.value.send(context: ctx.value, status, body, type: type, keepAlive: keepAlive)
+        }
+        switch (req.head.method, path) {
+        case (.GET, "/ready"):
+            if runtime.isDraining { reply(.serviceUnavailable, "DRAINING\n") } else { reply(.ok, "LIVE\n") }
+        case (.GET, "/stats/prometheus"), (.GET, "/stats"):
+            let runtime = self.runtime
+            runtime.collectStats().hop(to: context.eventLoop).whenComplete { result in
+                let text = (try? result.get()).map { AdminPages.prometheus($0, runtime: runtime) } ?? ""
+                handler.value.send(context: ctx.value, .ok, text, type: "text/plain; version=0.0.4", keepAlive: keepAlive)
+            }
+        case (.GET, "/config_dump"):
+            reply(.ok, AdminPages.configDump(runtime), type: "application/json")
+        case (.POST, "/reload"):
+            guard let watcher else { return reply(.badRequest, "no config file to reload\n") }
+            let result = watcher.reload(force: true)
+            reply(AdminPages.status(of: result), AdminPages.describe(result))
+        case (.POST, "/config"):
+            let text = req.body.map { String(buffer: $0) } ?? ""
+            let result: Result<Int, ConfigError>
+            do { result = runtime.apply(try BootstrapLoader.parse(text, file: "POST /config")) }
+            catch let e as ConfigError { result = runtime.refuseExternally(e) }
+            catch { result = runtime.refuseExternally(ConfigError(path: "", reason: "\(error)")) }
+            reply(AdminPages.status(of: result), AdminPages.describe(result))
+        case (.POST, "/logging"):
+            reply(.ok, "ok\n")
+        default:
+            reply(.notFound, "unknown admin path: \(path)\n")
+        }
+    }
+
+    func send(context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ body: String, type: String, keepAlive: Bool) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: type)
+        headers.add(name: "content-length", value: String(body.utf8.count))
+        headers.add(name: "server", value: "meshd")
+        if !keepAlive { headers.add(name: "connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive { done.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
+    }
+}
+
+enum AdminPages {
+    static func status(of result: Result<Int, ConfigError>?) -> HTTPResponseStatus {
+        switch result {
+        case .failure: return .badRequest
+        default: return .ok
+        }
+    }
+
+    static func describe(_ result: Result<Int, ConfigError>?) -> String {
+        switch result {
+        case .success(let v): return "applied version \(v)\n"
+        case .failure(let e): return "refused: \(e.description)\n"
+        case nil: return "unchanged\n"
+        }
+    }
+
+    static func configDump(_ runtime: ProxyRuntime) -> String {
+        struct Dump: Encodable {
+            let version: Int
+            let acceptedUpdates: Int
+            let rejectedUpdates: Int
+            let lastRejection: String?
+            let config: Bootstrap
+        }
+        let s = runtime.status
+        let dump = Dump(version: s.version, acceptedUpdates: s.accepted, rejectedUpdates: s.rejected,
+                        lastRejection: s.lastError, config: runtime.snapshot.bootstrap)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return (try? String(decoding: encoder.encode(dump), as: UTF8.self)) ?? "{}"
+    }
+
+    static func prometheus(_ stats: LoopStats.Snapshot, runtime: ProxyRuntime) -> String {
+        var out = ""
+        func family(_ entries: [String: Int], type: String) {
+            var seen = Set<String>()
+            for key in entries.keys.sorted() {
+                let name = String(key.prefix { $0 != "{" })
+                if seen.insert(name).inserted { out += "# TYPE \(name) \(type)\n" }
+                out += "\(key) \(entries[key]!)\n"
+            }
+        }
+        var counters = stats.counters
+        var gauges = stats.gauges
+        for (l, n) in runtime.tracker.totalByListener { counters["meshd_downstream_cx_total{listener=\"\(l)\"}"] = n }
+        for (l, n) in runtime.tracker.activeByListener { gauges["meshd_downstream_cx_active{listener=\"\(l)\"}"] = n }
+        let s = runtime.status
+        gauges["meshd_config_version"] = s.version
+        counters["meshd_config_updates_accepted_total"] = s.accepted
+        counters["meshd_config_updates_rejected_total"] = s.rejected
+        family(counters, type: "counter")
+        family(gauges, type: "gauge")
+        return out
+    }
+}

@@ -1,0 +1,44 @@
+import Foundation
+import MeshAPI
+import Yams
+
+/// Reads a bootstrap file (YAML or JSON) into MeshAPI resources.
+public enum BootstrapLoader {
+    public static func load(file: String) throws -> Bootstrap {
+        let text: String
+        do {
+            text = try String(contentsOfFile: file, encoding: .utf8)
+        } catch {
+            throw ConfigError(file: file, path: "", reason: "cannot read file: \(error.localizedDescription)")
+        }
+        return try parse(text, file: file)
+    }
+
+    public static func parse(_ text: String, file: String? = nil) throws -> Bootstrap {
+        do {
+            return try YAMLDecoder().decode(Bootstrap.self, from: text)
+        } catch let e as DecodingError {
+            throw describe(e, file: file)
+        } catch let e as YamlError {
+            throw ConfigError(file: file, path: "", reason: "invalid YAML: \(e)")
+        }
+    }
+
+    static func describe(_ e: DecodingError, file: String?) -> ConfigError {
+        func path(_ keys: [CodingKey]) -> String {
+            keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().trimmingCharacters(in: CharacterSet(charactersIn: "."))
+        }
+        switch e {
+        case .keyNotFound(let key, let ctx):
+            return ConfigError(file: file, path: path(ctx.codingPath + [key]), reason: "required field is missing")
+        case .typeMismatch(let type, let ctx):
+            return ConfigError(file: file, path: path(ctx.codingPath), reason: "wrong type, expected \(type)")
+        case .valueNotFound(let type, let ctx):
+            return ConfigError(file: file, path: path(ctx.codingPath), reason: "missing value, expected \(type)")
+        case .dataCorrupted(let ctx):
+            return ConfigError(file: file, path: path(ctx.codingPath), reason: ctx.debugDescription)
+        @unknown default:
+            return ConfigError(file: file, path: "", reason: "\(e)")
+        }
+    }
+}

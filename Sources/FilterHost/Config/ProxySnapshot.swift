@@ -1,0 +1,79 @@
+import MeshAPI
+
+/// One immutable, validated configuration. New streams take the current one; a stream
+/// keeps the snapshot it started with until it ends, so a swap never disturbs it.
+public final class ProxySnapshot: Sendable {
+    public let version: Int
+    public let bootstrap: Bootstrap
+    public let routeTables: [String: RouteTable]
+    public let clusters: [String: Cluster]
+    /// Filter factories per listener name, in chain order, router excluded.
+    public let filterChains: [String: [HTTPFilterFactory]]
+
+    init(version: Int, bootstrap: Bootstrap, routeTables: [String: RouteTable], clusters: [String: Cluster],
+         filterChains: [String: [HTTPFilterFactory]]) {
+        self.version = version
+        self.bootstrap = bootstrap
+        self.routeTables = routeTables
+        self.clusters = clusters
+        self.filterChains = filterChains
+    }
+
+    public func listener(named name: String) -> Listener? {
+        bootstrap.listeners.first { $0.name == name }
+    }
+
+    /// Validates and compiles a bootstrap. Every error names the field path.
+    public static func build(_ b: Bootstrap, version: Int, registry: FilterRegistry) throws -> ProxySnapshot {
+        var clusters: [String: Cluster] = [:]
+        for (i, c) in b.clusters.enumerated() {
+            let path = "clusters[\(i)]"
+            guard clusters[c.name] == nil else { throw ConfigError(path: path + ".name", reason: "duplicate cluster '\(c.name)'") }
+            for (j, e) in c.endpoints.enumerated() where !(1...65535).contains(e.port) {
+                throw ConfigError(path: "\(path).endpoints[\(j)].port", reason: "port \(e.port) out of range")
+            }
+            clusters[c.name] = c
+        }
+        var tables: [String: RouteTable] = [:]
+        for (i, rc) in b.routeConfigs.enumerated() {
+            let path = "routeConfigs[\(i)]"
+            guard tables[rc.name] == nil else { throw ConfigError(path: path + ".name", reason: "duplicate route config '\(rc.name)'") }
+            tables[rc.name] = try RouteTable(rc, at: path)
+            for (hi, vh) in rc.virtualHosts.enumerated() {
+                for (ri, r) in vh.routes.enumerated() {
+                    let names = r.route.map { $0.cluster.map { [$0] } ?? $0.weightedClusters?.map(\.name) ?? [] } ?? []
+                    for n in names where clusters[n] == nil {
+                        throw ConfigError(path: "\(path).virtualHosts[\(hi)].routes[\(ri)].route",
+                                          reason: "unknown cluster '\(n)'")
+                    }
+                }
+            }
+        }
+        var chains: [String: [HTTPFilterFactory]] = [:]
+        var seenNames = Set<String>()
+        var seenPorts = Set<String>()
+        for (i, l) in b.listeners.enumerated() {
+            let path = "listeners[\(i)]"
+            guard seenNames.insert(l.name).inserted else { throw ConfigError(path: path + ".name", reason: "duplicate listener '\(l.name)'") }
+            guard seenPorts.insert("\(l.address):\(l.port)").inserted else {
+                throw ConfigError(path: path + ".port", reason: "another listener already uses \(l.address):\(l.port)")
+            }
+            guard (0...65535).contains(l.port) else { throw ConfigError(path: path + ".port", reason: "port \(l.port) out of range") }
+            guard tables[l.routeConfig] != nil else {
+                throw ConfigError(path: path + ".routeConfig", reason: "unknown route config '\(l.routeConfig)'")
+            }
+            chains[l.name] = try (l.httpFilters ?? []).enumerated().map { fi, f in
+                guard let builder = registry.builder(named: f.name) else {
+                    throw ConfigError(path: "\(path).httpFilters[\(fi)].name",
+                                      reason: "unknown filter '\(f.name)' (known: \(registry.names.joined(separator: ", ")))")
+                }
+                do { return try builder(f.config) } catch let e as ConfigError {
+                    throw ConfigError(path: "\(path).httpFilters[\(fi)].config" + (e.path.isEmpty ? "" : "." + e.path), reason: e.reason)
+                } catch {
+                    throw ConfigError(path: "\(path).httpFilters[\(fi)].config", reason: "\(error)")
+                }
+            }
+        }
+        return ProxySnapshot(version: version, bootstrap: b, routeTables: tables, clusters: clusters, filterChains: chains)
+    }
+}

@@ -1,0 +1,144 @@
+import MeshAPI
+import NIOHTTP1
+
+/// A regular expression compiled once per snapshot. Swift's Regex is a value that is safe
+/// to share for matching; the wrapper only states that to the compiler.
+public struct CompiledRegex: @unchecked Sendable {
+    public let source: String
+    let regex: Regex<AnyRegexOutput>
+
+    public init(_ source: String) throws {
+        self.source = source
+        self.regex = try Regex(source)
+    }
+
+    public func wholeMatch(_ s: String) -> Bool {
+        (try? regex.wholeMatch(in: s)) != nil
+    }
+}
+
+/// The route picked for a request.
+public struct SelectedRoute: Sendable {
+    public let virtualHost: String
+    public let route: Route
+    public let compiled: CompiledRoute
+    public var name: String { route.name ?? "" }
+}
+
+public struct CompiledRoute: Sendable {
+    public let route: Route
+    let pathRegex: CompiledRegex?
+    let headerRegexes: [CompiledRegex?]
+
+    init(_ route: Route, at path: String) throws {
+        self.route = route
+        let m = route.match
+        let kinds = [m.prefix, m.path, m.safeRegex].compactMap { $0 }
+        guard kinds.count == 1 else {
+            throw ConfigError(path: path + ".match", reason: "exactly one of prefix, path, safeRegex is required")
+        }
+        do {
+            pathRegex = try m.safeRegex.map(CompiledRegex.init)
+        } catch {
+            throw ConfigError(path: path + ".match.safeRegex", reason: "invalid regex: \(error)")
+        }
+        headerRegexes = try (m.headers ?? []).enumerated().map { i, h in
+            do { return try h.safeRegex.map(CompiledRegex.init) } catch {
+                throw ConfigError(path: path + ".match.headers[\(i)].safeRegex", reason: "invalid regex: \(error)")
+            }
+        }
+        if route.route == nil && route.directResponse == nil {
+            throw ConfigError(path: path, reason: "a route needs route or directResponse")
+        }
+        if let action = route.route {
+            let clusters = action.cluster.map { [$0] } ?? action.weightedClusters?.map(\.name) ?? []
+            if clusters.isEmpty {
+                throw ConfigError(path: path + ".route", reason: "cluster or weightedClusters is required")
+            }
+            if let w = action.weightedClusters, w.contains(where: { $0.weight < 0 }) || w.reduce(0, { $0 + $1.weight }) == 0 {
+                throw ConfigError(path: path + ".route.weightedClusters", reason: "weights must be non-negative and not all zero")
+            }
+        }
+    }
+
+    func matches(path fullPath: String, method: String, headers: HTTPHeaders) -> Bool {
+        let m = route.match
+        let path = fullPath.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? fullPath
+        if let prefix = m.prefix, !path.hasPrefix(prefix) { return false }
+        if let exact = m.path, path != exact { return false }
+        if let re = pathRegex, !re.wholeMatch(path) { return false }
+        if let methods = m.methods, !methods.contains(method) { return false }
+        for (i, h) in (m.headers ?? []).enumerated() {
+            let values = headers[canonicalForm: h.name]
+            var ok: Bool
+            if let present = h.present {
+                ok = present == !values.isEmpty
+            } else if values.isEmpty {
+                ok = false
+            } else {
+                let value = values.joined(separator: ",")
+                if let exact = h.exact { ok = value == exact }
+                else if let prefix = h.prefix { ok = value.hasPrefix(prefix) }
+                else if let re = headerRegexes[i] { ok = re.wholeMatch(value) }
+                else { ok = true }
+            }
+            if h.invert == true { ok.toggle() }
+            if !ok { return false }
+        }
+        return true
+    }
+}
+
+/// A RouteConfig compiled for matching: virtual hosts by domain, routes in order.
+public struct RouteTable: Sendable {
+    struct Host: Sendable {
+        let name: String
+        let domains: [String]
+        let routes: [CompiledRoute]
+    }
+    let hosts: [Host]
+
+    init(_ config: RouteConfig, at path: String) throws {
+        hosts = try config.virtualHosts.enumerated().map { hi, vh in
+            Host(name: vh.name, domains: vh.domains.map { $0.lowercased() },
+                 routes: try vh.routes.enumerated().map { ri, r in
+                     try CompiledRoute(r, at: "\(path).virtualHosts[\(hi)].routes[\(ri)]")
+                 })
+        }
+    }
+
+    /// Envoy's domain order: exact, then suffix wildcards (longest first), then prefix wildcards, then "*".
+    public func select(authority: String, path: String, method: String, headers: HTTPHeaders) -> SelectedRoute? {
+        let host = Self.stripPort(authority).lowercased()
+        guard let vh = pickHost(host) else { return nil }
+        for r in vh.routes where r.matches(path: path, method: method, headers: headers) {
+            return SelectedRoute(virtualHost: vh.name, route: r.route, compiled: r)
+        }
+        return nil
+    }
+
+    private func pickHost(_ host: String) -> Host? {
+        var best: (Host, Int)?
+        for h in hosts {
+            for d in h.domains {
+                let score: Int
+                if d == host || d == Self.stripPort(d) && d == host { score = 1_000_000 }
+                else if d == "*" { score = 0 }
+                else if d.hasPrefix("*"), host.hasSuffix(d.dropFirst()) { score = 1000 + d.count }
+                else if d.hasSuffix("*"), host.hasPrefix(d.dropLast()) { score = 500 + d.count }
+                else { continue }
+                if best == nil || score > best!.1 { best = (h, score) }
+            }
+        }
+        return best?.0
+    }
+
+    static func stripPort(_ authority: String) -> String {
+        if authority.hasPrefix("[") {
+            if let end = authority.firstIndex(of: "]") { return String(authority[...end]) }
+            return authority
+        }
+        if let colon = authority.lastIndex(of: ":") { return String(authority[..<colon]) }
+        return authority
+    }
+}

@@ -1,0 +1,51 @@
+import NIOCore
+
+/// Envoy's response flags, as they appear in the access log and metrics.
+public enum ResponseFlag: String, Sendable {
+    case noHealthyUpstream = "UH"
+    case upstreamConnectionFailure = "UF"
+    case upstreamOverflow = "UO"
+    case noRouteFound = "NR"
+    case noClusterFound = "NC"
+    case downstreamConnectionTermination = "DC"
+    case upstreamRequestTimeout = "UT"
+    case localReset = "LR"
+    case upstreamRemoteReset = "UR"
+    case upstreamConnectionTermination = "UC"
+    case upstreamProtocolError = "UPE"
+    case downstreamProtocolError = "DPE"
+    case streamIdleTimeout = "SI"
+}
+
+/// Facts about one stream, filled in as it progresses; read by the access log and metrics.
+public struct StreamInfo {
+    public var startTime: NIODeadline = .now()
+    public var startWallTime: Double = 0
+    public var protocolVersion: HTTPProtocolVersion = .http11
+    public var method: String = "-"
+    public var path: String = "-"
+    public var authority: String = "-"
+    public var userAgent: String?
+    public var requestID: String?
+    public var forwardedFor: String?
+    public var routeName: String?
+    public var clusterName: String?
+    public var upstreamHost: String?
+    public var responseCode: Int?
+    public var responseFlags: [ResponseFlag] = []
+    public var bytesReceived: Int = 0
+    public var bytesSent: Int = 0
+    public var upstreamServiceTime: Int64?
+    /// Envoy's dynamic metadata: namespace → key → value (strings only on the native side).
+    public var dynamicMetadata: [String: [String: String]] = [:]
+
+    public init() {}
+
+    public mutating func addFlag(_ flag: ResponseFlag) {
+        if !responseFlags.contains(flag) { responseFlags.append(flag) }
+    }
+
+    public var flagsString: String {
+        responseFlags.isEmpty ? "-" : responseFlags.map(\.rawValue).joined(separator: ",")
+    }
+}

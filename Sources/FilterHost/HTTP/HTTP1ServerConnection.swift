@@ -1,0 +1,212 @@
+import NIOCore
+import NIOHTTP1
+
+/// A downstream HTTP/1.x connection: turns NIOHTTP1's request parts into stream events and
+/// the engine's response calls into response parts. One exchange at a time; NIO's
+/// pipelining handler (ahead of this one) holds back pipelined requests.
+final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStream {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let factory: DownstreamStreamFactory
+    let connectionInfo: ConnectionInfo
+    private let timeouts: ConnectionTimeouts
+    private var context: ChannelHandlerContext?
+    private var events: DownstreamStreamEvents?
+    private var version = HTTPVersion.http1_1
+    private var keepAlive = true
+    private var requestComplete = true
+    private var responseComplete = true
+    private var requestEndSwallowed = false
+    private var readPaused = false
+    private var readPending = false
+    private var timer: Scheduled<Void>?
+    private var draining = false
+
+    init(factory: DownstreamStreamFactory, connectionInfo: ConnectionInfo, timeouts: ConnectionTimeouts) {
+        self.factory = factory
+        self.connectionInfo = connectionInfo
+        self.timeouts = timeouts
+    }
+
+    var eventLoop: EventLoop { context!.eventLoop }
+    var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        armTimer(timeouts.requestHeaders, status: 408)
+    }
+
+    // MARK: requests in
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let h):
+            timer?.cancel()
+            version = h.version
+            keepAlive = h.isKeepAlive && !draining
+            requestComplete = false
+            responseComplete = false
+            var headers = h.headers
+            let authority = headers.first(name: "host") ?? ""
+            headers.remove(name: "host")
+            let hasBody = headers.contains(name: "transfer-encoding")
+                || (headers.first(name: "content-length").map { $0 != "0" } ?? false)
+            let head = RequestHead(method: h.method.rawValue, scheme: connectionInfo.isTLS ? "https" : "http",
+                                   authority: authority, path: h.uri, headers: headers,
+                                   version: h.version.minor == 0 ? .http10 : .http11)
+            requestEndSwallowed = !hasBody
+            let stream = factory.makeStream(downstream: self)
+            events = stream
+            stream.receiveHead(head, endStream: !hasBody)
+        case .body(let b):
+            events?.receiveData(b, endStream: false)
+        case .end(let trailers):
+            requestComplete = true
+            if requestEndSwallowed { break }
+            if let trailers, !trailers.isEmpty { events?.receiveTrailers(trailers) }
+            else { events?.receiveData(ByteBuffer(), endStream: true) }
+        }
+        if requestComplete && responseComplete { exchangeDone() }
+    }
+
+    // MARK: responses out
+
+    func sendResponseHead(_ head: ResponseHead, endStream: Bool) {
+        guard let context else { return }
+        var headers = head.headers
+        if !keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
+        else if version.minor == 0 { headers.replaceOrAdd(name: "connection", value: "keep-alive") }
+        if !endStream, version.minor == 0, !headers.contains(name: "content-length") {
+            // HTTP/1.0 has no chunked encoding: the body ends when the connection does.
+            keepAlive = false
+            headers.replaceOrAdd(name: "connection", value: "close")
+        }
+        var status = HTTPResponseStatus(statusCode: head.status)
+        if let reason = head.reason { status = HTTPResponseStatus(statusCode: head.status, reasonPhrase: reason) }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))), promise: nil)
+        if endStream { endResponse(nil) }
+    }
+
+    func sendResponseData(_ data: ByteBuffer, endStream: Bool) {
+        guard let context else { return }
+        if data.readableBytes > 0 {
+            context.write(wrapOutboundOut(.body(.byteBuffer(data))), promise: nil)
+        }
+        if endStream { endResponse(nil) } else { context.flush() }
+    }
+
+    func sendResponseTrailers(_ trailers: HTTPHeaders) {
+        endResponse(trailers)
+    }
+
+    private func endResponse(_ trailers: HTTPHeaders?) {
+        guard let context else { return }
+        responseComplete = true
+        events = nil
+        context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+        // A response that ends before its request did leaves the connection unusable.
+        if !requestComplete { keepAlive = false }
+        if !keepAlive {
+            context.close(promise: nil)
+        } else if requestComplete {
+            exchangeDone()
+        }
+    }
+
+    private func exchangeDone() {
+        if readPaused { setRequestReadingPaused(false) }
+        if draining { context?.close(promise: nil); return }
+        armTimer(timeouts.idle, status: nil)
+    }
+
+    func reset() {
+        events = nil
+        context?.close(promise: nil)
+    }
+
+    func setRequestReadingPaused(_ paused: Bool) {
+        readPaused = paused
+        if !paused, readPending, let context {
+            readPending = false
+            context.read()
+        }
+    }
+
+    /// Drain: finish the exchange in flight with `connection: close`, close an idle connection now.
+    func startDraining() {
+        draining = true
+        keepAlive = false
+        if responseComplete { context?.close(promise: nil) }
+    }
+
+    // MARK: channel events
+
+    func read(context: ChannelHandlerContext) {
+        if readPaused { readPending = true } else { context.read() }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        events?.streamWritabilityChanged(context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        let e = events
+        events = nil
+        if !responseComplete { e?.downstreamReset() }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // Malformed input: answer once with the right status and close, never forward.
+        guard responseComplete || events == nil else {
+            events?.downstreamReset()
+            events = nil
+            context.close(promise: nil)
+            return
+        }
+        let status = (error as? HTTPParserError) == .headerOverflow ? 431 : 400
+        sendErrorAndClose(status: status)
+    }
+
+    private func sendErrorAndClose(status: Int) {
+        guard let context, context.channel.isActive else { return }
+        let body = status == 431 ? "Request Header Fields Too Large" : status == 408 ? "Request Timeout" : "Bad Request"
+        var headers = HTTPHeaders()
+        headers.add(name: "content-length", value: String(body.utf8.count))
+        headers.add(name: "content-type", value: "text/plain")
+        headers.add(name: "connection", value: "close")
+        headers.add(name: "server", value: "meshd")
+        responseComplete = true
+        events = nil
+        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
+        }
+    }
+
+    /// One timer at a time: waiting for request headers (408) or idle between requests (close).
+    private func armTimer(_ amount: TimeAmount, status: Int?) {
+        guard let context else { return }
+        timer?.cancel()
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: amount) { [weak self] in
+            guard let self, self.responseComplete else { return }
+            if let status { self.sendErrorAndClose(status: status) } else { self.context?.close(promise: nil) }
+        }
+    }
+}
+
+public struct ConnectionTimeouts: Sendable {
+    public var idle: TimeAmount
+    public var requestHeaders: TimeAmount
+
+    public init(idle: TimeAmount = .seconds(300), requestHeaders: TimeAmount = .seconds(10)) {
+        self.idle = idle
+        self.requestHeaders = requestHeaders
+    }
+}

@@ -1,0 +1,177 @@
+import Foundation
+import Logging
+import MeshAPI
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// A running proxy: listeners, per-loop contexts, the current snapshot and how it is
+/// replaced. `apply` validates a new config completely before anything changes.
+public final class ProxyRuntime: Sendable {
+    public let group: MultiThreadedEventLoopGroup
+    let logger: Logger
+    let registry: FilterRegistry
+    let tracker = ConnectionTracker()
+    private let state: NIOLockedValueBox<State>
+    let contexts: LoopContexts
+
+    struct State {
+        var snapshot: ProxySnapshot
+        var listeners: [String: BoundListener] = [:]
+        var lastError: String?
+        var lastErrorTime: Date?
+        var accepted = 1
+        var rejected = 0
+        var draining = false
+    }
+
+    struct BoundListener {
+        let config: Listener
+        let channel: Channel
+    }
+
+    public init(group: MultiThreadedEventLoopGroup, registry: FilterRegistry, bootstrap: Bootstrap, logger: Logger) throws {
+        self.group = group
+        self.registry = registry
+        self.logger = logger
+        let snapshot = try ProxySnapshot.build(bootstrap, version: 1, registry: registry)
+        let loops = group.makeIterator().map { $0 }
+        contexts = LoopContexts(loops.map { LoopContext(eventLoop: $0, snapshot: snapshot, accessLog: AccessLogWriter(eventLoop: $0)) })
+        state = NIOLockedValueBox(State(snapshot: snapshot))
+    }
+
+    public var snapshot: ProxySnapshot { state.withLockedValue { $0.snapshot } }
+
+    /// Binds every listener of the initial config. Throws on a bind or TLS error.
+    public func start() throws {
+        let snapshot = self.snapshot
+        var bound: [String: BoundListener] = [:]
+        for l in snapshot.bootstrap.listeners {
+            bound[l.name] = try bind(l)
+        }
+        state.withLockedValue { $0.listeners = bound }
+    }
+
+    private func bind(_ l: Listener) throws -> BoundListener {
+        let tls: TLSServerContext? = try l.tls.map {
+            try TLSServerContext(certificateChainFile: $0.certificateChain, privateKeyFile: $0.privateKey,
+                                 alpnProtocols: $0.alpn ?? ["h2", "http/1.1"], caCertificatesFile: $0.caCertificates)
+        }
+        let setup = ConnectionSetup(listener: l, contexts: contexts, tlsContext: tls, tracker: tracker)
+        let channel = try ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try setup.initialize(channel) }
+            }
+            .bind(host: l.address, port: l.port).wait()
+        logger.info("listening", metadata: ["listener": "\(l.name)", "address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+        return BoundListener(config: l, channel: channel)
+    }
+
+    /// The port a listener is bound to (useful with port 0).
+    public func boundPort(listener: String) -> Int? {
+        state.withLockedValue { $0.listeners[listener]?.channel.localAddress?.port }
+    }
+
+    /// Validates `bootstrap` and, if it is good, makes it the current snapshot: new streams
+    /// use it at once, streams in flight finish on the old one. Returns the new version.
+    @discardableResult
+    public func apply(_ bootstrap: Bootstrap) -> Result<Int, ConfigError> {
+        let current = self.snapshot
+        if bootstrap == current.bootstrap { return .success(current.version) }
+        let next: ProxySnapshot
+        do {
+            next = try ProxySnapshot.build(bootstrap, version: current.version + 1, registry: registry)
+        } catch let e as ConfigError {
+            return refuse(e)
+        } catch {
+            return refuse(ConfigError(path: "", reason: "\(error)"))
+        }
+        // Listeners first: a port that cannot be bound refuses the whole config.
+        let old = state.withLockedValue { $0.listeners }
+        var keep: [String: BoundListener] = [:]
+        var fresh: [String: BoundListener] = [:]
+        for l in bootstrap.listeners {
+            if let b = old[l.name], b.config.address == l.address, b.config.port == l.port, b.config.tls == l.tls {
+                keep[l.name] = BoundListener(config: l, channel: b.channel)
+                continue
+            }
+            // A listener that moved frees its old socket only after the new one is up, unless it is the same port.
+            if let b = old[l.name], b.config.port == l.port, b.config.address == l.address {
+                try? b.channel.close().wait()
+            }
+            do {
+                fresh[l.name] = try bind(l)
+            } catch {
+                for f in fresh.values { f.channel.close(promise: nil) }
+                return refuse(ConfigError(path: "listeners[\(l.name)]", reason: "cannot listen: \(error)"))
+            }
+        }
+        for (name, b) in old where keep[name] == nil {
+            b.channel.close(promise: nil)
+            tracker.drain(listener: name)
+        }
+        state.withLockedValue {
+            $0.snapshot = next
+            $0.listeners = keep.merging(fresh) { a, _ in a }
+            $0.accepted += 1
+        }
+        _ = contexts.forEach { $0.snapshot = next }
+        logger.info("config applied", metadata: ["version": "\(next.version)"])
+        return .success(next.version)
+    }
+
+    /// Records a config refused before it reached `apply` (unreadable, invalid YAML).
+    public func refuseExternally(_ e: ConfigError) -> Result<Int, ConfigError> { refuse(e) }
+
+    private func refuse(_ e: ConfigError) -> Result<Int, ConfigError> {
+        state.withLockedValue {
+            $0.lastError = e.description
+            $0.lastErrorTime = Date()
+            $0.rejected += 1
+        }
+        logger.error("config refused, keeping the last good one", metadata: ["reason": "\(e.description)"])
+        return .failure(e)
+    }
+
+    var status: (version: Int, accepted: Int, rejected: Int, lastError: String?) {
+        state.withLockedValue { ($0.snapshot.version, $0.accepted, $0.rejected, $0.lastError) }
+    }
+
+    /// Stops accepting, asks every connection to finish, and waits up to `timeout`.
+    /// Returns true when every connection closed in time.
+    public func drain(timeout: TimeAmount) -> Bool {
+        let listeners = state.withLockedValue { s -> [BoundListener] in
+            s.draining = true
+            return Array(s.listeners.values)
+        }
+        for l in listeners { try? l.channel.close().wait() }
+        tracker.drain()
+        let deadline = NIODeadline.now() + timeout
+        while tracker.activeCount() > 0, NIODeadline.now() < deadline {
+            usleep(20_000)
+        }
+        flushAccessLogs()
+        return tracker.activeCount() == 0
+    }
+
+    public var isDraining: Bool { state.withLockedValue { $0.draining } }
+
+    public func flushAccessLogs() {
+        _ = try? contexts.forEach { $0.accessLog.flush() }.wait()
+    }
+
+    /// Counters from every loop, added together.
+    func collectStats() -> EventLoopFuture<LoopStats.Snapshot> {
+        contexts.forEach { ctx -> LoopStats.Snapshot in
+            var s = ctx.stats.snapshot
+            s.gauges["meshd_upstream_cx_active"] = ctx.pools.activeConnectionCount
+            return s
+        }.map { parts in
+            parts.reduce(into: LoopStats.Snapshot()) { $0.merge($1) }
+        }
+    }
+}

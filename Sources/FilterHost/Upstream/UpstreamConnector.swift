@@ -1,0 +1,45 @@
+import MeshAPI
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Opens upstream connections on one event loop: TCP, then TLS when the cluster asks for
+/// it, then the cluster's HTTP codec.
+struct UpstreamConnector {
+    let eventLoop: EventLoop
+
+    func connect(cluster: Cluster, endpoint: Endpoint, http2: Bool) -> EventLoopFuture<UpstreamConnection> {
+        let idle = TimeAmount.milliseconds(Int64(cluster.idleTimeoutMs ?? 60_000))
+        let tlsContext: TLSClientContext?
+        do {
+            tlsContext = try cluster.tls.map { try UpstreamTLSContexts.shared.context(for: $0, http2: http2) }
+        } catch {
+            return eventLoop.makeFailedFuture(UpstreamFailure.connectFailure("\(error)"))
+        }
+        let sni = cluster.tls?.sni ?? endpoint.address
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(.milliseconds(Int64(cluster.connectTimeoutMs ?? 5_000)))
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    if let tlsContext {
+                        try sync.addHandler(OpenSSLHandler(client: tlsContext, serverName: sni))
+                    }
+                    if http2 {
+                        try sync.addHandler(HTTP2ClientConnection())
+                    } else {
+                        try sync.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes)
+                        try sync.addHandler(HTTP1ClientConnection(idleTimeout: idle))
+                    }
+                }
+            }
+        return bootstrap.connect(host: endpoint.address, port: endpoint.port).flatMapThrowing { channel in
+            if http2 {
+                return try channel.pipeline.syncOperations.handler(type: HTTP2ClientConnection.self)
+            }
+            return try channel.pipeline.syncOperations.handler(type: HTTP1ClientConnection.self)
+        }
+    }
+}
