@@ -23,6 +23,8 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStream {
     private var readPending = false
     private var timer: Scheduled<Void>?
     private var draining = false
+    private var responseHeadSent = false
+    private var lingering = false
 
     init(factory: DownstreamStreamFactory, connectionInfo: ConnectionInfo, timeouts: ConnectionTimeouts) {
         self.factory = factory
@@ -41,6 +43,7 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStream {
     // MARK: requests in
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if lingering { return }
         switch unwrapInboundIn(data) {
         case .head(let h):
             timer?.cancel()
@@ -48,6 +51,7 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStream {
             keepAlive = h.isKeepAlive && !draining
             requestComplete = false
             responseComplete = false
+            responseHeadSent = false
             var headers = h.headers
             let authority = headers.first(name: "host") ?? ""
             headers.remove(name: "host")
@@ -75,6 +79,7 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStream {
 
     func sendResponseHead(_ head: ResponseHead, endStream: Bool) {
         guard let context else { return }
+        responseHeadSent = true
         var headers = head.headers
         if !keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
         else if version.minor == 0 { headers.replaceOrAdd(name: "connection", value: "keep-alive") }
@@ -161,33 +166,39 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStream {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if lingering { return }
         // Malformed input: answer once with the right status and close, never forward.
-        guard responseComplete || events == nil else {
+        if !responseComplete {
+            // Mid-request: abandon the exchange; answer 400 only if no response has started.
             events?.downstreamReset()
             events = nil
-            context.close(promise: nil)
-            return
+            guard !responseHeadSent else { return context.close(promise: nil) }
         }
         let status = (error as? HTTPParserError) == .headerOverflow ? 431 : 400
         sendErrorAndClose(status: status)
     }
 
+    /// Answers a protocol error below the HTTP codec (raw bytes from the encoder's position,
+    /// so no response state machine is involved), then closes after a short linger so the
+    /// client reads the answer instead of a reset.
     private func sendErrorAndClose(status: Int) {
-        guard let context, context.channel.isActive else { return }
-        let body = status == 431 ? "Request Header Fields Too Large" : status == 408 ? "Request Timeout" : "Bad Request"
-        var headers = HTTPHeaders()
-        headers.add(name: "content-length", value: String(body.utf8.count))
-        headers.add(name: "content-type", value: "text/plain")
-        headers.add(name: "connection", value: "close")
-        headers.add(name: "server", value: "meshd")
+        guard let context, context.channel.isActive, !lingering else { return }
+        lingering = true
         responseComplete = true
         events = nil
-        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers)
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
-            context.close(promise: nil)
+        timer?.cancel()
+        let reason = status == 431 ? "Request Header Fields Too Large" : status == 408 ? "Request Timeout" : "Bad Request"
+        let text = "HTTP/1.1 \(status) \(reason)\r\ncontent-length: \(reason.utf8.count)\r\ncontent-type: text/plain\r\n"
+            + "connection: close\r\nserver: meshd\r\n\r\n\(reason)"
+        let channel = context.channel
+        // Written from the encoder's position, the bytes go straight to TLS or the socket.
+        guard let encoder = try? channel.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) else {
+            return context.close(promise: nil)
         }
+        encoder.writeAndFlush(NIOAny(ByteBuffer(string: text))).assumeIsolated().whenComplete { _ in
+            channel.close(mode: .output, promise: nil)
+        }
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
     }
 
     /// One timer at a time: waiting for request headers (408) or idle between requests (close).
