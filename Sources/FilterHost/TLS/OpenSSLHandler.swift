@@ -1,7 +1,8 @@
 import NIOCore
 
 /// Terminates or originates TLS on a NIO channel: ciphertext on the channel side,
-/// plaintext ByteBuffers on the pipeline side. Event-loop only.
+/// plaintext ByteBuffers on the pipeline side. Event-loop only: create it in a channel
+/// initializer and add it with `pipeline.syncOperations`.
 public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler {
     public typealias InboundIn = ByteBuffer
     public typealias InboundOut = ByteBuffer
@@ -157,3 +158,7 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 }
+
+/// Bound to one channel's event loop; never shared across threads.
+@available(*, unavailable)
+extension OpenSSLHandler: Sendable {}
