@@ -63,6 +63,9 @@ final class FilterIterator<D: FilterDirection> {
     private var accumulating: (index: Int, buffer: ByteBuffer)?
     private var draining = false
     private var underPressure = false
+    /// The filter being called right now, and whether it asked to resume during the call.
+    private var calling: HTTPFilter?
+    private var resumedDuringCall = false
     private(set) var aborted = false
 
     init(filters: [HTTPFilter], bufferLimit: Int, sink: FilterSink<D.Head>) {
@@ -85,8 +88,14 @@ final class FilterIterator<D: FilterDirection> {
         accumulating = nil
     }
 
-    /// Resume after `filter` stopped the front event.
+    /// Resume after `filter` stopped the front event. A filter may also resume from inside
+    /// its own callback (e.g. a pooled connection was ready at once); the stop it is about
+    /// to return is then ignored.
     func resume(from filter: HTTPFilter) {
+        if !blocked, let current = calling, current === filter {
+            resumedDuringCall = true
+            return
+        }
         guard blocked, let front = queue.first, front.position > 0,
               filters[front.position - 1] === filter else { return }
         blocked = false
@@ -116,7 +125,7 @@ final class FilterIterator<D: FilterDirection> {
         switch event {
         case .headers(var head, let end):
             while i < filters.count {
-                let status = D.headers(filters[i], &head, end)
+                let status = call(filters[i]) { D.headers($0, &head, end) }
                 if aborted { return }
                 i += 1
                 if status == .stop { return hold(.headers(head, end: end), at: i) }
@@ -131,7 +140,7 @@ final class FilterIterator<D: FilterDirection> {
                     guard end else { accumulating = acc; return }
                     data = acc.buffer
                 }
-                let status = D.data(filters[i], &data, end)
+                let status = call(filters[i]) { D.data($0, &data, end) }
                 if aborted { return }
                 i += 1
                 if status == .stopAndBuffer {
@@ -148,15 +157,15 @@ final class FilterIterator<D: FilterDirection> {
                     // Trailers end the body: the buffering filter sees it whole, then the trailers follow.
                     accumulating = nil
                     var body = acc.buffer
-                    let status = D.data(filters[i], &body, true)
+                    let status = call(filters[i]) { D.data($0, &body, true) }
                     if aborted { return }
                     queue.insert((.trailers(trailers), i), at: 0)
                     queue.insert((.data(body, end: false), i + 1), at: 0)
                     queuedBytes += body.readableBytes
-                    if status == .stopAndBuffer { blocked = true }
+                    if status == .stopAndBuffer, !consumeEarlyResume() { blocked = true }
                     return
                 }
-                let status = D.trailers(filters[i], &trailers)
+                let status = call(filters[i]) { D.trailers($0, &trailers) }
                 if aborted { return }
                 i += 1
                 if status == .stop { return hold(.trailers(trailers), at: i) }
@@ -168,7 +177,19 @@ final class FilterIterator<D: FilterDirection> {
     private func hold(_ event: Event, at position: Int) {
         queue.insert((event, position), at: 0)
         queuedBytes += event.byteCount
-        blocked = true
+        if !consumeEarlyResume() { blocked = true }
+    }
+
+    private func call<S>(_ filter: HTTPFilter, _ body: (HTTPFilter) -> S) -> S {
+        calling = filter
+        resumedDuringCall = false
+        defer { calling = nil }
+        return body(filter)
+    }
+
+    private func consumeEarlyResume() -> Bool {
+        defer { resumedDuringCall = false }
+        return resumedDuringCall
     }
 
     private func overflow() {
