@@ -129,7 +129,7 @@ public final class HTTP2ClientConnection: ChannelDuplexHandler, UpstreamConnecti
         let entries = [
             nghttp2_settings_entry(settings_id: H2.settingsEnablePush, value: 0),
             nghttp2_settings_entry(settings_id: H2.settingsInitialWindowSize,
-                                   value: UInt32(clamping: settings.initialWindowSize)),
+                                   value: UInt32(H2.window(settings.initialWindowSize))),
             nghttp2_settings_entry(settings_id: H2.settingsMaxHeaderListSize,
                                    value: UInt32(clamping: settings.maxHeaderListSize)),
         ]

@@ -47,6 +47,11 @@ enum H2 {
     /// Pseudo code passed to `streamClosed` when the whole connection went away.
     static let connectionLost = UInt32.max
 
+    /// A flow-control window clamped to HTTP/2's maximum (2^31 - 1).
+    static func window(_ size: Int) -> Int32 {
+        Int32(clamping: max(size, 0))
+    }
+
     /// Readable name for an RST_STREAM/GOAWAY error code (for failure messages).
     static func errorName(_ code: UInt32) -> String {
         if code == connectionLost { return "connection closed" }

@@ -135,7 +135,7 @@ public final class HTTP2ServerCodec: ChannelDuplexHandler {
             nghttp2_settings_entry(settings_id: H2.settingsMaxConcurrentStreams,
                                    value: UInt32(clamping: settings.maxConcurrentStreams)),
             nghttp2_settings_entry(settings_id: H2.settingsInitialWindowSize,
-                                   value: UInt32(clamping: settings.initialWindowSize)),
+                                   value: UInt32(H2.window(settings.initialWindowSize))),
             nghttp2_settings_entry(settings_id: H2.settingsMaxHeaderListSize,
                                    value: UInt32(clamping: settings.maxHeaderListSize)),
         ]

@@ -52,8 +52,9 @@ final class HTTP2Session {
 
     /// Bytes serialized per flush round before nghttp2 is paused and the buffer written.
     static let outputBudget = 256 * 1024
-    /// DATA chunks at least this large are sliced from the read buffer; smaller ones are
-    /// copied so a tiny chunk cannot pin a whole read buffer while its stream is paused.
+    /// DATA chunks at least this large (or at least half their read buffer) are sliced
+    /// from the read buffer; smaller ones are copied, so a tiny chunk kept by a paused
+    /// or buffering consumer cannot pin a whole read buffer.
     static let sliceThreshold = 8 * 1024
 
     init(owner: HTTP2SessionOwner, eventLoop: EventLoop, maxHeaderListSize: Int) {
@@ -89,7 +90,7 @@ final class HTTP2Session {
         _ = settings.withUnsafeBufferPointer {
             nghttp2_submit_settings(session, H2.flagNone, $0.baseAddress, $0.count)
         }
-        _ = nghttp2_session_set_local_window_size(session, H2.flagNone, 0, Int32(clamping: connectionWindowSize))
+        _ = nghttp2_session_set_local_window_size(session, H2.flagNone, 0, H2.window(connectionWindowSize))
         return true
     }
 
@@ -113,7 +114,7 @@ final class HTTP2Session {
 
     /// A DATA payload nghttp2 points at: a slice of the read buffer when possible.
     func inputBytes(_ pointer: UnsafePointer<UInt8>, _ length: Int) -> ByteBuffer {
-        if length >= Self.sliceThreshold, let input, let base = inputBase {
+        if let input, let base = inputBase, length >= Self.sliceThreshold || length * 2 >= input.capacity {
             let offset = UnsafeRawPointer(pointer) - base
             if offset >= 0, offset + length <= input.readableBytes,
                let slice = input.getSlice(at: input.readerIndex + offset, length: length) {

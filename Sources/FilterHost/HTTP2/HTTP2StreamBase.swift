@@ -19,7 +19,8 @@ class HTTP2StreamBase {
 
     // Inbound.
     private final var heldChunk: ByteBuffer?
-    private final var pending = CircularBuffer<HTTP2InboundEvent>(initialCapacity: 4)
+    /// Events held while reading is paused; allocated on first use (pausing is rare).
+    private final var pending: CircularBuffer<HTTP2InboundEvent>?
     private final var readPaused = false
     private final var drainScheduled = false
     /// The peer's END_STREAM (or trailers) arrived.
@@ -30,7 +31,7 @@ class HTTP2StreamBase {
     final var detached = false
 
     // Outbound.
-    private final var outQueue = CircularBuffer<ByteBuffer>(initialCapacity: 4)
+    private final var outQueue = CircularBuffer<ByteBuffer>(initialCapacity: 2)
     private final var queuedBytes = 0
     private final var providerDeferred = false
     /// The producer gave its last data (or trailers); the provider reports EOF once drained.
@@ -59,8 +60,6 @@ class HTTP2StreamBase {
     func deliverData(_ data: ByteBuffer, endStream: Bool) {}
     func deliverTrailers(_ trailers: HTTPHeaders) {}
     func deliverWritable() {}
-    /// Paused events that outlived the stream's close have all been delivered.
-    func pendingDrainedAfterClose() {}
 
     // MARK: Inbound
 
@@ -92,8 +91,9 @@ class HTTP2StreamBase {
     }
 
     final func enqueue(_ event: HTTP2InboundEvent) {
-        if readPaused || !pending.isEmpty {
-            pending.append(event)
+        if readPaused || hasPendingInbound {
+            if pending == nil { pending = CircularBuffer(initialCapacity: 8) }
+            pending!.append(event)
         } else {
             deliver(event)
         }
@@ -118,29 +118,29 @@ class HTTP2StreamBase {
     /// While paused nothing is delivered or consumed, so the peer's window closes.
     final func setReadPaused(_ paused: Bool) {
         readPaused = paused
-        guard !paused, !pending.isEmpty, !drainScheduled else { return }
+        guard !paused, hasPendingInbound, !drainScheduled else { return }
         // Deliver on the next tick, not from inside the consumer's call.
         drainScheduled = true
         session.eventLoop.assumeIsolated().execute { [self] in
             drainScheduled = false
-            while !readPaused, !detached, let event = pending.popFirst() {
+            while !readPaused, !detached, let event = pending?.popFirst() {
                 deliver(event)
             }
             session.scheduleFlush()
-            if closed && pending.isEmpty { pendingDrainedAfterClose() }
         }
     }
 
-    final var hasPendingInbound: Bool { !pending.isEmpty }
+    final var hasPendingInbound: Bool { pending.map { !$0.isEmpty } ?? false }
 
     /// Drops undelivered inbound data, returning its flow-control credit.
     final func discardInbound() {
         detached = true
         var bytes = heldChunk?.readableBytes ?? 0
         heldChunk = nil
-        while let event = pending.popFirst() {
+        while let event = pending?.popFirst() {
             if case .data(let data, _) = event { bytes += data.readableBytes }
         }
+        pending = nil
         session.consume(self, bytes)
     }
 
