@@ -210,6 +210,33 @@ final class HTTP2ClientConnectionTests: XCTestCase {
         XCTAssertFalse(state.1)
     }
 
+    /// Client cancel (RST_STREAM) and connection loss both reach the engine as downstreamReset.
+    func testClientCancelAndDisconnectResetDownstream() throws {
+        let (channel, connection) = try connect(port: server.port)
+        let loop = channel.eventLoop
+        let request = try loop.submit { () -> NIOLoopBound<UpstreamRequest> in
+            let promise = loop.makePromise(of: CollectedResponse.self)
+            promise.futureResult.whenComplete { _ in }
+            let request = connection.value.startStream(handler: ResponseCollector(promise: promise))!
+            request.sendHead(Self.head("/hold"), endStream: false)
+            request.sendData(Self.body(size: 1_000, seed: 2), endStream: false)
+            return NIOLoopBound(request, eventLoop: loop)
+        }.wait()
+        XCTAssertTrue(server.log.eventually { $0.heads == 1 })
+        try loop.submit { request.value.cancel() }.wait()
+        XCTAssertTrue(server.log.eventually { $0.resets == 1 }, "cancel did not reach the engine")
+
+        try loop.submit {
+            let promise = loop.makePromise(of: CollectedResponse.self)
+            promise.futureResult.whenComplete { _ in }
+            let request = connection.value.startStream(handler: ResponseCollector(promise: promise))!
+            request.sendHead(Self.head("/hold"), endStream: false)
+        }.wait()
+        XCTAssertTrue(server.log.eventually { $0.heads == 2 })
+        try channel.close().wait()
+        XCTAssertTrue(server.log.eventually { $0.resets == 2 }, "connection loss did not reach the engine")
+    }
+
     func testServerClosingMidStreamFailsRequest() throws {
         let rude = try ServerBootstrap(group: group)
             .childChannelInitializer { channel in

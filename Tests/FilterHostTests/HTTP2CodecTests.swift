@@ -77,6 +77,18 @@ final class HTTP2CodecTests: XCTestCase {
         XCTAssertTrue(result.stdout.contains("2000 succeeded"), result.stdout)
     }
 
+    /// Many concurrent 256 KiB uploads: exercises flow control and request-reading pauses.
+    func testH2loadConcurrentUploads() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("h2-body-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: file) }
+        try Data(repeating: 0x61, count: 256 * 1024).write(to: file)
+        let result = try runProcess("/usr/bin/h2load", ["-n", "200", "-c", "2", "-m", "20", "-d", file.path,
+                                                        "\(server.url)/upload"], timeout: 120)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("200 succeeded"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("(52428800) data"), result.stdout)
+    }
+
     /// "Rapid reset": open and RST 1000 streams; the server must answer with
     /// GOAWAY(ENHANCE_YOUR_CALM) and close the connection.
     func testRapidResetFloodGetsGoaway() throws {

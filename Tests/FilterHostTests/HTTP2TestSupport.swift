@@ -10,9 +10,33 @@ import XCTest
 /// stream; `/shutdown` starts a graceful shutdown of the connection, then echoes.
 final class EchoFactory: DownstreamStreamFactory {
     weak var codec: HTTP2ServerCodec?
+    let log: EventLog
+
+    init(log: EventLog) { self.log = log }
 
     func makeStream(downstream: DownstreamStream) -> DownstreamStreamEvents {
         EchoStream(downstream: downstream, factory: self)
+    }
+}
+
+/// What the echo engines saw, readable from the test thread.
+final class EventLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var heads = 0
+    private var resets = 0
+
+    func recordHead() { lock.lock(); heads += 1; lock.unlock() }
+    func recordReset() { lock.lock(); resets += 1; lock.unlock() }
+    var counts: (heads: Int, resets: Int) { lock.lock(); defer { lock.unlock() }; return (heads, resets) }
+
+    /// Polls `condition` for up to `seconds`.
+    func eventually(_ seconds: Double = 5, _ condition: ((heads: Int, resets: Int)) -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition(counts) { return true }
+            usleep(10_000)
+        }
+        return condition(counts)
     }
 }
 
@@ -28,6 +52,7 @@ final class EchoStream: DownstreamStreamEvents {
 
     func receiveHead(_ head: RequestHead, endStream: Bool) {
         guard let downstream else { return }
+        factory.log.recordHead()
         path = head.path
         switch head.path {
         case "/trailers":
@@ -62,7 +87,9 @@ final class EchoStream: DownstreamStreamEvents {
         if writable { downstream?.setRequestReadingPaused(false) }
     }
 
-    func downstreamReset() {}
+    func downstreamReset() {
+        factory.log.recordReset()
+    }
 }
 
 /// An HTTP2ServerCodec + EchoFactory server on 127.0.0.1, on its own one-thread group.
@@ -70,15 +97,17 @@ final class EchoServer {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let channel: Channel
     let port: Int
+    let log = EventLog()
 
     init(settings: HTTP2ServerSettings = .init()) throws {
+        let log = self.log
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 256)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let factory = EchoFactory()
+                    let factory = EchoFactory(log: log)
                     let info = ConnectionInfo(remoteAddress: channel.remoteAddress, localAddress: channel.localAddress)
                     let codec = HTTP2ServerCodec(factory: factory, connectionInfo: info, settings: settings)
                     factory.codec = codec
