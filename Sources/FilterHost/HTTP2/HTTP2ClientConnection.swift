@@ -22,6 +22,7 @@ public final class HTTP2ClientConnection: ChannelDuplexHandler, UpstreamConnecti
     private var activeStreams = 0
     private var readHeld = false
     private var stateChangePending = false
+    private var closeRequested = false
 
     public init(eventLoop: EventLoop, settings: HTTP2ClientSettings = .init()) {
         self.eventLoop = eventLoop
@@ -33,7 +34,7 @@ public final class HTTP2ClientConnection: ChannelDuplexHandler, UpstreamConnecti
     // MARK: UpstreamConnection
 
     public var canStartStream: Bool {
-        guard started, !isClosed, !goawayReceived, let raw = session.raw else { return false }
+        guard started, !isClosed, !closeRequested, !goawayReceived, let raw = session.raw else { return false }
         // Until the server's SETTINGS arrive nghttp2 reports "unlimited"; our cap applies.
         let remoteLimit = Int(nghttp2_session_get_remote_settings(raw, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS))
         guard activeStreams < min(settings.maxConcurrentStreams, remoteLimit) else { return false }
@@ -192,7 +193,10 @@ extension HTTP2ClientConnection: HTTP2SessionOwner {
     func sessionDidFlush() {
         if let raw = session.raw, nghttp2_session_want_read(raw) == 0, nghttp2_session_want_write(raw) == 0 {
             // GOAWAY exchanged and no stream left, or a fatal protocol error.
-            context?.close(promise: nil)
+            if !closeRequested {
+                closeRequested = true
+                session.closeAfterPendingWrites()
+            }
         }
         if stateChangePending {
             stateChangePending = false

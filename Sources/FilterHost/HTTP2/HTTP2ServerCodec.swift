@@ -153,10 +153,15 @@ public final class HTTP2ServerCodec: ChannelDuplexHandler {
         session?.teardown()
     }
 
-    private func closeConnection() {
+    /// `graceful`: after our last frames (GOAWAY) are out; otherwise at once.
+    private func closeConnection(graceful: Bool = false) {
         guard !closing else { return }
         closing = true
-        context?.close(promise: nil)
+        if graceful {
+            session.closeAfterPendingWrites()
+        } else {
+            context?.close(promise: nil)
+        }
     }
 
     /// Counts client RST_STREAMs; too many per window is the "rapid reset" attack.
@@ -239,7 +244,7 @@ extension HTTP2ServerCodec: HTTP2SessionOwner {
         guard let raw = session.raw else { return }
         let done = nghttp2_session_want_read(raw) == 0 && nghttp2_session_want_write(raw) == 0
         if done || (shutdown == .goawaySent && session.streams.isEmpty) {
-            closeConnection()
+            closeConnection(graceful: true)
         }
     }
 

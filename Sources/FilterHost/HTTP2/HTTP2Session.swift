@@ -63,6 +63,11 @@ final class HTTP2Session {
         self.maxHeaderListSize = maxHeaderListSize
     }
 
+    deinit {
+        // Normally freed by teardown(); this only covers a handler that was never removed.
+        if let raw { nghttp2_session_del(raw) }
+    }
+
     var isActive: Bool { raw != nil }
 
     /// Creates the nghttp2 session and queues our SETTINGS and connection window.
@@ -148,7 +153,8 @@ final class HTTP2Session {
     func scheduleFlush() {
         guard raw != nil, depth == 0, !inReadBatch, !flushScheduled else { return }
         flushScheduled = true
-        eventLoop.assumeIsolated().execute { [self] in
+        // Always called on the event loop (all session state is loop-bound).
+        eventLoop.assumeIsolatedUnsafeUnchecked().execute { [self] in
             if flushScheduled { flush() }
         }
     }
@@ -189,6 +195,22 @@ final class HTTP2Session {
         writableNotifications = []
         for stream in streams { stream.deliverWritable() }
     }
+
+    /// Closes the channel once everything written so far has left (waiting at most
+    /// `closeFlushTimeout`), so a final GOAWAY is not discarded by the close.
+    func closeAfterPendingWrites() {
+        guard let context else { return }
+        let channel = context.channel
+        let written = context.eventLoop.makePromise(of: Void.self)
+        context.writeAndFlush(NIOAny(channel.allocator.buffer(capacity: 0)), promise: written)
+        let deadline = context.eventLoop.scheduleTask(in: Self.closeFlushTimeout) { channel.close(promise: nil) }
+        written.futureResult.whenComplete { _ in
+            deadline.cancel()
+            channel.close(promise: nil)
+        }
+    }
+
+    static let closeFlushTimeout = TimeAmount.seconds(1)
 
     // MARK: Teardown
 

@@ -87,10 +87,14 @@ class HTTP2StreamBase {
 
     final func trailersReceived(_ trailers: HTTPHeaders) {
         remoteEnded = true
-        if !detached { enqueue(.trailers(trailers)) }
+        enqueue(.trailers(trailers))
     }
 
     final func enqueue(_ event: HTTP2InboundEvent) {
+        if detached {
+            if case .data(let data, _) = event { session.consume(self, data.readableBytes) }
+            return
+        }
         if readPaused || hasPendingInbound {
             if pending == nil { pending = CircularBuffer(initialCapacity: 8) }
             pending!.append(event)
@@ -121,7 +125,7 @@ class HTTP2StreamBase {
         guard !paused, hasPendingInbound, !drainScheduled else { return }
         // Deliver on the next tick, not from inside the consumer's call.
         drainScheduled = true
-        session.eventLoop.assumeIsolated().execute { [self] in
+        session.eventLoop.assumeIsolatedUnsafeUnchecked().execute { [self] in
             drainScheduled = false
             while !readPaused, !detached, let event = pending?.popFirst() {
                 deliver(event)
