@@ -1,0 +1,70 @@
+import NIOHTTP1
+
+/// Accumulates one received header block (request, response or trailers) as
+/// nghttp2 hands it over field by field. nghttp2 has already validated the
+/// block (pseudo-header order, lowercase names, no connection headers).
+struct HTTP2HeaderCollector {
+    var method = ""
+    var scheme = ""
+    var authority: String?
+    var path = ""
+    var status = 0
+    var host: String?
+    var cookies: [String] = []
+    var headers = HTTPHeaders()
+    /// RFC 9113 §6.5.2 size: name + value + 32 per field.
+    private(set) var size = 0
+    private(set) var tooLarge = false
+
+    mutating func reset() {
+        self = HTTP2HeaderCollector()
+    }
+
+    mutating func add(name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>, limit: Int) {
+        size += name.count + value.count + 32
+        if size > limit { tooLarge = true }
+        // Keep counting but stop storing once over the limit: the block is refused anyway.
+        if tooLarge { return }
+        let valueString = String(decoding: value, as: UTF8.self)
+        if name.first == UInt8(ascii: ":") {
+            if Self.equals(name, ":method") { method = valueString }
+            else if Self.equals(name, ":path") { path = valueString }
+            else if Self.equals(name, ":scheme") { scheme = valueString }
+            else if Self.equals(name, ":authority") { authority = valueString }
+            else if Self.equals(name, ":status") { status = Int(valueString) ?? 0 }
+            // Other pseudo-headers (e.g. :protocol) are not used by the engine.
+            return
+        }
+        if Self.equals(name, "host") {
+            host = valueString
+        } else if Self.equals(name, "cookie") {
+            // HTTP/2 allows cookie crumbs in separate fields (RFC 9113 §8.2.3).
+            cookies.append(valueString)
+        } else {
+            headers.add(name: String(decoding: name, as: UTF8.self), value: valueString)
+        }
+    }
+
+    /// Regular headers with the cookie crumbs joined back into one field.
+    mutating func takeHeaders() -> HTTPHeaders {
+        if !cookies.isEmpty {
+            headers.add(name: "cookie", value: cookies.joined(separator: "; "))
+            cookies = []
+        }
+        let result = headers
+        headers = HTTPHeaders()
+        return result
+    }
+
+    mutating func takeRequestHead() -> RequestHead {
+        RequestHead(method: method, scheme: scheme, authority: authority ?? host ?? "",
+                    path: path, headers: takeHeaders(), version: .http2)
+    }
+
+    @inline(__always)
+    static func equals(_ bytes: UnsafeBufferPointer<UInt8>, _ literal: StaticString) -> Bool {
+        guard bytes.count == literal.utf8CodeUnitCount else { return false }
+        let other = UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount)
+        return bytes.elementsEqual(other)
+    }
+}
