@@ -8,7 +8,8 @@ import NIOPosix
 struct UpstreamConnector {
     let eventLoop: EventLoop
 
-    func connect(cluster: Cluster, endpoint: Endpoint, http2: Bool) -> EventLoopFuture<UpstreamConnection> {
+    /// Connects; the channel's pipeline ends in the codec that `connection(of:http2:)` finds.
+    func connect(cluster: Cluster, endpoint: Endpoint, http2: Bool) -> EventLoopFuture<Channel> {
         let idle = TimeAmount.milliseconds(Int64(cluster.idleTimeoutMs ?? 60_000))
         let tlsContext: TLSClientContext?
         do {
@@ -28,18 +29,19 @@ struct UpstreamConnector {
                         try sync.addHandler(OpenSSLHandler(client: tlsContext, serverName: sni))
                     }
                     if http2 {
-                        try sync.addHandler(HTTP2ClientConnection())
+                        try sync.addHandler(HTTP2ClientConnection(eventLoop: channel.eventLoop))
                     } else {
                         try sync.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes)
                         try sync.addHandler(HTTP1ClientConnection(idleTimeout: idle))
                     }
                 }
             }
-        return bootstrap.connect(host: endpoint.address, port: endpoint.port).flatMapThrowing { channel in
-            if http2 {
-                return try channel.pipeline.syncOperations.handler(type: HTTP2ClientConnection.self)
-            }
-            return try channel.pipeline.syncOperations.handler(type: HTTP1ClientConnection.self)
-        }
+        return bootstrap.connect(host: endpoint.address, port: endpoint.port)
+    }
+
+    /// The codec of a connected channel; call on the channel's loop.
+    static func connection(of channel: Channel, http2: Bool) throws -> UpstreamConnection {
+        if http2 { return try channel.pipeline.syncOperations.handler(type: HTTP2ClientConnection.self) }
+        return try channel.pipeline.syncOperations.handler(type: HTTP1ClientConnection.self)
     }
 }

@@ -104,7 +104,7 @@ final class EndpointPool {
         connector.connect(cluster: cluster, endpoint: key.endpoint, http2: key.http2).hop(to: eventLoop)
             .assumeIsolated().whenComplete { result in
                 self.connecting -= 1
-                switch result {
+                switch result.flatMap({ ch in Swift.Result { try UpstreamConnector.connection(of: ch, http2: self.key.http2) } }) {
                 case .success(let c):
                     self.connections.append(c)
                     c.onStateChange = { [weak self, unowned c] in self?.stateChanged(c) }
