@@ -12,8 +12,14 @@ enum HeaderSanitizer {
 
     static func prepareRequest(_ head: inout RequestHead, connection: ConnectionInfo) {
         let keepTE = head.headers[canonicalForm: "te"].contains { $0.lowercased() == "trailers" }
+        let upgrade = isUpgradeRequest(head.headers) ? head.headers.first(name: "upgrade") : nil
         removeHopByHop(&head.headers)
         if keepTE { head.headers.add(name: "te", value: "trailers") }
+        if let upgrade {
+            // Upgrades (WebSocket) are tunnelled: the upstream must see the request as sent.
+            head.headers.add(name: "connection", value: "upgrade")
+            head.headers.add(name: "upgrade", value: upgrade)
+        }
         if let ip = connection.remoteAddress?.ipAddress {
             if let xff = head.headers.first(name: "x-forwarded-for") {
                 head.headers.replaceOrAdd(name: "x-forwarded-for", value: xff + "," + ip)
@@ -28,7 +34,9 @@ enum HeaderSanitizer {
     }
 
     static func prepareResponse(_ head: inout ResponseHead) {
+        let upgrade = head.status == 101 ? head.headers.first(name: "upgrade") : nil
         removeHopByHop(&head.headers)
+        if let upgrade { head.headers.add(name: "upgrade", value: upgrade) }
     }
 
     static func removeHopByHop(_ headers: inout HTTPHeaders) {

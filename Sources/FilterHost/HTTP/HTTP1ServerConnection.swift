@@ -25,6 +25,9 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStream {
     private var draining = false
     private var responseHeadSent = false
     private var lingering = false
+    /// An Upgrade request is in flight; after a 101 the connection is a raw tunnel.
+    private var upgradeRequested = false
+    private var tunnel = false
 
     init(factory: DownstreamStreamFactory, connectionInfo: ConnectionInfo, timeouts: ConnectionTimeouts) {
         self.factory = factory
@@ -60,13 +63,16 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStream {
             let head = RequestHead(method: h.method.rawValue, scheme: connectionInfo.isTLS ? "https" : "http",
                                    authority: authority, path: h.uri, headers: headers,
                                    version: h.version.minor == 0 ? .http10 : .http11)
-            requestEndSwallowed = !hasBody
+            upgradeRequested = isUpgradeRequest(h.headers)
+            requestEndSwallowed = !hasBody && !upgradeRequested
             let stream = factory.makeStream(downstream: self)
             events = stream
-            stream.receiveHead(head, endStream: !hasBody)
+            stream.receiveHead(head, endStream: !hasBody && !upgradeRequested)
         case .body(let b):
             events?.receiveData(b, endStream: false)
         case .end(let trailers):
+            // An upgrade request's "body" is the tunnel that may follow; it ends when the connection does.
+            if upgradeRequested { return }
             requestComplete = true
             if requestEndSwallowed { break }
             if let trailers, !trailers.isEmpty { events?.receiveTrailers(trailers) }
@@ -90,12 +96,23 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStream {
         }
         var status = HTTPResponseStatus(statusCode: head.status)
         if let reason = head.reason { status = HTTPResponseStatus(statusCode: head.status, reasonPhrase: reason) }
+        if upgradeRequested, head.status == 101 {
+            headers.replaceOrAdd(name: "connection", value: "upgrade")
+            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))), promise: nil)
+            return becomeTunnel(context)
+        }
+        if upgradeRequested, !endStream { keepAlive = false }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))), promise: nil)
         if endStream { endResponse(nil) }
     }
 
     func sendResponseData(_ data: ByteBuffer, endStream: Bool) {
         guard let context else { return }
+        if tunnel {
+            if data.readableBytes > 0 { context.writeAndFlush(NIOAny(data), promise: nil) }
+            if endStream { responseComplete = true; events = nil; context.close(promise: nil) }
+            return
+        }
         if data.readableBytes > 0 {
             context.write(wrapOutboundOut(.body(.byteBuffer(data))), promise: nil)
         }
@@ -117,6 +134,26 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStream {
             context.close(promise: nil)
         } else if requestComplete {
             exchangeDone()
+        }
+    }
+
+    private func becomeTunnel(_ context: ChannelHandlerContext) {
+        tunnel = true
+        keepAlive = false
+        timer?.cancel()
+        let sync = context.pipeline.syncOperations
+        let httpHandlers: [ChannelHandlerContext?] = [
+            try? sync.context(handlerType: HTTPResponseEncoder.self),
+            try? sync.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self),
+            try? sync.context(handlerType: HTTPServerPipelineHandler.self),
+            try? sync.context(handlerType: NIOHTTPResponseHeadersValidator.self),
+        ]
+        do {
+            try RawTunnelHandler.replaceHTTPCodec(in: sync, codec: self, httpHandlers: httpHandlers) { [weak self] bytes in
+                self?.events?.receiveData(bytes, endStream: false)
+            }
+        } catch {
+            reset()
         }
     }
 
@@ -161,6 +198,10 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStream {
         timer?.cancel()
         let e = events
         events = nil
+        if tunnel, !responseComplete {
+            // The client closed its side of a tunnel: that is the request's end, not a failure.
+            e?.receiveData(ByteBuffer(), endStream: true)
+        }
         if !responseComplete { e?.downstreamReset() }
         context.fireChannelInactive()
     }

@@ -100,6 +100,8 @@ final class RouterFilter: HTTPFilter, UpstreamResponseHandler {
 
     func upstreamHead(_ head: ResponseHead, endStream: Bool) {
         responseStarted = true
+        // A tunnel (101) lives as long as its peers want; the route timeout covered the handshake.
+        if head.status == 101 { timeout?.cancel() }
         if let sentAt { stream.streamInfo.upstreamServiceTime = (NIODeadline.now() - sentAt).nanoseconds / 1_000_000 }
         if let cluster { stats.upstreamResponse(cluster: cluster.name, code: head.status) }
         if endStream { finishResponse() }

@@ -19,6 +19,8 @@ final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnection, Ups
     private var readPaused = false
     private var readPending = false
     private var idleTimer: Scheduled<Void>?
+    private var upgradeRequested = false
+    private var tunnel = false
     private let idleTimeout: TimeAmount
     var onStateChange: (() -> Void)?
 
@@ -58,7 +60,10 @@ final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnection, Ups
         var headers = head.headers
         headers.replaceOrAdd(name: "host", value: head.authority)
         requestMethod = head.method
-        if endStream {
+        upgradeRequested = isUpgradeRequest(headers)
+        if upgradeRequested {
+            keepAlive = false
+        } else if endStream {
             if ["POST", "PUT", "PATCH"].contains(head.method), !headers.contains(name: "content-length") {
                 headers.add(name: "content-length", value: "0")
             }
@@ -72,6 +77,11 @@ final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnection, Ups
 
     func sendData(_ data: ByteBuffer, endStream: Bool) {
         guard let context, state == .active else { return }
+        if tunnel {
+            if data.readableBytes > 0 { context.writeAndFlush(NIOAny(data), promise: nil) }
+            if endStream { close() }
+            return
+        }
         if data.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(data))), promise: nil) }
         if endStream { endRequest(nil) } else { context.flush() }
     }
@@ -109,6 +119,12 @@ final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnection, Ups
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard state == .active, let handler else { return }
         switch unwrapInboundIn(data) {
+        case .head(let h) where h.status.code == 101 && upgradeRequested:
+            tunnel = true
+            handler.upstreamHead(ResponseHead(status: 101, reason: h.status.reasonPhrase, headers: h.headers), endStream: false)
+        case .end where tunnel:
+            // The decoder ends the 101 message and stops parsing; bytes after it are the tunnel's.
+            becomeTunnel(context)
         case .head(let h):
             keepAlive = h.isKeepAlive
             let length = h.headers.first(name: "content-length")
@@ -124,6 +140,24 @@ final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnection, Ups
             if let trailers, !trailers.isEmpty { handler.upstreamTrailers(trailers) }
             else if !responseHasNoBody { handler.upstreamData(ByteBuffer(), endStream: true) }
             if !keepAlive { close() } else if requestDone { becomeIdle() }
+        }
+    }
+
+    /// After a 101 the connection carries raw bytes both ways until either side closes.
+    private func becomeTunnel(_ context: ChannelHandlerContext) {
+        keepAlive = false
+        let sync = context.pipeline.syncOperations
+        let httpHandlers: [ChannelHandlerContext?] = [
+            try? sync.context(handlerType: HTTPRequestEncoder.self),
+            try? sync.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self),
+            try? sync.context(handlerType: NIOHTTPRequestHeadersValidator.self),
+        ]
+        do {
+            try RawTunnelHandler.replaceHTTPCodec(in: sync, codec: self, httpHandlers: httpHandlers) { [weak self] bytes in
+                self?.handler?.upstreamData(bytes, endStream: false)
+            }
+        } catch {
+            close()
         }
     }
 
@@ -153,7 +187,8 @@ final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnection, Ups
         state = .closed
         handler = nil
         idleTimer?.cancel()
-        h?.upstreamFailed(.reset("upstream connection closed"))
+        if tunnel { h?.upstreamData(ByteBuffer(), endStream: true) }
+        else { h?.upstreamFailed(.reset("upstream connection closed")) }
         onStateChange?()
         onStateChange = nil
         context.fireChannelInactive()
