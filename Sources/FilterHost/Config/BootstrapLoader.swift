@@ -36,6 +36,9 @@ public enum BootstrapLoader {
         case .valueNotFound(let type, let ctx):
             return ConfigError(file: file, path: path(ctx.codingPath), reason: "missing value, expected \(type)")
         case .dataCorrupted(let ctx):
+            if let yaml = ctx.underlyingError as? YamlError {
+                return ConfigError(file: file, path: path(ctx.codingPath), reason: "invalid YAML: \(yaml)")
+            }
             return ConfigError(file: file, path: path(ctx.codingPath), reason: ctx.debugDescription)
         @unknown default:
             return ConfigError(file: file, path: "", reason: "\(e)")
