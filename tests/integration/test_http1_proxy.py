@@ -138,3 +138,14 @@ def test_admin_endpoints(mesh):
     assert 'meshd_downstream_rq_xx{listener="main",response_code_class="2xx"} 1' in stats
     assert "# TYPE meshd_downstream_rq_total counter" in stats
     assert proxy.admin("/nope")[0] == 404
+
+
+def test_large_responses_back_to_back_on_a_pooled_connection(mesh):
+    """A response that was paused for backpressure must not leave its pooled connection paused."""
+    up = mesh.upstream("app")
+    port = free_port()
+    mesh.proxy(simple_config(port, up), concurrency=1)
+    for i in range(10):
+        size = 3_000_000 if i % 2 == 0 else 100
+        r = curl("-o", "/dev/null", "-w", "%{size_download} %{http_code}", f"http://127.0.0.1:{port}/bytes/{size}", timeout=20)
+        assert r.stdout.decode() == f"{size} 200", (i, r.stdout, r.stderr)

@@ -21,6 +21,7 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
     private var responseStarted = false
     private var responseComplete = false
     private var finished = false
+    private var counters: LoopStats.Listener?
 
     init(downstream: DownstreamStream, loop: LoopContext, snapshot: ProxySnapshot, listener: Listener) {
         self.downstream = downstream
@@ -50,7 +51,7 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
         var head = head
         streamInfo.startWallTime = Date().timeIntervalSince1970
         streamInfo.protocolVersion = head.version
-        HeaderSanitizer.prepareRequest(&head, connection: downstream.connectionInfo)
+        HeaderSanitizer.prepareRequest(&head, connection: downstream.connectionInfo, requestIDs: &loop.requestIDs)
         streamInfo.method = head.method
         streamInfo.path = head.path
         streamInfo.authority = head.authority
@@ -58,11 +59,13 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
         streamInfo.requestID = head.headers.first(name: "x-request-id")
         streamInfo.forwardedFor = head.headers.first(name: "x-forwarded-for")
         requestHead = head
-        loop.stats.downstreamRequest(listener: listener.name)
+        counters = loop.stats.listener(listener.name)
+        counters?.requests += 1
+        counters?.active += 1
 
         let limit = listener.perConnectionBufferLimitBytes ?? 1 << 20
         filters = (snapshot.filterChains[listener.name] ?? []).map { $0.makeFilter(stream: self) }
-        filters.append(RouterFilter(stream: self, pools: loop.pools, stats: loop.stats))
+        filters.append(RouterFilter(stream: self, pools: loop.pools, timers: loop.timers, stats: loop.stats))
         request = FilterIterator(filters: filters, bufferLimit: limit, sink: FilterSink(
             headers: { [unowned self] h, _ in self.requestHead = h },
             data: { _, _ in }, trailers: { _ in },
@@ -186,7 +189,10 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
         for f in filters { f.onStreamComplete() }
         filters.removeAll()
         onDownstreamWritabilityChanged = nil
-        loop.stats.downstreamResponse(listener: listener.name, code: streamInfo.responseCode ?? 0)
+        if let counters {
+            counters.active -= 1
+            counters.byClass[min(5, max(0, (streamInfo.responseCode ?? 0) / 100))] += 1
+        }
         if listener.accessLog ?? true { loop.accessLog.record(streamInfo) }
     }
 }

@@ -10,8 +10,9 @@ enum HeaderSanitizer {
         "proxy-authenticate", "proxy-authorization",
     ]
 
-    static func prepareRequest(_ head: inout RequestHead, connection: ConnectionInfo) {
-        let keepTE = head.headers[canonicalForm: "te"].contains { $0.lowercased() == "trailers" }
+    static func prepareRequest(_ head: inout RequestHead, connection: ConnectionInfo, requestIDs: inout RequestIDGenerator) {
+        let keepTE = head.headers.contains(name: "te")
+            && head.headers[canonicalForm: "te"].contains { $0.lowercased() == "trailers" }
         let upgrade = isUpgradeRequest(head.headers) ? head.headers.first(name: "upgrade") : nil
         removeHopByHop(&head.headers)
         if keepTE { head.headers.add(name: "te", value: "trailers") }
@@ -29,7 +30,7 @@ enum HeaderSanitizer {
         }
         head.headers.replaceOrAdd(name: "x-forwarded-proto", value: connection.isTLS ? "https" : "http")
         if !head.headers.contains(name: "x-request-id") {
-            head.headers.add(name: "x-request-id", value: UUID().uuidString.lowercased())
+            head.headers.add(name: "x-request-id", value: requestIDs.uuidString())
         }
     }
 
@@ -40,11 +41,30 @@ enum HeaderSanitizer {
     }
 
     static func removeHopByHop(_ headers: inout HTTPHeaders) {
-        // Headers named by Connection are hop-by-hop too.
-        for value in headers[canonicalForm: "connection"] {
-            let name = value.trimmingCharacters(in: .whitespaces).lowercased()
-            if !name.isEmpty, name != "close", name != "keep-alive" { headers.remove(name: String(name)) }
+        // One pass over the headers; the common case (nothing hop-by-hop but `connection`) stays cheap.
+        var remove: [String] = []
+        for (name, value) in headers where isHopByHop(name) {
+            remove.append(name)
+            guard name.utf8.count == 10, name.lowercased() == "connection" else { continue }
+            // Headers named by Connection are hop-by-hop too.
+            for var token in value.split(separator: ",") {
+                while token.first == " " || token.first == "\t" { token.removeFirst() }
+                while token.last == " " || token.last == "\t" { token.removeLast() }
+                let t = token.lowercased()
+                if !t.isEmpty, t != "close", t != "keep-alive" { remove.append(String(t)) }
+            }
         }
-        for name in hopByHop where headers.contains(name: name) { headers.remove(name: name) }
+        for name in remove { headers.remove(name: name) }
+    }
+
+    private static func isHopByHop(_ name: String) -> Bool {
+        let utf8 = name.utf8
+        guard let first = utf8.first, (2...19).contains(utf8.count) else { return false }
+        switch first | 0x20 {
+        case UInt8(ascii: "c"), UInt8(ascii: "k"), UInt8(ascii: "p"), UInt8(ascii: "t"), UInt8(ascii: "u"):
+            return hopByHop.contains { $0.utf8.count == utf8.count && name.lowercased() == $0 }
+        default:
+            return false
+        }
     }
 }

@@ -6,13 +6,16 @@ public final class LoopContext {
     public let eventLoop: EventLoop
     var snapshot: ProxySnapshot
     let pools: UpstreamPools
+    let timers: LoopTimers
     let stats = LoopStats()
+    var requestIDs = RequestIDGenerator()
     let accessLog: AccessLogWriter
 
     init(eventLoop: EventLoop, snapshot: ProxySnapshot, accessLog: AccessLogWriter) {
         self.eventLoop = eventLoop
         self.snapshot = snapshot
-        self.pools = UpstreamPools(eventLoop: eventLoop)
+        self.timers = LoopTimers(eventLoop: eventLoop)
+        self.pools = UpstreamPools(eventLoop: eventLoop, timers: timers)
         self.accessLog = accessLog
     }
 }

@@ -2,9 +2,9 @@ import NIOCore
 import NIOHTTP1
 
 /// A downstream HTTP/1.x connection: turns NIOHTTP1's request parts into stream events and
-/// the engine's response calls into response parts. One exchange at a time; NIO's
-/// pipelining handler (ahead of this one) holds back pipelined requests.
-final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStream {
+/// the engine's response calls into response parts. One exchange at a time: a pipelined
+/// request waits in `pipelined` (and reading pauses) until the exchange before it is done.
+final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStream, TimerTarget {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
@@ -21,7 +21,11 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStream {
     private var requestEndSwallowed = false
     private var readPaused = false
     private var readPending = false
-    private var timer: Scheduled<Void>?
+    private let timers: LoopTimers
+    private var timer: LoopTimers.Token?
+    private var timerStatus: Int?
+    private var pipelined: [HTTPServerRequestPart] = []
+    private var flushPending = false
     private var draining = false
     private var responseHeadSent = false
     private var lingering = false
@@ -29,7 +33,8 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStream {
     private var upgradeRequested = false
     private var tunnel = false
 
-    init(factory: DownstreamStreamFactory, connectionInfo: ConnectionInfo, timeouts: ConnectionTimeouts) {
+    init(factory: DownstreamStreamFactory, connectionInfo: ConnectionInfo, timeouts: ConnectionTimeouts, timers: LoopTimers) {
+        self.timers = timers
         self.factory = factory
         self.connectionInfo = connectionInfo
         self.timeouts = timeouts
@@ -47,9 +52,24 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStream {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if lingering { return }
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        if !pipelined.isEmpty || (!(requestComplete && responseComplete) && isHead(part)) {
+            pipelined.append(part)
+            readPaused = true
+            return
+        }
+        handle(part)
+    }
+
+    private func isHead(_ part: HTTPServerRequestPart) -> Bool {
+        if case .head = part { return true }
+        return false
+    }
+
+    private func handle(_ part: HTTPServerRequestPart) {
+        switch part {
         case .head(let h):
-            timer?.cancel()
+            cancelTimer()
             version = h.version
             keepAlive = h.isKeepAlive && !draining
             requestComplete = false
@@ -116,7 +136,21 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStream {
         if data.readableBytes > 0 {
             context.write(wrapOutboundOut(.body(.byteBuffer(data))), promise: nil)
         }
-        if endStream { endResponse(nil) } else { context.flush() }
+        if endStream { endResponse(nil) } else { scheduleFlush(context) }
+    }
+
+    /// Body chunks that arrive together leave in one syscall: the flush waits for the
+    /// end of the current loop tick (or the response's end, whichever comes first).
+    private func scheduleFlush(_ context: ChannelHandlerContext) {
+        guard !flushPending else { return }
+        flushPending = true
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let me = bound.value
+            guard me.flushPending else { return }
+            me.flushPending = false
+            me.context?.flush()
+        }
     }
 
     func sendResponseTrailers(_ trailers: HTTPHeaders) {
@@ -127,6 +161,7 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStream {
         guard let context else { return }
         responseComplete = true
         events = nil
+        flushPending = false
         context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
         // A response that ends before its request did leaves the connection unusable.
         if !requestComplete { keepAlive = false }
@@ -140,7 +175,7 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStream {
     private func becomeTunnel(_ context: ChannelHandlerContext) {
         tunnel = true
         keepAlive = false
-        timer?.cancel()
+        cancelTimer()
         let sync = context.pipeline.syncOperations
         let httpHandlers: [ChannelHandlerContext?] = [
             try? sync.context(handlerType: HTTPResponseEncoder.self),
@@ -158,9 +193,13 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStream {
     }
 
     private func exchangeDone() {
-        if readPaused { setRequestReadingPaused(false) }
         if draining { context?.close(promise: nil); return }
         armTimer(timeouts.idle, status: nil)
+        // Replay pipelined requests; one of them may start the next exchange and queue the rest again.
+        while !pipelined.isEmpty, requestComplete && responseComplete || !isHead(pipelined[0]) {
+            handle(pipelined.removeFirst())
+        }
+        if pipelined.isEmpty, readPaused { setRequestReadingPaused(false) }
     }
 
     func reset() {
@@ -195,7 +234,7 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStream {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        timer?.cancel()
+        cancelTimer()
         let e = events
         events = nil
         if tunnel, !responseComplete {
@@ -227,7 +266,7 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStream {
         lingering = true
         responseComplete = true
         events = nil
-        timer?.cancel()
+        cancelTimer()
         let reason = status == 431 ? "Request Header Fields Too Large" : status == 408 ? "Request Timeout" : "Bad Request"
         let text = "HTTP/1.1 \(status) \(reason)\r\ncontent-length: \(reason.utf8.count)\r\ncontent-type: text/plain\r\n"
             + "connection: close\r\nserver: meshd\r\n\r\n\(reason)"
@@ -239,17 +278,26 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStream {
         encoder.writeAndFlush(NIOAny(ByteBuffer(string: text))).assumeIsolated().whenComplete { _ in
             channel.close(mode: .output, promise: nil)
         }
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
+        context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
     }
 
     /// One timer at a time: waiting for request headers (408) or idle between requests (close).
     private func armTimer(_ amount: TimeAmount, status: Int?) {
-        guard let context else { return }
-        timer?.cancel()
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: amount) { [weak self] in
-            guard let self, self.responseComplete else { return }
-            if let status { self.sendErrorAndClose(status: status) } else { self.context?.close(promise: nil) }
-        }
+        cancelTimer()
+        timerStatus = status
+        timer = timers.arm(after: amount, self)
+    }
+
+    private func cancelTimer() {
+        timers.cancel(timer)
+        timer = nil
+    }
+
+    func timerFired(_ token: LoopTimers.Token) {
+        guard token == timer else { return }
+        timer = nil
+        guard responseComplete, requestComplete else { return }
+        if let status = timerStatus { sendErrorAndClose(status: status) } else { context?.close(promise: nil) }
     }
 }
 

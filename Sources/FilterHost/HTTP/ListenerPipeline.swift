@@ -100,9 +100,9 @@ struct ConnectionSetup: Sendable {
             var limits = NIOHTTPDecoderLimitConfiguration()
             limits.maxHeaderListSize = (listener.maxRequestHeadersKb ?? 60) * 1024
             limits.maxHeaderFieldSize = limits.maxHeaderListSize
-            let connection = HTTP1ServerConnection(factory: factory, connectionInfo: info, timeouts: timeouts)
+            let connection = HTTP1ServerConnection(factory: factory, connectionInfo: info, timeouts: timeouts, timers: loop.timers)
             try sync.addHandler(connection, position: .after(selector))
-            try sync.configureHTTPServerPipeline(position: .after(selector), withPipeliningAssistance: true,
+            try sync.configureHTTPServerPipeline(position: .after(selector), withPipeliningAssistance: false,
                                                  withErrorHandling: false, withOutboundHeaderValidation: true,
                                                  withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
             tracker.setDrainer(channel) { connection.startDraining() }

@@ -5,21 +5,23 @@ import NIOHTTP1
 /// The terminal filter: picks the cluster and endpoint for the selected route, sends the
 /// request upstream and feeds the response back through the stream. It lives beside the
 /// upstream pools it drives rather than in the Filters module.
-final class RouterFilter: HTTPFilter, UpstreamResponseHandler {
+final class RouterFilter: HTTPFilter, UpstreamResponseHandler, TimerTarget {
     private unowned let stream: HTTPStream
     private let pools: UpstreamPools
     private let stats: LoopStats
     private var upstream: UpstreamRequest?
     private var cluster: Cluster?
-    private var timeout: Scheduled<Void>?
+    private var timeout: LoopTimers.Token?
+    private let timers: LoopTimers
     private var sentAt: NIODeadline?
     private var responseStarted = false
     private var responseDone = false
     private var done = false
 
-    init(stream: HTTPStream, pools: UpstreamPools, stats: LoopStats) {
+    init(stream: HTTPStream, pools: UpstreamPools, timers: LoopTimers, stats: LoopStats) {
         self.stream = stream
         self.pools = pools
+        self.timers = timers
         self.stats = stats
     }
 
@@ -68,9 +70,7 @@ final class RouterFilter: HTTPFilter, UpstreamResponseHandler {
         }
         let ms = timeoutMs ?? 15_000
         if ms > 0 {
-            timeout = stream.eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(ms))) { [weak self] in
-                self?.timedOut()
-            }
+            timeout = timers.arm(after: .milliseconds(Int64(ms)), self)
         }
         sentAt = .now()
         request.sendHead(head, endStream: endStream)
@@ -91,7 +91,7 @@ final class RouterFilter: HTTPFilter, UpstreamResponseHandler {
 
     func onStreamComplete() {
         done = true
-        timeout?.cancel()
+        cancelTimeout()
         if let upstream, !responseDone { upstream.cancel() }
         upstream = nil
     }
@@ -101,7 +101,7 @@ final class RouterFilter: HTTPFilter, UpstreamResponseHandler {
     func upstreamHead(_ head: ResponseHead, endStream: Bool) {
         responseStarted = true
         // A tunnel (101) lives as long as its peers want; the route timeout covered the handshake.
-        if head.status == 101 { timeout?.cancel() }
+        if head.status == 101 { cancelTimeout() }
         if let sentAt { stream.streamInfo.upstreamServiceTime = (NIODeadline.now() - sentAt).nanoseconds / 1_000_000 }
         if let cluster { stats.upstreamResponse(cluster: cluster.name, code: head.status) }
         if endStream { finishResponse() }
@@ -125,7 +125,7 @@ final class RouterFilter: HTTPFilter, UpstreamResponseHandler {
 
     func upstreamFailed(_ failure: UpstreamFailure) {
         guard !done, !responseDone else { return }
-        timeout?.cancel()
+        cancelTimeout()
         upstream = nil
         let (status, flag, body): (Int, ResponseFlag, String) = switch failure {
         case .connectFailure(let why):
@@ -143,7 +143,18 @@ final class RouterFilter: HTTPFilter, UpstreamResponseHandler {
 
     private func finishResponse() {
         responseDone = true
-        timeout?.cancel()
+        cancelTimeout()
+    }
+
+    private func cancelTimeout() {
+        timers.cancel(timeout)
+        timeout = nil
+    }
+
+    func timerFired(_ token: LoopTimers.Token) {
+        guard token == timeout else { return }
+        timeout = nil
+        timedOut()
     }
 
     private func timedOut() {

@@ -2,7 +2,7 @@ import NIOCore
 import NIOHTTP1
 
 /// An upstream HTTP/1.1 connection carrying one request at a time, kept alive between them.
-final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnection, UpstreamRequest {
+final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnection, UpstreamRequest, TimerTarget {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
@@ -18,14 +18,16 @@ final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnection, Ups
     private var responseHasNoBody = false
     private var readPaused = false
     private var readPending = false
-    private var idleTimer: Scheduled<Void>?
+    private var idleTimer: LoopTimers.Token?
+    private let timers: LoopTimers
     private var upgradeRequested = false
     private var tunnel = false
     private let idleTimeout: TimeAmount
     var onStateChange: (() -> Void)?
 
-    init(idleTimeout: TimeAmount) {
+    init(idleTimeout: TimeAmount, timers: LoopTimers) {
         self.idleTimeout = idleTimeout
+        self.timers = timers
     }
 
     var eventLoop: EventLoop { context!.eventLoop }
@@ -40,7 +42,8 @@ final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnection, Ups
 
     func startStream(handler: UpstreamResponseHandler) -> UpstreamRequest? {
         guard state == .idle else { return nil }
-        idleTimer?.cancel()
+        timers.cancel(idleTimer)
+        idleTimer = nil
         state = .active
         self.handler = handler
         requestDone = false
@@ -165,16 +168,21 @@ final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnection, Ups
         guard state == .active else { return }
         state = .idle
         handler = nil
+        // A pause belonged to the finished exchange; an idle connection must keep reading (to see a close).
+        setResponseReadingPaused(false)
         armIdleTimer()
         onStateChange?()
     }
 
     private func armIdleTimer() {
-        guard let context else { return }
-        idleTimer?.cancel()
-        idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: idleTimeout) { [weak self] in
-            if self?.state == .idle { self?.close() }
-        }
+        timers.cancel(idleTimer)
+        idleTimer = timers.arm(after: idleTimeout, self)
+    }
+
+    func timerFired(_ token: LoopTimers.Token) {
+        guard token == idleTimer else { return }
+        idleTimer = nil
+        if state == .idle { close() }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -186,7 +194,8 @@ final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnection, Ups
         let h = state == .active ? handler : nil
         state = .closed
         handler = nil
-        idleTimer?.cancel()
+        timers.cancel(idleTimer)
+        idleTimer = nil
         if tunnel { h?.upstreamData(ByteBuffer(), endStream: true) }
         else { h?.upstreamFailed(.reset("upstream connection closed")) }
         onStateChange?()

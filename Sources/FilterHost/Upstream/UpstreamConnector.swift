@@ -7,6 +7,7 @@ import NIOPosix
 /// it, then the cluster's HTTP codec.
 struct UpstreamConnector {
     let eventLoop: EventLoop
+    let timers: LoopTimers
 
     /// Connects; the channel's pipeline ends in the codec that `connection(of:http2:)` finds.
     func connect(cluster: Cluster, endpoint: Endpoint, http2: Bool) -> EventLoopFuture<Channel> {
@@ -18,6 +19,7 @@ struct UpstreamConnector {
             return eventLoop.makeFailedFuture(UpstreamFailure.connectFailure("\(error)"))
         }
         let sni = cluster.tls?.sni ?? endpoint.address
+        let timers = NIOLoopBound(self.timers, eventLoop: eventLoop)
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.milliseconds(Int64(cluster.connectTimeoutMs ?? 5_000)))
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -32,7 +34,7 @@ struct UpstreamConnector {
                         try sync.addHandler(HTTP2ClientConnection(eventLoop: channel.eventLoop))
                     } else {
                         try sync.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes)
-                        try sync.addHandler(HTTP1ClientConnection(idleTimeout: idle))
+                        try sync.addHandler(HTTP1ClientConnection(idleTimeout: idle, timers: timers.value))
                     }
                 }
             }

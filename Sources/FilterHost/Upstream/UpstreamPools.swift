@@ -14,9 +14,9 @@ final class UpstreamPools {
     private var roundRobin: [String: Int] = [:]
     var connector: UpstreamConnector
 
-    init(eventLoop: EventLoop) {
+    init(eventLoop: EventLoop, timers: LoopTimers) {
         self.eventLoop = eventLoop
-        self.connector = UpstreamConnector(eventLoop: eventLoop)
+        self.connector = UpstreamConnector(eventLoop: eventLoop, timers: timers)
     }
 
     struct PoolKey: Hashable {

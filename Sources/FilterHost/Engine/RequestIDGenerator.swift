@@ -1,0 +1,44 @@
+/// Makes `x-request-id` values: random version-4 UUIDs in lowercase text, from a per-loop
+/// generator (xoshiro256**, seeded from the system) so no syscall or lock is paid per request.
+struct RequestIDGenerator {
+    private var state: (UInt64, UInt64, UInt64, UInt64)
+
+    init() {
+        var system = SystemRandomNumberGenerator()
+        state = (system.next(), system.next(), system.next(), system.next() | 1)
+    }
+
+    private mutating func next() -> UInt64 {
+        let result = ((state.1 &* 5) << 7 | (state.1 &* 5) >> 57) &* 9
+        let t = state.1 << 17
+        state.2 ^= state.0
+        state.3 ^= state.1
+        state.1 ^= state.2
+        state.0 ^= state.3
+        state.2 ^= t
+        state.3 = state.3 << 45 | state.3 >> 19
+        return result
+    }
+
+    mutating func uuidString() -> String {
+        var hi = next(), lo = next()
+        hi = (hi & ~0xF000) | 0x4000                         // version 4
+        lo = (lo & ~(0xC << 60)) | (0x8 << 60)                 // variant 10xx
+        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        return String(unsafeUninitializedCapacity: 36) { out in
+            var i = 0
+            func put(_ v: UInt64, _ nibbles: Int) {
+                for n in stride(from: nibbles - 1, through: 0, by: -1) {
+                    out[i] = hex[Int((v >> (UInt64(n) * 4)) & 0xF)]
+                    i += 1
+                }
+            }
+            put(hi >> 32, 8); out[i] = UInt8(ascii: "-"); i += 1
+            put(hi >> 16, 4); out[i] = UInt8(ascii: "-"); i += 1
+            put(hi, 4); out[i] = UInt8(ascii: "-"); i += 1
+            put(lo >> 48, 4); out[i] = UInt8(ascii: "-"); i += 1
+            put(lo, 12)
+            return i
+        }
+    }
+}
