@@ -21,6 +21,8 @@ final class LuaFakeStream: StreamControl {
     private var response: FilterIterator<ResponseDirection>!
 
     var upstreamHead: RequestHead?
+    /// What reached the upstream side, in order.
+    var upstreamOrder: [String] = []
     var upstreamBody = ByteBuffer()
     var upstreamEnded = false
     var upstreamTrailers: HTTPHeaders?
@@ -37,13 +39,22 @@ final class LuaFakeStream: StreamControl {
         snapshot = try ProxySnapshot.build(Bootstrap(), version: 1, registry: FilterRegistry())
         filters = factories.map { $0.makeFilter(stream: self) }
         request = FilterIterator(filters: filters, bufferLimit: bufferLimit, sink: FilterSink(
-            headers: { [unowned self] h, end in self.upstreamHead = h; if end { self.upstreamEnded = true } },
+            headers: { [unowned self] h, end in
+                self.upstreamOrder.append("headers")
+                self.upstreamHead = h
+                if end { self.upstreamEnded = true }
+            },
             data: { [unowned self] d, end in
+                self.upstreamOrder.append("data:\(d.readableBytes):\(end)")
                 var d = d
                 self.upstreamBody.writeBuffer(&d)
                 if end { self.upstreamEnded = true }
             },
-            trailers: { [unowned self] t in self.upstreamTrailers = t; self.upstreamEnded = true },
+            trailers: { [unowned self] t in
+                self.upstreamOrder.append("trailers")
+                self.upstreamTrailers = t
+                self.upstreamEnded = true
+            },
             overflow: { [unowned self] in self.sendLocalReply(status: 413, body: "too large", headers: [:], flag: nil, from: nil) },
             pressure: { _ in }))
         response = FilterIterator(filters: filters.reversed(), bufferLimit: bufferLimit, sink: FilterSink(

@@ -67,6 +67,9 @@ final class FilterIterator<D: FilterDirection> {
     private var watcher: Int?
     private var draining = false
     private var underPressure = false
+    /// The filter being called right now, and whether it asked to resume during the call.
+    private var calling: HTTPFilter?
+    private var resumedDuringCall = false
     private(set) var aborted = false
 
     init(filters: [HTTPFilter], bufferLimit: Int, sink: FilterSink<D.Head>) {
@@ -90,8 +93,14 @@ final class FilterIterator<D: FilterDirection> {
         watcher = nil
     }
 
-    /// Resume after `filter` stopped the front event.
+    /// Resume after `filter` stopped the front event. A filter may also resume from inside
+    /// its own callback (e.g. a pooled connection was ready at once); the stop it is about
+    /// to return is then ignored. `head` replaces held headers (a watcher's edits).
     func resume(from filter: HTTPFilter, replacingHead head: D.Head? = nil) {
+        if !blocked, let current = calling, current === filter {
+            resumedDuringCall = true
+            return
+        }
         guard blocked, let front = queue.first, front.position > 0,
               filters[front.position - 1] === filter else { return }
         if let head, case .headers(_, let end) = front.event { queue[0].event = .headers(head, end: end) }
@@ -134,17 +143,17 @@ final class FilterIterator<D: FilterDirection> {
         switch event {
         case .headers(var head, let end):
             while i < limit {
-                let status = D.headers(filters[i], &head, end)
+                let status = call(filters[i]) { D.headers($0, &head, end) }
                 if aborted { return }
                 i += 1
                 if status == .stop { return hold(.headers(head, end: end), at: i, watch) }
                 if status == .stopIteration {
                     hold(.headers(head, end: end), at: i, watch)
-                    watcher = i - 1
+                    if blocked { watcher = i - 1 }
                     return
                 }
             }
-            if limit < filters.count { return park(.headers(head, end: end), at: i, watch) }
+            if watch != nil { return park(.headers(head, end: end), at: i, watch) }
             sink.headers(head, end)
         case .data(var data, let end):
             while i < limit {
@@ -155,7 +164,7 @@ final class FilterIterator<D: FilterDirection> {
                     guard end else { accumulating = acc; return }
                     data = acc.buffer
                 }
-                let status = D.data(filters[i], &data, end)
+                let status = call(filters[i]) { D.data($0, &data, end) }
                 if aborted { return }
                 i += 1
                 if status == .stopAndBuffer {
@@ -165,7 +174,7 @@ final class FilterIterator<D: FilterDirection> {
                     return
                 }
             }
-            if limit < filters.count { return park(.data(data, end: end), at: i, watch) }
+            if watch != nil { return park(.data(data, end: end), at: i, watch) }
             sink.data(data, end)
         case .trailers(var trailers):
             while i < limit {
@@ -173,21 +182,21 @@ final class FilterIterator<D: FilterDirection> {
                     // Trailers end the body: the buffering filter sees it whole, then the trailers follow.
                     accumulating = nil
                     var body = acc.buffer
-                    let status = D.data(filters[i], &body, true)
+                    let status = call(filters[i]) { D.data($0, &body, true) }
                     if aborted { return }
                     let at = reentryIndex(watch)
                     queue.insert((.trailers(trailers), i), at: at)
                     queue.insert((.data(body, end: false), i + 1), at: at)
                     queuedBytes += body.readableBytes
-                    if status == .stopAndBuffer { blocked = true }
+                    if status == .stopAndBuffer, !consumeEarlyResume() { blocked = true }
                     return
                 }
-                let status = D.trailers(filters[i], &trailers)
+                let status = call(filters[i]) { D.trailers($0, &trailers) }
                 if aborted { return }
                 i += 1
                 if status != .continue { return hold(.trailers(trailers), at: i, watch) }
             }
-            if limit < filters.count { return park(.trailers(trailers), at: i, watch) }
+            if watch != nil { return park(.trailers(trailers), at: i, watch) }
             sink.trailers(trailers)
         }
     }
@@ -195,7 +204,19 @@ final class FilterIterator<D: FilterDirection> {
     private func hold(_ event: Event, at position: Int, _ watch: Int?) {
         queue.insert((event, position), at: reentryIndex(watch))
         queuedBytes += event.byteCount
-        blocked = true
+        if !consumeEarlyResume() { blocked = true }
+    }
+
+    private func call<S>(_ filter: HTTPFilter, _ body: (HTTPFilter) -> S) -> S {
+        calling = filter
+        resumedDuringCall = false
+        defer { calling = nil }
+        return body(filter)
+    }
+
+    private func consumeEarlyResume() -> Bool {
+        defer { resumedDuringCall = false }
+        return resumedDuringCall
     }
 
     /// An event the watcher has seen: it waits behind the held headers, in arrival order.
