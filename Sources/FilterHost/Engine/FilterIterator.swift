@@ -39,7 +39,9 @@ struct FilterSink<Head> {
 /// Moves one direction's events (headers, body chunks, trailers) through the filters in
 /// order. Events never overtake each other: while a filter holds one, later ones queue
 /// behind it. A filter that asks for buffering absorbs chunks until the body ends, then
-/// sees the whole body once.
+/// sees the whole body once. A filter answering `.stopIteration` on headers (the
+/// "watcher") holds them but still sees later events, which then queue behind the headers.
+/// Limitation: while a watcher holds the headers, a stop by a filter before it is ignored.
 final class FilterIterator<D: FilterDirection> {
     enum Event {
         case headers(D.Head, end: Bool)
@@ -61,6 +63,8 @@ final class FilterIterator<D: FilterDirection> {
     /// The front event is held by the filter just before its position.
     private var blocked = false
     private var accumulating: (index: Int, buffer: ByteBuffer)?
+    /// The filter holding the front headers with `.stopIteration`.
+    private var watcher: Int?
     private var draining = false
     private var underPressure = false
     /// The filter being called right now, and whether it asked to resume during the call.
@@ -86,19 +90,22 @@ final class FilterIterator<D: FilterDirection> {
         aborted = true
         queue.removeAll()
         accumulating = nil
+        watcher = nil
     }
 
     /// Resume after `filter` stopped the front event. A filter may also resume from inside
     /// its own callback (e.g. a pooled connection was ready at once); the stop it is about
-    /// to return is then ignored.
-    func resume(from filter: HTTPFilter) {
+    /// to return is then ignored. `head` replaces held headers (a watcher's edits).
+    func resume(from filter: HTTPFilter, replacingHead head: D.Head? = nil) {
         if !blocked, let current = calling, current === filter {
             resumedDuringCall = true
             return
         }
         guard blocked, let front = queue.first, front.position > 0,
               filters[front.position - 1] === filter else { return }
+        if let head, case .headers(_, let end) = front.event { queue[0].event = .headers(head, end: end) }
         blocked = false
+        watcher = nil
         drain()
     }
 
@@ -107,8 +114,16 @@ final class FilterIterator<D: FilterDirection> {
         guard !draining else { return }
         draining = true
         defer { draining = false }
-        while !blocked, !aborted, !queue.isEmpty {
-            let (event, position) = queue.removeFirst()
+        while !aborted {
+            let index: Int
+            if !blocked, !queue.isEmpty {
+                index = 0
+            } else if blocked, let w = watcher, let next = queue.firstIndex(where: { $0.position <= w }) {
+                index = next  // an event the watcher has not seen yet
+            } else {
+                break
+            }
+            let (event, position) = queue.remove(at: index)
             queuedBytes -= event.byteCount
             step(event, from: position)
         }
@@ -122,17 +137,26 @@ final class FilterIterator<D: FilterDirection> {
     /// Runs one event from filter `start` on; on a stop it goes back to the front of the queue.
     private func step(_ event: Event, from start: Int) {
         var i = start
+        // With a watcher, events go no further than it; they then wait behind the held headers.
+        let watch = watcher
+        let limit = watch.map { $0 + 1 } ?? filters.count
         switch event {
         case .headers(var head, let end):
-            while i < filters.count {
+            while i < limit {
                 let status = call(filters[i]) { D.headers($0, &head, end) }
                 if aborted { return }
                 i += 1
-                if status == .stop { return hold(.headers(head, end: end), at: i) }
+                if status == .stop { return hold(.headers(head, end: end), at: i, watch) }
+                if status == .stopIteration {
+                    hold(.headers(head, end: end), at: i, watch)
+                    if blocked { watcher = i - 1 }
+                    return
+                }
             }
+            if watch != nil { return park(.headers(head, end: end), at: i, watch) }
             sink.headers(head, end)
         case .data(var data, let end):
-            while i < filters.count {
+            while i < limit {
                 if var acc = accumulating, acc.index == i {
                     accumulating = nil
                     acc.buffer.writeImmutableBuffer(data)
@@ -144,23 +168,25 @@ final class FilterIterator<D: FilterDirection> {
                 if aborted { return }
                 i += 1
                 if status == .stopAndBuffer {
-                    if end { return hold(.data(data, end: end), at: i) }
+                    if end { return hold(.data(data, end: end), at: i, watch) }
                     guard data.readableBytes <= bufferLimit else { return overflow() }
                     accumulating = (i - 1, data)
                     return
                 }
             }
+            if watch != nil { return park(.data(data, end: end), at: i, watch) }
             sink.data(data, end)
         case .trailers(var trailers):
-            while i < filters.count {
+            while i < limit {
                 if let acc = accumulating, acc.index == i {
                     // Trailers end the body: the buffering filter sees it whole, then the trailers follow.
                     accumulating = nil
                     var body = acc.buffer
                     let status = call(filters[i]) { D.data($0, &body, true) }
                     if aborted { return }
-                    queue.insert((.trailers(trailers), i), at: 0)
-                    queue.insert((.data(body, end: false), i + 1), at: 0)
+                    let at = reentryIndex(watch)
+                    queue.insert((.trailers(trailers), i), at: at)
+                    queue.insert((.data(body, end: false), i + 1), at: at)
                     queuedBytes += body.readableBytes
                     if status == .stopAndBuffer, !consumeEarlyResume() { blocked = true }
                     return
@@ -168,14 +194,15 @@ final class FilterIterator<D: FilterDirection> {
                 let status = call(filters[i]) { D.trailers($0, &trailers) }
                 if aborted { return }
                 i += 1
-                if status == .stop { return hold(.trailers(trailers), at: i) }
+                if status != .continue { return hold(.trailers(trailers), at: i, watch) }
             }
+            if watch != nil { return park(.trailers(trailers), at: i, watch) }
             sink.trailers(trailers)
         }
     }
 
-    private func hold(_ event: Event, at position: Int) {
-        queue.insert((event, position), at: 0)
+    private func hold(_ event: Event, at position: Int, _ watch: Int?) {
+        queue.insert((event, position), at: reentryIndex(watch))
         queuedBytes += event.byteCount
         if !consumeEarlyResume() { blocked = true }
     }
@@ -190,6 +217,19 @@ final class FilterIterator<D: FilterDirection> {
     private func consumeEarlyResume() -> Bool {
         defer { resumedDuringCall = false }
         return resumedDuringCall
+    }
+
+    /// An event the watcher has seen: it waits behind the held headers, in arrival order.
+    private func park(_ event: Event, at position: Int, _ watch: Int?) {
+        queue.insert((event, position), at: reentryIndex(watch))
+        queuedBytes += event.byteCount
+    }
+
+    /// Where an event re-enters the queue: at the front, or while a watcher holds the
+    /// headers, after the events it has seen and before those it has not.
+    private func reentryIndex(_ watch: Int?) -> Int {
+        guard let w = watch else { return 0 }
+        return queue.firstIndex { $0.position <= w } ?? queue.count
     }
 
     private func overflow() {

@@ -8,6 +8,10 @@ public enum FilterHeadersStatus: Sendable {
     /// Hold the headers (and any body that follows) until the filter calls
     /// `continueRequest()` / `continueResponse()` on its stream.
     case stop
+    /// Envoy's StopIteration: hold the headers here, but keep calling this filter for the
+    /// body and trailers that follow. What it lets through queues behind the held headers
+    /// until it calls `continueRequest()` / `continueResponse()`.
+    case stopIteration
 }
 
 /// What a filter answers for a body chunk.

@@ -105,6 +105,12 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
 
     func continueRequest(from filter: HTTPFilter) { request?.resume(from: filter) }
     func continueResponse(from filter: HTTPFilter) { response?.resume(from: filter) }
+    func continueRequest(from filter: HTTPFilter, replacingHead head: RequestHead) {
+        request?.resume(from: filter, replacingHead: head)
+    }
+    func continueResponse(from filter: HTTPFilter, replacingHead head: ResponseHead) {
+        response?.resume(from: filter, replacingHead: head)
+    }
 
     func setRequestReadingPaused(_ paused: Bool) { downstream.setRequestReadingPaused(paused) }
 

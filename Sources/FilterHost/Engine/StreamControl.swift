@@ -14,6 +14,10 @@ public protocol StreamControl: AnyObject {
     /// Resume a direction that a filter stopped.
     func continueRequest(from filter: HTTPFilter)
     func continueResponse(from filter: HTTPFilter)
+    /// Resume a direction whose headers `filter` holds, sending `head` in place of the held
+    /// copy (a filter that edits the headers while holding them).
+    func continueRequest(from filter: HTTPFilter, replacingHead head: RequestHead)
+    func continueResponse(from filter: HTTPFilter, replacingHead head: ResponseHead)
     /// Answer the client from here; the upstream side (if any) is abandoned.
     func sendLocalReply(status: Int, body: String, headers: HTTPHeaders, flag: ResponseFlag?,
                         from filter: HTTPFilter?)
@@ -28,4 +32,9 @@ public protocol StreamControl: AnyObject {
     /// Called when the client's side can take more response data again.
     var onDownstreamWritabilityChanged: ((Bool) -> Void)? { get set }
     var isDownstreamWritable: Bool { get }
+}
+
+extension StreamControl {
+    public func continueRequest(from filter: HTTPFilter, replacingHead head: RequestHead) { continueRequest(from: filter) }
+    public func continueResponse(from filter: HTTPFilter, replacingHead head: ResponseHead) { continueResponse(from: filter) }
 }

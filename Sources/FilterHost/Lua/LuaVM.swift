@@ -1,0 +1,207 @@
+import CLua
+import Logging
+import MeshAPI
+import NIOCore
+
+/// One running script occupies a slot; Lua objects name their slot and its generation,
+/// so an object that outlived its run is refused instead of reaching a freed filter.
+struct LuaSlot {
+    var filter: LuaFilter?
+    var response = false
+    var gen: UInt64 = 0
+}
+
+/// How one resume of a script's coroutine ended.
+enum LuaResumeOutcome {
+    case finished
+    case yielded
+    case failed(String)
+}
+
+/// One Lua state for one script version on one event loop (DESIGN principle 5): the
+/// script's top-level code runs once here, and each stream runs in a coroutine of it.
+/// Touched only on its loop.
+final class LuaVM {
+    let script: LuaScript
+    let limits: LuaLimits
+    let plugin: LuaPluginConfig
+    let logger: Logger
+    let L: OpaquePointer
+    private let ctl: UnsafeMutablePointer<meshd_vm_ctl>
+    /// Registry refs of the entry points, looked up once; LUA_NOREF when the script has none.
+    private(set) var onRequestRef = LUA_NOREF
+    private(set) var onResponseRef = LUA_NOREF
+    /// The top-level code failed: every run fails the same way.
+    private(set) var loadError: String?
+    /// Registry refs of the metatable of each object kind, made once.
+    var metatables: [Int32] = []
+    /// The plugin config as a Lua table, built once (filterContext()).
+    var filterContextRef = LUA_NOREF
+    var sharedDicts: [LuaSharedDict] = []
+    private var slots: [LuaSlot] = []
+    private var freeSlots: [UInt32] = []
+    private var nextGen: UInt64 = 1
+    private var idleThreads: [(thread: OpaquePointer, ref: Int32)] = []
+    /// Counters for this loop; the filter also adds them to the loop's stats.
+    var executions = 0
+    var errors = 0
+    /// The last failure, for diagnostics and tests.
+    var lastError: String?
+    var timeNs: UInt64 = 0
+    private var pendingNs: UInt64 = 0
+
+    init?(plugin: LuaPluginConfig) {
+        self.script = plugin.script
+        self.limits = plugin.limits
+        self.plugin = plugin
+        var logger = Logger(label: "meshd.lua")
+        logger[metadataKey: "plugin"] = .string(plugin.name)
+        self.logger = logger
+        ctl = .allocate(capacity: 1)
+        ctl.initialize(to: meshd_vm_ctl(used: 0, limit: max(plugin.limits.memoryBytes, 1 << 16), enforce: 0,
+                                        budget_hit: 0, budget: 0, host: nil))
+        guard let state = meshd_newstate(ctl) else {
+            ctl.deallocate()
+            return nil
+        }
+        L = state
+        ctl.pointee.host = Unmanaged.passUnretained(self).toOpaque()
+        // Generational GC suits many short-lived per-request objects.
+        _ = meshd_lua_gc(L, LUA_GCGEN, 0, 0)
+        LuaSandbox.open(self)
+        LuaObjects.registerMetatables(self)
+        loadScript()
+    }
+
+    deinit {
+        lua_close(L)
+        ctl.deallocate()
+    }
+
+    var memoryInUse: Int { ctl.pointee.used }
+
+    func collectGarbage() { _ = meshd_lua_gc(L, LUA_GCCOLLECT, 0, 0) }
+
+    private func loadScript() {
+        let top = lua_gettop(L)
+        defer { lua_settop(L, top) }
+        guard LuaScript.load(L, source: script.source, name: script.name) == LUA_OK else {
+            loadError = LuaVM.message(L)
+            return
+        }
+        arm()
+        let status = meshd_lua_pcall(L, 0, 0, 0)
+        disarm()
+        guard status == LUA_OK else {
+            loadError = LuaVM.message(L)
+            logger.error("lua plugin top-level code failed: \(loadError!)")
+            return
+        }
+        onRequestRef = globalFunctionRef("envoy_on_request")
+        onResponseRef = globalFunctionRef("envoy_on_response")
+    }
+
+    private func globalFunctionRef(_ name: String) -> Int32 {
+        guard lua_getglobal(L, name) == LUA_TFUNCTION else {
+            meshd_lua_pop(L, 1)
+            return LUA_NOREF
+        }
+        return luaL_ref(L, meshd_lua_registryindex())
+    }
+
+    /// The error object on top of `L` as text.
+    static func message(_ L: OpaquePointer) -> String {
+        if let s = meshd_lua_tostring(L, -1) { return String(cString: s) }
+        return "(error object is a \(String(cString: lua_typename(L, lua_type(L, -1)))) value)"
+    }
+
+    /// Adds a run's time; returns whole microseconds to count, carrying the remainder.
+    func addTime(_ ns: UInt64) -> Int {
+        let total = pendingNs &+ ns
+        pendingNs = total % 1000
+        return Int(total / 1000)
+    }
+
+    // MARK: limits
+
+    /// Starts a slice of Lua execution: the memory cap and a fresh instruction budget apply.
+    private func arm() {
+        ctl.pointee.budget = Int64(limits.instructions)
+        ctl.pointee.budget_hit = 0
+        ctl.pointee.enforce = 1
+    }
+
+    private func disarm() { ctl.pointee.enforce = 0 }
+
+    // MARK: slots
+
+    func openSlot(_ filter: LuaFilter, response: Bool) -> (slot: UInt32, gen: UInt64) {
+        let gen = nextGen
+        nextGen += 1
+        let entry = LuaSlot(filter: filter, response: response, gen: gen)
+        if let slot = freeSlots.popLast() {
+            slots[Int(slot)] = entry
+            return (slot, gen)
+        }
+        slots.append(entry)
+        return (UInt32(slots.count - 1), gen)
+    }
+
+    func closeSlot(_ slot: UInt32) {
+        slots[Int(slot)] = LuaSlot()
+        freeSlots.append(slot)
+    }
+
+    /// The live run an object belongs to, or nil when its run is over.
+    @inline(__always)
+    func lookup(slot: UInt32, gen: UInt64) -> LuaSlot? {
+        guard Int(slot) < slots.count else { return nil }
+        let entry = slots[Int(slot)]
+        return entry.gen == gen && entry.filter != nil ? entry : nil
+    }
+
+    // MARK: coroutines
+
+    /// A coroutine for one run, reused from earlier runs when possible.
+    func acquireThread() -> (thread: OpaquePointer, ref: Int32) {
+        if let idle = idleThreads.popLast() { return idle }
+        let thread = lua_newthread(L)!
+        return (thread, luaL_ref(L, meshd_lua_registryindex()))
+    }
+
+    /// Takes a coroutine back; one that did not finish cleanly is closed first.
+    func releaseThread(_ thread: OpaquePointer, ref: Int32) {
+        if lua_status(thread) != LUA_OK || lua_gettop(thread) != 0 {
+            _ = meshd_lua_closethread(thread)
+            lua_settop(thread, 0)
+        }
+        if idleThreads.count < 64 {
+            idleThreads.append((thread, ref))
+        } else {
+            luaL_unref(L, meshd_lua_registryindex(), ref)
+        }
+    }
+
+    /// Resumes `thread` with `nargs` values on its stack, under the budget and memory cap.
+    func resume(_ thread: OpaquePointer, nargs: Int32) -> LuaResumeOutcome {
+        var nres: Int32 = 0
+        let start = NIODeadline.now()
+        arm()
+        let status = lua_resume(thread, nil, nargs, &nres)
+        disarm()
+        timeNs &+= UInt64(max(0, (NIODeadline.now() - start).nanoseconds))
+        switch status {
+        case LUA_OK:
+            lua_settop(thread, 0)
+            return .finished
+        case LUA_YIELD:
+            meshd_lua_pop(thread, nres)
+            if ctl.pointee.budget_hit != 0 { return .failed("instruction budget exceeded") }
+            return .yielded
+        default:
+            let message = LuaVM.message(thread)
+            lua_settop(thread, 0)
+            return .failed(message)
+        }
+    }
+}

@@ -1,0 +1,65 @@
+@testable import FilterHost
+import NIOCore
+import NIOHTTP1
+import XCTest
+
+/// `.stopIteration`: the filter holding the headers keeps seeing the body; everything it
+/// lets through waits behind the headers until it resumes, in order.
+final class FilterIteratorWatchTests: XCTestCase {
+    private final class Watcher: HTTPFilter {
+        var seen: [String] = []
+        var dataStatus: FilterDataStatus = .continue
+        func onRequestHeaders(_ head: inout RequestHead, endStream: Bool) -> FilterHeadersStatus {
+            seen.append("headers")
+            return .stopIteration
+        }
+        func onRequestData(_ data: inout ByteBuffer, endStream: Bool) -> FilterDataStatus {
+            seen.append("data:\(data.readableBytes):\(endStream)")
+            return dataStatus
+        }
+        func onRequestTrailers(_ trailers: inout HTTPHeaders) -> FilterHeadersStatus {
+            seen.append("trailers")
+            return .continue
+        }
+    }
+
+    private func iterator(_ filters: [HTTPFilter], _ out: @escaping (String) -> Void) -> FilterIterator<RequestDirection> {
+        FilterIterator(filters: filters, bufferLimit: 1 << 20, sink: FilterSink(
+            headers: { h, _ in out("headers:\(h.path)") },
+            data: { d, end in out("data:\(d.readableBytes):\(end)") },
+            trailers: { _ in out("trailers") }, overflow: { out("overflow") }, pressure: { _ in }))
+    }
+
+    private let head = RequestHead(method: "POST", scheme: "http", authority: "a", path: "/old", headers: [:], version: .http11)
+
+    func testWatcherSeesDataWhileHeadersWaitThenAllGoInOrder() {
+        let w = Watcher()
+        var out: [String] = []
+        let it = iterator([w]) { out.append($0) }
+        it.receive(.headers(head, end: false))
+        it.receive(.data(ByteBuffer(string: "ab"), end: false))
+        it.receive(.trailers([:]))
+        XCTAssertEqual(w.seen, ["headers", "data:2:false", "trailers"])
+        XCTAssertEqual(out, [])
+        var edited = head
+        edited.path = "/new"
+        it.resume(from: w, replacingHead: edited)
+        XCTAssertEqual(out, ["headers:/new", "data:2:false", "trailers"])
+    }
+
+    func testWatcherBuffersBodyAndResumesFromItsCallback() {
+        let w = Watcher()
+        w.dataStatus = .stopAndBuffer
+        var out: [String] = []
+        let it = iterator([w]) { out.append($0) }
+        it.receive(.headers(head, end: false))
+        it.receive(.data(ByteBuffer(string: "abc"), end: false))
+        XCTAssertEqual(w.seen, ["headers", "data:3:false"])
+        w.dataStatus = .continue
+        it.receive(.data(ByteBuffer(string: "de"), end: true))
+        XCTAssertEqual(w.seen, ["headers", "data:3:false", "data:5:true"])
+        XCTAssertEqual(out, [])
+        it.resume(from: w)
+        XCTAssertEqual(out, ["headers:/old", "data:5:true"])
+    }
+}
