@@ -5,16 +5,19 @@ public struct Bootstrap: Codable, Sendable, Equatable {
     public var listeners: [Listener]
     public var routeConfigs: [RouteConfig]
     public var clusters: [Cluster]
+    /// Lua plugins, placed in each listener's chain after its `httpFilters`.
+    public var luaPlugins: [LuaPlugin]
 
     public init(admin: AdminConfig? = nil, listeners: [Listener] = [], routeConfigs: [RouteConfig] = [],
-                clusters: [Cluster] = []) {
+                clusters: [Cluster] = [], luaPlugins: [LuaPlugin] = []) {
         self.admin = admin
         self.listeners = listeners
         self.routeConfigs = routeConfigs
         self.clusters = clusters
+        self.luaPlugins = luaPlugins
     }
 
-    enum CodingKeys: String, CodingKey { case admin, listeners, routeConfigs, clusters }
+    enum CodingKeys: String, CodingKey { case admin, listeners, routeConfigs, clusters, luaPlugins }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -22,6 +25,7 @@ public struct Bootstrap: Codable, Sendable, Equatable {
         listeners = try c.decodeIfPresent([Listener].self, forKey: .listeners) ?? []
         routeConfigs = try c.decodeIfPresent([RouteConfig].self, forKey: .routeConfigs) ?? []
         clusters = try c.decodeIfPresent([Cluster].self, forKey: .clusters) ?? []
+        luaPlugins = try c.decodeIfPresent([LuaPlugin].self, forKey: .luaPlugins) ?? []
     }
 }
 

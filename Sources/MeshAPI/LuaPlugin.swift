@@ -1,0 +1,58 @@
+/// A Lua plugin as the proxy receives it: resolved code plus where it applies. The control
+/// plane makes these from Istio's TrafficExtension and meshd's LuaPlugin resources; a static
+/// bootstrap may list them directly under `luaPlugins`.
+public struct LuaPlugin: Codable, Sendable, Equatable {
+    public var name: String
+    /// AUTHN, AUTHZ, STATS or UNSPECIFIED (default): chain order is by phase in that order,
+    /// then by descending priority, then by name.
+    public var phase: String?
+    public var priority: Int?
+    /// FAIL_OPEN (default, Envoy's behaviour) or FAIL_CLOSE (answer 500).
+    public var failStrategy: String?
+    public var inlineCode: String
+    /// Read by the script as `handle:filterContext()`.
+    public var pluginConfig: JSONValue?
+    public var limits: LuaPluginLimits?
+    /// Where the plugin runs; nil means every route of every listener.
+    public var attachTo: PluginAttachment?
+
+    public init(name: String, phase: String? = nil, priority: Int? = nil, failStrategy: String? = nil,
+                inlineCode: String, pluginConfig: JSONValue? = nil, limits: LuaPluginLimits? = nil,
+                attachTo: PluginAttachment? = nil) {
+        self.name = name
+        self.phase = phase
+        self.priority = priority
+        self.failStrategy = failStrategy
+        self.inlineCode = inlineCode
+        self.pluginConfig = pluginConfig
+        self.limits = limits
+        self.attachTo = attachTo
+    }
+}
+
+public struct LuaPluginLimits: Codable, Sendable, Equatable {
+    /// Lua VM instructions per invocation (default 10,000,000).
+    public var instructions: Int?
+    /// Memory per plugin VM (default 16 MiB).
+    public var memoryBytes: Int?
+
+    public init(instructions: Int? = nil, memoryBytes: Int? = nil) {
+        self.instructions = instructions
+        self.memoryBytes = memoryBytes
+    }
+}
+
+/// Each given list narrows where a plugin runs (all given lists must match); a nil list
+/// matches anything. Names are listener names, virtual host names (a VirtualService
+/// translates to one virtual host) and route names (an http route's `name`).
+public struct PluginAttachment: Codable, Sendable, Equatable {
+    public var listeners: [String]?
+    public var virtualHosts: [String]?
+    public var routes: [String]?
+
+    public init(listeners: [String]? = nil, virtualHosts: [String]? = nil, routes: [String]? = nil) {
+        self.listeners = listeners
+        self.virtualHosts = virtualHosts
+        self.routes = routes
+    }
+}
