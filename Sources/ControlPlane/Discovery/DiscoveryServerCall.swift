@@ -1,0 +1,94 @@
+import FilterHost
+import MeshAPI
+import NIOCore
+import NIOHTTP1
+import SwiftProtobuf
+
+/// One gRPC call on the discovery server, riding meshd's own HTTP/2 codec: request frames
+/// in, response frames out, status in trailers. Lives on its connection's loop.
+final class DiscoveryServerCall: DownstreamStreamEvents {
+    private let downstream: DownstreamStream
+    private let hub: ProxyHub
+    private var decoder = GRPCFrameDecoder(maxMessageBytes: 4 << 20)
+    private var open = false
+    private var finished = false
+
+    init(downstream: DownstreamStream, hub: ProxyHub) {
+        self.downstream = downstream
+        self.hub = hub
+    }
+
+    var eventLoop: EventLoop { downstream.eventLoop }
+
+    func receiveHead(_ head: RequestHead, endStream: Bool) {
+        guard head.method == "POST", head.path == DiscoveryClient.path else {
+            return fail(.unimplemented, "unknown method \(head.path)")
+        }
+        guard head.headers.first(name: "content-type")?.hasPrefix("application/grpc") == true else {
+            return fail(.invalidArgument, "content-type must be application/grpc")
+        }
+        open = true
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "application/grpc")
+        downstream.sendResponseHead(ResponseHead(status: 200, headers: headers), endStream: false)
+    }
+
+    func receiveData(_ data: ByteBuffer, endStream: Bool) {
+        guard open else { return }
+        decoder.append(data)
+        do {
+            while let message = try decoder.next() {
+                let request = try Meshd_Discovery_V1_DiscoveryRequest(serializedBytes: Array(buffer: message))
+                hub.received(request, on: self)
+            }
+        } catch {
+            return end(.invalidArgument, "\(error)")
+        }
+        if endStream { end(.ok, "") }
+    }
+
+    func receiveTrailers(_ trailers: HTTPHeaders) { end(.ok, "") }
+    func streamWritabilityChanged(_ writable: Bool) {}
+
+    func downstreamReset() {
+        guard !finished else { return }
+        finished = true
+        hub.closed(self)
+    }
+
+    func send(_ frame: ByteBuffer) {
+        guard open, !finished else { return }
+        downstream.sendResponseData(frame, endStream: false)
+    }
+
+    private func end(_ code: GRPCStatusCode, _ message: String) {
+        guard !finished else { return }
+        finished = true
+        hub.closed(self)
+        var trailers = HTTPHeaders()
+        trailers.add(name: "grpc-status", value: String(code.rawValue))
+        if !message.isEmpty { trailers.add(name: "grpc-message", value: message) }
+        downstream.sendResponseTrailers(trailers)
+    }
+
+    /// A trailers-only response: the call fails before it starts.
+    private func fail(_ code: GRPCStatusCode, _ message: String) {
+        finished = true
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "application/grpc")
+        headers.add(name: "grpc-status", value: String(code.rawValue))
+        headers.add(name: "grpc-message", value: message)
+        downstream.sendResponseHead(ResponseHead(status: 200, headers: headers), endStream: true)
+    }
+}
+
+/// Hands each HTTP/2 stream of a discovery connection to a new call.
+final class DiscoveryCallFactory: DownstreamStreamFactory {
+    private let hub: ProxyHub
+
+    init(hub: ProxyHub) { self.hub = hub }
+
+    func makeStream(downstream: DownstreamStream) -> DownstreamStreamEvents {
+        DiscoveryServerCall(downstream: downstream, hub: hub)
+    }
+}
