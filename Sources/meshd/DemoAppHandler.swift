@@ -6,13 +6,22 @@ final class DemoAppHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
+    struct Calls: Sendable {
+        let services: [String]
+        let outbound: (String, Int)
+    }
+
     private let service: String
+    private let calls: Calls
     private var head: HTTPRequestHead?
     private var received = 0
     private var echoing = false
     private var remaining = 0
 
-    init(service: String) { self.service = service }
+    init(service: String, calls: Calls) {
+        self.service = service
+        self.calls = calls
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -55,12 +64,37 @@ final class DemoAppHandler: ChannelInboundHandler {
             let headers = HTTPHeaders([("content-length", "\(remaining)"), ("content-type", "application/octet-stream")])
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: h.version, status: .ok, headers: headers))), promise: nil)
             pump(context)
+        case _ where !calls.services.isEmpty:
+            respondWithCalls(context: context, h)
         default:
             var lines = h.headers.map { "    \"\($0.name.lowercased())\": \"\($0.value.replacingOccurrences(of: "\"", with: "\\\""))\"" }
             lines.sort()
             let body = "{\n  \"service\": \"\(service)\",\n  \"path\": \"\(h.uri)\",\n  \"method\": \"\(h.method.rawValue)\",\n"
                 + "  \"headers\": {\n" + lines.joined(separator: ",\n") + "\n  }\n}\n"
             send(context, .ok, body, type: "application/json")
+        }
+    }
+
+    /// Calls every configured service through the mesh and answers with what each said.
+    private func respondWithCalls(context: ChannelHandlerContext, _ h: HTTPRequestHead) {
+        let loop = context.eventLoop
+        let futures = calls.services.map { name in
+            DemoAppCalls.call(service: name, path: "/", via: calls.outbound, incoming: h.headers, on: loop)
+                .map { (name, $0) }
+        }
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        EventLoopFuture.whenAllComplete(futures, on: loop).whenSuccess { results in
+            var parts: [String] = []
+            for case .success(let (name, r)) in results {
+                let headers = r.headers.filter { $0.0.hasPrefix("x-") }.map { "\"\($0.0)\": \"\($0.1)\"" }
+                    .joined(separator: ", ")
+                let inner = r.body.trimmingCharacters(in: .whitespacesAndNewlines)
+                let body = inner.hasPrefix("{") ? inner : "\"\(inner.replacingOccurrences(of: "\"", with: "'"))\""
+                parts.append("    \"\(name)\": {\"status\": \(r.status), \"headers\": {\(headers)}, \"body\": \(body)}")
+            }
+            let (me, ctx) = bound.value
+            let text = "{\n  \"service\": \"\(me.service)\",\n  \"calls\": {\n" + parts.joined(separator: ",\n") + "\n  }\n}\n"
+            me.send(ctx, .ok, text, type: "application/json")
         }
     }
 
