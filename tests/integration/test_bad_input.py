@@ -86,3 +86,32 @@ def test_invalid_bootstrap_is_a_clear_startup_error(mesh, tmp_path):
     r = subprocess.run([MESHD, "proxy", "--config", str(path), "--admin-port=-1"], capture_output=True, timeout=30)
     assert r.returncode != 0
     assert "listeners[0].port" in r.stderr.decode(), r.stderr.decode()
+
+
+def test_idle_keepalive_connection_is_closed(mesh):
+    up = mesh.upstream("app")
+    port = free_port()
+    mesh.proxy(simple_config(port, up, listener_extra={"idleTimeoutMs": 500}))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        first = s.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200")
+        start = time.time()
+        rest = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            rest += b
+        assert 0.3 < time.time() - start < 4.5
+
+
+def test_client_that_goes_away_is_logged_DC(mesh):
+    up = mesh.upstream("app")
+    port = free_port()
+    proxy = mesh.proxy(simple_config(port, up))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /delay/3000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.3)
+    line = proxy.access_log(wait_lines=1)[0]
+    assert '"GET /delay/3000 HTTP/1.1" 0 DC ' in line, line
