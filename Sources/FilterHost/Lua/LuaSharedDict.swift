@@ -49,12 +49,13 @@ final class LuaSharedDict: Sendable {
         entries.withLockedValue { e in e[key] = value.map { Entry(value: $0, expiry: expiry) } }
     }
 
-    /// Adds `by` atomically; a missing (or expired) key starts from `initial` (default 0).
+    /// Adds `by` atomically; a missing (or expired) key starts from `initial` (default 0)
+    /// and then expires after `initTTLSeconds` (if > 0). An existing key keeps its expiry.
     /// Nil when the current value is not an integer.
-    func incr(_ key: String, by: Int64, initial: Int64?) -> Int64? {
+    func incr(_ key: String, by: Int64, initial: Int64?, initTTLSeconds: Double = 0) -> Int64? {
         entries.withLockedValue { e in
             var base = initial ?? 0
-            var expiry: UInt64?
+            var expiry: UInt64? = initTTLSeconds > 0 ? Self.now + UInt64(initTTLSeconds * 1e9) : nil
             if let entry = e[key], entry.expiry.map({ $0 > Self.now }) ?? true {
                 guard case .integer(let v) = entry.value else { return nil }
                 base = v
@@ -69,7 +70,7 @@ final class LuaSharedDict: Sendable {
     func delete(_ key: String) { set(key, nil) }
 }
 
-/// The Lua side: `local d = meshd.shared("name"); d:set(k, v, ttl); d:get(k); d:incr(k, by, init); d:delete(k)`.
+/// The Lua side: `local d = meshd.shared("name"); d:set(k, v, ttl); d:get(k); d:incr(k, by, init, initTTL); d:delete(k)`.
 enum LuaSharedDictAPI {
     static var methods: [(String, LuaHostFn)] {
         [
@@ -135,7 +136,8 @@ enum LuaSharedDictAPI {
         let key = try LuaObjects.checkString(L, 2)
         let by = (meshd_lua_isnoneornil(L, 3) != 0) ? 1 : try LuaObjects.checkInteger(L, 3)
         let initial = (meshd_lua_isnoneornil(L, 4) != 0) ? nil : Int64(try LuaObjects.checkInteger(L, 4))
-        guard let next = d.incr(key, by: Int64(by), initial: initial) else {
+        let ttl = (meshd_lua_isnoneornil(L, 5) != 0) ? 0 : lua_tonumberx(L, 5, nil)
+        guard let next = d.incr(key, by: Int64(by), initial: initial, initTTLSeconds: ttl) else {
             throw LuaRaise("shared dict value of '\(key)' is not an integer")
         }
         lua_pushinteger(L, lua_Integer(next))

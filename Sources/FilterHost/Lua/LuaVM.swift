@@ -50,11 +50,12 @@ final class LuaVM {
     var timeNs: UInt64 = 0
     private var pendingNs: UInt64 = 0
 
-    init?(plugin: LuaPluginConfig) {
+    /// `logger` replaces the process logger (`meshd plugin test` collects the script's lines).
+    init?(plugin: LuaPluginConfig, logger: Logger? = nil) {
         self.script = plugin.script
         self.limits = plugin.limits
         self.plugin = plugin
-        var logger = Logger(label: "meshd.lua")
+        var logger = logger ?? Logger(label: "meshd.lua")
         logger[metadataKey: "plugin"] = .string(plugin.name)
         self.logger = logger
         ctl = .allocate(capacity: 1)
