@@ -52,13 +52,22 @@ public final class ProxyHub: Sendable {
     private let subscribers = NIOLockedValueBox<[ObjectIdentifier: Subscriber]>([:])
     private let source: NIOLockedValueBox<ConfigSource>
     private let logger: Logger
-    let onMembershipChange: @Sendable (Meshd_Discovery_V1_Node, Bool) -> Void
+    public typealias MembershipHandler = @Sendable (Meshd_Discovery_V1_Node, Bool) -> Void
+    private let membership: NIOLockedValueBox<MembershipHandler>
 
     public init(logger: Logger, source: @escaping ConfigSource,
-                onMembershipChange: @escaping @Sendable (Meshd_Discovery_V1_Node, Bool) -> Void = { _, _ in }) {
+                onMembershipChange: @escaping MembershipHandler = { _, _ in }) {
         self.logger = logger
         self.source = NIOLockedValueBox(source)
-        self.onMembershipChange = onMembershipChange
+        self.membership = NIOLockedValueBox(onMembershipChange)
+    }
+
+    public func setMembershipHandler(_ handler: @escaping MembershipHandler) {
+        membership.withLockedValue { $0 = handler }
+    }
+
+    private func onMembershipChange(_ node: Meshd_Discovery_V1_Node, _ joined: Bool) {
+        membership.withLockedValue { $0 }(node, joined)
     }
 
     // MARK: calls from discovery streams (on their loops)
