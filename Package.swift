@@ -41,16 +41,28 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        .target(
+            name: "ControlPlane",
+            dependencies: [
+                "MeshAPI",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "meshd",
             dependencies: [
-                "FilterHost", "Filters", "MeshAPI",
+                "ControlPlane", "FilterHost", "Filters", "MeshAPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
+        ),
+        .testTarget(
+            name: "ControlPlaneTests",
+            dependencies: ["ControlPlane", "FilterHost", "MeshAPI"]
         ),
         .testTarget(
             name: "FilterHostTests",
