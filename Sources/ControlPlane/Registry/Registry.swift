@@ -74,7 +74,8 @@ public struct Registry: Sendable, Equatable {
         workloads.filter { $0.namespace == namespace && $0.labels.matches(selector) }
     }
 
-    /// The endpoints of one service port whose labels contain `subset` (empty: all), sorted.
+    /// The endpoints of one service port whose labels contain `subset` (empty: all), sorted:
+    /// selected workloads, else inline endpoints, else (DNS or NONE resolution) the host itself.
     public func endpoints(of service: RegistryService, port: ServicePort, subset: [String: String] = [:]) -> [ServiceEndpoint] {
         func target(_ ports: [String: Int]) -> Int { ports[port.name] ?? port.targetPort ?? port.number }
         var out: [ServiceEndpoint] = []
@@ -87,7 +88,9 @@ public struct Registry: Sendable, Equatable {
                 guard let address = e.address, !address.hasPrefix("unix://") else { return nil }
                 return ServiceEndpoint(address: address, port: target(e.ports), labels: e.labels)
             }
-        } else if service.resolution.hasPrefix("DNS"), !service.isWildcard {
+        } else if service.resolution != "STATIC", !service.isWildcard {
+            // DNS: the proxy resolves the host. NONE: meshd captures no traffic, so there is no
+            // original destination to pass through to; the host is resolved the same way.
             out = [ServiceEndpoint(address: service.host, port: port.targetPort ?? port.number, labels: [:])]
         }
         return Array(Set(out.filter { $0.labels.matches(subset) })).sorted()
