@@ -74,6 +74,10 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "ControlPlaneTests",
+            dependencies: ["ControlPlane", "FilterHost", "MeshAPI"]
+        ),
+        .testTarget(
             name: "FilterHostTests",
             dependencies: [
                 "FilterHost", "Filters", "MeshAPI",

@@ -32,6 +32,11 @@ public struct Bootstrap: Codable, Sendable, Equatable {
 public struct AdminConfig: Codable, Sendable, Equatable {
     public var address: String?
     public var port: Int?
+
+    public init(address: String? = nil, port: Int? = nil) {
+        self.address = address
+        self.port = port
+    }
 }
 
 /// One downstream listener: a socket, optional TLS, and the HTTP filter chain behind it.
@@ -56,6 +61,24 @@ public struct Listener: Codable, Sendable, Equatable {
     public var http2MaxResetsPerWindow: Int?
     /// Emit an access log line per request (default true).
     public var accessLog: Bool?
+
+    public init(name: String, address: String, port: Int, tls: ListenerTLS? = nil, routeConfig: String,
+                httpFilters: [HTTPFilterConfig]? = nil, idleTimeoutMs: Int? = nil, requestHeadersTimeoutMs: Int? = nil,
+                maxRequestHeadersKb: Int? = nil, perConnectionBufferLimitBytes: Int? = nil,
+                http2MaxResetsPerWindow: Int? = nil, accessLog: Bool? = nil) {
+        self.name = name
+        self.address = address
+        self.port = port
+        self.tls = tls
+        self.routeConfig = routeConfig
+        self.httpFilters = httpFilters
+        self.idleTimeoutMs = idleTimeoutMs
+        self.requestHeadersTimeoutMs = requestHeadersTimeoutMs
+        self.maxRequestHeadersKb = maxRequestHeadersKb
+        self.perConnectionBufferLimitBytes = perConnectionBufferLimitBytes
+        self.http2MaxResetsPerWindow = http2MaxResetsPerWindow
+        self.accessLog = accessLog
+    }
 }
 
 public struct ListenerTLS: Codable, Sendable, Equatable {
@@ -65,25 +88,49 @@ public struct ListenerTLS: Codable, Sendable, Equatable {
     public var caCertificates: String?
     /// ALPN protocols offered, in preference order (default ["h2", "http/1.1"]).
     public var alpn: [String]?
+
+    public init(certificateChain: String, privateKey: String, caCertificates: String? = nil, alpn: [String]? = nil) {
+        self.certificateChain = certificateChain
+        self.privateKey = privateKey
+        self.caCertificates = caCertificates
+        self.alpn = alpn
+    }
 }
 
 /// A filter in a listener's chain: a registered name plus its own config.
 public struct HTTPFilterConfig: Codable, Sendable, Equatable {
     public var name: String
     public var config: JSONValue?
+
+    public init(name: String, config: JSONValue? = nil) {
+        self.name = name
+        self.config = config
+    }
 }
 
 public struct RouteConfig: Codable, Sendable, Equatable {
     public var name: String
     public var virtualHosts: [VirtualHost]
+
+    public init(name: String, virtualHosts: [VirtualHost]) {
+        self.name = name
+        self.virtualHosts = virtualHosts
+    }
 }
 
 public struct VirtualHost: Codable, Sendable, Equatable {
     public var name: String
     /// Host names matched against :authority (port stripped). "*" matches any;
-    /// "*.example.com" and "example.*" are wildcard forms as in Envoy.
+    /// "*.example.com" and "example.*" are wildcard forms as in Envoy. A domain with a port
+    /// ("reviews:9080") matches only an authority with that port, ahead of any other form.
     public var domains: [String]
     public var routes: [Route]
+
+    public init(name: String, domains: [String], routes: [Route]) {
+        self.name = name
+        self.domains = domains
+        self.routes = routes
+    }
 }
 
 public struct Route: Codable, Sendable, Equatable {
@@ -91,8 +138,25 @@ public struct Route: Codable, Sendable, Equatable {
     public var match: RouteMatch
     public var route: RouteAction?
     public var directResponse: DirectResponse?
+    /// Answer with a redirect (`location`) instead of forwarding.
+    public var redirect: RedirectAction?
+    /// Header changes the router applies: `request` before sending upstream, `response`
+    /// to the upstream response head (and to this route's redirect or direct response).
+    public var headers: HeaderOperations?
     /// Per-route filter overrides, by filter name.
     public var perFilterConfig: [String: JSONValue]?
+
+    public init(name: String? = nil, match: RouteMatch, route: RouteAction? = nil, directResponse: DirectResponse? = nil,
+                redirect: RedirectAction? = nil, headers: HeaderOperations? = nil,
+                perFilterConfig: [String: JSONValue]? = nil) {
+        self.name = name
+        self.match = match
+        self.route = route
+        self.directResponse = directResponse
+        self.redirect = redirect
+        self.headers = headers
+        self.perFilterConfig = perFilterConfig
+    }
 }
 
 public struct RouteMatch: Codable, Sendable, Equatable {
@@ -100,8 +164,22 @@ public struct RouteMatch: Codable, Sendable, Equatable {
     public var path: String?
     /// A regular expression the whole path (without query) must match.
     public var safeRegex: String?
+    /// Header matchers; the pseudo-headers `:authority` and `:method` match the request's
+    /// authority (as sent, port included) and method.
     public var headers: [HeaderMatcher]?
     public var methods: [String]?
+    /// Query parameters (percent-decoded); all must match.
+    public var queryParams: [QueryParameterMatcher]?
+
+    public init(prefix: String? = nil, path: String? = nil, safeRegex: String? = nil, headers: [HeaderMatcher]? = nil,
+                methods: [String]? = nil, queryParams: [QueryParameterMatcher]? = nil) {
+        self.prefix = prefix
+        self.path = path
+        self.safeRegex = safeRegex
+        self.headers = headers
+        self.methods = methods
+        self.queryParams = queryParams
+    }
 }
 
 public struct HeaderMatcher: Codable, Sendable, Equatable {
@@ -112,6 +190,16 @@ public struct HeaderMatcher: Codable, Sendable, Equatable {
     /// true: the header must be present; false: it must be absent.
     public var present: Bool?
     public var invert: Bool?
+
+    public init(name: String, exact: String? = nil, prefix: String? = nil, safeRegex: String? = nil,
+                present: Bool? = nil, invert: Bool? = nil) {
+        self.name = name
+        self.exact = exact
+        self.prefix = prefix
+        self.safeRegex = safeRegex
+        self.present = present
+        self.invert = invert
+    }
 }
 
 public struct RouteAction: Codable, Sendable, Equatable {
@@ -120,17 +208,39 @@ public struct RouteAction: Codable, Sendable, Equatable {
     /// Whole-request timeout, from request end to response end (default 15000; 0 disables).
     public var timeoutMs: Int?
     public var prefixRewrite: String?
+    /// Replaces the whole path (the query string is kept unless the rewrite has its own).
+    public var pathRewrite: String?
     public var hostRewrite: String?
+
+    public init(cluster: String? = nil, weightedClusters: [WeightedCluster]? = nil, timeoutMs: Int? = nil,
+                prefixRewrite: String? = nil, pathRewrite: String? = nil, hostRewrite: String? = nil) {
+        self.cluster = cluster
+        self.weightedClusters = weightedClusters
+        self.timeoutMs = timeoutMs
+        self.prefixRewrite = prefixRewrite
+        self.pathRewrite = pathRewrite
+        self.hostRewrite = hostRewrite
+    }
 }
 
 public struct WeightedCluster: Codable, Sendable, Equatable {
     public var name: String
     public var weight: Int
+
+    public init(name: String, weight: Int) {
+        self.name = name
+        self.weight = weight
+    }
 }
 
 public struct DirectResponse: Codable, Sendable, Equatable {
     public var status: Int
     public var body: String?
+
+    public init(status: Int, body: String? = nil) {
+        self.status = status
+        self.body = body
+    }
 }
 
 public struct Cluster: Codable, Sendable, Equatable {
@@ -148,6 +258,19 @@ public struct Cluster: Codable, Sendable, Equatable {
     public var maxConnectionsPerEndpoint: Int?
     public var tls: UpstreamTLS?
     public var endpoints: [Endpoint]
+
+    public init(name: String, protocol: UpstreamProtocol? = nil, lbPolicy: LBPolicy? = nil, connectTimeoutMs: Int? = nil,
+                idleTimeoutMs: Int? = nil, maxConnectionsPerEndpoint: Int? = nil, tls: UpstreamTLS? = nil,
+                endpoints: [Endpoint]) {
+        self.name = name
+        self.protocol = `protocol`
+        self.lbPolicy = lbPolicy
+        self.connectTimeoutMs = connectTimeoutMs
+        self.idleTimeoutMs = idleTimeoutMs
+        self.maxConnectionsPerEndpoint = maxConnectionsPerEndpoint
+        self.tls = tls
+        self.endpoints = endpoints
+    }
 }
 
 public struct UpstreamTLS: Codable, Sendable, Equatable, Hashable {
@@ -156,6 +279,15 @@ public struct UpstreamTLS: Codable, Sendable, Equatable, Hashable {
     public var insecureSkipVerify: Bool?
     public var certificateChain: String?
     public var privateKey: String?
+
+    public init(sni: String? = nil, caCertificates: String? = nil, insecureSkipVerify: Bool? = nil,
+                certificateChain: String? = nil, privateKey: String? = nil) {
+        self.sni = sni
+        self.caCertificates = caCertificates
+        self.insecureSkipVerify = insecureSkipVerify
+        self.certificateChain = certificateChain
+        self.privateKey = privateKey
+    }
 }
 
 public struct Endpoint: Codable, Sendable, Equatable, Hashable {

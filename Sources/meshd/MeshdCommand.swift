@@ -6,6 +6,7 @@ struct Meshd: ParsableCommand {
         commandName: "meshd",
         abstract: "A service mesh: proxy with native and Lua filters, and its control plane.",
         subcommands: [ProxyCommand.self, SidecarCommand.self, GatewayCommand.self, ProxyStatusCommand.self,
-                      ProxyConfigCommand.self, PluginCommand.self, DemoAppCommand.self]
+                      ProxyConfigCommand.self, ValidateCommand.self, AnalyzeCommand.self, PluginCommand.self,
+                      DemoAppCommand.self]
     )
 }

@@ -29,6 +29,7 @@ public struct CompiledRoute: Sendable {
     public let route: Route
     let pathRegex: CompiledRegex?
     let headerRegexes: [CompiledRegex?]
+    let queryRegexes: [CompiledRegex?]
 
     init(_ route: Route, at path: String) throws {
         self.route = route
@@ -47,8 +48,14 @@ public struct CompiledRoute: Sendable {
                 throw ConfigError(path: path + ".match.headers[\(i)].safeRegex", reason: "invalid regex: \(error)")
             }
         }
-        if route.route == nil && route.directResponse == nil {
-            throw ConfigError(path: path, reason: "a route needs route or directResponse")
+        queryRegexes = try (m.queryParams ?? []).enumerated().map { i, q in
+            do { return try q.safeRegex.map(CompiledRegex.init) } catch {
+                throw ConfigError(path: path + ".match.queryParams[\(i)].safeRegex", reason: "invalid regex: \(error)")
+            }
+        }
+        let actions = [route.route != nil, route.directResponse != nil, route.redirect != nil].filter { $0 }.count
+        if actions != 1 {
+            throw ConfigError(path: path, reason: "a route needs exactly one of route, redirect, directResponse")
         }
         if let action = route.route {
             let clusters = action.cluster.map { [$0] } ?? action.weightedClusters?.map(\.name) ?? []
@@ -61,15 +68,20 @@ public struct CompiledRoute: Sendable {
         }
     }
 
-    func matches(path fullPath: String, method: String, headers: HTTPHeaders) -> Bool {
+    func matches(path fullPath: String, authority: String, method: String, headers: HTTPHeaders) -> Bool {
         let m = route.match
-        let path = fullPath.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? fullPath
+        let parts = fullPath.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        let path = parts.first.map(String.init) ?? fullPath
         if let prefix = m.prefix, !path.hasPrefix(prefix) { return false }
         if let exact = m.path, path != exact { return false }
         if let re = pathRegex, !re.wholeMatch(path) { return false }
         if let methods = m.methods, !methods.contains(method) { return false }
         for (i, h) in (m.headers ?? []).enumerated() {
-            let values = headers[canonicalForm: h.name]
+            let values: [Substring] = switch h.name {
+            case ":authority": [Substring(authority)]
+            case ":method": [Substring(method)]
+            default: headers[canonicalForm: h.name]
+            }
             var ok: Bool
             if let present = h.present {
                 ok = present == !values.isEmpty
@@ -84,6 +96,21 @@ public struct CompiledRoute: Sendable {
             }
             if h.invert == true { ok.toggle() }
             if !ok { return false }
+        }
+        if let query = m.queryParams, !query.isEmpty {
+            let params = QueryString(parts.count > 1 ? parts[1] : "")
+            for (i, q) in query.enumerated() {
+                let value = params.first(q.name)
+                let ok: Bool
+                if let present = q.present { ok = present == (value != nil) }
+                else if let value {
+                    if let exact = q.exact { ok = value == exact }
+                    else if let prefix = q.prefix { ok = value.hasPrefix(prefix) }
+                    else if let re = queryRegexes[i] { ok = re.wholeMatch(value) }
+                    else { ok = true }
+                } else { ok = false }
+                if !ok { return false }
+            }
         }
         return true
     }
@@ -109,20 +136,21 @@ public struct RouteTable: Sendable {
 
     /// Envoy's domain order: exact, then suffix wildcards (longest first), then prefix wildcards, then "*".
     public func select(authority: String, path: String, method: String, headers: HTTPHeaders) -> SelectedRoute? {
-        let host = Self.stripPort(authority).lowercased()
-        guard let vh = pickHost(host) else { return nil }
-        for r in vh.routes where r.matches(path: path, method: method, headers: headers) {
+        let full = authority.lowercased()
+        guard let vh = pickHost(Self.stripPort(full), authority: full) else { return nil }
+        for r in vh.routes where r.matches(path: path, authority: authority, method: method, headers: headers) {
             return SelectedRoute(virtualHost: vh.name, route: r.route, compiled: r)
         }
         return nil
     }
 
-    private func pickHost(_ host: String) -> Host? {
+    private func pickHost(_ host: String, authority: String) -> Host? {
         var best: (Host, Int)?
         for h in hosts {
             for d in h.domains {
                 let score: Int
-                if d == host || d == Self.stripPort(d) && d == host { score = 1_000_000 }
+                if d == authority, d != host { score = 2_000_000 }
+                else if d == host || d == Self.stripPort(d) && d == host { score = 1_000_000 }
                 else if d == "*" { score = 0 }
                 else if d.hasPrefix("*"), host.hasSuffix(d.dropFirst()) { score = 1000 + d.count }
                 else if d.hasSuffix("*"), host.hasPrefix(d.dropLast()) { score = 500 + d.count }

@@ -17,6 +17,7 @@ final class RouterFilter: HTTPFilter, UpstreamResponseHandler, TimerTarget {
     private var responseStarted = false
     private var responseDone = false
     private var done = false
+    private var responseHeaders: HeaderMutation?
 
     init(stream: HTTPStream, pools: UpstreamPools, timers: LoopTimers, stats: LoopStats) {
         self.stream = stream
@@ -32,7 +33,14 @@ final class RouterFilter: HTTPFilter, UpstreamResponseHandler, TimerTarget {
         }
         let route = selected.route
         if let direct = route.directResponse {
-            stream.sendLocalReply(status: direct.status, body: direct.body ?? "", headers: [:], flag: nil, from: self)
+            stream.sendLocalReply(status: direct.status, body: direct.body ?? "", headers: route.localReplyHeaders(),
+                                  flag: nil, from: self)
+            return .stop
+        }
+        if let redirect = route.redirect {
+            var headers = route.localReplyHeaders()
+            headers.replaceOrAdd(name: "location", value: redirect.location(for: head))
+            stream.sendLocalReply(status: redirect.responseCode ?? 301, body: "", headers: headers, flag: nil, from: self)
             return .stop
         }
         guard let action = route.route, let clusterName = Self.pickCluster(action),
@@ -43,6 +51,8 @@ final class RouterFilter: HTTPFilter, UpstreamResponseHandler, TimerTarget {
         self.cluster = cluster
         stream.streamInfo.clusterName = cluster.name
         Self.rewrite(&head, action: action, matchedPrefix: route.match.prefix)
+        route.headers?.request?.apply(to: &head.headers)
+        responseHeaders = route.headers?.response
         let request = head
         pools.connection(for: cluster) { [weak self] result in
             guard let self, !self.done else {
@@ -99,6 +109,8 @@ final class RouterFilter: HTTPFilter, UpstreamResponseHandler, TimerTarget {
     // MARK: upstream response
 
     func upstreamHead(_ head: ResponseHead, endStream: Bool) {
+        var head = head
+        responseHeaders?.apply(to: &head.headers)
         responseStarted = true
         // A tunnel (101) lives as long as its peers want; the route timeout covered the handshake.
         if head.status == 101 { cancelTimeout() }
@@ -188,6 +200,9 @@ final class RouterFilter: HTTPFilter, UpstreamResponseHandler, TimerTarget {
             head.headers.replaceOrAdd(name: "x-envoy-original-path", value: head.path)
             head.path = newPrefix + head.path.dropFirst(prefix.count)
             if head.path.isEmpty { head.path = "/" }
+        } else if let newPath = action.pathRewrite {
+            head.headers.replaceOrAdd(name: "x-envoy-original-path", value: head.path)
+            head.path = RedirectAction.replacingPath(of: head.path, with: newPath)
         }
     }
 }

@@ -1,0 +1,98 @@
+/// Services (from ServiceEntries) and workloads (WorkloadEntries plus workloads registered at
+/// runtime), and the endpoints they give each service port. A value: the discovery server
+/// keeps one, updates it, and hands copies to the translator.
+public struct Registry: Sendable, Equatable {
+    public private(set) var services: [RegistryService] = []
+    private var entries: [WorkloadInstance] = []
+    private var dynamic: [String: DynamicWorkload] = [:]
+
+    public init(store: ConfigStore = ConfigStore(), dynamic workloads: [DynamicWorkload] = []) {
+        for w in workloads { dynamic[w.id] = w }
+        update(store: store)
+    }
+
+    /// Re-reads services and WorkloadEntries from `store`; registered workloads stay.
+    public mutating func update(store: ConfigStore) {
+        var byHost: [String: Int] = [:]
+        var list: [RegistryService] = []
+        for se in store.serviceEntries {
+            let ports = se.spec.ports.compactMap { p -> ServicePort? in
+                guard let n = p.number else { return nil }
+                return ServicePort(number: n, name: p.name ?? "", protocol: p.effectiveProtocol, targetPort: p.targetPort)
+            }.sorted()
+            for h in se.spec.hosts {
+                let host = HostNames.fqdn(h, namespace: se.namespace)
+                guard byHost[host] == nil else { continue }  // the first ServiceEntry for a host wins
+                byHost[host] = list.count
+                list.append(RegistryService(host: host, namespace: se.namespace, ports: ports,
+                                            resolution: se.spec.resolution ?? "NONE", exportTo: se.spec.exportTo,
+                                            source: se.id, location: se.location,
+                                            selector: se.spec.workloadSelector?.labels, inlineEndpoints: se.spec.endpoints))
+            }
+        }
+        services = list.sorted { $0.host < $1.host }
+        entries = store.workloadEntries.compactMap { we in
+            guard let address = we.spec.address else { return nil }
+            return WorkloadInstance(name: we.name, namespace: we.namespace, address: address, ports: we.spec.ports,
+                                    labels: we.spec.labels, serviceAccount: we.spec.serviceAccount,
+                                    origin: .workloadEntry(we.location))
+        }
+    }
+
+    // MARK: runtime registration
+
+    /// Adds (or replaces, by `namespace/name`) a workload registered by a sidecar.
+    public mutating func register(workload: DynamicWorkload) {
+        dynamic[workload.id] = workload
+    }
+
+    /// Removes a registered workload; returns whether it was there.
+    @discardableResult
+    public mutating func unregister(id: String) -> Bool {
+        dynamic.removeValue(forKey: id) != nil
+    }
+
+    /// WorkloadEntries and registered workloads, sorted by id.
+    public var workloads: [WorkloadInstance] {
+        let registered = dynamic.values.map {
+            WorkloadInstance(name: $0.name, namespace: $0.namespace, address: $0.address, ports: $0.ports,
+                             labels: $0.labels, serviceAccount: $0.serviceAccount, origin: .dynamic)
+        }
+        return (entries + registered).sorted { ($0.id, $0.address) < ($1.id, $1.address) }
+    }
+
+    // MARK: lookups
+
+    /// The service for a host as written in a resource of `namespace` (short names expanded).
+    public func service(host: String, namespace: String = "default") -> RegistryService? {
+        let fqdn = HostNames.fqdn(host, namespace: namespace)
+        return services.first { $0.host == fqdn } ?? services.first { $0.isWildcard && HostNames.matches(pattern: $0.host, host: fqdn) }
+    }
+
+    /// Workloads in `namespace` whose labels contain `selector`.
+    public func workloads(selectedBy selector: [String: String], namespace: String) -> [WorkloadInstance] {
+        workloads.filter { $0.namespace == namespace && $0.labels.matches(selector) }
+    }
+
+    /// The endpoints of one service port whose labels contain `subset` (empty: all), sorted:
+    /// selected workloads, else inline endpoints, else (DNS or NONE resolution) the host itself.
+    public func endpoints(of service: RegistryService, port: ServicePort, subset: [String: String] = [:]) -> [ServiceEndpoint] {
+        func target(_ ports: [String: Int]) -> Int { ports[port.name] ?? port.targetPort ?? port.number }
+        var out: [ServiceEndpoint] = []
+        if let selector = service.selector {
+            out = workloads(selectedBy: selector, namespace: service.namespace).map {
+                ServiceEndpoint(address: $0.address, port: target($0.ports), labels: $0.labels)
+            }
+        } else if !service.inlineEndpoints.isEmpty {
+            out = service.inlineEndpoints.compactMap { e in
+                guard let address = e.address, !address.hasPrefix("unix://") else { return nil }
+                return ServiceEndpoint(address: address, port: target(e.ports), labels: e.labels)
+            }
+        } else if service.resolution != "STATIC", !service.isWildcard {
+            // DNS: the proxy resolves the host. NONE: meshd captures no traffic, so there is no
+            // original destination to pass through to; the host is resolved the same way.
+            out = [ServiceEndpoint(address: service.host, port: port.targetPort ?? port.number, labels: [:])]
+        }
+        return Array(Set(out.filter { $0.labels.matches(subset) })).sorted()
+    }
+}

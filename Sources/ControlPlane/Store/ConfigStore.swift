@@ -1,0 +1,145 @@
+import Foundation
+
+/// Every resource read from a set of YAML files, in load order (sorted paths, then document
+/// order), plus what could not be read at all. A value: equal inputs give equal stores.
+public struct ConfigStore: Sendable, Equatable {
+    /// All resources as loaded, duplicates included.
+    public private(set) var resources: [Resource]
+    /// Files or documents that could not become resources: unreadable, invalid YAML, unknown kind.
+    public private(set) var loadErrors: [ValidationError]
+
+    public init(resources: [Resource] = [], loadErrors: [ValidationError] = []) {
+        self.resources = resources
+        self.loadErrors = loadErrors
+    }
+
+    /// Reads every `*.yaml` / `*.yml` under `directory`, nested folders included, in sorted
+    /// path order. Hidden files and folders (`.git`, Kubernetes' `..data`) are skipped.
+    /// Throws only when the directory itself cannot be read.
+    public static func load(directory: String) throws -> ConfigStore {
+        var store = ConfigStore()
+        for file in try yamlFiles(under: directory) { store.add(file: file) }
+        return store
+    }
+
+    /// Reads the given files (a directory among them is read as by `load(directory:)`).
+    public static func load(files: [String]) -> ConfigStore {
+        var store = ConfigStore()
+        for path in files {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+                do {
+                    for file in try yamlFiles(under: path) { store.add(file: file) }
+                } catch {
+                    store.loadErrors.append(ValidationError(location: SourceLocation(file: path, line: 1),
+                                                            reason: "cannot read directory: \(error.localizedDescription)"))
+                }
+            } else {
+                store.add(file: path)
+            }
+        }
+        return store
+    }
+
+    /// Parses YAML text as if read from `file` (which also anchors relative plugin paths).
+    public static func parse(yaml: String, file: String = "<input>") -> ConfigStore {
+        var store = ConfigStore()
+        store.add(yaml: yaml, file: file)
+        return store
+    }
+
+    public mutating func add(file: String) {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            loadErrors.append(ValidationError(location: SourceLocation(file: file, line: 1), reason: "cannot read file"))
+            return
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            loadErrors.append(ValidationError(location: SourceLocation(file: file, line: 1), reason: "file is not UTF-8 text"))
+            return
+        }
+        add(yaml: text, file: file)
+    }
+
+    public mutating func add(yaml: String, file: String) {
+        let out = DocumentParser.parse(yaml, file: file)
+        resources += out.resources
+        loadErrors += out.errors
+    }
+
+    public mutating func add(_ resource: Resource) {
+        resources.append(resource)
+    }
+
+    static func yamlFiles(under directory: String) throws -> [String] {
+        let fm = FileManager.default
+        let base = URL(fileURLWithPath: directory)
+        var files: [String] = []
+        func walk(_ url: URL, _ display: String) throws {
+            for name in try fm.contentsOfDirectory(atPath: url.path).sorted() where !name.hasPrefix(".") {
+                let child = url.appendingPathComponent(name)
+                let shown = display.hasSuffix("/") ? display + name : display + "/" + name
+                var isDirectory: ObjCBool = false
+                guard fm.fileExists(atPath: child.path, isDirectory: &isDirectory) else { continue }
+                if isDirectory.boolValue {
+                    try walk(child, shown)
+                } else if name.hasSuffix(".yaml") || name.hasSuffix(".yml") {
+                    files.append(shown)
+                }
+            }
+        }
+        try walk(base, directory)
+        return files.sorted()
+    }
+
+    // MARK: effective view
+
+    /// The resources that count: for each `Kind/namespace/name` the last one loaded (as
+    /// `kubectl apply` of the files in order would leave it), in load order.
+    public var effective: [Resource] {
+        var last: [String: Int] = [:]
+        for (i, r) in resources.enumerated() { last[r.id] = i }
+        return resources.enumerated().filter { last[$0.element.id] == $0.offset }.map(\.element)
+    }
+
+    /// Resources defined more than once: each later definition with the one it replaces.
+    public var duplicates: [(replaced: Resource, by: Resource)] {
+        var seen: [String: Resource] = [:]
+        var out: [(Resource, Resource)] = []
+        for r in resources {
+            if let earlier = seen[r.id] { out.append((earlier, r)) }
+            seen[r.id] = r
+        }
+        return out
+    }
+
+    private func typed<T>(_ extract: (ResourceSpec) -> T?) -> [Config<T>] {
+        effective.compactMap { r in
+            extract(r.spec).map { Config(kind: r.kind, meta: r.meta, location: r.location, spec: $0) }
+        }
+    }
+
+    public var virtualServices: [Config<VirtualService>] {
+        typed { if case .virtualService(let s) = $0 { s } else { nil } }
+    }
+    public var destinationRules: [Config<DestinationRule>] {
+        typed { if case .destinationRule(let s) = $0 { s } else { nil } }
+    }
+    public var gateways: [Config<Gateway>] {
+        typed { if case .gateway(let s) = $0 { s } else { nil } }
+    }
+    public var serviceEntries: [Config<ServiceEntry>] {
+        typed { if case .serviceEntry(let s) = $0 { s } else { nil } }
+    }
+    public var workloadEntries: [Config<WorkloadEntry>] {
+        typed { if case .workloadEntry(let s) = $0 { s } else { nil } }
+    }
+    public var sidecars: [Config<Sidecar>] {
+        typed { if case .sidecar(let s) = $0 { s } else { nil } }
+    }
+    public var luaPlugins: [Config<LuaPluginSpec>] {
+        typed { if case .luaPlugin(let s) = $0 { s } else { nil } }
+    }
+    public var trafficExtensions: [Config<TrafficExtension>] {
+        typed { if case .trafficExtension(let s) = $0 { s } else { nil } }
+    }
+}

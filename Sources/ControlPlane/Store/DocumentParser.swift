@@ -1,0 +1,129 @@
+import Yams
+
+/// Turns the YAML documents of one file into resources. Problems with a document's fields
+/// stay on its resource (for the Validator); a document that cannot become a resource at all
+/// (invalid YAML, unknown kind) is a load error.
+enum DocumentParser {
+    struct Output {
+        var resources: [Resource] = []
+        var errors: [ValidationError] = []
+    }
+
+    static func parse(_ text: String, file: String) -> Output {
+        var out = Output()
+        let parser: Parser
+        do {
+            parser = try Parser(yaml: text)
+        } catch {
+            out.errors.append(yamlError(error, file: file))
+            return out
+        }
+        while true {
+            let root: Node?
+            do {
+                root = try parser.nextRoot()
+            } catch {
+                out.errors.append(yamlError(error, file: file))
+                break
+            }
+            guard let root else { break }
+            if case .scalar = root, root.tagName == .null { continue }  // an empty document
+            switch document(root, file: file) {
+            case .success(let resource): out.resources.append(resource)
+            case .failure(let error): out.errors.append(error)
+            }
+        }
+        return out
+    }
+
+    private static func document(_ root: Node, file: String) -> Result<Resource, ValidationError> {
+        let location = SourceLocation(file: file, line: root.mark?.line ?? 1)
+        let ctx = DecodeContext()
+        guard let top = ObjectReader(root, path: "", ctx: ctx) else {
+            return .failure(ValidationError(location: location, reason: "a resource must be a map, got \(YAMLScalar.typeName(root))"))
+        }
+        let apiVersion = top.string("apiVersion")
+        let kindName = top.string("kind")
+        let meta = top.node("metadata").flatMap { metadata($0, ctx) }
+        let specNode = top.node("spec")
+        _ = top.node("status")
+        guard let apiVersion, let kindName else {
+            let missing = apiVersion == nil ? "apiVersion" : "kind"
+            return .failure(ValidationError(location: location, path: missing, reason: "required field is missing"))
+        }
+        let id = "\(kindName)/\(meta?.namespace ?? "default")/\(meta?.name ?? "")"
+        guard let kind = ResourceKind(rawValue: kindName) else {
+            let known = ResourceKind.allCases.map(\.rawValue).joined(separator: ", ")
+            return .failure(ValidationError(location: location, resource: id, path: "kind",
+                                            reason: "unknown kind \"\(kindName)\" (\(apiVersion)); known kinds: \(known)"))
+        }
+        guard kind.apiVersions.contains(apiVersion) else {
+            return .failure(ValidationError(location: location, resource: id, path: "apiVersion",
+                                            reason: "unknown apiVersion \"\(apiVersion)\" for \(kindName) (use \(kind.apiVersions.joined(separator: ", ")))"))
+        }
+        top.finish()
+        if meta == nil { ctx.report("metadata", "required field is missing") }
+        let empty = Node.mapping(Node.Mapping([]))
+        var spec = decodeSpec(kind, specNode ?? empty, ctx: ctx)
+        if case .luaPlugin(var plugin) = spec {
+            PluginSource.resolve(&plugin, yamlFile: file, ctx: ctx)
+            spec = .luaPlugin(plugin)
+        }
+        return .success(Resource(apiVersion: apiVersion, kind: kind, meta: meta ?? ResourceMeta(name: ""),
+                                 location: location, spec: spec, issues: ctx.issues))
+    }
+
+    private static func metadata(_ node: Node, _ ctx: DecodeContext) -> ResourceMeta? {
+        guard let r = ObjectReader(node, path: "metadata", ctx: ctx) else { return nil }
+        let name = r.string("name")
+        let namespace = r.string("namespace")
+        let labels = r.stringMap("labels")
+        let annotations = r.stringMap("annotations")
+        // Kubernetes' own fields, as `kubectl get -o yaml` prints them.
+        for key in ["uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
+                    "deletionGracePeriodSeconds", "generateName", "selfLink", "managedFields", "ownerReferences",
+                    "finalizers"] { _ = r.node(key) }
+        r.finish()
+        if name == nil || name!.isEmpty { ctx.report("metadata.name", "required field is missing") }
+        return ResourceMeta(name: name ?? "", namespace: namespace ?? "default", labels: labels, annotations: annotations)
+    }
+
+    private static func decodeSpec(_ kind: ResourceKind, _ node: Node, ctx: DecodeContext) -> ResourceSpec {
+        func d<T: NodeDecodable>(_ type: T.Type) -> T {
+            if let v: T = ObjectReader.decode(node, path: "spec", ctx: ctx) { return v }
+            // Not a map: read an empty one, so the resource still has a (blank) spec.
+            return ObjectReader.decode(.mapping(Node.Mapping([])), path: "spec", ctx: ctx)!
+        }
+        switch kind {
+        case .virtualService: return .virtualService(d(VirtualService.self))
+        case .destinationRule: return .destinationRule(d(DestinationRule.self))
+        case .gateway: return .gateway(d(Gateway.self))
+        case .serviceEntry: return .serviceEntry(d(ServiceEntry.self))
+        case .workloadEntry: return .workloadEntry(d(WorkloadEntry.self))
+        case .workloadGroup: return .workloadGroup(d(WorkloadGroup.self))
+        case .sidecar: return .sidecar(d(Sidecar.self))
+        case .peerAuthentication: return .peerAuthentication(d(PeerAuthentication.self))
+        case .requestAuthentication: return .requestAuthentication(d(RequestAuthentication.self))
+        case .authorizationPolicy: return .authorizationPolicy(d(AuthorizationPolicy.self))
+        case .trafficExtension: return .trafficExtension(d(TrafficExtension.self))
+        case .luaPlugin: return .luaPlugin(d(LuaPluginSpec.self))
+        }
+    }
+
+    private static func yamlError(_ error: Error, file: String) -> ValidationError {
+        guard let e = error as? YamlError else {
+            return ValidationError(location: SourceLocation(file: file, line: 1), reason: "invalid YAML: \(error)")
+        }
+        switch e {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+             .composer(let context, let problem, let mark, _):
+            var reason = "invalid YAML: \(problem)"
+            if let context { reason += " (\(context.text) at line \(context.mark.line))" }
+            return ValidationError(location: SourceLocation(file: file, line: mark.line), reason: reason)
+        case .reader(let problem, _, _, _):
+            return ValidationError(location: SourceLocation(file: file, line: 1), reason: "invalid YAML: \(problem)")
+        default:
+            return ValidationError(location: SourceLocation(file: file, line: 1), reason: "invalid YAML: \(e)")
+        }
+    }
+}

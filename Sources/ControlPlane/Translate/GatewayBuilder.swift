@@ -1,0 +1,126 @@
+import MeshAPI
+
+/// A gateway's listeners: one per server port of the Gateways whose selector matches the
+/// proxy's labels, with a virtual host per VirtualService bound to them. A virtual host's
+/// domains are the intersections of the server's hosts and the VirtualService's hosts.
+/// HTTPS servers terminate TLS with `serverCertificate`/`privateKey` files; `httpsRedirect`
+/// answers every request with a 301 to https.
+enum GatewayBuilder {
+    static func build(_ ctx: TranslationContext) -> (listeners: [Listener], routeConfigs: [RouteConfig]) {
+        let gateways = ctx.index.gateways.filter { ctx.proxy.labels.matches($0.spec.selector) }
+        var byPort: [Int: [(gateway: Config<Gateway>, server: Server, index: Int)]] = [:]
+        for gw in gateways {
+            for (i, s) in gw.spec.servers.enumerated() {
+                if let n = s.port?.number { byPort[n, default: []].append((gw, s, i)) }
+            }
+        }
+        var listeners: [Listener] = []
+        var configs: [RouteConfig] = []
+        for port in byPort.keys.sorted() {
+            let listenerName = Naming.gatewayListener(port: port)
+            var tls: ListenerTLS?
+            var plain = false
+            var served: [(gateway: Config<Gateway>, server: Server)] = []
+            for (gw, s, i) in byPort[port]! {
+                let path = "spec.servers[\(i)]"
+                let proto = s.port?.effectiveProtocol ?? .unspecified
+                if proto == .https {
+                    guard let serverTLS = listenerTLS(s.tls) else {
+                        ctx.warn(gw.id, path + ".tls", "meshd terminates TLS with serverCertificate and privateKey files only (no credentialName, no PASSTHROUGH); server skipped")
+                        continue
+                    }
+                    if tls == nil { tls = serverTLS } else if tls != serverTLS {
+                        ctx.warn(gw.id, path + ".tls", "port \(port) already has a certificate; one certificate per port (no SNI selection yet)")
+                    }
+                } else if proto.isHTTP {
+                    plain = true
+                } else {
+                    ctx.warn(gw.id, path, "\(proto.rawValue) servers are not supported yet (HTTP and HTTPS only); server skipped")
+                    continue
+                }
+                served.append((gw, s))
+                ctx.listenersByGateway[gw.id, default: []].insert(listenerName)
+            }
+            guard !served.isEmpty else { continue }
+            if tls != nil && plain {
+                ctx.warn(served[0].gateway.id, "spec.servers", "port \(port) has both HTTP and HTTPS servers; the listener uses TLS")
+            }
+            listeners.append(Listener(name: listenerName, address: ctx.proxy.address,
+                                      port: ctx.proxy.gatewayPorts[port] ?? port, tls: tls,
+                                      routeConfig: Naming.gatewayRouteConfig(port: port)))
+            configs.append(RouteConfig(name: Naming.gatewayRouteConfig(port: port),
+                                       virtualHosts: virtualHosts(served, port: port, ctx)))
+            ctx.outboundListeners.append(listenerName)
+        }
+        return (listeners, configs)
+    }
+
+    private static func listenerTLS(_ t: ServerTLSSettings?) -> ListenerTLS? {
+        guard let t, ["SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL"].contains(t.mode ?? ""),
+              let cert = t.serverCertificate ?? t.tlsCertificates.first?.serverCertificate,
+              let key = t.privateKey ?? t.tlsCertificates.first?.privateKey else { return nil }
+        return ListenerTLS(certificateChain: cert, privateKey: key, caCertificates: t.mode == "SIMPLE" ? nil : t.caCertificates)
+    }
+
+    private static func virtualHosts(_ served: [(gateway: Config<Gateway>, server: Server)], port: Int,
+                                     _ ctx: TranslationContext) -> [VirtualHost] {
+        var vhosts: [VirtualHost] = []
+        var position: [String: Int] = [:]
+        var claimed: [String: String] = [:]
+        for (gw, server) in served {
+            for vs in ctx.index.virtualServices(boundTo: gw)
+            where ConfigIndex.exported(vs.spec.exportTo, from: vs.namespace, to: gw.namespace) {
+                var domains = self.domains(server, gw, vs)
+                guard !domains.isEmpty else { continue }
+                let name = Naming.virtualHost(virtualService: vs.namespace, vs.name)
+                domains = domains.filter { d in
+                    if let other = claimed[d] {
+                        if other != vs.id { ctx.warn(vs.id, "spec.hosts", "\(d) on port \(port) is already routed by \(other)") }
+                        return false
+                    }
+                    claimed[d] = vs.id
+                    return true
+                }
+                if let i = position[vs.id] {
+                    vhosts[i].domains += domains
+                    continue
+                }
+                guard !domains.isEmpty else { continue }
+                let routes: [Route]
+                if server.tls?.httpsRedirect == true {
+                    routes = [Route(name: "https_redirect", match: RouteMatch(prefix: "/"),
+                                    redirect: RedirectAction(scheme: "https", responseCode: 301))]
+                } else {
+                    routes = RouteBuilder(ctx: ctx, gateway: "\(gw.namespace)/\(gw.name)", port: port, service: nil).routes(vs)
+                }
+                position[vs.id] = vhosts.count
+                ctx.vhostsByVirtualService[vs.id, default: []].insert(name)
+                vhosts.append(VirtualHost(name: name, domains: domains, routes: routes))
+            }
+        }
+        return vhosts
+    }
+
+    /// Server hosts (`[namespace/]host`) intersected with the VirtualService's hosts.
+    static func domains(_ server: Server, _ gw: Config<Gateway>, _ vs: Config<VirtualService>) -> [String] {
+        var out: [String] = []
+        for sh in server.hosts {
+            let parts = sh.split(separator: "/", maxSplits: 1).map(String.init)
+            let (ns, pattern) = parts.count == 2 ? (parts[0], parts[1].lowercased()) : ("*", sh.lowercased())
+            let nsOK = switch ns {
+            case "*": true
+            case ".": vs.namespace == gw.namespace
+            case "~": false
+            default: vs.namespace == ns
+            }
+            guard nsOK else { continue }
+            for h in vs.spec.hosts {
+                let written = h.lowercased()
+                for candidate in [written, HostNames.fqdn(written, namespace: vs.namespace)] {
+                    if let d = HostNames.intersection(pattern, candidate), !out.contains(d) { out.append(d) }
+                }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,118 @@
+import MeshAPI
+
+/// LuaPlugins and TrafficExtensions (Lua) for one proxy, with where they attach.
+///
+/// - `selector` (or neither selector nor targetRefs): plugins in the proxy's namespace, or in
+///   the root namespace `istio-system`, whose labels match → every route of every listener
+///   (`match[].mode` CLIENT → outbound/gateway listeners, SERVER → the inbound listener).
+/// - `targetRefs`: Gateway → the listeners carrying that Gateway's servers; Service (or
+///   ServiceEntry) → the virtual hosts of that service; VirtualService → its virtual hosts,
+///   and with `sectionName` only the http route of that name.
+/// Targets a single attachment cannot express together become several plugins
+/// (`ns.name`, `ns.name#2`, …).
+enum PluginBuilder {
+    private struct Source {
+        var id: String
+        var namespace: String
+        var name: String
+        var selector: [String: String]?
+        var targetRefs: [PolicyTargetReference]
+        var phase: String?
+        var priority: Int?
+        var failStrategy: String?
+        var pluginConfig: JSONValue?
+        var code: String?
+        var limits: LuaPluginLimits?
+        var modes: [String]
+    }
+
+    static func build(_ ctx: TranslationContext) -> [LuaPlugin] {
+        var sources: [Source] = ctx.store.luaPlugins.map { p in
+            Source(id: p.id, namespace: p.namespace, name: p.name, selector: p.spec.selector?.matchLabels,
+                   targetRefs: p.spec.targetRefs, phase: PluginPhase.proxyName(p.spec.phase), priority: p.spec.priority,
+                   failStrategy: p.spec.failStrategy, pluginConfig: p.spec.pluginConfig, code: p.spec.code,
+                   limits: p.spec.limits.map { LuaPluginLimits(instructions: $0.instructions, memoryBytes: $0.memoryBytes) },
+                   modes: p.spec.match.compactMap(\.mode))
+        }
+        sources += ctx.store.trafficExtensions.compactMap { t in
+            guard let lua = t.spec.lua else { return nil }
+            return Source(id: t.id, namespace: t.namespace, name: t.name, selector: t.spec.selector?.matchLabels,
+                          targetRefs: t.spec.targetRefs, phase: PluginPhase.proxyName(t.spec.phase), priority: t.spec.priority,
+                          failStrategy: nil, pluginConfig: nil, code: lua.inlineCode, limits: nil,
+                          modes: t.spec.match.compactMap(\.mode))
+        }
+        var out: [LuaPlugin] = []
+        for s in sources {
+            guard let attachments = attachments(s, ctx) else { continue }
+            guard let code = s.code, !code.isEmpty else {
+                ctx.warn(s.id, "spec", "the plugin's source could not be read; plugin skipped")
+                continue
+            }
+            for (k, a) in attachments.enumerated() {
+                out.append(LuaPlugin(name: Naming.plugin(namespace: s.namespace, s.name, part: k + 1), phase: s.phase,
+                                     priority: s.priority, failStrategy: s.failStrategy, inlineCode: code,
+                                     pluginConfig: s.pluginConfig, limits: s.limits, attachTo: a))
+            }
+        }
+        return out.sorted { $0.name < $1.name }
+    }
+
+    /// nil: the plugin does not apply to this proxy.
+    private static func attachments(_ s: Source, _ ctx: TranslationContext) -> [PluginAttachment?]? {
+        guard !s.targetRefs.isEmpty else {
+            let inScope = s.namespace == ctx.proxy.namespace || s.namespace == SidecarScope.rootNamespace
+            guard inScope, ctx.proxy.labels.matches(s.selector ?? [:]) else { return nil }
+            return modeAttachment(s.modes, ctx).map { [$0] }
+        }
+        var listeners = Set<String>(), vhosts = Set<String>()
+        var sections: [String: (vhosts: Set<String>, routes: Set<String>)] = [:]
+        for ref in s.targetRefs {
+            guard let name = ref.name else { continue }
+            let ns = ref.namespace ?? s.namespace
+            switch ref.kind {
+            case "Gateway":
+                listeners.formUnion(ctx.listenersByGateway["Gateway/\(ns)/\(name)"] ?? [])
+            case "Service":
+                vhosts.formUnion(ctx.vhostsByService[HostNames.fqdn(name, namespace: ns)] ?? [])
+                vhosts.formUnion(serviceEntryVirtualHosts(ns, name, ctx))
+            case "ServiceEntry":
+                vhosts.formUnion(serviceEntryVirtualHosts(ns, name, ctx))
+            case "VirtualService":
+                let id = "VirtualService/\(ns)/\(name)"
+                let names = ctx.vhostsByVirtualService[id] ?? []
+                if let section = ref.sectionName {
+                    if !names.isEmpty {
+                        sections[id, default: ([], [])].vhosts.formUnion(names)
+                        sections[id]!.routes.insert(section)
+                    }
+                } else {
+                    vhosts.formUnion(names)
+                }
+            default:
+                continue
+            }
+        }
+        var out: [PluginAttachment?] = []
+        if !listeners.isEmpty { out.append(PluginAttachment(listeners: listeners.sorted())) }
+        if !vhosts.isEmpty { out.append(PluginAttachment(virtualHosts: vhosts.sorted())) }
+        for id in sections.keys.sorted() {
+            out.append(PluginAttachment(virtualHosts: sections[id]!.vhosts.sorted(), routes: sections[id]!.routes.sorted()))
+        }
+        return out.isEmpty ? nil : out
+    }
+
+    private static func serviceEntryVirtualHosts(_ ns: String, _ name: String, _ ctx: TranslationContext) -> Set<String> {
+        guard let se = ctx.store.serviceEntries.first(where: { $0.namespace == ns && $0.name == name }) else { return [] }
+        return Set(se.spec.hosts.flatMap { ctx.vhostsByService[HostNames.fqdn($0, namespace: ns)] ?? [] })
+    }
+
+    /// `match[].mode`: CLIENT (outbound, gateway), SERVER (inbound); none or both: everywhere.
+    /// Returns nil when the modes select no listener of this proxy.
+    private static func modeAttachment(_ modes: [String], _ ctx: TranslationContext) -> PluginAttachment?? {
+        if modes.isEmpty || modes.contains(where: { $0 == "CLIENT_AND_SERVER" || $0 == "UNDEFINED" }) { return .some(nil) }
+        var listeners: [String] = []
+        if modes.contains("CLIENT") { listeners += ctx.outboundListeners }
+        if modes.contains("SERVER") { listeners += ctx.inboundListeners }
+        return listeners.isEmpty ? nil : .some(PluginAttachment(listeners: listeners.sorted()))
+    }
+}

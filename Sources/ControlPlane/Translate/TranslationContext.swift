@@ -1,0 +1,40 @@
+import MeshAPI
+
+/// What one translation collects while it runs: the clusters routes need, which virtual
+/// hosts and listeners came from which resource (for plugin attachment), and warnings.
+final class TranslationContext {
+    let proxy: ProxyIdentity
+    let store: ConfigStore
+    let registry: Registry
+    let index: ConfigIndex
+    let scope: SidecarScope
+
+    var clusterKeys = Set<ClusterKey>()
+    private(set) var warnings = Set<String>()
+    /// Virtual host names by service FQDN and by VirtualService id.
+    var vhostsByService: [String: Set<String>] = [:]
+    var vhostsByVirtualService: [String: Set<String>] = [:]
+    /// Listener names by Gateway id, and every HTTP listener of the proxy.
+    var listenersByGateway: [String: Set<String>] = [:]
+    var outboundListeners: [String] = []
+    var inboundListeners: [String] = []
+
+    init(proxy: ProxyIdentity, store: ConfigStore, registry: Registry) {
+        self.proxy = proxy
+        self.store = store
+        self.registry = registry
+        self.index = ConfigIndex(store)
+        self.scope = SidecarScope(proxy: proxy, store: store)
+    }
+
+    func warn(_ resource: String, _ path: String, _ message: String) {
+        warnings.insert(path.isEmpty ? "\(resource): \(message)" : "\(resource): \(path): \(message)")
+    }
+
+    /// The cluster for a destination, recorded so it is built.
+    func cluster(host: String, port: Int, subset: String?) -> String {
+        let key = ClusterKey(host: host, port: port, subset: subset ?? "")
+        clusterKeys.insert(key)
+        return key.name
+    }
+}

@@ -1,0 +1,61 @@
+import Foundation
+
+/// LuaPlugin and TrafficExtension rules: one source, a checksum for URLs, known targets.
+enum ExtensionRules {
+    static let luaTargetKinds = ["Gateway", "Service", "VirtualService"]
+    static let trafficExtensionTargetKinds = ["Gateway", "GatewayClass", "Service", "ServiceEntry", "VirtualService"]
+
+    static func check(_ p: LuaPluginSpec, _ c: inout Issues) {
+        if p.sourceCount != 1 {
+            c.add("spec", p.sourceCount == 0 ? "one of inline, file or url is required"
+                                             : "only one of inline, file or url may be set")
+        }
+        if p.url != nil && p.sha256 == nil { c.add("spec.sha256", "sha256 is required with url") }
+        if let sha = p.sha256, !isSHA256(sha) { c.add("spec.sha256", "must be 64 hexadecimal characters") }
+        if let inline = p.inline, inline.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            c.add("spec.inline", "code must not be empty")
+        }
+        targets(p.selector, p.targetRefs, kinds: luaTargetKinds, &c)
+        if let l = p.limits {
+            if let n = l.instructions, n <= 0 { c.add("spec.limits.instructions", "must be positive") }
+            if let n = l.memoryBytes, n <= 0 { c.add("spec.limits.memoryBytes", "must be positive") }
+        }
+        for (i, m) in p.match.enumerated() {
+            for (j, port) in m.ports.enumerated() { CommonRules.port(port.number, "spec.match[\(i)].ports[\(j)].number", &c) }
+        }
+    }
+
+    static func check(_ t: TrafficExtension, _ c: inout Issues) {
+        if (t.wasm == nil) == (t.lua == nil) { c.add("spec", "exactly one of wasm or lua must be set") }
+        if let lua = t.lua {
+            let code = lua.inlineCode ?? ""
+            if code.isEmpty { c.add("spec.lua.inlineCode", "inlineCode is required") }
+            if code.utf8.count > 65536 { c.add("spec.lua.inlineCode", "inlineCode is larger than 64 KiB") }
+        }
+        if let w = t.wasm {
+            if (w.url ?? "").isEmpty { c.add("spec.wasm.url", "url is required") }
+            if let sha = w.sha256, !sha.isEmpty, !isSHA256(sha) { c.add("spec.wasm.sha256", "must be 64 hexadecimal characters") }
+        }
+        targets(t.selector, t.targetRefs, kinds: trafficExtensionTargetKinds, &c)
+    }
+
+    static func targets(_ selector: LabelSelector?, _ refs: [PolicyTargetReference], kinds: [String], _ c: inout Issues) {
+        if selector != nil && !refs.isEmpty { c.add("spec", "only one of selector or targetRefs may be set") }
+        for (i, ref) in refs.enumerated() {
+            let p = "spec.targetRefs[\(i)]"
+            if let kind = ref.kind {
+                if !kinds.contains(kind) { c.add(p + ".kind", "unsupported kind \"\(kind)\" (one of \(kinds.joined(separator: ", ")))") }
+                if ref.sectionName != nil && kind != "VirtualService" {
+                    c.add(p + ".sectionName", "sectionName is only supported for kind VirtualService")
+                }
+            } else {
+                c.add(p + ".kind", "kind is required")
+            }
+            if (ref.name ?? "").isEmpty { c.add(p + ".name", "name is required") }
+        }
+    }
+
+    static func isSHA256(_ s: String) -> Bool {
+        s.count == 64 && s.allSatisfy(\.isHexDigit)
+    }
+}

@@ -1,0 +1,60 @@
+import MeshAPI
+import NIOHTTP1
+
+/// The router's helpers for a route's redirect and header changes.
+extension HeaderMutation {
+    func apply(to headers: inout HTTPHeaders) {
+        for name in remove ?? [] { headers.remove(name: name) }
+        for (name, value) in set ?? [:] { headers.replaceOrAdd(name: name, value: value) }
+        for (name, value) in add ?? [:] { headers.add(name: name, value: value) }
+    }
+}
+
+extension Route {
+    /// Headers for a redirect or direct response: the route's response changes.
+    func localReplyHeaders() -> HTTPHeaders {
+        var reply = HTTPHeaders()
+        headers?.response?.apply(to: &reply)
+        return reply
+    }
+}
+
+extension RedirectAction {
+    /// The `location` for a request: unset parts keep the request's scheme, host, port and path.
+    func location(for head: RequestHead) -> String {
+        let requestScheme = head.scheme.isEmpty ? "http" : head.scheme
+        let newScheme = scheme ?? requestScheme
+        var host: String
+        var requestPort: String?
+        if let authority {
+            host = authority
+        } else {
+            host = head.authority
+            if let split = Self.splitPort(head.authority) {
+                host = split.host
+                requestPort = split.port
+            }
+            // A changed scheme means the old port no longer applies.
+            if newScheme != requestScheme { requestPort = nil }
+        }
+        if let port {
+            if let split = Self.splitPort(host) { host = split.host }
+            let isDefault = (newScheme == "http" && port == 80) || (newScheme == "https" && port == 443)
+            requestPort = isDefault ? nil : String(port)
+        }
+        let path = uri.map { Self.replacingPath(of: head.path, with: $0) } ?? head.path
+        return newScheme + "://" + host + (requestPort.map { ":" + $0 } ?? "") + path
+    }
+
+    /// Replaces a request target's path, keeping its query unless the new path has one.
+    static func replacingPath(of target: String, with newPath: String) -> String {
+        if newPath.contains("?") { return newPath }
+        guard let q = target.firstIndex(of: "?") else { return newPath }
+        return newPath + target[q...]
+    }
+
+    private static func splitPort(_ authority: String) -> (host: String, port: String)? {
+        guard let colon = authority.lastIndex(of: ":"), !authority[colon...].contains("]") else { return nil }
+        return (String(authority[..<colon]), String(authority[authority.index(after: colon)...]))
+    }
+}

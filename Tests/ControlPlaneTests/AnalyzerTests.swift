@@ -1,0 +1,140 @@
+import ControlPlane
+import XCTest
+
+final class AnalyzerTests: XCTestCase {
+    private func findings(_ yaml: String) -> [String] {
+        let store = ConfigStore.parse(yaml: yaml, file: "a.yaml")
+        XCTAssertEqual(Validator.validate(store).map(\.description), [])
+        return Analyzer.analyze(store).map(\.description)
+    }
+
+    func testBrokenReferences() {
+        let yaml = bookinfoRegistryYAML + """
+
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: reviews}
+        spec:
+          host: reviews
+          subsets: [{name: v1, labels: {version: v1}}, {name: v9, labels: {version: v9}}]
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: reviews}
+        spec:
+          hosts: [reviews]
+          gateways: [mesh, missing-gateway]
+          http:
+          - route:
+            - {destination: {host: reviews, subset: v1}, weight: 50}
+            - {destination: {host: reviews, subset: v2}, weight: 50}
+          - route: [{destination: {host: nothere}}]
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: ghost}
+        spec: {host: ghost.example.com}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: Gateway
+        metadata: {name: lonely}
+        spec:
+          selector: {istio: ingressgateway}
+          servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
+        """
+        XCTAssertEqual(findings(yaml), [
+            "Warning [SubsetSelectsNoEndpoints] a.yaml:63: DestinationRule/default/reviews: spec.subsets[1]: subset \"v9\" selects no endpoints of reviews.default.svc.cluster.local",
+            "Error [ReferencedResourceNotFound] a.yaml:70: VirtualService/default/reviews: spec.gateways[1]: gateway \"missing-gateway\" not found (no Gateway default/missing-gateway)",
+            "Error [ReferencedResourceNotFound] a.yaml:70: VirtualService/default/reviews: spec.http[0].route[1].destination.subset: subset \"v2\" of host \"reviews\" is not defined by DestinationRule/default/reviews",
+            "Error [ReferencedResourceNotFound] a.yaml:70: VirtualService/default/reviews: spec.http[1].route[0].destination.host: host \"nothere\" (nothere.default.svc.cluster.local) is not a known service: no ServiceEntry defines it",
+            "Warning [ReferencedResourceNotFound] a.yaml:82: DestinationRule/default/ghost: spec.host: host \"ghost.example.com\" is not a known service: no ServiceEntry defines it",
+            "Warning [UnboundGateway] a.yaml:87: Gateway/default/lonely: no VirtualService binds this Gateway",
+        ])
+    }
+
+    func testSubsetWithoutAnyDestinationRule() {
+        let yaml = bookinfoRegistryYAML + """
+
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: ratings}
+        spec:
+          hosts: [ratings]
+          http: [{route: [{destination: {host: ratings, subset: v1, port: {number: 9999}}}]}]
+        """
+        XCTAssertEqual(findings(yaml), [
+            "Error [ReferencedResourceNotFound] a.yaml:63: VirtualService/default/ratings: spec.http[0].route[0].destination.port.number: port 9999 is not a port of ratings.default.svc.cluster.local (ports: 9080)",
+            "Error [ReferencedResourceNotFound] a.yaml:63: VirtualService/default/ratings: spec.http[0].route[0].destination.subset: subset \"v1\" of host \"ratings\" not found: no DestinationRule for ratings.default.svc.cluster.local",
+        ])
+    }
+
+    func testPluginTargetsThatDoNotExist() {
+        let yaml = bookinfoRegistryYAML + """
+
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: reviews}
+        spec:
+          hosts: [reviews]
+          http: [{name: main, route: [{destination: {host: reviews}}]}]
+        ---
+        apiVersion: extensions.meshd.io/v1alpha1
+        kind: LuaPlugin
+        metadata: {name: tagger}
+        spec:
+          targetRefs:
+          - {kind: VirtualService, name: reviews, sectionName: nope}
+          - {kind: VirtualService, name: missing}
+          - {kind: Gateway, name: nogw}
+          - {kind: Service, name: nosvc}
+          - {kind: Service, name: ratings}
+          inline: "function envoy_on_request(h) end"
+        ---
+        apiVersion: extensions.istio.io/v1alpha1
+        kind: TrafficExtension
+        metadata: {name: counter}
+        spec:
+          targetRefs: [{kind: Service, name: reviews}]
+          wasm: {url: "oci://example/counter:1"}
+        """
+        XCTAssertEqual(findings(yaml), [
+            "Error [ReferencedResourceNotFound] a.yaml:70: LuaPlugin/default/tagger: spec.targetRefs[0].sectionName: VirtualService default/reviews has no http route named \"nope\"",
+            "Error [ReferencedResourceNotFound] a.yaml:70: LuaPlugin/default/tagger: spec.targetRefs[1]: target VirtualService default/missing not found",
+            "Error [ReferencedResourceNotFound] a.yaml:70: LuaPlugin/default/tagger: spec.targetRefs[2]: target Gateway default/nogw not found",
+            "Error [ReferencedResourceNotFound] a.yaml:70: LuaPlugin/default/tagger: spec.targetRefs[3]: target Service nosvc (nosvc.default.svc.cluster.local) not found",
+            "Warning [UnsupportedExtension] a.yaml:82: TrafficExtension/default/counter: spec.wasm: meshd runs Lua only; this Wasm extension is ignored",
+        ])
+    }
+
+    func testDuplicatesConflictsAndSecurityKinds() {
+        let yaml = """
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: a}
+        spec: {hosts: [web.example.com], http: [{directResponse: {status: 200}}]}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: b}
+        spec: {hosts: [web.example.com], http: [{directResponse: {status: 204}}]}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: b}
+        spec: {hosts: [web.example.com], http: [{directResponse: {status: 202}}]}
+        ---
+        apiVersion: security.istio.io/v1
+        kind: PeerAuthentication
+        metadata: {name: default, namespace: istio-system}
+        spec: {mtls: {mode: STRICT}}
+        """
+        XCTAssertEqual(findings(yaml), [
+            "Warning [DuplicateResource] a.yaml:6: VirtualService/default/b: defined again at a.yaml:11; the later definition is used",
+            "Warning [ConflictingMeshVirtualServiceHosts] a.yaml:11: VirtualService/default/b: spec.hosts[0]: host web.example.com is also claimed by VirtualService/default/a (a.yaml:1), which is used",
+            "Info [NotTranslated] a.yaml:16: PeerAuthentication/istio-system/default: meshd keeps PeerAuthentication resources but does not enforce them yet",
+        ])
+    }
+}

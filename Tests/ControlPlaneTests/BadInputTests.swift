@@ -1,0 +1,251 @@
+import ControlPlane
+import XCTest
+
+/// Each bad input is refused with its file, the line its document starts on, the resource and the field path.
+final class BadInputTests: XCTestCase {
+    private let header = """
+    apiVersion: networking.istio.io/v1
+    kind: Gateway
+    metadata: {name: gw}
+    spec:
+      selector: {istio: ingressgateway}
+      servers: [{port: {number: 80, name: http, protocol: HTTP}, hosts: ["*"]}]
+    ---
+
+    """
+
+    func testUnknownFieldNamesItsPathAndSuggestsTheField() {
+        let yaml = header + """
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: reviews, namespace: shop}
+        spec:
+          hosts: [reviews]
+          http:
+          - rout:
+            - destination: {host: reviews}
+        """
+        XCTAssertEqual(errors(yaml, file: "vs.yaml"), [
+            "vs.yaml:8: VirtualService/shop/reviews: spec.http[0].rout: unknown field \"rout\" (did you mean \"route\"?)",
+            "vs.yaml:8: VirtualService/shop/reviews: spec.http[0]: one of route, redirect, directResponse or delegate is required",
+        ])
+    }
+
+    func testUnknownTopLevelAndMetadataFields() {
+        let yaml = """
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: r, labelz: {a: b}}
+        spec: {host: reviews}
+        extra: 1
+        """
+        XCTAssertEqual(errors(yaml), [
+            "test.yaml:1: DestinationRule/default/r: metadata.labelz: unknown field \"labelz\" (did you mean \"labels\"?)",
+            "test.yaml:1: DestinationRule/default/r: extra: unknown field \"extra\"",
+        ])
+    }
+
+    func testWrongTypes() {
+        let yaml = """
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {name: se}
+        spec:
+          hosts: example.com
+          ports: [{number: "80", name: http}]
+          resolution: DNS
+        """
+        XCTAssertEqual(errors(yaml), [
+            "test.yaml:1: ServiceEntry/default/se: spec.hosts: wrong type: expected a list, got a string",
+            "test.yaml:1: ServiceEntry/default/se: spec.ports[0].number: wrong type: expected an integer, got a string",
+        ])
+    }
+
+    func testUnknownEnumValue() {
+        let yaml = """
+        apiVersion: networking.istio.io/v1beta1
+        kind: DestinationRule
+        metadata: {name: r}
+        spec:
+          host: reviews
+          trafficPolicy: {loadBalancer: {simple: FASTEST}}
+        """
+        XCTAssertEqual(errors(yaml), [
+            "test.yaml:1: DestinationRule/default/r: spec.trafficPolicy.loadBalancer.simple: unknown value \"FASTEST\" (one of UNSPECIFIED, LEAST_CONN, RANDOM, PASSTHROUGH, ROUND_ROBIN, LEAST_REQUEST)",
+        ])
+    }
+
+    func testBadRegexes() {
+        let yaml = """
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: vs}
+        spec:
+          hosts: [reviews]
+          http:
+          - match:
+            - uri: {regex: "/v[0-9+"}
+              headers: {x-user: {regex: "(a"}}
+              queryParams: {q: {regex: "*x"}}
+            route: [{destination: {host: reviews}}]
+        """
+        let e = errors(yaml)
+        XCTAssertEqual(e.count, 3, "\(e)")
+        XCTAssertTrue(e[0].hasPrefix("test.yaml:1: VirtualService/default/vs: spec.http[0].match[0].uri.regex: invalid regex \"/v[0-9+\""), e[0])
+        XCTAssertTrue(e[1].hasPrefix("test.yaml:1: VirtualService/default/vs: spec.http[0].match[0].headers.x-user.regex: invalid regex"), e[1])
+        XCTAssertTrue(e[2].hasPrefix("test.yaml:1: VirtualService/default/vs: spec.http[0].match[0].queryParams.q.regex: invalid regex"), e[2])
+    }
+
+    func testWeightsMustSumTo100AndBeNonNegative() {
+        let yaml = """
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: reviews}
+        spec:
+          hosts: [reviews]
+          http:
+          - route:
+            - {destination: {host: reviews, subset: v1}, weight: 80}
+            - {destination: {host: reviews, subset: v2}, weight: 30}
+          - route:
+            - {destination: {host: reviews, subset: v1}, weight: -10}
+            - {destination: {host: reviews, subset: v2}, weight: 110}
+        """
+        XCTAssertEqual(errors(yaml), [
+            "test.yaml:1: VirtualService/default/reviews: spec.http[0].route: total destination weight 110 != 100",
+            "test.yaml:1: VirtualService/default/reviews: spec.http[1].route[0].weight: weight -10 must not be negative",
+        ])
+    }
+
+    func testRouteRules() {
+        let yaml = """
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: vs}
+        spec:
+          hosts: ["*"]
+          http:
+          - match: [{}]
+            redirect: {uri: /new}
+            rewrite: {uri: /x}
+          - route: [{destination: {host: a}}]
+            directResponse: {status: 200}
+          - match: [{uri: {}}]
+            directResponse: {status: 700}
+        """
+        XCTAssertEqual(errors(yaml), [
+            "test.yaml:1: VirtualService/default/vs: spec.hosts[0]: wildcard host * is not allowed for virtual services bound to the mesh gateway",
+            "test.yaml:1: VirtualService/default/vs: spec.http[0].rewrite: rewrite cannot be used with redirect",
+            "test.yaml:1: VirtualService/default/vs: spec.http[0].match[0]: match block must not be empty",
+            "test.yaml:1: VirtualService/default/vs: spec.http[1]: only one of route, redirect, directResponse or delegate may be set",
+            "test.yaml:1: VirtualService/default/vs: spec.http[2].match[0].uri: one of exact, prefix, regex is required",
+            "test.yaml:1: VirtualService/default/vs: spec.http[2].directResponse.status: status 700 must be in 200-599",
+        ])
+        XCTAssertEqual(errors("""
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: empty}
+        spec: {hosts: []}
+        """), [
+            "test.yaml:1: VirtualService/default/empty: spec.hosts: at least one host is required",
+            "test.yaml:1: VirtualService/default/empty: spec: http, tcp or tls routes are required",
+        ])
+    }
+
+    func testUnknownKindAndApiVersion() {
+        let yaml = """
+        apiVersion: networking.istio.io/v1
+        kind: EnvoyFilter
+        metadata: {name: ef, namespace: istio-system}
+        spec: {}
+        ---
+        apiVersion: networking.istio.io/v2
+        kind: VirtualService
+        metadata: {name: vs}
+        spec: {hosts: [a], http: [{route: [{destination: {host: a}}]}]}
+        """
+        let e = errors(yaml, file: "k.yaml")
+        XCTAssertEqual(e.count, 2)
+        XCTAssertTrue(e[0].hasPrefix("k.yaml:1: EnvoyFilter/istio-system/ef: kind: unknown kind \"EnvoyFilter\" (networking.istio.io/v1); known kinds: VirtualService,"), e[0])
+        XCTAssertEqual(e[1], "k.yaml:6: VirtualService/default/vs: apiVersion: unknown apiVersion \"networking.istio.io/v2\" for VirtualService (use networking.istio.io/v1, networking.istio.io/v1beta1, networking.istio.io/v1alpha3)")
+    }
+
+    func testInvalidYAMLNamesFileAndLine() {
+        let yaml = """
+        apiVersion: networking.istio.io/v1
+        kind: Gateway
+        metadata: {name: ok}
+        spec: {servers: [{port: {number: 80, protocol: HTTP}, hosts: ["*"]}]}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata:
+          name: broken
+        spec:
+          hosts: [reviews
+          http: []
+        """
+        let store = ConfigStore.parse(yaml: yaml, file: "bad.yaml")
+        XCTAssertEqual(store.resources.map(\.meta.name), ["ok"])
+        let e = Validator.validate(store).map(\.description)
+        XCTAssertEqual(e.count, 1)
+        XCTAssertTrue(e[0].hasPrefix("bad.yaml:12: invalid YAML: "), e[0])
+    }
+
+    func testMissingFiles() {
+        let store = ConfigStore.load(files: ["/nonexistent/x.yaml"])
+        XCTAssertEqual(Validator.validate(store).map(\.description), ["/nonexistent/x.yaml:1: cannot read file"])
+        XCTAssertThrowsError(try ConfigStore.load(directory: "/nonexistent"))
+    }
+
+    func testGatewayTLSRules() {
+        let yaml = """
+        apiVersion: networking.istio.io/v1
+        kind: Gateway
+        metadata: {name: gw}
+        spec:
+          selector: {istio: ingressgateway}
+          servers:
+          - port: {number: 443, name: https, protocol: HTTPS}
+            hosts: [bookinfo.example.com]
+          - port: {number: 8443, name: https2, protocol: HTTPS}
+            hosts: [other/bookinfo.example.com]
+            tls: {mode: SIMPLE, serverCertificate: /certs/cert.pem}
+          - port: {number: 9443, name: ok, protocol: HTTPS}
+            hosts: ["*"]
+            tls: {mode: SIMPLE, credentialName: bookinfo-secret}
+          - port: {number: 80, protocol: HTTQ}
+            hosts: []
+        """
+        XCTAssertEqual(errors(yaml), [
+            "test.yaml:1: Gateway/default/gw: spec.servers[0].tls: HTTPS servers need tls settings",
+            "test.yaml:1: Gateway/default/gw: spec.servers[1].tls.privateKey: privateKey is required for SIMPLE TLS (or credentialName)",
+            "test.yaml:1: Gateway/default/gw: spec.servers[3].port.protocol: unknown protocol \"HTTQ\" (one of HTTP, HTTPS, GRPC, GRPC-WEB, HTTP2, MONGO, TCP, TLS, REDIS, MYSQL, UDP)",
+            "test.yaml:1: Gateway/default/gw: spec.servers[3].hosts: at least one host is required",
+        ])
+    }
+
+    func testDestinationRuleAndServiceEntryRules() {
+        let yaml = """
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: r}
+        spec:
+          subsets: [{name: v1, labels: {version: v1}}, {name: v1}, {labels: {version: v3}}]
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {name: se}
+        spec:
+          hosts: [db.internal]
+          ports: [{number: 5432, name: pg, protocol: TCP}]
+          resolution: STATIC
+        """
+        XCTAssertEqual(errors(yaml), [
+            "test.yaml:1: DestinationRule/default/r: spec.host: host is required",
+            "test.yaml:1: DestinationRule/default/r: spec.subsets[1].name: duplicate subset name \"v1\"",
+            "test.yaml:1: DestinationRule/default/r: spec.subsets[2].name: subset name is required",
+            "test.yaml:7: ServiceEntry/default/se: spec.resolution: STATIC resolution needs endpoints or a workloadSelector",
+        ])
+    }
+}
