@@ -1,0 +1,121 @@
+import ArgumentParser
+import ControlPlane
+import Dispatch
+import FilterHost
+import Foundation
+import Logging
+import MeshAPI
+import NIOPosix
+
+struct ControlPlaneCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "control-plane",
+        abstract: "Serve Istio-style config from a directory to every proxy over the discovery stream.",
+        discussion: """
+        Watches --config-dir (YAML, multi-document, nested folders). A changed directory is
+        loaded and validated; a config that fails validation is refused (logged, and shown at
+        the status port's /debug/config_status) and the last good one keeps serving. Sidecars
+        register their workloads by connecting and are removed when they go away.
+
+        Status port: /ready, /debug/syncz (every proxy: sent and acknowledged versions,
+        SYNCED/STALE/NACK with the reason), /debug/config_status, /metrics.
+        """
+    )
+
+    @Option(name: .customLong("config-dir"), help: "Directory of Istio YAML to serve.")
+    var configDir: String
+
+    @Option(name: .customLong("discovery-port"), help: "Discovery (gRPC) port (Istio: 15010).")
+    var discoveryPort: Int = 15010
+
+    @Option(name: .customLong("status-port"), help: "Monitoring/status port (Istio: 15014).")
+    var statusPort: Int = 15014
+
+    @Option(name: .long, help: "Address to listen on.")
+    var address: String = "127.0.0.1"
+
+    @Option(name: .customLong("debounce-ms"), help: "Quiet time after a config change before it is pushed.")
+    var debounceMs: Int = 100
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func run() throws {
+        let logger = ProcessLogging.bootstrap(level: logLevel, label: "meshd.control-plane")
+        let runtime = ControlPlaneRuntime<ConfigStore>(directory: configDir, logger: logger,
+                                                       compile: Self.compile, translate: Self.translate)
+        runtime.reload()
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let discovery = try DiscoveryServer(group: group, host: address, port: discoveryPort, hub: runtime.hub)
+        let status = try StatusServer(group: group, host: address, port: statusPort, pages: Self.pages(runtime))
+        let watcher = DirectoryWatcher(directory: configDir, debounce: Double(debounceMs) / 1000) { runtime.reload() }
+        watcher.start()
+        logger.info("control plane serving", metadata: ["discovery": "\(address):\(discovery.port ?? 0)",
+                                                       "status": "\(address):\(status.port ?? 0)"])
+        ProcessLogging.onTerminate {
+            watcher.stop()
+            discovery.close()
+            status.close()
+            Foundation.exit(0)
+        }
+        dispatchMain()
+    }
+
+    /// Loads and validates the directory; any error refuses the whole config.
+    @Sendable static func compile(_ directory: String) -> Result<ConfigStore, ControlPlaneRuntime<ConfigStore>.ConfigProblems> {
+        let store: ConfigStore
+        do {
+            store = try ConfigStore.load(directory: directory)
+        } catch {
+            return .failure(.init(["\(directory): \(error)"]))
+        }
+        let errors = store.loadErrors + Validator.validate(store)
+        guard errors.isEmpty else { return .failure(.init(errors.map { "\($0)" })) }
+        return .success(store)
+    }
+
+    /// One proxy's config: the store plus every connected sidecar as a registered workload.
+    @Sendable static func translate(_ store: ConfigStore, _ connected: [Meshd_Discovery_V1_Node],
+                                    _ node: Meshd_Discovery_V1_Node) -> Bootstrap {
+        var registry = Registry(store: store)
+        let portNames = Set(store.serviceEntries.flatMap { $0.spec.ports.compactMap(\.name) })
+        for n in connected where n.kind == "sidecar" {
+            let ports = Dictionary(uniqueKeysWithValues: portNames.map { ($0, Int(n.inboundPort)) })
+            registry.register(workload: DynamicWorkload(name: n.name, namespace: n.namespace, address: n.address,
+                                                        ports: ports, labels: n.labels,
+                                                        serviceAccount: n.serviceAccount))
+        }
+        let identity: ProxyIdentity = node.kind == "gateway"
+            ? .gateway(name: node.name, namespace: node.namespace, labels: node.labels, address: node.address)
+            : .sidecar(name: node.name, namespace: node.namespace, labels: node.labels,
+                       outboundPort: Int(node.outboundPort), inboundPort: Int(node.inboundPort),
+                       appPort: node.appPort == 0 ? nil : Int(node.appPort), address: node.address)
+        return Translator(store: store, registry: registry).bootstrap(for: identity)
+    }
+
+    static func pages(_ runtime: ControlPlaneRuntime<ConfigStore>) -> [String: StatusServer.Page] {
+        @Sendable func json(_ value: any Encodable) -> String {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.dateEncodingStrategy = .iso8601
+            return (try? String(decoding: encoder.encode(value), as: UTF8.self)) ?? "null"
+        }
+        return [
+            "/ready": { runtime.status.configVersion > 0 ? (200, "text/plain", "ready\n") : (503, "text/plain", "no good config yet\n") },
+            "/debug/syncz": { (200, "application/json", json(runtime.hub.statuses)) },
+            "/debug/config_status": { (200, "application/json", json(runtime.status)) },
+            "/metrics": {
+                let s = runtime.status
+                let proxies = runtime.hub.statuses
+                var out = "# TYPE meshd_cp_config_version gauge\nmeshd_cp_config_version \(s.configVersion)\n"
+                out += "# TYPE meshd_cp_config_rejected_total counter\nmeshd_cp_config_rejected_total \(s.rejected)\n"
+                out += "# TYPE meshd_cp_pushes_total counter\nmeshd_cp_pushes_total \(runtime.pushCount)\n"
+                out += "# TYPE meshd_cp_proxies gauge\n"
+                for status in ["SYNCED", "STALE", "NACK"] {
+                    out += "meshd_cp_proxies{status=\"\(status)\"} \(proxies.filter { $0.status.rawValue == status }.count)\n"
+                }
+                return (200, "text/plain; version=0.0.4", out)
+            },
+        ]
+    }
+}
