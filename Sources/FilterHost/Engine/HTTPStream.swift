@@ -34,9 +34,20 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
     var connectionInfo: ConnectionInfo { downstream.connectionInfo }
     var isDownstreamWritable: Bool { downstream.isWritable }
 
+    /// The largest body a filter may buffer on this stream.
+    var bufferLimit: Int { listener.perConnectionBufferLimitBytes ?? 1 << 20 }
+
     var route: SelectedRoute? {
         if let cachedRoute { return cachedRoute }
-        guard let head = requestHead, let table = snapshot.routeTables[listener.routeConfig] else { return nil }
+        guard let head = requestHead else { return nil }
+        return route(for: head)
+    }
+
+    /// Selects from the head a filter holds now, so edits made before `clearRouteCache()`
+    /// (a header a route matches on, a new :path) steer the choice.
+    func route(for head: RequestHead) -> SelectedRoute? {
+        if let cachedRoute { return cachedRoute }
+        guard let table = snapshot.routeTables[listener.routeConfig] else { return nil }
         let selected = table.select(authority: head.authority, path: head.path, method: head.method, headers: head.headers)
         cachedRoute = .some(selected)
         streamInfo.routeName = selected?.name
@@ -63,7 +74,7 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
         counters?.requests += 1
         counters?.active += 1
 
-        let limit = listener.perConnectionBufferLimitBytes ?? 1 << 20
+        let limit = bufferLimit
         filters = (snapshot.filterChains[listener.name] ?? []).map { $0.makeFilter(stream: self) }
         filters.append(RouterFilter(stream: self, pools: loop.pools, timers: loop.timers, stats: loop.stats))
         request = FilterIterator(filters: filters, bufferLimit: limit, sink: FilterSink(
@@ -110,6 +121,12 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
     }
     func continueResponse(from filter: HTTPFilter, replacingHead head: ResponseHead) {
         response?.resume(from: filter, replacingHead: head)
+    }
+    func continueRequest(from filter: HTTPFilter, replacingHead head: RequestHead?, replacingData data: ByteBuffer?) {
+        request?.resume(from: filter, replacingHead: head, replacingData: data)
+    }
+    func continueResponse(from filter: HTTPFilter, replacingHead head: ResponseHead?, replacingData data: ByteBuffer?) {
+        response?.resume(from: filter, replacingHead: head, replacingData: data)
     }
 
     func setRequestReadingPaused(_ paused: Bool) { downstream.setRequestReadingPaused(paused) }
