@@ -84,7 +84,7 @@ public final class ProxyRuntime: Sendable {
         if bootstrap == current.bootstrap { return .success(current.version) }
         let next: ProxySnapshot
         do {
-            next = try ProxySnapshot.build(bootstrap, version: current.version + 1, registry: registry)
+            next = try ProxySnapshot.build(bootstrap, version: current.version + 1, registry: registry, previous: current)
         } catch let e as ConfigError {
             return refuse(e)
         } catch {
