@@ -214,6 +214,50 @@ end
     assert body == "hello" * 1000 + "+auth"
 
 
+def test_http_call_while_holding_a_chunk_a_buffered_body_or_the_response(mesh):
+    app, auth = mesh.upstream("app"), mesh.upstream("auth")
+    port = free_port()
+    code = """
+local function ask(h)
+  local headers = h:httpCall("auth", {[":method"] = "GET", [":path"] = "/delay/50", [":authority"] = "auth"}, nil, 3000)
+  return headers["x-service"]
+end
+function envoy_on_request(h)
+  local mode = h:headers():get("x-mode")
+  if mode == "chunks" then
+    for chunk in h:bodyChunks() do
+      local who = ask(h)  -- the chunk waits here meanwhile (same length: content-length went on)
+      chunk:setBytes(chunk:getBytes(0, chunk:length()):upper())
+      h:streamInfo():dynamicMetadata():set("lua", "who", who)
+    end
+  elseif mode == "body-then-call" then
+    local b = h:body()
+    local who = ask(h)
+    b:setBytes(b:getBytes(0, b:length()) .. "|" .. who)
+    h:headers():replace("x-who", who)
+  end
+end
+function envoy_on_response(h)
+  local md = h:streamInfo():dynamicMetadata():get("lua")
+  if md then h:headers():replace("x-who", md.who) end
+  if h:headers():get("x-service") == "app" then
+    h:headers():replace("x-response-asked", ask(h))
+    local b = h:body()
+    b:setBytes(b:getBytes(0, b:length()) .. "|response")
+  end
+end
+"""
+    mesh.proxy(lua_config(port, {"app": app, "auth": auth}, [plugin("modes", code)]))
+    status, headers, body = request(port, "/echo", method="POST", headers={"x-mode": "chunks"}, body=b"abc")
+    assert status == 200 and body == "ABC" and headers["x-who"] == "auth"
+    status, headers, body = request(port, "/echo", method="POST", headers={"x-mode": "body-then-call"}, body=b"abc")
+    assert status == 200 and body == "abc|auth"
+    status, headers, body = request(port, "/")
+    assert status == 200 and headers["x-response-asked"] == "auth"
+    seen, tail = body.rsplit("|", 1)
+    assert tail == "response" and json.loads(seen)["service"] == "app"
+
+
 def test_http_call_errors_and_failures(mesh):
     app, auth = mesh.upstream("app"), mesh.upstream("auth")
     dead = free_port()  # nothing listens there
