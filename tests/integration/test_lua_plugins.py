@@ -462,3 +462,19 @@ end
     # The VMs still serve afterwards.
     status, _, _ = request(port, "/closed")
     assert status == 200
+
+
+def test_posted_config_adds_a_listener_with_a_plugin(mesh):
+    """POST /config builds and binds off the admin's event loop."""
+    app = mesh.upstream("app")
+    port, port2 = free_port(), free_port()
+    cfg = lua_config(port, {"app": app}, [])
+    proxy = mesh.proxy(cfg)
+    cfg["listeners"].append(dict(cfg["listeners"][0], name="second", port=port2))
+    cfg["luaPlugins"] = [header_plugin("second-only", "x-second", "yes", attachTo={"listeners": ["second"]})]
+    status, body = proxy.admin("/config", "POST", json.dumps(cfg).encode())
+    assert status == 200, body
+    h, _ = echoed(port2)
+    assert h["x-second"] == "yes"
+    h, _ = echoed(port)
+    assert "x-second" not in h
