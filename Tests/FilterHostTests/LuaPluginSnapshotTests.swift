@@ -139,6 +139,29 @@ final class LuaPluginSnapshotTests: XCTestCase {
         XCTAssertTrue(version(first, "keep").vm(for: loop) === version(second, "keep").vm(for: loop))
     }
 
+    func testOldVersionAndItsVMsGoWithTheLastSnapshotAndStream() throws {
+        weak var oldVM: LuaVM?
+        weak var oldVersion: LuaPluginVersion?
+        var stream: LuaFakeStream?
+        var next: ProxySnapshot?
+        do {
+            let first = try snapshot("luaPlugins: [{name: p, inlineCode: \(code("1"))}]")
+            let factory = first.filterChains["main"]![0] as! LuaFilterFactory
+            oldVM = factory.vm(for: loop)
+            oldVersion = factory.version
+            stream = try LuaFakeStream(eventLoop: loop, factories: [factory])
+            next = try snapshot("luaPlugins: [{name: p, inlineCode: \(code("2"))}]", previous: first)
+        }
+        XCTAssertNotNil(next)
+        XCTAssertNotNil(oldVM, "a stream that started on the old version keeps it")
+        stream?.sendRequest()
+        XCTAssertEqual(stream?.upstream("1"), "1")
+        stream?.complete()
+        stream = nil
+        XCTAssertNil(oldVersion)
+        XCTAssertNil(oldVM)
+    }
+
     func testConfigErrorsNameTheField() throws {
         func error(_ plugins: String) -> String {
             do {

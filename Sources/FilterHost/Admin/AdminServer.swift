@@ -159,6 +159,7 @@ enum AdminPages {
         for (l, n) in runtime.tracker.activeByListener { gauges["meshd_downstream_cx_active{listener=\"\(l)\"}"] = n }
         let s = runtime.status
         gauges["meshd_config_version"] = s.version
+        gauges["meshd_lua_vms"] = LuaVM.live.withLockedValue { $0 }
         counters["meshd_config_updates_accepted_total"] = s.accepted
         counters["meshd_config_updates_rejected_total"] = s.rejected
         family(counters, type: "counter")

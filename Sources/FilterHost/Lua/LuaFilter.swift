@@ -16,8 +16,9 @@ final class LuaFilter: HTTPFilter {
     private var decided = false
     private var unavailable = false
     unowned let stream: StreamControl
-    /// The engine's stream, when there is one (unit tests drive filters without it).
-    let engine: HTTPStream?
+    /// The engine's stream, when there is one (unit tests drive filters without it). Not
+    /// retained: the stream owns its filters.
+    unowned let engine: HTTPStream?
     private let stats: LoopStats?
     var req = LuaRun()
     var resp = LuaRun()
