@@ -254,6 +254,12 @@ final class LuaFilter: HTTPFilter {
 
     private func trailersNeverCame(_ r: Bool) {
         guard self[run: r].active, self[run: r].wait == .trailers, !self[run: r].trailersSeen else { return }
+        noTrailers(r)
+    }
+
+    /// The body ended without trailers: trailers() answers nil, now and from then on.
+    private func noTrailers(_ r: Bool) {
+        self[run: r].endAmbiguous = false
         proceed(r, resume(r, push: nil))
     }
 
@@ -273,7 +279,7 @@ final class LuaFilter: HTTPFilter {
         case .waiting(.trailers):
             if self[run: r].holding {
                 // The end already came during the call (with no trailers): they never will.
-                if self[run: r].endSeen { proceed(r, resume(r, push: nil)) }
+                if self[run: r].endSeen { noTrailers(r) }
             } else {
                 letGo(r)
             }
