@@ -32,7 +32,11 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
 
     var eventLoop: EventLoop { downstream.eventLoop }
     var connectionInfo: ConnectionInfo { downstream.connectionInfo }
-    var isDownstreamWritable: Bool { downstream.isWritable }
+    /// The client can take more response data: its side is writable and the response
+    /// filters are not piling data up behind one that holds it (e.g. a Lua script waiting
+    /// on an httpCall), so the router reads the upstream only then.
+    var isDownstreamWritable: Bool { downstream.isWritable && !responsePressure }
+    private var responsePressure = false
 
     /// The largest body a filter may buffer on this stream.
     var bufferLimit: Int { listener.perConnectionBufferLimitBytes ?? 1 << 20 }
@@ -89,7 +93,10 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
             data: { [unowned self] d, end in self.writeData(d, end) },
             trailers: { [unowned self] t in self.writeTrailers(t) },
             overflow: { [unowned self] in self.responseOverflow() },
-            pressure: { _ in }))
+            pressure: { [unowned self] pressed in
+                self.responsePressure = pressed
+                self.onDownstreamWritabilityChanged?(self.isDownstreamWritable)
+            }))
         request.receive(.headers(head, end: endStream))
     }
 
@@ -103,7 +110,7 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
     }
 
     func streamWritabilityChanged(_ writable: Bool) {
-        onDownstreamWritabilityChanged?(writable)
+        onDownstreamWritabilityChanged?(writable && !responsePressure)
     }
 
     func downstreamReset() {
