@@ -127,3 +127,48 @@ final class FilterIteratorTests: XCTestCase {
         XCTAssertEqual(sunk, [])
     }
 }
+
+/// `.stop` on a body chunk, and replacing held data on resume.
+final class FilterIteratorDataStopTests: XCTestCase {
+    private var sunk: [String] = []
+
+    private func iterator(_ filters: [HTTPFilter]) -> FilterIterator<RequestDirection> {
+        FilterIterator(filters: filters, bufferLimit: 1 << 20, sink: FilterSink(
+            headers: { [unowned self] _, end in sunk.append("headers:\(end)") },
+            data: { [unowned self] d, end in sunk.append("data:\(String(buffer: d)):\(end)") },
+            trailers: { [unowned self] _ in sunk.append("trailers") },
+            overflow: {}, pressure: { _ in }))
+    }
+
+    private let head = RequestHead(method: "POST", scheme: "http", authority: "x", path: "/", headers: [:], version: .http11)
+
+    func testStoppedChunkHoldsWhatFollowsAndCanBeReplaced() {
+        let a = ScriptedFilter()
+        a.dataStatuses = [.stop]
+        let it = iterator([a])
+        it.receive(.headers(head, end: false))
+        it.receive(.data(ByteBuffer(string: "one"), end: false))
+        it.receive(.data(ByteBuffer(string: "two"), end: true))
+        XCTAssertEqual(sunk, ["headers:false"])
+        XCTAssertEqual(a.seen, ["headers", "data:3:false"])
+        it.resume(from: a, replacingData: ByteBuffer(string: "ONE!"))
+        XCTAssertEqual(sunk, ["headers:false", "data:ONE!:false", "data:two:true"])
+        XCTAssertEqual(a.seen, ["headers", "data:3:false", "data:3:true"])
+    }
+
+    func testWatcherCanReplaceTheBodyParkedBehindItsHeaders() {
+        let a = ScriptedFilter()
+        a.headerStatus = .stopIteration
+        a.dataStatuses = [.stopAndBuffer]
+        let it = iterator([a])
+        it.receive(.headers(head, end: false))
+        it.receive(.data(ByteBuffer(string: "ab"), end: false))
+        it.receive(.data(ByteBuffer(string: "cd"), end: true))
+        XCTAssertEqual(sunk, [])
+        XCTAssertEqual(a.seen, ["headers", "data:2:false", "data:4:true"])
+        var edited = head
+        edited.path = "/edited"
+        it.resume(from: a, replacingHead: edited, replacingData: ByteBuffer(string: "whole new body"))
+        XCTAssertEqual(sunk, ["headers:false", "data:whole new body:true"])
+    }
+}

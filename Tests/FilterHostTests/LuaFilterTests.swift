@@ -118,6 +118,22 @@ final class LuaFilterTests: XCTestCase {
         XCTAssertEqual(b.upstreamOrder, ["headers", "data:3:true"])
     }
 
+    func testTrailersAskedAgainAfterTheyNeverCameAnswerNilAtOnce() throws {
+        let (s, factory) = try stream("""
+        function envoy_on_request(h)
+          local b = h:body()
+          local seen = {}
+          for i = 1, 3 do seen[i] = tostring(h:trailers()) end
+          h:headers():add("x-t", table.concat(seen, ","))
+        end
+        """)
+        s.sendRequest(method: "POST", body: ["abc"])
+        loop.run()
+        XCTAssertEqual(s.upstream("x-t"), "nil,nil,nil")
+        XCTAssertEqual(s.upstreamBodyString, "abc")
+        XCTAssertNil(LuaTest.vm(factory, loop).lastError)
+    }
+
     func testRespondEndsScriptAndMemoryStaysBounded() throws {
         let code = """
         function envoy_on_request(h)

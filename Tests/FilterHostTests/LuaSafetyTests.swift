@@ -136,8 +136,39 @@ final class LuaSafetyTests: XCTestCase {
         XCTAssertEqual(s.upstream("x-all"), ":authority=example.com;:path=/;:method=GET;:scheme=http")
     }
 
-    func testHttpCallNotSupportedYet() throws {
-        let (_, vm) = try run("function envoy_on_request(h) h:httpCall('c', {}, '', 10) end")
-        XCTAssertEqual(vm.lastError, "httpCall is not supported yet")
+    func testHttpCallArgumentsAreCheckedAsEnvoyDoes() throws {
+        let factory = try LuaTest.factory("""
+        function envoy_on_request(h)
+          local hd = h:headers()
+          local function try(...)
+            local ok, err = pcall(h.httpCall, h, ...)
+            return tostring(err)
+          end
+          local good = {[":method"] = "GET", [":path"] = "/", [":authority"] = "x"}
+          hd:add("x-unknown", try("nope", good, nil, 10))
+          hd:add("x-option", try("c", good, nil, {timeout_ms = 10, colour = "blue"}))
+          hd:add("x-negative", try("c", good, nil, -1))
+          hd:add("x-negative-opt", try("c", good, nil, {timeout_ms = -5}))
+          hd:add("x-flag", try("c", good, nil, {asynchronous = "yes"}))
+          hd:add("x-missing", try("c", {[":method"] = "GET", [":path"] = "/"}, nil, 10))
+          hd:add("x-value", try("c", {[":method"] = "GET", [":path"] = "/", [":authority"] = "x", a = {1, {}}}, nil, 10))
+          hd:add("x-body", try("c", good, {}, 10))
+          hd:add("x-list", try("c", {[":method"] = "GET", [":path"] = "/", [":authority"] = "x", a = {"1", "2"}}, "b", 10))
+        end
+        """)
+        let bootstrap = try BootstrapLoader.parse("clusters: [{name: c, endpoints: [{address: 127.0.0.1, port: 1}]}]")
+        let s = try LuaFakeStream(eventLoop: loop, factories: [factory], bootstrap: bootstrap)
+        s.sendRequest()
+        XCTAssertNil(LuaTest.vm(factory, loop).lastError)
+        XCTAssertTrue(s.upstream("x-unknown")!.hasSuffix("http call cluster invalid. Must be configured"))
+        XCTAssertTrue(s.upstream("x-option")!.hasSuffix("\"colour\" is not valid key for httpCall() options"))
+        XCTAssertTrue(s.upstream("x-negative")!.hasSuffix("http call timeout must be >= 0"))
+        XCTAssertTrue(s.upstream("x-negative-opt")!.hasSuffix("http call timeout must be >= 0"))
+        XCTAssertTrue(s.upstream("x-flag")!.hasSuffix("httpCall() option asynchronous must be a boolean"))
+        XCTAssertTrue(s.upstream("x-missing")!.hasSuffix("http call headers must include ':path', ':method', and ':authority'"))
+        XCTAssertTrue(s.upstream("x-value")!.hasSuffix("http call header value must be a string or a table of strings"))
+        XCTAssertTrue(s.upstream("x-body")!.hasSuffix("http call body must be a string or nil"))
+        // Valid arguments: this test stream has no upstream pools to send with.
+        XCTAssertTrue(s.upstream("x-list")!.hasSuffix("httpCall is not available on this stream"))
     }
 }

@@ -32,11 +32,12 @@ final class LuaFakeStream: StreamControl {
     var routeCacheClears = 0
     var completed = false
 
-    init(eventLoop: EventLoop, factories: [HTTPFilterFactory], bufferLimit: Int = 1 << 20) throws {
+    init(eventLoop: EventLoop, factories: [HTTPFilterFactory], bufferLimit: Int = 1 << 20,
+         bootstrap: Bootstrap = Bootstrap()) throws {
         self.eventLoop = eventLoop
         connectionInfo = ConnectionInfo(remoteAddress: try SocketAddress(ipAddress: "192.0.2.7", port: 5555),
                                         localAddress: try SocketAddress(ipAddress: "10.1.1.1", port: 8080))
-        snapshot = try ProxySnapshot.build(Bootstrap(), version: 1, registry: FilterRegistry())
+        snapshot = try ProxySnapshot.build(bootstrap, version: 1, registry: FilterRegistry())
         filters = factories.map { $0.makeFilter(stream: self) }
         request = FilterIterator(filters: filters, bufferLimit: bufferLimit, sink: FilterSink(
             headers: { [unowned self] h, end in
@@ -106,6 +107,12 @@ final class LuaFakeStream: StreamControl {
     }
     func continueResponse(from filter: HTTPFilter, replacingHead head: ResponseHead) {
         response.resume(from: filter, replacingHead: head)
+    }
+    func continueRequest(from filter: HTTPFilter, replacingHead head: RequestHead?, replacingData data: ByteBuffer?) {
+        request.resume(from: filter, replacingHead: head, replacingData: data)
+    }
+    func continueResponse(from filter: HTTPFilter, replacingHead head: ResponseHead?, replacingData data: ByteBuffer?) {
+        response.resume(from: filter, replacingHead: head, replacingData: data)
     }
 
     func sendLocalReply(status: Int, body: String, headers: HTTPHeaders, flag: ResponseFlag?, from filter: HTTPFilter?) {

@@ -188,8 +188,6 @@ def test_canary_cookie_custom_cookie(mesh):
     assert "x-track" not in echoed(get(port, "/", "Cookie: canary=always")[2])
 
 
-@pytest.mark.xfail(strict=False, reason="re-routing after clearRouteCache() lands separately (engine fix in "
-                                        "another branch): the router still matches the headers as received")
 def test_canary_cookie_reroutes_to_canary_cluster(mesh):
     stable, canary = mesh.upstream("stable"), mesh.upstream("canary")
     port = free_port()

@@ -68,19 +68,33 @@ final class AdminHandler: ChannelInboundHandler {
             reply(.ok, AdminPages.configDump(runtime), type: "application/json")
         case (.POST, "/reload"):
             guard let watcher else { return reply(.badRequest, "no config file to reload\n") }
-            let result = watcher.reload(force: true)
-            reply(AdminPages.status(of: result), AdminPages.describe(result))
+            applyOffLoop(context.eventLoop, ctx, handler, keepAlive) { watcher.reload(force: true) }
         case (.POST, "/config"):
             let text = req.body.map { String(buffer: $0) } ?? ""
-            let result: Result<Int, ConfigError>
-            do { result = runtime.apply(try BootstrapLoader.parse(text, file: "POST /config")) }
-            catch let e as ConfigError { result = runtime.refuseExternally(e) }
-            catch { result = runtime.refuseExternally(ConfigError(path: "", reason: "\(error)")) }
-            reply(AdminPages.status(of: result), AdminPages.describe(result))
+            let runtime = self.runtime
+            applyOffLoop(context.eventLoop, ctx, handler, keepAlive) {
+                do { return runtime.apply(try BootstrapLoader.parse(text, file: "POST /config")) }
+                catch let e as ConfigError { return runtime.refuseExternally(e) }
+                catch { return runtime.refuseExternally(ConfigError(path: "", reason: "\(error)")) }
+            }
         case (.POST, "/logging"):
             reply(.ok, "ok\n")
         default:
             reply(.notFound, "unknown admin path: \(path)\n")
+        }
+    }
+
+    /// Builds and applies a config on a background queue (compiling plugins, binding
+    /// listeners and waiting for them must not stall this event loop), then answers here.
+    private func applyOffLoop(_ loop: EventLoop, _ ctx: NIOLoopBound<ChannelHandlerContext>,
+                              _ handler: NIOLoopBound<AdminHandler>, _ keepAlive: Bool,
+                              _ apply: @escaping @Sendable () -> Result<Int, ConfigError>?) {
+        DispatchQueue.global().async {
+            let result = apply()
+            loop.execute {
+                handler.value.send(context: ctx.value, AdminPages.status(of: result), AdminPages.describe(result),
+                                   type: "text/plain", keepAlive: keepAlive)
+            }
         }
     }
 
@@ -145,6 +159,7 @@ enum AdminPages {
         for (l, n) in runtime.tracker.activeByListener { gauges["meshd_downstream_cx_active{listener=\"\(l)\"}"] = n }
         let s = runtime.status
         gauges["meshd_config_version"] = s.version
+        gauges["meshd_lua_vms"] = LuaVM.live.withLockedValue { $0 }
         counters["meshd_config_updates_accepted_total"] = s.accepted
         counters["meshd_config_updates_rejected_total"] = s.rejected
         family(counters, type: "counter")

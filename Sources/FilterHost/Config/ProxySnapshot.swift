@@ -7,24 +7,31 @@ public final class ProxySnapshot: Sendable {
     public let bootstrap: Bootstrap
     public let routeTables: [String: RouteTable]
     public let clusters: [String: Cluster]
-    /// Filter factories per listener name, in chain order, router excluded.
+    /// Filter factories per listener name, in chain order, router excluded: the listener's
+    /// `httpFilters`, then the Lua plugins attached to it.
     public let filterChains: [String: [HTTPFilterFactory]]
+    /// Every Lua plugin version in use, by `LuaPluginConfig.versionKey`; the next build
+    /// keeps those whose plugin did not change.
+    let luaVersions: [String: LuaPluginVersion]
 
     init(version: Int, bootstrap: Bootstrap, routeTables: [String: RouteTable], clusters: [String: Cluster],
-         filterChains: [String: [HTTPFilterFactory]]) {
+         filterChains: [String: [HTTPFilterFactory]], luaVersions: [String: LuaPluginVersion] = [:]) {
         self.version = version
         self.bootstrap = bootstrap
         self.routeTables = routeTables
         self.clusters = clusters
         self.filterChains = filterChains
+        self.luaVersions = luaVersions
     }
 
     public func listener(named name: String) -> Listener? {
         bootstrap.listeners.first { $0.name == name }
     }
 
-    /// Validates and compiles a bootstrap. Every error names the field path.
-    public static func build(_ b: Bootstrap, version: Int, registry: FilterRegistry) throws -> ProxySnapshot {
+    /// Validates and compiles a bootstrap. Every error names the field path. Lua plugins
+    /// unchanged since `previous` keep their version (and VMs).
+    public static func build(_ b: Bootstrap, version: Int, registry: FilterRegistry,
+                             previous: ProxySnapshot? = nil) throws -> ProxySnapshot {
         var clusters: [String: Cluster] = [:]
         for (i, c) in b.clusters.enumerated() {
             let path = "clusters[\(i)]"
@@ -35,10 +42,13 @@ public final class ProxySnapshot: Sendable {
             clusters[c.name] = c
         }
         var tables: [String: RouteTable] = [:]
+        var routeIDs = 0
         for (i, rc) in b.routeConfigs.enumerated() {
             let path = "routeConfigs[\(i)]"
             guard tables[rc.name] == nil else { throw ConfigError(path: path + ".name", reason: "duplicate route config '\(rc.name)'") }
-            tables[rc.name] = try RouteTable(rc, at: path)
+            let table = try RouteTable(rc, at: path, firstRouteID: routeIDs)
+            routeIDs += table.routeCount
+            tables[rc.name] = table
             for (hi, vh) in rc.virtualHosts.enumerated() {
                 for (ri, r) in vh.routes.enumerated() {
                     let names = r.route.map { $0.cluster.map { [$0] } ?? $0.weightedClusters?.map(\.name) ?? [] } ?? []
@@ -49,6 +59,7 @@ public final class ProxySnapshot: Sendable {
                 }
             }
         }
+        var lua = try LuaChainBuilder(bootstrap: b, tables: tables, previous: previous?.luaVersions ?? [:])
         var chains: [String: [HTTPFilterFactory]] = [:]
         var seenNames = Set<String>()
         var seenPorts = Set<String>()
@@ -62,18 +73,23 @@ public final class ProxySnapshot: Sendable {
             guard tables[l.routeConfig] != nil else {
                 throw ConfigError(path: path + ".routeConfig", reason: "unknown route config '\(l.routeConfig)'")
             }
-            chains[l.name] = try (l.httpFilters ?? []).enumerated().map { fi, f in
+            var chain: [HTTPFilterFactory] = []
+            for (fi, f) in (l.httpFilters ?? []).enumerated() {
                 guard let builder = registry.builder(named: f.name) else {
                     throw ConfigError(path: "\(path).httpFilters[\(fi)].name",
                                       reason: "unknown filter '\(f.name)' (known: \(registry.names.joined(separator: ", ")))")
                 }
-                do { return try builder(f.config) } catch let e as ConfigError {
+                let factory: HTTPFilterFactory
+                do { factory = try builder(f.config) } catch let e as ConfigError {
                     throw ConfigError(path: "\(path).httpFilters[\(fi)].config" + (e.path.isEmpty ? "" : "." + e.path), reason: e.reason)
                 } catch {
                     throw ConfigError(path: "\(path).httpFilters[\(fi)].config", reason: "\(error)")
                 }
+                chain.append((factory as? LuaFilterFactory).map { lua.bind($0) } ?? factory)
             }
+            chains[l.name] = chain + lua.plugins(for: l)
         }
-        return ProxySnapshot(version: version, bootstrap: b, routeTables: tables, clusters: clusters, filterChains: chains)
+        return ProxySnapshot(version: version, bootstrap: b, routeTables: tables, clusters: clusters, filterChains: chains,
+                             luaVersions: lua.versions)
     }
 }

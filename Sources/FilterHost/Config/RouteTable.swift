@@ -27,12 +27,15 @@ public struct SelectedRoute: Sendable {
 
 public struct CompiledRoute: Sendable {
     public let route: Route
+    /// Unique within one snapshot: what per-route filter state is keyed by.
+    public let id: Int
     let pathRegex: CompiledRegex?
     let headerRegexes: [CompiledRegex?]
     let queryRegexes: [CompiledRegex?]
 
-    init(_ route: Route, at path: String) throws {
+    init(_ route: Route, at path: String, id: Int = 0) throws {
         self.route = route
+        self.id = id
         let m = route.match
         let kinds = [m.prefix, m.path, m.safeRegex].compactMap { $0 }
         guard kinds.count == 1 else {
@@ -125,14 +128,22 @@ public struct RouteTable: Sendable {
     }
     let hosts: [Host]
 
-    init(_ config: RouteConfig, at path: String) throws {
+    /// Route ids are `firstRouteID` onwards, in order; `routeCount` tells how many were used.
+    init(_ config: RouteConfig, at path: String, firstRouteID: Int = 0) throws {
+        var id = firstRouteID
         hosts = try config.virtualHosts.enumerated().map { hi, vh in
             Host(name: vh.name, domains: vh.domains.map { $0.lowercased() },
                  routes: try vh.routes.enumerated().map { ri, r in
-                     try CompiledRoute(r, at: "\(path).virtualHosts[\(hi)].routes[\(ri)]")
+                     defer { id += 1 }
+                     return try CompiledRoute(r, at: "\(path).virtualHosts[\(hi)].routes[\(ri)]", id: id)
                  })
         }
     }
+
+    var routeCount: Int { hosts.reduce(0) { $0 + $1.routes.count } }
+
+    /// The compiled route at virtual host `host`, position `index` (as in the RouteConfig).
+    func compiledRoute(host: Int, index: Int) -> CompiledRoute { hosts[host].routes[index] }
 
     /// Envoy's domain order: exact, then suffix wildcards (longest first), then prefix wildcards, then "*".
     public func select(authority: String, path: String, method: String, headers: HTTPHeaders) -> SelectedRoute? {

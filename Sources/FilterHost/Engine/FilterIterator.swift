@@ -95,8 +95,10 @@ final class FilterIterator<D: FilterDirection> {
 
     /// Resume after `filter` stopped the front event. A filter may also resume from inside
     /// its own callback (e.g. a pooled connection was ready at once); the stop it is about
-    /// to return is then ignored. `head` replaces held headers (a watcher's edits).
-    func resume(from filter: HTTPFilter, replacingHead head: D.Head? = nil) {
+    /// to return is then ignored. `head` replaces held headers (a watcher's edits); `data`
+    /// replaces the held body chunk, or for a watcher the first body event parked behind
+    /// its headers (a body it kept editing while holding).
+    func resume(from filter: HTTPFilter, replacingHead head: D.Head? = nil, replacingData data: ByteBuffer? = nil) {
         if !blocked, let current = calling, current === filter {
             resumedDuringCall = true
             return
@@ -104,6 +106,16 @@ final class FilterIterator<D: FilterDirection> {
         guard blocked, let front = queue.first, front.position > 0,
               filters[front.position - 1] === filter else { return }
         if let head, case .headers(_, let end) = front.event { queue[0].event = .headers(head, end: end) }
+        if let data {
+            let held = queue.firstIndex { entry in
+                guard entry.position == front.position, case .data = entry.event else { return false }
+                return true
+            }
+            if let held, case .data(let old, let end) = queue[held].event {
+                queuedBytes += data.readableBytes - old.readableBytes
+                queue[held].event = .data(data, end: end)
+            }
+        }
         blocked = false
         watcher = nil
         drain()
@@ -167,6 +179,7 @@ final class FilterIterator<D: FilterDirection> {
                 let status = call(filters[i]) { D.data($0, &data, end) }
                 if aborted { return }
                 i += 1
+                if status == .stop { return hold(.data(data, end: end), at: i, watch) }
                 if status == .stopAndBuffer {
                     if end { return hold(.data(data, end: end), at: i, watch) }
                     guard data.readableBytes <= bufferLimit else { return overflow() }
@@ -188,7 +201,7 @@ final class FilterIterator<D: FilterDirection> {
                     queue.insert((.trailers(trailers), i), at: at)
                     queue.insert((.data(body, end: false), i + 1), at: at)
                     queuedBytes += body.readableBytes
-                    if status == .stopAndBuffer, !consumeEarlyResume() { blocked = true }
+                    if status != .continue, !consumeEarlyResume() { blocked = true }
                     return
                 }
                 let status = call(filters[i]) { D.trailers($0, &trailers) }

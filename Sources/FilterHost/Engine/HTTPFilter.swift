@@ -20,6 +20,9 @@ public enum FilterDataStatus: Sendable {
     /// Keep collecting the body (up to the buffer limit) and call this filter again
     /// once with all of it and `endStream: true`.
     case stopAndBuffer
+    /// Hold this chunk just past the filter, and everything behind it, until the filter
+    /// calls `continueRequest()` / `continueResponse()` (which may replace the chunk).
+    case stop
 }
 
 /// One HTTP filter instance, made per stream by its factory. Every method runs on the

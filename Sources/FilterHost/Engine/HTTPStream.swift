@@ -32,11 +32,26 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
 
     var eventLoop: EventLoop { downstream.eventLoop }
     var connectionInfo: ConnectionInfo { downstream.connectionInfo }
-    var isDownstreamWritable: Bool { downstream.isWritable }
+    /// The client can take more response data: its side is writable and the response
+    /// filters are not piling data up behind one that holds it (e.g. a Lua script waiting
+    /// on an httpCall), so the router reads the upstream only then.
+    var isDownstreamWritable: Bool { downstream.isWritable && !responsePressure }
+    private var responsePressure = false
+
+    /// The largest body a filter may buffer on this stream.
+    var bufferLimit: Int { listener.perConnectionBufferLimitBytes ?? 1 << 20 }
 
     var route: SelectedRoute? {
         if let cachedRoute { return cachedRoute }
-        guard let head = requestHead, let table = snapshot.routeTables[listener.routeConfig] else { return nil }
+        guard let head = requestHead else { return nil }
+        return route(for: head)
+    }
+
+    /// Selects from the head a filter holds now, so edits made before `clearRouteCache()`
+    /// (a header a route matches on, a new :path) steer the choice.
+    func route(for head: RequestHead) -> SelectedRoute? {
+        if let cachedRoute { return cachedRoute }
+        guard let table = snapshot.routeTables[listener.routeConfig] else { return nil }
         let selected = table.select(authority: head.authority, path: head.path, method: head.method, headers: head.headers)
         cachedRoute = .some(selected)
         streamInfo.routeName = selected?.name
@@ -63,7 +78,7 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
         counters?.requests += 1
         counters?.active += 1
 
-        let limit = listener.perConnectionBufferLimitBytes ?? 1 << 20
+        let limit = bufferLimit
         filters = (snapshot.filterChains[listener.name] ?? []).map { $0.makeFilter(stream: self) }
         filters.append(RouterFilter(stream: self, pools: loop.pools, timers: loop.timers, stats: loop.stats))
         request = FilterIterator(filters: filters, bufferLimit: limit, sink: FilterSink(
@@ -78,7 +93,10 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
             data: { [unowned self] d, end in self.writeData(d, end) },
             trailers: { [unowned self] t in self.writeTrailers(t) },
             overflow: { [unowned self] in self.responseOverflow() },
-            pressure: { _ in }))
+            pressure: { [unowned self] pressed in
+                self.responsePressure = pressed
+                self.onDownstreamWritabilityChanged?(self.isDownstreamWritable)
+            }))
         request.receive(.headers(head, end: endStream))
     }
 
@@ -92,7 +110,7 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
     }
 
     func streamWritabilityChanged(_ writable: Bool) {
-        onDownstreamWritabilityChanged?(writable)
+        onDownstreamWritabilityChanged?(writable && !responsePressure)
     }
 
     func downstreamReset() {
@@ -110,6 +128,12 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
     }
     func continueResponse(from filter: HTTPFilter, replacingHead head: ResponseHead) {
         response?.resume(from: filter, replacingHead: head)
+    }
+    func continueRequest(from filter: HTTPFilter, replacingHead head: RequestHead?, replacingData data: ByteBuffer?) {
+        request?.resume(from: filter, replacingHead: head, replacingData: data)
+    }
+    func continueResponse(from filter: HTTPFilter, replacingHead head: ResponseHead?, replacingData data: ByteBuffer?) {
+        response?.resume(from: filter, replacingHead: head, replacingData: data)
     }
 
     func setRequestReadingPaused(_ paused: Bool) { downstream.setRequestReadingPaused(paused) }

@@ -8,8 +8,12 @@ public protocol StreamControl: AnyObject {
     var connectionInfo: ConnectionInfo { get }
     var streamInfo: StreamInfo { get set }
     var snapshot: ProxySnapshot { get }
-    /// The route for the current request headers; computed once, until `clearRouteCache()`.
+    /// The route for the request headers as they are now; computed once, until `clearRouteCache()`.
     var route: SelectedRoute? { get }
+    /// The cached route, or the route selected from `head` (the request headers as a filter
+    /// sees them, with the edits of the filters before it), which is then cached.
+    func route(for head: RequestHead) -> SelectedRoute?
+    /// Drops the cached route: the next lookup selects again from the headers as they are then.
     func clearRouteCache()
     /// Resume a direction that a filter stopped.
     func continueRequest(from filter: HTTPFilter)
@@ -18,6 +22,10 @@ public protocol StreamControl: AnyObject {
     /// copy (a filter that edits the headers while holding them).
     func continueRequest(from filter: HTTPFilter, replacingHead head: RequestHead)
     func continueResponse(from filter: HTTPFilter, replacingHead head: ResponseHead)
+    /// Resume a direction, replacing what `filter` holds: the headers, and the body chunk
+    /// (the held chunk, or the whole body waiting behind held headers).
+    func continueRequest(from filter: HTTPFilter, replacingHead head: RequestHead?, replacingData data: ByteBuffer?)
+    func continueResponse(from filter: HTTPFilter, replacingHead head: ResponseHead?, replacingData data: ByteBuffer?)
     /// Answer the client from here; the upstream side (if any) is abandoned.
     func sendLocalReply(status: Int, body: String, headers: HTTPHeaders, flag: ResponseFlag?,
                         from filter: HTTPFilter?)
@@ -35,6 +43,13 @@ public protocol StreamControl: AnyObject {
 }
 
 extension StreamControl {
+    public func route(for head: RequestHead) -> SelectedRoute? { route }
     public func continueRequest(from filter: HTTPFilter, replacingHead head: RequestHead) { continueRequest(from: filter) }
     public func continueResponse(from filter: HTTPFilter, replacingHead head: ResponseHead) { continueResponse(from: filter) }
+    public func continueRequest(from filter: HTTPFilter, replacingHead head: RequestHead?, replacingData data: ByteBuffer?) {
+        if let head { continueRequest(from: filter, replacingHead: head) } else { continueRequest(from: filter) }
+    }
+    public func continueResponse(from filter: HTTPFilter, replacingHead head: ResponseHead?, replacingData data: ByteBuffer?) {
+        if let head { continueResponse(from: filter, replacingHead: head) } else { continueResponse(from: filter) }
+    }
 }

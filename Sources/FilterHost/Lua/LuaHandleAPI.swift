@@ -23,7 +23,7 @@ enum LuaHandleAPI {
         m.append(("logWarn", { L in LuaLog.method(L, .warning) }))
         m.append(("logErr", { L in LuaLog.method(L, .error) }))
         m.append(("logCritical", { L in LuaLog.method(L, .critical) }))
-        m.append(("httpCall", { L in LuaObjects.unsupported(L, "httpCall") }))
+        m.append(("httpCall", { L in LuaObjects.host(L) { L in try LuaHTTPCallAPI.httpCall(L) } }))
         m.append(("setUpstreamOverrideHost", { L in LuaObjects.unsupported(L, "setUpstreamOverrideHost") }))
         m.append(("importPublicKey", { L in LuaObjects.host(L) { L in try LuaCryptoAPI.importPublicKey(L) } }))
         m.append(("verifySignature", { L in LuaObjects.host(L) { L in try LuaCryptoAPI.verifySignature(L) } }))

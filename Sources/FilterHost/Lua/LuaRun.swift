@@ -12,6 +12,17 @@ enum LuaWait {
     case trailers
     /// `respond()` was called: the run is over and the reply goes out.
     case respond
+    /// A synchronous `httpCall()`: what the filter was given waits here until the answer.
+    case httpCall
+}
+
+/// An event the filter holds past itself (`.stop`) while its script waits on an httpCall.
+enum LuaHeldEvent {
+    case none
+    /// A body chunk the script has in hand (it may still replace it).
+    case chunk
+    /// The last chunk or the trailers, after the script saw the end of the body.
+    case other
 }
 
 /// One direction's script run (envoy_on_request or envoy_on_response) on one stream.
@@ -41,6 +52,12 @@ struct LuaRun {
     var body: ByteBuffer?
     /// The body went on (or streamed past): body() and setBytes are no longer possible.
     var bodyPassed = false
+    /// The whole body waits behind the headers we hold: it goes on, as the script left it,
+    /// when they are released.
+    var bodyHeld = false
+    var held = LuaHeldEvent.none
+    /// The synchronous httpCall the script waits on.
+    var call: LuaHTTPCall?
     var streaming = false
     var chunk = ByteBuffer()
     var chunkSerial: UInt64 = 0

@@ -41,6 +41,12 @@ public struct LuaScript: Sendable {
         throw Self.parseError(raw, chunk: name)
     }
 
+    /// Source already known to compile (checked under another chunk name).
+    init(checked source: String, name: String) {
+        self.source = source
+        self.name = name
+    }
+
     /// Pushes the compiled chunk (or an error message) on `L`'s stack.
     static func load(_ L: OpaquePointer, source: String, name: String) -> Int32 {
         var source = source

@@ -10,7 +10,7 @@ enum LuaStreamInfoAPI {
             ("protocol", { L in
                 LuaStreamInfoAPI.info(L) { s in s.filter.stream.streamInfo.protocolVersion.rawValue }
             }),
-            ("routeName", { L in LuaStreamInfoAPI.info(L) { s in s.filter.stream.route?.name ?? "" } }),
+            ("routeName", { L in LuaStreamInfoAPI.info(L) { s in s.filter.currentRoute?.name ?? "" } }),
             ("virtualClusterName", { L in LuaStreamInfoAPI.info(L) { _ in "" } }),
             ("requestedServerName", { L in
                 LuaStreamInfoAPI.info(L) { s in s.filter.stream.connectionInfo.serverName ?? "" }
@@ -147,10 +147,12 @@ enum LuaStreamInfoAPI {
         return 3
     }
 
-    // MARK: route metadata: perFilterConfig["meshd.lua"]["metadata"] of the selected route
+    // MARK: route metadata: perFilterConfig[plugin name or "meshd.lua"]["metadata"] of the route
 
     private static func routeMetadata(_ s: LuaScope) -> [String: JSONValue] {
-        s.filter.stream.route?.route.perFilterConfig?[LuaFilterFactory.name]?["metadata"]?.objectValue ?? [:]
+        guard let config = s.filter.currentRoute?.route.perFilterConfig else { return [:] }
+        return config[s.vm.plugin.name]?["metadata"]?.objectValue
+            ?? config[LuaFilterFactory.name]?["metadata"]?.objectValue ?? [:]
     }
 
     static func routeMetadataGet(_ L: OpaquePointer) throws -> Int32 {

@@ -1,6 +1,7 @@
 import CLua
 import Logging
 import MeshAPI
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// One running script occupies a slot; Lua objects name their slot and its generation,
@@ -50,6 +51,10 @@ final class LuaVM {
     var timeNs: UInt64 = 0
     private var pendingNs: UInt64 = 0
 
+    /// VMs alive in the process, over every loop and version (`meshd_lua_vms`): old
+    /// versions' VMs go once their last snapshot and stream are gone.
+    static let live = NIOLockedValueBox(0)
+
     /// `logger` replaces the process logger (`meshd plugin test` collects the script's lines).
     init?(plugin: LuaPluginConfig, logger: Logger? = nil) {
         self.script = plugin.script
@@ -66,6 +71,7 @@ final class LuaVM {
             return nil
         }
         L = state
+        Self.live.withLockedValue { $0 += 1 }
         ctl.pointee.host = Unmanaged.passUnretained(self).toOpaque()
         // Generational GC suits many short-lived per-request objects.
         _ = meshd_lua_gc(L, LUA_GCGEN, 0, 0)
@@ -77,6 +83,7 @@ final class LuaVM {
     deinit {
         lua_close(L)
         ctl.deallocate()
+        Self.live.withLockedValue { $0 -= 1 }
     }
 
     var memoryInUse: Int { ctl.pointee.used }

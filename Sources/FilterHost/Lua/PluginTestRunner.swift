@@ -122,7 +122,8 @@ public final class PluginTestRunner {
                                         alpn: config.tls ? (request.protocolVersion == .http2 ? "h2" : "http/1.1") : nil)
         let stream = PluginTestStream(eventLoop: loop, connectionInfo: connection, route: route,
                                       bufferLimit: config.bufferLimitBytes)
-        let filter = LuaFilter(vm: vm, stream: stream)
+        let filter = LuaFilter(factory: LuaFilterFactory(version: LuaPluginVersion(config: plugin, vm: vm, on: loop)),
+                               stream: stream)
         stream.attach(filter)
 
         // Top-level code that failed fails every run.
@@ -225,6 +226,7 @@ public final class PluginTestRunner {
         case .body: return " (waiting in body())"
         case .chunk: return " (waiting in bodyChunks())"
         case .trailers: return " (waiting in trailers())"
+        case .httpCall: return " (waiting in httpCall())"
         case .none, .respond: return ""
         }
     }

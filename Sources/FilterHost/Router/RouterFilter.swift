@@ -27,7 +27,9 @@ final class RouterFilter: HTTPFilter, UpstreamResponseHandler, TimerTarget {
     }
 
     func onRequestHeaders(_ head: inout RequestHead, endStream: Bool) -> FilterHeadersStatus {
-        guard let selected = stream.route else {
+        // The headers as the filters before left them: a filter that changed them and
+        // cleared the route cache gets a route chosen from its edits.
+        guard let selected = stream.route(for: head) else {
             stream.sendLocalReply(status: 404, body: "", headers: [:], flag: .noRouteFound, from: self)
             return .stop
         }

@@ -13,6 +13,8 @@ public final class ProxyRuntime: Sendable {
     let registry: FilterRegistry
     let tracker = ConnectionTracker()
     private let state: NIOLockedValueBox<State>
+    /// One config change at a time (the file watcher and the admin endpoint both apply).
+    private let applying = NIOLock()
     let contexts: LoopContexts
 
     struct State {
@@ -80,11 +82,15 @@ public final class ProxyRuntime: Sendable {
     /// use it at once, streams in flight finish on the old one. Returns the new version.
     @discardableResult
     public func apply(_ bootstrap: Bootstrap) -> Result<Int, ConfigError> {
+        applying.withLock { applyLocked(bootstrap) }
+    }
+
+    private func applyLocked(_ bootstrap: Bootstrap) -> Result<Int, ConfigError> {
         let current = self.snapshot
         if bootstrap == current.bootstrap { return .success(current.version) }
         let next: ProxySnapshot
         do {
-            next = try ProxySnapshot.build(bootstrap, version: current.version + 1, registry: registry)
+            next = try ProxySnapshot.build(bootstrap, version: current.version + 1, registry: registry, previous: current)
         } catch let e as ConfigError {
             return refuse(e)
         } catch {
@@ -114,12 +120,14 @@ public final class ProxyRuntime: Sendable {
             b.channel.close(promise: nil)
             tracker.drain(listener: name)
         }
+        // Every loop has the new snapshot before the change is reported (and config_dump shows
+        // it), so a request sent after that sees it. Apply never runs on an event loop.
+        _ = try? contexts.forEach { $0.snapshot = next }.wait()
         state.withLockedValue {
             $0.snapshot = next
             $0.listeners = keep.merging(fresh) { a, _ in a }
             $0.accepted += 1
         }
-        _ = contexts.forEach { $0.snapshot = next }
         logger.info("config applied", metadata: ["version": "\(next.version)"])
         return .success(next.version)
     }
