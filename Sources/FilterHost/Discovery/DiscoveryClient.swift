@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 import MeshAPI
 import NIOConcurrencyHelpers
@@ -12,6 +13,7 @@ import SwiftProtobuf
 public final class DiscoveryClient: Sendable {
     public static let path = "/meshd.discovery.v1.AggregatedDiscoveryService/StreamResources"
     public static let typeURL = "type.meshd.io/meshd.Resources"
+    static let applyQueue = DispatchQueue(label: "meshd.discovery.apply")
 
     private let runtime: ProxyRuntime
     private let node: Meshd_Discovery_V1_Node
@@ -72,7 +74,7 @@ public final class DiscoveryClient: Sendable {
                 case .success(let channel):
                     do {
                         let h2 = try channel.pipeline.syncOperations.handler(type: HTTP2ClientConnection.self)
-                        self.open(on: h2, channel: channel)
+                        self.openWhenReady(h2, channel: channel)
                     } catch {
                         channel.close(promise: nil)
                         self.scheduleReconnect("\(error)")
@@ -81,6 +83,20 @@ public final class DiscoveryClient: Sendable {
                     self.scheduleReconnect("\(error)")
                 }
             }
+    }
+
+    /// The HTTP/2 session starts on channelActive, just after the connect completes.
+    private func openWhenReady(_ connection: HTTP2ClientConnection, channel: Channel) {
+        if connection.canStartStream { return open(on: connection, channel: channel) }
+        connection.onStateChange = { [unowned connection] in
+            if connection.canStartStream {
+                connection.onStateChange = nil
+                self.open(on: connection, channel: channel)
+            } else if connection.isClosed {
+                connection.onStateChange = nil
+                self.scheduleReconnect("control plane closed the connection")
+            }
+        }
     }
 
     private func open(on connection: HTTP2ClientConnection, channel: Channel) {
@@ -190,8 +206,16 @@ final class DiscoveryCall: UpstreamResponseHandler {
         do {
             while let message = try decoder.next() {
                 let response = try Meshd_Discovery_V1_DiscoveryResponse(serializedBytes: Array(buffer: message))
-                let reply = client.handle(response)
-                if let request { client.send(reply, on: request) }
+                // Applying may bind listeners (a blocking wait), so it runs off the event loop,
+                // in order; the ACK/NACK goes back on the loop.
+                guard let request else { continue }
+                let loop = channel.eventLoop
+                let bound = NIOLoopBound(request, eventLoop: loop)
+                let client = self.client
+                DiscoveryClient.applyQueue.async {
+                    let reply = client.handle(response)
+                    loop.execute { client.send(reply, on: bound.value) }
+                }
             }
         } catch {
             return finish("bad message from control plane: \(error)")
