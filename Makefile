@@ -4,7 +4,7 @@ APT_PACKAGES := liblua5.4-dev libnghttp2-dev libssl-dev pkg-config curl nghttp2-
 PYTHON ?= python3
 MESHD := .build/debug/meshd
 
-.PHONY: deps build demo test unit-test integration-test bench clean
+.PHONY: deps build demo proxy-demo test unit-test integration-test bench clean
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -20,6 +20,9 @@ build: deps
 	$(SWIFT) build --product meshd
 
 demo: build
+	$(PYTHON) examples/bookinfo/demo.py $(MESHD)
+
+proxy-demo: build
 	./examples/proxy-demo/run.sh $(MESHD)
 
 unit-test: deps

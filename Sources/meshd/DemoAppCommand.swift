@@ -1,5 +1,6 @@
 import ArgumentParser
 import Dispatch
+import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -54,6 +55,7 @@ struct DemoAppCommand: ParsableCommand {
             }
             .bind(host: address, port: port).wait()
         print("demo-app \(service) listening on \(channel.localAddress!)")
+        ProcessLogging.onTerminate { Foundation.exit(0) }
         dispatchMain()
     }
 }
