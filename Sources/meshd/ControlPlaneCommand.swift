@@ -15,7 +15,10 @@ struct ControlPlaneCommand: ParsableCommand {
         Watches --config-dir (YAML, multi-document, nested folders). A changed directory is
         loaded and validated; a config that fails validation is refused (logged, and shown at
         the status port's /debug/config_status) and the last good one keeps serving. Sidecars
-        register their workloads by connecting and are removed when they go away.
+        register their workloads by connecting and are removed when they go away. After a
+        restart, proxies that reconnect still running a config are held (registered, sent
+        nothing) for --reconnect-grace-ms, so they keep a complete config while the others
+        reconnect.
 
         Status port: /ready, /debug/syncz (every proxy: sent and acknowledged versions,
         SYNCED/STALE/NACK with the reason), /debug/config_status, /metrics.
@@ -37,6 +40,10 @@ struct ControlPlaneCommand: ParsableCommand {
     @Option(name: .customLong("debounce-ms"), help: "Quiet time after a config change before it is pushed.")
     var debounceMs: Int = 100
 
+    @Option(name: .customLong("reconnect-grace-ms"),
+            help: "After start, how long proxies that reconnect with a config wait for the others (proxies retry at least every 6.25 s).")
+    var reconnectGraceMs: Int = 7000
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -45,6 +52,7 @@ struct ControlPlaneCommand: ParsableCommand {
         let runtime = ControlPlaneRuntime<ConfigStore>(directory: configDir, logger: logger,
                                                        compile: Self.compile, translate: Self.translate)
         runtime.reload()
+        runtime.hub.holdReconnectingProxies(for: Double(reconnectGraceMs) / 1000)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let discovery = try DiscoveryServer(group: group, host: address, port: discoveryPort, hub: runtime.hub)
         let status = try StatusServer(group: group, host: address, port: statusPort, pages: Self.pages(runtime))

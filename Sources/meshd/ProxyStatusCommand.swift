@@ -101,7 +101,7 @@ struct ProxyConfigCommand: ParsableCommand {
             for rc in items {
                 for vh in rc["virtualHosts"] as? [[String: Any]] ?? [] {
                     for r in vh["routes"] as? [[String: Any]] ?? [] {
-                        let match = (r["match"] as? [String: Any] ?? [:]).map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " ")
+                        let match = Self.fields(r["match"])
                         let action = (r["route"] as? [String: Any]).map { a in
                             (a["cluster"] as? String) ?? ((a["weightedClusters"] as? [[String: Any]] ?? [])
                                 .map { "\($0["name"] ?? "")@\($0["weight"] ?? "")" }.joined(separator: ","))
@@ -126,12 +126,27 @@ struct ProxyConfigCommand: ParsableCommand {
             }
         case .plugins:
             table = [["PLUGIN", "PHASE", "PRIORITY", "FAIL STRATEGY", "ATTACHED TO"]] + items.map {
-                let attach = ($0["attachTo"] as? [String: Any] ?? [:]).map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " ")
+                let attach = Self.fields($0["attachTo"])
                 return [$0["name"] as? String ?? "", $0["phase"] as? String ?? "UNSPECIFIED", "\($0["priority"] ?? 0)",
                         $0["failStrategy"] as? String ?? "FAIL_OPEN", attach.isEmpty ? "everywhere" : attach]
             }
         }
         printTable(table)
+    }
+
+    /// `key=value` per field, sorted; nested values as compact JSON with sorted keys, so a
+    /// row reads the same on every run.
+    static func fields(_ object: Any?) -> String {
+        (object as? [String: Any] ?? [:]).map { key, value in
+            let text: String
+            if value is [Any] || value is [String: Any],
+               let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes]) {
+                text = String(decoding: data, as: UTF8.self)
+            } else {
+                text = "\(value)"
+            }
+            return "\(key)=\(text)"
+        }.sorted().joined(separator: " ")
     }
 }
 

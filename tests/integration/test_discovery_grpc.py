@@ -5,13 +5,12 @@ import os
 import queue
 import subprocess
 import sys
-import time
-import urllib.request
 
 import grpc
 import pytest
 
 from conftest import MESHD, ROOT, free_port, wait_for_port
+from mesh_harness import syncz, wait_until
 
 PROTO_DIR = os.path.join(ROOT, "Sources", "MeshAPI", "proto")
 
@@ -37,21 +36,6 @@ def stubs(tmp_path_factory):
     import discovery_pb2
     import discovery_pb2_grpc
     return discovery_pb2, discovery_pb2_grpc
-
-
-def syncz(status_port):
-    with urllib.request.urlopen(f"http://127.0.0.1:{status_port}/debug/syncz", timeout=5) as r:
-        return json.loads(r.read())
-
-
-def wait_until(predicate, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise TimeoutError("condition not met")
 
 
 def test_stock_grpc_client_subscribes_acks_and_nacks(mesh, tmp_path, stubs):

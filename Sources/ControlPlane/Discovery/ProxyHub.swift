@@ -39,6 +39,8 @@ public final class ProxyHub: Sendable {
         var nonce = 0
         var nackReason: String?
         var needsFull = true
+        /// Reconnected with a config while the hub holds such proxies: sent nothing yet.
+        var held = false
         let connectedAt = Date()
 
         init(id: String, node: Meshd_Discovery_V1_Node, call: DiscoveryServerCall) {
@@ -50,6 +52,9 @@ public final class ProxyHub: Sendable {
     }
 
     private let subscribers = NIOLockedValueBox<[ObjectIdentifier: Subscriber]>([:])
+    /// Whether reconnecting proxies are held; taken inside the `subscribers` lock only.
+    private let holding = NIOLockedValueBox(false)
+    private let pushing = NIOLock()
     private let source: NIOLockedValueBox<ConfigSource>
     private let logger: Logger
     public typealias MembershipHandler = @Sendable (Meshd_Discovery_V1_Node, Bool) -> Void
@@ -79,11 +84,16 @@ public final class ProxyHub: Sendable {
             let node = request.node
             let id = node.id.isEmpty ? "\(node.kind)~\(node.name).\(node.namespace)" : node.id
             let s = Subscriber(id: id, node: node, call: call)
+            if !request.versionInfo.isEmpty, holding.withLockedValue({ $0 }) {
+                s.held = true
+                s.ackedVersion = request.versionInfo
+            }
             subs[key] = s
             return (s, true)
         }
         if isNew {
-            logger.info("proxy connected", metadata: ["proxy": "\(subscriber.id)"])
+            logger.info("proxy connected", metadata: ["proxy": "\(subscriber.id)", "version": "\(request.versionInfo)",
+                                                      "held": "\(subscriber.held)"])
             onMembershipChange(subscriber.node, true)
             push(to: subscriber)
             return
@@ -111,6 +121,29 @@ public final class ProxyHub: Sendable {
 
     // MARK: pushes
 
+    /// After a control-plane restart the registry fills up as the sidecars reconnect, one by
+    /// one. For `seconds`, a proxy that reconnects already running a config (its first request
+    /// names a version) is registered at once but sent nothing, so it keeps its complete
+    /// config instead of one that lacks the workloads not back yet; then every held proxy gets
+    /// its config. A proxy without a config is served at once.
+    public func holdReconnectingProxies(for seconds: Double) {
+        guard seconds > 0 else { return }
+        holding.withLockedValue { $0 = true }
+        DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { [weak self] in self?.releaseHeldProxies() }
+    }
+
+    private func releaseHeldProxies() {
+        let released = subscribers.withLockedValue { subs in
+            holding.withLockedValue { $0 = false }
+            return subs.values.filter(\.held).map { s in
+                s.held = false
+                return s
+            }
+        }
+        logger.info("registry settled; sending held proxies their config", metadata: ["proxies": "\(released.count)"])
+        for s in released { push(to: s) }
+    }
+
     public func setSource(_ newSource: @escaping ConfigSource) {
         source.withLockedValue { $0 = newSource }
     }
@@ -121,6 +154,14 @@ public final class ProxyHub: Sendable {
     }
 
     private func push(to s: Subscriber) {
+        // One push at a time: pushes run on several threads (config reloads, proxies joining
+        // on different loops), and a config computed from an older registry must not be sent
+        // after one computed from a newer one.
+        pushing.withLock { pushLocked(to: s) }
+    }
+
+    private func pushLocked(to s: Subscriber) {
+        guard !subscribers.withLockedValue({ _ in s.held }) else { return }
         guard let bootstrap = source.withLockedValue({ $0 })(s.node) else { return }
         let next = ResourceCodec.resources(of: bootstrap)
         let message: Meshd_Discovery_V1_DiscoveryResponse? = subscribers.withLockedValue { _ in

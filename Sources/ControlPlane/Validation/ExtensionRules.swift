@@ -1,6 +1,8 @@
+import FilterHost
 import Foundation
 
-/// LuaPlugin and TrafficExtension rules: one source, a checksum for URLs, known targets.
+/// LuaPlugin and TrafficExtension rules: one source, a checksum for URLs, known targets,
+/// Lua that compiles.
 enum ExtensionRules {
     static let luaTargetKinds = ["Gateway", "Service", "VirtualService"]
     static let trafficExtensionTargetKinds = ["Gateway", "GatewayClass", "Service", "ServiceEntry", "VirtualService"]
@@ -14,6 +16,10 @@ enum ExtensionRules {
         if let sha = p.sha256, !isSHA256(sha) { c.add("spec.sha256", "must be 64 hexadecimal characters") }
         if let inline = p.inline, inline.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
             c.add("spec.inline", "code must not be empty")
+        }
+        if p.sourceCount == 1, let code = p.code {
+            let (chunk, path) = p.file.map { ($0, "spec.file") } ?? p.url.map { ($0, "spec.url") } ?? ("inline code", "spec.inline")
+            compiles(code, chunk: chunk, path, &c)
         }
         targets(p.selector, p.targetRefs, kinds: luaTargetKinds, &c)
         if let l = p.limits {
@@ -31,12 +37,19 @@ enum ExtensionRules {
             let code = lua.inlineCode ?? ""
             if code.isEmpty { c.add("spec.lua.inlineCode", "inlineCode is required") }
             if code.utf8.count > 65536 { c.add("spec.lua.inlineCode", "inlineCode is larger than 64 KiB") }
+            compiles(code, chunk: "inlineCode", "spec.lua.inlineCode", &c)
         }
         if let w = t.wasm {
             if (w.url ?? "").isEmpty { c.add("spec.wasm.url", "url is required") }
             if let sha = w.sha256, !sha.isEmpty, !isSHA256(sha) { c.add("spec.wasm.sha256", "must be 64 hexadecimal characters") }
         }
         targets(t.selector, t.targetRefs, kinds: trafficExtensionTargetKinds, &c)
+    }
+
+    /// A syntax error is refused here, with its Lua line, rather than by every proxy it reaches.
+    static func compiles(_ code: String, chunk: String, _ path: String, _ c: inout Issues) {
+        guard !code.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { return }
+        do { _ = try LuaScript(source: code, name: chunk) } catch { c.add(path, "\(error)") }
     }
 
     static func targets(_ selector: LabelSelector?, _ refs: [PolicyTargetReference], kinds: [String], _ c: inout Issues) {

@@ -1,0 +1,274 @@
+"""Harness for control plane + sidecar tests: a config directory, `meshd control-plane` on free
+ports, demo-apps each behind a `meshd sidecar`, optionally a `meshd gateway`, and bounded HTTP
+traffic. Every process is started through the `mesh` fixture (conftest.Mesh), which stops them.
+"""
+import collections
+import http.client
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import urllib.request
+
+from conftest import MESHD, free_port, wait_for_port
+
+
+def wait_until(predicate, timeout=10.0, interval=0.05, what="condition"):
+    """Polls until predicate() is truthy and returns its value; bounded by `timeout`."""
+    deadline = time.time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise TimeoutError(f"{what} not met after {timeout}s")
+        time.sleep(interval)
+
+
+def get_json(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def syncz(status_port):
+    return get_json(f"http://127.0.0.1:{status_port}/debug/syncz")
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection; a failed exchange is returned as status None."""
+
+    def __init__(self, port, timeout=5.0):
+        self.port = port
+        self.timeout = timeout
+        self.conn = None
+
+    def get(self, host, path="/", headers=None):
+        if self.conn is None:
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+        try:
+            self.conn.request("GET", path, headers={"Host": host, **(headers or {})})
+            r = self.conn.getresponse()
+            body = r.read()
+        except (OSError, http.client.HTTPException) as e:
+            self.close()
+            return None, {"error": repr(e)}, b""
+        hdrs = {k.lower(): v for k, v in r.getheaders()}
+        if hdrs.get("connection", "").lower() == "close":
+            self.close()
+        return r.status, hdrs, body
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def label(status, headers):
+    """What a response counts as: the demo-app that answered, or its status/error."""
+    if status == 200 and "x-service" in headers:
+        return headers["x-service"]
+    return f"status {status}: {headers.get('error', '')}"
+
+
+def tally(port, host, count, headers=None, path="/"):
+    """Sends `count` requests on one connection; counts them by `label`."""
+    client = Client(port)
+    counts = collections.Counter()
+    try:
+        for _ in range(count):
+            counts[label(*client.get(host, path, headers)[:2])] += 1
+    finally:
+        client.close()
+    return counts
+
+
+class Load:
+    """Bounded background traffic: `threads` keep-alive clients, each stopping at `max_requests`
+    or `max_seconds`. Records (time, label) for every request."""
+
+    def __init__(self, port, host, threads=2, max_requests=20_000, max_seconds=30.0, headers=None):
+        self.port, self.host, self.headers = port, host, headers
+        self.max_requests, self.max_seconds = max_requests, max_seconds
+        self.lock = threading.Lock()
+        self.results = []
+        self.stop_flag = threading.Event()
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def _run(self):
+        client = Client(self.port)
+        deadline = time.time() + self.max_seconds
+        try:
+            for _ in range(self.max_requests):
+                if self.stop_flag.is_set() or time.time() > deadline:
+                    break
+                status, headers, _ = client.get(self.host, headers=self.headers)
+                with self.lock:
+                    self.results.append((time.time(), label(status, headers)))
+        finally:
+            client.close()
+
+    def stop(self):
+        self.stop_flag.set()
+        for t in self.threads:
+            t.join(timeout=self.max_seconds + 10)
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.results)
+
+    def failures(self):
+        return [r for r in self.snapshot() if r[1].startswith("status ")]
+
+    def wait_requests(self, n, timeout=10):
+        wait_until(lambda: len(self.snapshot()) >= n, timeout, what=f"{n} requests")
+
+
+class Workload:
+    """A demo-app (optional) behind a `meshd sidecar`."""
+
+    def __init__(self, cp, app, version, with_app=True):
+        self.cp = cp
+        self.name = f"{app}-{version}"
+        self.id = f"sidecar~127.0.0.1~{self.name}.default"
+        self.app_port, self.inbound, self.outbound, self.admin = free_port(), free_port(), free_port(), free_port()
+        mesh = cp.mesh
+        self.app = None
+        if with_app:
+            self.app = mesh.start([MESHD, "demo-app", "--port", str(self.app_port), "--name", self.name], self.name)
+        self.sidecar = mesh.start([MESHD, "sidecar", "--control-plane", f"127.0.0.1:{cp.discovery_port}",
+                                   "--name", self.name, "--labels", f"app={app},version={version}",
+                                   "--app-port", str(self.app_port), "--inbound-port", str(self.inbound),
+                                   "--outbound-port", str(self.outbound), "--admin-port", str(self.admin),
+                                   "--concurrency", "1", "--drain-timeout", "2"], self.name + "-sidecar")
+
+    def running(self):
+        return self.sidecar.proc.poll() is None
+
+    def config_dump(self):
+        return get_json(f"http://127.0.0.1:{self.admin}/config_dump")
+
+
+class Gateway:
+    def __init__(self, cp, name="ingressgateway", labels="istio=ingressgateway"):
+        self.name = name
+        self.id = f"gateway~127.0.0.1~{name}.default"
+        self.admin = free_port()
+        self.process = cp.mesh.start([MESHD, "gateway", "--control-plane", f"127.0.0.1:{cp.discovery_port}",
+                                      "--name", name, "--labels", labels, "--admin-port", str(self.admin),
+                                      "--concurrency", "1", "--drain-timeout", "2"], name)
+
+    def running(self):
+        return self.process.proc.poll() is None
+
+    def config_dump(self):
+        return get_json(f"http://127.0.0.1:{self.admin}/config_dump")
+
+
+class ControlPlane:
+    """A config directory served by `meshd control-plane`, and the proxies connected to it."""
+
+    def __init__(self, mesh, files=None):
+        self.mesh = mesh
+        self.config_dir = os.path.join(mesh.workdir, "config")
+        os.makedirs(self.config_dir, exist_ok=True)
+        self.discovery_port, self.status_port = free_port(), free_port()
+        self.process = None
+        self.proxies = []
+        for name, text in (files or {}).items():
+            self.write(name, text)
+
+    # -- config directory
+
+    def write(self, name, text):
+        """Replaces a config file atomically (the temporary name is not a YAML name)."""
+        path = os.path.join(self.config_dir, name)
+        with open(path + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(path + ".tmp", path)
+
+    def remove(self, name):
+        os.remove(os.path.join(self.config_dir, name))
+
+    # -- processes
+
+    def start(self):
+        self.process = self.mesh.start([MESHD, "control-plane", "--config-dir", self.config_dir,
+                                        "--discovery-port", str(self.discovery_port),
+                                        "--status-port", str(self.status_port), "--debounce-ms", "50"],
+                                       "control-plane")
+        wait_for_port(self.discovery_port)
+        wait_for_port(self.status_port)
+        return self
+
+    def sidecar(self, app, version="v1", with_app=True):
+        w = Workload(self, app, version, with_app)
+        self.proxies.append(w)
+        return w
+
+    def gateway(self, **kw):
+        g = Gateway(self, **kw)
+        self.proxies.append(g)
+        return g
+
+    # -- status
+
+    def syncz(self):
+        return syncz(self.status_port)
+
+    def config_status(self):
+        return get_json(f"http://127.0.0.1:{self.status_port}/debug/config_status")
+
+    def wait_synced(self, ids=None, changed_from=None, timeout=20):
+        """Waits until exactly the proxies `ids` (default: every started, running one) are
+        connected and SYNCED; with `changed_from` (a syncz snapshot), each of them must also
+        have been sent a version other than the one it had then."""
+        if ids is None:
+            ids = [p.id for p in self.proxies if p.running()]
+        before = {r["id"]: r["sentVersion"] for r in (changed_from or [])}
+
+        def check():
+            rows = self.syncz()
+            if sorted(r["id"] for r in rows) != sorted(ids):
+                return None
+            if not all(r["status"] == "SYNCED" for r in rows):
+                return None
+            if changed_from is not None and any(before.get(r["id"]) == r["sentVersion"] for r in rows):
+                return None
+            return rows
+        try:
+            return wait_until(check, timeout, what="proxies SYNCED")
+        except TimeoutError:
+            raise TimeoutError(f"proxies not SYNCED: want {sorted(ids)}, have {self.syncz()}")
+
+    def apply(self, files, changed=None, timeout=10):
+        """Writes config files, waits until the control plane accepted them and every proxy in
+        `changed` (default: all) acknowledged a new version."""
+        version = self.config_status()["configVersion"]
+        before = self.syncz()
+        if changed is not None:
+            before = [r for r in before if r["id"] in changed]
+        for name, text in files.items():
+            self.write(name, text)
+        wait_until(lambda: self.config_status()["configVersion"] > version, timeout,
+                   what=f"config version above {version}")
+        return self.wait_synced(changed_from=before, timeout=timeout)
+
+    def meshd(self, *args, timeout=20):
+        """Runs a meshd CLI command against this control plane's status port."""
+        r = subprocess.run([MESHD, *args, "--control-plane-status", f"127.0.0.1:{self.status_port}"],
+                           capture_output=True, text=True, timeout=timeout)
+        assert r.returncode == 0, f"meshd {' '.join(args)} failed: {r.stderr}"
+        return r.stdout
+
+    def kill(self, sig=signal.SIGKILL):
+        self.process.stop(sig)

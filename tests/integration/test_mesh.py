@@ -1,0 +1,434 @@
+"""The control plane and its sidecars end to end: `meshd control-plane` serving a config
+directory, demo-apps each behind a `meshd sidecar`, a `meshd gateway`; traffic sent with
+http.client through a client sidecar's outbound listener (`Host: reviews`) or the gateway."""
+import re
+import signal
+import time
+
+import pytest
+
+from conftest import free_port, wait_for_port
+from mesh_harness import Client, ControlPlane, Load, tally, wait_until
+
+SERVICES = """
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: reviews}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: details}
+spec:
+  hosts: [details.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: details}}
+"""
+
+DESTINATION_RULES = """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+  - {name: v3, labels: {version: v3}}
+"""
+
+
+def reviews_vs(v1=80, v2=20, subset=None, jason=True, regex=None):
+    """The reviews VirtualService: `end-user: jason` → v3 (route `jason`), a `regex` uri → v3
+    (route `by-regex`), else (route `canary`) subset `subset` alone, or v1/v2 by weight."""
+    jason_route = """
+  - name: jason
+    match:
+    - headers:
+        end-user: {exact: jason}
+    route:
+    - destination: {host: reviews, subset: v3}""" if jason else ""
+    regex_route = f"""
+  - name: by-regex
+    match:
+    - uri: {{regex: "{regex}"}}
+    route:
+    - destination: {{host: reviews, subset: v3}}""" if regex else ""
+    if subset:
+        canary = f"""
+    route:
+    - destination: {{host: reviews, subset: {subset}}}"""
+    else:
+        canary = f"""
+    route:
+    - destination: {{host: reviews, subset: v1}}
+      weight: {v1}
+    - destination: {{host: reviews, subset: v2}}
+      weight: {v2}"""
+    return f"""
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: reviews}}
+spec:
+  hosts: [reviews]
+  http:{jason_route}{regex_route}
+  - name: canary{canary}
+"""
+
+
+DETAILS_VS = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: details}
+spec:
+  hosts: [details]
+  http:
+  - name: all
+    route:
+    - destination: {host: details}
+"""
+
+
+def plugin(name, header, value, target="reviews", section=None, code=None):
+    section_line = f", sectionName: {section}" if section else ""
+    code = code or f"""function envoy_on_response(handle)
+      handle:headers():add("{header}", handle:filterContext()["value"])
+    end"""
+    code = "\n".join("    " + line.strip() for line in code.splitlines())
+    return f"""
+apiVersion: extensions.meshd.io/v1alpha1
+kind: LuaPlugin
+metadata: {{name: {name}}}
+spec:
+  targetRefs:
+  - {{kind: VirtualService, name: {target}{section_line}}}
+  phase: STATS
+  pluginConfig: {{value: "{value}"}}
+  inline: |
+{code}
+"""
+
+
+def gateway_yaml(port):
+    return f"""
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: ingress}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers:
+  - port: {{number: {port}, name: http, protocol: HTTP}}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: ingress}}
+spec:
+  hosts: ["*"]
+  gateways: [ingress]
+  http:
+  - name: to-reviews
+    route:
+    - destination: {{host: reviews, port: {{number: 9080}}}}
+"""
+
+
+def start_mesh(mesh, files, versions=("v1", "v2"), details=False, gateway=False):
+    """Control plane on `files`, reviews versions and a client sidecar; waits until all SYNCED."""
+    cp = ControlPlane(mesh, {"services.yaml": SERVICES, "destination-rules.yaml": DESTINATION_RULES, **files})
+    cp.start()
+    client = cp.sidecar("client", "v1", with_app=False)
+    reviews = {v: cp.sidecar("reviews", v) for v in versions}
+    if details:
+        reviews["details"] = cp.sidecar("details", "v1")
+    if gateway:
+        cp.gateway()
+    cp.wait_synced()
+    wait_for_port(client.outbound)
+    return cp, client, reviews
+
+
+def share(counts, key):
+    return counts[key] / sum(counts.values())
+
+
+def test_canary_weights_80_20(mesh):
+    cp, client, _ = start_mesh(mesh, {"reviews.yaml": reviews_vs(80, 20)})
+    counts = tally(client.outbound, "reviews", 2000)
+    assert set(counts) == {"reviews-v1", "reviews-v2"}, counts
+    assert abs(share(counts, "reviews-v1") - 0.80) <= 0.05, counts
+    assert abs(share(counts, "reviews-v2") - 0.20) <= 0.05, counts
+
+
+def test_header_match_and_subset_routing(mesh):
+    cp, client, _ = start_mesh(mesh, {"reviews.yaml": reviews_vs(80, 20)}, versions=("v1", "v2", "v3"))
+    assert tally(client.outbound, "reviews", 30, headers={"end-user": "jason"}) == {"reviews-v3": 30}
+    others = tally(client.outbound, "reviews", 100, headers={"end-user": "someone"})
+    assert set(others) == {"reviews-v1", "reviews-v2"}, others
+
+    # A VirtualService to subset v2 only.
+    cp.apply({"reviews.yaml": reviews_vs(subset="v2", jason=False)})
+    assert tally(client.outbound, "reviews", 100) == {"reviews-v2": 100}
+    assert tally(client.outbound, "reviews", 20, headers={"end-user": "jason"}) == {"reviews-v2": 20}
+
+
+def test_lua_plugin_on_one_virtual_service_and_one_route(mesh):
+    files = {
+        "reviews.yaml": reviews_vs(50, 50),
+        "details.yaml": DETAILS_VS,
+        # On the whole reviews VirtualService, not on details.
+        "plugin-vs.yaml": plugin("reviews-stamp", "x-reviews-plugin", "stamped"),
+        # On the `jason` route of reviews only.
+        "plugin-route.yaml": plugin("jason-stamp", "x-jason-plugin", "jason-route", section="jason"),
+    }
+    cp, client, _ = start_mesh(mesh, files, versions=("v1", "v2", "v3"), details=True)
+    c = Client(client.outbound)
+    for _ in range(10):
+        status, headers, _ = c.get("reviews")
+        assert status == 200 and headers["x-service"] in ("reviews-v1", "reviews-v2"), headers
+        assert headers.get("x-reviews-plugin") == "stamped", headers
+        assert "x-jason-plugin" not in headers, headers
+
+        status, headers, _ = c.get("reviews", headers={"end-user": "jason"})
+        assert status == 200 and headers["x-service"] == "reviews-v3", headers
+        assert headers.get("x-reviews-plugin") == "stamped", headers
+        assert headers.get("x-jason-plugin") == "jason-route", headers
+
+        status, headers, _ = c.get("details")
+        assert status == 200 and headers["x-service"] == "details-v1", headers
+        assert "x-reviews-plugin" not in headers and "x-jason-plugin" not in headers, headers
+    c.close()
+    plugins = client.config_dump()["config"]["luaPlugins"]
+    attach = {p["name"]: p.get("attachTo") for p in plugins}
+    assert attach == {"default.reviews-stamp": {"virtualHosts": ["vs:default/reviews"]},
+                      "default.jason-stamp": {"virtualHosts": ["vs:default/reviews"], "routes": ["jason"]}}, attach
+
+
+def test_weight_edit_takes_effect_without_failed_requests(mesh):
+    cp, client, _ = start_mesh(mesh, {"reviews.yaml": reviews_vs(50, 50, jason=False)})
+    with Load(client.outbound, "reviews", threads=2, max_requests=5000, max_seconds=20) as load:
+        load.wait_requests(100)
+        edited = time.time()
+        cp.write("reviews.yaml", reviews_vs(0, 100, jason=False))  # weights 0/100
+
+        def all_v2_since():
+            """The time from which every response was v2, once 200 such responses followed."""
+            results = load.snapshot()
+            tail = 0
+            for t, who in reversed(results):
+                if who != "reviews-v2":
+                    break
+                tail += 1
+            return results[-tail][0] if tail >= 200 else None
+        switched = wait_until(all_v2_since, timeout=10, what="every response from v2")
+    results = load.snapshot()
+    assert results[0][0] < edited, "the load did not run before the edit"
+    assert {who for t, who in results if t < edited} == {"reviews-v1", "reviews-v2"}
+    assert switched - edited < 3.0, f"took {switched - edited:.2f}s"
+    assert load.failures() == [], load.failures()[:5]
+    assert len(results) >= 300
+
+
+BAD_LUA = """function envoy_on_response(handle)
+  local x = 1
+  if x = 2 then
+    handle:headers():add("x-bad", "1")
+  end
+end"""
+
+
+@pytest.mark.parametrize("fault", ["invalid-yaml", "unknown-kind", "bad-regex", "lua-syntax"])
+def test_bad_config_is_refused_and_last_good_keeps_serving(mesh, fault):
+    cp, client, _ = start_mesh(mesh, {"reviews.yaml": reviews_vs(subset="v1", jason=False)})
+    assert tally(client.outbound, "reviews", 20) == {"reviews-v1": 20}
+    good = cp.config_status()
+    synced = cp.syncz()
+    # Each fault comes with a change that would route everything to v2, were it accepted.
+    if fault == "invalid-yaml":
+        files = {"reviews.yaml": reviews_vs(0, 100, jason=False), "broken.yaml": "kind: VirtualService\nspec: [unclosed\n"}
+        expected = [r"broken\.yaml:\d+"]
+    elif fault == "unknown-kind":
+        files = {"reviews.yaml": reviews_vs(0, 100, jason=False),
+                 "odd.yaml": "apiVersion: networking.istio.io/v1\nkind: VirtualSerivce\nmetadata: {name: odd}\nspec: {}\n"}
+        expected = [r"odd\.yaml:\d+", "VirtualSerivce"]
+    elif fault == "bad-regex":
+        files = {"reviews.yaml": reviews_vs(0, 100, jason=False, regex="/books/[0-9")}
+        expected = [r"reviews\.yaml:\d+", "VirtualService/default/reviews", r"spec\.http\[0\]\.match\[0\]\.uri\.regex"]
+    else:
+        files = {"reviews.yaml": reviews_vs(0, 100, jason=False),
+                 "plugin.yaml": plugin("broken", "x-bad", "1", code=BAD_LUA)}
+        expected = [r"plugin\.yaml:\d+", "LuaPlugin/default/broken", r"spec\.inline", r"at line 3: 'then' expected"]
+    for name, text in files.items():
+        cp.write(name, text)
+    status = wait_until(lambda: (s := cp.config_status())["rejected"] > good["rejected"] and s, timeout=10,
+                        what="config refused")
+    assert status["rejected"] == good["rejected"] + 1
+    assert status["configVersion"] == good["configVersion"], status
+    reason = "\n".join(status["lastRejection"])
+    for pattern in expected:
+        assert re.search(pattern, reason), f"{pattern!r} not in {reason!r}"
+
+    # The last good config keeps serving, and the proxies were never sent the bad one.
+    time.sleep(0.3)
+    assert tally(client.outbound, "reviews", 50) == {"reviews-v1": 50}
+    assert cp.syncz() == synced
+    assert cp.config_status()["rejected"] == good["rejected"] + 1
+
+    # Repairing the directory: accepted, and the change that came with the fault applies.
+    for name in files:
+        if name != "reviews.yaml":
+            cp.remove(name)
+    if fault == "bad-regex":
+        cp.write("reviews.yaml", reviews_vs(0, 100, jason=False))  # weights 0/100
+    wait_until(lambda: cp.config_status()["configVersion"] > good["configVersion"], timeout=10, what="accepted")
+    cp.wait_synced(changed_from=synced)
+    assert tally(client.outbound, "reviews", 20) == {"reviews-v2": 20}
+
+
+def test_control_plane_killed_under_load_then_restarted(mesh):
+    cp, client, reviews = start_mesh(mesh, {"reviews.yaml": reviews_vs(50, 50, jason=False)})
+    dumps = {w.name: w.config_dump() for w in [client, *reviews.values()]}
+    with Load(client.outbound, "reviews", threads=2, max_requests=20_000, max_seconds=30) as load:
+        load.wait_requests(100)
+        cp.kill(signal.SIGKILL)
+        killed = time.time()
+        # The proxies keep serving (and keep their config) while the control plane is away.
+        time.sleep(1.5)
+        for w in [client, *reviews.values()]:
+            dump = w.config_dump()
+            assert dump["version"] == dumps[w.name]["version"] and dump["config"] == dumps[w.name]["config"], w.name
+            assert dump["rejectedUpdates"] == 0
+        cp.start()  # same ports, same directory
+        # They reconnect and resync; held for the reconnect grace (7 s by default), they keep
+        # their complete config meanwhile rather than one lacking the workloads not back yet.
+        rows = cp.wait_synced(timeout=20)
+        load.wait_requests(len(load.snapshot()) + 100)
+    results = load.snapshot()
+    away = [who for t, who in results if t > killed + 0.2]
+    assert len(away) > 100 and set(away) <= {"reviews-v1", "reviews-v2"}
+    assert load.failures() == [], load.failures()[:5]
+    assert len(rows) == 3
+    for w in [client, *reviews.values()]:
+        dump = w.config_dump()
+        assert dump["version"] == dumps[w.name]["version"] and dump["config"] == dumps[w.name]["config"], w.name
+
+    # A config edit after the restart takes effect.
+    cp.apply({"reviews.yaml": reviews_vs(0, 100, jason=False)})
+    assert tally(client.outbound, "reviews", 50) == {"reviews-v2": 50}
+
+
+def proxy_status_rows(cp):
+    lines = cp.meshd("proxy-status").splitlines()
+    assert lines[0].split() == ["NAME", "KIND", "SENT", "ACKED", "STATUS", "REASON"], lines
+    return {line.split()[0]: line for line in lines[1:]}
+
+
+def test_nack_shown_by_proxy_status_then_fixed(mesh):
+    taken = mesh.upstream("squatter")  # another process listens on the Gateway's port
+    cp, client, _ = start_mesh(mesh, {"reviews.yaml": reviews_vs(50, 50, jason=False), "gateway.yaml": gateway_yaml(taken)})
+    gw = cp.gateway()
+
+    def nacked():
+        rows = {r["id"]: r for r in cp.syncz()}
+        return gw.id in rows and rows[gw.id]["status"] == "NACK" and rows[gw.id]
+    row = wait_until(nacked, timeout=10, what="gateway NACK")
+    assert f"listeners[gateway_{taken}]: cannot listen" in row["nackReason"], row
+    assert row["ackedVersion"] == "" and row["sentVersion"] != ""
+    others = [r for r in cp.syncz() if r["id"] != gw.id]
+    assert len(others) == 3 and all(r["status"] == "SYNCED" for r in others), others
+
+    table = proxy_status_rows(cp)
+    line = table[gw.id]
+    assert re.search(r"\bgateway\b.*\bNACK\b", line), line
+    assert f"listeners[gateway_{taken}]: cannot listen" in line and "Address already in use" in line, line
+    assert all(" SYNCED " in table[r["id"]] for r in others), table
+    # The gateway runs no listener, and the squatter still answers on its port.
+    assert gw.config_dump()["config"].get("listeners", []) == []
+    assert Client(taken).get("anything")[1]["x-service"] == "squatter"
+
+    # Moving the Gateway to a free port: the gateway accepts it and serves.
+    port = free_port()
+    cp.apply({"gateway.yaml": gateway_yaml(port)}, changed=[gw.id])
+    assert " SYNCED " in proxy_status_rows(cp)[gw.id]
+    wait_for_port(port)
+    counts = tally(port, "bookinfo.example", 40)
+    assert set(counts) == {"reviews-v1", "reviews-v2"}, counts
+
+
+def table(text):
+    lines = text.strip().splitlines()
+    return [re.split(r"\s{2,}", line.strip()) for line in lines[1:]], lines[0].split()
+
+
+def test_proxy_config_prints_what_a_sidecar_runs(mesh):
+    files = {"reviews.yaml": reviews_vs(80, 20), "plugin.yaml": plugin("reviews-stamp", "x-reviews-plugin", "s")}
+    cp, client, reviews = start_mesh(mesh, files)
+    host = "reviews.default.svc.cluster.local"
+
+    rows, header = table(cp.meshd("proxy-config", "listeners", "client-v1"))
+    assert header == ["NAME", "ADDRESS", "PORT", "ROUTES", "TLS"]
+    assert sorted(rows) == [["inbound", "127.0.0.1", str(client.inbound), "inbound", "no"],
+                            ["outbound", "127.0.0.1", str(client.outbound), "outbound", "no"]]
+
+    rows, header = table(cp.meshd("proxy-config", "routes", client.id))
+    assert header == ["ROUTE", "CONFIG", "VIRTUAL", "HOST", "DOMAINS", "ROUTE", "MATCH", "ACTION"]
+    reviews_routes = [r for r in rows if r[1] == "vs:default/reviews"]
+    assert [r[3] for r in reviews_routes] == ["jason", "canary"], rows
+    assert reviews_routes[0][0] == "outbound" and "reviews:9080" in reviews_routes[0][2].split(","), reviews_routes
+    assert reviews_routes[0][4] == 'headers=[{"exact":"jason","name":"end-user"}] prefix=/'
+    assert reviews_routes[0][-1] == f"outbound|9080|v3|{host}"
+    assert reviews_routes[1][4] == "prefix=/"
+    assert reviews_routes[1][-1] == f"outbound|9080|v1|{host}@80,outbound|9080|v2|{host}@20"
+    assert ["inbound", f"inbound|{client.app_port}", "*", "default", "prefix=/", f"inbound|{client.app_port}||"] in rows, rows
+
+    rows, header = table(cp.meshd("proxy-config", "clusters", "client-v1"))
+    assert header == ["CLUSTER", "PROTOCOL", "LB", "ENDPOINTS"]
+    clusters = {r[0]: r for r in rows}
+    assert clusters[f"outbound|9080||{host}"][3] == "2"
+    assert clusters[f"outbound|9080|v1|{host}"][3] == "1"
+    assert clusters[f"outbound|9080|v2|{host}"][3] == "1"
+    assert clusters[f"outbound|9080|v3|{host}"][3] == "0"
+    assert clusters[f"inbound|{client.app_port}||"][3] == "1"
+
+    rows, header = table(cp.meshd("proxy-config", "endpoints", "client-v1"))
+    assert header == ["ENDPOINT", "CLUSTER"]
+    v1, v2 = reviews["v1"].inbound, reviews["v2"].inbound
+    assert sorted(rows) == sorted([
+        [f"127.0.0.1:{client.app_port}", f"inbound|{client.app_port}||"],
+        [f"127.0.0.1:{v1}", f"outbound|9080|v1|{host}"],
+        [f"127.0.0.1:{v2}", f"outbound|9080|v2|{host}"],
+        [f"127.0.0.1:{v1}", f"outbound|9080||{host}"],
+        [f"127.0.0.1:{v2}", f"outbound|9080||{host}"],
+    ]), rows
+
+    rows, header = table(cp.meshd("proxy-config", "plugins", "client-v1"))
+    assert header == ["PLUGIN", "PHASE", "PRIORITY", "FAIL", "STRATEGY", "ATTACHED", "TO"]
+    assert rows == [["default.reviews-stamp", "STATS", "0", "FAIL_OPEN", 'virtualHosts=["vs:default/reviews"]']], rows
+
+
+def test_sidecar_that_goes_away_leaves_the_registry(mesh):
+    cp, client, reviews = start_mesh(mesh, {}, versions=("v1", "v2"))  # no VirtualService: all reviews endpoints
+    gone = reviews["v2"]
+    cluster = "outbound|9080||reviews.default.svc.cluster.local"
+
+    def endpoints(proxy):
+        rows, _ = table(cp.meshd("proxy-config", "endpoints", proxy))
+        return sorted(r[0] for r in rows if r[1] == cluster)
+    assert endpoints("client-v1") == sorted([f"127.0.0.1:{reviews['v1'].inbound}", f"127.0.0.1:{gone.inbound}"])
+    assert set(tally(client.outbound, "reviews", 40)) == {"reviews-v1", "reviews-v2"}
+    before = cp.syncz()
+
+    gone.sidecar.stop(signal.SIGKILL)
+    wait_until(lambda: gone.id not in [r["id"] for r in cp.syncz()], timeout=10, what="sidecar gone from syncz")
+    cp.wait_synced(changed_from=[r for r in before if r["id"] != gone.id])
+    assert endpoints("client-v1") == [f"127.0.0.1:{reviews['v1'].inbound}"]
+    assert endpoints("reviews-v1") == [f"127.0.0.1:{reviews['v1'].inbound}"]
+    assert gone.name not in proxy_status_rows(cp) and gone.id not in proxy_status_rows(cp)
+    assert tally(client.outbound, "reviews", 40) == {"reviews-v1": 40}
