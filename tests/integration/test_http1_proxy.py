@@ -149,3 +149,31 @@ def test_large_responses_back_to_back_on_a_pooled_connection(mesh):
         size = 3_000_000 if i % 2 == 0 else 100
         r = curl("-o", "/dev/null", "-w", "%{size_download} %{http_code}", f"http://127.0.0.1:{port}/bytes/{size}", timeout=20)
         assert r.stdout.decode() == f"{size} 200", (i, r.stdout, r.stderr)
+
+
+def test_local_reply_keeps_the_connection_usable(mesh):
+    """A reply made before the request's end was parsed (no route, direct response) must not close the connection."""
+    import http.client
+    up = mesh.upstream("app")
+    port = free_port()
+    proxy = mesh.proxy(simple_config(port, up, routes=[
+        {"name": "direct", "match": {"path": "/direct"}, "directResponse": {"status": 200, "body": "hi"}},
+        {"name": "app", "match": {"prefix": "/app"}, "route": {"cluster": "app"}}]))
+    before = proxy.stat('meshd_downstream_cx_total{listener="main"}')
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    for path, status in [("/nope", 404), ("/direct", 200), ("/app", 200), ("/nope", 404), ("/app", 200)]:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        r.read()
+        assert r.status == status, path
+        assert r.getheader("connection") != "close", path
+    conn.close()
+    assert proxy.stat('meshd_downstream_cx_total{listener="main"}') - before == 1
+    # A POST answered before its body arrived says it will close.
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.putrequest("POST", "/nope")
+    conn.putheader("content-length", "100000")
+    conn.endheaders()
+    r = conn.getresponse()
+    assert r.status == 404 and r.getheader("connection") == "close"
+    conn.close()

@@ -122,6 +122,11 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStream, Timer
             return becomeTunnel(context)
         }
         if upgradeRequested, !endStream { keepAlive = false }
+        if endStream, !requestComplete, !requestEndSwallowed, keepAlive {
+            // Answered before the request body arrived (a local reply): say we will close.
+            keepAlive = false
+            headers.replaceOrAdd(name: "connection", value: "close")
+        }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))), promise: nil)
         if endStream { endResponse(nil) }
     }
@@ -163,8 +168,9 @@ final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStream, Timer
         events = nil
         flushPending = false
         context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
-        // A response that ends before its request did leaves the connection unusable.
-        if !requestComplete { keepAlive = false }
+        // A response that ends while the request body is still coming leaves the connection
+        // unusable (a body-less request's end is just not parsed yet).
+        if !requestComplete && !requestEndSwallowed { keepAlive = false }
         if !keepAlive {
             context.close(promise: nil)
         } else if requestComplete {
