@@ -31,6 +31,15 @@ struct ControlPlaneCommand: ParsableCommand {
     @Option(name: .customLong("discovery-port"), help: "Discovery (gRPC) port (Istio: 15010).")
     var discoveryPort: Int = 15010
 
+    @Option(name: .customLong("tls-port"), help: "Discovery over TLS (Istio: 15012); needs --tls-cert and --tls-key. -1 disables.")
+    var tlsPort: Int = -1
+
+    @Option(name: .customLong("tls-cert"), help: "Certificate chain (PEM) for the TLS discovery port.")
+    var tlsCert: String?
+
+    @Option(name: .customLong("tls-key"), help: "Private key (PEM) for the TLS discovery port.")
+    var tlsKey: String?
+
     @Option(name: .customLong("status-port"), help: "Monitoring/status port (Istio: 15014).")
     var statusPort: Int = 15014
 
@@ -55,6 +64,13 @@ struct ControlPlaneCommand: ParsableCommand {
         runtime.hub.holdReconnectingProxies(for: Double(reconnectGraceMs) / 1000)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let discovery = try DiscoveryServer(group: group, host: address, port: discoveryPort, hub: runtime.hub)
+        var secure: DiscoveryServer?
+        if tlsPort >= 0 {
+            guard let tlsCert, let tlsKey else { throw ValidationError("--tls-port needs --tls-cert and --tls-key") }
+            let context = try TLSServerContext(certificateChainFile: tlsCert, privateKeyFile: tlsKey, alpnProtocols: ["h2"])
+            secure = try DiscoveryServer(group: group, host: address, port: tlsPort, hub: runtime.hub, tls: context)
+        }
+        let secureServer = secure
         let status = try StatusServer(group: group, host: address, port: statusPort, pages: Self.pages(runtime))
         let watcher = DirectoryWatcher(directory: configDir, debounce: Double(debounceMs) / 1000) { runtime.reload() }
         watcher.start()
@@ -63,6 +79,7 @@ struct ControlPlaneCommand: ParsableCommand {
         ProcessLogging.onTerminate {
             watcher.stop()
             discovery.close()
+            secureServer?.close()
             status.close()
             Foundation.exit(0)
         }

@@ -13,6 +13,13 @@ struct ManagedProxyOptions: ParsableArguments {
     @Option(name: .customLong("control-plane"), help: "Discovery address of the control plane, HOST:PORT.")
     var controlPlane: String = "127.0.0.1:15010"
 
+    @Option(name: .customLong("control-plane-ca"),
+            help: "CA bundle to verify the control plane with; set it to connect over TLS (the control plane's --tls-port).")
+    var controlPlaneCA: String?
+
+    @Option(name: .customLong("control-plane-name"), help: "Name the control plane's certificate must carry (default: the host of --control-plane).")
+    var controlPlaneName: String?
+
     @Option(name: .long, help: "This proxy's (workload's) name.")
     var name: String
 
@@ -68,7 +75,9 @@ struct ManagedProxyOptions: ParsableArguments {
         node.appPort = UInt32(appPort)
         node.adminAddress = "127.0.0.1:\(admin.port ?? adminPort)"
         node.id = "\(kind)~\(address)~\(name).\(namespace)"
-        let client = try DiscoveryClient(runtime: runtime, node: node, controlPlane: controlPlane, logger: logger)
+        let tls = try controlPlaneCA.map { try TLSClientContext(caCertificatesFile: $0, verifyPeer: true, alpnProtocols: ["h2"]) }
+        let client = try DiscoveryClient(runtime: runtime, node: node, controlPlane: controlPlane, logger: logger,
+                                         tls: tls, serverName: controlPlaneName)
         client.start()
         logger.info("\(kind) started", metadata: ["id": "\(node.id)", "admin": "\(node.adminAddress)"])
         let drainSeconds = drainTimeout

@@ -86,3 +86,33 @@ def test_stock_grpc_client_subscribes_acks_and_nacks(mesh, tmp_path, stubs):
         row = wait_until(lambda: [p for p in syncz(status) if p["status"] == "NACK"])[0]
         assert row["nackReason"] == "test refuses this"
         requests.put(None)
+
+
+def test_sidecar_and_grpc_client_over_tls_discovery(mesh, tmp_path, stubs):
+    from certs import make_certs
+    pb, pb_grpc = stubs
+    certs = make_certs(str(tmp_path))
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "services.yaml").write_text(SERVICE)
+    plain, secure, status = free_port(), free_port(), free_port()
+    mesh.start([MESHD, "control-plane", "--config-dir", str(config), "--discovery-port", str(plain),
+                "--tls-port", str(secure), "--tls-cert", certs["cert"], "--tls-key", certs["key"],
+                "--status-port", str(status), "--debounce-ms", "50"], "control-plane")
+    wait_for_port(secure)
+    outbound = free_port()
+    mesh.start([MESHD, "sidecar", "--control-plane", f"localhost:{secure}", "--control-plane-ca", certs["ca"],
+                "--name", "reviews-v1", "--labels", "app=reviews,version=v1", "--app-port", str(free_port()),
+                "--inbound-port", str(free_port()), "--outbound-port", str(outbound), "--admin-port", str(free_port()),
+                "--concurrency", "1"], "sidecar")
+    row = wait_until(lambda: [p for p in syncz(status) if p["status"] == "SYNCED"])[0]
+    assert row["name"] == "reviews-v1"
+    wait_for_port(outbound)
+    # A stock grpcio client verifies the control plane's certificate too.
+    creds = grpc.ssl_channel_credentials(root_certificates=open(certs["ca"], "rb").read())
+    with grpc.secure_channel(f"localhost:{secure}", creds) as channel:
+        stub = pb_grpc.AggregatedDiscoveryServiceStub(channel)
+        node = pb.Node(id="sidecar~127.0.0.1~tls.default", kind="sidecar", name="tls", namespace="default",
+                       labels={"app": "ratings"}, address="127.0.0.1", inbound_port=free_port(), outbound_port=free_port())
+        first = next(stub.StreamResources(iter([pb.DiscoveryRequest(node=node)]), timeout=20))
+        assert any(r.name.startswith("cluster/") for r in first.resources)

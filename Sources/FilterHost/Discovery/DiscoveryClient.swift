@@ -32,7 +32,12 @@ public final class DiscoveryClient: Sendable {
         var lastError: String?
     }
 
-    public init(runtime: ProxyRuntime, node: Meshd_Discovery_V1_Node, controlPlane: String, logger: Logger) throws {
+    private let tls: TLSClientContext?
+    private let serverName: String?
+
+    /// `tls`: connect over TLS (Istio's 15012), verifying the control plane as `serverName`.
+    public init(runtime: ProxyRuntime, node: Meshd_Discovery_V1_Node, controlPlane: String, logger: Logger,
+                tls: TLSClientContext? = nil, serverName: String? = nil) throws {
         let parts = controlPlane.split(separator: ":")
         guard parts.count == 2, let port = Int(parts[1]) else {
             throw ConfigError(path: "--control-plane", reason: "expected HOST:PORT, got '\(controlPlane)'")
@@ -43,6 +48,8 @@ public final class DiscoveryClient: Sendable {
         self.port = port
         self.logger = logger
         self.eventLoop = runtime.group.next()
+        self.tls = tls
+        self.serverName = serverName
     }
 
     public var isConnected: Bool { state.withLockedValue { $0.connected } }
@@ -59,11 +66,13 @@ public final class DiscoveryClient: Sendable {
     private func connect() {
         guard !state.withLockedValue({ $0.stopped }) else { return }
         let loop = eventLoop
+        let tls = self.tls, sni = serverName ?? host
         ClientBootstrap(group: loop)
             .connectTimeout(.seconds(2))
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(OpenSSLHandler(client: tls, serverName: sni)) }
                     try channel.pipeline.syncOperations.addHandler(HTTP2ClientConnection(eventLoop: channel.eventLoop))
                 }
             }
@@ -109,7 +118,7 @@ public final class DiscoveryClient: Sendable {
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "application/grpc")
         headers.add(name: "te", value: "trailers")
-        request.sendHead(RequestHead(method: "POST", scheme: "http", authority: "\(host):\(port)", path: Self.path,
+        request.sendHead(RequestHead(method: "POST", scheme: tls == nil ? "http" : "https", authority: "\(host):\(port)", path: Self.path,
                                      headers: headers, version: .http2), endStream: false)
         let first = state.withLockedValue { s -> Meshd_Discovery_V1_DiscoveryRequest in
             s.connected = true
