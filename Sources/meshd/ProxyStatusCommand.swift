@@ -1,16 +1,45 @@
 import ArgumentParser
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// Reads JSON from an HTTP endpoint of the control plane or a proxy's admin server.
+/// A plain blocking HTTP/1.0 GET: it keeps FoundationNetworking (libcurl and its TLS
+/// stack) out of the binary, which would add megabytes to every proxy's memory.
 enum StatusFetch {
     static func json(_ url: String) throws -> Any {
-        guard let u = URL(string: url) else { throw ValidationError("bad URL \(url)") }
-        let data: Data
-        do { data = try Data(contentsOf: u) } catch { throw ValidationError("cannot reach \(url): \(error.localizedDescription)") }
-        return try JSONSerialization.jsonObject(with: data)
+        let rest = url.hasPrefix("http://") ? String(url.dropFirst(7)) : url
+        let slash = rest.firstIndex(of: "/") ?? rest.endIndex
+        let hostPort = rest[..<slash].split(separator: ":")
+        let path = slash < rest.endIndex ? String(rest[slash...]) : "/"
+        guard hostPort.count == 2, let port = UInt16(hostPort[1]) else { throw ValidationError("bad URL \(url)") }
+        guard let body = httpGet(host: String(hostPort[0]), port: port, path: path) else {
+            throw ValidationError("cannot reach \(url)")
+        }
+        return try JSONSerialization.jsonObject(with: body)
+    }
+
+    private static func httpGet(host: String, port: UInt16, path: String) -> Data? {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var info: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &info) == 0, let ai = info else { return nil }
+        defer { freeaddrinfo(info) }
+        let fd = socket(ai.pointee.ai_family, ai.pointee.ai_socktype, ai.pointee.ai_protocol)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        guard connect(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen) == 0 else { return nil }
+        let request = Array("GET \(path) HTTP/1.0\r\nHost: \(host)\r\n\r\n".utf8)
+        guard send(fd, request, request.count, 0) == request.count else { return nil }
+        var response = Data()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { break }
+            response.append(contentsOf: buffer[0..<n])
+        }
+        guard let end = response.range(of: Data("\r\n\r\n".utf8)) else { return nil }
+        return response.subdata(in: end.upperBound..<response.endIndex)
     }
 
     static func proxies(_ statusAddress: String) throws -> [[String: Any]] {
