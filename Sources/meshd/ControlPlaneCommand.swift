@@ -46,7 +46,8 @@ struct ControlPlaneCommand: ParsableCommand {
     @Option(name: .long, help: "Address to listen on.")
     var address: String = "127.0.0.1"
 
-    @Option(name: .customLong("debounce-ms"), help: "Quiet time after a config change before it is pushed.")
+    @Option(name: .customLong("debounce-ms"),
+            help: "Quiet time after a config change before it is pushed; also how long proxies joining or leaving are batched.")
     var debounceMs: Int = 100
 
     @Option(name: .customLong("reconnect-grace-ms"),
@@ -59,7 +60,8 @@ struct ControlPlaneCommand: ParsableCommand {
     func run() throws {
         let logger = ProcessLogging.bootstrap(level: logLevel, label: "meshd.control-plane")
         let runtime = ControlPlaneRuntime<ConfigStore>(directory: configDir, logger: logger,
-                                                       compile: Self.compile, translate: Self.translate)
+                                                       debounce: Double(debounceMs) / 1000,
+                                                       compile: Self.compiler(), prepare: Self.preparer())
         runtime.reload()
         runtime.hub.holdReconnectingProxies(for: Double(reconnectGraceMs) / 1000)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
@@ -86,36 +88,50 @@ struct ControlPlaneCommand: ParsableCommand {
         dispatchMain()
     }
 
-    /// Loads and validates the directory; any error refuses the whole config.
-    @Sendable static func compile(_ directory: String) -> Result<ConfigStore, ControlPlaneRuntime<ConfigStore>.ConfigProblems> {
-        let store: ConfigStore
-        do {
-            store = try ConfigStore.load(directory: directory)
-        } catch {
-            return .failure(.init(["\(directory): \(error)"]))
+    /// Loads and validates the directory (files whose text did not change since the last load
+    /// are not parsed again); any error refuses the whole config.
+    static func compiler() -> ControlPlaneRuntime<ConfigStore>.Compile {
+        let cache = ConfigStore.ParseCache()
+        return { directory in
+            let store: ConfigStore
+            do {
+                store = try ConfigStore.load(directory: directory, cache: cache)
+            } catch {
+                return .failure(.init(["\(directory): \(error)"]))
+            }
+            let errors = store.loadErrors + Validator.validate(store)
+            guard errors.isEmpty else { return .failure(.init(errors.map { "\($0)" })) }
+            return .success(store)
         }
-        let errors = store.loadErrors + Validator.validate(store)
-        guard errors.isEmpty else { return .failure(.init(errors.map { "\($0)" })) }
-        return .success(store)
     }
 
-    /// One proxy's config: the store plus every connected sidecar as a registered workload.
-    @Sendable static func translate(_ store: ConfigStore, _ connected: [Meshd_Discovery_V1_Node],
-                                    _ node: Meshd_Discovery_V1_Node) -> Bootstrap {
-        var registry = Registry(store: store)
-        let portNames = Set(store.serviceEntries.flatMap { $0.spec.ports.compactMap(\.name) })
-        for n in connected where n.kind == "sidecar" {
-            let ports = Dictionary(uniqueKeysWithValues: portNames.map { ($0, Int(n.inboundPort)) })
-            registry.register(workload: DynamicWorkload(name: n.name, namespace: n.namespace, address: n.address,
-                                                        ports: ports, labels: n.labels,
-                                                        serviceAccount: n.serviceAccount))
+    /// Every proxy's config: the store plus every connected sidecar as a registered workload,
+    /// translated by a `TranslationSnapshot` that shares the work proxies have in common and
+    /// reuses the previous snapshot's encodings.
+    static func preparer() -> ControlPlaneRuntime<ConfigStore>.Prepare {
+        let snapshots = TranslationSnapshots()
+        return { store, connected in
+            let snapshot = snapshots.next(store: store, registry: registry(store, connected))
+            return { node in snapshot.resources(for: identity(node)) }
         }
-        let identity: ProxyIdentity = node.kind == "gateway"
+    }
+
+    static func registry(_ store: ConfigStore, _ connected: [Meshd_Discovery_V1_Node]) -> Registry {
+        let portNames = Set(store.serviceEntries.flatMap { $0.spec.ports.compactMap(\.name) })
+        let workloads = connected.filter { $0.kind == "sidecar" }.map { n in
+            DynamicWorkload(name: n.name, namespace: n.namespace, address: n.address,
+                            ports: Dictionary(uniqueKeysWithValues: portNames.map { ($0, Int(n.inboundPort)) }),
+                            labels: n.labels, serviceAccount: n.serviceAccount)
+        }
+        return Registry(store: store, dynamic: workloads)
+    }
+
+    static func identity(_ node: Meshd_Discovery_V1_Node) -> ProxyIdentity {
+        node.kind == "gateway"
             ? .gateway(name: node.name, namespace: node.namespace, labels: node.labels, address: node.address)
             : .sidecar(name: node.name, namespace: node.namespace, labels: node.labels,
                        outboundPort: Int(node.outboundPort), inboundPort: Int(node.inboundPort),
                        appPort: node.appPort == 0 ? nil : Int(node.appPort), address: node.address)
-        return Translator(store: store, registry: registry).bootstrap(for: identity)
     }
 
     static func pages(_ runtime: ControlPlaneRuntime<ConfigStore>) -> [String: StatusServer.Page] {

@@ -5,6 +5,7 @@ import os
 import queue
 import subprocess
 import sys
+import threading
 
 import grpc
 import pytest
@@ -114,5 +115,12 @@ def test_sidecar_and_grpc_client_over_tls_discovery(mesh, tmp_path, stubs):
         stub = pb_grpc.AggregatedDiscoveryServiceStub(channel)
         node = pb.Node(id="sidecar~127.0.0.1~tls.default", kind="sidecar", name="tls", namespace="default",
                        labels={"app": "ratings"}, address="127.0.0.1", inbound_port=free_port(), outbound_port=free_port())
-        first = next(stub.StreamResources(iter([pb.DiscoveryRequest(node=node)]), timeout=20))
+        done = threading.Event()
+
+        def requests():
+            yield pb.DiscoveryRequest(node=node)
+            done.wait(20)  # a subscriber keeps its side of the stream open
+
+        first = next(stub.StreamResources(requests(), timeout=20))
+        done.set()
         assert any(r.name.startswith("cluster/") for r in first.resources)

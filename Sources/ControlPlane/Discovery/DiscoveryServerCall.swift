@@ -56,9 +56,10 @@ final class DiscoveryServerCall: DownstreamStreamEvents {
         hub.closed(self)
     }
 
-    func send(_ frame: ByteBuffer) {
+    /// Sends the pieces of one gRPC message (prefix included), in order.
+    func send(_ parts: [ByteBuffer]) {
         guard open, !finished else { return }
-        downstream.sendResponseData(frame, endStream: false)
+        for part in parts { downstream.sendResponseData(part, endStream: false) }
     }
 
     private func end(_ code: GRPCStatusCode, _ message: String) {

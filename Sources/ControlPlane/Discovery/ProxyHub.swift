@@ -1,3 +1,4 @@
+import Dispatch
 import FilterHost
 import Foundation
 import Logging
@@ -7,6 +8,11 @@ import NIOCore
 
 /// Every proxy connected to the discovery server: what it was sent, what it accepted
 /// (ACK) or refused (NACK, with its reason). Pushes send only resources that changed.
+///
+/// Configs are computed on one serial queue, never on the connections' event loops: a
+/// proxy's first push when it connects, and `pushAll` (requests for it that arrive while one
+/// is waiting to start are merged into it). Resources shared by many proxies are serialized
+/// once (`SharedResources`) and the same bytes are sent to each of them.
 public final class ProxyHub: Sendable {
     public enum SyncStatus: String, Sendable, Codable { case synced = "SYNCED", stale = "STALE", nack = "NACK" }
 
@@ -25,7 +31,7 @@ public final class ProxyHub: Sendable {
     }
 
     /// Makes a proxy's config from its identity; nil when the control plane has no good config yet.
-    public typealias ConfigSource = @Sendable (Meshd_Discovery_V1_Node) -> Bootstrap?
+    public typealias ConfigSource = @Sendable (Meshd_Discovery_V1_Node) -> ProxyResources?
 
     final class Subscriber: @unchecked Sendable {
         // Only touched under the hub's lock, except `call`, which is used on `eventLoop` only.
@@ -33,7 +39,7 @@ public final class ProxyHub: Sendable {
         let node: Meshd_Discovery_V1_Node
         let eventLoop: EventLoop
         let call: NIOLoopBound<DiscoveryServerCall>
-        var sent: [String: ResourceEntry] = [:]
+        var sent = ProxyResources(shared: .empty, own: [:])
         var sentVersion = ""
         var ackedVersion = ""
         var nonce = 0
@@ -55,24 +61,43 @@ public final class ProxyHub: Sendable {
     /// Whether reconnecting proxies are held; taken inside the `subscribers` lock only.
     private let holding = NIOLockedValueBox(false)
     private let pushing = NIOLock()
-    private let source: NIOLockedValueBox<ConfigSource>
+    /// The two functions, in a struct: a lock box holding a function type directly re-wraps it
+    /// in a pair of reabstraction thunks on every `withLockedValue` (the closure's `inout`
+    /// parameter is written back), so the call chain grew by two frames per push.
+    private struct Handlers {
+        var source: ConfigSource
+        var membership: MembershipHandler
+    }
+    private let handlers: NIOLockedValueBox<Handlers>
     private let logger: Logger
     public typealias MembershipHandler = @Sendable (Meshd_Discovery_V1_Node, Bool) -> Void
-    private let membership: NIOLockedValueBox<MembershipHandler>
+    private let work = DispatchQueue(label: "meshd.discovery.push")
+    private let pushAllPending = NIOLockedValueBox(false)
+    private let firstPush: FirstPush
 
-    public init(logger: Logger, source: @escaping ConfigSource,
+    /// When a proxy that just connected gets its first config.
+    public enum FirstPush: Sendable {
+        /// At once, from the source as it is.
+        case immediately
+        /// With the next `pushAll`, which the membership handler arranges (the control plane's
+        /// runtime does, batching joins): the first config then counts the proxy itself and
+        /// every proxy that joined with it, and no follow-up push is needed for them.
+        case withNextPushAll
+    }
+
+    public init(logger: Logger, source: @escaping ConfigSource, firstPush: FirstPush = .immediately,
                 onMembershipChange: @escaping MembershipHandler = { _, _ in }) {
         self.logger = logger
-        self.source = NIOLockedValueBox(source)
-        self.membership = NIOLockedValueBox(onMembershipChange)
+        self.handlers = NIOLockedValueBox(Handlers(source: source, membership: onMembershipChange))
+        self.firstPush = firstPush
     }
 
     public func setMembershipHandler(_ handler: @escaping MembershipHandler) {
-        membership.withLockedValue { $0 = handler }
+        handlers.withLockedValue { $0.membership = handler }
     }
 
     private func onMembershipChange(_ node: Meshd_Discovery_V1_Node, _ joined: Bool) {
-        membership.withLockedValue { $0 }(node, joined)
+        handlers.withLockedValue { $0.membership }(node, joined)
     }
 
     // MARK: calls from discovery streams (on their loops)
@@ -95,7 +120,7 @@ public final class ProxyHub: Sendable {
             logger.info("proxy connected", metadata: ["proxy": "\(subscriber.id)", "version": "\(request.versionInfo)",
                                                       "held": "\(subscriber.held)"])
             onMembershipChange(subscriber.node, true)
-            push(to: subscriber)
+            if firstPush == .immediately { work.async { self.push(to: subscriber) } }
             return
         }
         subscribers.withLockedValue { _ in
@@ -145,55 +170,69 @@ public final class ProxyHub: Sendable {
     }
 
     public func setSource(_ newSource: @escaping ConfigSource) {
-        source.withLockedValue { $0 = newSource }
+        handlers.withLockedValue { $0.source = newSource }
     }
 
-    /// Recomputes every proxy's config and sends what changed.
+    /// Recomputes every proxy's config and sends what changed, soon, on the push queue.
     public func pushAll() {
-        for s in subscribers.withLockedValue({ Array($0.values) }) { push(to: s) }
+        let alreadyPending = pushAllPending.withLockedValue { pending in
+            defer { pending = true }
+            return pending
+        }
+        guard !alreadyPending else { return }
+        work.async {
+            self.pushAllPending.withLockedValue { $0 = false }
+            let started = DispatchTime.now()
+            let all = self.subscribers.withLockedValue { Array($0.values) }
+            let sent = all.reduce(0) { $0 + (self.push(to: $1) ? 1 : 0) }
+            let ms = (DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1_000_000
+            self.logger.debug("pushed", metadata: ["proxies": "\(all.count)", "sent": "\(sent)", "ms": "\(ms)"])
+        }
     }
 
-    private func push(to s: Subscriber) {
-        // One push at a time: pushes run on several threads (config reloads, proxies joining
-        // on different loops), and a config computed from an older registry must not be sent
-        // after one computed from a newer one.
+    /// Returns whether a response was sent. One push at a time, and none to a held proxy.
+    @discardableResult
+    private func push(to s: Subscriber) -> Bool {
         pushing.withLock { pushLocked(to: s) }
     }
 
-    private func pushLocked(to s: Subscriber) {
-        guard !subscribers.withLockedValue({ _ in s.held }) else { return }
-        guard let bootstrap = source.withLockedValue({ $0 })(s.node) else { return }
-        let next = ResourceCodec.resources(of: bootstrap)
-        let message: Meshd_Discovery_V1_DiscoveryResponse? = subscribers.withLockedValue { _ in
-            let version = Self.version(of: next)
-            guard s.needsFull || version != s.sentVersion else { return nil }
+    private func pushLocked(to s: Subscriber) -> Bool {
+        guard !subscribers.withLockedValue({ _ in s.held }) else { return false }
+        guard let next = handlers.withLockedValue({ $0.source })(s.node) else { return false }
+        let parts: [ByteBuffer]? = subscribers.withLockedValue { _ in
+            guard s.needsFull || next.version != s.sentVersion else { return nil }
+            let full = s.needsFull
             var r = Meshd_Discovery_V1_DiscoveryResponse()
             r.typeURL = DiscoveryClient.typeURL
-            r.versionInfo = version
+            r.versionInfo = next.version
             s.nonce += 1
             r.nonce = String(s.nonce)
-            r.incremental = !s.needsFull
-            for (name, entry) in next.sorted(by: { $0.key < $1.key }) where s.needsFull || s.sent[name]?.version != entry.version {
+            r.incremental = !full
+            for name in next.own.keys.sorted() where full || s.sent.own[name]?.version != next.own[name]!.version {
                 var res = Meshd_Discovery_V1_Resource()
                 res.name = name
-                res.version = entry.version
-                res.body = Data(entry.body)
+                res.version = next.own[name]!.version
+                res.body = Data(next.own[name]!.body)
                 r.resources.append(res)
             }
-            if !s.needsFull { r.removedResources = s.sent.keys.filter { next[$0] == nil }.sorted() }
+            if !full { r.removedResources = s.sent.own.keys.filter { next[$0] == nil }.sorted() }
+            // The shared part's encoding follows this one's: one response with both.
+            let shared = full ? next.shared.fullEncoding() : next.shared.changeEncoding(since: s.sent.shared)
             s.sent = next
-            s.sentVersion = version
+            s.sentVersion = next.version
             s.needsFull = false
-            return r
+            guard let envelope: [UInt8] = try? r.serializedBytes() else { return nil }
+            var head = ByteBuffer()
+            head.reserveCapacity(5 + envelope.count)
+            head.writeInteger(UInt8(0))
+            head.writeInteger(UInt32(envelope.count + shared.readableBytes))
+            head.writeBytes(envelope)
+            return shared.readableBytes == 0 ? [head] : [head, shared]
         }
-        guard let message, let bytes: [UInt8] = try? message.serializedBytes() else { return }
+        guard let parts else { return false }
         let call = s.call
-        s.eventLoop.execute { call.value.send(GRPCFrame.frame(bytes)) }
-    }
-
-    static func version(of resources: [String: ResourceEntry]) -> String {
-        let joined = resources.keys.sorted().map { "\($0)=\(resources[$0]!.version)" }.joined(separator: ";")
-        return ResourceCodec.fnv1a(Array(joined.utf8))
+        s.eventLoop.execute { call.value.send(parts) }
+        return true
     }
 
     public var statuses: [ProxyStatus] {

@@ -5,12 +5,24 @@ struct ConfigIndex {
     let destinationRules: [Config<DestinationRule>]
     let gateways: [Config<Gateway>]
     let virtualServices: [Config<VirtualService>]
+    /// Positions in `destinationRules` by FQDN host, and of those whose host is a wildcard.
+    private let destinationRulesByHost: [String: [Int]]
+    private let wildcardDestinationRules: [Int]
 
     init(_ store: ConfigStore) {
         self.store = store
         destinationRules = store.destinationRules
         gateways = store.gateways
         virtualServices = store.virtualServices
+        var byHost: [String: [Int]] = [:]
+        var wildcards: [Int] = []
+        for (i, dr) in destinationRules.enumerated() {
+            guard let h = dr.spec.host else { continue }
+            let fqdn = HostNames.fqdn(h, namespace: dr.namespace)
+            if fqdn.hasPrefix("*") { wildcards.append(i) } else { byHost[fqdn, default: []].append(i) }
+        }
+        destinationRulesByHost = byHost
+        wildcardDestinationRules = wildcards
     }
 
     /// Whether a resource with `exportTo` in `namespace` is visible from `client` (nil: anyone).
@@ -25,7 +37,9 @@ struct ConfigIndex {
     func destinationRule(for host: String, clientNamespace: String? = nil, clientLabels: [String: String]? = nil)
         -> Config<DestinationRule>? {
         let serviceNamespace = HostNames.kubernetesParts(host)?.namespace
-        let candidates = destinationRules.filter { dr in
+        // Only rules for this host or a wildcard can match; kept in load order.
+        let positions = ((destinationRulesByHost[host] ?? []) + wildcardDestinationRules).sorted()
+        let candidates = positions.map { destinationRules[$0] }.filter { dr in
             guard let h = dr.spec.host else { return false }
             guard HostNames.matches(pattern: HostNames.fqdn(h, namespace: dr.namespace), host: host) else { return false }
             guard Self.exported(dr.spec.exportTo, from: dr.namespace, to: clientNamespace) else { return false }

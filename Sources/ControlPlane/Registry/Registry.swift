@@ -3,11 +3,26 @@
 /// keeps one, updates it, and hands copies to the translator.
 public struct Registry: Sendable, Equatable {
     public private(set) var services: [RegistryService] = []
+    /// Position in `services` by host.
+    private var serviceIndex: [String: Int] = [:]
     private var entries: [WorkloadInstance] = []
     private var dynamic: [String: DynamicWorkload] = [:]
+    /// Derived from `entries` and `dynamic`, rebuilt whenever they change: every workload sorted by id,
+    /// and their positions in that list by `namespace` + one label pair, so selecting a
+    /// service's workloads looks at the few that carry one of its labels, not at all of them.
+    public private(set) var workloads: [WorkloadInstance] = []
+    private var byLabel: [LabelKey: [Int]] = [:]
+
+    private struct LabelKey: Hashable, Sendable {
+        var namespace: String
+        var key: String
+        var value: String
+    }
 
     public init(store: ConfigStore = ConfigStore(), dynamic workloads: [DynamicWorkload] = []) {
-        for w in workloads { dynamic[w.id] = w }
+        var byID: [String: DynamicWorkload] = [:]
+        for w in workloads { byID[w.id] = w }
+        dynamic = byID
         update(store: store)
     }
 
@@ -31,12 +46,14 @@ public struct Registry: Sendable, Equatable {
             }
         }
         services = list.sorted { $0.host < $1.host }
+        serviceIndex = Dictionary(uniqueKeysWithValues: services.enumerated().map { ($0.element.host, $0.offset) })
         entries = store.workloadEntries.compactMap { we in
             guard let address = we.spec.address else { return nil }
             return WorkloadInstance(name: we.name, namespace: we.namespace, address: address, ports: we.spec.ports,
                                     labels: we.spec.labels, serviceAccount: we.spec.serviceAccount,
                                     origin: .workloadEntry(we.location))
         }
+        reindex()
     }
 
     // MARK: runtime registration
@@ -44,21 +61,29 @@ public struct Registry: Sendable, Equatable {
     /// Adds (or replaces, by `namespace/name`) a workload registered by a sidecar.
     public mutating func register(workload: DynamicWorkload) {
         dynamic[workload.id] = workload
+        reindex()
     }
 
     /// Removes a registered workload; returns whether it was there.
     @discardableResult
     public mutating func unregister(id: String) -> Bool {
-        dynamic.removeValue(forKey: id) != nil
+        guard dynamic.removeValue(forKey: id) != nil else { return false }
+        reindex()
+        return true
     }
 
-    /// WorkloadEntries and registered workloads, sorted by id.
-    public var workloads: [WorkloadInstance] {
+    /// Rebuilds `workloads` (WorkloadEntries and registered workloads, sorted by id) and its index.
+    private mutating func reindex() {
         let registered = dynamic.values.map {
             WorkloadInstance(name: $0.name, namespace: $0.namespace, address: $0.address, ports: $0.ports,
                              labels: $0.labels, serviceAccount: $0.serviceAccount, origin: .dynamic)
         }
-        return (entries + registered).sorted { ($0.id, $0.address) < ($1.id, $1.address) }
+        workloads = (entries + registered).sorted { ($0.id, $0.address) < ($1.id, $1.address) }
+        var index: [LabelKey: [Int]] = [:]
+        for (i, w) in workloads.enumerated() {
+            for (key, value) in w.labels { index[LabelKey(namespace: w.namespace, key: key, value: value), default: []].append(i) }
+        }
+        byLabel = index
     }
 
     // MARK: lookups
@@ -66,12 +91,17 @@ public struct Registry: Sendable, Equatable {
     /// The service for a host as written in a resource of `namespace` (short names expanded).
     public func service(host: String, namespace: String = "default") -> RegistryService? {
         let fqdn = HostNames.fqdn(host, namespace: namespace)
-        return services.first { $0.host == fqdn } ?? services.first { $0.isWildcard && HostNames.matches(pattern: $0.host, host: fqdn) }
+        if let i = serviceIndex[fqdn] { return services[i] }
+        return services.first { $0.isWildcard && HostNames.matches(pattern: $0.host, host: fqdn) }
     }
 
     /// Workloads in `namespace` whose labels contain `selector`.
     public func workloads(selectedBy selector: [String: String], namespace: String) -> [WorkloadInstance] {
-        workloads.filter { $0.namespace == namespace && $0.labels.matches(selector) }
+        guard !selector.isEmpty else { return workloads.filter { $0.namespace == namespace } }
+        // The workloads carrying the selector's rarest pair, checked against the rest (in id order).
+        let lists = selector.map { byLabel[LabelKey(namespace: namespace, key: $0.key, value: $0.value)] ?? [] }
+        guard let fewest = lists.min(by: { $0.count < $1.count }) else { return [] }
+        return fewest.map { workloads[$0] }.filter { $0.labels.matches(selector) }
     }
 
     /// The endpoints of one service port whose labels contain `subset` (empty: all), sorted:

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 
 /// Every resource read from a set of YAML files, in load order (sorted paths, then document
 /// order), plus what could not be read at all. A value: equal inputs give equal stores.
@@ -17,8 +18,16 @@ public struct ConfigStore: Sendable, Equatable {
     /// path order. Hidden files and folders (`.git`, Kubernetes' `..data`) are skipped.
     /// Throws only when the directory itself cannot be read.
     public static func load(directory: String) throws -> ConfigStore {
+        try load(directory: directory, cache: nil)
+    }
+
+    /// The same, reusing from `cache` what was parsed from files whose text has not changed
+    /// since the last load with that cache.
+    public static func load(directory: String, cache: ParseCache?) throws -> ConfigStore {
         var store = ConfigStore()
-        for file in try yamlFiles(under: directory) { store.add(file: file) }
+        let files = try yamlFiles(under: directory)
+        for file in files { store.add(file: file, cache: cache) }
+        cache?.keep(only: Set(files))
         return store
     }
 
@@ -49,6 +58,10 @@ public struct ConfigStore: Sendable, Equatable {
     }
 
     public mutating func add(file: String) {
+        add(file: file, cache: nil)
+    }
+
+    mutating func add(file: String, cache: ParseCache?) {
         guard let data = FileManager.default.contents(atPath: file) else {
             loadErrors.append(ValidationError(location: SourceLocation(file: file, line: 1), reason: "cannot read file"))
             return
@@ -57,13 +70,41 @@ public struct ConfigStore: Sendable, Equatable {
             loadErrors.append(ValidationError(location: SourceLocation(file: file, line: 1), reason: "file is not UTF-8 text"))
             return
         }
-        add(yaml: text, file: file)
+        let out = cache?.parse(text, file: file) ?? DocumentParser.parse(text, file: file)
+        resources += out.resources
+        loadErrors += out.errors
     }
 
     public mutating func add(yaml: String, file: String) {
         let out = DocumentParser.parse(yaml, file: file)
         resources += out.resources
         loadErrors += out.errors
+    }
+
+    /// What files parsed into, by path, kept while their text stays the same: the control
+    /// plane loads the whole directory on every change, and parsing YAML is most of a load.
+    /// A file with a LuaPlugin is always parsed again, as its source may come from another file.
+    public final class ParseCache: Sendable {
+        private let files = NIOLockedValueBox<[String: (text: String, output: DocumentParser.Output)]>([:])
+
+        public init() {}
+
+        func parse(_ text: String, file: String) -> DocumentParser.Output {
+            if let hit = files.withLockedValue({ $0[file] }), hit.text == text { return hit.output }
+            let output = DocumentParser.parse(text, file: file)
+            guard !output.resources.contains(where: { $0.kind == .luaPlugin }) else {
+                files.withLockedValue { $0[file] = nil }
+                return output
+            }
+            files.withLockedValue { $0[file] = (text, output) }
+            return output
+        }
+
+        func keep(only paths: Set<String>) {
+            files.withLockedValue { $0 = $0.filter { paths.contains($0.key) } }
+        }
+
+        var count: Int { files.withLockedValue { $0.count } }
     }
 
     public mutating func add(_ resource: Resource) {

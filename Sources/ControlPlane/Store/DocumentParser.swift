@@ -4,7 +4,7 @@ import Yams
 /// stay on its resource (for the Validator); a document that cannot become a resource at all
 /// (invalid YAML, unknown kind) is a load error.
 enum DocumentParser {
-    struct Output {
+    struct Output: Sendable {
         var resources: [Resource] = []
         var errors: [ValidationError] = []
     }

@@ -8,29 +8,27 @@ import MeshAPI
 /// `name.namespace`, `name.namespace.svc` and the FQDN, each with `:PORT`; the service's
 /// lowest HTTP port also gets them without a port.
 enum SidecarBuilder {
-    static func build(_ ctx: TranslationContext) -> (listeners: [Listener], routeConfigs: [RouteConfig]) {
-        let proxy = ctx.proxy
-        var listeners = [Listener(name: Naming.outbound, address: proxy.address, port: proxy.outboundPort,
-                                  routeConfig: Naming.outbound)]
-        var configs = [RouteConfig(name: Naming.outbound, virtualHosts: outbound(ctx))]
+    /// The `outbound` route config. It does not depend on the proxy's address or ports (see
+    /// `local`), so proxies alike in everything else can share it.
+    static func build(_ ctx: TranslationContext) -> [RouteConfig] {
         ctx.outboundListeners = [Naming.outbound]
-        if let app = proxy.appPort {
-            let cluster = Naming.inboundCluster(appPort: app)
-            listeners.append(Listener(name: Naming.inbound, address: proxy.address, port: proxy.inboundPort,
-                                      routeConfig: Naming.inbound))
-            configs.append(RouteConfig(name: Naming.inbound, virtualHosts: [
-                VirtualHost(name: "inbound|\(app)", domains: ["*"], routes: [RouteBuilder.defaultRoute(cluster: cluster)]),
-            ]))
-            ctx.inboundListeners = [Naming.inbound]
-        }
-        return (listeners, configs)
+        ctx.inboundListeners = ctx.proxy.appPort == nil ? [] : [Naming.inbound]
+        return [RouteConfig(name: Naming.outbound, virtualHosts: outbound(ctx))]
     }
 
-    /// The inbound cluster, when the sidecar fronts an app.
-    static func inboundCluster(_ proxy: ProxyIdentity) -> Cluster? {
-        proxy.appPort.map {
-            Cluster(name: Naming.inboundCluster(appPort: $0), endpoints: [Endpoint(address: "127.0.0.1", port: $0)])
-        }
+    /// What depends on the proxy's own address and ports: the `outbound` listener and, when the
+    /// sidecar fronts an app, the `inbound` listener, route config and cluster.
+    static func local(_ proxy: ProxyIdentity) -> (listeners: [Listener], routeConfigs: [RouteConfig], clusters: [Cluster]) {
+        var listeners = [Listener(name: Naming.outbound, address: proxy.address, port: proxy.outboundPort,
+                                  routeConfig: Naming.outbound)]
+        guard let app = proxy.appPort else { return (listeners, [], []) }
+        let cluster = Naming.inboundCluster(appPort: app)
+        listeners.append(Listener(name: Naming.inbound, address: proxy.address, port: proxy.inboundPort,
+                                  routeConfig: Naming.inbound))
+        let config = RouteConfig(name: Naming.inbound, virtualHosts: [
+            VirtualHost(name: "inbound|\(app)", domains: ["*"], routes: [RouteBuilder.defaultRoute(cluster: cluster)]),
+        ])
+        return (listeners, [config], [Cluster(name: cluster, endpoints: [Endpoint(address: "127.0.0.1", port: app)])])
     }
 
     private static func outbound(_ ctx: TranslationContext) -> [VirtualHost] {
@@ -41,17 +39,26 @@ enum SidecarBuilder {
         let meshServices = ctx.index.virtualServices.filter {
             $0.spec.appliesToMesh && ConfigIndex.exported($0.spec.exportTo, from: $0.namespace, to: proxy.namespace)
         }
+        // Every (VirtualService, host pattern) pair, in order; exact names indexed by name.
+        var exact: [String: [Config<VirtualService>]] = [:]
+        var wildcards: [(vs: Config<VirtualService>, pattern: String)] = []
+        for vs in meshServices {
+            for h in vs.spec.hosts {
+                let pattern = HostNames.fqdn(h, namespace: vs.namespace)
+                if pattern.hasPrefix("*") { wildcards.append((vs, pattern)) } else { exact[pattern, default: []].append(vs) }
+            }
+        }
         /// The VirtualService for a host: the first naming it exactly, else the longest wildcard covering it.
         func owner(_ host: String) -> Config<VirtualService>? {
+            if let vs = exact[host]?.first(where: { ctx.scope.visible(namespace: $0.namespace, host: host, exportTo: []) }) {
+                return vs
+            }
             var best: (Config<VirtualService>, Int)?
-            for vs in meshServices {
-                for h in vs.spec.hosts {
-                    let pattern = HostNames.fqdn(h, namespace: vs.namespace)
-                    guard HostNames.matches(pattern: pattern, host: host),
-                          ctx.scope.visible(namespace: vs.namespace, host: pattern, exportTo: []) else { continue }
-                    let score = pattern == host ? Int.max : pattern.count
-                    if best == nil || score > best!.1 { best = (vs, score) }
-                }
+            for (vs, pattern) in wildcards {
+                guard HostNames.matches(pattern: pattern, host: host),
+                      ctx.scope.visible(namespace: vs.namespace, host: pattern, exportTo: []) else { continue }
+                if pattern == host { return vs }
+                if best == nil || pattern.count > best!.1 { best = (vs, pattern.count) }
             }
             return best?.0
         }
@@ -90,10 +97,11 @@ enum SidecarBuilder {
             }
         }
         // Hosts a VirtualService names that no service defines (external names, wildcards).
+        let serviceHosts = Set(services.map(\.host))
         for vs in meshServices {
             for h in vs.spec.hosts {
                 let fqdn = HostNames.fqdn(h, namespace: vs.namespace)
-                guard !services.contains(where: { $0.host == fqdn }), owner(fqdn)?.id == vs.id else { continue }
+                guard !serviceHosts.contains(fqdn), owner(fqdn)?.id == vs.id else { continue }
                 let domains = HostNames.aliases(of: fqdn, clientNamespace: proxy.namespace).filter { claimed.insert($0).inserted }
                 guard !domains.isEmpty else { continue }
                 let routes = RouteBuilder(ctx: ctx, gateway: "mesh", port: nil, service: nil).routes(vs)

@@ -11,6 +11,7 @@ public struct Translation: Sendable, Equatable {
 /// Turns the store and the registry into one proxy's Bootstrap. Pure and deterministic:
 /// listeners, route configs, clusters and plugins are sorted by name, so equal inputs give
 /// equal Bootstraps. Resources that fail validation are left out (and named in the warnings).
+/// `TranslationSnapshot` does the same for many proxies, sharing the work they have in common.
 public struct Translator: Sendable {
     public var store: ConfigStore
     public var registry: Registry
@@ -26,25 +27,57 @@ public struct Translator: Sendable {
     }
 
     public func translate(for proxy: ProxyIdentity) -> Translation {
-        var valid = ConfigStore()
-        var invalid: [String] = []
-        for r in store.effective {
-            if Validator.validate(r).isEmpty { valid.add(r) } else { invalid.append("\(r.id): invalid, ignored (see meshd validate)") }
-        }
+        let config = ValidatedConfig(store)
+        return Self.complete(Self.translateShared(for: proxy, config.valid, registry), for: proxy, invalid: config.invalid)
+    }
+
+    /// Everything but a sidecar's `SidecarBuilder.local` part (for a gateway: everything).
+    /// For a sidecar this depends only on its namespace, its labels (through selectors) and
+    /// whether it has an app port, never on its name, address or ports.
+    static func translateShared(for proxy: ProxyIdentity, _ valid: ConfigStore, _ registry: Registry) -> Translation {
         let ctx = TranslationContext(proxy: proxy, store: valid, registry: registry)
         var bootstrap = Bootstrap()
         switch proxy.kind {
         case .sidecar:
-            (bootstrap.listeners, bootstrap.routeConfigs) = SidecarBuilder.build(ctx)
-            bootstrap.clusters = SidecarBuilder.inboundCluster(proxy).map { [$0] } ?? []
+            bootstrap.routeConfigs = SidecarBuilder.build(ctx)
         case .gateway:
             (bootstrap.listeners, bootstrap.routeConfigs) = GatewayBuilder.build(ctx)
         }
-        bootstrap.clusters += ClusterBuilder.build(ctx)
+        bootstrap.clusters = ClusterBuilder.build(ctx)
         bootstrap.luaPlugins = PluginBuilder.build(ctx)
-        bootstrap.listeners.sort { $0.name < $1.name }
-        bootstrap.routeConfigs.sort { $0.name < $1.name }
-        bootstrap.clusters.sort { $0.name < $1.name }
-        return Translation(bootstrap: bootstrap, warnings: (ctx.warnings.sorted() + invalid).sorted())
+        return Translation(bootstrap: sorted(bootstrap), warnings: ctx.warnings.sorted())
+    }
+
+    /// The shared part plus the proxy's own listeners, inbound route config and cluster.
+    static func complete(_ shared: Translation, for proxy: ProxyIdentity, invalid: [String]) -> Translation {
+        var bootstrap = shared.bootstrap
+        if proxy.kind == .sidecar {
+            let local = SidecarBuilder.local(proxy)
+            bootstrap.listeners += local.listeners
+            bootstrap.routeConfigs += local.routeConfigs
+            bootstrap.clusters += local.clusters
+            bootstrap = sorted(bootstrap)
+        }
+        return Translation(bootstrap: bootstrap, warnings: (shared.warnings + invalid).sorted())
+    }
+
+    private static func sorted(_ b: Bootstrap) -> Bootstrap {
+        var b = b
+        b.listeners.sort { $0.name < $1.name }
+        b.routeConfigs.sort { $0.name < $1.name }
+        b.clusters.sort { $0.name < $1.name }
+        return b
+    }
+}
+
+/// The store's effective resources that pass validation, and a warning for each one that does not.
+struct ValidatedConfig: Sendable {
+    var valid = ConfigStore()
+    var invalid: [String] = []
+
+    init(_ store: ConfigStore) {
+        for r in store.effective {
+            if Validator.validate(r).isEmpty { valid.add(r) } else { invalid.append("\(r.id): invalid, ignored (see meshd validate)") }
+        }
     }
 }
