@@ -175,6 +175,19 @@ def main():
         else:
             raise SystemExit(f"proxies did not sync: {syncz(status)}")
         wait_port(gateway_port)
+        # Every proxy acknowledged a config; endpoint updates from the last joins may still
+        # be on their way, so wait until a request crosses the whole mesh once.
+        deadline = time.time() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{gateway_port}/productpage", timeout=5) as r:
+                    if json.loads(r.read())["calls"]["reviews"]["status"] == 200:
+                        break
+            except Exception:
+                pass
+            if time.time() > deadline:
+                raise SystemExit("the mesh never served /productpage")
+            time.sleep(0.1)
         print(f"\nmesh up in {time.time() - started:.1f}s: control plane, {len(WORKLOADS)} services with sidecars, "
               f"gateway on 127.0.0.1:{gateway_port}")
         subprocess.run([MESHD, "proxy-status", "--control-plane-status", f"127.0.0.1:{status}"])
