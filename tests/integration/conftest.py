@@ -179,3 +179,21 @@ def raw_request(port, data, timeout=5.0):
 def curl(*args, timeout=30):
     r = subprocess.run(["curl", "-sS", "--max-time", str(timeout), *args], capture_output=True, timeout=timeout + 5)
     return r
+
+
+def bounded_load(port, stop, results, deadline, classify=lambda r: r.status, max_requests=20000):
+    """One keep-alive client: GET / (every tenth a short /delay/2) until `stop`, the deadline
+    or max_requests; appends classify(response), or the exception text on a failure."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    n = 0
+    while not stop.is_set() and time.time() < deadline and n < max_requests:
+        n += 1
+        try:
+            conn.request("GET", "/delay/2" if n % 10 == 0 else "/")
+            r = conn.getresponse()
+            r.read()
+            results.append(classify(r))
+        except Exception as e:  # counted as a failure
+            results.append(repr(e))
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)

@@ -4,7 +4,7 @@ import json
 import threading
 import time
 
-from conftest import curl, free_port, simple_config
+from conftest import bounded_load, curl, free_port, simple_config
 
 
 def config_with_tag(port, a, b, tag, cluster):
@@ -15,19 +15,6 @@ def config_with_tag(port, a, b, tag, cluster):
                                    {"name": "b", "endpoints": [{"address": "127.0.0.1", "port": b}]}])
 
 
-def load(port, stop, results, deadline):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    n = 0
-    while not stop.is_set() and time.time() < deadline and n < 20000:
-        n += 1
-        try:
-            conn.request("GET", "/delay/2" if n % 10 == 0 else "/")
-            r = conn.getresponse()
-            r.read()
-            results.append(r.status)
-        except Exception as e:  # counted as a failure
-            results.append(repr(e))
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
 
 
 def test_fifty_swaps_under_load_lose_nothing(mesh):
@@ -37,7 +24,7 @@ def test_fifty_swaps_under_load_lose_nothing(mesh):
     stop = threading.Event()
     results = []
     deadline = time.time() + 90
-    workers = [threading.Thread(target=load, args=(port, stop, results, deadline)) for _ in range(4)]
+    workers = [threading.Thread(target=bounded_load, args=(port, stop, results, deadline)) for _ in range(4)]
     for w in workers:
         w.start()
     try:

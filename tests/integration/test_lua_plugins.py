@@ -6,7 +6,7 @@ import re
 import threading
 import time
 
-from conftest import free_port
+from conftest import bounded_load, free_port
 
 
 def plugin(name, code, **extra):
@@ -390,19 +390,6 @@ end
     return lua_config(port, {"a": a}, [plugin("versioned", code)])
 
 
-def load(port, stop, results, deadline):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    n = 0
-    while not stop.is_set() and time.time() < deadline and n < 20000:
-        n += 1
-        try:
-            conn.request("GET", "/delay/2" if n % 10 == 0 else "/")
-            r = conn.getresponse()
-            r.read()
-            results.append(r.status if r.getheader("x-plugin-version") else "no version header")
-        except Exception as e:  # counted as a failure
-            results.append(repr(e))
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
 
 
 def test_fifty_plugin_swaps_under_load_lose_nothing(mesh):
@@ -412,7 +399,10 @@ def test_fifty_plugin_swaps_under_load_lose_nothing(mesh):
     stop = threading.Event()
     results = []
     deadline = time.time() + 120
-    workers = [threading.Thread(target=load, args=(port, stop, results, deadline)) for _ in range(4)]
+    def classify(r):
+        return r.status if r.getheader("x-plugin-version") else "no version header"
+
+    workers = [threading.Thread(target=bounded_load, args=(port, stop, results, deadline, classify)) for _ in range(4)]
     for w in workers:
         w.start()
     try:
