@@ -12,7 +12,7 @@ deps:
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
-	@$(PYTHON) -c "import grpc, pytest, yaml" 2>/dev/null || \
+	@$(PYTHON) -c "import grpc, grpc_tools, pytest, yaml" 2>/dev/null || \
 		$(PYTHON) -m pip install -q grpcio grpcio-tools pytest pyyaml 2>/dev/null || \
 		$(PYTHON) -m pip install -q --break-system-packages grpcio grpcio-tools pytest pyyaml
 
