@@ -272,3 +272,18 @@ class ControlPlane:
 
     def kill(self, sig=signal.SIGKILL):
         self.process.stop(sig)
+
+
+def service_entry(app):
+    """A mesh-internal ServiceEntry for `app` on port 9080, selecting workloads labelled app=<app>."""
+    return f"""
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: {app}}}
+spec:
+  hosts: [{app}.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{{number: 9080, name: http, protocol: HTTP}}]
+  resolution: STATIC
+  workloadSelector: {{labels: {{app: {app}}}}}
+"""

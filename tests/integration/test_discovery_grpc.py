@@ -11,21 +11,11 @@ import grpc
 import pytest
 
 from conftest import MESHD, ROOT, free_port, wait_for_port
-from mesh_harness import syncz, wait_until
+from mesh_harness import service_entry, syncz, wait_until
 
 PROTO_DIR = os.path.join(ROOT, "Sources", "MeshAPI", "proto")
 
-SERVICE = """
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: reviews}
-spec:
-  hosts: [reviews.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  resolution: STATIC
-  workloadSelector: {labels: {app: reviews}}
-"""
+SERVICE = service_entry("reviews")
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +68,7 @@ def test_stock_grpc_client_subscribes_acks_and_nacks(mesh, tmp_path, stubs):
         wait_until(lambda: syncz(status)[0]["status"] == "SYNCED")
 
         # A config change is pushed incrementally; refusing it shows as NACK with the reason.
-        (config / "more.yaml").write_text(SERVICE.replace("reviews", "ratings"))
+        (config / "more.yaml").write_text(service_entry("ratings"))
         second = next(responses)
         assert second.incremental
         assert any("ratings" in r.name for r in second.resources)

@@ -8,29 +8,9 @@ import time
 import pytest
 
 from conftest import free_port, wait_for_port
-from mesh_harness import Client, ControlPlane, Load, tally, wait_until
+from mesh_harness import Client, ControlPlane, Load, service_entry, tally, wait_until
 
-SERVICES = """
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: reviews}
-spec:
-  hosts: [reviews.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  resolution: STATIC
-  workloadSelector: {labels: {app: reviews}}
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: details}
-spec:
-  hosts: [details.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  resolution: STATIC
-  workloadSelector: {labels: {app: details}}
-"""
+SERVICES = service_entry("reviews") + "---" + service_entry("details")
 
 DESTINATION_RULES = """
 apiVersion: networking.istio.io/v1
