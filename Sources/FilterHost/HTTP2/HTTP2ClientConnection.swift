@@ -20,7 +20,6 @@ public final class HTTP2ClientConnection: ChannelDuplexHandler, UpstreamConnecti
     private var started = false
     private var goawayReceived = false
     private var activeStreams = 0
-    private var readHeld = false
     private var stateChangePending = false
     private var closeRequested = false
 
@@ -88,34 +87,21 @@ public final class HTTP2ClientConnection: ChannelDuplexHandler, UpstreamConnecti
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !isClosed else { return }
-        session.inReadBatch = true
-        session.receive(unwrapInboundIn(data))
+        session.receiveInBatch(unwrapInboundIn(data))
     }
 
     public func channelReadComplete(context: ChannelHandlerContext) {
-        session.inReadBatch = false
-        session.flush()
+        session.readBatchComplete()
         context.fireChannelReadComplete()
     }
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
-            session.flush()
-            if readHeld {
-                readHeld = false
-                context.read()
-            }
-        }
+        session.writabilityChanged(context)
         context.fireChannelWritabilityChanged()
     }
 
-    /// No reads while our output is backed up (see HTTP2ServerCodec.read).
     public func read(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
-            context.read()
-        } else {
-            readHeld = true
-        }
+        session.read(context)
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: Error) {

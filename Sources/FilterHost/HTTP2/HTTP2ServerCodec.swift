@@ -18,7 +18,6 @@ public final class HTTP2ServerCodec: ChannelDuplexHandler {
     private var started = false
     private var closing = false
     /// A read was requested while the channel could not take our output.
-    private var readHeld = false
 
     private var resetCount = 0
     private var resetWindowStart = NIODeadline.uptimeNanoseconds(0)
@@ -62,35 +61,21 @@ public final class HTTP2ServerCodec: ChannelDuplexHandler {
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closing else { return }
-        session.inReadBatch = true
-        session.receive(unwrapInboundIn(data))
+        session.receiveInBatch(unwrapInboundIn(data))
     }
 
     public func channelReadComplete(context: ChannelHandlerContext) {
-        session.inReadBatch = false
-        session.flush()
+        session.readBatchComplete()
         context.fireChannelReadComplete()
     }
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
-            session.flush()
-            if readHeld {
-                readHeld = false
-                context.read()
-            }
-        }
+        session.writabilityChanged(context)
         context.fireChannelWritabilityChanged()
     }
 
-    /// Stops reading the socket while our output is backed up, so a peer that
-    /// does not read cannot make us queue unbounded replies (PING/SETTINGS acks).
     public func read(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
-            context.read()
-        } else {
-            readHeld = true
-        }
+        session.read(context)
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: Error) {

@@ -37,6 +37,8 @@ final class HTTP2Session {
     var writableNotifications: [HTTP2StreamBase] = []
     /// Set by the owner between channelRead and channelReadComplete: output waits for the batch end.
     var inReadBatch = false
+    /// A `read()` held back while our output was backed up.
+    private var readHeld = false
 
     private var context: ChannelHandlerContext?
     private var allocator = ByteBufferAllocator()
@@ -102,6 +104,34 @@ final class HTTP2Session {
     // MARK: Input
 
     /// Feeds one read from the channel to nghttp2; callbacks run inside.
+    // MARK: Channel events shared by the server codec and the client connection
+
+    /// One inbound chunk of a read batch; the output is flushed at `readBatchComplete`.
+    func receiveInBatch(_ buffer: ByteBuffer) {
+        inReadBatch = true
+        receive(buffer)
+    }
+
+    func readBatchComplete() {
+        inReadBatch = false
+        flush()
+    }
+
+    /// Stops reading the socket while our output is backed up, so a peer that does not
+    /// read cannot make us queue unbounded replies (PING/SETTINGS acks).
+    func read(_ context: ChannelHandlerContext) {
+        if context.channel.isWritable { context.read() } else { readHeld = true }
+    }
+
+    func writabilityChanged(_ context: ChannelHandlerContext) {
+        guard context.channel.isWritable else { return }
+        flush()
+        if readHeld {
+            readHeld = false
+            context.read()
+        }
+    }
+
     func receive(_ buffer: ByteBuffer) {
         guard let raw, buffer.readableBytes > 0 else { return }
         depth += 1
