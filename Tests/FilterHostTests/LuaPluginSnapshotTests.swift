@@ -204,7 +204,7 @@ final class LuaPluginSnapshotTests: XCTestCase {
             luaPlugins: [{name: p, inlineCode: \(code("p"))}]
             """
             do {
-                _ = try ProxySnapshot.build(try BootstrapLoader.parse(yaml), version: 1, registry: FilterRegistry())
+                _ = try buildSnapshot(yaml)
                 return "accepted"
             } catch {
                 return "\(error)"

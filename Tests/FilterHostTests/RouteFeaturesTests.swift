@@ -6,9 +6,7 @@ import XCTest
 /// Query parameter matching, pseudo-header matchers, port-qualified domains, redirects,
 /// per-route header changes and whole-path rewrites.
 final class RouteFeaturesTests: XCTestCase {
-    private func snapshot(_ yaml: String) throws -> ProxySnapshot {
-        try ProxySnapshot.build(try BootstrapLoader.parse(yaml), version: 1, registry: FilterRegistry())
-    }
+    private func snapshot(_ yaml: String) throws -> ProxySnapshot { try buildSnapshot(yaml) }
 
     private let config = """
     listeners: [{name: l, address: 127.0.0.1, port: 1, routeConfig: rc}]

@@ -4,9 +4,7 @@ import NIOHTTP1
 import XCTest
 
 final class RouteTableTests: XCTestCase {
-    private func table(_ yaml: String) throws -> ProxySnapshot {
-        try ProxySnapshot.build(try BootstrapLoader.parse(yaml), version: 1, registry: FilterRegistry())
-    }
+    private func table(_ yaml: String) throws -> ProxySnapshot { try buildSnapshot(yaml) }
 
     private let config = """
     listeners: [{name: l, address: 127.0.0.1, port: 1, routeConfig: rc}]

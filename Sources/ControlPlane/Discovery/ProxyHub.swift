@@ -60,7 +60,6 @@ public final class ProxyHub: Sendable {
     private let subscribers = NIOLockedValueBox<[ObjectIdentifier: Subscriber]>([:])
     /// Whether reconnecting proxies are held; taken inside the `subscribers` lock only.
     private let holding = NIOLockedValueBox(false)
-    private let pushing = NIOLock()
     /// The two functions, in a struct: a lock box holding a function type directly re-wraps it
     /// in a pair of reabstraction thunks on every `withLockedValue` (the closure's `inout`
     /// parameter is written back), so the call chain grew by two frames per push.
@@ -154,7 +153,7 @@ public final class ProxyHub: Sendable {
     public func holdReconnectingProxies(for seconds: Double) {
         guard seconds > 0 else { return }
         holding.withLockedValue { $0 = true }
-        DispatchQueue.global().asyncAfter(deadline: .now() + seconds) { [weak self] in self?.releaseHeldProxies() }
+        work.asyncAfter(deadline: .now() + seconds) { [weak self] in self?.releaseHeldProxies() }
     }
 
     private func releaseHeldProxies() {
@@ -190,13 +189,12 @@ public final class ProxyHub: Sendable {
         }
     }
 
-    /// Returns whether a response was sent. One push at a time, and none to a held proxy.
+    /// Returns whether a response was sent; none to a held proxy. Runs only on `work`, so
+    /// pushes happen one at a time and a config computed from an older registry never
+    /// goes out after a newer one.
     @discardableResult
     private func push(to s: Subscriber) -> Bool {
-        pushing.withLock { pushLocked(to: s) }
-    }
-
-    private func pushLocked(to s: Subscriber) -> Bool {
+        dispatchPrecondition(condition: .onQueue(work))
         guard !subscribers.withLockedValue({ _ in s.held }) else { return false }
         guard let next = handlers.withLockedValue({ $0.source })(s.node) else { return false }
         let parts: [ByteBuffer]? = subscribers.withLockedValue { _ in

@@ -45,7 +45,7 @@ enum HeaderSanitizer {
         var remove: [String] = []
         for (name, value) in headers where isHopByHop(name) {
             remove.append(name)
-            guard name.utf8.count == 10, name.lowercased() == "connection" else { continue }
+            guard name.utf8.count == 10, name.utf8.first.map({ $0 | 0x20 }) == UInt8(ascii: "c") else { continue }
             // Headers named by Connection are hop-by-hop too.
             for var token in value.split(separator: ",") {
                 while token.first == " " || token.first == "\t" { token.removeFirst() }
@@ -57,14 +57,13 @@ enum HeaderSanitizer {
         for name in remove { headers.remove(name: name) }
     }
 
+    /// Case-insensitive membership in `hopByHop` without allocating: this runs for every
+    /// header of every request and response. (ASCII `| 0x20` folds letters; `-` is unchanged.)
     private static func isHopByHop(_ name: String) -> Bool {
         let utf8 = name.utf8
-        guard let first = utf8.first, (2...19).contains(utf8.count) else { return false }
-        switch first | 0x20 {
-        case UInt8(ascii: "c"), UInt8(ascii: "k"), UInt8(ascii: "p"), UInt8(ascii: "t"), UInt8(ascii: "u"):
-            return hopByHop.contains { $0.utf8.count == utf8.count && name.lowercased() == $0 }
-        default:
-            return false
+        guard (2...19).contains(utf8.count) else { return false }
+        return hopByHop.contains { candidate in
+            candidate.utf8.count == utf8.count && zip(candidate.utf8, utf8).allSatisfy { $0 == $1 | 0x20 }
         }
     }
 }
