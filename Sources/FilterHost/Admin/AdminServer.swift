@@ -77,8 +77,6 @@ final class AdminHandler: ChannelInboundHandler {
                 catch let e as ConfigError { return runtime.refuseExternally(e) }
                 catch { return runtime.refuseExternally(ConfigError(path: "", reason: "\(error)")) }
             }
-        case (.POST, "/logging"):
-            reply(.ok, "ok\n")
         default:
             reply(.notFound, "unknown admin path: \(path)\n")
         }

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOHTTP1
 
 /// After an HTTP/1.1 Upgrade (WebSocket) is accepted, the HTTP codec leaves the pipeline
 /// and this handler carries raw bytes: inbound to `onBytes`, outbound as given.
@@ -30,9 +31,7 @@ final class RawTunnelHandler: ChannelDuplexHandler, RemovableChannelHandler {
 }
 
 /// Whether a request asks for a protocol upgrade that the proxy tunnels (RFC 9110 §7.8).
-func isUpgradeRequest(_ headers: NIOHTTP1.HTTPHeaders) -> Bool {
+func isUpgradeRequest(_ headers: HTTPHeaders) -> Bool {
     guard headers.contains(name: "upgrade") else { return false }
     return headers[canonicalForm: "connection"].contains { $0.lowercased() == "upgrade" }
 }
-
-import NIOHTTP1

@@ -10,27 +10,27 @@ public final class ConfigWatcher: Sendable {
     private let file: String
     private let runtime: ProxyRuntime
     private let logger: Logger
-    private let lastText: NIOLockedValueBoxString
+    private let lastText: NIOLockedValueBox<String?>
 
     public init(file: String, runtime: ProxyRuntime, logger: Logger, initialText: String?) {
         self.file = file
         self.runtime = runtime
         self.logger = logger
-        self.lastText = NIOLockedValueBoxString(initialText)
+        self.lastText = NIOLockedValueBox(initialText)
     }
 
     /// Re-reads the file now; applies it if it changed. Returns the apply result (nil when unchanged).
     @discardableResult
     public func reload(force: Bool = false) -> Result<Int, ConfigError>? {
         guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-            if lastText.get() != "<unreadable>" {
+            if lastText.withLockedValue({ $0 }) != "<unreadable>" {
                 logger.error("cannot read config file, keeping the last good config", metadata: ["file": "\(file)"])
-                lastText.set("<unreadable>")
+                lastText.withLockedValue { $0 = "<unreadable>" }
             }
             return nil
         }
-        guard force || text != lastText.get() else { return nil }
-        lastText.set(text)
+        guard force || text != lastText.withLockedValue({ $0 }) else { return nil }
+        lastText.withLockedValue { $0 = text }
         do {
             return runtime.apply(try BootstrapLoader.parse(text, file: file))
         } catch let e as ConfigError {
@@ -45,12 +45,4 @@ public final class ConfigWatcher: Sendable {
             DispatchQueue.global().async { self.reload() }
         }
     }
-}
-
-/// A lock-protected optional string.
-final class NIOLockedValueBoxString: Sendable {
-    private let box: NIOLockedValueBox<String?>
-    init(_ v: String?) { box = NIOLockedValueBox(v) }
-    func get() -> String? { box.withLockedValue { $0 } }
-    func set(_ v: String?) { box.withLockedValue { $0 = v } }
 }
