@@ -24,16 +24,36 @@ let package = Package(
             exclude: ["proto"]
         ),
         .target(
-            name: "FilterHost",
+            name: "Transport",
             dependencies: [
                 "MeshAPI", "CNghttp2", "COpenSSL",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"), "CLua",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                // EmbeddedEventLoop: `meshd plugin test` runs a plugin offline on one.
-                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+        ),
+        .target(
+            name: "LuaRuntime",
+            dependencies: [
+                "MeshAPI", "CLua", "COpenSSL",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+        ),
+        .target(
+            name: "FilterHost",
+            dependencies: [
+                "MeshAPI", "Transport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -44,15 +64,29 @@ let package = Package(
         .target(
             name: "Filters",
             dependencies: [
-                "FilterHost", "MeshAPI",
+                "FilterHost", "Transport", "LuaRuntime", "MeshAPI", "CLua",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+        ),
+        .target(
+            name: "PluginTesting",
+            dependencies: [
+                "Filters", "FilterHost", "Transport", "LuaRuntime", "MeshAPI",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
         .target(
             name: "ControlPlane",
             dependencies: [
-                "FilterHost", "MeshAPI",
+                "Transport", "LuaRuntime", "MeshAPI",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -65,7 +99,7 @@ let package = Package(
         .executableTarget(
             name: "meshd",
             dependencies: [
-                "FilterHost", "Filters", "MeshAPI", "ControlPlane",
+                "FilterHost", "Filters", "PluginTesting", "Transport", "LuaRuntime", "MeshAPI", "ControlPlane",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -75,12 +109,22 @@ let package = Package(
         ),
         .testTarget(
             name: "ControlPlaneTests",
-            dependencies: ["ControlPlane", "FilterHost", "MeshAPI"]
+            dependencies: ["ControlPlane", "FilterHost", "Filters", "Transport", "LuaRuntime", "MeshAPI"]
         ),
         .testTarget(
             name: "FilterHostTests",
             dependencies: [
-                "FilterHost", "Filters", "MeshAPI",
+                "FilterHost", "Filters", "PluginTesting", "Transport", "LuaRuntime", "MeshAPI", "CLua",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "FiltersTests",
+            dependencies: [
+                "Filters", "FilterHost", "PluginTesting", "Transport", "LuaRuntime", "MeshAPI", "CLua",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

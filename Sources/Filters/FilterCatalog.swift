@@ -1,4 +1,7 @@
 import FilterHost
+import Transport
+import LuaRuntime
+import MeshAPI
 
 /// Every native filter, by the name a listener's `httpFilters` uses.
 public enum FilterCatalog {
@@ -6,6 +9,7 @@ public enum FilterCatalog {
         var r = FilterRegistry()
         r.register(HeaderMutationFilter.name, HeaderMutationFilter.Factory.build)
         r.register(LuaFilterFactory.name, LuaFilterFactory.build)
+        r.register(extension: LuaChainExtension(), named: LuaFilterFactory.name)
         return r
     }()
 }

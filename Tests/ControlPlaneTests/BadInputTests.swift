@@ -1,5 +1,7 @@
 import ControlPlane
 import XCTest
+import Transport
+import LuaRuntime
 
 /// Each bad input is refused with its file, the line its document starts on, the resource and the field path.
 final class BadInputTests: XCTestCase {

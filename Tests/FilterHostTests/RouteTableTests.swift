@@ -2,6 +2,10 @@
 import MeshAPI
 import NIOHTTP1
 import XCTest
+import Transport
+import LuaRuntime
+import Filters
+import PluginTesting
 
 final class RouteTableTests: XCTestCase {
     private func table(_ yaml: String) throws -> ProxySnapshot { try buildSnapshot(yaml) }

@@ -4,6 +4,7 @@ import MeshAPI
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Transport
 
 /// The admin endpoint (Envoy's :15000): readiness, Prometheus stats, config dump, and
 /// config changes by POST. Off the data path; served by one of the proxy's loops.
@@ -157,7 +158,7 @@ enum AdminPages {
         for (l, n) in runtime.tracker.activeByListener { gauges["meshd_downstream_cx_active{listener=\"\(l)\"}"] = n }
         let s = runtime.status
         gauges["meshd_config_version"] = s.version
-        gauges["meshd_lua_vms"] = LuaVM.live.withLockedValue { $0 }
+        for e in runtime.registry.extensions { gauges.merge(e.ext.gauges()) { a, _ in a } }
         counters["meshd_config_updates_accepted_total"] = s.accepted
         counters["meshd_config_updates_rejected_total"] = s.rejected
         family(counters, type: "counter")

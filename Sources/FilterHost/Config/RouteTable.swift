@@ -1,5 +1,6 @@
 import MeshAPI
 import NIOHTTP1
+import Transport
 
 /// A regular expression compiled once per snapshot. Swift's Regex is a value that is safe
 /// to share for matching; the wrapper only states that to the compiler.
@@ -22,7 +23,21 @@ public struct SelectedRoute: Sendable {
     public let virtualHost: String
     public let route: Route
     public let compiled: CompiledRoute
+    /// The virtual host's `perFilterConfig`, under the route's own.
+    public let hostFilterConfig: [String: JSONValue]?
     public var name: String { route.name ?? "" }
+
+    public init(virtualHost: String, route: Route, compiled: CompiledRoute, hostFilterConfig: [String: JSONValue]? = nil) {
+        self.virtualHost = virtualHost
+        self.route = route
+        self.compiled = compiled
+        self.hostFilterConfig = hostFilterConfig
+    }
+
+    /// The most specific per-route config for a filter: the route's, else its virtual host's.
+    public func perFilterConfig(_ filterName: String) -> JSONValue? {
+        route.perFilterConfig?[filterName] ?? hostFilterConfig?[filterName]
+    }
 }
 
 public struct CompiledRoute: Sendable {
@@ -33,7 +48,7 @@ public struct CompiledRoute: Sendable {
     let headerRegexes: [CompiledRegex?]
     let queryRegexes: [CompiledRegex?]
 
-    init(_ route: Route, at path: String, id: Int = 0) throws {
+    package init(_ route: Route, at path: String, id: Int = 0) throws {
         self.route = route
         self.id = id
         let m = route.match
@@ -125,6 +140,7 @@ public struct RouteTable: Sendable {
         let name: String
         let domains: [String]
         let routes: [CompiledRoute]
+        let perFilterConfig: [String: JSONValue]?
     }
     let hosts: [Host]
 
@@ -136,21 +152,21 @@ public struct RouteTable: Sendable {
                  routes: try vh.routes.enumerated().map { ri, r in
                      defer { id += 1 }
                      return try CompiledRoute(r, at: "\(path).virtualHosts[\(hi)].routes[\(ri)]", id: id)
-                 })
+                 }, perFilterConfig: vh.perFilterConfig)
         }
     }
 
     var routeCount: Int { hosts.reduce(0) { $0 + $1.routes.count } }
 
     /// The compiled route at virtual host `host`, position `index` (as in the RouteConfig).
-    func compiledRoute(host: Int, index: Int) -> CompiledRoute { hosts[host].routes[index] }
+    public func compiledRoute(host: Int, index: Int) -> CompiledRoute { hosts[host].routes[index] }
 
     /// Envoy's domain order: exact, then suffix wildcards (longest first), then prefix wildcards, then "*".
     public func select(authority: String, path: String, method: String, headers: HTTPHeaders) -> SelectedRoute? {
         let full = authority.lowercased()
         guard let vh = pickHost(Self.stripPort(full), authority: full) else { return nil }
         for r in vh.routes where r.matches(path: path, authority: authority, method: method, headers: headers) {
-            return SelectedRoute(virtualHost: vh.name, route: r.route, compiled: r)
+            return SelectedRoute(virtualHost: vh.name, route: r.route, compiled: r, hostFilterConfig: vh.perFilterConfig)
         }
         return nil
     }

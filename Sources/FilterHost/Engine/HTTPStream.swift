@@ -2,6 +2,7 @@ import Foundation
 import MeshAPI
 import NIOCore
 import NIOHTTP1
+import Transport
 
 /// One request/response exchange: owns the filter instances, moves the request through
 /// them to the router and the response back to the client. Lives on one event loop.
@@ -137,6 +138,13 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
     }
 
     func setRequestReadingPaused(_ paused: Bool) { downstream.setRequestReadingPaused(paused) }
+
+    // MARK: what the loop lends filters
+
+    var timers: LoopTimers { loop.timers }
+    var stats: StatsScope? { loop.stats }
+    var upstream: UpstreamClient? { loop.pools }
+    func drainConnectionUponCompletion() { downstream.drainConnection() }
 
     func encodeHeaders(_ head: ResponseHead, endStream: Bool) {
         var head = head

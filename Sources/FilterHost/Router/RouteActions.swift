@@ -1,5 +1,6 @@
 import MeshAPI
 import NIOHTTP1
+import Transport
 
 /// The router's helpers for a route's redirect and header changes.
 extension HeaderMutation {

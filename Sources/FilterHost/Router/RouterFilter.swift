@@ -1,6 +1,7 @@
 import MeshAPI
 import NIOCore
 import NIOHTTP1
+import Transport
 
 /// The terminal filter: picks the cluster and endpoint for the selected route, sends the
 /// request upstream and feeds the response back through the stream. It lives beside the

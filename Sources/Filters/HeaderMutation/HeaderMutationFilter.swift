@@ -1,6 +1,8 @@
 import FilterHost
 import MeshAPI
 import NIOHTTP1
+import Transport
+import LuaRuntime
 
 /// Sets, adds and removes request and response headers (Istio's `headers` block).
 /// Config: `{request: {set: {k: v}, add: {k: v}, remove: [k]}, response: {...}}`.
