@@ -81,7 +81,7 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
 
         let limit = bufferLimit
         filters = (snapshot.filterChains[listener.name] ?? []).map { $0.makeFilter(stream: self) }
-        filters.append(RouterFilter(stream: self, pools: loop.pools, timers: loop.timers, stats: loop.stats))
+        filters.append(RouterFilter(stream: self, client: loop.pools, timers: loop.timers, stats: loop.stats))
         request = FilterIterator(filters: filters, bufferLimit: limit, sink: FilterSink(
             headers: { [unowned self] h, _ in self.requestHead = h },
             data: { _, _ in }, trailers: { _ in },
