@@ -10,7 +10,7 @@ final class HeaderMutationFilterTests: XCTestCase {
 
     private let yaml = """
     listeners:
-      - {name: main, port: 8080, routeConfig: rc,
+      - {name: main, address: 127.0.0.1, port: 8080, routeConfig: rc,
          httpFilters: [{name: meshd.header_mutation, config: {request: {set: {x-team: core}, remove: [x-drop]},
                                                               response: {add: {x-via: meshd}}}}]}
     clusters: [{name: c, endpoints: [{address: 127.0.0.1, port: 9}]}]
