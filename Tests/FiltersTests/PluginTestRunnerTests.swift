@@ -190,6 +190,24 @@ final class PluginTestRunnerTests: XCTestCase {
         XCTAssertEqual(LuaSharedDict.named(dict).get("n"), .integer(3))
     }
 
+    /// A body the script edited while holding the headers (trailers follow, so the whole
+    /// body reaches the upstream only when the headers are let go) keeps its edits: the
+    /// offline stream must not drop data it is asked to replace.
+    func testABodyEditedWhileTheHeadersWaitKeepsItsEdits() throws {
+        let r = try runner("""
+        function envoy_on_request(h)
+          local b = h:body()
+          b:setBytes(b:getBytes(0, b:length()):upper())
+          h:headers():add("x-seen", h:trailers():get("x-sum"))
+        end
+        """)
+        let result = try r.run(request: request(method: "POST", path: "/p", body: ["hel", "lo"], trailers: [("x-sum", "5")]))
+        XCTAssertTrue(result.succeeded, "\(result.errors) \(result.stalls)")
+        let up = try XCTUnwrap(result.upstreamRequest)
+        XCTAssertEqual(text(up.body), "HELLO")
+        XCTAssertEqual(up.head.headers.first(name: "x-seen"), "5")
+    }
+
     func testBodyChunksTrailersAndBufferLimit() throws {
         let r = try runner("""
         function envoy_on_request(h)
