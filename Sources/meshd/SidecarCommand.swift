@@ -75,8 +75,12 @@ struct ManagedProxyOptions: ParsableArguments {
         let admin = try AdminServer(runtime: runtime, watcher: nil, host: "127.0.0.1", port: adminPort, readiness: readiness)
         var health: AdminServer?
         if healthPort > 0 {
-            health = try AdminServer(runtime: runtime, watcher: nil, host: address, port: healthPort,
-                                     readiness: readiness, healthOnly: true)
+            do {
+                health = try AdminServer(runtime: runtime, watcher: nil, host: address, port: healthPort,
+                                         readiness: readiness, healthOnly: true)
+            } catch {
+                throw ValidationError("cannot listen on the health port \(address):\(healthPort) (--health-port; 0 disables): \(error)")
+            }
         }
         var node = Meshd_Discovery_V1_Node()
         node.kind = kind

@@ -103,6 +103,14 @@ class Proxy:
                 total += int(line.rsplit(" ", 1)[1])
         return total
 
+    def wait_active_requests(self, n=1, timeout=10):
+        """Waits until `n` requests are in flight in the proxy (it read their heads)."""
+        deadline = time.time() + timeout
+        while self.stat("meshd_downstream_rq_active") < n:
+            if time.time() > deadline:
+                raise TimeoutError(f"{n} requests not in flight after {timeout}s")
+            time.sleep(0.02)
+
     def access_log(self, wait_lines=0, timeout=5):
         deadline = time.time() + timeout
         while True:
