@@ -138,11 +138,13 @@ public final class ProxyHub: Sendable {
     }
 
     func closed(_ call: DiscoveryServerCall) {
-        let removed = subscribers.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(call)) }
-        if let removed {
-            logger.info("proxy disconnected", metadata: ["proxy": "\(removed.id)"])
-            onMembershipChange(removed.node, false)
-        }
+        let key = ObjectIdentifier(call)
+        guard let gone = subscribers.withLockedValue({ $0[key] }) else { return }
+        // The push it causes is pending before the proxy leaves the list: no look in between
+        // sees the others converged on endpoints that still include it.
+        onMembershipChange(gone.node, false)
+        subscribers.withLockedValue { _ = $0.removeValue(forKey: key) }
+        logger.info("proxy disconnected", metadata: ["proxy": "\(gone.id)"])
     }
 
     // MARK: pushes
