@@ -18,22 +18,44 @@ let package = Package(
         .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
+        // RE2 is C++: a C shim over it (Debian libre2-dev; libre2.so brings its own dependencies).
+        .target(name: "CRE2", linkerSettings: [.linkedLibrary("re2")]),
         .target(
             name: "MeshAPI",
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["proto"]
         ),
         .target(
-            name: "FilterHost",
+            name: "Transport",
             dependencies: [
-                "MeshAPI", "CNghttp2", "COpenSSL",
-                .product(name: "SwiftProtobuf", package: "swift-protobuf"), "CLua",
+                "MeshAPI", "CNghttp2", "COpenSSL", "CRE2",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
-                // EmbeddedEventLoop: `meshd plugin test` runs a plugin offline on one.
-                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+        ),
+        .target(
+            name: "LuaRuntime",
+            dependencies: [
+                "MeshAPI", "CLua", "COpenSSL",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+        ),
+        .target(
+            name: "FilterHost",
+            dependencies: [
+                "MeshAPI", "Transport",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -44,15 +66,29 @@ let package = Package(
         .target(
             name: "Filters",
             dependencies: [
-                "FilterHost", "MeshAPI",
+                "FilterHost", "Transport", "LuaRuntime", "MeshAPI", "CLua",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+        ),
+        .target(
+            name: "PluginTesting",
+            dependencies: [
+                "Filters", "FilterHost", "Transport", "LuaRuntime", "MeshAPI",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
         .target(
             name: "ControlPlane",
             dependencies: [
-                "FilterHost", "MeshAPI",
+                "Transport", "LuaRuntime", "MeshAPI",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -65,7 +101,7 @@ let package = Package(
         .executableTarget(
             name: "meshd",
             dependencies: [
-                "FilterHost", "Filters", "MeshAPI", "ControlPlane",
+                "FilterHost", "Filters", "PluginTesting", "Transport", "LuaRuntime", "MeshAPI", "ControlPlane",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -75,12 +111,22 @@ let package = Package(
         ),
         .testTarget(
             name: "ControlPlaneTests",
-            dependencies: ["ControlPlane", "FilterHost", "MeshAPI"]
+            dependencies: ["ControlPlane", "FilterHost", "Filters", "Transport", "LuaRuntime", "MeshAPI"]
         ),
         .testTarget(
             name: "FilterHostTests",
             dependencies: [
-                "FilterHost", "Filters", "MeshAPI",
+                "FilterHost", "Filters", "PluginTesting", "Transport", "LuaRuntime", "MeshAPI", "CLua",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "FiltersTests",
+            dependencies: [
+                "Filters", "FilterHost", "PluginTesting", "Transport", "LuaRuntime", "MeshAPI", "CLua",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -88,5 +134,7 @@ let package = Package(
             ]
         ),
     ],
-    swiftLanguageModes: [.v6]
+    swiftLanguageModes: [.v6],
+    // RE2's headers need C++11; newer RE2 releases (with abseil) need C++17.
+    cxxLanguageStandard: .cxx17
 )

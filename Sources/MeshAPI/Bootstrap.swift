@@ -125,11 +125,14 @@ public struct VirtualHost: Codable, Sendable, Equatable {
     /// ("reviews:9080") matches only an authority with that port, ahead of any other form.
     public var domains: [String]
     public var routes: [Route]
+    /// Filter overrides for every route of this host, by filter name; a route's own entry wins.
+    public var perFilterConfig: [String: JSONValue]?
 
-    public init(name: String, domains: [String], routes: [Route]) {
+    public init(name: String, domains: [String], routes: [Route], perFilterConfig: [String: JSONValue]? = nil) {
         self.name = name
         self.domains = domains
         self.routes = routes
+        self.perFilterConfig = perFilterConfig
     }
 }
 

@@ -6,6 +6,9 @@ import Foundation
 import Logging
 import MeshAPI
 import NIOPosix
+import Transport
+import LuaRuntime
+import PluginTesting
 
 struct ControlPlaneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

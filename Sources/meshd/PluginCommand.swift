@@ -3,6 +3,9 @@ import FilterHost
 import Foundation
 import MeshAPI
 import NIOHTTP1
+import Transport
+import LuaRuntime
+import PluginTesting
 
 struct PluginCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

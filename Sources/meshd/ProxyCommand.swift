@@ -7,6 +7,9 @@ import Logging
 import MeshAPI
 import NIOCore
 import NIOPosix
+import Transport
+import LuaRuntime
+import PluginTesting
 
 struct ProxyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -7,6 +7,9 @@ import Logging
 import MeshAPI
 import NIOCore
 import NIOPosix
+import Transport
+import LuaRuntime
+import PluginTesting
 
 /// What `meshd sidecar` and `meshd gateway` share: a proxy whose config comes from the control plane.
 struct ManagedProxyOptions: ParsableArguments {

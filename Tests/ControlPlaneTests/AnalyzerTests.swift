@@ -1,5 +1,7 @@
 import ControlPlane
 import XCTest
+import Transport
+import LuaRuntime
 
 final class AnalyzerTests: XCTestCase {
     private func findings(_ yaml: String) -> [String] {

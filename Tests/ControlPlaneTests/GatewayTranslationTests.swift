@@ -1,7 +1,12 @@
 import ControlPlane
 import FilterHost
 import MeshAPI
+import Filters
 import XCTest
+import Transport
+import LuaRuntime
+import Filters
+import PluginTesting
 
 final class GatewayTranslationTests: XCTestCase {
     private let ingress = ProxyIdentity.gateway(name: "ingress", namespace: "istio-system",
@@ -92,7 +97,7 @@ final class GatewayTranslationTests: XCTestCase {
             let translator = Translator(store: store)
             for proxy in [ingress, .sidecar(name: "pp", labels: ["app": "productpage"], appPort: 9080)] {
                 let b = translator.bootstrap(for: proxy)
-                do { _ = try ProxySnapshot.build(b, version: 1, registry: FilterRegistry()) } catch {
+                do { _ = try ProxySnapshot.build(b, version: 1, registry: FilterCatalog.registry) } catch {
                     XCTFail("\(f) for \(proxy.kind): \(error)")
                 }
             }

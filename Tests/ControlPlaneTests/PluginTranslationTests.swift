@@ -2,6 +2,10 @@ import ControlPlane
 import FilterHost
 import MeshAPI
 import XCTest
+import Transport
+import LuaRuntime
+import Filters
+import PluginTesting
 
 final class PluginTranslationTests: XCTestCase {
     private let productpage = ProxyIdentity.sidecar(name: "productpage-v1", labels: ["app": "productpage"], appPort: 9080)

@@ -1,5 +1,7 @@
 import ControlPlane
 import XCTest
+import Transport
+import LuaRuntime
 
 final class RegistryTests: XCTestCase {
     private var registry: Registry { Registry(store: ConfigStore.parse(yaml: bookinfoRegistryYAML)) }

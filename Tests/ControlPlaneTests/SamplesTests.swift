@@ -1,6 +1,8 @@
 import ControlPlane
 import Foundation
 import XCTest
+import Transport
+import LuaRuntime
 
 final class SamplesTests: XCTestCase {
     func testEveryIstioSampleLoadsAndValidates() throws {

@@ -3,6 +3,10 @@ import FilterHost
 import MeshAPI
 import NIOHTTP1
 import XCTest
+import Transport
+import LuaRuntime
+import Filters
+import PluginTesting
 
 final class SidecarTranslationTests: XCTestCase {
     private let productpage = ProxyIdentity.sidecar(name: "productpage-v1", namespace: "default",

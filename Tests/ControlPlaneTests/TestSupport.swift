@@ -3,6 +3,10 @@ import FilterHost
 import Foundation
 import MeshAPI
 import XCTest
+import Transport
+import LuaRuntime
+import Filters
+import PluginTesting
 
 /// Istio's sample files (unchanged, not part of this repository): MESHD_ISTIO_SAMPLES or /work/shared/istio-samples.
 func istioSamplesDirectory() throws -> String {
@@ -39,7 +43,7 @@ func errors(_ yaml: String, file: String = "test.yaml") -> [String] {
 @discardableResult
 func assertSnapshotBuilds(_ b: Bootstrap, file: StaticString = #filePath, line: UInt = #line) -> ProxySnapshot? {
     do {
-        return try ProxySnapshot.build(b, version: 1, registry: FilterRegistry())
+        return try ProxySnapshot.build(b, version: 1, registry: FilterCatalog.registry)
     } catch {
         XCTFail("ProxySnapshot.build refused the translation: \(error)", file: file, line: line)
         return nil

@@ -4,6 +4,8 @@ import MeshAPI
 import NIOConcurrencyHelpers
 import NIOCore
 import XCTest
+import Transport
+import LuaRuntime
 
 /// `TranslationSnapshot` gives every proxy what `Translator` gives it, while sharing the work
 /// (and the encoded resources) between proxies that only differ in what the shared part

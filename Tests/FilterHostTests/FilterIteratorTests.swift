@@ -2,6 +2,10 @@
 import NIOCore
 import NIOHTTP1
 import XCTest
+import Transport
+import LuaRuntime
+import Filters
+import PluginTesting
 
 /// A filter whose answers are scripted per call, recording what it saw.
 private final class ScriptedFilter: HTTPFilter {

@@ -2,6 +2,10 @@
 import NIOCore
 import NIOHTTP1
 import XCTest
+import Transport
+import LuaRuntime
+import Filters
+import PluginTesting
 
 /// `.stopIteration`: the filter holding the headers keeps seeing the body; everything it
 /// lets through waits behind the headers until it resumes, in order.

@@ -2,6 +2,10 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import XCTest
+import Transport
+import LuaRuntime
+import Filters
+import PluginTesting
 @testable import FilterHost
 
 struct CollectedResponse: Sendable {

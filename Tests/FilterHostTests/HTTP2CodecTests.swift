@@ -2,6 +2,10 @@ import Foundation
 import NIOCore
 import NIOPosix
 import XCTest
+import Transport
+import LuaRuntime
+import Filters
+import PluginTesting
 @testable import FilterHost
 
 /// HTTP2ServerCodec driven by real HTTP/2 clients (curl, nghttp, h2load) and raw frames.

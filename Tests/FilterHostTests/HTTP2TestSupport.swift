@@ -3,6 +3,10 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import XCTest
+import Transport
+import LuaRuntime
+import Filters
+import PluginTesting
 @testable import FilterHost
 
 /// Test engine: echoes the request body under a 200 with `x-echo-path`.

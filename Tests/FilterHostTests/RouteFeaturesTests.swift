@@ -2,6 +2,10 @@
 import MeshAPI
 import NIOHTTP1
 import XCTest
+import Transport
+import LuaRuntime
+import Filters
+import PluginTesting
 
 /// Query parameter matching, pseudo-header matchers, port-qualified domains, redirects,
 /// per-route header changes and whole-path rewrites.

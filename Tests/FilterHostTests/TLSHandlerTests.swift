@@ -3,6 +3,10 @@ import Foundation
 import NIOCore
 import NIOPosix
 import XCTest
+import Transport
+import LuaRuntime
+import Filters
+import PluginTesting
 
 final class TLSHandlerTests: XCTestCase {
     private var directory: TLSTestDirectory!

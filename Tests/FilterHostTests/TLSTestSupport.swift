@@ -3,6 +3,10 @@ import Foundation
 import NIOCore
 import NIOPosix
 import XCTest
+import Transport
+import LuaRuntime
+import Filters
+import PluginTesting
 
 /// Runs a program found on PATH and returns its exit status and output.
 func runProcess(_ arguments: [String], input: String? = nil) throws -> (status: Int32, output: String, error: String) {

@@ -1,4 +1,5 @@
-import FilterHost
+import LuaRuntime
+import Transport
 import Logging
 import NIOCore
 import NIOPosix

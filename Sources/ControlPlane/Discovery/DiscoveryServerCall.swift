@@ -1,4 +1,5 @@
-import FilterHost
+import LuaRuntime
+import Transport
 import MeshAPI
 import NIOCore
 import NIOHTTP1
@@ -21,7 +22,7 @@ final class DiscoveryServerCall: DownstreamStreamEvents {
     var eventLoop: EventLoop { downstream.eventLoop }
 
     func receiveHead(_ head: RequestHead, endStream: Bool) {
-        guard head.method == "POST", head.path == DiscoveryClient.path else {
+        guard head.method == "POST", head.path == Discovery.path else {
             return fail(.unimplemented, "unknown method \(head.path)")
         }
         guard head.headers.first(name: "content-type")?.hasPrefix("application/grpc") == true else {

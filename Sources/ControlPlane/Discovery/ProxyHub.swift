@@ -1,5 +1,6 @@
 import Dispatch
-import FilterHost
+import LuaRuntime
+import Transport
 import Foundation
 import Logging
 import MeshAPI
@@ -221,7 +222,7 @@ public final class ProxyHub: Sendable {
             guard s.needsFull || next.version != s.sentVersion else { return nil }
             let full = s.needsFull
             var r = Meshd_Discovery_V1_DiscoveryResponse()
-            r.typeURL = DiscoveryClient.typeURL
+            r.typeURL = Discovery.typeURL
             r.versionInfo = next.version
             s.nonce += 1
             r.nonce = String(s.nonce)

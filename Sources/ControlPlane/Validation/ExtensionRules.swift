@@ -1,4 +1,5 @@
-import FilterHost
+import LuaRuntime
+import Transport
 import Foundation
 
 /// LuaPlugin and TrafficExtension rules: one source, a checksum for URLs, known targets,

@@ -4,6 +4,7 @@ import MeshAPI
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Transport
 
 /// Whether a proxy is ready to serve: nil when it is, else why not (e.g. a managed proxy
 /// still waiting for its first config from the control plane). Draining is checked apart.
@@ -177,7 +178,7 @@ enum AdminPages {
         for (l, n) in runtime.tracker.activeByListener { gauges["meshd_downstream_cx_active{listener=\"\(l)\"}"] = n }
         let s = runtime.status
         gauges["meshd_config_version"] = s.version
-        gauges["meshd_lua_vms"] = LuaVM.live.withLockedValue { $0 }
+        for e in runtime.registry.extensions { gauges.merge(e.ext.gauges()) { a, _ in a } }
         counters["meshd_config_updates_accepted_total"] = s.accepted
         counters["meshd_config_updates_rejected_total"] = s.rejected
         family(counters, type: "counter")

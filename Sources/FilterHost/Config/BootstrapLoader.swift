@@ -1,6 +1,7 @@
 import Foundation
 import MeshAPI
 import Yams
+import Transport
 
 /// Reads a bootstrap file (YAML or JSON) into MeshAPI resources.
 public enum BootstrapLoader {

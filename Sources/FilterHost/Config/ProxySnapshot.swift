@@ -1,4 +1,5 @@
 import MeshAPI
+import Transport
 
 /// One immutable, validated configuration. New streams take the current one; a stream
 /// keeps the snapshot it started with until it ends, so a swap never disturbs it.
@@ -10,18 +11,23 @@ public final class ProxySnapshot: Sendable {
     /// Filter factories per listener name, in chain order, router excluded: the listener's
     /// `httpFilters`, then the Lua plugins attached to it.
     public let filterChains: [String: [HTTPFilterFactory]]
-    /// Every Lua plugin version in use, by `LuaPluginConfig.versionKey`; the next build
-    /// keeps those whose plugin did not change.
-    let luaVersions: [String: LuaPluginVersion]
+    /// What each chain extension retained, by extension name (Lua: its plugin versions,
+    /// which the next build keeps for plugins that did not change).
+    public let extensionState: [String: any Sendable]
+    /// Parsed per-route filter configs by route id, then filter name (a virtual host's
+    /// entry is folded into each of its routes; the route's own wins).
+    public let perRouteConfigs: [Int: [String: any Sendable]]
 
     init(version: Int, bootstrap: Bootstrap, routeTables: [String: RouteTable], clusters: [String: Cluster],
-         filterChains: [String: [HTTPFilterFactory]], luaVersions: [String: LuaPluginVersion] = [:]) {
+         filterChains: [String: [HTTPFilterFactory]], extensionState: [String: any Sendable] = [:],
+         perRouteConfigs: [Int: [String: any Sendable]] = [:]) {
         self.version = version
         self.bootstrap = bootstrap
         self.routeTables = routeTables
         self.clusters = clusters
         self.filterChains = filterChains
-        self.luaVersions = luaVersions
+        self.extensionState = extensionState
+        self.perRouteConfigs = perRouteConfigs
     }
 
     public func listener(named name: String) -> Listener? {
@@ -59,7 +65,9 @@ public final class ProxySnapshot: Sendable {
                 }
             }
         }
-        var lua = try LuaChainBuilder(bootstrap: b, tables: tables, previous: previous?.luaVersions ?? [:])
+        var extensions: [(name: String, build: any ChainExtensionBuild)] = try registry.extensions.map { e in
+            (e.name, try e.ext.prepare(b, routeTables: tables, previous: previous?.extensionState[e.name]))
+        }
         var chains: [String: [HTTPFilterFactory]] = [:]
         var seenNames = Set<String>()
         var seenPorts = Set<String>()
@@ -85,11 +93,44 @@ public final class ProxySnapshot: Sendable {
                 } catch {
                     throw ConfigError(path: "\(path).httpFilters[\(fi)].config", reason: "\(error)")
                 }
-                chain.append((factory as? LuaFilterFactory).map { lua.bind($0) } ?? factory)
+                var bound = factory
+                for e in extensions.indices { bound = extensions[e].build.bind(bound) }
+                chain.append(bound)
             }
-            chains[l.name] = chain + lua.plugins(for: l)
+            chains[l.name] = chain + extensions.flatMap { $0.build.appended(for: l) }
         }
+        var state: [String: any Sendable] = [:]
+        for e in extensions { state[e.name] = e.build.retained }
         return ProxySnapshot(version: version, bootstrap: b, routeTables: tables, clusters: clusters, filterChains: chains,
-                             luaVersions: lua.versions)
+                             extensionState: state, perRouteConfigs: try perRouteConfigs(b, tables: tables, registry: registry))
+    }
+
+    /// Parses every `perFilterConfig` entry that has a registered parser, per route.
+    private static func perRouteConfigs(_ b: Bootstrap, tables: [String: RouteTable],
+                                        registry: FilterRegistry) throws -> [Int: [String: any Sendable]] {
+        var result: [Int: [String: any Sendable]] = [:]
+        func parse(_ entries: [String: JSONValue]?, at path: String) throws -> [String: any Sendable] {
+            var parsed: [String: any Sendable] = [:]
+            for (name, value) in entries ?? [:] {
+                guard let parser = registry.perRouteParsers[name] else { continue }
+                do { parsed[name] = try parser(value) } catch let e as ConfigError {
+                    throw ConfigError(path: "\(path).perFilterConfig.\(name)" + (e.path.isEmpty ? "" : "." + e.path), reason: e.reason)
+                }
+            }
+            return parsed
+        }
+        for (ci, rc) in b.routeConfigs.enumerated() {
+            guard let table = tables[rc.name] else { continue }
+            for (hi, vh) in rc.virtualHosts.enumerated() {
+                let hostPath = "routeConfigs[\(ci)].virtualHosts[\(hi)]"
+                let host = try parse(vh.perFilterConfig, at: hostPath)
+                for (ri, r) in vh.routes.enumerated() {
+                    let own = try parse(r.perFilterConfig, at: "\(hostPath).routes[\(ri)]")
+                    let merged = host.merging(own) { _, route in route }
+                    if !merged.isEmpty { result[table.compiledRoute(host: hi, index: ri).id] = merged }
+                }
+            }
+        }
+        return result
     }
 }

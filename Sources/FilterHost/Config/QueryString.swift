@@ -1,3 +1,5 @@
+import Transport
+
 /// A request's query string, split into percent-decoded name/value pairs for route matching.
 struct QueryString {
     private let pairs: [(String, String)]

@@ -1,39 +1,38 @@
 import MeshAPI
 import NIOHTTP1
-
-/// A regular expression compiled once per snapshot. Swift's Regex is a value that is safe
-/// to share for matching; the wrapper only states that to the compiler.
-public struct CompiledRegex: @unchecked Sendable {
-    public let source: String
-    let regex: Regex<AnyRegexOutput>
-
-    public init(_ source: String) throws {
-        self.source = source
-        self.regex = try Regex(source)
-    }
-
-    public func wholeMatch(_ s: String) -> Bool {
-        (try? regex.wholeMatch(in: s)) != nil
-    }
-}
+import Transport
 
 /// The route picked for a request.
 public struct SelectedRoute: Sendable {
     public let virtualHost: String
     public let route: Route
     public let compiled: CompiledRoute
+    /// The virtual host's `perFilterConfig`, under the route's own.
+    public let hostFilterConfig: [String: JSONValue]?
     public var name: String { route.name ?? "" }
+
+    public init(virtualHost: String, route: Route, compiled: CompiledRoute, hostFilterConfig: [String: JSONValue]? = nil) {
+        self.virtualHost = virtualHost
+        self.route = route
+        self.compiled = compiled
+        self.hostFilterConfig = hostFilterConfig
+    }
+
+    /// The most specific per-route config for a filter: the route's, else its virtual host's.
+    public func perFilterConfig(_ filterName: String) -> JSONValue? {
+        route.perFilterConfig?[filterName] ?? hostFilterConfig?[filterName]
+    }
 }
 
 public struct CompiledRoute: Sendable {
     public let route: Route
     /// Unique within one snapshot: what per-route filter state is keyed by.
     public let id: Int
-    let pathRegex: CompiledRegex?
-    let headerRegexes: [CompiledRegex?]
-    let queryRegexes: [CompiledRegex?]
+    let pathRegex: RE2Regex?
+    let headerRegexes: [RE2Regex?]
+    let queryRegexes: [RE2Regex?]
 
-    init(_ route: Route, at path: String, id: Int = 0) throws {
+    package init(_ route: Route, at path: String, id: Int = 0) throws {
         self.route = route
         self.id = id
         let m = route.match
@@ -41,20 +40,12 @@ public struct CompiledRoute: Sendable {
         guard kinds.count == 1 else {
             throw ConfigError(path: path + ".match", reason: "exactly one of prefix, path, safeRegex is required")
         }
-        do {
-            pathRegex = try m.safeRegex.map(CompiledRegex.init)
-        } catch {
-            throw ConfigError(path: path + ".match.safeRegex", reason: "invalid regex: \(error)")
-        }
+        pathRegex = try Self.regex(m.safeRegex, at: path + ".match.safeRegex")
         headerRegexes = try (m.headers ?? []).enumerated().map { i, h in
-            do { return try h.safeRegex.map(CompiledRegex.init) } catch {
-                throw ConfigError(path: path + ".match.headers[\(i)].safeRegex", reason: "invalid regex: \(error)")
-            }
+            try Self.regex(h.safeRegex, at: path + ".match.headers[\(i)].safeRegex")
         }
         queryRegexes = try (m.queryParams ?? []).enumerated().map { i, q in
-            do { return try q.safeRegex.map(CompiledRegex.init) } catch {
-                throw ConfigError(path: path + ".match.queryParams[\(i)].safeRegex", reason: "invalid regex: \(error)")
-            }
+            try Self.regex(q.safeRegex, at: path + ".match.queryParams[\(i)].safeRegex")
         }
         let actions = [route.route != nil, route.directResponse != nil, route.redirect != nil].filter { $0 }.count
         if actions != 1 {
@@ -68,6 +59,17 @@ public struct CompiledRoute: Sendable {
             if let w = action.weightedClusters, w.contains(where: { $0.weight < 0 }) || w.reduce(0, { $0 + $1.weight }) == 0 {
                 throw ConfigError(path: path + ".route.weightedClusters", reason: "weights must be non-negative and not all zero")
             }
+        }
+    }
+
+    /// A safeRegex compiled by RE2 (linear-time matching; Envoy's full-match semantics and
+    /// default program-size limit), or the field path and RE2's reason.
+    private static func regex(_ pattern: String?, at path: String) throws -> RE2Regex? {
+        guard let pattern else { return nil }
+        do {
+            return try RE2Regex(pattern)
+        } catch {
+            throw ConfigError(path: path, reason: error.description)
         }
     }
 
@@ -125,6 +127,7 @@ public struct RouteTable: Sendable {
         let name: String
         let domains: [String]
         let routes: [CompiledRoute]
+        let perFilterConfig: [String: JSONValue]?
     }
     let hosts: [Host]
 
@@ -136,21 +139,21 @@ public struct RouteTable: Sendable {
                  routes: try vh.routes.enumerated().map { ri, r in
                      defer { id += 1 }
                      return try CompiledRoute(r, at: "\(path).virtualHosts[\(hi)].routes[\(ri)]", id: id)
-                 })
+                 }, perFilterConfig: vh.perFilterConfig)
         }
     }
 
     var routeCount: Int { hosts.reduce(0) { $0 + $1.routes.count } }
 
     /// The compiled route at virtual host `host`, position `index` (as in the RouteConfig).
-    func compiledRoute(host: Int, index: Int) -> CompiledRoute { hosts[host].routes[index] }
+    public func compiledRoute(host: Int, index: Int) -> CompiledRoute { hosts[host].routes[index] }
 
     /// Envoy's domain order: exact, then suffix wildcards (longest first), then prefix wildcards, then "*".
     public func select(authority: String, path: String, method: String, headers: HTTPHeaders) -> SelectedRoute? {
         let full = authority.lowercased()
         guard let vh = pickHost(Self.stripPort(full), authority: full) else { return nil }
         for r in vh.routes where r.matches(path: path, authority: authority, method: method, headers: headers) {
-            return SelectedRoute(virtualHost: vh.name, route: r.route, compiled: r)
+            return SelectedRoute(virtualHost: vh.name, route: r.route, compiled: r, hostFilterConfig: vh.perFilterConfig)
         }
         return nil
     }

@@ -6,13 +6,12 @@ import NIOCore
 import NIOPosix
 import NIOHTTP1
 import SwiftProtobuf
+import Transport
 
 /// The proxy's side of the discovery stream: subscribes to the control plane, applies each
 /// response as a new snapshot and answers ACK or NACK (with the reason). While the control
 /// plane is away the proxy keeps serving its last good config and reconnects with backoff.
 public final class DiscoveryClient: Sendable {
-    public static let path = "/meshd.discovery.v1.AggregatedDiscoveryService/StreamResources"
-    public static let typeURL = "type.meshd.io/meshd.Resources"
     static let applyQueue = DispatchQueue(label: "meshd.discovery.apply")
 
     private let runtime: ProxyRuntime
@@ -131,7 +130,7 @@ public final class DiscoveryClient: Sendable {
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "application/grpc")
         headers.add(name: "te", value: "trailers")
-        request.sendHead(RequestHead(method: "POST", scheme: tls == nil ? "http" : "https", authority: "\(host):\(port)", path: Self.path,
+        request.sendHead(RequestHead(method: "POST", scheme: tls == nil ? "http" : "https", authority: "\(host):\(port)", path: Discovery.path,
                                      headers: headers, version: .http2), endStream: false)
         let first = state.withLockedValue { s -> Meshd_Discovery_V1_DiscoveryRequest in
             s.connected = true
@@ -149,7 +148,7 @@ public final class DiscoveryClient: Sendable {
     func send(_ message: Meshd_Discovery_V1_DiscoveryRequest, on request: UpstreamRequest) {
         var m = message
         m.node = node
-        m.typeURL = Self.typeURL
+        m.typeURL = Discovery.typeURL
         guard let bytes: [UInt8] = try? m.serializedBytes() else { return }
         request.sendData(GRPCFrame.frame(bytes), endStream: false)
     }

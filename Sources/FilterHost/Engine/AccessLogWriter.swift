@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import Transport
 
 /// Envoy's default access-log format, one line per stream, written to stdout.
 /// Each loop buffers its lines and writes them in one syscall, at most 50 ms later.

@@ -1,39 +1,50 @@
 import NIOCore
 import NIOHTTP1
+import Transport
 
 /// The direction-specific calls into a filter, so one iterator serves both directions.
-protocol FilterDirection {
+package protocol FilterDirection {
     associatedtype Head
     static func headers(_ f: HTTPFilter, _ h: inout Head, _ end: Bool) -> FilterHeadersStatus
     static func data(_ f: HTTPFilter, _ d: inout ByteBuffer, _ end: Bool) -> FilterDataStatus
     static func trailers(_ f: HTTPFilter, _ t: inout HTTPHeaders) -> FilterHeadersStatus
 }
 
-enum RequestDirection: FilterDirection {
-    static func headers(_ f: HTTPFilter, _ h: inout RequestHead, _ end: Bool) -> FilterHeadersStatus {
+package enum RequestDirection: FilterDirection {
+    package static func headers(_ f: HTTPFilter, _ h: inout RequestHead, _ end: Bool) -> FilterHeadersStatus {
         f.onRequestHeaders(&h, endStream: end)
     }
-    static func data(_ f: HTTPFilter, _ d: inout ByteBuffer, _ end: Bool) -> FilterDataStatus { f.onRequestData(&d, endStream: end) }
-    static func trailers(_ f: HTTPFilter, _ t: inout HTTPHeaders) -> FilterHeadersStatus { f.onRequestTrailers(&t) }
+    package static func data(_ f: HTTPFilter, _ d: inout ByteBuffer, _ end: Bool) -> FilterDataStatus { f.onRequestData(&d, endStream: end) }
+    package static func trailers(_ f: HTTPFilter, _ t: inout HTTPHeaders) -> FilterHeadersStatus { f.onRequestTrailers(&t) }
 }
 
-enum ResponseDirection: FilterDirection {
-    static func headers(_ f: HTTPFilter, _ h: inout ResponseHead, _ end: Bool) -> FilterHeadersStatus {
+package enum ResponseDirection: FilterDirection {
+    package static func headers(_ f: HTTPFilter, _ h: inout ResponseHead, _ end: Bool) -> FilterHeadersStatus {
         f.onResponseHeaders(&h, endStream: end)
     }
-    static func data(_ f: HTTPFilter, _ d: inout ByteBuffer, _ end: Bool) -> FilterDataStatus { f.onResponseData(&d, endStream: end) }
-    static func trailers(_ f: HTTPFilter, _ t: inout HTTPHeaders) -> FilterHeadersStatus { f.onResponseTrailers(&t) }
+    package static func data(_ f: HTTPFilter, _ d: inout ByteBuffer, _ end: Bool) -> FilterDataStatus { f.onResponseData(&d, endStream: end) }
+    package static func trailers(_ f: HTTPFilter, _ t: inout HTTPHeaders) -> FilterHeadersStatus { f.onResponseTrailers(&t) }
 }
 
 /// Where events go once they have passed every filter of a direction.
-struct FilterSink<Head> {
-    var headers: (Head, Bool) -> Void
-    var data: (ByteBuffer, Bool) -> Void
-    var trailers: (HTTPHeaders) -> Void
+package struct FilterSink<Head> {
+    package var headers: (Head, Bool) -> Void
+    package var data: (ByteBuffer, Bool) -> Void
+    package var trailers: (HTTPHeaders) -> Void
     /// The buffered body of one filter outgrew the limit.
-    var overflow: () -> Void
+    package var overflow: () -> Void
     /// Events are piling up behind a stopped filter (true) or have drained (false).
-    var pressure: (Bool) -> Void
+    package var pressure: (Bool) -> Void
+
+    package init(headers: @escaping (Head, Bool) -> Void, data: @escaping (ByteBuffer, Bool) -> Void,
+                 trailers: @escaping (HTTPHeaders) -> Void, overflow: @escaping () -> Void,
+                 pressure: @escaping (Bool) -> Void) {
+        self.headers = headers
+        self.data = data
+        self.trailers = trailers
+        self.overflow = overflow
+        self.pressure = pressure
+    }
 }
 
 /// Moves one direction's events (headers, body chunks, trailers) through the filters in
@@ -42,13 +53,13 @@ struct FilterSink<Head> {
 /// sees the whole body once. A filter answering `.stopIteration` on headers (the
 /// "watcher") holds them but still sees later events, which then queue behind the headers.
 /// Limitation: while a watcher holds the headers, a stop by a filter before it is ignored.
-final class FilterIterator<D: FilterDirection> {
-    enum Event {
+package final class FilterIterator<D: FilterDirection> {
+    package enum Event {
         case headers(D.Head, end: Bool)
         case data(ByteBuffer, end: Bool)
         case trailers(HTTPHeaders)
 
-        var byteCount: Int {
+        package var byteCount: Int {
             if case .data(let b, _) = self { return b.readableBytes }
             return 0
         }
@@ -72,13 +83,13 @@ final class FilterIterator<D: FilterDirection> {
     private var resumedDuringCall = false
     private(set) var aborted = false
 
-    init(filters: [HTTPFilter], bufferLimit: Int, sink: FilterSink<D.Head>) {
+    package init(filters: [HTTPFilter], bufferLimit: Int, sink: FilterSink<D.Head>) {
         self.filters = filters
         self.bufferLimit = bufferLimit
         self.sink = sink
     }
 
-    func receive(_ event: Event, startingAt start: Int = 0) {
+    package func receive(_ event: Event, startingAt start: Int = 0) {
         guard !aborted else { return }
         queue.append((event, start))
         queuedBytes += event.byteCount
@@ -86,7 +97,7 @@ final class FilterIterator<D: FilterDirection> {
     }
 
     /// Stop moving anything; later events are dropped (the stream is being answered locally or reset).
-    func abort() {
+    package func abort() {
         aborted = true
         queue.removeAll()
         accumulating = nil
@@ -98,7 +109,7 @@ final class FilterIterator<D: FilterDirection> {
     /// to return is then ignored. `head` replaces held headers (a watcher's edits); `data`
     /// replaces the held body chunk, or for a watcher the first body event parked behind
     /// its headers (a body it kept editing while holding).
-    func resume(from filter: HTTPFilter, replacingHead head: D.Head? = nil, replacingData data: ByteBuffer? = nil) {
+    package func resume(from filter: HTTPFilter, replacingHead head: D.Head? = nil, replacingData data: ByteBuffer? = nil) {
         if !blocked, let current = calling, current === filter {
             resumedDuringCall = true
             return

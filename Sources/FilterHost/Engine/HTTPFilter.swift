@@ -1,6 +1,7 @@
 import MeshAPI
 import NIOCore
 import NIOHTTP1
+import Transport
 
 /// What a filter answers for a header block.
 public enum FilterHeadersStatus: Sendable {
@@ -54,17 +55,62 @@ public protocol HTTPFilterFactory: Sendable {
     func makeFilter(stream: StreamControl) -> HTTPFilter
 }
 
+/// Parses a filter's per-route config (a `perFilterConfig` entry) into the value its filter
+/// reads back with `StreamControl.perRouteConfig(_:)`.
+public typealias PerRouteConfigParser = @Sendable (_ config: JSONValue) throws -> any Sendable
+
 /// Parses a filter's config into a factory. Errors are config errors, reported with the filter name.
 public typealias HTTPFilterFactoryBuilder = @Sendable (_ config: JSONValue?) throws -> HTTPFilterFactory
+
+/// A filter family that takes part in building a whole snapshot, not only its own
+/// `httpFilters` entries: it may keep state from one snapshot to the next (Lua keeps its
+/// plugin versions and their VMs), bind its listener entries to that state, and append
+/// filters of its own to listeners' chains (Lua's `luaPlugins`). Runs off the data path.
+public protocol ChainExtension: Sendable {
+    /// This snapshot's part. `previous` is what the previous snapshot's part retained.
+    func prepare(_ bootstrap: Bootstrap, routeTables: [String: RouteTable],
+                 previous: (any Sendable)?) throws -> any ChainExtensionBuild
+    /// Process-wide gauges this extension reports at `/stats/prometheus` (Lua: live VMs).
+    func gauges() -> [String: Int]
+}
+
+/// One snapshot's part of a `ChainExtension`, used while the snapshot's chains are built.
+public protocol ChainExtensionBuild {
+    /// A factory made from a listener's `httpFilters` entry, bound to this snapshot's state
+    /// (returned as it is when it is not this extension's).
+    mutating func bind(_ factory: HTTPFilterFactory) -> HTTPFilterFactory
+    /// Filters appended to `listener`'s chain after its `httpFilters`.
+    func appended(for listener: Listener) -> [HTTPFilterFactory]
+    /// What the next snapshot's `prepare` receives as `previous`.
+    var retained: any Sendable { get }
+}
+
+extension ChainExtension {
+    public func gauges() -> [String: Int] { [:] }
+}
 
 /// Filters known by name. Native filters register here at start-up (the Filters module).
 public struct FilterRegistry: Sendable {
     private var builders: [String: HTTPFilterFactoryBuilder] = [:]
+    /// Extensions by name, run in name order.
+    private(set) var extensions: [(name: String, ext: ChainExtension)] = []
 
     public init() {}
 
-    public mutating func register(_ name: String, _ builder: @escaping HTTPFilterFactoryBuilder) {
+    /// Per-route config parsers by filter name: a route's (or virtual host's)
+    /// `perFilterConfig` entry is parsed once per snapshot, errors carrying its field path.
+    private(set) var perRouteParsers: [String: PerRouteConfigParser] = [:]
+
+    public mutating func register(_ name: String, _ builder: @escaping HTTPFilterFactoryBuilder,
+                                  perRoute parser: PerRouteConfigParser? = nil) {
         builders[name] = builder
+        if let parser { perRouteParsers[name] = parser }
+    }
+
+    public mutating func register(extension ext: ChainExtension, named name: String) {
+        extensions.removeAll { $0.name == name }
+        extensions.append((name, ext))
+        extensions.sort { $0.name < $1.name }
     }
 
     public func builder(named name: String) -> HTTPFilterFactoryBuilder? { builders[name] }

@@ -2,6 +2,7 @@ import Foundation
 import MeshAPI
 import NIOCore
 import NIOHTTP1
+import Transport
 
 /// One request/response exchange: owns the filter instances, moves the request through
 /// them to the router and the response back to the client. Lives on one event loop.
@@ -80,7 +81,7 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
 
         let limit = bufferLimit
         filters = (snapshot.filterChains[listener.name] ?? []).map { $0.makeFilter(stream: self) }
-        filters.append(RouterFilter(stream: self, pools: loop.pools, timers: loop.timers, stats: loop.stats))
+        filters.append(RouterFilter(stream: self, client: loop.pools, timers: loop.timers, stats: loop.stats))
         request = FilterIterator(filters: filters, bufferLimit: limit, sink: FilterSink(
             headers: { [unowned self] h, _ in self.requestHead = h },
             data: { _, _ in }, trailers: { _ in },
@@ -137,6 +138,13 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
     }
 
     func setRequestReadingPaused(_ paused: Bool) { downstream.setRequestReadingPaused(paused) }
+
+    // MARK: what the loop lends filters
+
+    var timers: LoopTimers { loop.timers }
+    var stats: StatsScope? { loop.stats }
+    var upstream: UpstreamClient? { loop.pools }
+    func drainConnectionUponCompletion() { downstream.drainConnection() }
 
     func encodeHeaders(_ head: ResponseHead, endStream: Bool) {
         var head = head

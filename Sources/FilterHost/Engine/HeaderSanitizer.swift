@@ -1,16 +1,17 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import Transport
 
 /// The proxy's standard header handling, done once per stream before the filters run.
-enum HeaderSanitizer {
+package enum HeaderSanitizer {
     /// Hop-by-hop headers (RFC 9110 §7.6.1) never cross the proxy.
-    static let hopByHop: [String] = [
+    package static let hopByHop: [String] = [
         "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer",
         "proxy-authenticate", "proxy-authorization",
     ]
 
-    static func prepareRequest(_ head: inout RequestHead, connection: ConnectionInfo, requestIDs: inout RequestIDGenerator) {
+    package static func prepareRequest(_ head: inout RequestHead, connection: ConnectionInfo, requestIDs: inout RequestIDGenerator) {
         let keepTE = head.headers.contains(name: "te")
             && head.headers[canonicalForm: "te"].contains { $0.lowercased() == "trailers" }
         let upgrade = isUpgradeRequest(head.headers) ? head.headers.first(name: "upgrade") : nil
@@ -34,13 +35,13 @@ enum HeaderSanitizer {
         }
     }
 
-    static func prepareResponse(_ head: inout ResponseHead) {
+    package static func prepareResponse(_ head: inout ResponseHead) {
         let upgrade = head.status == 101 ? head.headers.first(name: "upgrade") : nil
         removeHopByHop(&head.headers)
         if let upgrade { head.headers.add(name: "upgrade", value: upgrade) }
     }
 
-    static func removeHopByHop(_ headers: inout HTTPHeaders) {
+    package static func removeHopByHop(_ headers: inout HTTPHeaders) {
         // One pass over the headers; the common case (nothing hop-by-hop but `connection`) stays cheap.
         var remove: [String] = []
         for (name, value) in headers where isHopByHop(name) {

@@ -1,4 +1,5 @@
 import NIOCore
+import Transport
 
 /// Everything one event loop owns: the snapshot it hands to new streams, its upstream
 /// pools, counters and access-log buffer. Touched only on its loop, so no locks.

@@ -1,7 +1,9 @@
+import Transport
+
 /// Counters kept per event loop; the admin server adds the loops' copies together.
 /// The hot path bumps integer fields of small per-listener / per-cluster objects; the
 /// Prometheus names are built only when someone scrapes.
-final class LoopStats {
+final class LoopStats: StatsScope {
     struct Snapshot: Sendable {
         var counters: [String: Int] = [:]
         var gauges: [String: Int] = [:]

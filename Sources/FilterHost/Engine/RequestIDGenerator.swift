@@ -1,9 +1,11 @@
+import Transport
+
 /// Makes `x-request-id` values: random version-4 UUIDs in lowercase text, from a per-loop
 /// generator (xoshiro256**, seeded from the system) so no syscall or lock is paid per request.
-struct RequestIDGenerator {
+package struct RequestIDGenerator {
     private var state: (UInt64, UInt64, UInt64, UInt64)
 
-    init() {
+    package init() {
         var system = SystemRandomNumberGenerator()
         state = (system.next(), system.next(), system.next(), system.next() | 1)
     }
@@ -20,7 +22,7 @@ struct RequestIDGenerator {
         return result
     }
 
-    mutating func uuidString() -> String {
+    package mutating func uuidString() -> String {
         var hi = next(), lo = next()
         hi = (hi & ~0xF000) | 0x4000                         // version 4
         lo = (lo & ~(0xC << 60)) | (0x8 << 60)                 // variant 10xx

@@ -1,6 +1,7 @@
 import MeshAPI
 import NIOCore
 import NIOHTTP1
+import Transport
 
 /// What a filter may ask of its stream (Envoy's decoder/encoder filter callbacks).
 public protocol StreamControl: AnyObject {
@@ -40,16 +41,54 @@ public protocol StreamControl: AnyObject {
     /// Called when the client's side can take more response data again.
     var onDownstreamWritabilityChanged: ((Bool) -> Void)? { get set }
     var isDownstreamWritable: Bool { get }
+
+    // What the loop lends a filter (Envoy's factory context + callbacks): filters reach
+    // timers, stats and upstreams only through these, never through the engine's types.
+
+    /// The loop's timers.
+    var timers: LoopTimers { get }
+    /// Counters on the loop's stats; nil where no loop keeps stats (offline runs).
+    var stats: StatsScope? { get }
+    /// Connections to this snapshot's clusters (httpCall, auth calls, mirroring); nil where
+    /// the stream has no upstreams (offline runs).
+    var upstream: UpstreamClient? { get }
+    /// The largest body a filter may buffer on this stream.
+    var bufferLimit: Int { get }
+    /// The most specific per-route config for the filter named `filterName` on the stream's
+    /// route (the route's `perFilterConfig`, else its virtual host's); nil when neither has one.
+    func perFilterConfig(_ filterName: String) -> JSONValue?
+    /// Close the downstream connection once this stream completes (HTTP/1: `connection:
+    /// close`; HTTP/2: GOAWAY), as Envoy's `drainConnectionUponCompletion()`.
+    func drainConnectionUponCompletion()
+}
+
+/// Counters a filter adds to, by full series key (`name{label="v"}`).
+public protocol StatsScope: AnyObject {
+    func count(_ key: String, _ n: Int)
+}
+
+/// Hands out connections to a cluster's endpoints, picked by the cluster's policy: a
+/// connection ready for a stream and the endpoint's address. Calls and answers happen on
+/// the stream's loop.
+public protocol UpstreamClient: AnyObject {
+    func connection(for cluster: Cluster, _ done: @escaping (Result<(UpstreamConnection, String), UpstreamFailure>) -> Void)
 }
 
 extension StreamControl {
     public func route(for head: RequestHead) -> SelectedRoute? { route }
-    public func continueRequest(from filter: HTTPFilter, replacingHead head: RequestHead) { continueRequest(from: filter) }
-    public func continueResponse(from filter: HTTPFilter, replacingHead head: ResponseHead) { continueResponse(from: filter) }
-    public func continueRequest(from filter: HTTPFilter, replacingHead head: RequestHead?, replacingData data: ByteBuffer?) {
-        if let head { continueRequest(from: filter, replacingHead: head) } else { continueRequest(from: filter) }
+    public func continueRequest(from filter: HTTPFilter, replacingHead head: RequestHead) {
+        continueRequest(from: filter, replacingHead: head, replacingData: nil)
     }
-    public func continueResponse(from filter: HTTPFilter, replacingHead head: ResponseHead?, replacingData data: ByteBuffer?) {
-        if let head { continueResponse(from: filter, replacingHead: head) } else { continueResponse(from: filter) }
+    public func continueResponse(from filter: HTTPFilter, replacingHead head: ResponseHead) {
+        continueResponse(from: filter, replacingHead: head, replacingData: nil)
+    }
+    public func perFilterConfig(_ filterName: String) -> JSONValue? { route?.perFilterConfig(filterName) }
+
+    /// The filter's per-route config as its registered parser made it, for the route of
+    /// `head` (the headers as the filter holds them) or the stream's route: the route's
+    /// own entry, else its virtual host's; nil when neither has one.
+    public func perRouteConfig(_ filterName: String, for head: RequestHead? = nil) -> (any Sendable)? {
+        guard let route = head.map({ self.route(for: $0) }) ?? route else { return nil }
+        return snapshot.perRouteConfigs[route.compiled.id]?[filterName]
     }
 }

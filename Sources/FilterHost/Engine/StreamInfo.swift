@@ -1,4 +1,5 @@
 import NIOCore
+import Transport
 
 /// Envoy's response flags, as they appear in the access log and metrics.
 public enum ResponseFlag: String, Sendable {

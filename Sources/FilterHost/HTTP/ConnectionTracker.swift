@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import Transport
 
 /// Knows every open downstream connection, so a drain can reach them and the admin
 /// server can count them. Touched on connect and close only, never per request.

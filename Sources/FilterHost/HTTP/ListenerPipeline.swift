@@ -1,6 +1,7 @@
 import MeshAPI
 import NIOCore
 import NIOHTTP1
+import Transport
 
 /// Chooses the codec for a new downstream connection: after TLS by ALPN ("h2" → HTTP/2),
 /// in cleartext by the first bytes (the HTTP/2 connection preface → h2c prior knowledge).

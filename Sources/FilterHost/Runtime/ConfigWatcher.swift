@@ -3,6 +3,7 @@ import Logging
 import MeshAPI
 import NIOConcurrencyHelpers
 import NIOCore
+import Transport
 
 /// Watches the bootstrap file and applies it when its content changes. Polling the
 /// content (not inotify) catches every editor's way of saving, including rename-over.

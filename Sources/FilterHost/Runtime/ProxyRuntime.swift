@@ -4,13 +4,14 @@ import MeshAPI
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import Transport
 
 /// A running proxy: listeners, per-loop contexts, the current snapshot and how it is
 /// replaced. `apply` validates a new config completely before anything changes.
 public final class ProxyRuntime: Sendable {
     public let group: MultiThreadedEventLoopGroup
     let logger: Logger
-    let registry: FilterRegistry
+    public let registry: FilterRegistry
     let tracker = ConnectionTracker()
     private let state: NIOLockedValueBox<State>
     /// One config change at a time (the file watcher and the admin endpoint both apply).

@@ -2,6 +2,7 @@ import MeshAPI
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Transport
 
 /// Opens upstream connections on one event loop: TCP, then TLS when the cluster asks for
 /// it, then the cluster's HTTP codec.

@@ -1,11 +1,12 @@
 import MeshAPI
 import NIOCore
 import NIOPosix
+import Transport
 
 /// Upstream connections of one event loop, per cluster endpoint. HTTP/1.1 connections
 /// carry one request at a time and are kept alive between requests; HTTP/2 connections
 /// carry many streams. Loop-local: no locks.
-final class UpstreamPools {
+final class UpstreamPools: UpstreamClient {
     typealias Result = Swift.Result<(UpstreamConnection, String), UpstreamFailure>
     typealias Waiter = (Result) -> Void
 

@@ -1,5 +1,6 @@
 import MeshAPI
 import NIOConcurrencyHelpers
+import Transport
 
 /// Upstream TLS contexts, made once per distinct cluster TLS setting and shared by every loop.
 final class UpstreamTLSContexts: Sendable {

@@ -1,0 +1,153 @@
+import Foundation
+import MeshAPI
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// A Lua plugin's parsed config: `{name?, inlineCode, failStrategy?, limits?: {instructions,
+/// memoryBytes}, pluginConfig?}`.
+public struct LuaPluginConfig: Sendable {
+    public enum FailStrategy: String, Sendable {
+        case failOpen = "FAIL_OPEN"
+        case failClose = "FAIL_CLOSE"
+    }
+
+    public let name: String
+    public let script: LuaScript
+    public let failStrategy: FailStrategy
+    public let limits: LuaLimits
+    public let pluginConfig: JSONValue?
+    /// Loop-stats keys, built once.
+    package let executionsKey: String
+    package let errorsKey: String
+    package let timeKey: String
+
+    public init(name: String, script: LuaScript, failStrategy: FailStrategy = .failOpen,
+                limits: LuaLimits = LuaLimits(), pluginConfig: JSONValue? = nil) {
+        self.name = name
+        self.script = script
+        self.failStrategy = failStrategy
+        self.limits = limits
+        self.pluginConfig = pluginConfig
+        let label = "{plugin=\"\(name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))\"}"
+        executionsKey = "meshd_lua_executions_total" + label
+        errorsKey = "meshd_lua_errors_total" + label
+        timeKey = "meshd_lua_time_us_total" + label
+    }
+
+    /// Parses a filter config; errors name the field, and a syntax error its Lua line.
+    public init(config: JSONValue?) throws {
+        guard let config, config.objectValue != nil else {
+            throw ConfigError(path: "", reason: "meshd.lua needs a config map with inlineCode")
+        }
+        let name = try Self.string(config["name"], "name") ?? "lua"
+        guard let code = try Self.string(config["inlineCode"], "inlineCode") else {
+            throw ConfigError(path: "inlineCode", reason: "required")
+        }
+        let strategy = try Self.failStrategy(try Self.string(config["failStrategy"], "failStrategy"))
+        var limits = LuaLimits()
+        if let l = config["limits"] {
+            guard l.objectValue != nil else { throw ConfigError(path: "limits", reason: "must be a map") }
+            if let n = try Self.positive(l["instructions"], "limits.instructions") { limits.instructions = n }
+            if let n = try Self.positive(l["memoryBytes"], "limits.memoryBytes") { limits.memoryBytes = n }
+        }
+        self.init(name: name, script: try Self.compile(code, name: name, path: "inlineCode"), failStrategy: strategy,
+                  limits: limits, pluginConfig: config["pluginConfig"])
+    }
+
+    /// A `luaPlugins` entry; error paths are relative to the entry.
+    public init(plugin p: LuaPlugin) throws {
+        guard !p.name.isEmpty else { throw ConfigError(path: "name", reason: "required") }
+        let strategy = try Self.failStrategy(p.failStrategy)
+        var limits = LuaLimits()
+        if let n = p.limits?.instructions {
+            guard n >= 1 else { throw ConfigError(path: "limits.instructions", reason: "must be a positive integer") }
+            limits.instructions = n
+        }
+        if let n = p.limits?.memoryBytes {
+            guard n >= 1 else { throw ConfigError(path: "limits.memoryBytes", reason: "must be a positive integer") }
+            limits.memoryBytes = n
+        }
+        self.init(name: p.name, script: try Self.compile(p.inlineCode, name: p.name, path: "inlineCode"),
+                  failStrategy: strategy, limits: limits, pluginConfig: p.pluginConfig)
+    }
+
+    /// The same plugin running other, already compiled code (a route's `sourceCode`).
+    package func replacingScript(_ script: LuaScript) -> LuaPluginConfig {
+        LuaPluginConfig(name: name, script: script, failStrategy: failStrategy, limits: limits, pluginConfig: pluginConfig)
+    }
+
+    /// Equal keys mean the same code with the same settings: one version serves both.
+    package var versionKey: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let context = pluginConfig.flatMap { try? encoder.encode($0) }.map { String(decoding: $0, as: UTF8.self) } ?? "-"
+        return [name, failStrategy.rawValue, String(limits.instructions), String(limits.memoryBytes), context,
+                script.source].joined(separator: "\u{0}")
+    }
+
+    package static func compile(_ code: String, name: String, path: String) throws -> LuaScript {
+        do { return try LuaScript(source: code, name: name) } catch let e as LuaCompileError {
+            throw ConfigError(path: path, reason: e.description)
+        }
+    }
+
+    private static func failStrategy(_ s: String?) throws -> FailStrategy {
+        guard let s else { return .failOpen }
+        guard let parsed = FailStrategy(rawValue: s) else {
+            throw ConfigError(path: "failStrategy", reason: "must be FAIL_OPEN or FAIL_CLOSE, not '\(s)'")
+        }
+        return parsed
+    }
+
+    private static func string(_ v: JSONValue?, _ path: String) throws -> String? {
+        guard let v else { return nil }
+        guard let s = v.stringValue else { throw ConfigError(path: path, reason: "must be a string") }
+        return s
+    }
+
+    private static func positive(_ v: JSONValue?, _ path: String) throws -> Int? {
+        guard let v else { return nil }
+        guard case .number(let n) = v, n >= 1, n <= 1e15, n == n.rounded() else {
+            throw ConfigError(path: path, reason: "must be a positive integer")
+        }
+        return Int(n)
+    }
+}
+
+/// One version of a plugin: its code and settings, and one VM per event loop, made on first
+/// use on that loop. A config swap that leaves a plugin as it was keeps its version (and
+/// the VMs' globals); a changed plugin is a new version, and streams that started on the
+/// old one finish there.
+public final class LuaPluginVersion: Sendable {
+    /// Holds a loop's VM; only that loop ever touches it, so sharing the box is safe.
+    private final class VMBox: @unchecked Sendable {
+        package let vm: LuaVM?
+        package init(_ vm: LuaVM?) { self.vm = vm }
+    }
+
+    public let config: LuaPluginConfig
+    /// The host objects every VM of this version gets (from the Lua filter).
+    package let library: LuaHostLibrary
+    private let vms = NIOLockedValueBox<[ObjectIdentifier: VMBox]>([:])
+
+    package init(config: LuaPluginConfig, library: LuaHostLibrary) {
+        self.config = config
+        self.library = library
+    }
+
+    /// A version whose VM on `loop` is given (`meshd plugin test` builds it with its own logger).
+    package init(config: LuaPluginConfig, vm: LuaVM, on loop: EventLoop) {
+        self.config = config
+        self.library = vm.library
+        vms.withLockedValue { $0[ObjectIdentifier(loop)] = VMBox(vm) }
+    }
+
+    /// The VM of `loop`, made on first use. Must be called on `loop`.
+    package func vm(for loop: EventLoop) -> LuaVM? {
+        let key = ObjectIdentifier(loop)
+        if let box = vms.withLockedValue({ $0[key] }) { return box.vm }
+        let box = VMBox(LuaVM(plugin: config, library: library))
+        vms.withLockedValue { $0[key] = box }
+        return box.vm
+    }
+}

@@ -1,0 +1,218 @@
+import CLua
+import Logging
+import MeshAPI
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// One running script occupies a slot; Lua objects name their slot and its generation,
+/// so an object that outlived its run is refused instead of reaching a freed filter.
+/// The owner is the filter that runs the script (the runtime does not know its type).
+package struct LuaSlot {
+    package var owner: AnyObject?
+    package var response = false
+    package var gen: UInt64 = 0
+}
+
+/// How one resume of a script's coroutine ended.
+package enum LuaResumeOutcome {
+    case finished
+    case yielded
+    case failed(String)
+}
+
+/// One Lua state for one script version on one event loop (DESIGN principle 5): the
+/// script's top-level code runs once here, and each stream runs in a coroutine of it.
+/// Touched only on its loop.
+package final class LuaVM {
+    package let script: LuaScript
+    package let limits: LuaLimits
+    package let plugin: LuaPluginConfig
+    package let library: LuaHostLibrary
+    package let logger: Logger
+    package let L: OpaquePointer
+    private let ctl: UnsafeMutablePointer<meshd_vm_ctl>
+    /// Registry refs of the entry points, looked up once; LUA_NOREF when the script has none.
+    package private(set) var onRequestRef = LUA_NOREF
+    package private(set) var onResponseRef = LUA_NOREF
+    /// The top-level code failed: every run fails the same way.
+    package private(set) var loadError: String?
+    /// Registry refs of the metatable of each object kind, made once.
+    package var metatables: [Int32] = []
+    /// The plugin config as a Lua table, built once (filterContext()).
+    package var filterContextRef = LUA_NOREF
+    package var sharedDicts: [LuaSharedDict] = []
+    private var slots: [LuaSlot] = []
+    private var freeSlots: [UInt32] = []
+    private var nextGen: UInt64 = 1
+    private var idleThreads: [(thread: OpaquePointer, ref: Int32)] = []
+    /// Counters for this loop; the filter also adds them to the loop's stats.
+    package var executions = 0
+    package var errors = 0
+    /// The last failure, for diagnostics and tests.
+    package var lastError: String?
+    package var timeNs: UInt64 = 0
+    private var pendingNs: UInt64 = 0
+
+    /// VMs alive in the process, over every loop and version (`meshd_lua_vms`): old
+    /// versions' VMs go once their last snapshot and stream are gone.
+    package static let live = NIOLockedValueBox(0)
+
+    /// `logger` replaces the process logger (`meshd plugin test` collects the script's lines).
+    package init?(plugin: LuaPluginConfig, library: LuaHostLibrary, logger: Logger? = nil) {
+        self.script = plugin.script
+        self.limits = plugin.limits
+        self.plugin = plugin
+        self.library = library
+        var logger = logger ?? Logger(label: "meshd.lua")
+        logger[metadataKey: "plugin"] = .string(plugin.name)
+        self.logger = logger
+        ctl = .allocate(capacity: 1)
+        ctl.initialize(to: meshd_vm_ctl(used: 0, limit: max(plugin.limits.memoryBytes, 1 << 16), enforce: 0,
+                                        budget_hit: 0, budget: 0, host: nil))
+        guard let state = meshd_newstate(ctl) else {
+            ctl.deallocate()
+            return nil
+        }
+        L = state
+        Self.live.withLockedValue { $0 += 1 }
+        ctl.pointee.host = Unmanaged.passUnretained(self).toOpaque()
+        // Generational GC suits many short-lived per-request objects.
+        _ = meshd_lua_gc(L, LUA_GCGEN, 0, 0)
+        LuaSandbox.open(self)
+        LuaObjects.registerMetatables(self, library: library)
+        loadScript()
+    }
+
+    deinit {
+        lua_close(L)
+        ctl.deallocate()
+        Self.live.withLockedValue { $0 -= 1 }
+    }
+
+    package var memoryInUse: Int { ctl.pointee.used }
+
+    package func collectGarbage() { _ = meshd_lua_gc(L, LUA_GCCOLLECT, 0, 0) }
+
+    private func loadScript() {
+        let top = lua_gettop(L)
+        defer { lua_settop(L, top) }
+        guard LuaScript.load(L, source: script.source, name: script.name) == LUA_OK else {
+            loadError = LuaVM.message(L)
+            return
+        }
+        arm()
+        let status = meshd_lua_pcall(L, 0, 0, 0)
+        disarm()
+        guard status == LUA_OK else {
+            loadError = LuaVM.message(L)
+            logger.error("lua plugin top-level code failed: \(loadError!)")
+            return
+        }
+        onRequestRef = globalFunctionRef("envoy_on_request")
+        onResponseRef = globalFunctionRef("envoy_on_response")
+    }
+
+    private func globalFunctionRef(_ name: String) -> Int32 {
+        guard lua_getglobal(L, name) == LUA_TFUNCTION else {
+            meshd_lua_pop(L, 1)
+            return LUA_NOREF
+        }
+        return luaL_ref(L, meshd_lua_registryindex())
+    }
+
+    /// The error object on top of `L` as text.
+    package static func message(_ L: OpaquePointer) -> String {
+        if let s = meshd_lua_tostring(L, -1) { return String(cString: s) }
+        return "(error object is a \(String(cString: lua_typename(L, lua_type(L, -1)))) value)"
+    }
+
+    /// Adds a run's time; returns whole microseconds to count, carrying the remainder.
+    package func addTime(_ ns: UInt64) -> Int {
+        let total = pendingNs &+ ns
+        pendingNs = total % 1000
+        return Int(total / 1000)
+    }
+
+    // MARK: limits
+
+    /// Starts a slice of Lua execution: the memory cap and a fresh instruction budget apply.
+    private func arm() {
+        ctl.pointee.budget = Int64(limits.instructions)
+        ctl.pointee.budget_hit = 0
+        ctl.pointee.enforce = 1
+    }
+
+    private func disarm() { ctl.pointee.enforce = 0 }
+
+    // MARK: slots
+
+    package func openSlot(_ owner: AnyObject, response: Bool) -> (slot: UInt32, gen: UInt64) {
+        let gen = nextGen
+        nextGen += 1
+        let entry = LuaSlot(owner: owner, response: response, gen: gen)
+        if let slot = freeSlots.popLast() {
+            slots[Int(slot)] = entry
+            return (slot, gen)
+        }
+        slots.append(entry)
+        return (UInt32(slots.count - 1), gen)
+    }
+
+    package func closeSlot(_ slot: UInt32) {
+        slots[Int(slot)] = LuaSlot()
+        freeSlots.append(slot)
+    }
+
+    /// The live run an object belongs to, or nil when its run is over.
+    @inline(__always)
+    package func lookup(slot: UInt32, gen: UInt64) -> LuaSlot? {
+        guard Int(slot) < slots.count else { return nil }
+        let entry = slots[Int(slot)]
+        return entry.gen == gen && entry.owner != nil ? entry : nil
+    }
+
+    // MARK: coroutines
+
+    /// A coroutine for one run, reused from earlier runs when possible.
+    package func acquireThread() -> (thread: OpaquePointer, ref: Int32) {
+        if let idle = idleThreads.popLast() { return idle }
+        let thread = lua_newthread(L)!
+        return (thread, luaL_ref(L, meshd_lua_registryindex()))
+    }
+
+    /// Takes a coroutine back; one that did not finish cleanly is closed first.
+    package func releaseThread(_ thread: OpaquePointer, ref: Int32) {
+        if lua_status(thread) != LUA_OK || lua_gettop(thread) != 0 {
+            _ = meshd_lua_closethread(thread)
+            lua_settop(thread, 0)
+        }
+        if idleThreads.count < 64 {
+            idleThreads.append((thread, ref))
+        } else {
+            luaL_unref(L, meshd_lua_registryindex(), ref)
+        }
+    }
+
+    /// Resumes `thread` with `nargs` values on its stack, under the budget and memory cap.
+    package func resume(_ thread: OpaquePointer, nargs: Int32) -> LuaResumeOutcome {
+        var nres: Int32 = 0
+        let start = NIODeadline.now()
+        arm()
+        let status = lua_resume(thread, nil, nargs, &nres)
+        disarm()
+        timeNs &+= UInt64(max(0, (NIODeadline.now() - start).nanoseconds))
+        switch status {
+        case LUA_OK:
+            lua_settop(thread, 0)
+            return .finished
+        case LUA_YIELD:
+            meshd_lua_pop(thread, nres)
+            if ctl.pointee.budget_hit != 0 { return .failed("instruction budget exceeded") }
+            return .yielded
+        default:
+            let message = LuaVM.message(thread)
+            lua_settop(thread, 0)
+            return .failed(message)
+        }
+    }
+}

@@ -1,0 +1,63 @@
+import NIOCore
+import NIOHTTP1
+import MeshAPI
+
+/// The protocol a request arrived on, as Envoy's `streamInfo():protocol()` names it.
+public enum HTTPProtocolVersion: String, Sendable {
+    case http10 = "HTTP/1.0"
+    case http11 = "HTTP/1.1"
+    case http2 = "HTTP/2"
+}
+
+/// A request's head, independent of the wire protocol.
+/// `headers` carries regular headers only: no pseudo-headers and no `host`
+/// (HTTP/1.1's `Host` becomes `authority`; codecs write it back).
+public struct RequestHead: Sendable {
+    public var method: String
+    public var scheme: String
+    public var authority: String
+    public var path: String
+    public var headers: HTTPHeaders
+    public var version: HTTPProtocolVersion
+
+    public init(method: String, scheme: String, authority: String, path: String,
+                headers: HTTPHeaders, version: HTTPProtocolVersion) {
+        self.method = method
+        self.scheme = scheme
+        self.authority = authority
+        self.path = path
+        self.headers = headers
+        self.version = version
+    }
+}
+
+/// A response's head, independent of the wire protocol. `headers` has no pseudo-headers.
+public struct ResponseHead: Sendable {
+    public var status: Int
+    public var reason: String?
+    public var headers: HTTPHeaders
+
+    public init(status: Int, reason: String? = nil, headers: HTTPHeaders = HTTPHeaders()) {
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+    }
+}
+
+/// What a downstream connection knows about itself; shared by all its streams.
+public struct ConnectionInfo: Sendable {
+    public var remoteAddress: SocketAddress?
+    public var localAddress: SocketAddress?
+    public var isTLS: Bool
+    public var serverName: String?
+    public var alpn: String?
+
+    public init(remoteAddress: SocketAddress?, localAddress: SocketAddress?,
+                isTLS: Bool = false, serverName: String? = nil, alpn: String? = nil) {
+        self.remoteAddress = remoteAddress
+        self.localAddress = localAddress
+        self.isTLS = isTLS
+        self.serverName = serverName
+        self.alpn = alpn
+    }
+}
