@@ -75,7 +75,12 @@ struct ManagedProxyOptions: ParsableArguments {
             guard let client = discovery.client else { return "starting" }
             return client.notReadyReason
         }
-        let admin = try AdminServer(runtime: runtime, watcher: nil, host: "127.0.0.1", port: adminPort, readiness: readiness)
+        let admin: AdminServer
+        do {
+            admin = try AdminServer(runtime: runtime, watcher: nil, host: "127.0.0.1", port: adminPort, readiness: readiness)
+        } catch {
+            throw ValidationError("cannot listen on the admin port 127.0.0.1:\(adminPort) (--admin-port): \(error)")
+        }
         var health: AdminServer?
         if healthPort > 0 {
             do {

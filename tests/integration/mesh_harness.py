@@ -55,7 +55,16 @@ class ManagedProxy:
         return http_get(f"http://127.0.0.1:{self.health}/healthz/ready")[0] == 200
 
     def wait_ready(self, timeout=20):
-        wait_until(self.ready, timeout, what=f"{self.name} ready (/healthz/ready)")
+        def ready():
+            if not self.running():
+                raise RuntimeError(f"{self.name} exited: {self.process.stderr()[-2000:]}")
+            return self.ready()
+        try:
+            wait_until(ready, timeout, what=f"{self.name} ready (/healthz/ready)")
+        except TimeoutError:
+            status, body = http_get(f"http://127.0.0.1:{self.health}/healthz/ready")
+            raise TimeoutError(f"{self.name} not ready after {timeout}s: {status} {body!r}, "
+                               f"running: {self.running()}")
 
     def config_dump(self):
         return get_json(f"http://127.0.0.1:{self.admin}/config_dump")
@@ -177,6 +186,7 @@ class Workload(ManagedProxy):
                                    "--outbound-port", str(self.outbound), "--admin-port", str(self.admin),
                                    "--health-port", str(self.health),
                                    "--concurrency", "1", "--drain-timeout", "2"], self.name + "-sidecar")
+        self.process = self.sidecar
 
     def running(self):
         return self.sidecar.proc.poll() is None
@@ -283,10 +293,10 @@ class ControlPlane:
             raise TimeoutError(f"mesh not converged: want {sorted(ids)}, have {self.convergence()}")
 
     def wait_ready(self, timeout=30):
-        """Every started proxy reports ready (/healthz/ready) and the mesh converged."""
+        """Every started proxy reports ready (/healthz/ready) and the mesh converged; a proxy
+        that exited is an error."""
         for p in self.proxies:
-            if p.running():
-                p.wait_ready(timeout)
+            p.wait_ready(timeout)
         return self.wait_synced(timeout=timeout)
 
     def apply(self, files, changed=None, timeout=10):
