@@ -31,7 +31,11 @@ deps:
 		fi; \
 	fi
 
+# Says so before the first build, which compiles meshd and its Swift packages from source.
+FIRST_BUILD_NOTE = @[ -d .build ] || echo "==> first build: fetching and compiling meshd's Swift packages, about 5 minutes on 2 cores"
+
 build: deps
+	$(FIRST_BUILD_NOTE)
 	$(SWIFT) build --product meshd
 
 demo: build
@@ -41,6 +45,7 @@ proxy-demo: build
 	./examples/proxy-demo/run.sh $(MESHD)
 
 unit-test: deps
+	$(FIRST_BUILD_NOTE)
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
