@@ -54,6 +54,34 @@ public struct PluginTestConfig: Sendable {
     public init() {}
 }
 
+extension PluginTestConfig {
+    /// The settings of a plugin as the control plane sends it (a `luaPlugins` entry), checked
+    /// as the proxy checks them. Its code is the caller's to run.
+    public init(plugin: LuaPlugin) throws {
+        var settings = plugin
+        settings.inlineCode = ""
+        let parsed = try LuaPluginConfig(plugin: settings)
+        self.init()
+        name = parsed.name
+        failStrategy = parsed.failStrategy
+        limits = parsed.limits
+        pluginConfig = parsed.pluginConfig
+    }
+
+    /// The plugin settings as a `meshd.lua` filter config without code: what a config file overrides.
+    var filterConfig: [String: JSONValue] {
+        var filter: [String: JSONValue] = [
+            "inlineCode": .string(""),
+            "failStrategy": .string(failStrategy.rawValue),
+            "limits": .object(["instructions": .number(Double(limits.instructions)),
+                               "memoryBytes": .number(Double(limits.memoryBytes))]),
+        ]
+        if let name { filter["name"] = .string(name) }
+        if let pluginConfig { filter["pluginConfig"] = pluginConfig }
+        return filter
+    }
+}
+
 /// Reads the YAML files of `meshd plugin test`. Errors are `ConfigError`s naming the
 /// file, the line and the field.
 public enum PluginTestInput {
@@ -114,16 +142,25 @@ public enum PluginTestInput {
 
     /// `name`, `failStrategy`, `limits`, `pluginConfig` as in a `meshd.lua` filter config
     /// (checked by the same code), plus `route: {name, metadata}`, `downstream:
-    /// {remoteAddress, localAddress, tls, serverName}` and `bufferLimitBytes`.
-    public static func config(yaml text: String, file: String? = nil) throws -> PluginTestConfig {
+    /// {remoteAddress, localAddress, tls, serverName}` and `bufferLimitBytes`. What the file
+    /// gives overrides `base` (a plugin resource's settings); `limits` key by key.
+    public static func config(yaml text: String, file: String? = nil,
+                              base: PluginTestConfig = PluginTestConfig()) throws -> PluginTestConfig {
         let fields = try mapping(text, file: file, allowed: ["name", "failStrategy", "limits", "pluginConfig",
                                                              "route", "downstream", "bufferLimitBytes", "inlineCode"])
-        var c = PluginTestConfig()
-        var filter: [String: JSONValue] = ["inlineCode": .string("")]
+        var c = base
+        var filter = base.filterConfig
         for (key, node) in fields {
             let at = Where(file: file, path: key, node: node)
             switch key {
-            case "name", "failStrategy", "limits", "pluginConfig":
+            case "limits":
+                let given = try json(node, at)
+                if case .object(let overrides) = given, case .object(let limits)? = filter["limits"] {
+                    filter["limits"] = .object(limits.merging(overrides) { $1 })
+                } else {
+                    filter["limits"] = given
+                }
+            case "name", "failStrategy", "pluginConfig":
                 filter[key] = try json(node, at)
             case "inlineCode":
                 c.warnings.append("\(at.prefix)inlineCode is ignored: the plugin file given on the command line runs")
