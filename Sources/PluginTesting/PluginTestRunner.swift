@@ -72,7 +72,7 @@ public struct PluginTestResult: Sendable {
     /// Lines the script wrote (handle:logInfo() and friends, print()), in order.
     public var logs: [LogLine] = []
     public var errors: [ScriptError] = []
-    public var dynamicMetadata: [String: [String: String]] = [:]
+    public var dynamicMetadata: [String: [String: JSONValue]] = [:]
     public var routeCacheClears = 0
     public var httpCalls: [HTTPCall] = []
     /// The stream did not finish: the plugin still held something when the run ended.

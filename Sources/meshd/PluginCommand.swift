@@ -177,7 +177,7 @@ enum PluginTestReport {
         if r.dynamicMetadata.isEmpty { out("(none)") }
         for ns in r.dynamicMetadata.keys.sorted() {
             out("\(ns):")
-            for (k, v) in r.dynamicMetadata[ns]!.sorted(by: { $0.key < $1.key }) { out("  \(k): \(v)") }
+            for (k, v) in r.dynamicMetadata[ns]!.sorted(by: { $0.key < $1.key }) { out("  \(k): \(text(v))") }
         }
 
         if !r.httpCalls.isEmpty {
@@ -198,6 +198,14 @@ enum PluginTestReport {
         }
         out("")
         out(r.succeeded ? "result: ok" : "result: FAILED")
+    }
+
+    /// A metadata value: a string as it is, anything else as JSON (numbers, booleans, tables).
+    private static func text(_ value: JSONValue) -> String {
+        if let s = value.stringValue { return s }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? ""
     }
 
     private static func section(_ title: String) {

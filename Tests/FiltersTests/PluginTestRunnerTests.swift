@@ -70,7 +70,7 @@ final class PluginTestRunnerTests: XCTestCase {
         XCTAssertNil(result.localReply)
         XCTAssertEqual(result.logs.map { "\($0.level.rawValue):\($0.message)" },
                        ["info:loaded", "trace:t", "debug:d", "info:i", "warning:w", "error:e", "critical:c"])
-        XCTAssertEqual(result.dynamicMetadata, ["ns": ["k": "v"]])
+        XCTAssertEqual(result.dynamicMetadata, ["ns": ["k": .string("v")]])
     }
 
     func testRespondIsALocalReplyAndTheUpstreamIsNotCalled() throws {

@@ -23,6 +23,7 @@ enum PluginBuilder {
         var pluginConfig: JSONValue?
         var code: String?
         var limits: LuaPluginLimits?
+        var modules: [String: String]? = nil
         var modes: [String]
     }
 
@@ -32,7 +33,7 @@ enum PluginBuilder {
                    targetRefs: p.spec.targetRefs, phase: PluginPhase.proxyName(p.spec.phase), priority: p.spec.priority,
                    failStrategy: p.spec.failStrategy, pluginConfig: p.spec.pluginConfig, code: p.spec.code,
                    limits: p.spec.limits.map { LuaPluginLimits(instructions: $0.instructions, memoryBytes: $0.memoryBytes) },
-                   modes: p.spec.match.compactMap(\.mode))
+                   modules: p.spec.modules.isEmpty ? nil : p.spec.modules, modes: p.spec.match.compactMap(\.mode))
         }
         sources += ctx.store.trafficExtensions.compactMap { t in
             guard let lua = t.spec.lua else { return nil }
@@ -51,7 +52,7 @@ enum PluginBuilder {
             for (k, a) in attachments.enumerated() {
                 out.append(LuaPlugin(name: Naming.plugin(namespace: s.namespace, s.name, part: k + 1), phase: s.phase,
                                      priority: s.priority, failStrategy: s.failStrategy, inlineCode: code,
-                                     pluginConfig: s.pluginConfig, limits: s.limits, attachTo: a))
+                                     pluginConfig: s.pluginConfig, limits: s.limits, modules: s.modules, attachTo: a))
             }
         }
         return out.sorted { $0.name < $1.name }
