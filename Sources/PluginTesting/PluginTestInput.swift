@@ -39,6 +39,8 @@ public struct PluginTestConfig: Sendable {
     public var failStrategy = LuaPluginConfig.FailStrategy.failOpen
     public var limits = LuaLimits()
     public var pluginConfig: JSONValue?
+    /// What `require` may load: the plugin's own modules, compiled.
+    public var modules: [String: LuaScript] = [:]
     /// The selected route (`streamInfo():routeName()`) and its metadata (`metadata()`).
     public var routeName = "default"
     public var routeMetadata: JSONValue?
@@ -117,13 +119,14 @@ public enum PluginTestInput {
     /// {remoteAddress, localAddress, tls, serverName}` and `bufferLimitBytes`.
     public static func config(yaml text: String, file: String? = nil) throws -> PluginTestConfig {
         let fields = try mapping(text, file: file, allowed: ["name", "failStrategy", "limits", "pluginConfig",
-                                                             "route", "downstream", "bufferLimitBytes", "inlineCode"])
+                                                             "route", "downstream", "bufferLimitBytes", "inlineCode",
+                                                             "modules"])
         var c = PluginTestConfig()
         var filter: [String: JSONValue] = ["inlineCode": .string("")]
         for (key, node) in fields {
             let at = Where(file: file, path: key, node: node)
             switch key {
-            case "name", "failStrategy", "limits", "pluginConfig":
+            case "name", "failStrategy", "limits", "pluginConfig", "modules":
                 filter[key] = try json(node, at)
             case "inlineCode":
                 c.warnings.append("\(at.prefix)inlineCode is ignored: the plugin file given on the command line runs")
@@ -165,6 +168,7 @@ public enum PluginTestInput {
         c.failStrategy = parsed.failStrategy
         c.limits = parsed.limits
         c.pluginConfig = parsed.pluginConfig
+        c.modules = parsed.modules
         return c
     }
 

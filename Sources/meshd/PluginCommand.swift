@@ -48,6 +48,7 @@ struct PluginTestCommand: ParsableCommand {
           failStrategy: FAIL_OPEN       # FAIL_CLOSE: a script error answers 500
           limits: {instructions: 10000000, memoryBytes: 16777216}
           pluginConfig: {any: value}    # handle:filterContext()
+          modules: {lib.util: "return {}"}  # what require() may load
           route: {name: default, metadata: {team: blue}}
           downstream:                   # what streamInfo() reports
             remoteAddress: 127.0.0.1:51000
@@ -61,8 +62,10 @@ struct PluginTestCommand: ParsableCommand {
         clearRouteCache() is counted; there is no route table, so the route stays the configured one.
 
         Exit status: 0 when the plugin ran without error; 1 on a script error (compile error, top-level \
-        or handler error, exceeded limits) or when the plugin never released the request or response; \
-        2 when an input file cannot be read or is invalid.
+        or handler error, exceeded limits), when the plugin never released the request or response, or \
+        when the request or response it printed is not a valid HTTP message (content-length against the \
+        body, header names and values, a body on a 204/304 or HEAD response); 2 when an input file \
+        cannot be read or is invalid.
         """
     )
 
@@ -191,10 +194,11 @@ enum PluginTestReport {
             out("clearRouteCache() called \(r.routeCacheClears) time(s) (offline the route does not change)")
         }
 
-        if !r.errors.isEmpty || !r.stalls.isEmpty {
+        if !r.errors.isEmpty || !r.stalls.isEmpty || !r.invalid.isEmpty {
             section("errors")
             for e in r.errors { out("\(e.phase): \(e.message)") }
             for s in r.stalls { out(s) }
+            for i in r.invalid { out(i) }
         }
         out("")
         out(r.succeeded ? "result: ok" : "result: FAILED")
