@@ -175,6 +175,7 @@ final class LuaFidelityTests: XCTestCase {
           h:headers():add("x-verify", tostring(ok) .. ":" .. tostring(err) .. ":" .. tostring(bad))
           h:headers():add("x-bogus", tostring(h:importPublicKey("bogus", 5):get()))
           h:headers():add("x-b64", tostring(h:base64Decode("aGVsbG8")) .. ":" .. tostring(h:base64Decode("!!")))
+          h:headers():add("x-ts", select(2, pcall(h.timestampString, h, "SECOND")))
         end
         """)
         s.sendRequest()
@@ -182,6 +183,7 @@ final class LuaFidelityTests: XCTestCase {
         XCTAssertEqual(s.upstream("x-verify"), "true:nil:false")
         XCTAssertEqual(s.upstream("x-bogus"), "nil")
         XCTAssertEqual(s.upstream("x-b64"), "hello:nil")
+        XCTAssertEqual(s.upstream("x-ts"), "timestamp format must be MILLISECOND or MICROSECOND.")
     }
 
     func testLoggingANonStringRaisesLuasArgumentErrorAndEveryObjectLogs() throws {

@@ -181,3 +181,27 @@ end
     assert seen["x-version"].startswith("TLSv1.")
     assert seen["x-local-dns"] == "localhost"
     assert seen["x-pem-start"] == "-----BEGIN%20CERTIFICATE-----%0A"
+
+
+def test_route_and_virtual_host_metadata_from_their_config(mesh):
+    up = mesh.upstream("app")
+    port = free_port()
+    config = simple_config(port, up, routes=[
+        {"name": "orders", "match": {"prefix": "/orders"}, "route": {"cluster": "app"},
+         "perFilterConfig": {"fidelity": {"metadata": {"team": "payments", "tier": 1}}}},
+        {"name": "default", "match": {"prefix": "/"}, "route": {"cluster": "app"}}])
+    config["routeConfigs"][0]["virtualHosts"][0]["perFilterConfig"] = {"meshd.lua": {"metadata": {"zone": "eu"}}}
+    config["luaPlugins"] = [{"name": "fidelity", "inlineCode": """
+function envoy_on_request(h)
+  local r, v = h:route():metadata(), h:virtualHost():metadata()
+  h:headers():add("x-route", tostring(r:get("team")) .. "/" .. tostring(r:get("tier")))
+  h:headers():add("x-vhost", tostring(v:get("zone")))
+end
+"""}]
+    mesh.proxy(config)
+    _, _, _, body = get(port, "/orders/7")
+    seen = json.loads(body)["headers"]
+    assert (seen["x-route"], seen["x-vhost"]) == ("payments/1", "eu")
+    _, _, _, body = get(port, "/")
+    seen = json.loads(body)["headers"]
+    assert (seen["x-route"], seen["x-vhost"]) == ("nil/nil", "eu")

@@ -209,7 +209,7 @@ package enum LuaHandleAPI {
         _ = try LuaObjects.scope(L, .handle)
         let resolution = LuaObjects.string(L, 2) ?? "MILLISECOND"
         guard resolution == "MILLISECOND" || resolution == "MICROSECOND" else {
-            throw LuaRaise("timestamp resolution must be EnvoyTimestampResolution.MILLISECOND or MICROSECOND")
+            throw LuaRaise("timestamp format must be MILLISECOND or MICROSECOND.")
         }
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
