@@ -39,6 +39,8 @@ public struct PluginTestConfig: Sendable {
     public var failStrategy = LuaPluginConfig.FailStrategy.failOpen
     public var limits = LuaLimits()
     public var pluginConfig: JSONValue?
+    /// What `require` may load: the plugin's own modules, compiled.
+    public var modules: [String: LuaScript] = [:]
     /// The selected route (`streamInfo():routeName()`) and its metadata (`metadata()`).
     public var routeName = "default"
     public var routeMetadata: JSONValue?
@@ -66,6 +68,7 @@ extension PluginTestConfig {
         failStrategy = parsed.failStrategy
         limits = parsed.limits
         pluginConfig = parsed.pluginConfig
+        modules = parsed.modules
     }
 
     /// The plugin settings as a `meshd.lua` filter config without code: what a config file overrides.
@@ -78,6 +81,7 @@ extension PluginTestConfig {
         ]
         if let name { filter["name"] = .string(name) }
         if let pluginConfig { filter["pluginConfig"] = pluginConfig }
+        if !modules.isEmpty { filter["modules"] = .object(modules.mapValues { .string($0.source) }) }
         return filter
     }
 }
@@ -147,7 +151,8 @@ public enum PluginTestInput {
     public static func config(yaml text: String, file: String? = nil,
                               base: PluginTestConfig = PluginTestConfig()) throws -> PluginTestConfig {
         let fields = try mapping(text, file: file, allowed: ["name", "failStrategy", "limits", "pluginConfig",
-                                                             "route", "downstream", "bufferLimitBytes", "inlineCode"])
+                                                             "route", "downstream", "bufferLimitBytes", "inlineCode",
+                                                             "modules"])
         var c = base
         var filter = base.filterConfig
         for (key, node) in fields {
@@ -160,7 +165,7 @@ public enum PluginTestInput {
                 } else {
                     filter["limits"] = given
                 }
-            case "name", "failStrategy", "pluginConfig":
+            case "name", "failStrategy", "pluginConfig", "modules":
                 filter[key] = try json(node, at)
             case "inlineCode":
                 c.warnings.append("\(at.prefix)inlineCode is ignored: the plugin file given on the command line runs")
@@ -202,6 +207,7 @@ public enum PluginTestInput {
         c.failStrategy = parsed.failStrategy
         c.limits = parsed.limits
         c.pluginConfig = parsed.pluginConfig
+        c.modules = parsed.modules
         return c
     }
 

@@ -72,13 +72,16 @@ public struct PluginTestResult: Sendable {
     /// Lines the script wrote (handle:logInfo() and friends, print()), in order.
     public var logs: [LogLine] = []
     public var errors: [ScriptError] = []
-    public var dynamicMetadata: [String: [String: String]] = [:]
+    public var dynamicMetadata: [String: [String: JSONValue]] = [:]
     public var routeCacheClears = 0
     public var httpCalls: [HTTPCall] = []
     /// The stream did not finish: the plugin still held something when the run ended.
     public var stalls: [String] = []
+    /// The request or response the run printed could not go on the wire as it is
+    /// (content-length against the body, header syntax, a body where none may be).
+    public var invalid: [String] = []
 
-    public var succeeded: Bool { errors.isEmpty && stalls.isEmpty }
+    public var succeeded: Bool { errors.isEmpty && stalls.isEmpty && invalid.isEmpty }
 }
 
 /// The VM could not be made (no memory for a Lua state).
@@ -107,7 +110,7 @@ public final class PluginTestRunner {
         let name = config.name ?? name
         let script = try LuaScript(source: source, name: name)
         plugin = LuaPluginConfig(name: name, script: script, failStrategy: config.failStrategy,
-                                 limits: config.limits, pluginConfig: config.pluginConfig)
+                                 limits: config.limits, pluginConfig: config.pluginConfig, modules: config.modules)
         self.config = config
         let collector = logs
         let logger = Logger(label: "meshd.lua") { _ in PluginTestLogHandler(collector: collector) }
@@ -195,12 +198,16 @@ public final class PluginTestRunner {
         loop.run()
 
         if let head = stream.upstreamHead {
-            result.upstreamRequest = .init(head: head, body: Array(buffer: stream.upstreamBody),
-                                           trailers: stream.upstreamTrailers, complete: stream.upstreamEnded)
+            let up = PluginTestResult.UpstreamRequest(head: head, body: Array(buffer: stream.upstreamBody),
+                                                      trailers: stream.upstreamTrailers, complete: stream.upstreamEnded)
+            result.upstreamRequest = up
+            result.invalid += PluginTestMessageCheck.request(up)
         }
         if let head = stream.clientHead {
-            result.response = .init(head: head, body: Array(buffer: stream.clientBody),
-                                    trailers: stream.clientTrailers, complete: stream.clientEnded)
+            let response = PluginTestResult.ClientResponse(head: head, body: Array(buffer: stream.clientBody),
+                                                           trailers: stream.clientTrailers, complete: stream.clientEnded)
+            result.response = response
+            result.invalid += PluginTestMessageCheck.response(response, requestMethod: request.method)
         }
         if let reply = stream.localReply {
             result.localReply = .init(status: reply.status, headers: reply.headers, body: reply.body, origin: reply.origin)

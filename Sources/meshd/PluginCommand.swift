@@ -55,6 +55,7 @@ struct PluginTestCommand: ParsableCommand {
           failStrategy: FAIL_OPEN       # FAIL_CLOSE: a script error answers 500
           limits: {instructions: 10000000, memoryBytes: 16777216}
           pluginConfig: {any: value}    # handle:filterContext()
+          modules: {lib.util: "return {}"}  # what require() may load
           route: {name: default, metadata: {team: blue}}
           downstream:                   # what streamInfo() reports
             remoteAddress: 127.0.0.1:51000
@@ -68,9 +69,11 @@ struct PluginTestCommand: ParsableCommand {
         clearRouteCache() is counted; there is no route table, so the route stays the configured one.
 
         Exit status: 0 when the plugin ran without error; 1 on a script error (compile error, top-level \
-        or handler error, exceeded limits) or when the plugin never released the request or response; \
-        2 when an input file cannot be read or is invalid (for a plugin resource: whatever `meshd validate` \
-        refuses, a Lua syntax error included).
+        or handler error, exceeded limits), when the plugin never released the request or response, or \
+        when the request or response it printed is not a valid HTTP message (content-length against the \
+        body, header names and values, a body on a 204/304 or HEAD response); 2 when an input file cannot \
+        be read or is invalid (for a plugin resource: whatever `meshd validate` refuses, a Lua syntax error \
+        included).
         """
     )
 
@@ -210,7 +213,7 @@ enum PluginTestReport {
         if r.dynamicMetadata.isEmpty { out("(none)") }
         for ns in r.dynamicMetadata.keys.sorted() {
             out("\(ns):")
-            for (k, v) in r.dynamicMetadata[ns]!.sorted(by: { $0.key < $1.key }) { out("  \(k): \(v)") }
+            for (k, v) in r.dynamicMetadata[ns]!.sorted(by: { $0.key < $1.key }) { out("  \(k): \(text(v))") }
         }
 
         if !r.httpCalls.isEmpty {
@@ -224,13 +227,22 @@ enum PluginTestReport {
             out("clearRouteCache() called \(r.routeCacheClears) time(s) (offline the route does not change)")
         }
 
-        if !r.errors.isEmpty || !r.stalls.isEmpty {
+        if !r.errors.isEmpty || !r.stalls.isEmpty || !r.invalid.isEmpty {
             section("errors")
             for e in r.errors { out("\(e.phase): \(e.message)") }
             for s in r.stalls { out(s) }
+            for i in r.invalid { out(i) }
         }
         out("")
         out(r.succeeded ? "result: ok" : "result: FAILED")
+    }
+
+    /// A metadata value: a string as it is, anything else as JSON (numbers, booleans, tables).
+    private static func text(_ value: JSONValue) -> String {
+        if let s = value.stringValue { return s }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? ""
     }
 
     private static func section(_ title: String) {

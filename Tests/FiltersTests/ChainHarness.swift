@@ -110,7 +110,8 @@ final class ChainHarness: StreamControl {
 
     func upstream(_ name: String) -> String? { upstreamHead?.headers.first(name: name) }
     func client(_ name: String) -> String? { clientHead?.headers.first(name: name) }
-    func dynamic(_ ns: String, _ key: String) -> String? { streamInfo.dynamicMetadata[ns]?[key] }
+    /// A dynamic metadata value that is a string (the typed value: `streamInfo.dynamicMetadata`).
+    func dynamic(_ ns: String, _ key: String) -> String? { streamInfo.dynamicMetadata[ns]?[key]?.stringValue }
 
     // MARK: StreamControl
 

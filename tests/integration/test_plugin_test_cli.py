@@ -74,6 +74,25 @@ def test_script_error_exits_1_with_line(tmp_path):
     assert "result: FAILED" in r.stdout
 
 
+def test_invalid_message_is_a_failure(tmp_path):
+    plugin = tmp_path / "length.lua"
+    plugin.write_text('function envoy_on_response(h) h:headers():replace("content-length", "10") end\n')
+    r = run(tmp_path, str(plugin), "path: /\n", "headers: {content-length: '2'}\nbody: ok\n")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert ("the response to the client is not a valid HTTP message: content-length says 10 but the body has 2 bytes"
+            in section(r.stdout, "errors"))
+    assert "result: FAILED" in r.stdout
+
+
+def test_body_made_for_a_response_without_one_is_a_valid_message(tmp_path):
+    plugin = tmp_path / "made.lua"
+    plugin.write_text('function envoy_on_response(h) h:body(true):setBytes("ok") end\n')
+    r = run(tmp_path, str(plugin), "path: /\n")
+    assert r.returncode == 0, r.stdout + r.stderr
+    resp = section(r.stdout, "response to client")
+    assert "content-length: 2" in resp and resp.rstrip().endswith("ok"), resp
+
+
 def test_compile_error_exits_1_with_line(tmp_path):
     plugin = tmp_path / "syntax.lua"
     plugin.write_text("function envoy_on_request(h)\n  if then\nend\n")

@@ -20,6 +20,8 @@ public struct PluginDefinition: Sendable, Equatable {
     public var failStrategy: String?
     public var pluginConfig: JSONValue?
     public var limits: LuaPluginLimits?
+    /// Modules the code may `require`, by name (nil: none).
+    public var modules: [String: String]?
     /// The Lua source as loaded; nil or empty when it could not be read (the Validator says why).
     public var code: String?
 
@@ -31,7 +33,7 @@ public struct PluginDefinition: Sendable, Equatable {
                              modes: p.spec.match.compactMap(\.mode), phase: PluginPhase.proxyName(p.spec.phase),
                              priority: p.spec.priority, failStrategy: p.spec.failStrategy, pluginConfig: p.spec.pluginConfig,
                              limits: p.spec.limits.map { LuaPluginLimits(instructions: $0.instructions, memoryBytes: $0.memoryBytes) },
-                             code: p.spec.code)
+                             modules: p.spec.modules.isEmpty ? nil : p.spec.modules, code: p.spec.code)
         }
         let extensions = store.trafficExtensions.compactMap { t -> PluginDefinition? in
             guard let lua = t.spec.lua else { return nil }
@@ -39,7 +41,7 @@ public struct PluginDefinition: Sendable, Equatable {
                                     selector: t.spec.selector?.matchLabels, targetRefs: t.spec.targetRefs,
                                     modes: t.spec.match.compactMap(\.mode), phase: PluginPhase.proxyName(t.spec.phase),
                                     priority: t.spec.priority, failStrategy: nil, pluginConfig: nil, limits: nil,
-                                    code: lua.inlineCode)
+                                    modules: nil, code: lua.inlineCode)
         }
         return plugins + extensions
     }
@@ -50,6 +52,6 @@ public struct PluginDefinition: Sendable, Equatable {
         guard let code, !code.isEmpty else { return nil }
         return LuaPlugin(name: Naming.plugin(namespace: namespace, name, part: part), phase: phase, priority: priority,
                          failStrategy: failStrategy, inlineCode: code, pluginConfig: pluginConfig, limits: limits,
-                         attachTo: attachTo)
+                         modules: modules, attachTo: attachTo)
     }
 }
