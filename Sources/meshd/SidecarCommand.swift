@@ -50,6 +50,10 @@ struct ManagedProxyOptions: ParsableArguments {
     @Option(name: .customLong("drain-timeout"), help: "Seconds to let in-flight requests finish on SIGTERM.")
     var drainTimeout: Double = 5
 
+    @Option(name: .customLong("max-downstream-connections"),
+            help: "Open client connections allowed across all listeners; default: half the open-file limit left after 128.")
+    var maxDownstreamConnections: Int?
+
     var labelMap: [String: String] {
         var out: [String: String] = [:]
         for pair in labels.split(separator: ",") {
@@ -63,7 +67,8 @@ struct ManagedProxyOptions: ParsableArguments {
     func run(kind: String, inboundPort: Int, outboundPort: Int, appPort: Int, label: String) throws -> Never {
         let logger = ProcessLogging.bootstrap(level: logLevel, label: label)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, concurrency))
-        let runtime = try ProxyRuntime(group: group, registry: FilterCatalog.registry, bootstrap: Bootstrap(), logger: logger)
+        let runtime = try ProxyRuntime(group: group, registry: FilterCatalog.registry, bootstrap: Bootstrap(), logger: logger,
+                                       maxDownstreamConnections: maxDownstreamConnections)
         try runtime.start()
         let admin = try AdminServer(runtime: runtime, watcher: nil, host: "127.0.0.1", port: adminPort)
         var node = Meshd_Discovery_V1_Node()
@@ -84,6 +89,11 @@ struct ManagedProxyOptions: ParsableArguments {
         client.start()
         logger.info("\(kind) started", metadata: ["id": "\(node.id)", "admin": "\(node.adminAddress)"])
         let drainSeconds = drainTimeout
+        // SIGHUP keeps its "logged and ignored": the config comes from the control plane.
+        ProcessLogging.onReopenLogs {
+            runtime.flushAccessLogs()
+            logger.info("SIGUSR1: access log flushed (it goes to stdout: no file to reopen)")
+        }
         ProcessLogging.onTerminate {
             client.stop()
             _ = runtime.drain(timeout: .milliseconds(Int64(drainSeconds * 1000)))
