@@ -1,7 +1,7 @@
 @testable import FilterHost
 import MeshAPI
 import NIOCore
-import NIOEmbedded
+import NIOPosix
 import Transport
 import XCTest
 
@@ -9,42 +9,48 @@ import XCTest
 /// (tests/integration/test_connection_limits.py and test_http2_abuse.py drive them for real).
 final class ConnectionLimitsTests: XCTestCase {
     private final class Target: TimerTarget {
-        var fired = 0
-        func timerFired(_ token: LoopTimers.Token) { fired += 1 }
+        var fired: [NIODeadline] = []
+        func timerFired(_ token: LoopTimers.Token) { fired.append(.now()) }
     }
 
     /// A keep-alive request arms and cancels an idle timer; the slots must not pile up
     /// for the whole idle timeout (300 s) after they are cancelled.
-    func testCancelledTimersDoNotAccumulate() {
-        let loop = EmbeddedEventLoop()
-        let timers = LoopTimers(eventLoop: loop)
-        let target = Target()
-        let live = (0..<10).map { _ in timers.arm(after: .seconds(300), target) }
-        for _ in 0..<10_000 {
-            timers.cancel(timers.arm(after: .seconds(300), target))
-        }
-        XCTAssertEqual(timers.counts.live, 10)
-        XCTAssertLessThan(timers.counts.stored, 200)
-        // The live ones still fire, on time.
-        loop.advanceTime(by: .seconds(299))
-        XCTAssertEqual(target.fired, 0)
-        loop.advanceTime(by: .seconds(1))
-        XCTAssertEqual(target.fired, 10)
-        XCTAssertEqual(timers.counts.stored, 0)
-        _ = live
+    func testCancelledTimersDoNotAccumulate() throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let loop = group.next()
+        let counts = try loop.submit { () -> (Int, Int) in
+            let timers = LoopTimers(eventLoop: loop)
+            let target = Target()
+            for _ in 0..<10 { _ = timers.arm(after: .seconds(300), target) }
+            for _ in 0..<10_000 { timers.cancel(timers.arm(after: .seconds(300), target)) }
+            return timers.counts
+        }.wait()
+        XCTAssertEqual(counts.0, 10)
+        XCTAssertLessThan(counts.1, 200)
     }
 
-    /// A timer counted from an earlier start fires then, unless a later-armed one is ahead
-    /// of it in the queue: then no later than a timer armed now.
-    func testTimerArmedFromAnEarlierStart() {
-        let loop = EmbeddedEventLoop()
-        let timers = LoopTimers(eventLoop: loop)
-        let target = Target()
-        let accepted = NIODeadline.now()
-        loop.advanceTime(by: .seconds(4))
-        _ = timers.arm(after: .seconds(10), from: accepted, target)
-        loop.advanceTime(by: .seconds(6))
-        XCTAssertEqual(target.fired, 1)
+    /// Timers fire on time after compactions, and one counted from an earlier start
+    /// (a connection's accept) fires that much sooner.
+    func testTimersFireOnTime() throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let loop = group.next()
+        let start = NIODeadline.now()
+        let (fired, stored) = try loop.submit { () -> EventLoopFuture<([NIODeadline], Int)> in
+            let timers = LoopTimers(eventLoop: loop)
+            let target = Target()
+            _ = timers.arm(after: .milliseconds(300), from: start - .milliseconds(200), target)
+            for _ in 0..<1_000 { timers.cancel(timers.arm(after: .milliseconds(300), target)) }
+            _ = timers.arm(after: .milliseconds(300), target)
+            return loop.assumeIsolated().scheduleTask(in: .milliseconds(600)) {
+                (target.fired, timers.counts.stored)
+            }.futureResult
+        }.wait().wait()
+        XCTAssertEqual(fired.count, 2)
+        XCTAssertLessThan(fired[0] - start, .milliseconds(250))
+        XCTAssertGreaterThanOrEqual(fired[1] - start, .milliseconds(300))
+        XCTAssertEqual(stored, 0)
     }
 
     func testEmptyFrameLimit() {
