@@ -61,11 +61,19 @@ public struct Listener: Codable, Sendable, Equatable {
     public var http2MaxResetsPerWindow: Int?
     /// Emit an access log line per request (default true).
     public var accessLog: Bool?
+    /// Connections open at once on this listener (Envoy's listener connection limit); one
+    /// more is refused at accept. Default: no cap of its own, the process-wide one applies.
+    public var maxConnections: Int?
+    /// HTTP/2 flood limits, Envoy's `Http2ProtocolOptions` of the same names (defaults 100, 1, 10);
+    /// past one the connection gets GOAWAY(ENHANCE_YOUR_CALM) and is closed.
+    public var http2MaxInboundPriorityFramesPerStream: Int?
+    public var http2MaxConsecutiveInboundFramesWithEmptyPayload: Int?
+    public var http2MaxInboundWindowUpdateFramesPerDataFrameSent: Int?
 
     public init(name: String, address: String, port: Int, tls: ListenerTLS? = nil, routeConfig: String,
                 httpFilters: [HTTPFilterConfig]? = nil, idleTimeoutMs: Int? = nil, requestHeadersTimeoutMs: Int? = nil,
                 maxRequestHeadersKb: Int? = nil, perConnectionBufferLimitBytes: Int? = nil,
-                http2MaxResetsPerWindow: Int? = nil, accessLog: Bool? = nil) {
+                http2MaxResetsPerWindow: Int? = nil, accessLog: Bool? = nil, maxConnections: Int? = nil) {
         self.name = name
         self.address = address
         self.port = port
@@ -78,6 +86,7 @@ public struct Listener: Codable, Sendable, Equatable {
         self.perConnectionBufferLimitBytes = perConnectionBufferLimitBytes
         self.http2MaxResetsPerWindow = http2MaxResetsPerWindow
         self.accessLog = accessLog
+        self.maxConnections = maxConnections
     }
 }
 

@@ -85,6 +85,10 @@ struct ControlPlaneCommand: ParsableCommand {
         watcher.start()
         logger.info("control plane serving", metadata: ["discovery": "\(address):\(discovery.port ?? 0)",
                                                        "status": "\(address):\(status.port ?? 0)"])
+        ProcessLogging.onReload {
+            logger.info("SIGHUP: re-reading the config directory")
+            watcher.fireNow()
+        }
         ProcessLogging.onTerminate {
             watcher.stop()
             discovery.close()

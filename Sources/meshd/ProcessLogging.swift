@@ -14,19 +14,43 @@ enum ProcessLogging {
         return Logger(label: label)
     }
 
-    nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
+    private static let queue = DispatchQueue(label: "meshd.signals")
 
-    /// Runs `body` once on SIGTERM or SIGINT, off the event loops.
+    /// Runs `body` once on SIGTERM or SIGINT, off the event loops. SIGHUP and SIGUSR1, whose
+    /// default action would kill the process without a drain, are logged and ignored
+    /// unless `onReload` / `onReopenLogs` give them a job.
     static func onTerminate(_ body: @escaping @Sendable () -> Void) {
-        let queue = DispatchQueue(label: "meshd.signals")
         let once = OnceFlag()
         for sig in [SIGTERM, SIGINT] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-            source.setEventHandler { if once.claim() { body() } }
-            source.resume()
-            sources.append(source)
+            handle(sig) { if once.claim() { body() } }
         }
+        let logger = Logger(label: "meshd.signals")
+        for (sig, name) in [(SIGHUP, "SIGHUP"), (SIGUSR1, "SIGUSR1")] where handlers[sig] == nil {
+            handle(sig) { logger.notice("\(name) received: nothing to do, ignored") }
+        }
+    }
+
+    /// SIGHUP: re-read the configuration now (what operators expect of a daemon).
+    static func onReload(_ body: @escaping @Sendable () -> Void) {
+        handle(SIGHUP, body)
+    }
+
+    /// SIGUSR1: the access log goes to stdout, so there is no file to reopen; it is flushed.
+    static func onReopenLogs(_ body: @escaping @Sendable () -> Void) {
+        handle(SIGUSR1, body)
+    }
+
+    nonisolated(unsafe) private static var handlers: [Int32: DispatchSourceSignal] = [:]
+
+    /// Replaces the signal's default action with `body`, run on the signal queue.
+    /// Call from the main thread before `dispatchMain()`.
+    private static func handle(_ sig: Int32, _ body: @escaping @Sendable () -> Void) {
+        handlers[sig]?.cancel()
+        signal(sig, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+        source.setEventHandler(handler: body)
+        source.resume()
+        handlers[sig] = source
     }
 }
 

@@ -23,7 +23,9 @@ struct ProxyCommand: ParsableCommand {
         /config_dump, and the last good one keeps serving.
 
         SIGTERM or SIGINT drains: listeners close, in-flight requests finish (up to
-        --drain-timeout), then the process exits 0. The access log goes to stdout, logs to stderr.
+        --drain-timeout), then the process exits 0. SIGHUP re-reads the bootstrap now (as
+        POST /reload). SIGUSR1 flushes the access log. The access log goes to stdout, logs
+        to stderr.
         """
     )
 
@@ -48,6 +50,10 @@ struct ProxyCommand: ParsableCommand {
     @Option(name: .customLong("watch-interval-ms"), help: "How often the bootstrap file is checked for changes (0 disables).")
     var watchIntervalMs: Int = 500
 
+    @Option(name: .customLong("max-downstream-connections"),
+            help: "Open client connections allowed across all listeners; default: half the open-file limit left after 128.")
+    var maxDownstreamConnections: Int?
+
     func run() throws {
         let logger = ProcessLogging.bootstrap(level: logLevel, label: "meshd.proxy")
         let text: String
@@ -63,7 +69,8 @@ struct ProxyCommand: ParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, concurrency))
         let runtime: ProxyRuntime
         do {
-            runtime = try ProxyRuntime(group: group, registry: FilterCatalog.registry, bootstrap: bootstrap, logger: logger)
+            runtime = try ProxyRuntime(group: group, registry: FilterCatalog.registry, bootstrap: bootstrap, logger: logger,
+                                       maxDownstreamConnections: maxDownstreamConnections)
             try runtime.start()
         } catch let e as ConfigError {
             throw ValidationError("invalid config: \(e.description)")
@@ -81,6 +88,17 @@ struct ProxyCommand: ParsableCommand {
         }
         let drainSeconds = drainTimeout
         let adminServer = admin
+        ProcessLogging.onReload {
+            switch watcher.reload(force: true) {
+            case .success(let version): logger.info("SIGHUP: bootstrap re-read", metadata: ["version": "\(version)"])
+            case .failure(let e): logger.error("SIGHUP: bootstrap refused", metadata: ["reason": "\(e.description)"])
+            case nil: logger.info("SIGHUP: bootstrap re-read, unchanged")
+            }
+        }
+        ProcessLogging.onReopenLogs {
+            runtime.flushAccessLogs()
+            logger.info("SIGUSR1: access log flushed (it goes to stdout: no file to reopen)")
+        }
         ProcessLogging.onTerminate {
             logger.info("draining", metadata: ["timeout_s": "\(drainSeconds)"])
             let clean = runtime.drain(timeout: .milliseconds(Int64(drainSeconds * 1000)))

@@ -54,6 +54,10 @@ struct ManagedProxyOptions: ParsableArguments {
     @Option(name: .customLong("drain-timeout"), help: "Seconds to let in-flight requests finish on SIGTERM.")
     var drainTimeout: Double = 5
 
+    @Option(name: .customLong("max-downstream-connections"),
+            help: "Open client connections allowed across all listeners; default: half the open-file limit left after 128.")
+    var maxDownstreamConnections: Int?
+
     var labelMap: [String: String] {
         var out: [String: String] = [:]
         for pair in labels.split(separator: ",") {
@@ -67,7 +71,8 @@ struct ManagedProxyOptions: ParsableArguments {
     func run(kind: String, inboundPort: Int, outboundPort: Int, appPort: Int, label: String) throws -> Never {
         let logger = ProcessLogging.bootstrap(level: logLevel, label: label)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, concurrency))
-        let runtime = try ProxyRuntime(group: group, registry: FilterCatalog.registry, bootstrap: Bootstrap(), logger: logger)
+        let runtime = try ProxyRuntime(group: group, registry: FilterCatalog.registry, bootstrap: Bootstrap(), logger: logger,
+                                       maxDownstreamConnections: maxDownstreamConnections)
         try runtime.start()
         // Ready (admin /ready, /healthz/ready) once the control plane's first config is applied.
         let discovery = ClientRef()
@@ -111,6 +116,11 @@ struct ManagedProxyOptions: ParsableArguments {
                                                   "health": "\(health?.port.map { "\(address):\($0)" } ?? "off")"])
         let drainSeconds = drainTimeout
         let healthServer = health
+        // SIGHUP keeps its "logged and ignored": the config comes from the control plane.
+        ProcessLogging.onReopenLogs {
+            runtime.flushAccessLogs()
+            logger.info("SIGUSR1: access log flushed (it goes to stdout: no file to reopen)")
+        }
         ProcessLogging.onTerminate {
             client.stop()
             _ = runtime.drain(timeout: .milliseconds(Int64(drainSeconds * 1000)))

@@ -88,12 +88,12 @@ class Process:
 
 
 class Proxy:
-    def __init__(self, mesh, config, concurrency, extra_args):
+    def __init__(self, mesh, config, concurrency, extra_args, launcher=()):
         self.mesh = mesh
         self.config_path = os.path.join(mesh.workdir, f"proxy-{len(mesh.processes)}.yaml")
         self.admin_port = free_port()
         self.write_config(config)
-        args = [MESHD, "proxy", "--config", self.config_path, "--admin-port", str(self.admin_port),
+        args = [*launcher, MESHD, "proxy", "--config", self.config_path, "--admin-port", str(self.admin_port),
                 "--concurrency", str(concurrency), "--watch-interval-ms", "100", "--drain-timeout", "5"] + extra_args
         self.process = mesh.start(args, "proxy")
         wait_for_port(self.admin_port)
@@ -165,8 +165,9 @@ class Mesh:
         wait_for_port(port)
         return port
 
-    def proxy(self, config, concurrency=2, extra_args=()):
-        return Proxy(self, config, concurrency, list(extra_args))
+    def proxy(self, config, concurrency=2, extra_args=(), launcher=()):
+        """`launcher`: a command prefix, e.g. ("prlimit", "--nofile=600") (it must exec meshd)."""
+        return Proxy(self, config, concurrency, list(extra_args), launcher)
 
     def stop_all(self):
         for p in reversed(self.processes):

@@ -115,3 +115,56 @@ def test_client_that_goes_away_is_logged_DC(mesh):
         proxy.wait_active_requests(1)
     line = proxy.access_log(wait_lines=1)[0]
     assert '"GET /delay/3000 HTTP/1.1" 0 DC ' in line, line
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+    b"GET / HTTP/1.1\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a, b\r\n\r\n",
+], ids=["two_hosts", "no_host", "two_hosts_in_one_line"])
+def test_http11_request_without_exactly_one_host_is_400(proxied, request_bytes):
+    """RFC 9112 §3.2: answered 400, never forwarded."""
+    proxy, port = proxied
+    answer = raw_request(port, request_bytes)
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert proxy.stat("meshd_upstream_rq_total") == 0
+    # HTTP/1.0 may omit Host.
+    assert raw_request(port, b"GET / HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.0 200")
+
+
+def test_connect_gets_a_complete_404_and_the_connection_closes(proxied):
+    proxy, port = proxied
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+        start = time.time()
+        answer = b""
+        while True:
+            b = s.recv(4096)
+            if not b:
+                break
+            answer += b
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 404"), answer
+    assert b"connection: close" in head.lower()
+    assert b"content-length: %d" % len(body) in head.lower(), answer
+    assert time.time() - start < 2  # closed by the proxy at once, not at the idle timeout
+    assert proxy.stat("meshd_upstream_rq_total") == 0
+
+
+def test_http2_connect_is_404_no_route_even_where_a_regex_matches_anything(mesh):
+    """No route tunnels CONNECT (Envoy needs a connect_matcher for that)."""
+    import h2frames as h2
+    up = mesh.upstream("app")
+    port = free_port()
+    proxy = mesh.proxy(simple_config(port, up, routes=[
+        {"name": "any", "match": {"safeRegex": ".*"}, "route": {"cluster": "app"}}]))
+    conn = h2.Connection(port)
+    conn.start()
+    block = h2.hpack_int(2, 4, 0) + h2.hpack_string("CONNECT") + h2.hpack_int(1, 4, 0) + h2.hpack_string("example.com:443")
+    conn.send(h2.frame(h2.HEADERS, h2.END_HEADERS, 1, block))
+    got = conn.frames(lambda k, f, s, p: s == 1 and k in (h2.HEADERS, h2.RST_STREAM))
+    # :status 404 from the static table (index 13) or as a literal.
+    heads = [p for k, _, s, p in got if k == h2.HEADERS and s == 1]
+    assert heads and (heads[0][:1] == b"\x8d" or b"404" in heads[0]), got
+    assert proxy.stat("meshd_upstream_rq_total") == 0
+    assert " NR " in proxy.access_log(wait_lines=1)[0]

@@ -41,3 +41,24 @@ def test_drain_timeout_bounds_shutdown(mesh):
     assert proxy.process.stop(signal.SIGTERM, timeout=20) == 0
     assert time.time() - start < 9  # --drain-timeout 5
     t.join()
+
+
+def test_sighup_reloads_the_bootstrap_and_sigusr1_does_not_kill(mesh):
+    up = mesh.upstream("app")
+    port = free_port()
+    # File watching off: only the signal can make the change visible.
+    proxy = mesh.proxy(simple_config(port, up), extra_args=["--watch-interval-ms", "0"])
+    config = simple_config(port, up, routes=[
+        {"name": "d", "match": {"prefix": "/"}, "directResponse": {"status": 202, "body": "reloaded"}}])
+    proxy.write_config(config)
+    proxy.process.proc.send_signal(signal.SIGHUP)
+    proxy.wait_version(2)
+    assert curl("-o", "/dev/null", "-w", "%{http_code}", f"http://127.0.0.1:{port}/").stdout == b"202"
+    proxy.process.proc.send_signal(signal.SIGUSR1)
+    deadline = time.time() + 5
+    while "SIGUSR1" not in proxy.process.stderr() and time.time() < deadline:
+        time.sleep(0.05)
+    assert "SIGUSR1" in proxy.process.stderr()
+    assert proxy.process.proc.poll() is None
+    assert curl("-o", "/dev/null", "-w", "%{http_code}", f"http://127.0.0.1:{port}/").stdout == b"202"
+    assert proxy.process.stop(signal.SIGTERM) == 0

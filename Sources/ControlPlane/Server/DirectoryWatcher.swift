@@ -56,6 +56,11 @@ public final class DirectoryWatcher: @unchecked Sendable {
 
     public func stop() { timer?.cancel() }
 
+    /// Fires now (SIGHUP), on the watcher's queue so it never overlaps a change it noticed.
+    public func fireNow() {
+        queue.async { [weak self] in self?.onChange() }
+    }
+
     private func tick() {
         guard !settling else { return }
         let now = Self.fingerprint(directory)

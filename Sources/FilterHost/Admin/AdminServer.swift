@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MeshAPI
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -12,10 +13,16 @@ public typealias Readiness = @Sendable () -> String?
 
 /// The admin endpoint (Envoy's :15000): readiness, Prometheus stats, config dump, and
 /// config changes by POST. Off the data path; served by one of the proxy's loops.
+/// It has its own socket, connection cap and idle timeout, outside the data listeners'
+/// budget, so it stays reachable when they are full.
 public final class AdminServer: Sendable {
     let runtime: ProxyRuntime
     let watcher: ConfigWatcher?
     private let channel: Channel
+    /// Admin connections open at once; more are closed at accept.
+    static let maxConnections = 64
+    /// An admin connection with nothing read or written for this long is closed.
+    static let idleTimeout = TimeAmount.seconds(60)
 
     /// `healthOnly`: the health port (Istio's 15021), which serves `GET /healthz/ready` alone.
     public init(runtime: ProxyRuntime, watcher: ConfigWatcher?, host: String, port: Int,
@@ -23,11 +30,21 @@ public final class AdminServer: Sendable {
         self.runtime = runtime
         self.watcher = watcher
         let handlerRuntime = runtime
+        let open = NIOLockedValueBox(0)
         channel = try ServerBootstrap(group: runtime.group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
+                    let admitted = open.withLockedValue { n -> Bool in
+                        guard n < Self.maxConnections else { return false }
+                        n += 1
+                        return true
+                    }
+                    guard admitted else { return try sync.addHandler(ConnectionRefusal(answer: false)) }
+                    channel.closeFuture.whenComplete { _ in open.withLockedValue { $0 -= 1 } }
+                    try sync.addHandler(IdleStateHandler(allTimeout: Self.idleTimeout))
+                    try sync.addHandler(IdleConnectionCloser())
                     try sync.configureHTTPServerPipeline(withErrorHandling: true)
                     try sync.addHandler(NIOHTTPServerRequestAggregator(maxContentLength: 8 << 20))
                     try sync.addHandler(AdminHandler(runtime: handlerRuntime, watcher: watcher, readiness: readiness,
@@ -40,6 +57,16 @@ public final class AdminServer: Sendable {
     public var port: Int? { channel.localAddress?.port }
 
     public func close() { channel.close(promise: nil) }
+}
+
+/// Closes the connection when `IdleStateHandler` says it has been idle.
+final class IdleConnectionCloser: ChannelInboundHandler {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent { return context.close(promise: nil) }
+        context.fireUserInboundEventTriggered(event)
+    }
 }
 
 final class AdminHandler: ChannelInboundHandler {
@@ -176,6 +203,8 @@ enum AdminPages {
         var gauges = stats.gauges
         for (l, n) in runtime.tracker.totalByListener { counters["meshd_downstream_cx_total{listener=\"\(l)\"}"] = n }
         for (l, n) in runtime.tracker.activeByListener { gauges["meshd_downstream_cx_active{listener=\"\(l)\"}"] = n }
+        for (l, n) in runtime.tracker.overflowByListener { counters["meshd_downstream_cx_overflow_total{listener=\"\(l)\"}"] = n }
+        gauges["meshd_downstream_cx_budget"] = runtime.tracker.processLimit
         let s = runtime.status
         gauges["meshd_config_version"] = s.version
         for e in runtime.registry.extensions { gauges.merge(e.ext.gauges()) { a, _ in a } }

@@ -78,6 +78,7 @@ public final class ProxySnapshot: Sendable {
                 throw ConfigError(path: path + ".port", reason: "another listener already uses \(l.address):\(l.port)")
             }
             guard (0...65535).contains(l.port) else { throw ConfigError(path: path + ".port", reason: "port \(l.port) out of range") }
+            try ListenerLimits.validate(l, path: path)
             guard tables[l.routeConfig] != nil else {
                 throw ConfigError(path: path + ".routeConfig", reason: "unknown route config '\(l.routeConfig)'")
             }

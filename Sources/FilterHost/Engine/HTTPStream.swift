@@ -59,7 +59,8 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
     /// (a header a route matches on, a new :path) steer the choice.
     func route(for head: RequestHead) -> SelectedRoute? {
         if let cachedRoute { return cachedRoute }
-        guard let table = snapshot.routeTables[listener.routeConfig] else { return nil }
+        // No route tunnels CONNECT (Envoy needs a connect_matcher for it): 404 NR, as Envoy answers.
+        guard head.method != "CONNECT", let table = snapshot.routeTables[listener.routeConfig] else { return nil }
         let selected = table.select(authority: head.authority, path: head.path, method: head.method, headers: head.headers)
         cachedRoute = .some(selected)
         streamInfo.routeName = selected?.name

@@ -5,7 +5,9 @@ import Transport
 
 /// Chooses the codec for a new downstream connection: after TLS by ALPN ("h2" → HTTP/2),
 /// in cleartext by the first bytes (the HTTP/2 connection preface → h2c prior knowledge).
-final class ProtocolSelector: ChannelInboundHandler, RemovableChannelHandler {
+/// Until then the request-header timeout runs from the accept, so a silent client, a
+/// stalled TLS handshake or a partial preface cannot hold the connection.
+final class ProtocolSelector: ChannelInboundHandler, RemovableChannelHandler, TimerTarget {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
@@ -15,11 +17,33 @@ final class ProtocolSelector: ChannelInboundHandler, RemovableChannelHandler {
     private var info: ConnectionInfo
     private let tls: Bool
     private var decided = false
+    private let timers: LoopTimers
+    private var timer: LoopTimers.Token?
+    private var context: ChannelHandlerContext?
 
-    init(setup: ConnectionSetup, info: ConnectionInfo, tls: Bool) {
+    init(setup: ConnectionSetup, info: ConnectionInfo, tls: Bool, timers: LoopTimers) {
         self.setup = setup
         self.info = info
         self.tls = tls
+        self.timers = timers
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        timer = timers.arm(after: setup.limits.timeouts.requestHeaders, from: setup.acceptedAt, self)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timers.cancel(timer)
+        timer = nil
+        self.context = nil
+    }
+
+    func timerFired(_ token: LoopTimers.Token) {
+        guard token == timer, !decided else { return }
+        timer = nil
+        // Nothing to answer yet (no HTTP spoken): just close.
+        context?.close(promise: nil)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -54,6 +78,8 @@ final class ProtocolSelector: ChannelInboundHandler, RemovableChannelHandler {
     private func decide(context: ChannelHandlerContext, http2: Bool) {
         guard !decided else { return }
         decided = true
+        timers.cancel(timer)
+        timer = nil
         do {
             try setup.installCodec(on: context.channel, after: self, info: info, http2: http2)
         } catch {
@@ -73,18 +99,34 @@ struct ConnectionSetup: Sendable {
     let contexts: LoopContexts
     let tlsContext: TLSServerContext?
     let tracker: ConnectionTracker
+    /// Set per connection by `initialize`: the limits in force at its accept, and when that was.
+    private(set) var limits: ListenerLimits
+    private(set) var acceptedAt = NIODeadline.uptimeNanoseconds(0)
 
-    var timeouts: ConnectionTimeouts {
-        ConnectionTimeouts(idle: .milliseconds(Int64(listener.idleTimeoutMs ?? 300_000)),
-                           requestHeaders: .milliseconds(Int64(listener.requestHeadersTimeoutMs ?? 10_000)))
+    init(listener: Listener, contexts: LoopContexts, tlsContext: TLSServerContext?, tracker: ConnectionTracker) {
+        self.listener = listener
+        self.contexts = contexts
+        self.tlsContext = tlsContext
+        self.tracker = tracker
+        self.limits = ListenerLimits(listener)
     }
 
     func initialize(_ channel: Channel) throws {
+        let loop = contexts.context(for: channel.eventLoop)
+        // Limits come from the current config: a swap that keeps the socket still changes them.
+        var setup = self
+        setup.limits = ListenerLimits(loop.snapshot.listener(named: listener.name) ?? listener)
+        setup.acceptedAt = .now()
         let sync = channel.pipeline.syncOperations
+        switch tracker.admit(channel, listener: listener.name, limit: setup.limits.maxConnections) {
+        case .admitted:
+            break
+        case .refused(let answer):
+            return try sync.addHandler(ConnectionRefusal(answer: answer && tlsContext == nil))
+        }
         let info = ConnectionInfo(remoteAddress: channel.remoteAddress, localAddress: channel.localAddress)
         if let tlsContext { try sync.addHandler(OpenSSLHandler(server: tlsContext)) }
-        try sync.addHandler(ProtocolSelector(setup: self, info: info, tls: tlsContext != nil))
-        tracker.opened(channel, listener: listener.name)
+        try sync.addHandler(ProtocolSelector(setup: setup, info: info, tls: tlsContext != nil, timers: loop.timers))
     }
 
     func installCodec(on channel: Channel, after selector: ProtocolSelector, info: ConnectionInfo, http2: Bool) throws {
@@ -92,21 +134,25 @@ struct ConnectionSetup: Sendable {
         let factory = StreamFactory(loop: loop, listenerName: listener.name, fallback: listener)
         let sync = channel.pipeline.syncOperations
         if http2 {
-            var settings = HTTP2ServerSettings()
-            settings.maxHeaderListSize = (listener.maxRequestHeadersKb ?? 60) * 1024
-            if let resets = listener.http2MaxResetsPerWindow { settings.maxResetsPerWindow = resets }
-            let codec = HTTP2ServerCodec(factory: factory, connectionInfo: info, settings: settings)
+            let codec = HTTP2ServerCodec(factory: factory, connectionInfo: info, settings: limits.http2, timers: loop.timers)
+            let name = listener.name
+            let stats = loop.stats
+            codec.onFrameLimitExceeded = { violation in
+                stats.count("meshd_http2_\(violation.statName)_total{listener=\"\(name)\"}")
+            }
             try sync.addHandler(codec, position: .after(selector))
             tracker.setDrainer(channel) { codec.startGracefulShutdown() }
         } else {
-            var limits = NIOHTTPDecoderLimitConfiguration()
-            limits.maxHeaderListSize = (listener.maxRequestHeadersKb ?? 60) * 1024
-            limits.maxHeaderFieldSize = limits.maxHeaderListSize
-            let connection = HTTP1ServerConnection(factory: factory, connectionInfo: info, timeouts: timeouts, timers: loop.timers)
+            var decoderLimits = NIOHTTPDecoderLimitConfiguration()
+            decoderLimits.maxHeaderListSize = limits.maxRequestHeaderBytes
+            decoderLimits.maxHeaderFieldSize = decoderLimits.maxHeaderListSize
+            let connection = HTTP1ServerConnection(factory: factory, connectionInfo: info, timeouts: limits.timeouts,
+                                                   timers: loop.timers, acceptedAt: acceptedAt)
             try sync.addHandler(connection, position: .after(selector))
             try sync.configureHTTPServerPipeline(position: .after(selector), withPipeliningAssistance: false,
                                                  withErrorHandling: false, withOutboundHeaderValidation: true,
-                                                 withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
+                                                 withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
+            try sync.addHandler(HTTP1ReadWatch(connection), position: .after(selector))
             tracker.setDrainer(channel) { connection.startDraining() }
         }
     }

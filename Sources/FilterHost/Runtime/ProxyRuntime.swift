@@ -12,7 +12,7 @@ public final class ProxyRuntime: Sendable {
     public let group: MultiThreadedEventLoopGroup
     let logger: Logger
     public let registry: FilterRegistry
-    let tracker = ConnectionTracker()
+    let tracker: ConnectionTracker
     private let state: NIOLockedValueBox<State>
     /// One config change at a time (the file watcher and the admin endpoint both apply).
     private let applying = NIOLock()
@@ -33,10 +33,14 @@ public final class ProxyRuntime: Sendable {
         let channel: Channel
     }
 
-    public init(group: MultiThreadedEventLoopGroup, registry: FilterRegistry, bootstrap: Bootstrap, logger: Logger) throws {
+    /// - Parameter maxDownstreamConnections: open downstream connections allowed across all
+    ///   listeners; default from the open-file limit (`ConnectionBudget`).
+    public init(group: MultiThreadedEventLoopGroup, registry: FilterRegistry, bootstrap: Bootstrap, logger: Logger,
+                maxDownstreamConnections: Int? = nil) throws {
         self.group = group
         self.registry = registry
         self.logger = logger
+        self.tracker = ConnectionTracker(processLimit: maxDownstreamConnections ?? ConnectionBudget.defaultDownstreamLimit)
         let snapshot = try ProxySnapshot.build(bootstrap, version: 1, registry: registry)
         let loops = group.makeIterator().map { $0 }
         contexts = LoopContexts(loops.map { LoopContext(eventLoop: $0, snapshot: snapshot, accessLog: AccessLogWriter(eventLoop: $0)) })
@@ -47,6 +51,7 @@ public final class ProxyRuntime: Sendable {
 
     /// Binds every listener of the initial config. Throws on a bind or TLS error.
     public func start() throws {
+        logger.info("downstream connection budget", metadata: ["connections": "\(tracker.processLimit)"])
         let snapshot = self.snapshot
         var bound: [String: BoundListener] = [:]
         for l in snapshot.bootstrap.listeners {

@@ -41,6 +41,16 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnect
         armIdleTimer()
     }
 
+    /// The context refers back to this handler: let go of it (and of the pool's callback)
+    /// so the connection's objects are freed with the channel.
+    package func handlerRemoved(context: ChannelHandlerContext) {
+        timers.cancel(idleTimer)
+        idleTimer = nil
+        handler = nil
+        onStateChange = nil
+        self.context = nil
+    }
+
     package func startStream(handler: UpstreamResponseHandler) -> UpstreamRequest? {
         guard state == .idle else { return nil }
         timers.cancel(idleTimer)

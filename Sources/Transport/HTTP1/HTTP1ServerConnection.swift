@@ -24,7 +24,10 @@ package final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStrea
     private var readPending = false
     private let timers: LoopTimers
     private var timer: LoopTimers.Token?
-    private var timerStatus: Int?
+    private var waiting = Waiting.firstRequestHeaders
+    /// When the connection was accepted: the first request's headers are timed from then,
+    /// so a TLS handshake or a silent client cannot stretch the header timeout.
+    private let acceptedAt: NIODeadline
     private var pipelined: [HTTPServerRequestPart] = []
     private var flushPending = false
     private var draining = false
@@ -33,12 +36,28 @@ package final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStrea
     /// An Upgrade request is in flight; after a 101 the connection is a raw tunnel.
     private var upgradeRequested = false
     private var tunnel = false
+    /// Bytes of the next request came in while this exchange's response was outstanding.
+    private var nextRequestStarted = false
 
-    package init(factory: DownstreamStreamFactory, connectionInfo: ConnectionInfo, timeouts: ConnectionTimeouts, timers: LoopTimers) {
+    /// What the connection's one timer is waiting for.
+    private enum Waiting {
+        /// The first request's headers, timed from the accept (408 when late).
+        case firstRequestHeaders
+        /// The next request's headers: its first byte arrived (408 when late).
+        case requestHeaders
+        /// An exchange is in flight: no connection timer.
+        case exchange
+        /// Nothing sent since the last exchange: closed quietly after the idle timeout.
+        case idle
+    }
+
+    package init(factory: DownstreamStreamFactory, connectionInfo: ConnectionInfo, timeouts: ConnectionTimeouts,
+                 timers: LoopTimers, acceptedAt: NIODeadline = .now()) {
         self.timers = timers
         self.factory = factory
         self.connectionInfo = connectionInfo
         self.timeouts = timeouts
+        self.acceptedAt = acceptedAt
     }
 
     package var eventLoop: EventLoop { context!.eventLoop }
@@ -46,7 +65,26 @@ package final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStrea
 
     package func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        armTimer(timeouts.requestHeaders, status: 408)
+        wait(for: .firstRequestHeaders)
+    }
+
+    /// The context and the stream refer back to this handler: let go of them so the
+    /// connection's objects are freed with the channel.
+    package func handlerRemoved(context: ChannelHandlerContext) {
+        cancelTimer()
+        events = nil
+        pipelined = []
+        self.context = nil
+    }
+
+    /// Bytes arrived from the client, before the HTTP decoder saw them (`HTTP1ReadWatch`).
+    /// Between exchanges they start the next request, whose headers are now timed.
+    package func bytesArrived() {
+        switch waiting {
+        case .idle: wait(for: .requestHeaders)
+        case .exchange where requestComplete && !tunnel: nextRequestStarted = true
+        case .exchange, .firstRequestHeaders, .requestHeaders: break
+        }
     }
 
     // MARK: requests in
@@ -68,9 +106,11 @@ package final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStrea
     }
 
     private func handle(_ part: HTTPServerRequestPart) {
+        if lingering { return }
         switch part {
         case .head(let h):
-            cancelTimer()
+            if let refusal = Self.refusal(of: h) { return sendErrorAndClose(status: refusal) }
+            wait(for: .exchange)
             version = h.version
             keepAlive = h.isKeepAlive && !draining
             requestComplete = false
@@ -187,13 +227,14 @@ package final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStrea
     private func becomeTunnel(_ context: ChannelHandlerContext) {
         tunnel = true
         keepAlive = false
-        cancelTimer()
+        wait(for: .exchange)
         let sync = context.pipeline.syncOperations
         let httpHandlers: [ChannelHandlerContext?] = [
             try? sync.context(handlerType: HTTPResponseEncoder.self),
             try? sync.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self),
             try? sync.context(handlerType: HTTPServerPipelineHandler.self),
             try? sync.context(handlerType: NIOHTTPResponseHeadersValidator.self),
+            try? sync.context(handlerType: HTTP1ReadWatch.self),
         ]
         do {
             try RawTunnelHandler.replaceHTTPCodec(in: sync, codec: self, httpHandlers: httpHandlers) { [weak self] bytes in
@@ -206,7 +247,8 @@ package final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStrea
 
     private func exchangeDone() {
         if draining { context?.close(promise: nil); return }
-        armTimer(timeouts.idle, status: nil)
+        wait(for: nextRequestStarted ? .requestHeaders : .idle)
+        nextRequestStarted = false
         // Replay pipelined requests; one of them may start the next exchange and queue the rest again.
         while !pipelined.isEmpty, requestComplete && responseComplete || !isHead(pipelined[0]) {
             handle(pipelined.removeFirst())
@@ -281,7 +323,13 @@ package final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStrea
         responseComplete = true
         events = nil
         cancelTimer()
-        let reason = status == 431 ? "Request Header Fields Too Large" : status == 408 ? "Request Timeout" : "Bad Request"
+        let reason: String
+        switch status {
+        case 404: reason = "Not Found"
+        case 408: reason = "Request Timeout"
+        case 431: reason = "Request Header Fields Too Large"
+        default: reason = "Bad Request"
+        }
         let text = "HTTP/1.1 \(status) \(reason)\r\ncontent-length: \(reason.utf8.count)\r\ncontent-type: text/plain\r\n"
             + "connection: close\r\nserver: meshd\r\n\r\n\(reason)"
         let channel = context.channel
@@ -295,11 +343,16 @@ package final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStrea
         context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
     }
 
-    /// One timer at a time: waiting for request headers (408) or idle between requests (close).
-    private func armTimer(_ amount: TimeAmount, status: Int?) {
+    /// One timer at a time: request headers (408) or idle between requests (close).
+    private func wait(for what: Waiting) {
         cancelTimer()
-        timerStatus = status
-        timer = timers.arm(after: amount, self)
+        waiting = what
+        switch what {
+        case .firstRequestHeaders: timer = timers.arm(after: timeouts.requestHeaders, from: acceptedAt, self)
+        case .requestHeaders: timer = timers.arm(after: timeouts.requestHeaders, self)
+        case .idle: timer = timers.arm(after: timeouts.idle, self)
+        case .exchange: break
+        }
     }
 
     private func cancelTimer() {
@@ -311,7 +364,26 @@ package final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStrea
         guard token == timer else { return }
         timer = nil
         guard responseComplete, requestComplete else { return }
-        if let status = timerStatus { sendErrorAndClose(status: status) } else { context?.close(promise: nil) }
+        switch waiting {
+        case .firstRequestHeaders, .requestHeaders: sendErrorAndClose(status: 408)
+        case .idle: context?.close(promise: nil)
+        case .exchange: break
+        }
+    }
+
+    /// Requests answered here, never forwarded. RFC 9112 §3.2: an HTTP/1.1 request needs
+    /// exactly one Host, and no request may carry two (400). CONNECT: no route tunnels it
+    /// (Envoy answers 404 without a connect matcher); answered here because NIO frames any
+    /// response to CONNECT without a body or length, and its decoder reads nothing after one.
+    private static func refusal(of head: HTTPRequestHead) -> Int? {
+        if head.method == .CONNECT { return 404 }
+        let hosts = head.headers["host"]
+        switch hosts.count {
+        case 0: return head.version.minor >= 1 ? 400 : nil
+        // A comma is no part of a host: it is two Host values folded into one line.
+        case 1: return hosts[0].utf8.contains(UInt8(ascii: ",")) ? 400 : nil
+        default: return 400
+        }
     }
 }
 

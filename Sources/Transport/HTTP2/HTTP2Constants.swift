@@ -11,11 +11,15 @@ package enum H2 {
     package static let settings = UInt8(NGHTTP2_SETTINGS.rawValue)
     package static let ping = UInt8(NGHTTP2_PING.rawValue)
     package static let goaway = UInt8(NGHTTP2_GOAWAY.rawValue)
+    package static let priority = UInt8(NGHTTP2_PRIORITY.rawValue)
+    package static let windowUpdate = UInt8(NGHTTP2_WINDOW_UPDATE.rawValue)
+    package static let continuation = UInt8(NGHTTP2_CONTINUATION.rawValue)
 
     // Frame flags.
     package static let flagNone = UInt8(NGHTTP2_FLAG_NONE.rawValue)
     package static let flagEndStream = UInt8(NGHTTP2_FLAG_END_STREAM.rawValue)
     package static let flagAck = UInt8(NGHTTP2_FLAG_ACK.rawValue)
+    package static let flagEndHeaders = UInt8(NGHTTP2_FLAG_END_HEADERS.rawValue)
 
     // Data provider flags.
     package static let dataEOF = UInt32(NGHTTP2_DATA_FLAG_EOF.rawValue)
@@ -26,6 +30,7 @@ package enum H2 {
     package static let errDeferred = Int(NGHTTP2_ERR_DEFERRED.rawValue)
     package static let errPause = Int32(NGHTTP2_ERR_PAUSE.rawValue)
     package static let errCallbackFailure = Int32(NGHTTP2_ERR_CALLBACK_FAILURE.rawValue)
+    package static let errTemporalCallbackFailure = Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
 
     // Error codes carried by RST_STREAM / GOAWAY.
     package static let noError = UInt32(NGHTTP2_NO_ERROR.rawValue)

@@ -18,7 +18,22 @@ public final class HTTP2ServerCodec: ChannelDuplexHandler {
     private var context: ChannelHandlerContext?
     private var started = false
     private var closing = false
-    /// A read was requested while the channel could not take our output.
+    private let timers: LoopTimers?
+    private var timer: LoopTimers.Token?
+    private var waiting = Waiting.nothing
+    /// The stream whose header block began and has not ended yet (CONTINUATIONs owed).
+    private var pendingHeaderBlock: Int32?
+    /// Told when the client crosses a flood limit (for the listener's counters).
+    package var onFrameLimitExceeded: ((HTTP2FloodCounter.Violation) -> Void)?
+
+    /// What the connection timer waits for.
+    private enum Waiting: Equatable {
+        case nothing
+        /// No streams: GOAWAY and close after `idleTimeout`.
+        case idle
+        /// A header block is incomplete: close after `headerBlockTimeout`.
+        case headerBlock(Int32)
+    }
 
     private var resetCount = 0
     private var resetWindowStart = NIODeadline.uptimeNanoseconds(0)
@@ -29,11 +44,14 @@ public final class HTTP2ServerCodec: ChannelDuplexHandler {
     /// PING payload that marks the graceful-shutdown round trip.
     private static let shutdownPing: UInt64 = 0x6d65_7368_6447_4f41
 
+    /// - Parameter timers: the loop's timers; without them `idleTimeout` and
+    ///   `headerBlockTimeout` do not apply.
     public init(factory: DownstreamStreamFactory, connectionInfo: ConnectionInfo,
-                settings: HTTP2ServerSettings = .init()) {
+                settings: HTTP2ServerSettings = .init(), timers: LoopTimers? = nil) {
         self.factory = factory
         self.connectionInfo = connectionInfo
         self.settings = settings
+        self.timers = timers
     }
 
     // MARK: Channel events
@@ -41,7 +59,7 @@ public final class HTTP2ServerCodec: ChannelDuplexHandler {
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         session = HTTP2Session(owner: self, eventLoop: context.eventLoop,
-                               maxHeaderListSize: settings.maxHeaderListSize)
+                               maxHeaderListSize: settings.maxHeaderListSize, frameLimits: settings.frameLimits)
         if context.channel.isActive { start(context: context) }
     }
 
@@ -130,13 +148,41 @@ public final class HTTP2ServerCodec: ChannelDuplexHandler {
             closeConnection()
             return
         }
+        updateTimer()
         session.flush()
     }
 
     private func tearDown() {
         shutdownTimer?.cancel()
         shutdownTimer = nil
+        timers?.cancel(timer)
+        timer = nil
         session?.teardown()
+    }
+
+    // MARK: Connection timer
+
+    /// One timer per connection: the incomplete header block if there is one, else idle
+    /// while no stream is open, else none (streams have their own timeouts).
+    private func updateTimer() {
+        guard let timers, !closing, session.isActive else { return }
+        let next: Waiting
+        if let id = pendingHeaderBlock, settings.headerBlockTimeout != nil {
+            next = .headerBlock(id)
+        } else if session.streams.isEmpty, settings.idleTimeout != nil {
+            next = .idle
+        } else {
+            next = .nothing
+        }
+        guard next != waiting else { return }
+        timers.cancel(timer)
+        timer = nil
+        waiting = next
+        switch next {
+        case .nothing: break
+        case .idle: timer = timers.arm(after: settings.idleTimeout!, self)
+        case .headerBlock: timer = timers.arm(after: settings.headerBlockTimeout!, self)
+        }
     }
 
     /// `graceful`: after our last frames (GOAWAY) are out; otherwise at once.
@@ -173,13 +219,45 @@ public final class HTTP2ServerCodec: ChannelDuplexHandler {
     }
 }
 
+extension HTTP2ServerCodec: TimerTarget {
+    public func timerFired(_ token: LoopTimers.Token) {
+        guard token == timer, let raw = session.raw else { return }
+        timer = nil
+        switch waiting {
+        case .nothing:
+            return
+        case .idle:
+            guard session.streams.isEmpty else { return updateTimer() }
+        case .headerBlock:
+            break
+        }
+        waiting = .nothing
+        // GOAWAY, then the connection closes once it is written (sessionDidFlush).
+        _ = nghttp2_session_terminate_session(raw, H2.noError)
+        session.flush()
+    }
+}
+
 extension HTTP2ServerCodec: HTTP2SessionOwner {
+    package func sessionBeganHeaderBlock(_ streamID: Int32) {
+        pendingHeaderBlock = streamID
+        updateTimer()
+    }
+
+    package func sessionExceededFrameLimit(_ violation: HTTP2FloodCounter.Violation) {
+        onFrameLimitExceeded?(violation)
+    }
+
     package func sessionOpensStream(_ streamID: Int32) -> HTTP2StreamBase? {
         HTTP2ServerStream(session: session, streamID: streamID, connectionInfo: connectionInfo)
     }
 
     package func sessionReceivedHeaders(_ base: HTTP2StreamBase, endStream: Bool) {
         let stream = unsafeDowncast(base, to: HTTP2ServerStream.self)
+        if pendingHeaderBlock == stream.streamID {
+            pendingHeaderBlock = nil
+            updateTimer()
+        }
         if !stream.requestStarted {
             stream.requestStarted = true
             if stream.headerBlock.tooLarge {
@@ -224,6 +302,8 @@ extension HTTP2ServerCodec: HTTP2SessionOwner {
 
     package func sessionClosedStream(_ stream: HTTP2StreamBase, errorCode: UInt32) {
         unsafeDowncast(stream, to: HTTP2ServerStream.self).finish(errorCode: errorCode)
+        if pendingHeaderBlock == stream.streamID { pendingHeaderBlock = nil }
+        if errorCode != H2.connectionLost { updateTimer() }
     }
 
     package func sessionDidFlush() {

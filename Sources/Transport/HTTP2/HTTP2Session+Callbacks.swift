@@ -28,10 +28,23 @@ extension HTTP2Session {
             return session.outputSize >= HTTP2Session.outputBudget ? H2.errPause : 0
         }
 
+        // Every frame header, before its payload. HEADERS and DATA are counted where their
+        // padding is known (below), as Envoy does.
+        nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks) { _, header, userData in
+            let session = HTTP2Session.from(userData)
+            guard let header, header.pointee.type != H2.headers, header.pointee.type != H2.data else { return 0 }
+            session.countInboundFrame(type: header.pointee.type, flags: header.pointee.flags, payload: header.pointee.length)
+            return 0
+        }
+
         nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
             let session = HTTP2Session.from(userData)
             guard !session.freePending, let frame else { return 0 }
             let streamID = frame.pointee.hd.stream_id
+            session.headerBlockBytes = 0
+            session.countInboundFrame(type: H2.headers, flags: frame.pointee.hd.flags,
+                                      payload: frame.pointee.hd.length - frame.pointee.headers.padlen)
+            session.owner.sessionBeganHeaderBlock(streamID)
             if frame.pointee.headers.cat == H2.hcatRequest {
                 if let stream = session.owner.sessionOpensStream(streamID) { session.register(stream) }
             } else {
@@ -42,6 +55,10 @@ extension HTTP2Session {
 
         nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, nameLength, value, valueLength, _, userData in
             let session = HTTP2Session.from(userData)
+            // Counted before anything else: past the hard limit nghttp2 resets the stream and
+            // skips the rest of the block (no more validation or callbacks for it).
+            session.headerBlockBytes += nameLength + valueLength + 32
+            if session.headerBlockBytes > session.headerBlockHardLimit { return H2.errTemporalCallbackFailure }
             guard let frame, let stream = session.stream(frame.pointee.hd.stream_id) else { return 0 }
             stream.headerBlock.add(name: UnsafeBufferPointer(start: name, count: nameLength),
                                    value: UnsafeBufferPointer(start: value, count: valueLength),
@@ -66,6 +83,7 @@ extension HTTP2Session {
             let header = frame.pointee.hd
             switch header.type {
             case H2.data:
+                session.countInboundFrame(type: H2.data, flags: header.flags, payload: header.length - frame.pointee.data.padlen)
                 session.stream(header.stream_id)?.dataFrameEnded(endStream: header.flags & H2.flagEndStream != 0)
             case H2.headers:
                 if let stream = session.stream(header.stream_id) {
@@ -83,6 +101,7 @@ extension HTTP2Session {
             let header = frame.pointee.hd
             switch header.type {
             case H2.data, H2.headers:
+                if header.type == H2.data { session.floodCounter?.dataFrameSent() }
                 if header.flags & H2.flagEndStream != 0 { session.stream(header.stream_id)?.localEnded = true }
             case H2.rstStream:
                 session.stream(header.stream_id)?.sentResetCode = frame.pointee.rst_stream.error_code

@@ -20,6 +20,15 @@ package protocol HTTP2SessionOwner: AnyObject {
     func sessionDidFlush()
     /// A fatal library error: the connection must close.
     func sessionFailed()
+    /// A header block (request, response or trailers) began on `streamID`.
+    func sessionBeganHeaderBlock(_ streamID: Int32)
+    /// The peer crossed a flood limit; GOAWAY(ENHANCE_YOUR_CALM) is on its way.
+    func sessionExceededFrameLimit(_ violation: HTTP2FloodCounter.Violation)
+}
+
+extension HTTP2SessionOwner {
+    package func sessionBeganHeaderBlock(_ streamID: Int32) {}
+    package func sessionExceededFrameLimit(_ violation: HTTP2FloodCounter.Violation) {}
 }
 
 /// Owns one nghttp2 session and moves bytes between it and the channel.
@@ -31,6 +40,12 @@ package final class HTTP2Session {
     package unowned let owner: HTTP2SessionOwner
     package let eventLoop: EventLoop
     package let maxHeaderListSize: Int
+    /// Decoded bytes of one header block past which decoding stops (the stream is reset).
+    package let headerBlockHardLimit: Int
+    /// Decoded bytes of the header block being received.
+    package var headerBlockBytes = 0
+    /// Inbound flood accounting; nil where no limits apply (our own upstream connections).
+    package var floodCounter: HTTP2FloodCounter?
     package let encoder = HTTP2HeaderEncoder()
     /// Strong references to every stream nghttp2 knows about, by id.
     package var streams: [Int32: HTTP2StreamBase] = [:]
@@ -60,10 +75,25 @@ package final class HTTP2Session {
     /// or buffering consumer cannot pin a whole read buffer.
     package static let sliceThreshold = 8 * 1024
 
-    package init(owner: HTTP2SessionOwner, eventLoop: EventLoop, maxHeaderListSize: Int) {
+    package init(owner: HTTP2SessionOwner, eventLoop: EventLoop, maxHeaderListSize: Int,
+                 frameLimits: HTTP2FrameLimits? = nil) {
         self.owner = owner
         self.eventLoop = eventLoop
         self.maxHeaderListSize = maxHeaderListSize
+        self.headerBlockHardLimit = maxHeaderListSize * HTTP2ServerSettings.headerBlockHardLimitFactor
+        self.floodCounter = frameLimits.map(HTTP2FloodCounter.init(limits:))
+    }
+
+    /// Counts an inbound frame against the flood limits; past one, the session ends with
+    /// GOAWAY(ENHANCE_YOUR_CALM) and nghttp2 ignores everything the peer sends after it.
+    package func countInboundFrame(type: UInt8, flags: UInt8, payload: Int) {
+        guard let raw, floodCounter != nil,
+              let violation = floodCounter!.received(type: type, payload: payload,
+                                                    endStream: flags & H2.flagEndStream != 0,
+                                                    endHeaders: flags & H2.flagEndHeaders != 0) else { return }
+        floodCounter = nil
+        _ = nghttp2_session_terminate_session(raw, H2.enhanceYourCalm)
+        owner.sessionExceededFrameLimit(violation)
     }
 
     deinit {

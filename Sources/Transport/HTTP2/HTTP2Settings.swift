@@ -19,6 +19,18 @@ public struct HTTP2ServerSettings: Sendable {
     /// How long graceful shutdown waits for the PING round trip after the
     /// shutdown notice before sending the final GOAWAY anyway.
     public var shutdownNoticeTimeout: TimeAmount
+    /// Inbound flood limits (Envoy's); past one: GOAWAY(ENHANCE_YOUR_CALM).
+    public var frameLimits = HTTP2FrameLimits()
+    /// A connection without streams for this long gets GOAWAY and is closed (nil: never).
+    public var idleTimeout: TimeAmount?
+    /// A header block begun (HEADERS without END_HEADERS, CONTINUATIONs missing) must be
+    /// complete within this long, or the connection is closed (nil: no limit).
+    public var headerBlockTimeout: TimeAmount?
+    /// Decoded header bytes per block past which decoding stops and the stream is reset,
+    /// as a multiple of `maxHeaderListSize`. Between the list size and this the request
+    /// gets a 431; beyond it HPACK references to a large table entry would make the
+    /// decoder expand (and validate) far more than the client sent.
+    public static let headerBlockHardLimitFactor = 2
 
     public init(maxConcurrentStreams: Int = 100,
                 initialWindowSize: Int = 1 << 20,
