@@ -58,7 +58,7 @@ public final class DirectoryWatcher: @unchecked Sendable {
 
     /// Fires now (SIGHUP), on the watcher's queue so it never overlaps a change it noticed.
     public func fireNow() {
-        queue.async { [weak self] in self?.onChange() }
+        queue.async { [weak self] in _ = self?.onChange(true) }
     }
 
     private func tick() {
