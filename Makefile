@@ -44,6 +44,10 @@ demo: build
 proxy-demo: build
 	./examples/proxy-demo/run.sh $(MESHD)
 
+# Istio's own sample files, when a checkout of them sits beside the repo (tests that need
+# them say they are skipped otherwise); point MESHD_ISTIO_SAMPLES elsewhere to override.
+export MESHD_ISTIO_SAMPLES ?= $(firstword $(wildcard $(CURDIR)/../shared/istio-samples))
+
 unit-test: deps
 	$(FIRST_BUILD_NOTE)
 	$(SWIFT) build --build-tests
