@@ -1,22 +1,41 @@
 # meshd — `make demo` runs the main job, `make test` the whole suite. Both install what is missing first.
 SWIFT ?= swift
-APT_PACKAGES := liblua5.4-dev libnghttp2-dev libssl-dev pkg-config curl nghttp2-client openssl python3 python3-pip
+APT_PACKAGES := liblua5.4-dev libnghttp2-dev libre2-dev libssl-dev pkg-config curl nghttp2-client openssl python3 python3-pip
+# module:package — what the integration tests import, and the pip package that provides it
+PIP_PACKAGES := grpc:grpcio grpc_tools:grpcio-tools pytest:pytest yaml:pyyaml
 PYTHON ?= python3
 MESHD := .build/debug/meshd
 
 .PHONY: deps build demo proxy-demo test unit-test integration-test bench clean
 
+# Installs only what is missing, showing apt's and pip's own progress; prints nothing when
+# everything is there. Swift itself is not installed here: it must be on PATH already.
 deps:
+	@command -v $(SWIFT) >/dev/null 2>&1 || { \
+		echo "error: no Swift toolchain on PATH ($(SWIFT)): install Swift 6.0 or later first (https://www.swift.org/install/)" >&2; \
+		exit 1; }
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
-		echo "installing:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		echo "==> apt: installing$$missing"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; \
 	fi
-	@$(PYTHON) -c "import grpc, grpc_tools, pytest, yaml" 2>/dev/null || \
-		$(PYTHON) -m pip install -q grpcio grpcio-tools pytest pyyaml 2>/dev/null || \
-		$(PYTHON) -m pip install -q --break-system-packages grpcio grpcio-tools pytest pyyaml
+	@missing=""; for m in $(PIP_PACKAGES); do \
+		$(PYTHON) -c "import $${m%%:*}" >/dev/null 2>&1 || missing="$$missing $${m#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "==> pip: installing$$missing"; \
+		if $(PYTHON) -c 'import os, sys, sysconfig; sys.exit(sys.prefix != sys.base_prefix or not os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")))'; then \
+			echo "    (this Python is externally managed, PEP 668: pip needs --break-system-packages)"; \
+			$(PYTHON) -m pip install --break-system-packages $$missing; \
+		else \
+			$(PYTHON) -m pip install $$missing || $(PYTHON) -m pip install --break-system-packages $$missing; \
+		fi; \
+	fi
+
+# Says so before the first build, which compiles meshd and its Swift packages from source.
+FIRST_BUILD_NOTE = @[ -d .build ] || echo "==> first build: fetching and compiling meshd's Swift packages, about 5 minutes on 2 cores"
 
 build: deps
+	$(FIRST_BUILD_NOTE)
 	$(SWIFT) build --product meshd
 
 demo: build
@@ -26,6 +45,7 @@ proxy-demo: build
 	./examples/proxy-demo/run.sh $(MESHD)
 
 unit-test: deps
+	$(FIRST_BUILD_NOTE)
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 

@@ -18,6 +18,8 @@ let package = Package(
         .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
+        // RE2 is C++: a C shim over it (Debian libre2-dev; libre2.so brings its own dependencies).
+        .target(name: "CRE2", linkerSettings: [.linkedLibrary("re2")]),
         .target(
             name: "MeshAPI",
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
@@ -26,7 +28,7 @@ let package = Package(
         .target(
             name: "Transport",
             dependencies: [
-                "MeshAPI", "CNghttp2", "COpenSSL",
+                "MeshAPI", "CNghttp2", "COpenSSL", "CRE2",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -132,5 +134,7 @@ let package = Package(
             ]
         ),
     ],
-    swiftLanguageModes: [.v6]
+    swiftLanguageModes: [.v6],
+    // RE2's headers need C++11; newer RE2 releases (with abseil) need C++17.
+    cxxLanguageStandard: .cxx17
 )

@@ -51,4 +51,33 @@ static inline long meshd_BIO_get_mem_data(BIO *bio, char **data) {
     return BIO_get_mem_data(bio, data);
 }
 
+/* Certificate facts (the downstream TLS facts filters see): the subjectAltName stack and
+   its union of name kinds, and the RFC 2253 print flags, are macros or unions Swift cannot use. */
+
+static inline unsigned long meshd_XN_FLAG_RFC2253(void) {
+    return XN_FLAG_RFC2253;
+}
+
+/* The certificate's subjectAltName entries (free with meshd_general_names_free), or NULL. */
+static inline void *meshd_x509_subject_alt_names(X509 *cert) {
+    return X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+}
+
+static inline int meshd_general_names_count(void *names) {
+    return sk_GENERAL_NAME_num((GENERAL_NAMES *)names);
+}
+
+/* Entry `i` when it is of `type` (GEN_DNS, GEN_URI: IA5 strings): its bytes and length; else NULL. */
+static inline const unsigned char *meshd_general_name_text(void *names, int i, int type, int *length) {
+    const GENERAL_NAME *name = sk_GENERAL_NAME_value((GENERAL_NAMES *)names, i);
+    if (name == NULL || name->type != type) return NULL;
+    const ASN1_IA5STRING *text = type == GEN_DNS ? name->d.dNSName : name->d.uniformResourceIdentifier;
+    *length = ASN1_STRING_length(text);
+    return ASN1_STRING_get0_data(text);
+}
+
+static inline void meshd_general_names_free(void *names) {
+    GENERAL_NAMES_free((GENERAL_NAMES *)names);
+}
+
 #endif

@@ -7,7 +7,7 @@ import MeshAPI
 public enum FilterCatalog {
     public static let registry: FilterRegistry = {
         var r = FilterRegistry()
-        r.register(HeaderMutationFilter.name, HeaderMutationFilter.Factory.build)
+        r.register(HeaderMutationConfig.name, HeaderMutationFactory.build, perRoute: HeaderMutationFactory.parsePerRoute)
         r.register(LuaFilterFactory.name, LuaFilterFactory.build)
         r.register(extension: LuaChainExtension(), named: LuaFilterFactory.name)
         return r

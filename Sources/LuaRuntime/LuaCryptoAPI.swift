@@ -6,6 +6,18 @@ import MeshAPI
 package enum LuaCryptoAPI {
     private static let hashes: Set<String> = ["SHA1", "SHA224", "SHA256", "SHA384", "SHA512"]
 
+    /// The key object's methods: `get()` is Envoy's form, `importPublicKey(der, len):get()`.
+    package static var keyMethods: [(String, LuaHostFn)] {
+        [("get", { L in LuaObjects.host(L) { L in try LuaCryptoAPI.get(L) } })]
+    }
+
+    /// The key to hand to verifySignature (the object itself), or nil when the DER did not parse.
+    package static func get(_ L: OpaquePointer) throws -> Int32 {
+        let key = try LuaObjects.object(L, 1, .publicKey)
+        if key.pointee.ptr == nil { lua_pushnil(L) } else { lua_pushvalue(L, 1) }
+        return 1
+    }
+
     /// importPublicKey(der, len): a DER SubjectPublicKeyInfo; the key object frees itself on GC.
     package static func importPublicKey(_ L: OpaquePointer) throws -> Int32 {
         let s = try LuaObjects.run(L, .handle)

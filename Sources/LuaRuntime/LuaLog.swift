@@ -4,12 +4,27 @@ import MeshAPI
 
 /// handle:logInfo(msg) and friends, and print(): to swift-log, tagged with the plugin name.
 package enum LuaLog {
-    package static func method(_ L: OpaquePointer?, _ level: Logger.Level) -> Int32 {
+    /// Envoy offers the log calls on every object it gives a script, not only the handle.
+    package static var methods: [(String, LuaHostFn)] {
+        [
+            ("logTrace", { L in LuaLog.method(L, .trace, "logTrace") }),
+            ("logDebug", { L in LuaLog.method(L, .debug, "logDebug") }),
+            ("logInfo", { L in LuaLog.method(L, .info, "logInfo") }),
+            ("logWarn", { L in LuaLog.method(L, .warning, "logWarn") }),
+            ("logErr", { L in LuaLog.method(L, .error, "logErr") }),
+            ("logCritical", { L in LuaLog.method(L, .critical, "logCritical") }),
+        ]
+    }
+
+    /// `obj:logX(message)`: the message must be a string (a number is written as text), as
+    /// Envoy's `luaL_checkstring`; anything else raises Lua's argument error.
+    package static func method(_ L: OpaquePointer?, _ level: Logger.Level, _ name: String) -> Int32 {
         LuaObjects.host(L) { L in
-            let s = try LuaObjects.run(L, .handle)
-            if s.vm.logger.logLevel <= level {
-                s.vm.logger.log(level: level, "\(text(L, from: 2))")
+            let vm = try LuaObjects.live(L)
+            guard let message = LuaObjects.string(L, 2) else {
+                throw LuaRaise("bad argument #1 to '\(name)' (string expected, got \(LuaObjects.typeName(L, 2)))")
             }
+            if vm.logger.logLevel <= level { vm.logger.log(level: level, "\(message)") }
             return 0
         }
     }

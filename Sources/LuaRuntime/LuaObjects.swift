@@ -18,6 +18,7 @@ package struct LuaRaise: Error {
 /// What a meshd userdata is. The raw value indexes the VM's metatable list.
 package enum LuaKind: UInt32, CaseIterable {
     case handle = 0, headers, buffer, streamInfo, dynamicMetadata, connection, ssl, metadata, publicKey, sharedDict
+    case route, virtualHost, filterState, parsedName
 }
 
 /// A live run, found from `self` of a method call. `owner` is whatever opened the slot
@@ -37,12 +38,14 @@ package struct LuaRunRef {
 }
 
 /// The host objects' methods, by kind: what a script can call on each userdata. The Lua
-/// filter supplies the stream-facing ones; the runtime adds its own (shared dictionaries).
+/// filter supplies the stream-facing ones; the runtime adds its own (shared dictionaries,
+/// public keys). A name starting with `__` is a metamethod (`__pairs` makes `pairs(obj)` work).
 package struct LuaHostLibrary: Sendable {
     package let methods: [LuaKind: [(String, LuaHostFn)]]
     package init(methods: [LuaKind: [(String, LuaHostFn)]]) {
         var all = methods
         all[.sharedDict] = LuaSharedDictAPI.methods
+        all[.publicKey, default: []] += LuaCryptoAPI.keyMethods
         self.methods = all
     }
 }
@@ -90,6 +93,21 @@ package enum LuaObjects {
             throw LuaRaise.outOfScope
         }
         return LuaRunRef(vm: vm, owner: owner, response: slot.response, obj: obj)
+    }
+
+    /// `self` of a call every object offers (the log calls): any meshd object, and if it
+    /// belongs to a run, a live one. Returns its VM.
+    package static func live(_ L: OpaquePointer) throws -> LuaVM {
+        guard lua_type(L, 1) == LUA_TUSERDATA, let raw = lua_touserdata(L, 1) else {
+            throw LuaRaise("bad argument #1: object expected (did you call with '.' instead of ':'?)")
+        }
+        let obj = raw.assumingMemoryBound(to: meshd_obj.self)
+        let vm = vm(L)
+        // Generation 0: an object of no run (a public key, a shared dictionary).
+        if obj.pointee.gen != 0, vm.lookup(slot: obj.pointee.slot, gen: obj.pointee.gen) == nil {
+            throw LuaRaise.outOfScope
+        }
+        return vm
     }
 
     /// Pushes a new object of `kind` with the shared metatable of its kind.
@@ -156,17 +174,23 @@ package enum LuaObjects {
 
     // MARK: metatables
 
-    /// Builds one metatable per kind, once per VM: `__index` is the method table.
+    /// Builds one metatable per kind, once per VM: `__index` is the method table, and
+    /// metamethods (`__pairs`) sit on the metatable itself.
     package static func registerMetatables(_ vm: LuaVM, library: LuaHostLibrary) {
         let L = vm.L
         for kind in LuaKind.allCases {
             meshd_lua_newtable(L)
             meshd_lua_newtable(L)
-            for (name, fn) in library.methods[kind] ?? [] {
+            let methods = library.methods[kind] ?? []
+            for (name, fn) in methods where !name.hasPrefix("__") {
                 meshd_pushhostfn(L, fn, 0)
                 lua_setfield(L, -2, name)
             }
             lua_setfield(L, -2, "__index")
+            for (name, fn) in methods where name.hasPrefix("__") {
+                meshd_pushhostfn(L, fn, 0)
+                lua_setfield(L, -2, name)
+            }
             push(L, "meshd." + String(describing: kind))
             lua_setfield(L, -2, "__name")
             lua_pushboolean(L, 0)

@@ -4,7 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 
 /// A Lua plugin's parsed config: `{name?, inlineCode, failStrategy?, limits?: {instructions,
-/// memoryBytes}, pluginConfig?}`.
+/// memoryBytes}, pluginConfig?, modules?: {name: code}}`.
 public struct LuaPluginConfig: Sendable {
     public enum FailStrategy: String, Sendable {
         case failOpen = "FAIL_OPEN"
@@ -16,18 +16,21 @@ public struct LuaPluginConfig: Sendable {
     public let failStrategy: FailStrategy
     public let limits: LuaLimits
     public let pluginConfig: JSONValue?
+    /// What `require(name)` loads: the plugin's own modules, compiled here, never read from disk.
+    public let modules: [String: LuaScript]
     /// Loop-stats keys, built once.
     package let executionsKey: String
     package let errorsKey: String
     package let timeKey: String
 
     public init(name: String, script: LuaScript, failStrategy: FailStrategy = .failOpen,
-                limits: LuaLimits = LuaLimits(), pluginConfig: JSONValue? = nil) {
+                limits: LuaLimits = LuaLimits(), pluginConfig: JSONValue? = nil, modules: [String: LuaScript] = [:]) {
         self.name = name
         self.script = script
         self.failStrategy = failStrategy
         self.limits = limits
         self.pluginConfig = pluginConfig
+        self.modules = modules
         let label = "{plugin=\"\(name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))\"}"
         executionsKey = "meshd_lua_executions_total" + label
         errorsKey = "meshd_lua_errors_total" + label
@@ -50,8 +53,16 @@ public struct LuaPluginConfig: Sendable {
             if let n = try Self.positive(l["instructions"], "limits.instructions") { limits.instructions = n }
             if let n = try Self.positive(l["memoryBytes"], "limits.memoryBytes") { limits.memoryBytes = n }
         }
+        var sources: [String: String] = [:]
+        if let m = config["modules"] {
+            guard let object = m.objectValue else { throw ConfigError(path: "modules", reason: "must be a map of module name to Lua code") }
+            for (k, v) in object {
+                guard let code = v.stringValue else { throw ConfigError(path: "modules.\(k)", reason: "must be a string of Lua code") }
+                sources[k] = code
+            }
+        }
         self.init(name: name, script: try Self.compile(code, name: name, path: "inlineCode"), failStrategy: strategy,
-                  limits: limits, pluginConfig: config["pluginConfig"])
+                  limits: limits, pluginConfig: config["pluginConfig"], modules: try Self.compileModules(sources))
     }
 
     /// A `luaPlugins` entry; error paths are relative to the entry.
@@ -68,12 +79,32 @@ public struct LuaPluginConfig: Sendable {
             limits.memoryBytes = n
         }
         self.init(name: p.name, script: try Self.compile(p.inlineCode, name: p.name, path: "inlineCode"),
-                  failStrategy: strategy, limits: limits, pluginConfig: p.pluginConfig)
+                  failStrategy: strategy, limits: limits, pluginConfig: p.pluginConfig,
+                  modules: try Self.compileModules(p.modules ?? [:]))
     }
 
-    /// The same plugin running other, already compiled code (a route's `sourceCode`).
+    /// The same plugin running other, already compiled code (a route's `sourceCode`), with the same modules.
     package func replacingScript(_ script: LuaScript) -> LuaPluginConfig {
-        LuaPluginConfig(name: name, script: script, failStrategy: failStrategy, limits: limits, pluginConfig: pluginConfig)
+        LuaPluginConfig(name: name, script: script, failStrategy: failStrategy, limits: limits, pluginConfig: pluginConfig,
+                        modules: modules)
+    }
+
+    /// Compiles each module once; a bad name or a syntax error names the module.
+    package static func compileModules(_ sources: [String: String]) throws -> [String: LuaScript] {
+        var modules: [String: LuaScript] = [:]
+        for name in sources.keys.sorted() {
+            guard isModuleName(name) else {
+                throw ConfigError(path: "modules.\(name)", reason: "a module name is letters, digits, '_', '-' and '.' (as in require(\"lib.util\"))")
+            }
+            modules[name] = try compile(sources[name]!, name: name, path: "modules.\(name)")
+        }
+        return modules
+    }
+
+    package static func isModuleName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 128 && name.utf8.allSatisfy { c in
+            (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 95 || c == 45 || c == 46
+        }
     }
 
     /// Equal keys mean the same code with the same settings: one version serves both.
@@ -81,8 +112,9 @@ public struct LuaPluginConfig: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         let context = pluginConfig.flatMap { try? encoder.encode($0) }.map { String(decoding: $0, as: UTF8.self) } ?? "-"
+        let moduleKey = modules.keys.sorted().map { $0 + "\u{1}" + modules[$0]!.source }.joined(separator: "\u{1}")
         return [name, failStrategy.rawValue, String(limits.instructions), String(limits.memoryBytes), context,
-                script.source].joined(separator: "\u{0}")
+                script.source, moduleKey].joined(separator: "\u{0}")
     }
 
     package static func compile(_ code: String, name: String, path: String) throws -> LuaScript {

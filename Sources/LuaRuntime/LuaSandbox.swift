@@ -3,7 +3,8 @@ import MeshAPI
 
 /// The libraries a plugin sees: base (without file loading or binary chunks), string,
 /// table, math, utf8, coroutine, a reduced `os`; LuaJIT's `unpack`, `loadstring` and `bit`;
-/// and meshd's own `meshd.json` and `meshd.shared`. No io, debug, package or require.
+/// and meshd's own `meshd.json` and `meshd.shared`; `require` of the plugin's own modules
+/// only (LuaModules). No io, debug or package.
 package enum LuaSandbox {
     static func open(_ vm: LuaVM) {
         let L = vm.L
@@ -35,6 +36,7 @@ package enum LuaSandbox {
             meshd_lua_pop(L, 1)
             return
         }
+        LuaModules.install(vm)
     }
 
     /// Sets field `name` of the table on top of the stack to a host function.

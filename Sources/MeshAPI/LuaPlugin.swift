@@ -13,12 +13,14 @@ public struct LuaPlugin: Codable, Sendable, Equatable {
     /// Read by the script as `handle:filterContext()`.
     public var pluginConfig: JSONValue?
     public var limits: LuaPluginLimits?
+    /// What the script may `require`: module name → Lua code (the plugin's own sources only).
+    public var modules: [String: String]?
     /// Where the plugin runs; nil means every route of every listener.
     public var attachTo: PluginAttachment?
 
     public init(name: String, phase: String? = nil, priority: Int? = nil, failStrategy: String? = nil,
                 inlineCode: String, pluginConfig: JSONValue? = nil, limits: LuaPluginLimits? = nil,
-                attachTo: PluginAttachment? = nil) {
+                modules: [String: String]? = nil, attachTo: PluginAttachment? = nil) {
         self.name = name
         self.phase = phase
         self.priority = priority
@@ -26,6 +28,7 @@ public struct LuaPlugin: Codable, Sendable, Equatable {
         self.inlineCode = inlineCode
         self.pluginConfig = pluginConfig
         self.limits = limits
+        self.modules = modules
         self.attachTo = attachTo
     }
 }

@@ -39,6 +39,8 @@ public struct PluginTestConfig: Sendable {
     public var failStrategy = LuaPluginConfig.FailStrategy.failOpen
     public var limits = LuaLimits()
     public var pluginConfig: JSONValue?
+    /// What `require` may load: the plugin's own modules, compiled.
+    public var modules: [String: LuaScript] = [:]
     /// The selected route (`streamInfo():routeName()`) and its metadata (`metadata()`).
     public var routeName = "default"
     public var routeMetadata: JSONValue?
@@ -52,6 +54,36 @@ public struct PluginTestConfig: Sendable {
     public var warnings: [String] = []
 
     public init() {}
+}
+
+extension PluginTestConfig {
+    /// The settings of a plugin as the control plane sends it (a `luaPlugins` entry), checked
+    /// as the proxy checks them. Its code is the caller's to run.
+    public init(plugin: LuaPlugin) throws {
+        var settings = plugin
+        settings.inlineCode = ""
+        let parsed = try LuaPluginConfig(plugin: settings)
+        self.init()
+        name = parsed.name
+        failStrategy = parsed.failStrategy
+        limits = parsed.limits
+        pluginConfig = parsed.pluginConfig
+        modules = parsed.modules
+    }
+
+    /// The plugin settings as a `meshd.lua` filter config without code: what a config file overrides.
+    var filterConfig: [String: JSONValue] {
+        var filter: [String: JSONValue] = [
+            "inlineCode": .string(""),
+            "failStrategy": .string(failStrategy.rawValue),
+            "limits": .object(["instructions": .number(Double(limits.instructions)),
+                               "memoryBytes": .number(Double(limits.memoryBytes))]),
+        ]
+        if let name { filter["name"] = .string(name) }
+        if let pluginConfig { filter["pluginConfig"] = pluginConfig }
+        if !modules.isEmpty { filter["modules"] = .object(modules.mapValues { .string($0.source) }) }
+        return filter
+    }
 }
 
 /// Reads the YAML files of `meshd plugin test`. Errors are `ConfigError`s naming the
@@ -114,16 +146,26 @@ public enum PluginTestInput {
 
     /// `name`, `failStrategy`, `limits`, `pluginConfig` as in a `meshd.lua` filter config
     /// (checked by the same code), plus `route: {name, metadata}`, `downstream:
-    /// {remoteAddress, localAddress, tls, serverName}` and `bufferLimitBytes`.
-    public static func config(yaml text: String, file: String? = nil) throws -> PluginTestConfig {
+    /// {remoteAddress, localAddress, tls, serverName}` and `bufferLimitBytes`. What the file
+    /// gives overrides `base` (a plugin resource's settings); `limits` key by key.
+    public static func config(yaml text: String, file: String? = nil,
+                              base: PluginTestConfig = PluginTestConfig()) throws -> PluginTestConfig {
         let fields = try mapping(text, file: file, allowed: ["name", "failStrategy", "limits", "pluginConfig",
-                                                             "route", "downstream", "bufferLimitBytes", "inlineCode"])
-        var c = PluginTestConfig()
-        var filter: [String: JSONValue] = ["inlineCode": .string("")]
+                                                             "route", "downstream", "bufferLimitBytes", "inlineCode",
+                                                             "modules"])
+        var c = base
+        var filter = base.filterConfig
         for (key, node) in fields {
             let at = Where(file: file, path: key, node: node)
             switch key {
-            case "name", "failStrategy", "limits", "pluginConfig":
+            case "limits":
+                let given = try json(node, at)
+                if case .object(let overrides) = given, case .object(let limits)? = filter["limits"] {
+                    filter["limits"] = .object(limits.merging(overrides) { $1 })
+                } else {
+                    filter["limits"] = given
+                }
+            case "name", "failStrategy", "pluginConfig", "modules":
                 filter[key] = try json(node, at)
             case "inlineCode":
                 c.warnings.append("\(at.prefix)inlineCode is ignored: the plugin file given on the command line runs")
@@ -165,6 +207,7 @@ public enum PluginTestInput {
         c.failStrategy = parsed.failStrategy
         c.limits = parsed.limits
         c.pluginConfig = parsed.pluginConfig
+        c.modules = parsed.modules
         return c
     }
 

@@ -72,13 +72,16 @@ public struct PluginTestResult: Sendable {
     /// Lines the script wrote (handle:logInfo() and friends, print()), in order.
     public var logs: [LogLine] = []
     public var errors: [ScriptError] = []
-    public var dynamicMetadata: [String: [String: String]] = [:]
+    public var dynamicMetadata: [String: [String: JSONValue]] = [:]
     public var routeCacheClears = 0
     public var httpCalls: [HTTPCall] = []
     /// The stream did not finish: the plugin still held something when the run ended.
     public var stalls: [String] = []
+    /// The request or response the run printed could not go on the wire as it is
+    /// (content-length against the body, header syntax, a body where none may be).
+    public var invalid: [String] = []
 
-    public var succeeded: Bool { errors.isEmpty && stalls.isEmpty }
+    public var succeeded: Bool { errors.isEmpty && stalls.isEmpty && invalid.isEmpty }
 }
 
 /// The VM could not be made (no memory for a Lua state).
@@ -107,7 +110,7 @@ public final class PluginTestRunner {
         let name = config.name ?? name
         let script = try LuaScript(source: source, name: name)
         plugin = LuaPluginConfig(name: name, script: script, failStrategy: config.failStrategy,
-                                 limits: config.limits, pluginConfig: config.pluginConfig)
+                                 limits: config.limits, pluginConfig: config.pluginConfig, modules: config.modules)
         self.config = config
         let collector = logs
         let logger = Logger(label: "meshd.lua") { _ in PluginTestLogHandler(collector: collector) }
@@ -195,12 +198,16 @@ public final class PluginTestRunner {
         loop.run()
 
         if let head = stream.upstreamHead {
-            result.upstreamRequest = .init(head: head, body: Array(buffer: stream.upstreamBody),
-                                           trailers: stream.upstreamTrailers, complete: stream.upstreamEnded)
+            let up = PluginTestResult.UpstreamRequest(head: head, body: Array(buffer: stream.upstreamBody),
+                                                      trailers: stream.upstreamTrailers, complete: stream.upstreamEnded)
+            result.upstreamRequest = up
+            result.invalid += PluginTestMessageCheck.request(up)
         }
         if let head = stream.clientHead {
-            result.response = .init(head: head, body: Array(buffer: stream.clientBody),
-                                    trailers: stream.clientTrailers, complete: stream.clientEnded)
+            let response = PluginTestResult.ClientResponse(head: head, body: Array(buffer: stream.clientBody),
+                                                           trailers: stream.clientTrailers, complete: stream.clientEnded)
+            result.response = response
+            result.invalid += PluginTestMessageCheck.response(response, requestMethod: request.method)
         }
         if let reply = stream.localReply {
             result.localReply = .init(status: reply.status, headers: reply.headers, body: reply.body, origin: reply.origin)
@@ -355,7 +362,7 @@ struct PluginTestLogHandler: LogHandler {
 
 // MARK: - the stream
 
-/// A stream with the real filter iterators in both directions and recording ends; the
+/// A stream over the engine's `FilterChain` with recording ends; the
 /// local-reply path is HTTPStream's (the reply passes the filters between its sender and
 /// the client, so a plugin's own envoy_on_response does not see its respond()).
 final class PluginTestStream: StreamControl {
@@ -374,9 +381,7 @@ final class PluginTestStream: StreamControl {
     private(set) var drainRequested = false
     private let embedded: EmbeddedEventLoop
 
-    private var filters: [HTTPFilter] = []
-    private var request: FilterIterator<RequestDirection>!
-    private var response: FilterIterator<ResponseDirection>!
+    private var chain: FilterChain!
 
     private(set) var upstreamHead: RequestHead?
     private(set) var upstreamBody = ByteBuffer()
@@ -404,8 +409,7 @@ final class PluginTestStream: StreamControl {
     }
 
     func attach(_ filter: HTTPFilter) {
-        filters = [filter]
-        request = FilterIterator(filters: filters, bufferLimit: bufferLimit, sink: FilterSink(
+        chain = FilterChain(filters: [filter], bufferLimit: bufferLimit, upstream: FilterSink(
             headers: { [unowned self] h, end in
                 self.upstreamHead = h
                 if end { self.upstreamEnded = true }
@@ -422,12 +426,8 @@ final class PluginTestStream: StreamControl {
             overflow: { [unowned self] in
                 self.sendLocalReply(status: 413, body: "Payload Too Large", headers: [:], flag: nil, from: nil)
             },
-            pressure: { _ in }))
-        response = makeResponseIterator(limit: bufferLimit)
-    }
-
-    private func makeResponseIterator(limit: Int) -> FilterIterator<ResponseDirection> {
-        FilterIterator(filters: filters.reversed(), bufferLimit: limit, sink: FilterSink(
+            pressure: { _ in }),
+        client: FilterSink(
             headers: { [unowned self] h, end in
                 self.clientHead = h
                 self.streamInfo.responseCode = h.status
@@ -450,28 +450,26 @@ final class PluginTestStream: StreamControl {
 
     /// One event from the client, then whatever the loop has queued (as between two reads).
     func receiveRequest(_ event: FilterIterator<RequestDirection>.Event) {
-        request.receive(event)
+        chain.receiveRequest(event)
         embedded.run()
     }
 
     func complete() {
         guard !completed else { return }
         completed = true
-        request.abort()
-        response.abort()
-        for f in filters { f.onStreamComplete() }
+        chain.complete()
     }
 
     // MARK: StreamControl
 
     func clearRouteCache() { routeCacheClears += 1 }
-    func continueRequest(from filter: HTTPFilter) { request.resume(from: filter) }
-    func continueResponse(from filter: HTTPFilter) { response.resume(from: filter) }
+    func continueRequest(from filter: HTTPFilter) { chain.continueRequest(from: filter) }
+    func continueResponse(from filter: HTTPFilter) { chain.continueResponse(from: filter) }
     func continueRequest(from filter: HTTPFilter, replacingHead head: RequestHead?, replacingData data: ByteBuffer?) {
-        request.resume(from: filter, replacingHead: head, replacingData: data)
+        chain.continueRequest(from: filter, replacingHead: head, replacingData: data)
     }
     func continueResponse(from filter: HTTPFilter, replacingHead head: ResponseHead?, replacingData data: ByteBuffer?) {
-        response.resume(from: filter, replacingHead: head, replacingData: data)
+        chain.continueResponse(from: filter, replacingHead: head, replacingData: data)
     }
     func drainConnectionUponCompletion() { drainRequested = true }
 
@@ -479,32 +477,21 @@ final class PluginTestStream: StreamControl {
         guard localReply == nil, !completed else { return }
         if let flag { streamInfo.addFlag(flag) }
         guard clientHead == nil else { return resetStream(flag: flag) }
-        request.abort()
-        response.abort()
-        var head = ResponseHead(status: status, headers: headers)
-        head.headers.replaceOrAdd(name: "content-length", value: String(body.utf8.count))
-        if !body.isEmpty, !head.headers.contains(name: "content-type") {
-            head.headers.replaceOrAdd(name: "content-type", value: "text/plain")
-        }
-        head.headers.replaceOrAdd(name: "server", value: "meshd")
         // respond() leaves its reply on the run; a FAIL_CLOSE answer has none.
         let origin: PluginTestResult.LocalReply.Origin
         if let lua = filter as? LuaFilter { origin = lua.req.reply != nil ? .respond : .failClose } else { origin = .bufferLimit }
-        localReply = (status, body, head.headers, origin)
-        let start = filter.flatMap { f in filters.reversed().firstIndex { $0 === f }.map { $0 + 1 } } ?? 0
-        response = makeResponseIterator(limit: Int.max)
-        response.receive(.headers(head, end: body.isEmpty), startingAt: start)
-        if !body.isEmpty { response.receive(.data(ByteBuffer(string: body), end: true), startingAt: start) }
+        localReply = (status, body, [:], origin)
+        let head = chain.sendLocalReply(status: status, body: body, headers: headers, from: filter)
+        localReply?.headers = head.headers
     }
 
-    func encodeHeaders(_ head: ResponseHead, endStream: Bool) { response.receive(.headers(head, end: endStream)) }
-    func encodeData(_ data: ByteBuffer, endStream: Bool) { response.receive(.data(data, end: endStream)) }
-    func encodeTrailers(_ trailers: HTTPHeaders) { response.receive(.trailers(trailers)) }
+    func encodeHeaders(_ head: ResponseHead, endStream: Bool) { chain.receiveResponse(.headers(head, end: endStream)) }
+    func encodeData(_ data: ByteBuffer, endStream: Bool) { chain.receiveResponse(.data(data, end: endStream)) }
+    func encodeTrailers(_ trailers: HTTPHeaders) { chain.receiveResponse(.trailers(trailers)) }
 
     func resetStream(flag: ResponseFlag?) {
         wasReset = true
-        request.abort()
-        response.abort()
+        chain.abort()
     }
 
     func setRequestReadingPaused(_ paused: Bool) {}

@@ -24,7 +24,8 @@ struct ControlPlaneCommand: ParsableCommand {
         reconnect.
 
         Status port: /ready, /debug/syncz (every proxy: sent and acknowledged versions,
-        SYNCED/STALE/NACK with the reason), /debug/config_status, /metrics.
+        SYNCED/STALE/NACK with the reason), /debug/config_status, /debug/convergence
+        (converged: every proxy SYNCED and no push pending), /metrics.
         """
     )
 
@@ -65,6 +66,10 @@ struct ControlPlaneCommand: ParsableCommand {
         let runtime = ControlPlaneRuntime<ConfigStore>(directory: configDir, logger: logger,
                                                        debounce: Double(debounceMs) / 1000,
                                                        compile: Self.compiler(), prepare: Self.preparer())
+        // The watcher's first look comes before the first load, so an edit made during it is seen.
+        let watcher = DirectoryWatcher(directory: configDir, debounce: Double(debounceMs) / 1000) { mayRefuse in
+            runtime.reload(mayRefuse: mayRefuse) || mayRefuse
+        }
         runtime.reload()
         runtime.hub.holdReconnectingProxies(for: Double(reconnectGraceMs) / 1000)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
@@ -77,7 +82,6 @@ struct ControlPlaneCommand: ParsableCommand {
         }
         let secureServer = secure
         let status = try StatusServer(group: group, host: address, port: statusPort, pages: Self.pages(runtime))
-        let watcher = DirectoryWatcher(directory: configDir, debounce: Double(debounceMs) / 1000) { runtime.reload() }
         watcher.start()
         logger.info("control plane serving", metadata: ["discovery": "\(address):\(discovery.port ?? 0)",
                                                        "status": "\(address):\(status.port ?? 0)"])
@@ -152,6 +156,7 @@ struct ControlPlaneCommand: ParsableCommand {
             "/ready": { runtime.status.configVersion > 0 ? (200, "text/plain", "ready\n") : (503, "text/plain", "no good config yet\n") },
             "/debug/syncz": { (200, "application/json", json(runtime.hub.statuses)) },
             "/debug/config_status": { (200, "application/json", json(runtime.status)) },
+            "/debug/convergence": { (200, "application/json", json(runtime.convergence)) },
             "/metrics": {
                 let s = runtime.status
                 let proxies = runtime.hub.statuses

@@ -20,6 +20,13 @@ struct PluginTestCommand: ParsableCommand {
         commandName: "test",
         abstract: "Run a Lua plugin offline against a described request and upstream response.",
         discussion: """
+        FILE is the plugin's Lua code, or a YAML file (.yaml, .yml) with a LuaPlugin \
+        (extensions.meshd.io/v1alpha1) or a TrafficExtension (extensions.istio.io/v1alpha1, lua.inlineCode). \
+        A resource is read and validated as the control plane reads it (`file:` relative to the YAML file; a url \
+        other than file:// cannot be fetched offline) and runs with its pluginConfig, failStrategy and limits, \
+        under the name the proxy gives it (NAMESPACE.NAME); a CONFIG file overrides them. A file with several \
+        plugins needs --name.
+
         Nothing touches the network. The request goes through the plugin's envoy_on_request as the proxy \
         would run it (same Lua runtime, sandbox, limits and filter engine; the proxy's standard headers \
         x-forwarded-for, x-forwarded-proto and x-request-id are added first). If it reaches the upstream, \
@@ -28,7 +35,7 @@ struct PluginTestCommand: ParsableCommand {
         a 500 under FAIL_CLOSE), every line the script logged with its level, dynamic metadata, \
         httpCall()s, clearRouteCache() calls and script errors.
 
-        REQUEST file (YAML; every field is optional):
+        REQUEST file (YAML; every field is optional; without --request: GET / with no body):
           method: POST                  # default GET
           path: /api/items?x=1          # default /
           authority: api.example.com    # default localhost, or a Host header
@@ -43,11 +50,12 @@ struct PluginTestCommand: ParsableCommand {
           body: '{"password": "x"}'
           trailers: {grpc-status: "0"}
 
-        CONFIG file (YAML; a meshd.lua filter config without inlineCode):
-          name: my-plugin               # default: the file name without .lua
+        CONFIG file (YAML; a meshd.lua filter config without inlineCode; overrides a resource's settings):
+          name: my-plugin               # default: the file name without .lua, or NAMESPACE.NAME
           failStrategy: FAIL_OPEN       # FAIL_CLOSE: a script error answers 500
           limits: {instructions: 10000000, memoryBytes: 16777216}
           pluginConfig: {any: value}    # handle:filterContext()
+          modules: {lib.util: "return {}"}  # what require() may load
           route: {name: default, metadata: {team: blue}}
           downstream:                   # what streamInfo() reports
             remoteAddress: 127.0.0.1:51000
@@ -61,16 +69,22 @@ struct PluginTestCommand: ParsableCommand {
         clearRouteCache() is counted; there is no route table, so the route stays the configured one.
 
         Exit status: 0 when the plugin ran without error; 1 on a script error (compile error, top-level \
-        or handler error, exceeded limits) or when the plugin never released the request or response; \
-        2 when an input file cannot be read or is invalid.
+        or handler error, exceeded limits), when the plugin never released the request or response, or \
+        when the request or response it printed is not a valid HTTP message (content-length against the \
+        body, header names and values, a body on a 204/304 or HEAD response); 2 when an input file cannot \
+        be read or is invalid (for a plugin resource: whatever `meshd validate` refuses, a Lua syntax error \
+        included).
         """
     )
 
-    @Argument(help: "The plugin's Lua file.")
+    @Argument(help: "The plugin: a Lua file, or a YAML file with a LuaPlugin or TrafficExtension.")
     var file: String
 
-    @Option(name: .long, help: "The request, as YAML (see above).")
-    var request: String
+    @Option(name: .long, help: "Which plugin of a YAML file: NAME, NAMESPACE/NAME or KIND/NAMESPACE/NAME.")
+    var name: String?
+
+    @Option(name: .long, help: "The request, as YAML (see above; default: GET / with no body).")
+    var request: String?
 
     @Option(name: .long, help: "The upstream's response, as YAML (default: 200 with an empty body).")
     var response: String?
@@ -79,22 +93,23 @@ struct PluginTestCommand: ParsableCommand {
     var config: String?
 
     func run() throws {
-        let source = try read(file)
-        let requestInput = try parse(request) { try PluginTestInput.request(yaml: $0, file: request) }
+        let plugin = try loadPlugin()
+        let requestInput = try request.map { path in
+            try parse(path) { try PluginTestInput.request(yaml: $0, file: path) }
+        } ?? PluginTestRequest()
         let responseInput = try response.map { path in
             try parse(path) { try PluginTestInput.response(yaml: $0, file: path) }
         } ?? PluginTestResponse()
         let settings = try config.map { path in
-            try parse(path) { try PluginTestInput.config(yaml: $0, file: path) }
-        } ?? PluginTestConfig()
+            try parse(path) { try PluginTestInput.config(yaml: $0, file: path, base: plugin.settings) }
+        } ?? plugin.settings
         for w in settings.warnings { fail("warning: \(w)") }
 
-        let name = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
         let runner: PluginTestRunner
         do {
-            runner = try PluginTestRunner(source: source, name: name, config: settings)
+            runner = try PluginTestRunner(source: plugin.source, name: plugin.name, config: settings)
         } catch let e as LuaCompileError {
-            fail("\(file): \(e.description)")
+            fail("\(plugin.origin): \(e.description)")
             throw ExitCode(1)
         } catch let e as ConfigError {
             fail("invalid config: \(e.description)")
@@ -107,8 +122,29 @@ struct PluginTestCommand: ParsableCommand {
             fail("invalid config: \(e.description)")
             throw ExitCode(2)
         }
-        PluginTestReport.print(result, plugin: runner.plugin, file: file)
+        PluginTestReport.print(result, plugin: runner.plugin, origin: plugin.origin)
         if !result.succeeded { throw ExitCode(1) }
+    }
+
+    private func loadPlugin() throws -> PluginUnderTest {
+        guard PluginUnderTest.isResourceFile(file) else {
+            if name != nil {
+                fail("--name picks a plugin of a YAML file; \(file) is read as Lua")
+                throw ExitCode(2)
+            }
+            let name = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
+            return PluginUnderTest(source: try read(file), name: name, origin: file)
+        }
+        guard FileManager.default.isReadableFile(atPath: file) else {
+            _ = try read(file)  // says why
+            throw ExitCode(2)
+        }
+        do {
+            return try PluginUnderTest.resource(file, wanted: name)
+        } catch {
+            for m in error.messages { fail(m) }
+            throw ExitCode(2)
+        }
     }
 
     private func read(_ path: String) throws -> String {
@@ -133,8 +169,8 @@ struct PluginTestCommand: ParsableCommand {
 
 /// Prints a run's result in sections.
 enum PluginTestReport {
-    static func print(_ r: PluginTestResult, plugin: LuaPluginConfig, file: String) {
-        out("plugin: \(plugin.name) (\(file)), failStrategy \(plugin.failStrategy.rawValue)")
+    static func print(_ r: PluginTestResult, plugin: LuaPluginConfig, origin: String) {
+        out("plugin: \(plugin.name) (\(origin)), failStrategy \(plugin.failStrategy.rawValue)")
 
         section("request to upstream")
         if let up = r.upstreamRequest {
@@ -177,7 +213,7 @@ enum PluginTestReport {
         if r.dynamicMetadata.isEmpty { out("(none)") }
         for ns in r.dynamicMetadata.keys.sorted() {
             out("\(ns):")
-            for (k, v) in r.dynamicMetadata[ns]!.sorted(by: { $0.key < $1.key }) { out("  \(k): \(v)") }
+            for (k, v) in r.dynamicMetadata[ns]!.sorted(by: { $0.key < $1.key }) { out("  \(k): \(text(v))") }
         }
 
         if !r.httpCalls.isEmpty {
@@ -191,13 +227,22 @@ enum PluginTestReport {
             out("clearRouteCache() called \(r.routeCacheClears) time(s) (offline the route does not change)")
         }
 
-        if !r.errors.isEmpty || !r.stalls.isEmpty {
+        if !r.errors.isEmpty || !r.stalls.isEmpty || !r.invalid.isEmpty {
             section("errors")
             for e in r.errors { out("\(e.phase): \(e.message)") }
             for s in r.stalls { out(s) }
+            for i in r.invalid { out(i) }
         }
         out("")
         out(r.succeeded ? "result: ok" : "result: FAILED")
+    }
+
+    /// A metadata value: a string as it is, anything else as JSON (numbers, booleans, tables).
+    private static func text(_ value: JSONValue) -> String {
+        if let s = value.stringValue { return s }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? ""
     }
 
     private static func section(_ title: String) {

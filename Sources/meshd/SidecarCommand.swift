@@ -41,6 +41,10 @@ struct ManagedProxyOptions: ParsableArguments {
     @Option(name: .customLong("admin-port"), help: "Admin server port (0 picks a free one).")
     var adminPort: Int = 15000
 
+    @Option(name: .customLong("health-port"),
+            help: "Health port (Istio: 15021) serving GET /healthz/ready: 200 once the first config from the control plane is applied, else 503 with the reason. 0 disables.")
+    var healthPort: Int = 15021
+
     @Option(name: .long, help: "Event loops; default: number of cores.")
     var concurrency: Int = System.coreCount
 
@@ -70,7 +74,27 @@ struct ManagedProxyOptions: ParsableArguments {
         let runtime = try ProxyRuntime(group: group, registry: FilterCatalog.registry, bootstrap: Bootstrap(), logger: logger,
                                        maxDownstreamConnections: maxDownstreamConnections)
         try runtime.start()
-        let admin = try AdminServer(runtime: runtime, watcher: nil, host: "127.0.0.1", port: adminPort)
+        // Ready (admin /ready, /healthz/ready) once the control plane's first config is applied.
+        let discovery = ClientRef()
+        let readiness: Readiness = {
+            guard let client = discovery.client else { return "starting" }
+            return client.notReadyReason
+        }
+        let admin: AdminServer
+        do {
+            admin = try AdminServer(runtime: runtime, watcher: nil, host: "127.0.0.1", port: adminPort, readiness: readiness)
+        } catch {
+            throw ValidationError("cannot listen on the admin port 127.0.0.1:\(adminPort) (--admin-port): \(error)")
+        }
+        var health: AdminServer?
+        if healthPort > 0 {
+            do {
+                health = try AdminServer(runtime: runtime, watcher: nil, host: address, port: healthPort,
+                                         readiness: readiness, healthOnly: true)
+            } catch {
+                throw ValidationError("cannot listen on the health port \(address):\(healthPort) (--health-port; 0 disables): \(error)")
+            }
+        }
         var node = Meshd_Discovery_V1_Node()
         node.kind = kind
         node.name = name
@@ -86,9 +110,12 @@ struct ManagedProxyOptions: ParsableArguments {
         let tls = try controlPlaneCA.map { try TLSClientContext(caCertificatesFile: $0, verifyPeer: true, alpnProtocols: ["h2"]) }
         let client = try DiscoveryClient(runtime: runtime, node: node, controlPlane: controlPlane, logger: logger,
                                          tls: tls, serverName: controlPlaneName)
+        discovery.client = client
         client.start()
-        logger.info("\(kind) started", metadata: ["id": "\(node.id)", "admin": "\(node.adminAddress)"])
+        logger.info("\(kind) started", metadata: ["id": "\(node.id)", "admin": "\(node.adminAddress)",
+                                                  "health": "\(health?.port.map { "\(address):\($0)" } ?? "off")"])
         let drainSeconds = drainTimeout
+        let healthServer = health
         // SIGHUP keeps its "logged and ignored": the config comes from the control plane.
         ProcessLogging.onReopenLogs {
             runtime.flushAccessLogs()
@@ -98,9 +125,20 @@ struct ManagedProxyOptions: ParsableArguments {
             client.stop()
             _ = runtime.drain(timeout: .milliseconds(Int64(drainSeconds * 1000)))
             admin.close()
+            healthServer?.close()
             Foundation.exit(0)
         }
         dispatchMain()
+    }
+}
+
+/// The discovery client, once made: the admin server that reports readiness starts before it.
+private final class ClientRef: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: DiscoveryClient?
+    var client: DiscoveryClient? {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue } }
     }
 }
 

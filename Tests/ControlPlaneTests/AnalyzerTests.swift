@@ -1,4 +1,5 @@
 import ControlPlane
+import Foundation
 import XCTest
 import Transport
 import LuaRuntime
@@ -109,6 +110,65 @@ final class AnalyzerTests: XCTestCase {
             "Error [ReferencedResourceNotFound] a.yaml:70: LuaPlugin/default/tagger: spec.targetRefs[3]: target Service nosvc (nosvc.default.svc.cluster.local) not found",
             "Warning [UnsupportedExtension] a.yaml:82: TrafficExtension/default/counter: spec.wasm: meshd runs Lua only; this Wasm extension is ignored",
         ])
+    }
+
+    /// A service whose workloads are all left to sidecars (no WorkloadEntry) has no endpoints
+    /// until they connect: a note saying how they register, not a warning. A service with
+    /// WorkloadEntries but none for a subset still gets the warning.
+    func testSubsetsOfServicesWhoseSidecarsRegisterAtRuntime() {
+        let yaml = """
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {name: reviews, namespace: shop}
+        spec:
+          hosts: [reviews]
+          ports: [{number: 9080, name: http, protocol: HTTP}]
+          resolution: STATIC
+          workloadSelector: {labels: {app: reviews}}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: reviews, namespace: shop}
+        spec:
+          host: reviews
+          subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {name: ratings}
+        spec:
+          hosts: [ratings]
+          ports: [{number: 9080, name: http, protocol: HTTP}]
+          resolution: STATIC
+          workloadSelector: {labels: {app: ratings}}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: WorkloadEntry
+        metadata: {name: ratings-v1}
+        spec: {address: 10.0.0.31, labels: {app: ratings, version: v1}}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: ratings}
+        spec:
+          host: ratings
+          subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+        """
+        XCTAssertEqual(findings(yaml), [
+            "Info [SubsetEndpointsFromSidecars] a.yaml:10: DestinationRule/shop/reviews: spec.subsets[0]: subset \"v1\" of reviews.shop.svc.cluster.local has no WorkloadEntry; its endpoints come from sidecars registering when they connect (meshd sidecar --namespace shop --labels app=reviews,version=v1)",
+            "Info [SubsetEndpointsFromSidecars] a.yaml:10: DestinationRule/shop/reviews: spec.subsets[1]: subset \"v2\" of reviews.shop.svc.cluster.local has no WorkloadEntry; its endpoints come from sidecars registering when they connect (meshd sidecar --namespace shop --labels app=reviews,version=v2)",
+            "Warning [SubsetSelectsNoEndpoints] a.yaml:31: DestinationRule/default/ratings: spec.subsets[1]: subset \"v2\" selects no endpoints of ratings.default.svc.cluster.local",
+        ])
+    }
+
+    /// The shipped example analyzes clean: its sidecars register at runtime.
+    func testShippedBookinfoExampleHasNoWarnings() {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let store = ConfigStore.load(files: [root.appendingPathComponent("examples/bookinfo").path])
+        XCTAssertEqual(Validator.validate(store).map(\.description), [])
+        let findings = Analyzer.analyze(store)
+        XCTAssertEqual(findings.filter { $0.severity != .info }.map(\.description), [])
+        XCTAssertEqual(Set(findings.map(\.code)), ["SubsetEndpointsFromSidecars"])
     }
 
     func testDuplicatesConflictsAndSecurityKinds() {

@@ -98,6 +98,41 @@ final class BadInputTests: XCTestCase {
         XCTAssertTrue(e[2].hasPrefix("test.yaml:1: VirtualService/default/vs: spec.http[0].match[0].queryParams.q.regex: invalid regex"), e[2])
     }
 
+    func testRegexesAreCheckedAsRE2WithTheProxiesProgramSizeLimit() {
+        let long = "/api/v1/very/long/prefix/that/goes/on/and/on/for/a/while/to/exceed/the/program/size/limit"
+        let yaml = """
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: vs}
+        spec:
+          hosts: [reviews]
+          http:
+          - match:
+            - uri: {regex: "(?!/admin)/.*"}
+              headers: {x-user: {regex: "(a)\\\\1"}}
+              queryParams: {q: {regex: "[0-9]{1,60}"}}
+            - uri: {prefix: "\(long)"}
+              ignoreUriCase: true
+            - uri: {regex: "(?i)/reviews/(?P<id>[0-9]+)"}
+              authority: {regex: "reviews(:[0-9]+)?"}
+            rewrite:
+              uriRegexRewrite: {match: "[a-z]{1,80}", rewrite: "/x"}
+            route: [{destination: {host: reviews}}]
+        """
+        let e = errors(yaml)
+        let at = "test.yaml:1: VirtualService/default/vs: spec.http[0]"
+        XCTAssertEqual(e.count, 5, "\(e)")
+        XCTAssertTrue(e.contains("\(at).rewrite.uriRegexRewrite.match: regex \"[a-z]{1,80}\" is too complex:"
+            + " RE2 program size 163 exceeds the maximum program size of 100"), "\(e)")
+        XCTAssertTrue(e.contains("\(at).match[0].uri.regex: invalid regex \"(?!/admin)/.*\": invalid perl operator: (?!"
+            + " (lookahead is not supported: meshd uses RE2 syntax, which matches in linear time)"), "\(e)")
+        XCTAssertTrue(e.contains { $0.hasPrefix("\(at).match[0].headers.x-user.regex: invalid regex \"(a)\\1\": invalid escape sequence: \\1")
+            && $0.contains("backreferences are not supported") }, "\(e)")
+        XCTAssertTrue(e.contains { $0.hasPrefix("\(at).match[0].queryParams.q.regex: regex \"[0-9]{1,60}\" is too complex: RE2 program size ") }, "\(e)")
+        XCTAssertTrue(e.contains { $0.hasPrefix("\(at).match[1].ignoreUriCase: uri becomes a case-insensitive regex: regex \"(?i)")
+            && $0.contains("is too complex") }, "\(e)")
+    }
+
     func testWeightsMustSumTo100AndBeNonNegative() {
         let yaml = """
         apiVersion: networking.istio.io/v1

@@ -160,6 +160,46 @@ final class PluginTranslationTests: XCTestCase {
         let b = Translator(store: store).bootstrap(for: productpage)
         XCTAssertEqual(b.luaPlugins.map(\.name), ["default.from-file"])
     }
+
+    func testModulesGoToTheProxyAndAreCompiledAtLoad() throws {
+        let store = ConfigStore.parse(yaml: """
+        apiVersion: extensions.meshd.io/v1alpha1
+        kind: LuaPlugin
+        metadata: {name: with-modules}
+        spec:
+          selector: {matchLabels: {app: productpage}}
+          inline: |
+            local util = require("lib.util")
+            function envoy_on_request(h) h:headers():add("x-u", util.tag) end
+          modules:
+            lib.util: "return {tag = 'u'}"
+        ---
+        apiVersion: extensions.meshd.io/v1alpha1
+        kind: LuaPlugin
+        metadata: {name: broken-module}
+        spec:
+          inline: "x = 1"
+          modules: {lib.bad: "return {", ../up: "return 1"}
+        """)
+        XCTAssertEqual(Validator.validate(store).map(\.description), [
+            "<input>:12: LuaPlugin/default/broken-module: spec.modules.../up: a module name is letters, digits, '_', '-' and '.' (as in require(\"lib.util\"))",
+            "<input>:12: LuaPlugin/default/broken-module: spec.modules.lib.bad: lua syntax error in lib.bad at line 1: unexpected symbol near <eof>",
+        ])
+        let good = ConfigStore.parse(yaml: """
+        apiVersion: extensions.meshd.io/v1alpha1
+        kind: LuaPlugin
+        metadata: {name: with-modules}
+        spec:
+          inline: |
+            local util = require("lib.util")
+            function envoy_on_request(h) h:headers():add("x-u", util.tag) end
+          modules:
+            lib.util: "return {tag = 'u'}"
+        """)
+        let b = Translator(store: good).bootstrap(for: productpage)
+        assertSnapshotBuilds(b)
+        XCTAssertEqual(b.luaPlugins.first?.modules, ["lib.util": "return {tag = 'u'}"])
+    }
 }
 
 /// The expected digest, computed independently with the system's sha256sum.

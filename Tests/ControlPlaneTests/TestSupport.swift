@@ -8,11 +8,13 @@ import LuaRuntime
 import Filters
 import PluginTesting
 
-/// Istio's sample files (unchanged, not part of this repository): MESHD_ISTIO_SAMPLES or /work/shared/istio-samples.
+/// Istio's sample files (unchanged, not part of this repository): the directory MESHD_ISTIO_SAMPLES names.
 func istioSamplesDirectory() throws -> String {
-    let dir = ProcessInfo.processInfo.environment["MESHD_ISTIO_SAMPLES"] ?? "/work/shared/istio-samples"
+    guard let dir = ProcessInfo.processInfo.environment["MESHD_ISTIO_SAMPLES"] else {
+        throw XCTSkip("MESHD_ISTIO_SAMPLES is not set (a directory of Istio's sample YAML files)")
+    }
     guard FileManager.default.fileExists(atPath: dir + "/bookinfo-gateway.yaml") else {
-        throw XCTSkip("Istio samples not found at \(dir) (set MESHD_ISTIO_SAMPLES)")
+        throw XCTSkip("Istio samples not found at \(dir) (MESHD_ISTIO_SAMPLES)")
     }
     return dir
 }

@@ -262,13 +262,56 @@ final class DirectoryWatcherTests: XCTestCase {
         XCTAssertEqual(DirectoryWatcher.fingerprint(dir + "/missing"), "")
     }
 
+    func testFingerprintSeesARenameOverThatKeepsSizeAndMtime() throws {
+        let dir = try temporaryDirectory(self)
+        try write("a: 1\n", to: dir + "/a.yaml")
+        let mtime = try FileManager.default.attributesOfItem(atPath: dir + "/a.yaml")[.modificationDate] as! Date
+        let before = DirectoryWatcher.fingerprint(dir)
+        try write("a: 2\n", to: dir + "/a.tmp")
+        try FileManager.default.setAttributes([.modificationDate: mtime], ofItemAtPath: dir + "/a.tmp")
+        XCTAssertEqual(rename(dir + "/a.tmp", dir + "/a.yaml"), 0)
+        XCTAssertNotEqual(DirectoryWatcher.fingerprint(dir), before)
+    }
+
+    func testAFailingChangeIsRefusedOnlyOnceTheDirectoryStayedQuiet() throws {
+        let dir = try temporaryDirectory(self)
+        try write("a: 1\n", to: dir + "/a.yaml")
+        let calls = NIOLockedValueBox<[(mayRefuse: Bool, text: String)]>([])
+        let refused = expectation(description: "refused")
+        let watcher = DirectoryWatcher(directory: dir, interval: 0.02, debounce: 0.05, refusalDelay: 0.5) { mayRefuse in
+            let text = (try? String(contentsOfFile: dir + "/a.yaml", encoding: .utf8)) ?? ""
+            calls.withLockedValue { $0.append((mayRefuse, text)) }
+            if text.hasPrefix("good") { return true }
+            if mayRefuse { refused.fulfill() }
+            return mayRefuse
+        }
+        watcher.start()
+        defer { watcher.stop() }
+        // A half file, completed 0.2 s later (before the refusal delay): loaded, never refused.
+        try write("half", to: dir + "/a.yaml")
+        Thread.sleep(forTimeInterval: 0.2)
+        try write("good: 1\n", to: dir + "/a.yaml")
+        let loaded = Date()
+        while !calls.withLockedValue({ $0.contains { $0.text.hasPrefix("good") } }), Date().timeIntervalSince(loaded) < 5 {
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        XCTAssertFalse(calls.withLockedValue { $0 }.contains { $0.mayRefuse }, "\(calls.withLockedValue { $0 })")
+        XCTAssertTrue(calls.withLockedValue { $0.last?.text.hasPrefix("good") ?? false })
+        // A bad file that stays: tried, then refused once quiet for the delay.
+        let started = Date()
+        try write("bad", to: dir + "/a.yaml")
+        wait(for: [refused], timeout: 5)
+        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(started), 0.5)
+    }
+
     func testAChangeFiresOnceTheDirectoryIsQuiet() throws {
         let dir = try temporaryDirectory(self)
         try write("a: 1\n", to: dir + "/a.yaml")
         let fired = expectation(description: "change")
         let count = NIOLockedValueBox(0)
-        let watcher = DirectoryWatcher(directory: dir, interval: 0.02, debounce: 0.1) {
+        let watcher = DirectoryWatcher(directory: dir, interval: 0.02, debounce: 0.1) { _ in
             if count.withLockedValue({ $0 += 1; return $0 }) == 1 { fired.fulfill() }
+            return true
         }
         watcher.start()
         defer { watcher.stop() }

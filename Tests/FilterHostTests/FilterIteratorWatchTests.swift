@@ -66,4 +66,28 @@ final class FilterIteratorWatchTests: XCTestCase {
         it.resume(from: w)
         XCTAssertEqual(out, ["headers:/old", "data:5:true"])
     }
+
+    /// A watcher that makes a body for a message that had none: it follows the headers,
+    /// which no longer end the stream (and goes before trailers already parked).
+    func testWatcherMakesABodyWhereThereWasNone() {
+        let w = Watcher()
+        var ends: [Bool] = []
+        var out: [String] = []
+        let it = FilterIterator<RequestDirection>(filters: [w], bufferLimit: 1 << 20, sink: FilterSink(
+            headers: { _, end in out.append("headers"); ends.append(end) },
+            data: { d, end in out.append("data:\(d.readableBytes):\(end)") },
+            trailers: { _ in out.append("trailers") }, overflow: {}, pressure: { _ in }))
+        it.receive(.headers(head, end: true))
+        it.resume(from: w, replacingHead: nil, replacingData: ByteBuffer(string: "ok"))
+        XCTAssertEqual(out, ["headers", "data:2:true"])
+        XCTAssertEqual(ends, [false])
+
+        out = []
+        let w2 = Watcher()
+        let it2 = iterator([w2]) { out.append($0) }
+        it2.receive(.headers(head, end: false))
+        it2.receive(.trailers([:]))
+        it2.resume(from: w2, replacingHead: nil, replacingData: ByteBuffer(string: "abc"))
+        XCTAssertEqual(out, ["headers:/old", "data:3:false", "trailers"])
+    }
 }

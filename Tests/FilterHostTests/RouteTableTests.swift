@@ -53,12 +53,35 @@ final class RouteTableTests: XCTestCase {
         XCTAssertEqual(select(s, "api.example.com", "/x", method: "POST"), "exact/post")
     }
 
+    func testRegexesAreRE2WithFullMatchSemantics() throws {
+        let s = try table(config
+            .replacingOccurrences(of: "/v[0-9]+/items", with: "/(a+)+b")
+            .replacingOccurrences(of: "{name: x-user, exact: jason}", with: "{name: x-user, safeRegex: \"jason|ja\"}"))
+        XCTAssertEqual(select(s, "api.example.com", "/aaab"), "exact/re")
+        // A full match: a pattern that only matches a part of the path does not select the route.
+        XCTAssertEqual(select(s, "api.example.com", "/aaab/x"), "exact/rest")
+        // The classic catastrophic case answers at once.
+        XCTAssertEqual(select(s, "api.example.com", "/" + String(repeating: "a", count: 100_000) + "c"), "exact/rest")
+        XCTAssertEqual(select(s, "api.example.com", "/x", headers: ["x-user": "ja"]), "exact/hdr")
+        XCTAssertEqual(select(s, "api.example.com", "/x", headers: ["x-user": "jasonx"]), "exact/rest")
+    }
+
     func testInvalidConfigsNameTheFieldPath() {
         func error(_ yaml: String) -> String {
             do { _ = try table(yaml); return "accepted" } catch { return "\(error)" }
         }
         XCTAssertTrue(error(config.replacingOccurrences(of: "/v[0-9]+/items", with: "(["))
             .contains("routeConfigs[0].virtualHosts[0].routes[2].match.safeRegex: invalid regex"))
+        let lookahead = error(config.replacingOccurrences(of: "/v[0-9]+/items", with: "(?!/admin)/.*"))
+        XCTAssertTrue(lookahead.contains("routes[2].match.safeRegex: invalid regex \"(?!/admin)/.*\": invalid perl operator: (?!"
+            + " (lookahead is not supported"), lookahead)
+        let big = error(config.replacingOccurrences(of: "/v[0-9]+/items", with: "/v[0-9]{1,50}/items"))
+        XCTAssertTrue(big.contains("routeConfigs[0].virtualHosts[0].routes[2].match.safeRegex: regex \"/v[0-9]{1,50}/items\""
+            + " is too complex: RE2 program size"), big)
+        XCTAssertTrue(big.contains("exceeds the maximum program size of 100"), big)
+        let header = error(config.replacingOccurrences(of: "{name: x-user, exact: jason}", with: "{name: x-user, safeRegex: \"(j)\\\\1\"}"))
+        XCTAssertTrue(header.contains("routes[0].match.headers[0].safeRegex: invalid regex"), header)
+        XCTAssertTrue(header.contains("backreferences are not supported"), header)
         XCTAssertTrue(error(config.replacingOccurrences(of: "{name: rest, match: {prefix: /}, route: {cluster: a}}", with: "{name: rest, match: {prefix: /}, route: {cluster: zz}}"))
             .contains("unknown cluster 'zz'"))
         XCTAssertTrue(error(config.replacingOccurrences(of: "routeConfig: rc", with: "routeConfig: nope"))

@@ -31,8 +31,7 @@ final class ChainHarness: StreamControl {
     func drainConnectionUponCompletion() { drainRequested = true }
 
     private(set) var filters: [HTTPFilter] = []
-    private var request: FilterIterator<RequestDirection>!
-    private var response: FilterIterator<ResponseDirection>!
+    private var chain: FilterChain!
 
     var upstreamHead: RequestHead?
     /// What reached the upstream side, in order.
@@ -55,7 +54,7 @@ final class ChainHarness: StreamControl {
                                         localAddress: try SocketAddress(ipAddress: "10.1.1.1", port: 8080))
         snapshot = try ProxySnapshot.build(bootstrap, version: 1, registry: FilterCatalog.registry)
         filters = factories.map { $0.makeFilter(stream: self) }
-        request = FilterIterator(filters: filters, bufferLimit: bufferLimit, sink: FilterSink(
+        chain = FilterChain(filters: filters, bufferLimit: bufferLimit, upstream: FilterSink(
             headers: { [unowned self] h, end in
                 self.upstreamOrder.append("headers")
                 self.upstreamHead = h
@@ -73,8 +72,8 @@ final class ChainHarness: StreamControl {
                 self.upstreamEnded = true
             },
             overflow: { [unowned self] in self.sendLocalReply(status: 413, body: "too large", headers: [:], flag: nil, from: nil) },
-            pressure: { _ in }))
-        response = FilterIterator(filters: filters.reversed(), bufferLimit: bufferLimit, sink: FilterSink(
+            pressure: { _ in }),
+        client: FilterSink(
             headers: { [unowned self] h, _ in self.clientHead = h },
             data: { [unowned self] d, _ in var d = d; self.clientBody.writeBuffer(&d) },
             trailers: { _ in }, overflow: {}, pressure: { _ in }))
@@ -87,58 +86,58 @@ final class ChainHarness: StreamControl {
         let head = RequestHead(method: method, scheme: "http", authority: "example.com", path: path,
                                headers: HTTPHeaders(headers), version: .http11)
         streamInfo.forwardedFor = head.headers.first(name: "x-forwarded-for")
-        request.receive(.headers(head, end: body.isEmpty && trailers == nil))
+        chain.receiveRequest(.headers(head, end: body.isEmpty && trailers == nil))
         for (i, chunk) in body.enumerated() {
-            request.receive(.data(ByteBuffer(string: chunk), end: i == body.count - 1 && trailers == nil))
+            chain.receiveRequest(.data(ByteBuffer(string: chunk), end: i == body.count - 1 && trailers == nil))
         }
-        if let trailers { request.receive(.trailers(HTTPHeaders(trailers))) }
+        if let trailers { chain.receiveRequest(.trailers(HTTPHeaders(trailers))) }
     }
 
     func sendResponse(status: Int = 200, headers: [(String, String)] = [], body: [String] = []) {
-        response.receive(.headers(ResponseHead(status: status, headers: HTTPHeaders(headers)), end: body.isEmpty))
+        chain.receiveResponse(.headers(ResponseHead(status: status, headers: HTTPHeaders(headers)), end: body.isEmpty))
         for (i, chunk) in body.enumerated() {
-            response.receive(.data(ByteBuffer(string: chunk), end: i == body.count - 1))
+            chain.receiveResponse(.data(ByteBuffer(string: chunk), end: i == body.count - 1))
         }
     }
 
     func complete() {
         guard !completed else { return }
         completed = true
-        for f in filters { f.onStreamComplete() }
+        chain.complete()
     }
 
     var upstreamBodyString: String { String(buffer: upstreamBody) }
 
     func upstream(_ name: String) -> String? { upstreamHead?.headers.first(name: name) }
     func client(_ name: String) -> String? { clientHead?.headers.first(name: name) }
-    func dynamic(_ ns: String, _ key: String) -> String? { streamInfo.dynamicMetadata[ns]?[key] }
+    /// A dynamic metadata value that is a string (the typed value: `streamInfo.dynamicMetadata`).
+    func dynamic(_ ns: String, _ key: String) -> String? { streamInfo.dynamicMetadata[ns]?[key]?.stringValue }
 
     // MARK: StreamControl
 
     func clearRouteCache() { routeCacheClears += 1 }
-    func continueRequest(from filter: HTTPFilter) { request.resume(from: filter) }
-    func continueResponse(from filter: HTTPFilter) { response.resume(from: filter) }
+    func continueRequest(from filter: HTTPFilter) { chain.continueRequest(from: filter) }
+    func continueResponse(from filter: HTTPFilter) { chain.continueResponse(from: filter) }
     func continueRequest(from filter: HTTPFilter, replacingHead head: RequestHead?, replacingData data: ByteBuffer?) {
-        request.resume(from: filter, replacingHead: head, replacingData: data)
+        chain.continueRequest(from: filter, replacingHead: head, replacingData: data)
     }
     func continueResponse(from filter: HTTPFilter, replacingHead head: ResponseHead?, replacingData data: ByteBuffer?) {
-        response.resume(from: filter, replacingHead: head, replacingData: data)
+        chain.continueResponse(from: filter, replacingHead: head, replacingData: data)
     }
 
+    /// The engine's local-reply path: the reply passes the response filters before the sender.
     func sendLocalReply(status: Int, body: String, headers: HTTPHeaders, flag: ResponseFlag?, from filter: HTTPFilter?) {
-        request.abort()
-        response.abort()
-        var head = ResponseHead(status: status, headers: headers)
-        head.headers.replaceOrAdd(name: "content-length", value: String(body.utf8.count))
+        guard localReply == nil else { return }
+        localReply = (status, body, headers)
+        clientBody = ByteBuffer()
+        let head = chain.sendLocalReply(status: status, body: body, headers: headers, from: filter)
         localReply = (status, body, head.headers)
-        clientHead = head
-        clientBody = ByteBuffer(string: body)
     }
 
-    func encodeHeaders(_ head: ResponseHead, endStream: Bool) { response.receive(.headers(head, end: endStream)) }
-    func encodeData(_ data: ByteBuffer, endStream: Bool) { response.receive(.data(data, end: endStream)) }
-    func encodeTrailers(_ trailers: HTTPHeaders) { response.receive(.trailers(trailers)) }
-    func resetStream(flag: ResponseFlag?) { request.abort(); response.abort() }
+    func encodeHeaders(_ head: ResponseHead, endStream: Bool) { chain.receiveResponse(.headers(head, end: endStream)) }
+    func encodeData(_ data: ByteBuffer, endStream: Bool) { chain.receiveResponse(.data(data, end: endStream)) }
+    func encodeTrailers(_ trailers: HTTPHeaders) { chain.receiveResponse(.trailers(trailers)) }
+    func resetStream(flag: ResponseFlag?) { chain.abort() }
     func setRequestReadingPaused(_ paused: Bool) {}
 }
 

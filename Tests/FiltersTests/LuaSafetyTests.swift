@@ -24,7 +24,7 @@ final class LuaSafetyTests: XCTestCase {
         let (s, vm) = try run("""
         function envoy_on_request(h)
           local names = {}
-          local all = table.pack(io, os.execute, os.exit, os.getenv, debug, require, dofile, loadfile, package)
+          local all = table.pack(io, os.execute, os.exit, os.getenv, debug, dofile, loadfile, package)
           for i = 1, all.n do names[i] = tostring(all[i]) end
           h:headers():add("x-absent", table.concat(names, ","))
           local f, err = load(string.dump(function() end))
@@ -33,10 +33,14 @@ final class LuaSafetyTests: XCTestCase {
           h:headers():add("x-loadstring", tostring(loadstring("return 7")()))
           h:headers():add("x-os", type(os.time()) .. type(os.clock()) .. type(os.date("%Y")))
           h:headers():add("x-unpack", tostring(select("#", unpack({1, 2, 3}))))
+          -- require loads only the plugin's own modules: never a library or a file.
+          local ok, err = pcall(require, "io")
+          h:headers():add("x-require", tostring(ok) .. ":" .. err)
         end
         """)
         XCTAssertNil(vm.lastError)
-        XCTAssertEqual(s.upstream("x-absent"), "nil,nil,nil,nil,nil,nil,nil,nil,nil")
+        XCTAssertEqual(s.upstream("x-absent"), "nil,nil,nil,nil,nil,nil,nil,nil")
+        XCTAssertEqual(s.upstream("x-require"), "false:module 'io' not found: meshd loads only the plugin's own modules")
         XCTAssertEqual(s.upstream("x-binary"), "nil:true")
         XCTAssertEqual(s.upstream("x-text"), "2")
         XCTAssertEqual(s.upstream("x-loadstring"), "7")

@@ -70,7 +70,7 @@ final class PluginTestRunnerTests: XCTestCase {
         XCTAssertNil(result.localReply)
         XCTAssertEqual(result.logs.map { "\($0.level.rawValue):\($0.message)" },
                        ["info:loaded", "trace:t", "debug:d", "info:i", "warning:w", "error:e", "critical:c"])
-        XCTAssertEqual(result.dynamicMetadata, ["ns": ["k": "v"]])
+        XCTAssertEqual(result.dynamicMetadata, ["ns": ["k": .string("v")]])
     }
 
     func testRespondIsALocalReplyAndTheUpstreamIsNotCalled() throws {
@@ -188,6 +188,24 @@ final class PluginTestRunnerTests: XCTestCase {
         XCTAssertEqual(statuses.map { $0.upstreamRequest?.head.headers.first(name: "x-seen") }, ["1", "2", nil])
         XCTAssertEqual(statuses.map { $0.response?.head.status }, [200, 200, 429])
         XCTAssertEqual(LuaSharedDict.named(dict).get("n"), .integer(3))
+    }
+
+    /// A body the script edited while holding the headers (trailers follow, so the whole
+    /// body reaches the upstream only when the headers are let go) keeps its edits: the
+    /// offline stream must not drop data it is asked to replace.
+    func testABodyEditedWhileTheHeadersWaitKeepsItsEdits() throws {
+        let r = try runner("""
+        function envoy_on_request(h)
+          local b = h:body()
+          b:setBytes(b:getBytes(0, b:length()):upper())
+          h:headers():add("x-seen", h:trailers():get("x-sum"))
+        end
+        """)
+        let result = try r.run(request: request(method: "POST", path: "/p", body: ["hel", "lo"], trailers: [("x-sum", "5")]))
+        XCTAssertTrue(result.succeeded, "\(result.errors) \(result.stalls)")
+        let up = try XCTUnwrap(result.upstreamRequest)
+        XCTAssertEqual(text(up.body), "HELLO")
+        XCTAssertEqual(up.head.headers.first(name: "x-seen"), "5")
     }
 
     func testBodyChunksTrailersAndBufferLimit() throws {
@@ -321,6 +339,46 @@ final class PluginTestRunnerTests: XCTestCase {
         XCTAssertEqual(c.bufferLimitBytes, 100)
         XCTAssertEqual(c.warnings.count, 1)
         XCTAssertNil(try PluginTestInput.config(yaml: "pluginConfig: {}").name, "the file name is the default")
+    }
+
+    func testModulesFromTheConfigAreWhatRequireLoads() throws {
+        let c = try PluginTestInput.config(yaml: "modules: {lib.greet: 'return function(n) return \"hi \" .. n end'}")
+        let r = try runner("local greet = require('lib.greet')\nfunction envoy_on_request(h) h:headers():add('x-g', greet('a')) end", c)
+        let result = try r.run(request: request())
+        XCTAssertTrue(result.succeeded, "\(result.errors)")
+        XCTAssertEqual(result.upstreamRequest?.head.headers.first(name: "x-g"), "hi a")
+        XCTAssertThrowsError(try PluginTestInput.config(yaml: "modules: {m: 'return {'}")) { e in
+            XCTAssertEqual((e as? ConfigError)?.path, "modules.m")
+        }
+    }
+
+    func testAnInvalidMessageFailsTheRun() throws {
+        // content-length that does not match the body: an HTTP/1.1 client would wait for 8 more bytes.
+        let r = try runner("""
+        function envoy_on_response(h) h:headers():replace("content-length", "10") end
+        """)
+        let result = try r.run(request: request(), response: response(headers: [("content-length", "2")], body: ["ok"]))
+        XCTAssertTrue(result.errors.isEmpty)
+        XCTAssertFalse(result.succeeded)
+        XCTAssertEqual(result.invalid, ["the response to the client is not a valid HTTP message: content-length says 10 but the body has 2 bytes"])
+
+        let bad = try runner("""
+        function envoy_on_request(h) h:headers():add("x-split", "a\\r\\nx-injected: 1") end
+        function envoy_on_response(h) h:headers():replace(":status", "204") end
+        """)
+        let badResult = try bad.run(request: request(), response: response(headers: [("content-length", "2")], body: ["ok"]))
+        XCTAssertEqual(badResult.invalid, [
+            "the request to the upstream is not a valid HTTP message: header x-split has a control character (CR, LF or NUL) in its value",
+            "the response to the client is not a valid HTTP message: a 204 response must not have content-length",
+            "the response to the client is not a valid HTTP message: a 204 response has a body (2 bytes)",
+        ])
+
+        // body(true):setBytes() on a response without a body: a valid message now.
+        let made = try runner("function envoy_on_response(h) h:body(true):setBytes('ok') end")
+        let madeResult = try made.run(request: request(), response: response())
+        XCTAssertTrue(madeResult.succeeded, "\(madeResult.invalid)")
+        XCTAssertEqual(text(madeResult.response?.body), "ok")
+        XCTAssertEqual(madeResult.response?.head.headers.first(name: "content-length"), "2")
     }
 }
 

@@ -80,6 +80,11 @@ def syncz(status_port):
         return json.loads(r.read())
 
 
+def convergence(status_port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{status_port}/debug/convergence", timeout=5) as r:
+        return json.loads(r.read())
+
+
 class Traffic:
     """Bounded load through the gateway: a few threads, each one keep-alive connection."""
 
@@ -162,21 +167,22 @@ def main():
             mesh.start(name + "-sidecar", "sidecar", "--control-plane", f"127.0.0.1:{discovery}", "--name", name,
                        "--labels", f"app={app},version={version}", "--app-port", str(app_port),
                        "--inbound-port", str(inbound), "--outbound-port", str(outbound),
-                       "--admin-port", str(admin), "--concurrency", "1")
+                       "--admin-port", str(admin), "--health-port", str(free_port()), "--concurrency", "1")
         mesh.start("ingressgateway", "gateway", "--control-plane", f"127.0.0.1:{discovery}", "--name", "ingressgateway",
-                   "--labels", "istio=ingressgateway", "--admin-port", str(free_port()), "--concurrency", "1")
+                   "--labels", "istio=ingressgateway", "--admin-port", str(free_port()),
+                   "--health-port", str(free_port()), "--concurrency", "1")
         wait_port(status)
         deadline = time.time() + 30
         while time.time() < deadline:
-            rows = syncz(status)
-            if len(rows) == len(WORKLOADS) + 1 and all(r["status"] == "SYNCED" for r in rows):
+            # Converged: every proxy acknowledged the last config it was sent, and no push is pending.
+            c = convergence(status)
+            if len(c["proxies"]) == len(WORKLOADS) + 1 and c["converged"]:
                 break
             time.sleep(0.1)
         else:
             raise SystemExit(f"proxies did not sync: {syncz(status)}")
         wait_port(gateway_port)
-        # Every proxy acknowledged a config; endpoint updates from the last joins may still
-        # be on their way, so wait until a request crosses the whole mesh once.
+        # The demo apps start beside their sidecars: wait until a request crosses the whole mesh once.
         deadline = time.time() + 20
         while True:
             try:

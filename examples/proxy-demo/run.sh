@@ -5,7 +5,7 @@
 set -euo pipefail
 MESHD=${1:-.build/debug/meshd}
 MESHD=$(cd "$(dirname "$MESHD")" && pwd)/$(basename "$MESHD")
-WORK=$(mktemp -d /tmp/meshd-demo.XXXXXX)
+WORK=$(mktemp -d -t meshd-demo.XXXXXX)
 PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done

@@ -1,6 +1,7 @@
 """Test harness: starts real meshd processes on free loopback ports and stops them after each test."""
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -15,10 +16,38 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 MESHD = os.environ.get("MESHD_BIN", os.path.join(ROOT, ".build", "debug", "meshd"))
 
 
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = map(int, f.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_EPHEMERAL = _ephemeral_range()
+_PORTS = range(20000, _EPHEMERAL[0]) if _EPHEMERAL[0] > 21000 else range(_EPHEMERAL[1] + 1, 65535)
+_handed_out = set()
+_random = random.Random()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing is bound to, for a server the test starts. Not one from bind(0): that is
+    in the kernel's ephemeral range, where any process's next outgoing connection may take it
+    as its local port before our server binds it ("Address already in use"). A port below
+    that range is never given to an outgoing connection; none is handed out twice."""
+    for _ in range(1000):
+        port = _random.choice(_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port found")
 
 
 def wait_for_port(port, timeout=15.0, host="127.0.0.1"):
@@ -103,6 +132,14 @@ class Proxy:
                 total += int(line.rsplit(" ", 1)[1])
         return total
 
+    def wait_active_requests(self, n=1, timeout=10):
+        """Waits until `n` requests are in flight in the proxy (it read their heads)."""
+        deadline = time.time() + timeout
+        while self.stat("meshd_downstream_rq_active") < n:
+            if time.time() > deadline:
+                raise TimeoutError(f"{n} requests not in flight after {timeout}s")
+            time.sleep(0.02)
+
     def access_log(self, wait_lines=0, timeout=5):
         deadline = time.time() + timeout
         while True:
@@ -137,14 +174,27 @@ class Mesh:
             p.stop()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.call_failed = report.failed
+
+
 @pytest.fixture
-def mesh():
+def mesh(request):
     with tempfile.TemporaryDirectory(prefix="meshd-test-") as d:
         m = Mesh(d)
         try:
             yield m
         finally:
             m.stop_all()
+            if getattr(request.node, "call_failed", False):
+                # What every process said, for a failure that does not reproduce.
+                for p in m.processes:
+                    tail = "\n    ".join(p.stderr().splitlines()[-12:])
+                    print(f"--- {p.name} (exit {p.proc.returncode}) stderr:\n    {tail}")
 
 
 def simple_config(listener_port, upstream_port, routes=None, filters=None, listener_extra=None, clusters=None):

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 
 from conftest import MESHD, free_port, wait_for_port
@@ -34,6 +35,39 @@ def get_json(url, timeout=5):
 
 def syncz(status_port):
     return get_json(f"http://127.0.0.1:{status_port}/debug/syncz")
+
+
+def http_get(url, timeout=2):
+    """(status, body) of a GET, whatever the status; (None, error) when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError as e:
+        return None, repr(e)
+
+
+class ManagedProxy:
+    """What sidecars and gateways share: the admin port and the health port (/healthz/ready)."""
+
+    def ready(self):
+        return http_get(f"http://127.0.0.1:{self.health}/healthz/ready")[0] == 200
+
+    def wait_ready(self, timeout=20):
+        def ready():
+            if not self.running():
+                raise RuntimeError(f"{self.name} exited: {self.process.stderr()[-2000:]}")
+            return self.ready()
+        try:
+            wait_until(ready, timeout, what=f"{self.name} ready (/healthz/ready)")
+        except TimeoutError:
+            status, body = http_get(f"http://127.0.0.1:{self.health}/healthz/ready")
+            raise TimeoutError(f"{self.name} not ready after {timeout}s: {status} {body!r}, "
+                               f"running: {self.running()}")
+
+    def config_dump(self):
+        return get_json(f"http://127.0.0.1:{self.admin}/config_dump")
 
 
 class Client:
@@ -133,7 +167,7 @@ class Load:
         wait_until(lambda: len(self.snapshot()) >= n, timeout, what=f"{n} requests")
 
 
-class Workload:
+class Workload(ManagedProxy):
     """A demo-app (optional) behind a `meshd sidecar`."""
 
     def __init__(self, cp, app, version, with_app=True):
@@ -141,6 +175,7 @@ class Workload:
         self.name = f"{app}-{version}"
         self.id = f"sidecar~127.0.0.1~{self.name}.default"
         self.app_port, self.inbound, self.outbound, self.admin = free_port(), free_port(), free_port(), free_port()
+        self.health = free_port()
         mesh = cp.mesh
         self.app = None
         if with_app:
@@ -149,29 +184,33 @@ class Workload:
                                    "--name", self.name, "--labels", f"app={app},version={version}",
                                    "--app-port", str(self.app_port), "--inbound-port", str(self.inbound),
                                    "--outbound-port", str(self.outbound), "--admin-port", str(self.admin),
+                                   "--health-port", str(self.health),
                                    "--concurrency", "1", "--drain-timeout", "2"], self.name + "-sidecar")
+        self.process = self.sidecar
 
     def running(self):
         return self.sidecar.proc.poll() is None
 
-    def config_dump(self):
-        return get_json(f"http://127.0.0.1:{self.admin}/config_dump")
+    def wait_ready(self, timeout=20):
+        """The sidecar holds its config from the control plane (its listeners are bound), and
+        its app (if any) accepts connections."""
+        super().wait_ready(timeout)
+        if self.app is not None:
+            wait_for_port(self.app_port, timeout)
 
 
-class Gateway:
+class Gateway(ManagedProxy):
     def __init__(self, cp, name="ingressgateway", labels="istio=ingressgateway"):
         self.name = name
         self.id = f"gateway~127.0.0.1~{name}.default"
-        self.admin = free_port()
+        self.admin, self.health = free_port(), free_port()
         self.process = cp.mesh.start([MESHD, "gateway", "--control-plane", f"127.0.0.1:{cp.discovery_port}",
                                       "--name", name, "--labels", labels, "--admin-port", str(self.admin),
+                                      "--health-port", str(self.health),
                                       "--concurrency", "1", "--drain-timeout", "2"], name)
 
     def running(self):
         return self.process.proc.poll() is None
-
-    def config_dump(self):
-        return get_json(f"http://127.0.0.1:{self.admin}/config_dump")
 
 
 class ControlPlane:
@@ -201,10 +240,10 @@ class ControlPlane:
 
     # -- processes
 
-    def start(self):
+    def start(self, debounce_ms=50):
         self.process = self.mesh.start([MESHD, "control-plane", "--config-dir", self.config_dir,
                                         "--discovery-port", str(self.discovery_port),
-                                        "--status-port", str(self.status_port), "--debounce-ms", "50"],
+                                        "--status-port", str(self.status_port), "--debounce-ms", str(debounce_ms)],
                                        "control-plane")
         wait_for_port(self.discovery_port)
         wait_for_port(self.status_port)
@@ -228,27 +267,37 @@ class ControlPlane:
     def config_status(self):
         return get_json(f"http://127.0.0.1:{self.status_port}/debug/config_status")
 
+    def convergence(self):
+        return get_json(f"http://127.0.0.1:{self.status_port}/debug/convergence")
+
     def wait_synced(self, ids=None, changed_from=None, timeout=20):
-        """Waits until exactly the proxies `ids` (default: every started, running one) are
-        connected and SYNCED; with `changed_from` (a syncz snapshot), each of them must also
-        have been sent a version other than the one it had then."""
+        """Waits until the mesh converged with exactly the proxies `ids` (default: every started,
+        running one): the control plane shows each of them SYNCED and no push pending (so no
+        later push changes their config). With `changed_from` (a syncz snapshot), each of them
+        must also have been sent a version other than the one it had then. Returns the rows."""
         if ids is None:
             ids = [p.id for p in self.proxies if p.running()]
         before = {r["id"]: r["sentVersion"] for r in (changed_from or [])}
 
         def check():
-            rows = self.syncz()
-            if sorted(r["id"] for r in rows) != sorted(ids):
-                return None
-            if not all(r["status"] == "SYNCED" for r in rows):
+            c = self.convergence()
+            rows = c["proxies"]
+            if not c["converged"] or sorted(r["id"] for r in rows) != sorted(ids):
                 return None
             if changed_from is not None and any(before.get(r["id"]) == r["sentVersion"] for r in rows):
                 return None
             return rows
         try:
-            return wait_until(check, timeout, what="proxies SYNCED")
+            return wait_until(check, timeout, what="mesh converged")
         except TimeoutError:
-            raise TimeoutError(f"proxies not SYNCED: want {sorted(ids)}, have {self.syncz()}")
+            raise TimeoutError(f"mesh not converged: want {sorted(ids)}, have {self.convergence()}")
+
+    def wait_ready(self, timeout=30):
+        """Every started proxy reports ready (/healthz/ready) and the mesh converged; a proxy
+        that exited is an error."""
+        for p in self.proxies:
+            p.wait_ready(timeout)
+        return self.wait_synced(timeout=timeout)
 
     def apply(self, files, changed=None, timeout=10):
         """Writes config files, waits until the control plane accepted them and every proxy in

@@ -112,7 +112,7 @@ def test_client_that_goes_away_is_logged_DC(mesh):
     proxy = mesh.proxy(simple_config(port, up))
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(b"GET /delay/3000 HTTP/1.1\r\nHost: x\r\n\r\n")
-        time.sleep(0.3)
+        proxy.wait_active_requests(1)
     line = proxy.access_log(wait_lines=1)[0]
     assert '"GET /delay/3000 HTTP/1.1" 0 DC ' in line, line
 

@@ -1,8 +1,12 @@
 """Config swaps while traffic flows: nothing fails, the new config is used, bad configs are refused."""
 import http.client
 import json
+import os
 import threading
 import time
+
+import pytest
+import yaml
 
 from conftest import bounded_load, curl, free_port, simple_config
 
@@ -15,6 +19,63 @@ def config_with_tag(port, a, b, tag, cluster):
                                    {"name": "b", "endpoints": [{"address": "127.0.0.1", "port": b}]}])
 
 
+def tag_seen(port):
+    r = curl("-i", f"http://127.0.0.1:{port}/")
+    return next((line.split(":", 1)[1].strip() for line in r.stdout.decode().splitlines()
+                 if line.lower().startswith("x-config-tag:")), None)
+
+
+@pytest.mark.parametrize("first_piece", ["nothing", "invalid-yaml", "missing-clusters"])
+def test_half_written_config_is_not_refused(mesh, first_piece):
+    """A writer that truncates the file and writes it in two pieces, pausing between them for
+    longer than the watcher's poll: the first piece alone is an empty file ("wrong type,
+    expected Mapping"), not YAML, or a config whose route names a cluster not written yet."""
+    a, b = mesh.upstream("a"), mesh.upstream("b")
+    port = free_port()
+    proxy = mesh.proxy(config_with_tag(port, a, b, 0, "a"))  # polls every 100 ms
+    new = config_with_tag(port, a, b, 1, "b")
+    if first_piece == "invalid-yaml":
+        text = json.dumps(new)  # JSON is YAML; a prefix of it is not
+        cut = len(text) // 2
+    else:
+        text = yaml.safe_dump(new, sort_keys=False)  # listeners, routeConfigs, clusters
+        cut = 0 if first_piece == "nothing" else text.index("clusters:")
+    with open(proxy.config_path, "w") as f:
+        f.write(text[:cut])
+        f.flush()
+        time.sleep(0.4)  # a slow writer: several polls read the first piece
+        f.write(text[cut:])
+    proxy.wait_version(2)
+    dump = proxy.config_dump()
+    assert (dump["rejectedUpdates"], dump.get("lastRejection")) == (0, None), dump
+    assert dump["version"] == 2 and tag_seen(port) == "1"
+    assert "config refused" not in proxy.process.stderr()
+
+
+def test_atomic_renames_apply_whole_configs(mesh):
+    """Configs written beside the file and renamed over it, quickly one after another: each is
+    read whole, none is refused, the last one is what serves."""
+    a, b = mesh.upstream("a"), mesh.upstream("b")
+    port = free_port()
+    proxy = mesh.proxy(config_with_tag(port, a, b, 0, "a"))
+    for i in range(1, 21):
+        proxy.write_config(config_with_tag(port, a, b, i, "b" if i % 2 else "a"))  # tmp file + os.replace
+        time.sleep(0.02)
+    deadline = time.time() + 10
+    while tag_seen(port) != "20" and time.time() < deadline:
+        time.sleep(0.05)
+    assert tag_seen(port) == "20"
+    dump = proxy.config_dump()
+    assert dump["rejectedUpdates"] == 0 and dump.get("lastRejection") is None, dump
+    # Rename-over with an editor's backup dance: the file is briefly absent.
+    os.rename(proxy.config_path, proxy.config_path + "~")
+    proxy.write_config(config_with_tag(port, a, b, 21, "a"))
+    os.remove(proxy.config_path + "~")
+    deadline = time.time() + 10
+    while tag_seen(port) != "21" and time.time() < deadline:
+        time.sleep(0.05)
+    assert tag_seen(port) == "21"
+    assert proxy.config_dump()["rejectedUpdates"] == 0
 
 
 def test_fifty_swaps_under_load_lose_nothing(mesh):

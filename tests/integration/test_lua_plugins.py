@@ -438,9 +438,11 @@ def test_sandbox_cuts_infinite_loops_and_hides_io(mesh):
                attachTo={"routes": ["closed"]}),
         plugin("peek", """
 function envoy_on_request(h)
-  h:headers():replace("x-io", tostring(io) .. "," .. tostring(os.execute) .. "," .. tostring(require))
+  h:headers():replace("x-io", tostring(io) .. "," .. tostring(os.execute) .. "," .. tostring(package))
   local ok = pcall(function() return io.open("/etc/passwd") end)
   h:headers():replace("x-io-open", tostring(ok))
+  -- require loads only the plugin's own modules, never a library or a file.
+  h:headers():replace("x-require-io", tostring(pcall(require, "io")))
 end
 """),
     ]
@@ -449,7 +451,7 @@ end
         {"name": "default", "match": {"prefix": "/"}, "route": {"cluster": "app"}}]}]
     proxy = mesh.proxy(lua_config(port, {"app": app}, plugins, vhosts=vhosts))
     h, _ = echoed(port, headers={"x-spin": "1"})  # FAIL_OPEN: cut, the request goes on
-    assert h["x-io"] == "nil,nil,nil" and h["x-io-open"] == "false"
+    assert h["x-io"] == "nil,nil,nil" and h["x-io-open"] == "false" and h["x-require-io"] == "false"
     assert proxy.stat('meshd_lua_errors_total{plugin="spin-open"}') == 1
     status, _, _ = request(port, "/closed", headers={"x-spin": "1"})
     assert status == 500

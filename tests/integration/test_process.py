@@ -17,7 +17,7 @@ def test_sigterm_lets_inflight_requests_finish(mesh):
 
     t = threading.Thread(target=slow)
     t.start()
-    time.sleep(0.5)
+    proxy.wait_active_requests(1)
     start = time.time()
     code = proxy.process.stop(signal.SIGTERM, timeout=15)
     t.join()
@@ -36,7 +36,7 @@ def test_drain_timeout_bounds_shutdown(mesh):
         {"name": "d", "match": {"prefix": "/"}, "route": {"cluster": "app", "timeoutMs": 0}}]))
     t = threading.Thread(target=lambda: curl(f"http://127.0.0.1:{port}/delay/30000", timeout=40))
     t.start()
-    time.sleep(0.5)
+    proxy.wait_active_requests(1)
     start = time.time()
     assert proxy.process.stop(signal.SIGTERM, timeout=20) == 0
     assert time.time() - start < 9  # --drain-timeout 5

@@ -131,12 +131,36 @@ private struct Analysis {
         }
         guard services.count == 1, service.selector != nil || !service.inlineEndpoints.isEmpty,
               let port = service.ports.first else { return }
+        let declaresWorkloads = declaresWorkloads(service)
         for (i, s) in dr.spec.subsets.enumerated() where !s.labels.isEmpty {
-            if registry.endpoints(of: service, port: port, subset: s.labels).isEmpty {
+            guard registry.endpoints(of: service, port: port, subset: s.labels).isEmpty else { continue }
+            let subset = "subset \"\(s.name ?? "")\" of \(service.host)"
+            if let selector = service.selector, !declaresWorkloads {
+                // Nothing is missing: the config leaves the workloads to the sidecars.
+                add(.info, "SubsetEndpointsFromSidecars", dr, "spec.subsets[\(i)]",
+                    "\(subset) has no WorkloadEntry; its endpoints come from sidecars registering when they connect ("
+                    + sidecarCommand(namespace: service.namespace, labels: selector.merging(s.labels) { $1 }) + ")")
+            } else {
                 add(.warning, "SubsetSelectsNoEndpoints", dr, "spec.subsets[\(i)]",
                     "subset \"\(s.name ?? "")\" selects no endpoints of \(service.host)")
             }
         }
+    }
+
+    /// Whether the config itself gives the service workloads: inline endpoints, or
+    /// WorkloadEntries its selector matches (rather than only sidecars registered at runtime).
+    func declaresWorkloads(_ service: RegistryService) -> Bool {
+        guard let selector = service.selector else { return !service.inlineEndpoints.isEmpty }
+        return registry.workloads(selectedBy: selector, namespace: service.namespace).contains {
+            if case .workloadEntry = $0.origin { return true }
+            return false
+        }
+    }
+
+    /// How a sidecar registers as a workload with these labels.
+    func sidecarCommand(namespace: String, labels: [String: String]) -> String {
+        let list = labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+        return "meshd sidecar" + (namespace == "default" ? "" : " --namespace \(namespace)") + " --labels \(list)"
     }
 
     // MARK: plugins

@@ -73,6 +73,8 @@ public final class ProxyHub: Sendable {
     public typealias MembershipHandler = @Sendable (Meshd_Discovery_V1_Node, Bool) -> Void
     private let work = DispatchQueue(label: "meshd.discovery.push")
     private let pushAllPending = NIOLockedValueBox(false)
+    /// Pushes scheduled on `work` and not finished, and how many were ever scheduled.
+    private let pushWork = NIOLockedValueBox((pending: 0, scheduled: 0))
     private let firstPush: FirstPush
 
     /// When a proxy that just connected gets its first config.
@@ -120,7 +122,7 @@ public final class ProxyHub: Sendable {
             logger.info("proxy connected", metadata: ["proxy": "\(subscriber.id)", "version": "\(request.versionInfo)",
                                                       "held": "\(subscriber.held)"])
             onMembershipChange(subscriber.node, true)
-            if firstPush == .immediately { work.async { self.push(to: subscriber) } }
+            if firstPush == .immediately { onWork { self.push(to: subscriber) } }
             return
         }
         subscribers.withLockedValue { _ in
@@ -137,11 +139,13 @@ public final class ProxyHub: Sendable {
     }
 
     func closed(_ call: DiscoveryServerCall) {
-        let removed = subscribers.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(call)) }
-        if let removed {
-            logger.info("proxy disconnected", metadata: ["proxy": "\(removed.id)"])
-            onMembershipChange(removed.node, false)
-        }
+        let key = ObjectIdentifier(call)
+        guard let gone = subscribers.withLockedValue({ $0[key] }) else { return }
+        // The push it causes is pending before the proxy leaves the list: no look in between
+        // sees the others converged on endpoints that still include it.
+        onMembershipChange(gone.node, false)
+        subscribers.withLockedValue { _ = $0.removeValue(forKey: key) }
+        logger.info("proxy disconnected", metadata: ["proxy": "\(gone.id)"])
     }
 
     // MARK: pushes
@@ -180,7 +184,7 @@ public final class ProxyHub: Sendable {
             return pending
         }
         guard !alreadyPending else { return }
-        work.async {
+        onWork {
             self.pushAllPending.withLockedValue { $0 = false }
             let started = DispatchTime.now()
             let all = self.subscribers.withLockedValue { Array($0.values) }
@@ -189,6 +193,22 @@ public final class ProxyHub: Sendable {
             self.logger.debug("pushed", metadata: ["proxies": "\(all.count)", "sent": "\(sent)", "ms": "\(ms)"])
         }
     }
+
+    /// Runs `body` on the push queue, counted as pending from now until it finished.
+    private func onWork(_ body: @escaping @Sendable () -> Void) {
+        pushWork.withLockedValue {
+            $0.pending += 1
+            $0.scheduled += 1
+        }
+        work.async {
+            body()
+            self.pushWork.withLockedValue { $0.pending -= 1 }
+        }
+    }
+
+    /// Pushes scheduled and not finished, and a count of every push ever scheduled (it tells
+    /// whether one started and finished between two looks).
+    public var pushWorkState: (pending: Int, scheduled: Int) { pushWork.withLockedValue { $0 } }
 
     /// Returns whether a response was sent; none to a held proxy. Runs only on `work`, so
     /// pushes happen one at a time and a config computed from an older registry never
@@ -237,7 +257,9 @@ public final class ProxyHub: Sendable {
     public var statuses: [ProxyStatus] {
         subscribers.withLockedValue { subs in
             subs.values.map { s in
-                let status: SyncStatus = s.nackReason != nil ? .nack : (s.ackedVersion == s.sentVersion ? .synced : .stale)
+                // Nothing sent yet (the proxy waits for its join batch, or is held): STALE, not SYNCED.
+                let status: SyncStatus = s.nackReason != nil ? .nack
+                    : (!s.sentVersion.isEmpty && s.ackedVersion == s.sentVersion ? .synced : .stale)
                 return ProxyStatus(id: s.id, kind: s.node.kind, name: s.node.name, namespace: s.node.namespace,
                                    address: s.node.address, adminAddress: s.node.adminAddress, sentVersion: s.sentVersion,
                                    ackedVersion: s.ackedVersion, status: status, nackReason: s.nackReason,

@@ -54,6 +54,8 @@ public struct LuaPluginSpec: NodeDecodable, Equatable {
     public var sha256: String?
     public var limits: Limits?
     public var match: [TrafficSelector]
+    /// Modules the code may `require`: name → Lua code, inline (the plugin's own sources only).
+    public var modules: [String: String]
     /// The Lua source, resolved when the resource was loaded; nil when it could not be.
     public var code: String?
 
@@ -70,6 +72,7 @@ public struct LuaPluginSpec: NodeDecodable, Equatable {
         sha256 = r.string("sha256")
         limits = r.object("limits")
         match = r.objects("match")
+        modules = r.stringMap("modules")
         code = inline
     }
 

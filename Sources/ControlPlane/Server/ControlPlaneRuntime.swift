@@ -41,6 +41,20 @@ public final class ControlPlaneRuntime<Compiled: Sendable>: Sendable {
         var source: ProxyHub.ConfigSource?
         var membershipPushScheduled = false
         var pushes = 0
+        /// Rebuilds asked for (a good config, a batch of joins/leaves) and not yet handed to the hub.
+        var rebuildsPending = 0
+        var rebuildsRequested = 0
+    }
+
+    /// Whether the mesh has converged: every connected proxy SYNCED (it acknowledged the last
+    /// config it was sent, and it was sent one) and no push pending (no rebuild waiting, no
+    /// batch of joins/leaves scheduled, nothing on the push queue). A harness or an operator
+    /// waits on `converged` after starting proxies or changing config.
+    public struct Convergence: Sendable, Codable {
+        public var configVersion: Int
+        public var pushPending: Bool
+        public var converged: Bool
+        public var proxies: [ProxyHub.ProxyStatus]
     }
 
     private let directory: String
@@ -67,9 +81,11 @@ public final class ControlPlaneRuntime<Compiled: Sendable>: Sendable {
     }
 
     /// Loads the directory; a good config replaces the current one and is pushed.
-    /// Returns false (keeping the last good config) when it fails.
+    /// Returns false (keeping the last good config) when it fails. With `mayRefuse: false` a
+    /// failure is not recorded (not logged as a refusal, not counted): the directory watcher
+    /// tries again once the files had more time to settle, since a writer may be mid-file.
     @discardableResult
-    public func reload() -> Bool {
+    public func reload(mayRefuse: Bool = true) -> Bool {
         let started = DispatchTime.now()
         switch compile(directory) {
         case .success(let config):
@@ -77,12 +93,18 @@ public final class ControlPlaneRuntime<Compiled: Sendable>: Sendable {
                 s.config = config
                 s.status.configVersion += 1
                 s.status.accepted += 1
+                s.rebuildsPending += 1
+                s.rebuildsRequested += 1
                 return s.status.configVersion
             }
             logger.info("config loaded", metadata: ["version": "\(version)", "directory": "\(directory)",
                                                     "load_ms": "\(Self.milliseconds(since: started))"])
             updates.sync { rebuildAndPush() }
             return true
+        case .failure(let problems) where !mayRefuse:
+            logger.debug("config does not load yet; waiting for the files to settle",
+                         metadata: ["reason": "\(problems.lines.first ?? "")"])
+            return false
         case .failure(let problems):
             state.withLockedValue {
                 $0.status.rejected += 1
@@ -97,6 +119,24 @@ public final class ControlPlaneRuntime<Compiled: Sendable>: Sendable {
     }
 
     public var status: Status { state.withLockedValue { $0.status } }
+
+    /// Pending work is looked at before and after the proxies' states: converged only if
+    /// nothing was pending either time and no push was scheduled in between.
+    public var convergence: Convergence {
+        func pending() -> (busy: Bool, config: Int, requested: Int, pushes: Int) {
+            let (busy, config, requested) = state.withLockedValue {
+                ($0.rebuildsPending > 0 || $0.membershipPushScheduled, $0.status.configVersion, $0.rebuildsRequested)
+            }
+            let work = hub.pushWorkState
+            return (busy || work.pending > 0, config, requested, work.scheduled)
+        }
+        let before = pending()
+        let proxies = hub.statuses
+        let after = pending()
+        let quiet = !before.busy && !after.busy && before.requested == after.requested && before.pushes == after.pushes
+        return Convergence(configVersion: after.config, pushPending: after.busy || !quiet,
+                           converged: quiet && proxies.allSatisfy { $0.status == .synced }, proxies: proxies)
+    }
     public var pushCount: Int { state.withLockedValue { $0.pushes } }
 
     private func resources(for node: Meshd_Discovery_V1_Node) -> ProxyResources? {
@@ -107,8 +147,11 @@ public final class ControlPlaneRuntime<Compiled: Sendable>: Sendable {
         // Other proxies route to this workload (or stop): they all get new endpoints, batched.
         let schedule = state.withLockedValue { s -> Bool in
             if joined { s.connected[node.id] = node } else { s.connected.removeValue(forKey: node.id) }
-            defer { s.membershipPushScheduled = true }
-            return !s.membershipPushScheduled
+            guard !s.membershipPushScheduled else { return false }
+            s.membershipPushScheduled = true
+            s.rebuildsPending += 1
+            s.rebuildsRequested += 1
+            return true
         }
         guard schedule else { return }
         updates.asyncAfter(deadline: .now() + debounce) { [weak self] in
@@ -123,7 +166,10 @@ public final class ControlPlaneRuntime<Compiled: Sendable>: Sendable {
     }
 
     /// On `updates`: a new source from the current config and proxies, then a push to all.
+    /// Each call answers one rebuild asked for (`rebuildsPending`); it counts as pending until
+    /// the hub has the push queued, so there is no moment when neither shows it.
     private func rebuildAndPush() {
+        defer { state.withLockedValue { $0.rebuildsPending -= 1 } }
         let (config, connected) = state.withLockedValue { ($0.config, Array($0.connected.values)) }
         guard let config else { return }
         let source = prepare(config, connected.sorted { $0.id < $1.id })

@@ -6,25 +6,42 @@ import Darwin
 #endif
 
 /// Notices changes under a config directory by polling a fingerprint of its YAML files
-/// (path, size, modification time). Polling catches every editor's way of saving and works
-/// on any filesystem; a change fires once the directory has been quiet for `debounce`: the
-/// fingerprint is taken again `debounce` after the last change seen, and fires if it is the same.
+/// (path, size, modification and change times, inode). Polling catches every editor's way of
+/// saving and works on any filesystem; the inode and change time catch a rename-over by a file
+/// of the same size whose modification time was kept (`cp -p`, `rsync -t`, tar). A change fires
+/// once the directory has been quiet for `debounce`: the fingerprint is taken again `debounce`
+/// after the last change seen, and fires if it is the same.
+///
+/// A writer that is not atomic may pause mid-file for longer than that, so a config that does
+/// not load is not refused at once: `onChange(mayRefuse: false)` answers false, and the
+/// watcher asks again every `interval` while the directory stays quiet, with `mayRefuse: true`
+/// once it has been quiet for `refusalDelay`. Any change in between starts over.
 public final class DirectoryWatcher: @unchecked Sendable {
+    /// Called with whether a config that fails may be refused now; returns whether the change
+    /// was dealt with (loaded, or refused), false to be asked again later.
+    public typealias OnChange = @Sendable (_ mayRefuse: Bool) -> Bool
+
     private let directory: String
     private let interval: TimeInterval
     private let debounce: TimeInterval
-    private let onChange: @Sendable () -> Void
+    private let refusalDelay: TimeInterval
+    private let onChange: OnChange
     private let queue = DispatchQueue(label: "meshd.config-watch")
     // Touched on `queue` only.
     private var last: String
+    /// When the fingerprint last changed.
+    private var changedAt = DispatchTime.now()
     private var settling = false
     private var timer: DispatchSourceTimer?
 
+    /// The fingerprint is taken here: make the watcher before loading the directory the first
+    /// time, so a change made while that load runs is not missed.
     public init(directory: String, interval: TimeInterval = 0.1, debounce: TimeInterval = 0.1,
-                onChange: @escaping @Sendable () -> Void) {
+                refusalDelay: TimeInterval = 1.0, onChange: @escaping OnChange) {
         self.directory = directory
         self.interval = interval
         self.debounce = debounce
+        self.refusalDelay = refusalDelay
         self.onChange = onChange
         self.last = Self.fingerprint(directory)
     }
@@ -41,7 +58,7 @@ public final class DirectoryWatcher: @unchecked Sendable {
 
     /// Fires now (SIGHUP), on the watcher's queue so it never overlaps a change it noticed.
     public func fireNow() {
-        queue.async { [weak self] in self?.onChange() }
+        queue.async { [weak self] in _ = self?.onChange(true) }
     }
 
     private func tick() {
@@ -49,23 +66,30 @@ public final class DirectoryWatcher: @unchecked Sendable {
         let now = Self.fingerprint(directory)
         guard now != last else { return }
         last = now
+        changedAt = .now()
         settling = true
         queue.asyncAfter(deadline: .now() + debounce) { [weak self] in self?.settle() }
     }
 
-    /// `debounce` after a change: fire if nothing changed since, else wait again.
+    /// `debounce` after a change: fire if nothing changed since, else wait again. A config
+    /// that does not load yet is tried again every `interval` until refused or replaced.
     private func settle() {
         let now = Self.fingerprint(directory)
         if now != last {
             last = now
+            changedAt = .now()
             queue.asyncAfter(deadline: .now() + debounce) { [weak self] in self?.settle() }
             return
         }
-        settling = false
-        onChange()
+        let quiet = Double(DispatchTime.now().uptimeNanoseconds - changedAt.uptimeNanoseconds) / 1e9
+        if onChange(quiet >= refusalDelay) {
+            settling = false
+        } else {
+            queue.asyncAfter(deadline: .now() + interval) { [weak self] in self?.settle() }
+        }
     }
 
-    /// `path:size:mtime` of every YAML and Lua file under `directory` (nested folders, hidden
+    /// `path:size:mtime:ctime:inode` of every YAML and Lua file under `directory` (nested folders, hidden
     /// ones too; symlinked folders are not entered, symlinked files are followed), sorted.
     /// Plain `readdir`/`stat`: this runs ten times a second, and Foundation's enumerator and
     /// attribute dictionaries cost several times more for a directory of hundreds of files.
@@ -92,11 +116,11 @@ public final class DirectoryWatcher: @unchecked Sendable {
                         continue
                     }
                     #if os(Linux)
-                    let mtime = "\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
+                    let times = "\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec):\(st.st_ctim.tv_sec).\(st.st_ctim.tv_nsec)"
                     #else
-                    let mtime = "\(st.st_mtimespec.tv_sec).\(st.st_mtimespec.tv_nsec)"
+                    let times = "\(st.st_mtimespec.tv_sec).\(st.st_mtimespec.tv_nsec):\(st.st_ctimespec.tv_sec).\(st.st_ctimespec.tv_nsec)"
                     #endif
-                    parts.append("\(path):\(st.st_size):\(mtime)")
+                    parts.append("\(path):\(st.st_size):\(times):\(st.st_ino)")
                 }
             }
         }

@@ -11,54 +11,21 @@ import MeshAPI
 /// Targets a single attachment cannot express together become several plugins
 /// (`ns.name`, `ns.name#2`, …).
 enum PluginBuilder {
-    private struct Source {
-        var id: String
-        var namespace: String
-        var name: String
-        var selector: [String: String]?
-        var targetRefs: [PolicyTargetReference]
-        var phase: String?
-        var priority: Int?
-        var failStrategy: String?
-        var pluginConfig: JSONValue?
-        var code: String?
-        var limits: LuaPluginLimits?
-        var modes: [String]
-    }
-
     static func build(_ ctx: TranslationContext) -> [LuaPlugin] {
-        var sources: [Source] = ctx.store.luaPlugins.map { p in
-            Source(id: p.id, namespace: p.namespace, name: p.name, selector: p.spec.selector?.matchLabels,
-                   targetRefs: p.spec.targetRefs, phase: PluginPhase.proxyName(p.spec.phase), priority: p.spec.priority,
-                   failStrategy: p.spec.failStrategy, pluginConfig: p.spec.pluginConfig, code: p.spec.code,
-                   limits: p.spec.limits.map { LuaPluginLimits(instructions: $0.instructions, memoryBytes: $0.memoryBytes) },
-                   modes: p.spec.match.compactMap(\.mode))
-        }
-        sources += ctx.store.trafficExtensions.compactMap { t in
-            guard let lua = t.spec.lua else { return nil }
-            return Source(id: t.id, namespace: t.namespace, name: t.name, selector: t.spec.selector?.matchLabels,
-                          targetRefs: t.spec.targetRefs, phase: PluginPhase.proxyName(t.spec.phase), priority: t.spec.priority,
-                          failStrategy: nil, pluginConfig: nil, code: lua.inlineCode, limits: nil,
-                          modes: t.spec.match.compactMap(\.mode))
-        }
         var out: [LuaPlugin] = []
-        for s in sources {
+        for s in PluginDefinition.all(in: ctx.store) {
             guard let attachments = attachments(s, ctx) else { continue }
-            guard let code = s.code, !code.isEmpty else {
+            guard s.code?.isEmpty == false else {
                 ctx.warn(s.id, "spec", "the plugin's source could not be read; plugin skipped")
                 continue
             }
-            for (k, a) in attachments.enumerated() {
-                out.append(LuaPlugin(name: Naming.plugin(namespace: s.namespace, s.name, part: k + 1), phase: s.phase,
-                                     priority: s.priority, failStrategy: s.failStrategy, inlineCode: code,
-                                     pluginConfig: s.pluginConfig, limits: s.limits, attachTo: a))
-            }
+            out += attachments.enumerated().compactMap { k, a in s.proxyPlugin(part: k + 1, attachTo: a) }
         }
         return out.sorted { $0.name < $1.name }
     }
 
     /// nil: the plugin does not apply to this proxy.
-    private static func attachments(_ s: Source, _ ctx: TranslationContext) -> [PluginAttachment?]? {
+    private static func attachments(_ s: PluginDefinition, _ ctx: TranslationContext) -> [PluginAttachment?]? {
         guard !s.targetRefs.isEmpty else {
             let inScope = s.namespace == ctx.proxy.namespace || s.namespace == SidecarScope.rootNamespace
             guard inScope, ctx.proxy.labels.matches(s.selector ?? [:]) else { return nil }

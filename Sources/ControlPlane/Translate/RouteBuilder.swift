@@ -78,9 +78,7 @@ struct RouteBuilder {
         if let uri = m.uri {
             out.prefix = nil
             if m.ignoreUriCase == true {
-                if let e = uri.exact { out.safeRegex = "(?i)" + Self.escape(e) }
-                else if let p = uri.prefix { out.safeRegex = "(?i)" + Self.escape(p) + ".*" }
-                else if let r = uri.regex { out.safeRegex = "(?i)" + r }
+                out.safeRegex = Self.caseInsensitiveRegex(uri)
             } else {
                 out.path = uri.exact
                 out.prefix = uri.prefix
@@ -112,6 +110,14 @@ struct RouteBuilder {
     private static func header(_ name: String, _ sm: StringMatch) -> HeaderMatcher {
         if sm.isEmpty { return HeaderMatcher(name: name, present: true) }
         return HeaderMatcher(name: name, exact: sm.exact, prefix: sm.prefix, safeRegex: sm.regex)
+    }
+
+    /// The regex a uri match with ignoreUriCase becomes (validation checks it compiles too).
+    static func caseInsensitiveRegex(_ uri: StringMatch) -> String? {
+        if let e = uri.exact { return "(?i)" + escape(e) }
+        if let p = uri.prefix { return "(?i)" + escape(p) + ".*" }
+        if let r = uri.regex { return "(?i)" + r }
+        return nil
     }
 
     static func escape(_ literal: String) -> String {

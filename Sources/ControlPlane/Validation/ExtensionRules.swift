@@ -22,6 +22,15 @@ enum ExtensionRules {
             let (chunk, path) = p.file.map { ($0, "spec.file") } ?? p.url.map { ($0, "spec.url") } ?? ("inline code", "spec.inline")
             compiles(code, chunk: chunk, path, &c)
         }
+        for name in p.modules.keys.sorted() {
+            let path = "spec.modules.\(name)"
+            if !LuaPluginConfig.isModuleName(name) {
+                c.add(path, "a module name is letters, digits, '_', '-' and '.' (as in require(\"lib.util\"))")
+            } else if p.modules[name]!.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+                c.add(path, "module code must not be empty")
+            }
+            compiles(p.modules[name]!, chunk: name, path, &c)
+        }
         targets(p.selector, p.targetRefs, kinds: luaTargetKinds, &c)
         if let l = p.limits {
             if let n = l.instructions, n <= 0 { c.add("spec.limits.instructions", "must be positive") }

@@ -1,3 +1,4 @@
+import Transport
 import Foundation
 
 /// Collects a resource's validation issues.
@@ -19,17 +20,18 @@ enum CommonRules {
         if !(1...65535).contains(n) { c.add(path, "port number \(n) must be in 1-65535") }
     }
 
-    /// A regular expression Istio would accept (RE2 syntax; Swift's Regex accepts the common subset).
+    /// A regular expression the proxies will compile: RE2 syntax, and a program no bigger than
+    /// their limit (Envoy's default, 100), so a pattern they would refuse is refused here first.
     static func regex(_ pattern: String, _ path: String, _ c: inout Issues) {
         if let reason = regexError(pattern) { c.add(path, reason) }
     }
 
     static func regexError(_ pattern: String) -> String? {
         do {
-            _ = try Regex(pattern)
+            _ = try RE2Regex(pattern)
             return nil
         } catch {
-            return "invalid regex \"\(pattern)\": \(error)"
+            return error.description
         }
     }
 

@@ -129,6 +129,12 @@ enum VirtualServiceRules {
         for (name, sm) in single {
             if let sm { CommonRules.stringMatch(sm, "\(p).\(name)", &c, allowEmpty: false) }
         }
+        // With ignoreUriCase the proxies match the uri as a regex: refuse one they would refuse.
+        if m.ignoreUriCase == true, let uri = m.uri, uri.kindCount == 1,
+           uri.regex.flatMap(CommonRules.regexError) == nil,
+           let regex = RouteBuilder.caseInsensitiveRegex(uri), let reason = CommonRules.regexError(regex) {
+            c.add(p + ".ignoreUriCase", "uri becomes a case-insensitive regex: \(reason)")
+        }
         for (field, map) in [("headers", m.headers), ("withoutHeaders", m.withoutHeaders), ("queryParams", m.queryParams)] {
             for (key, sm) in map.sorted(by: { $0.key < $1.key }) {
                 let kp = "\(p).\(field).\(key)"

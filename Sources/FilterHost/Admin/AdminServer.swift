@@ -7,6 +7,10 @@ import NIOHTTP1
 import NIOPosix
 import Transport
 
+/// Whether a proxy is ready to serve: nil when it is, else why not (e.g. a managed proxy
+/// still waiting for its first config from the control plane). Draining is checked apart.
+public typealias Readiness = @Sendable () -> String?
+
 /// The admin endpoint (Envoy's :15000): readiness, Prometheus stats, config dump, and
 /// config changes by POST. Off the data path; served by one of the proxy's loops.
 /// It has its own socket, connection cap and idle timeout, outside the data listeners'
@@ -20,7 +24,9 @@ public final class AdminServer: Sendable {
     /// An admin connection with nothing read or written for this long is closed.
     static let idleTimeout = TimeAmount.seconds(60)
 
-    public init(runtime: ProxyRuntime, watcher: ConfigWatcher?, host: String, port: Int) throws {
+    /// `healthOnly`: the health port (Istio's 15021), which serves `GET /healthz/ready` alone.
+    public init(runtime: ProxyRuntime, watcher: ConfigWatcher?, host: String, port: Int,
+                readiness: @escaping Readiness = { nil }, healthOnly: Bool = false) throws {
         self.runtime = runtime
         self.watcher = watcher
         let handlerRuntime = runtime
@@ -41,7 +47,8 @@ public final class AdminServer: Sendable {
                     try sync.addHandler(IdleConnectionCloser())
                     try sync.configureHTTPServerPipeline(withErrorHandling: true)
                     try sync.addHandler(NIOHTTPServerRequestAggregator(maxContentLength: 8 << 20))
-                    try sync.addHandler(AdminHandler(runtime: handlerRuntime, watcher: watcher))
+                    try sync.addHandler(AdminHandler(runtime: handlerRuntime, watcher: watcher, readiness: readiness,
+                                                      healthOnly: healthOnly))
                 }
             }
             .bind(host: host, port: port).wait()
@@ -68,10 +75,14 @@ final class AdminHandler: ChannelInboundHandler {
 
     let runtime: ProxyRuntime
     let watcher: ConfigWatcher?
+    let readiness: Readiness
+    let healthOnly: Bool
 
-    init(runtime: ProxyRuntime, watcher: ConfigWatcher?) {
+    init(runtime: ProxyRuntime, watcher: ConfigWatcher?, readiness: @escaping Readiness, healthOnly: Bool) {
         self.runtime = runtime
         self.watcher = watcher
+        self.readiness = readiness
+        self.healthOnly = healthOnly
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -83,9 +94,18 @@ final class AdminHandler: ChannelInboundHandler {
         func reply(_ status: HTTPResponseStatus, _ body: String, type: String = "text/plain") {
             handler.value.send(context: ctx.value, status, body, type: type, keepAlive: keepAlive)
         }
+        if healthOnly, !(req.head.method == .GET && path == "/healthz/ready") {
+            return reply(.notFound, "unknown health path: \(path)\n")
+        }
         switch (req.head.method, path) {
-        case (.GET, "/ready"):
-            if runtime.isDraining { reply(.serviceUnavailable, "DRAINING\n") } else { reply(.ok, "LIVE\n") }
+        case (.GET, "/ready"), (.GET, "/healthz/ready"):
+            if runtime.isDraining {
+                reply(.serviceUnavailable, "DRAINING\n")
+            } else if let waiting = readiness() {
+                reply(.serviceUnavailable, "INITIALIZING: \(waiting)\n")
+            } else {
+                reply(.ok, "LIVE\n")
+            }
         case (.GET, "/stats/prometheus"), (.GET, "/stats"):
             let runtime = self.runtime
             runtime.collectStats().hop(to: context.eventLoop).whenComplete { result in

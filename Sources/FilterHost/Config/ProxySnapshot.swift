@@ -14,15 +14,20 @@ public final class ProxySnapshot: Sendable {
     /// What each chain extension retained, by extension name (Lua: its plugin versions,
     /// which the next build keeps for plugins that did not change).
     public let extensionState: [String: any Sendable]
+    /// Parsed per-route filter configs by route id, then filter name (a virtual host's
+    /// entry is folded into each of its routes; the route's own wins).
+    public let perRouteConfigs: [Int: [String: any Sendable]]
 
     init(version: Int, bootstrap: Bootstrap, routeTables: [String: RouteTable], clusters: [String: Cluster],
-         filterChains: [String: [HTTPFilterFactory]], extensionState: [String: any Sendable] = [:]) {
+         filterChains: [String: [HTTPFilterFactory]], extensionState: [String: any Sendable] = [:],
+         perRouteConfigs: [Int: [String: any Sendable]] = [:]) {
         self.version = version
         self.bootstrap = bootstrap
         self.routeTables = routeTables
         self.clusters = clusters
         self.filterChains = filterChains
         self.extensionState = extensionState
+        self.perRouteConfigs = perRouteConfigs
     }
 
     public func listener(named name: String) -> Listener? {
@@ -98,6 +103,35 @@ public final class ProxySnapshot: Sendable {
         var state: [String: any Sendable] = [:]
         for e in extensions { state[e.name] = e.build.retained }
         return ProxySnapshot(version: version, bootstrap: b, routeTables: tables, clusters: clusters, filterChains: chains,
-                             extensionState: state)
+                             extensionState: state, perRouteConfigs: try perRouteConfigs(b, tables: tables, registry: registry))
+    }
+
+    /// Parses every `perFilterConfig` entry that has a registered parser, per route.
+    private static func perRouteConfigs(_ b: Bootstrap, tables: [String: RouteTable],
+                                        registry: FilterRegistry) throws -> [Int: [String: any Sendable]] {
+        var result: [Int: [String: any Sendable]] = [:]
+        func parse(_ entries: [String: JSONValue]?, at path: String) throws -> [String: any Sendable] {
+            var parsed: [String: any Sendable] = [:]
+            for (name, value) in entries ?? [:] {
+                guard let parser = registry.perRouteParsers[name] else { continue }
+                do { parsed[name] = try parser(value) } catch let e as ConfigError {
+                    throw ConfigError(path: "\(path).perFilterConfig.\(name)" + (e.path.isEmpty ? "" : "." + e.path), reason: e.reason)
+                }
+            }
+            return parsed
+        }
+        for (ci, rc) in b.routeConfigs.enumerated() {
+            guard let table = tables[rc.name] else { continue }
+            for (hi, vh) in rc.virtualHosts.enumerated() {
+                let hostPath = "routeConfigs[\(ci)].virtualHosts[\(hi)]"
+                let host = try parse(vh.perFilterConfig, at: hostPath)
+                for (ri, r) in vh.routes.enumerated() {
+                    let own = try parse(r.perFilterConfig, at: "\(hostPath).routes[\(ri)]")
+                    let merged = host.merging(own) { _, route in route }
+                    if !merged.isEmpty { result[table.compiledRoute(host: hi, index: ri).id] = merged }
+                }
+            }
+        }
+        return result
     }
 }

@@ -2,22 +2,6 @@ import MeshAPI
 import NIOHTTP1
 import Transport
 
-/// A regular expression compiled once per snapshot. Swift's Regex is a value that is safe
-/// to share for matching; the wrapper only states that to the compiler.
-public struct CompiledRegex: @unchecked Sendable {
-    public let source: String
-    let regex: Regex<AnyRegexOutput>
-
-    public init(_ source: String) throws {
-        self.source = source
-        self.regex = try Regex(source)
-    }
-
-    public func wholeMatch(_ s: String) -> Bool {
-        (try? regex.wholeMatch(in: s)) != nil
-    }
-}
-
 /// The route picked for a request.
 public struct SelectedRoute: Sendable {
     public let virtualHost: String
@@ -44,9 +28,9 @@ public struct CompiledRoute: Sendable {
     public let route: Route
     /// Unique within one snapshot: what per-route filter state is keyed by.
     public let id: Int
-    let pathRegex: CompiledRegex?
-    let headerRegexes: [CompiledRegex?]
-    let queryRegexes: [CompiledRegex?]
+    let pathRegex: RE2Regex?
+    let headerRegexes: [RE2Regex?]
+    let queryRegexes: [RE2Regex?]
 
     package init(_ route: Route, at path: String, id: Int = 0) throws {
         self.route = route
@@ -56,20 +40,12 @@ public struct CompiledRoute: Sendable {
         guard kinds.count == 1 else {
             throw ConfigError(path: path + ".match", reason: "exactly one of prefix, path, safeRegex is required")
         }
-        do {
-            pathRegex = try m.safeRegex.map(CompiledRegex.init)
-        } catch {
-            throw ConfigError(path: path + ".match.safeRegex", reason: "invalid regex: \(error)")
-        }
+        pathRegex = try Self.regex(m.safeRegex, at: path + ".match.safeRegex")
         headerRegexes = try (m.headers ?? []).enumerated().map { i, h in
-            do { return try h.safeRegex.map(CompiledRegex.init) } catch {
-                throw ConfigError(path: path + ".match.headers[\(i)].safeRegex", reason: "invalid regex: \(error)")
-            }
+            try Self.regex(h.safeRegex, at: path + ".match.headers[\(i)].safeRegex")
         }
         queryRegexes = try (m.queryParams ?? []).enumerated().map { i, q in
-            do { return try q.safeRegex.map(CompiledRegex.init) } catch {
-                throw ConfigError(path: path + ".match.queryParams[\(i)].safeRegex", reason: "invalid regex: \(error)")
-            }
+            try Self.regex(q.safeRegex, at: path + ".match.queryParams[\(i)].safeRegex")
         }
         let actions = [route.route != nil, route.directResponse != nil, route.redirect != nil].filter { $0 }.count
         if actions != 1 {
@@ -83,6 +59,17 @@ public struct CompiledRoute: Sendable {
             if let w = action.weightedClusters, w.contains(where: { $0.weight < 0 }) || w.reduce(0, { $0 + $1.weight }) == 0 {
                 throw ConfigError(path: path + ".route.weightedClusters", reason: "weights must be non-negative and not all zero")
             }
+        }
+    }
+
+    /// A safeRegex compiled by RE2 (linear-time matching; Envoy's full-match semantics and
+    /// default program-size limit), or the field path and RE2's reason.
+    private static func regex(_ pattern: String?, at path: String) throws -> RE2Regex? {
+        guard let pattern else { return nil }
+        do {
+            return try RE2Regex(pattern)
+        } catch {
+            throw ConfigError(path: path, reason: error.description)
         }
     }
 

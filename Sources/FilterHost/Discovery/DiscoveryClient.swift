@@ -54,6 +54,19 @@ public final class DiscoveryClient: Sendable {
     public var isConnected: Bool { state.withLockedValue { $0.connected } }
     public var acceptedVersion: String { state.withLockedValue { $0.acceptedVersion } }
 
+    /// nil once a config from the control plane is applied, else why the proxy is not ready.
+    /// The control plane sends a proxy its first config with the push that registers it, so
+    /// that config has the endpoints of every workload registered by then, its own included.
+    /// Once ready, a proxy stays ready (it keeps its last good config while the control plane is away).
+    public var notReadyReason: String? {
+        state.withLockedValue { s in
+            if !s.acceptedVersion.isEmpty { return nil }
+            if let error = s.lastError { return "the control plane's first config was refused: \(error)" }
+            if !s.connected { return "not connected to the control plane at \(host):\(port)" }
+            return "waiting for the first config from the control plane"
+        }
+    }
+
     public func start() {
         eventLoop.execute { self.connect() }
     }

@@ -108,7 +108,8 @@ package final class FilterIterator<D: FilterDirection> {
     /// its own callback (e.g. a pooled connection was ready at once); the stop it is about
     /// to return is then ignored. `head` replaces held headers (a watcher's edits); `data`
     /// replaces the held body chunk, or for a watcher the first body event parked behind
-    /// its headers (a body it kept editing while holding).
+    /// its headers (a body it kept editing while holding), or when none is parked there,
+    /// becomes the body behind them.
     package func resume(from filter: HTTPFilter, replacingHead head: D.Head? = nil, replacingData data: ByteBuffer? = nil) {
         if !blocked, let current = calling, current === filter {
             resumedDuringCall = true
@@ -125,6 +126,12 @@ package final class FilterIterator<D: FilterDirection> {
             if let held, case .data(let old, let end) = queue[held].event {
                 queuedBytes += data.readableBytes - old.readableBytes
                 queue[held].event = .data(data, end: end)
+            } else if held == nil, case .headers(let h, let end) = queue[0].event {
+                // A watcher made a body where there was none (Lua's body(true):setBytes on a
+                // message without one): it follows the headers, which no longer end the stream.
+                queue[0].event = .headers(h, end: false)
+                queue.insert((.data(data, end: end), front.position), at: 1)
+                queuedBytes += data.readableBytes
             }
         }
         blocked = false

@@ -55,6 +55,10 @@ public protocol HTTPFilterFactory: Sendable {
     func makeFilter(stream: StreamControl) -> HTTPFilter
 }
 
+/// Parses a filter's per-route config (a `perFilterConfig` entry) into the value its filter
+/// reads back with `StreamControl.perRouteConfig(_:)`.
+public typealias PerRouteConfigParser = @Sendable (_ config: JSONValue) throws -> any Sendable
+
 /// Parses a filter's config into a factory. Errors are config errors, reported with the filter name.
 public typealias HTTPFilterFactoryBuilder = @Sendable (_ config: JSONValue?) throws -> HTTPFilterFactory
 
@@ -93,8 +97,14 @@ public struct FilterRegistry: Sendable {
 
     public init() {}
 
-    public mutating func register(_ name: String, _ builder: @escaping HTTPFilterFactoryBuilder) {
+    /// Per-route config parsers by filter name: a route's (or virtual host's)
+    /// `perFilterConfig` entry is parsed once per snapshot, errors carrying its field path.
+    private(set) var perRouteParsers: [String: PerRouteConfigParser] = [:]
+
+    public mutating func register(_ name: String, _ builder: @escaping HTTPFilterFactoryBuilder,
+                                  perRoute parser: PerRouteConfigParser? = nil) {
         builders[name] = builder
+        if let parser { perRouteParsers[name] = parser }
     }
 
     public mutating func register(extension ext: ChainExtension, named name: String) {

@@ -14,14 +14,21 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
     var streamInfo = StreamInfo()
     var onDownstreamWritabilityChanged: ((Bool) -> Void)?
 
-    private var filters: [HTTPFilter] = []
-    private var request: FilterIterator<RequestDirection>!
-    private var response: FilterIterator<ResponseDirection>!
+    private var chain: FilterChain?
     private var requestHead: RequestHead?
     private var cachedRoute: SelectedRoute??
-    private var responseStarted = false
-    private var responseComplete = false
-    private var finished = false
+    /// Where the exchange stands towards the client. Only `finish()` enters `.finished`.
+    private enum Phase {
+        /// Nothing of the response has been written: a local reply may still replace it.
+        case awaitingResponse
+        /// The response head went to the client: a failure now can only reset the stream.
+        case responding
+        /// Filters were told, the access log written; nothing more happens.
+        case finished
+    }
+    private var phase = Phase.awaitingResponse
+    private var finished: Bool { if case .finished = phase { return true } else { return false } }
+    private var responseStarted: Bool { if case .awaitingResponse = phase { return false } else { return true } }
     private var counters: LoopStats.Listener?
 
     init(downstream: DownstreamStream, loop: LoopContext, snapshot: ProxySnapshot, listener: Listener) {
@@ -80,17 +87,16 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
         counters?.requests += 1
         counters?.active += 1
 
-        let limit = bufferLimit
-        filters = (snapshot.filterChains[listener.name] ?? []).map { $0.makeFilter(stream: self) }
-        filters.append(RouterFilter(stream: self, pools: loop.pools, timers: loop.timers, stats: loop.stats))
-        request = FilterIterator(filters: filters, bufferLimit: limit, sink: FilterSink(
+        var filters = (snapshot.filterChains[listener.name] ?? []).map { $0.makeFilter(stream: self) }
+        filters.append(RouterFilter(stream: self, client: loop.pools, timers: loop.timers, stats: loop.stats))
+        let chain = FilterChain(filters: filters, bufferLimit: bufferLimit, upstream: FilterSink(
             headers: { [unowned self] h, _ in self.requestHead = h },
             data: { _, _ in }, trailers: { _ in },
             overflow: { [unowned self] in
                 self.sendLocalReply(status: 413, body: "Payload Too Large", headers: [:], flag: nil, from: nil)
             },
-            pressure: { [unowned self] in self.downstream.setRequestReadingPaused($0) }))
-        response = FilterIterator(filters: filters.reversed(), bufferLimit: limit, sink: FilterSink(
+            pressure: { [unowned self] in self.downstream.setRequestReadingPaused($0) }),
+        client: FilterSink(
             headers: { [unowned self] h, end in self.writeHead(h, end) },
             data: { [unowned self] d, end in self.writeData(d, end) },
             trailers: { [unowned self] t in self.writeTrailers(t) },
@@ -99,16 +105,17 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
                 self.responsePressure = pressed
                 self.onDownstreamWritabilityChanged?(self.isDownstreamWritable)
             }))
-        request.receive(.headers(head, end: endStream))
+        self.chain = chain
+        chain.receiveRequest(.headers(head, end: endStream))
     }
 
     func receiveData(_ data: ByteBuffer, endStream: Bool) {
         streamInfo.bytesReceived += data.readableBytes
-        request?.receive(.data(data, end: endStream))
+        chain?.receiveRequest(.data(data, end: endStream))
     }
 
     func receiveTrailers(_ trailers: HTTPHeaders) {
-        request?.receive(.trailers(trailers))
+        chain?.receiveRequest(.trailers(trailers))
     }
 
     func streamWritabilityChanged(_ writable: Bool) {
@@ -123,19 +130,13 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
 
     // MARK: filter callbacks
 
-    func continueRequest(from filter: HTTPFilter) { request?.resume(from: filter) }
-    func continueResponse(from filter: HTTPFilter) { response?.resume(from: filter) }
-    func continueRequest(from filter: HTTPFilter, replacingHead head: RequestHead) {
-        request?.resume(from: filter, replacingHead: head)
-    }
-    func continueResponse(from filter: HTTPFilter, replacingHead head: ResponseHead) {
-        response?.resume(from: filter, replacingHead: head)
-    }
+    func continueRequest(from filter: HTTPFilter) { chain?.continueRequest(from: filter) }
+    func continueResponse(from filter: HTTPFilter) { chain?.continueResponse(from: filter) }
     func continueRequest(from filter: HTTPFilter, replacingHead head: RequestHead?, replacingData data: ByteBuffer?) {
-        request?.resume(from: filter, replacingHead: head, replacingData: data)
+        chain?.continueRequest(from: filter, replacingHead: head, replacingData: data)
     }
     func continueResponse(from filter: HTTPFilter, replacingHead head: ResponseHead?, replacingData data: ByteBuffer?) {
-        response?.resume(from: filter, replacingHead: head, replacingData: data)
+        chain?.continueResponse(from: filter, replacingHead: head, replacingData: data)
     }
 
     func setRequestReadingPaused(_ paused: Bool) { downstream.setRequestReadingPaused(paused) }
@@ -150,35 +151,17 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
     func encodeHeaders(_ head: ResponseHead, endStream: Bool) {
         var head = head
         HeaderSanitizer.prepareResponse(&head)
-        response.receive(.headers(head, end: endStream))
+        chain?.receiveResponse(.headers(head, end: endStream))
     }
 
-    func encodeData(_ data: ByteBuffer, endStream: Bool) { response.receive(.data(data, end: endStream)) }
-    func encodeTrailers(_ trailers: HTTPHeaders) { response.receive(.trailers(trailers)) }
+    func encodeData(_ data: ByteBuffer, endStream: Bool) { chain?.receiveResponse(.data(data, end: endStream)) }
+    func encodeTrailers(_ trailers: HTTPHeaders) { chain?.receiveResponse(.trailers(trailers)) }
 
     func sendLocalReply(status: Int, body: String, headers: HTTPHeaders, flag: ResponseFlag?, from filter: HTTPFilter?) {
         guard !finished else { return }
         if let flag { streamInfo.addFlag(flag) }
         guard !responseStarted else { return resetStream(flag: flag) }
-        request?.abort()
-        response?.abort()
-        var head = ResponseHead(status: status, headers: headers)
-        head.headers.replaceOrAdd(name: "content-length", value: String(body.utf8.count))
-        if !body.isEmpty, !head.headers.contains(name: "content-type") {
-            head.headers.replaceOrAdd(name: "content-type", value: "text/plain")
-        }
-        head.headers.replaceOrAdd(name: "server", value: "meshd")
-        // The reply passes the filters between the one that sent it and the client.
-        let start = filter.flatMap { f in filters.reversed().firstIndex { $0 === f }.map { $0 + 1 } } ?? 0
-        response = FilterIterator(filters: filters.reversed(), bufferLimit: Int.max, sink: FilterSink(
-            headers: { [unowned self] h, end in self.writeHead(h, end) },
-            data: { [unowned self] d, end in self.writeData(d, end) },
-            trailers: { [unowned self] t in self.writeTrailers(t) },
-            overflow: {}, pressure: { _ in }))
-        response.receive(.headers(head, end: body.isEmpty), startingAt: start)
-        if !body.isEmpty {
-            response.receive(.data(ByteBuffer(string: body), end: true), startingAt: start)
-        }
+        chain?.sendLocalReply(status: status, body: body, headers: headers, from: filter)
     }
 
     func resetStream(flag: ResponseFlag?) {
@@ -191,7 +174,7 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
     // MARK: writing to the client
 
     private func writeHead(_ head: ResponseHead, _ end: Bool) {
-        responseStarted = true
+        if !finished { phase = .responding }
         streamInfo.responseCode = head.status
         downstream.sendResponseHead(head, endStream: end)
         if end { responseDone() }
@@ -214,19 +197,13 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
         }
     }
 
-    private func responseDone() {
-        responseComplete = true
-        finish()
-    }
+    private func responseDone() { finish() }
 
     /// Runs once: tells every filter, then logs and counts the stream.
     private func finish() {
         guard !finished else { return }
-        finished = true
-        request?.abort()
-        response?.abort()
-        for f in filters { f.onStreamComplete() }
-        filters.removeAll()
+        phase = .finished
+        chain?.complete()
         onDownstreamWritabilityChanged = nil
         if let counters {
             counters.active -= 1

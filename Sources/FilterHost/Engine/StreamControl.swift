@@ -83,4 +83,12 @@ extension StreamControl {
         continueResponse(from: filter, replacingHead: head, replacingData: nil)
     }
     public func perFilterConfig(_ filterName: String) -> JSONValue? { route?.perFilterConfig(filterName) }
+
+    /// The filter's per-route config as its registered parser made it, for the route of
+    /// `head` (the headers as the filter holds them) or the stream's route: the route's
+    /// own entry, else its virtual host's; nil when neither has one.
+    public func perRouteConfig(_ filterName: String, for head: RequestHead? = nil) -> (any Sendable)? {
+        guard let route = head.map({ self.route(for: $0) }) ?? route else { return nil }
+        return snapshot.perRouteConfigs[route.compiled.id]?[filterName]
+    }
 }

@@ -1,3 +1,4 @@
+import MeshAPI
 import NIOCore
 import Transport
 
@@ -37,8 +38,12 @@ public struct StreamInfo {
     public var bytesReceived: Int = 0
     public var bytesSent: Int = 0
     public var upstreamServiceTime: Int64?
-    /// Envoy's dynamic metadata: namespace → key → value (strings only on the native side).
-    public var dynamicMetadata: [String: [String: String]] = [:]
+    /// Envoy's dynamic metadata: namespace → key → value (a Lua plugin's strings, numbers,
+    /// booleans and tables keep their types).
+    public var dynamicMetadata: [String: [String: JSONValue]] = [:]
+    /// Envoy's filter state: named objects a filter shares with the filters after it (a
+    /// string, number, boolean, or an object whose fields can be read one by one).
+    public var filterState: [String: JSONValue] = [:]
 
     public init() {}
 

@@ -51,6 +51,7 @@ final class ProtocolSelector: ChannelInboundHandler, RemovableChannelHandler, Ti
             info.isTLS = true
             info.alpn = done.negotiatedProtocol
             info.serverName = done.serverName
+            info.tls = done.facts
             decide(context: context, http2: done.negotiatedProtocol == "h2")
         }
         context.fireUserInboundEventTriggered(event)

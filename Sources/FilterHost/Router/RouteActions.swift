@@ -2,9 +2,10 @@ import MeshAPI
 import NIOHTTP1
 import Transport
 
-/// The router's helpers for a route's redirect and header changes.
+/// One way to change headers, for the router (a route's `headers`) and the header
+/// mutation filter alike: remove, then set, then add.
 extension HeaderMutation {
-    func apply(to headers: inout HTTPHeaders) {
+    public func apply(to headers: inout HTTPHeaders) {
         for name in remove ?? [] { headers.remove(name: name) }
         for (name, value) in set ?? [:] { headers.replaceOrAdd(name: name, value: value) }
         for (name, value) in add ?? [:] { headers.add(name: name, value: value) }

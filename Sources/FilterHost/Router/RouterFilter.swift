@@ -3,26 +3,28 @@ import NIOCore
 import NIOHTTP1
 import Transport
 
-/// The terminal filter: picks the cluster and endpoint for the selected route, sends the
-/// request upstream and feeds the response back through the stream. It lives beside the
-/// upstream pools it drives rather than in the Filters module.
-final class RouterFilter: HTTPFilter, UpstreamResponseHandler, TimerTarget {
-    private unowned let stream: HTTPStream
-    private let pools: UpstreamPools
+/// The terminal filter: picks the cluster for the selected route, runs the request
+/// upstream as an `UpstreamAttempt` (connect, send, relay) and feeds the response back
+/// through the stream. It owns the route timeout; an attempt owns one try. It lives beside
+/// the upstream pools it drives, and sees its stream only through `StreamControl`.
+final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
+    private unowned let stream: StreamControl
+    private let client: UpstreamClient
     private let stats: LoopStats
-    private var upstream: UpstreamRequest?
+    private let timers: LoopTimers
+    private var attempt: UpstreamAttempt?
     private var cluster: Cluster?
     private var timeout: LoopTimers.Token?
-    private let timers: LoopTimers
     private var sentAt: NIODeadline?
-    private var responseStarted = false
-    private var responseDone = false
-    private var done = false
+    /// The route timeout, armed once the request goes out (0: none).
+    private var timeoutMs = 0
     private var responseHeaders: HeaderMutation?
+    /// The stream is over for the router: nothing more is relayed.
+    private var done = false
 
-    init(stream: HTTPStream, pools: UpstreamPools, timers: LoopTimers, stats: LoopStats) {
+    init(stream: StreamControl, client: UpstreamClient, timers: LoopTimers, stats: LoopStats) {
         self.stream = stream
-        self.pools = pools
+        self.client = client
         self.timers = timers
         self.stats = stats
     }
@@ -56,92 +58,75 @@ final class RouterFilter: HTTPFilter, UpstreamResponseHandler, TimerTarget {
         Self.rewrite(&head, action: action, matchedPrefix: route.match.prefix)
         route.headers?.request?.apply(to: &head.headers)
         responseHeaders = route.headers?.response
-        let request = head
-        pools.connection(for: cluster) { [weak self] result in
-            guard let self, !self.done else {
-                if case .success(let (c, _)) = result { c.onStateChange?() }
-                return
-            }
-            switch result {
-            case .success(let (connection, host)):
-                self.stream.streamInfo.upstreamHost = host
-                self.start(on: connection, request, endStream: endStream, timeoutMs: action.timeoutMs)
-            case .failure(let failure):
-                self.upstreamFailed(failure)
-            }
-        }
+        timeoutMs = action.timeoutMs ?? 15_000
+        let attempt = UpstreamAttempt(owner: self)
+        self.attempt = attempt
+        attempt.start(cluster: cluster, head: head, endStream: endStream, client: client)
         return .stop
     }
 
-    private func start(on connection: UpstreamConnection, _ head: RequestHead, endStream: Bool, timeoutMs: Int?) {
-        guard let request = connection.startStream(handler: self) else {
-            return upstreamFailed(.connectFailure("connection could not take a stream"))
-        }
-        upstream = request
-        stream.onDownstreamWritabilityChanged = { [weak self] writable in
-            self?.upstream?.setResponseReadingPaused(!writable)
-        }
-        let ms = timeoutMs ?? 15_000
-        if ms > 0 {
-            timeout = timers.arm(after: .milliseconds(Int64(ms)), self)
-        }
-        sentAt = .now()
-        request.sendHead(head, endStream: endStream)
-        stream.continueRequest(from: self)
-    }
-
     func onRequestData(_ data: inout ByteBuffer, endStream: Bool) -> FilterDataStatus {
-        guard let upstream else { return .continue }
+        guard let upstream = attempt?.request else { return .continue }
         upstream.sendData(data, endStream: endStream)
         if !upstream.isWritable { stream.setRequestReadingPaused(true) }
         return .continue
     }
 
     func onRequestTrailers(_ trailers: inout HTTPHeaders) -> FilterHeadersStatus {
-        upstream?.sendTrailers(trailers)
+        attempt?.request?.sendTrailers(trailers)
         return .continue
     }
 
     func onStreamComplete() {
         done = true
         cancelTimeout()
-        if let upstream, !responseDone { upstream.cancel() }
-        upstream = nil
+        attempt?.cancel()
+        attempt = nil
     }
 
-    // MARK: upstream response
+    // MARK: UpstreamAttemptOwner
 
-    func upstreamHead(_ head: ResponseHead, endStream: Bool) {
+    func attemptStarted(_ attempt: UpstreamAttempt, host: String) {
+        stream.streamInfo.upstreamHost = host
+        stream.onDownstreamWritabilityChanged = { [weak self] writable in
+            self?.attempt?.request?.setResponseReadingPaused(!writable)
+        }
+        sentAt = .now()
+        if timeoutMs > 0 { timeout = timers.arm(after: .milliseconds(Int64(timeoutMs)), self) }
+        stream.continueRequest(from: self)
+    }
+
+    func attemptResponseHead(_ head: ResponseHead, endStream: Bool) {
+        guard !done else { return }
         var head = head
         responseHeaders?.apply(to: &head.headers)
-        responseStarted = true
         // A tunnel (101) lives as long as its peers want; the route timeout covered the handshake.
-        if head.status == 101 { cancelTimeout() }
+        if head.status == 101 || endStream { cancelTimeout() }
         if let sentAt { stream.streamInfo.upstreamServiceTime = (NIODeadline.now() - sentAt).nanoseconds / 1_000_000 }
         if let cluster { stats.upstreamResponse(cluster: cluster.name, code: head.status) }
-        if endStream { finishResponse() }
         stream.encodeHeaders(head, endStream: endStream)
     }
 
-    func upstreamData(_ data: ByteBuffer, endStream: Bool) {
-        if endStream { finishResponse() }
+    func attemptResponseData(_ data: ByteBuffer, endStream: Bool) {
+        guard !done else { return }
+        if endStream { cancelTimeout() }
         stream.encodeData(data, endStream: endStream)
-        if !endStream, !stream.isDownstreamWritable { upstream?.setResponseReadingPaused(true) }
+        if !endStream, !stream.isDownstreamWritable { attempt?.request?.setResponseReadingPaused(true) }
     }
 
-    func upstreamTrailers(_ trailers: HTTPHeaders) {
-        finishResponse()
+    func attemptResponseTrailers(_ trailers: HTTPHeaders) {
+        guard !done else { return }
+        cancelTimeout()
         stream.encodeTrailers(trailers)
     }
 
-    func upstreamWritabilityChanged(_ writable: Bool) {
+    func attemptWritabilityChanged(_ writable: Bool) {
         stream.setRequestReadingPaused(!writable)
     }
 
-    func upstreamFailed(_ failure: UpstreamFailure) {
-        guard !done, !responseDone else { return }
+    func attemptFailed(_ attempt: UpstreamAttempt, _ failure: UpstreamFailure, responseStarted: Bool) {
+        guard !done else { return }
         cancelTimeout()
-        upstream = nil
         let (status, flag, body): (Int, ResponseFlag, String) = switch failure {
         case .connectFailure(let why):
             (503, .upstreamConnectionFailure, "upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: \(why)")
@@ -156,10 +141,7 @@ final class RouterFilter: HTTPFilter, UpstreamResponseHandler, TimerTarget {
         }
     }
 
-    private func finishResponse() {
-        responseDone = true
-        cancelTimeout()
-    }
+    // MARK: route timeout
 
     private func cancelTimeout() {
         timers.cancel(timeout)
@@ -169,13 +151,9 @@ final class RouterFilter: HTTPFilter, UpstreamResponseHandler, TimerTarget {
     func timerFired(_ token: LoopTimers.Token) {
         guard token == timeout else { return }
         timeout = nil
-        timedOut()
-    }
-
-    private func timedOut() {
-        guard !done, !responseDone else { return }
-        upstream?.cancel()
-        upstream = nil
+        guard !done, let attempt, !attempt.isOver else { return }
+        let responseStarted = attempt.responseStarted
+        attempt.cancel()
         if responseStarted { stream.resetStream(flag: .upstreamRequestTimeout) } else {
             stream.sendLocalReply(status: 504, body: "upstream request timeout", headers: [:],
                                   flag: .upstreamRequestTimeout, from: self)

@@ -86,12 +86,15 @@ public final class ProxyRuntime: Sendable {
 
     /// Validates `bootstrap` and, if it is good, makes it the current snapshot: new streams
     /// use it at once, streams in flight finish on the old one. Returns the new version.
+    /// With `recordRefusal: false` a config that fails is only returned, not logged or counted
+    /// (the file watcher tries a file that may still be being written).
     @discardableResult
-    public func apply(_ bootstrap: Bootstrap) -> Result<Int, ConfigError> {
-        applying.withLock { applyLocked(bootstrap) }
+    public func apply(_ bootstrap: Bootstrap, recordRefusal: Bool = true) -> Result<Int, ConfigError> {
+        applying.withLock { applyLocked(bootstrap, recordRefusal: recordRefusal) }
     }
 
-    private func applyLocked(_ bootstrap: Bootstrap) -> Result<Int, ConfigError> {
+    private func applyLocked(_ bootstrap: Bootstrap, recordRefusal: Bool) -> Result<Int, ConfigError> {
+        func refuse(_ e: ConfigError) -> Result<Int, ConfigError> { recordRefusal ? self.refuse(e) : .failure(e) }
         let current = self.snapshot
         if bootstrap == current.bootstrap { return .success(current.version) }
         let next: ProxySnapshot

@@ -51,7 +51,7 @@ package enum LuaBufferAPI {
         return 1
     }
 
-    /// Replaces the content; for the whole body the held headers get the new content-length.
+    /// Replaces the content; for the whole body the headers, if not gone yet, get the new content-length.
     package static func setBytes(_ L: OpaquePointer) throws -> Int32 {
         let s = try scope(L)
         guard lua_type(L, 2) == LUA_TSTRING else { throw LuaRaise("setBytes() expects a string") }
@@ -63,7 +63,8 @@ package enum LuaBufferAPI {
         if s.obj.pointee.aux == 0 {
             guard !f[run: s.response].bodyPassed else { throw LuaRaise("buffer can no longer be modified") }
             f[run: s.response].body = buffer
-            if f[run: s.response].holding {
+            // Headers not yet gone (held, or still in the script's hands at the headers) follow the body.
+            if !f[run: s.response].headersPassed {
                 if s.response { setLength(&f.respHead.headers, len) } else { setLength(&f.reqHead.headers, len) }
             }
         } else {

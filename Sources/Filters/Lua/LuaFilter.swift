@@ -136,9 +136,9 @@ package final class LuaFilter: HTTPFilter {
     private func headersStatus(_ r: Bool, _ step: LuaStep) -> FilterHeadersStatus {
         switch step {
         case .done:
-            return .continue
+            return headersGoOn(r)
         case .failed(let message):
-            return fail(r, message) ? .stop : .continue
+            return fail(r, message) ? .stop : headersGoOn(r)
         case .replied(let status, let headers, let body):
             stream.sendLocalReply(status: status, body: body, headers: headers, flag: nil, from: self)
             return .stop
@@ -149,6 +149,16 @@ package final class LuaFilter: HTTPFilter {
             self[run: r].headersPassed = true
             return .continue
         }
+    }
+
+    /// The run is over at the headers. A body the script made for a message without one
+    /// (`body(true):setBytes(...)`) must follow them: they are held and released on the next
+    /// tick, with it (a callback cannot hand on a body it did not get).
+    private func headersGoOn(_ r: Bool) -> FilterHeadersStatus {
+        guard self[run: r].bodyHeld, (self[run: r].body?.readableBytes ?? 0) > 0 else { return .continue }
+        self[run: r].holding = true
+        stream.eventLoop.assumeIsolated().execute { [weak self] in self?.release(r) }
+        return .stopIteration
     }
 
     private func onData(_ r: Bool, _ data: inout ByteBuffer, _ end: Bool) -> FilterDataStatus {
@@ -214,7 +224,10 @@ package final class LuaFilter: HTTPFilter {
         switch self[run: r].wait {
         case .trailers: step = resume(r, push: .headers, aux: 1)
         case .body where self[run: r].wrapBody:
+            // No body came, only trailers: the script gets an empty one, held with the headers.
             self[run: r].body = ByteBuffer()
+            self[run: r].bodyHeld = true
+            self[run: r].bodyMade = true
             step = resume(r, push: .buffer)
         case .body, .chunk: step = resume(r, push: nil)
         case .httpCall:
@@ -320,6 +333,7 @@ package final class LuaFilter: HTTPFilter {
             self[run: r].bodyHeld = false
             self[run: r].bodyPassed = true
             body = self[run: r].body
+            if self[run: r].bodyMade, body?.readableBytes == 0 { body = nil }
         }
         if r {
             stream.continueResponse(from: self, replacingHead: respHead, replacingData: body)

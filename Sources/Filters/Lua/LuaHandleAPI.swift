@@ -21,17 +21,14 @@ package enum LuaHandleAPI {
         m.append(("streamInfo", { L in LuaObjects.host(L) { L in try LuaHandleAPI.child(L, .streamInfo) } }))
         m.append(("connectionStreamInfo", { L in LuaObjects.host(L) { L in try LuaHandleAPI.child(L, .streamInfo) } }))
         m.append(("connection", { L in LuaObjects.host(L) { L in try LuaHandleAPI.child(L, .connection) } }))
-        m.append(("logTrace", { L in LuaLog.method(L, .trace) }))
-        m.append(("logDebug", { L in LuaLog.method(L, .debug) }))
-        m.append(("logInfo", { L in LuaLog.method(L, .info) }))
-        m.append(("logWarn", { L in LuaLog.method(L, .warning) }))
-        m.append(("logErr", { L in LuaLog.method(L, .error) }))
-        m.append(("logCritical", { L in LuaLog.method(L, .critical) }))
+        m.append(("route", { L in LuaObjects.host(L) { L in try LuaHandleAPI.child(L, .route) } }))
+        m.append(("virtualHost", { L in LuaObjects.host(L) { L in try LuaHandleAPI.child(L, .virtualHost) } }))
         m.append(("httpCall", { L in LuaObjects.host(L) { L in try LuaHTTPCallAPI.httpCall(L) } }))
         m.append(("setUpstreamOverrideHost", { L in LuaObjects.unsupported(L, "setUpstreamOverrideHost") }))
         m.append(("importPublicKey", { L in LuaObjects.host(L) { L in try LuaCryptoAPI.importPublicKey(L) } }))
         m.append(("verifySignature", { L in LuaObjects.host(L) { L in try LuaCryptoAPI.verifySignature(L) } }))
         m.append(("base64Escape", { L in LuaObjects.host(L) { L in try LuaHandleAPI.base64Escape(L) } }))
+        m.append(("base64Decode", { L in LuaObjects.host(L) { L in try LuaHandleAPI.base64Decode(L) } }))
         m.append(("timestamp", { L in LuaObjects.host(L) { L in try LuaHandleAPI.timestamp(L, asString: false) } }))
         m.append(("timestampString", { L in LuaObjects.host(L) { L in try LuaHandleAPI.timestamp(L, asString: true) } }))
         m.append(("clearRouteCache", { L in LuaObjects.host(L) { L in try LuaHandleAPI.clearRouteCache(L) } }))
@@ -68,7 +65,13 @@ package enum LuaHandleAPI {
         if run.streaming || run.bodyPassed { throw LuaRaise("cannot call body() after body has been streamed") }
         if run.endSeen {
             guard wrap else { lua_pushnil(L); return 1 }
+            // A message without a body: the script may fill this one, and then it goes on
+            // behind the headers (which must not have gone yet).
             s.filter[run: s.response].body = ByteBuffer()
+            if !run.headersPassed {
+                s.filter[run: s.response].bodyHeld = true
+                s.filter[run: s.response].bodyMade = true
+            }
             LuaObjects.push(L, s, .buffer)
             return 1
         }
@@ -123,6 +126,9 @@ package enum LuaHandleAPI {
     package static func respond(_ L: OpaquePointer) throws -> Int32 {
         let s = try LuaObjects.scope(L, .handle)
         guard !s.response else { throw LuaRaise("respond not currently supported in the response path") }
+        // Envoy's rule: a reply is possible only while the request headers are still ours
+        // (not inside a bodyChunks() loop, say); the run then fails and the request goes on.
+        guard !s.filter.req.headersPassed else { throw LuaRaise("respond() cannot be called if headers have been continued") }
         guard lua_type(L, 2) == LUA_TTABLE else { throw LuaRaise("respond() expects a headers table") }
         var headers = HTTPHeaders()
         var status: Int?
@@ -183,11 +189,27 @@ package enum LuaHandleAPI {
         return 1
     }
 
+    /// Envoy's base64Decode: standard alphabet, padding optional; nil (not an error) for
+    /// malformed input, which usually came from a header or a body.
+    package static func base64Decode(_ L: OpaquePointer) throws -> Int32 {
+        _ = try LuaObjects.scope(L, .handle)
+        guard lua_type(L, 2) == LUA_TSTRING, let text = LuaObjects.string(L, 2) else {
+            throw LuaRaise("bad argument #1 to 'base64Decode' (string expected, got \(LuaObjects.typeName(L, 2)))")
+        }
+        let padded = text.utf8.count % 4 == 0 ? text : text + String(repeating: "=", count: 4 - text.utf8.count % 4)
+        guard text.utf8.count % 4 != 1, let data = Data(base64Encoded: padded) else {
+            lua_pushnil(L)
+            return 1
+        }
+        data.withUnsafeBytes { LuaObjects.push(L, bytes: $0) }
+        return 1
+    }
+
     package static func timestamp(_ L: OpaquePointer, asString: Bool) throws -> Int32 {
         _ = try LuaObjects.scope(L, .handle)
         let resolution = LuaObjects.string(L, 2) ?? "MILLISECOND"
         guard resolution == "MILLISECOND" || resolution == "MICROSECOND" else {
-            throw LuaRaise("timestamp resolution must be EnvoyTimestampResolution.MILLISECOND or MICROSECOND")
+            throw LuaRaise("timestamp format must be MILLISECOND or MICROSECOND.")
         }
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)

@@ -17,6 +17,7 @@ package enum LuaHeaderMapAPI {
             ("replace", { L in LuaObjects.host(L) { L in try LuaHeaderMapAPI.mutate(L, .replace) } }),
             ("remove", { L in LuaObjects.host(L) { L in try LuaHeaderMapAPI.mutate(L, .remove) } }),
             ("pairs", { L in LuaObjects.host(L) { L in try LuaHeaderMapAPI.pairs(L) } }),
+            ("__pairs", { L in LuaObjects.host(L) { L in try LuaHeaderMapAPI.pairs(L) } }),
             ("setHttp1ReasonPhrase", { L in LuaObjects.host(L) { L in try LuaHeaderMapAPI.setReason(L) } }),
         ]
     }
@@ -125,9 +126,14 @@ package enum LuaHeaderMapAPI {
         }
     }
 
-    /// Iterates over a snapshot (pseudo-headers first) held as upvalues: {k1, v1, k2, v2, ...} and a position.
+    /// `pairs(headers)` (Envoy's `__pairs`) and `headers:pairs()`: iterates over a snapshot
+    /// (pseudo-headers first, names lower-case as on the HTTP/2 wire) held as upvalues:
+    /// {k1, v1, k2, v2, ...} and a position. The map is locked for edits until the loop ends.
     package static func pairs(_ L: OpaquePointer) throws -> Int32 {
         let s = try LuaObjects.scope(L, .headers)
+        if s.filter[run: s.response].iterating & (isTrailers(s) ? 2 : 1) != 0 {
+            throw LuaRaise("cannot create a second iterator before completing the first")
+        }
         var items: [(String, String)] = []
         if !isTrailers(s) {
             let names = s.response ? [":status"] : [":authority", ":path", ":method", ":scheme"]
@@ -136,7 +142,9 @@ package enum LuaHeaderMapAPI {
         let f = s.filter
         let map = isTrailers(s) ? (s.response ? f.respTrailers : f.reqTrailers) ?? [:]
                                 : (s.response ? f.respHead.headers : f.reqHead.headers)
-        for (n, v) in map { items.append((n, v)) }
+        for (n, v) in map {
+            items.append((n.utf8.contains(where: { $0 >= 65 && $0 <= 90 }) ? n.lowercased() : n, v))
+        }
         s.filter[run: s.response].iterating |= isTrailers(s) ? 2 : 1
         lua_settop(L, 1)
         lua_createtable(L, Int32(items.count * 2), 0)
@@ -171,6 +179,10 @@ package enum LuaHeaderMapAPI {
         let s = try LuaObjects.scope(L, .headers)
         let reason = try LuaObjects.checkString(L, 2)
         guard s.response, !isTrailers(s) else { throw LuaRaise("setHttp1ReasonPhrase is only for response headers") }
+        // reason-phrase = *( HTAB / SP / VCHAR / obs-text ): no CR or LF to split the response with.
+        guard reason.utf8.allSatisfy({ $0 == 9 || ($0 >= 32 && $0 != 127) }) else {
+            throw LuaRaise("invalid reason phrase: control characters are not allowed")
+        }
         try checkModifiable(s)
         s.filter.respHead.reason = reason
         return 0

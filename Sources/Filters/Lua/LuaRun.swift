@@ -59,6 +59,9 @@ package struct LuaRun {
     /// The whole body waits behind the headers we hold: it goes on, as the script left it,
     /// when they are released.
     package var bodyHeld = false
+    /// `body(true)` made an empty body for a message that had none: it goes on only if the
+    /// script filled it.
+    package var bodyMade = false
     package var held = LuaHeldEvent.none
     /// The synchronous httpCall the script waits on.
     package var call: LuaHTTPCall?

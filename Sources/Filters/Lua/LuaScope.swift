@@ -26,16 +26,28 @@ extension LuaObjects {
     }
 }
 
-/// Every stream-facing host object's methods (Envoy's Lua API), handed to each VM.
+/// Every stream-facing host object's methods (Envoy's Lua API), handed to each VM. As in
+/// Envoy, every object also has the log calls.
 package enum LuaFilterLibrary {
-    package static let shared = LuaHostLibrary(methods: [
-        .handle: LuaHandleAPI.methods,
-        .headers: LuaHeaderMapAPI.methods,
-        .buffer: LuaBufferAPI.methods,
-        .streamInfo: LuaStreamInfoAPI.methods,
-        .dynamicMetadata: LuaStreamInfoAPI.dynamicMetadataMethods,
-        .connection: LuaStreamInfoAPI.connectionMethods,
-        .ssl: LuaStreamInfoAPI.sslMethods,
-        .metadata: LuaStreamInfoAPI.routeMetadataMethods,
-    ])
+    package static let shared: LuaHostLibrary = {
+        let stream: [LuaKind: [(String, LuaHostFn)]] = [
+            .handle: LuaHandleAPI.methods,
+            .headers: LuaHeaderMapAPI.methods,
+            .buffer: LuaBufferAPI.methods,
+            .streamInfo: LuaStreamInfoAPI.methods,
+            .dynamicMetadata: LuaStreamInfoAPI.dynamicMetadataMethods,
+            .filterState: LuaStreamInfoAPI.filterStateMethods,
+            .connection: LuaConnectionAPI.connectionMethods,
+            .ssl: LuaConnectionAPI.sslMethods,
+            .parsedName: LuaConnectionAPI.parsedNameMethods,
+            .metadata: LuaRouteAPI.metadataMethods,
+            .route: LuaRouteAPI.routeMethods,
+            .virtualHost: LuaRouteAPI.virtualHostMethods,
+        ]
+        var methods: [LuaKind: [(String, LuaHostFn)]] = [:]
+        for kind in LuaKind.allCases where kind != .sharedDict {
+            methods[kind] = (stream[kind] ?? []) + LuaLog.methods
+        }
+        return LuaHostLibrary(methods: methods)
+    }()
 }

@@ -6,7 +6,7 @@ import FilterHost
 import Transport
 import LuaRuntime
 
-/// streamInfo(), its dynamicMetadata(), connection() and its ssl(), and metadata().
+/// streamInfo(), its dynamicMetadata() and filterState().
 package enum LuaStreamInfoAPI {
     package static var methods: [(String, LuaHostFn)] {
         [
@@ -21,6 +21,10 @@ package enum LuaStreamInfoAPI {
             ("downstreamLocalAddress", { L in
                 LuaStreamInfoAPI.info(L) { s in LuaStreamInfoAPI.format(s.filter.stream.connectionInfo.localAddress) }
             }),
+            // meshd has no original-destination rewrite of the local address: both are the socket's.
+            ("downstreamDirectLocalAddress", { L in
+                LuaStreamInfoAPI.info(L) { s in LuaStreamInfoAPI.format(s.filter.stream.connectionInfo.localAddress) }
+            }),
             ("downstreamDirectRemoteAddress", { L in
                 LuaStreamInfoAPI.info(L) { s in LuaStreamInfoAPI.format(s.filter.stream.connectionInfo.remoteAddress) }
             }),
@@ -28,8 +32,16 @@ package enum LuaStreamInfoAPI {
             ("dynamicMetadata", { L in
                 LuaObjects.host(L) { L in LuaObjects.push(L, try LuaObjects.scope(L, .streamInfo), .dynamicMetadata); return 1 }
             }),
-            ("downstreamSslConnection", { L in LuaObjects.host(L) { L in try LuaStreamInfoAPI.ssl(L, from: .streamInfo) } }),
-            ("filterState", { L in LuaObjects.unsupported(L, "filterState") }),
+            ("filterState", { L in
+                LuaObjects.host(L) { L in LuaObjects.push(L, try LuaObjects.scope(L, .streamInfo), .filterState); return 1 }
+            }),
+            ("downstreamSslConnection", { L in LuaObjects.host(L) { L in try LuaConnectionAPI.ssl(L, from: .streamInfo) } }),
+            ("drainConnectionUponCompletion", { L in
+                LuaObjects.host(L) { L in
+                    try LuaObjects.scope(L, .streamInfo).filter.stream.drainConnectionUponCompletion()
+                    return 0
+                }
+            }),
         ]
     }
 
@@ -38,40 +50,16 @@ package enum LuaStreamInfoAPI {
             ("get", { L in LuaObjects.host(L) { L in try LuaStreamInfoAPI.dynamicGet(L) } }),
             ("set", { L in LuaObjects.host(L) { L in try LuaStreamInfoAPI.dynamicSet(L) } }),
             ("pairs", { L in LuaObjects.host(L) { L in try LuaStreamInfoAPI.dynamicPairs(L) } }),
+            ("__pairs", { L in LuaObjects.host(L) { L in try LuaStreamInfoAPI.dynamicPairs(L) } }),
         ]
     }
 
-    package static var connectionMethods: [(String, LuaHostFn)] {
-        [("ssl", { L in LuaObjects.host(L) { L in try LuaStreamInfoAPI.ssl(L, from: .connection) } })]
-    }
-
-    /// What the engine knows about TLS; certificate details are not exposed to filters yet.
-    package static var sslMethods: [(String, LuaHostFn)] {
-        [
-            ("peerCertificatePresented", { L in LuaObjects.host(L) { L in lua_pushboolean(L, 0); return 1 } }),
-            ("peerCertificateValidated", { L in LuaObjects.host(L) { L in lua_pushboolean(L, 0); return 1 } }),
-            ("uriSanPeerCertificate", { L in LuaObjects.host(L) { L in meshd_lua_newtable(L); return 1 } }),
-            ("uriSanLocalCertificate", { L in LuaObjects.host(L) { L in meshd_lua_newtable(L); return 1 } }),
-            ("dnsSansPeerCertificate", { L in LuaObjects.host(L) { L in meshd_lua_newtable(L); return 1 } }),
-            ("sha256PeerCertificateDigest", { L in LuaStreamInfoAPI.info(L, .ssl) { _ in "" } }),
-            ("subjectPeerCertificate", { L in LuaStreamInfoAPI.info(L, .ssl) { _ in "" } }),
-            ("issuerPeerCertificate", { L in LuaStreamInfoAPI.info(L, .ssl) { _ in "" } }),
-            ("serialNumberPeerCertificate", { L in LuaStreamInfoAPI.info(L, .ssl) { _ in "" } }),
-            ("tlsVersion", { L in LuaStreamInfoAPI.info(L, .ssl) { _ in "" } }),
-            ("ciphersuiteString", { L in LuaStreamInfoAPI.info(L, .ssl) { _ in "" } }),
-            ("alpn", { L in LuaStreamInfoAPI.info(L, .ssl) { s in s.filter.stream.connectionInfo.alpn ?? "" } }),
-        ]
-    }
-
-    package static var routeMetadataMethods: [(String, LuaHostFn)] {
-        [
-            ("get", { L in LuaObjects.host(L) { L in try LuaStreamInfoAPI.routeMetadataGet(L) } }),
-            ("pairs", { L in LuaObjects.host(L) { L in try LuaStreamInfoAPI.routeMetadataPairs(L) } }),
-        ]
+    package static var filterStateMethods: [(String, LuaHostFn)] {
+        [("get", { L in LuaObjects.host(L) { L in try LuaStreamInfoAPI.filterStateGet(L) } })]
     }
 
     /// A string-valued method on an object of `kind`.
-    private static func info(_ L: OpaquePointer?, _ kind: LuaKind = .streamInfo, _ value: (LuaScope) -> String) -> Int32 {
+    static func info(_ L: OpaquePointer?, _ kind: LuaKind = .streamInfo, _ value: (LuaScope) -> String) -> Int32 {
         LuaObjects.host(L) { L in
             LuaObjects.push(L, value(try LuaObjects.scope(L, kind)))
             return 1
@@ -96,78 +84,74 @@ package enum LuaStreamInfoAPI {
         return format(f.stream.connectionInfo.remoteAddress)
     }
 
-    private static func ssl(_ L: OpaquePointer, from kind: LuaKind) throws -> Int32 {
-        let s = try LuaObjects.scope(L, kind)
-        if s.filter.stream.connectionInfo.isTLS { LuaObjects.push(L, s, .ssl) } else { lua_pushnil(L) }
-        return 1
-    }
-
-    // MARK: dynamic metadata (StreamInfo.dynamicMetadata: namespace → key → string)
+    // MARK: dynamic metadata (StreamInfo.dynamicMetadata: namespace → key → typed value)
 
     package static func dynamicGet(_ L: OpaquePointer) throws -> Int32 {
         let s = try LuaObjects.scope(L, .dynamicMetadata)
         let ns = try LuaObjects.checkString(L, 2)
         guard let values = s.filter.stream.streamInfo.dynamicMetadata[ns] else { lua_pushnil(L); return 1 }
-        pushTable(L, values)
+        LuaMetadataValue.push(L, .object(values))
         return 1
     }
 
+    /// set(namespace, key, value): a string, number, boolean, nil or table (of those), kept with its type.
     package static func dynamicSet(_ L: OpaquePointer) throws -> Int32 {
         let s = try LuaObjects.scope(L, .dynamicMetadata)
         let ns = try LuaObjects.checkString(L, 2)
         let key = try LuaObjects.checkString(L, 3)
-        let value: String
-        if lua_type(L, 4) == LUA_TBOOLEAN { value = lua_toboolean(L, 4) != 0 ? "true" : "false" } else {
-            value = try LuaObjects.checkString(L, 4)
-        }
+        let value = try LuaMetadataValue.read(L, 4)
         s.filter.stream.streamInfo.dynamicMetadata[ns, default: [:]][key] = value
         return 0
     }
 
+    /// Iterates `namespace, table` over a snapshot.
     package static func dynamicPairs(_ L: OpaquePointer) throws -> Int32 {
         let s = try LuaObjects.scope(L, .dynamicMetadata)
-        meshd_lua_newtable(L)
-        for (ns, values) in s.filter.stream.streamInfo.dynamicMetadata {
-            pushTable(L, values)
+        let all = s.filter.stream.streamInfo.dynamicMetadata
+        lua_createtable(L, 0, Int32(all.count))
+        for (ns, values) in all {
+            LuaMetadataValue.push(L, .object(values))
             lua_setfield(L, -2, ns)
         }
         return pushNext(L)
     }
 
-    private static func pushTable(_ L: OpaquePointer, _ values: [String: String]) {
-        lua_createtable(L, 0, Int32(values.count))
-        for (k, v) in values {
-            LuaObjects.push(L, v)
-            lua_setfield(L, -2, k)
-        }
-    }
-
     /// Returns `next, table, nil` for the table on top: a generic for over a snapshot.
-    private static func pushNext(_ L: OpaquePointer) -> Int32 {
+    static func pushNext(_ L: OpaquePointer) -> Int32 {
         lua_getglobal(L, "next")
         meshd_lua_insert(L, -2)
         lua_pushnil(L)
         return 3
     }
 
-    // MARK: route metadata: perFilterConfig[plugin name or "meshd.lua"]["metadata"] of the route
+    // MARK: filter state (StreamInfo.filterState)
 
-    private static func routeMetadata(_ s: LuaScope) -> [String: JSONValue] {
-        guard let config = s.filter.currentRoute?.route.perFilterConfig else { return [:] }
-        return config[s.vm.plugin.name]?["metadata"]?.objectValue
-            ?? config[LuaFilterFactory.name]?["metadata"]?.objectValue ?? [:]
-    }
-
-    package static func routeMetadataGet(_ L: OpaquePointer) throws -> Int32 {
-        let s = try LuaObjects.scope(L, .metadata)
-        let key = try LuaObjects.checkString(L, 2)
-        if let v = routeMetadata(s)[key] { LuaJSON.push(L, v) } else { lua_pushnil(L) }
+    /// get(name [, field]): the object as a string (numbers and booleans as text, an object as
+    /// JSON), or one field of an object (a string or a number); nil when absent.
+    package static func filterStateGet(_ L: OpaquePointer) throws -> Int32 {
+        let s = try LuaObjects.scope(L, .filterState)
+        let name = try LuaObjects.checkString(L, 2)
+        guard let object = s.filter.stream.streamInfo.filterState[name] else { lua_pushnil(L); return 1 }
+        if meshd_lua_isnoneornil(L, 3) == 0 {
+            let field = try LuaObjects.checkString(L, 3)
+            switch object[field] {
+            case .string(let v)?: LuaObjects.push(L, v)
+            case .number?, .bool?: LuaMetadataValue.push(L, object[field]!)
+            default: lua_pushnil(L)
+            }
+            return 1
+        }
+        switch object {
+        case .string(let v): LuaObjects.push(L, v)
+        case .null: lua_pushnil(L)
+        case .bool(let b): LuaObjects.push(L, b ? "true" : "false")
+        case .number(let n):
+            LuaObjects.push(L, n == n.rounded() && abs(n) < 9.0e15 ? String(Int64(n)) : String(n))
+        case .array, .object:
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = .sortedKeys
+            LuaObjects.push(L, (try? encoder.encode(object)).map { String(decoding: $0, as: UTF8.self) } ?? "")
+        }
         return 1
-    }
-
-    package static func routeMetadataPairs(_ L: OpaquePointer) throws -> Int32 {
-        let s = try LuaObjects.scope(L, .metadata)
-        LuaJSON.push(L, .object(routeMetadata(s)))
-        return pushNext(L)
     }
 }

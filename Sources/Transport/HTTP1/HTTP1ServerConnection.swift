@@ -156,7 +156,12 @@ package final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStrea
             headers.replaceOrAdd(name: "connection", value: "close")
         }
         var status = HTTPResponseStatus(statusCode: head.status)
-        if let reason = head.reason { status = HTTPResponseStatus(statusCode: head.status, reasonPhrase: reason) }
+        // NIO's init(statusCode:reasonPhrase:) keeps the standard phrase of a known code: a
+        // phrase of our own (Lua's setHttp1ReasonPhrase) needs `.custom`.
+        if let reason = head.reason, reason != status.reasonPhrase, !reason.isEmpty,
+           reason.utf8.allSatisfy({ $0 == 9 || ($0 >= 32 && $0 != 127) }) {
+            status = .custom(code: UInt(head.status), reasonPhrase: reason)
+        }
         if upgradeRequested, head.status == 101 {
             headers.replaceOrAdd(name: "connection", value: "upgrade")
             context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))), promise: nil)

@@ -51,13 +51,17 @@ public struct ConnectionInfo: Sendable {
     public var isTLS: Bool
     public var serverName: String?
     public var alpn: String?
+    /// The TLS facts of the handshake (version, cipher, the peer's certificate), filled in
+    /// by the TLS handler's handshake event; nil on plaintext.
+    public var tls: TLSConnectionFacts?
 
     public init(remoteAddress: SocketAddress?, localAddress: SocketAddress?,
-                isTLS: Bool = false, serverName: String? = nil, alpn: String? = nil) {
+                isTLS: Bool = false, serverName: String? = nil, alpn: String? = nil, tls: TLSConnectionFacts? = nil) {
         self.remoteAddress = remoteAddress
         self.localAddress = localAddress
         self.isTLS = isTLS
         self.serverName = serverName
         self.alpn = alpn
+        self.tls = tls
     }
 }

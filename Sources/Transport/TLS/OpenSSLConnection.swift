@@ -177,4 +177,22 @@ package final class OpenSSLConnection {
     }
 
     package var peerCertificatePresented: Bool { SSL_get0_peer_certificate(ssl) != nil }
+
+    /// The handshake's facts for filters; the peer's certificate is read here, once.
+    package var facts: TLSConnectionFacts {
+        let peer = SSL_get0_peer_certificate(ssl).flatMap { TLSCertificateFacts(x509: $0) }
+        var sessionID = ""
+        if let session = SSL_get_session(ssl) {
+            var length: UInt32 = 0
+            if let id = SSL_SESSION_get_id(session, &length), length > 0 {
+                sessionID = TLSCertificateFacts.hex(UnsafeBufferPointer(start: id, count: Int(length)))
+            }
+        }
+        let cipherID = SSL_get_current_cipher(ssl).map { SSL_CIPHER_get_protocol_id($0) } ?? 0
+        // Without verification the result is X509_V_OK too: it counts only when the context asked for it.
+        let verified = SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER != 0 && SSL_get_verify_result(ssl) == X509_V_OK
+        return TLSConnectionFacts(version: protocolVersion, cipher: cipher, cipherID: cipherID, sessionID: sessionID,
+                                  peerCertificate: peer, peerCertificateValidated: peer != nil && verified,
+                                  localCertificate: (contextOwner as? TLSServerContext)?.localCertificate)
+    }
 }

@@ -31,9 +31,10 @@ extension OpenSSLHandler {
         protocolVersion = version
         cipher = connection.cipher
         peerCertificatePresented = connection.peerCertificatePresented
+        // Servers read the facts (the client's certificate) for their filters; clients need none.
         context.fireUserInboundEventTriggered(TLSHandshakeCompleted(
             negotiatedProtocol: negotiatedProtocol, serverName: serverName,
-            protocolVersion: version, cipher: cipher ?? ""))
+            protocolVersion: version, cipher: cipher ?? "", facts: isClient ? nil : connection.facts))
         // Writes issued during the handshake go out now, then data that came with the last flight.
         guard state == .active else { return }
         if flushedWriteCount > 0 { writeFlushedPlaintext(context: context) }

@@ -22,6 +22,8 @@ public final class TLSServerContext: @unchecked Sendable {
     public let alpnProtocols: [String]
     /// True when clients must present a certificate signed by the configured CAs.
     public let requiresClientCertificate: Bool
+    /// The facts of the certificate this listener presents, read once.
+    public let localCertificate: TLSCertificateFacts?
 
     /// - Parameter caCertificatesFile: when set, clients must present a certificate that
     ///   verifies against these CAs (mutual TLS).
@@ -55,6 +57,7 @@ public final class TLSServerContext: @unchecked Sendable {
         self.ctx = ctx
         self.alpnProtocols = alpnProtocols
         self.requiresClientCertificate = caCertificatesFile != nil
+        self.localCertificate = SSL_CTX_get0_certificate(ctx).flatMap { TLSCertificateFacts(x509: $0) }
         if alpnProtocols.isEmpty {
             self.alpnPreferences = nil
         } else {

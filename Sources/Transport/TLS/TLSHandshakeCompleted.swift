@@ -11,11 +11,15 @@ public struct TLSHandshakeCompleted: Sendable {
     public let protocolVersion: String
     /// e.g. "TLS_AES_128_GCM_SHA256".
     public let cipher: String
+    /// Everything filters may ask about the session, the peer's certificate included.
+    public let facts: TLSConnectionFacts?
 
-    public init(negotiatedProtocol: String?, serverName: String?, protocolVersion: String, cipher: String) {
+    public init(negotiatedProtocol: String?, serverName: String?, protocolVersion: String, cipher: String,
+                facts: TLSConnectionFacts? = nil) {
         self.negotiatedProtocol = negotiatedProtocol
         self.serverName = serverName
         self.protocolVersion = protocolVersion
         self.cipher = cipher
+        self.facts = facts
     }
 }

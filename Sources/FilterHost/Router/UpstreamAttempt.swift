@@ -1,0 +1,124 @@
+import MeshAPI
+import NIOCore
+import NIOHTTP1
+import Transport
+
+/// What an attempt tells the router that owns it. All calls happen on the stream's loop.
+protocol UpstreamAttemptOwner: AnyObject {
+    /// The request head went out on `host`: the request body may flow now.
+    func attemptStarted(_ attempt: UpstreamAttempt, host: String)
+    func attemptResponseHead(_ head: ResponseHead, endStream: Bool)
+    func attemptResponseData(_ data: ByteBuffer, endStream: Bool)
+    func attemptResponseTrailers(_ trailers: HTTPHeaders)
+    func attemptWritabilityChanged(_ writable: Bool)
+    /// The attempt ended without a complete response; `responseStarted` says whether any of
+    /// it reached the owner (only then is a retry impossible).
+    func attemptFailed(_ attempt: UpstreamAttempt, _ failure: UpstreamFailure, responseStarted: Bool)
+}
+
+/// One try of a request upstream: get a connection from the cluster's pools, send the head,
+/// stream the body, relay the response. Its lifecycle is an explicit state, so the router
+/// can tell whether a failed attempt may be replaced by another (a retry policy adds
+/// attempts; it never reuses one).
+final class UpstreamAttempt: UpstreamResponseHandler {
+    enum State {
+        /// Waiting for a connection from the pool.
+        case connecting
+        /// The head went out; the response has not started.
+        case awaitingResponse(UpstreamRequest)
+        /// Response headers came back; data may follow.
+        case responding(UpstreamRequest)
+        /// The whole response came back.
+        case complete
+        /// Ended early: by failure, or cancelled by the router.
+        case ended
+    }
+
+    private(set) var state = State.connecting
+    private unowned let owner: UpstreamAttemptOwner
+
+    init(owner: UpstreamAttemptOwner) { self.owner = owner }
+
+    /// The request in flight, while there is one.
+    var request: UpstreamRequest? {
+        switch state {
+        case .awaitingResponse(let r), .responding(let r): return r
+        case .connecting, .complete, .ended: return nil
+        }
+    }
+
+    var responseStarted: Bool {
+        if case .responding = state { return true }
+        if case .complete = state { return true }
+        return false
+    }
+
+    var isOver: Bool {
+        switch state {
+        case .complete, .ended: return true
+        case .connecting, .awaitingResponse, .responding: return false
+        }
+    }
+
+    func start(cluster: Cluster, head: RequestHead, endStream: Bool, client: UpstreamClient) {
+        client.connection(for: cluster) { [weak self] result in
+            guard let self, case .connecting = self.state else {
+                // Cancelled meanwhile: hand the connection back unused.
+                if case .success(let (c, _)) = result { c.onStateChange?() }
+                return
+            }
+            switch result {
+            case .success(let (connection, host)):
+                guard let request = connection.startStream(handler: self) else {
+                    return self.fail(.connectFailure("connection could not take a stream"))
+                }
+                self.state = .awaitingResponse(request)
+                request.sendHead(head, endStream: endStream)
+                self.owner.attemptStarted(self, host: host)
+            case .failure(let failure):
+                self.fail(failure)
+            }
+        }
+    }
+
+    /// The router gives up on this attempt (timeout, client gone, local reply).
+    func cancel() {
+        let inFlight = request
+        if !isOver { state = .ended }
+        inFlight?.cancel()
+    }
+
+    private func fail(_ failure: UpstreamFailure) {
+        guard !isOver else { return }
+        let started = responseStarted
+        state = .ended
+        owner.attemptFailed(self, failure, responseStarted: started)
+    }
+
+    // MARK: UpstreamResponseHandler
+
+    func upstreamHead(_ head: ResponseHead, endStream: Bool) {
+        guard let request else { return }
+        state = endStream ? .complete : .responding(request)
+        owner.attemptResponseHead(head, endStream: endStream)
+    }
+
+    func upstreamData(_ data: ByteBuffer, endStream: Bool) {
+        guard case .responding = state else { return }
+        if endStream { state = .complete }
+        owner.attemptResponseData(data, endStream: endStream)
+    }
+
+    func upstreamTrailers(_ trailers: HTTPHeaders) {
+        guard case .responding = state else { return }
+        state = .complete
+        owner.attemptResponseTrailers(trailers)
+    }
+
+    func upstreamWritabilityChanged(_ writable: Bool) {
+        guard request != nil else { return }
+        owner.attemptWritabilityChanged(writable)
+    }
+
+    func upstreamFailed(_ failure: UpstreamFailure) { fail(failure) }
+}
