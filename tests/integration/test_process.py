@@ -62,3 +62,19 @@ def test_sighup_reloads_the_bootstrap_and_sigusr1_does_not_kill(mesh):
     assert proxy.process.proc.poll() is None
     assert curl("-o", "/dev/null", "-w", "%{http_code}", f"http://127.0.0.1:{port}/").stdout == b"202"
     assert proxy.process.stop(signal.SIGTERM) == 0
+
+
+def test_control_plane_sighup_rereads_the_directory_and_sidecar_survives_hup_and_usr1(mesh):
+    from mesh_harness import ControlPlane, wait_until
+    cp = ControlPlane(mesh, {"services.yaml": ""}).start()
+    sidecar = cp.sidecar("app", with_app=False)
+    cp.wait_synced()
+    version = cp.config_status()["configVersion"]
+    cp.process.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: cp.config_status()["configVersion"] > version, what="config re-read")
+    for sig in (signal.SIGHUP, signal.SIGUSR1):
+        sidecar.sidecar.proc.send_signal(sig)
+    wait_until(lambda: "SIGUSR1" in sidecar.sidecar.stderr() and "SIGHUP" in sidecar.sidecar.stderr(),
+               what="signals logged")
+    assert cp.process.proc.poll() is None and sidecar.running()
+    assert sidecar.sidecar.stop(signal.SIGTERM) == 0
