@@ -18,6 +18,8 @@ let package = Package(
         .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
+        // Plugin limits in C: the instruction hook, the watchdog, guarded library functions.
+        .target(name: "CLuaGuard", dependencies: ["CLua"], cSettings: [.headerSearchPath("../CLua")]),
         .target(
             name: "MeshAPI",
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
@@ -38,7 +40,7 @@ let package = Package(
         .target(
             name: "LuaRuntime",
             dependencies: [
-                "MeshAPI", "CLua", "COpenSSL",
+                "MeshAPI", "CLua", "CLuaGuard", "COpenSSL",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -124,7 +126,7 @@ let package = Package(
         .testTarget(
             name: "FiltersTests",
             dependencies: [
-                "Filters", "FilterHost", "PluginTesting", "Transport", "LuaRuntime", "MeshAPI", "CLua",
+                "Filters", "FilterHost", "PluginTesting", "Transport", "LuaRuntime", "MeshAPI", "CLua", "CLuaGuard",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

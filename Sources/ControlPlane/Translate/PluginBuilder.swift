@@ -31,7 +31,7 @@ enum PluginBuilder {
             Source(id: p.id, namespace: p.namespace, name: p.name, selector: p.spec.selector?.matchLabels,
                    targetRefs: p.spec.targetRefs, phase: PluginPhase.proxyName(p.spec.phase), priority: p.spec.priority,
                    failStrategy: p.spec.failStrategy, pluginConfig: p.spec.pluginConfig, code: p.spec.code,
-                   limits: p.spec.limits.map { LuaPluginLimits(instructions: $0.instructions, memoryBytes: $0.memoryBytes) },
+                   limits: p.spec.limits.map(\.proxyLimits),
                    modes: p.spec.match.compactMap(\.mode))
         }
         sources += ctx.store.trafficExtensions.compactMap { t in

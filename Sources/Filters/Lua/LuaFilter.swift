@@ -137,8 +137,8 @@ package final class LuaFilter: HTTPFilter {
         switch step {
         case .done:
             return .continue
-        case .failed(let message):
-            return fail(r, message) ? .stop : .continue
+        case .failed(let message, let overLimit):
+            return fail(r, message, overLimit: overLimit) ? .stop : .continue
         case .replied(let status, let headers, let body):
             stream.sendLocalReply(status: status, body: body, headers: headers, flag: nil, from: self)
             return .stop
@@ -239,8 +239,8 @@ package final class LuaFilter: HTTPFilter {
         switch step {
         case .done:
             release(r)
-        case .failed(let message):
-            if !fail(r, message) { release(r) }
+        case .failed(let message, let overLimit):
+            if !fail(r, message, overLimit: overLimit) { release(r) }
         case .replied(let status, let headers, let body):
             stream.sendLocalReply(status: status, body: body, headers: headers, flag: nil, from: self)
         case .waiting(.trailers) where self[run: r].endSeen:
@@ -269,8 +269,8 @@ package final class LuaFilter: HTTPFilter {
         switch step {
         case .done:
             letGo(r)
-        case .failed(let message):
-            if !fail(r, message) { letGo(r) }
+        case .failed(let message, let overLimit):
+            if !fail(r, message, overLimit: overLimit) { letGo(r) }
         case .replied(let status, let headers, let body):
             stream.sendLocalReply(status: status, body: body, headers: headers, flag: nil, from: self)
         case .waiting(.chunk):
@@ -328,14 +328,20 @@ package final class LuaFilter: HTTPFilter {
         }
     }
 
-    /// Counts and logs a failed run; FAIL_CLOSE answers 500. True when the stream was answered.
-    private func fail(_ r: Bool, _ message: String) -> Bool {
+    /// Counts and logs a failed run; FAIL_CLOSE answers 500, or 503 when a limit ended the
+    /// run (the plugin is unavailable rather than wrong, as Envoy fails a Wasm VM). True when
+    /// the stream was answered.
+    private func fail(_ r: Bool, _ message: String, overLimit: Bool) -> Bool {
         vm.errors += 1
         vm.lastError = message
         stats?.count(vm.plugin.errorsKey, 1)
         vm.logger.error("lua plugin \(vm.plugin.name) failed in \(r ? "envoy_on_response" : "envoy_on_request"): \(message)")
         guard vm.plugin.failStrategy == .failClose else { return false }
-        stream.sendLocalReply(status: 500, body: "Internal Server Error", headers: [:], flag: nil, from: self)
+        if overLimit {
+            stream.sendLocalReply(status: 503, body: "Service Unavailable", headers: [:], flag: nil, from: self)
+        } else {
+            stream.sendLocalReply(status: 500, body: "Internal Server Error", headers: [:], flag: nil, from: self)
+        }
         return true
     }
 
@@ -356,7 +362,7 @@ package final class LuaFilter: HTTPFilter {
     // MARK: coroutine
 
     private func start(_ r: Bool, entry: Int32) -> LuaStep {
-        if let error = vm.loadError { return .failed(error) }
+        if let error = vm.loadError { return .failed(error, overLimit: vm.loadExceededLimit) }
         let (thread, ref) = vm.acquireThread()
         let (slot, gen) = vm.openSlot(self, response: r)
         self[run: r].thread = thread
@@ -395,13 +401,16 @@ package final class LuaFilter: HTTPFilter {
             return .done
         case .failed(let message):
             finishRun(r)
-            return .failed(message)
+            return .failed(message, overLimit: false)
+        case .exceeded(let message):
+            finishRun(r)
+            return .failed(message, overLimit: true)
         case .yielded:
             let wait = self[run: r].wait
             switch wait {
             case .none:
                 finishRun(r)
-                return .failed("script performed an unexpected yield")
+                return .failed("script performed an unexpected yield", overLimit: false)
             case .respond:
                 let reply = self[run: r].reply!
                 finishRun(r)
