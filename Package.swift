@@ -19,7 +19,10 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
         // Plugin limits in C: the instruction hook, the watchdog, guarded library functions.
-        .target(name: "CLuaGuard", dependencies: ["CLua"], cSettings: [.headerSearchPath("../CLua")]),
+        // Optimized in debug builds too: its pattern matcher replaces liblua's (built -O2), and
+        // plugin time limits should not depend on the build.
+        .target(name: "CLuaGuard", dependencies: ["CLua"],
+                cSettings: [.headerSearchPath("../CLua"), .unsafeFlags(["-O2"])]),
         .target(
             name: "MeshAPI",
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],

@@ -240,7 +240,8 @@ static int guarded_setmetatable(lua_State *L) {
     return 1;
 }
 
-/* string.rep: the stock one copies an empty string n times (2^63 for math.maxinteger). */
+/* string.rep: the stock one copies an empty string n times (2^63 for math.maxinteger).
+   Here: the first copy (with its separator), then the filled part doubled until done. */
 static int guarded_rep(lua_State *L) {
     size_t l, lsep;
     const char *s = luaL_checklstring(L, 1, &l);
@@ -254,16 +255,19 @@ static int guarded_rep(lua_State *L) {
     size_t total = (size_t)n * l + (size_t)(n - 1) * lsep;
     luaL_Buffer b;
     char *p = luaL_buffinitsize(L, &b, total);
-    for (lua_Integer i = 1; i < n; i++) {
-        if ((i & 0xffff) == 0) meshd_guard_check(L);
-        memcpy(p, s, l);
-        p += l;
-        if (lsep > 0) {
-            memcpy(p, sep, lsep);
-            p += lsep;
-        }
-    }
     memcpy(p, s, l);
+    size_t filled = l;
+    if (n > 1) {
+        memcpy(p + l, sep, lsep);
+        filled += lsep;
+    }
+    /* `filled` is a whole number of copies (each with its separator): doubling it keeps
+       the pattern, and the last copy's separator falls past `total`. */
+    while (filled < total) {
+        size_t chunk = filled < total - filled ? filled : total - filled;
+        memcpy(p + filled, p, chunk);
+        filled += chunk;
+    }
     luaL_pushresultsize(&b, total);
     return 1;
 }

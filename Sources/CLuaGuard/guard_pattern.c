@@ -56,6 +56,7 @@ static int class_matches(int c, int cl) {
     case 'u': res = isupper(c); break;
     case 'w': res = isalnum(c); break;
     case 'x': res = isxdigit(c); break;
+    case 'z': res = (c == 0); break;  /* deprecated, still accepted by 5.4 */
     default: return cl == c;
     }
     return isupper(cl) ? !res : res;

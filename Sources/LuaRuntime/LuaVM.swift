@@ -63,6 +63,10 @@ package final class LuaVM {
     private var freeSlots: [UInt32] = []
     private var nextGen: UInt64 = 1
     private var idleThreads: [(thread: OpaquePointer, ref: Int32)] = []
+    /// Coroutines a limit ended: the hook raised the error from inside itself, which leaves
+    /// Lua's hooks off in that coroutine, so it is neither closed (no __close handler may run
+    /// unbounded) nor reused.
+    private var endedByLimit: Set<OpaquePointer> = []
     /// Counters for this loop; the filter also adds them to the loop's stats.
     package var executions = 0
     package var errors = 0
@@ -222,6 +226,10 @@ package final class LuaVM {
 
     /// Takes a coroutine back; one that did not finish cleanly is closed first.
     package func releaseThread(_ thread: OpaquePointer, ref: Int32) {
+        if endedByLimit.remove(thread) != nil {
+            luaL_unref(L, meshd_lua_registryindex(), ref)
+            return
+        }
         if lua_status(thread) != LUA_OK || lua_gettop(thread) != 0 {
             // Pending __close handlers run now: under the limits like any slice.
             arm(thread)
@@ -247,7 +255,7 @@ package final class LuaVM {
         if let limit = tripMessage {
             // Whatever the status: a host call may have yielded in the instant after the trip.
             if status == LUA_YIELD { meshd_lua_pop(thread, nres) }
-            lua_settop(thread, 0)
+            endedByLimit.insert(thread)
             return .exceeded(limit)
         }
         switch status {

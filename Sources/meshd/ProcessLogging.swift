@@ -16,16 +16,34 @@ enum ProcessLogging {
 
     nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
 
-    /// Runs `body` once on SIGTERM or SIGINT, off the event loops.
-    static func onTerminate(_ body: @escaping @Sendable () -> Void) {
+    /// How long past its drain timeout a process may take to stop before it is ended hard.
+    static let hardExitGraceSeconds = 2.0
+
+    /// Runs `body` once on SIGTERM or SIGINT, off the event loops. With `hardExitAfter`, the
+    /// process exits (status 1) that many seconds after the signal whatever `body` waits for:
+    /// a stuck event loop must not keep it alive.
+    static func onTerminate(hardExitAfter seconds: Double? = nil, _ body: @escaping @Sendable () -> Void) {
         let queue = DispatchQueue(label: "meshd.signals")
         let once = OnceFlag()
         for sig in [SIGTERM, SIGINT] {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-            source.setEventHandler { if once.claim() { body() } }
+            source.setEventHandler {
+                guard once.claim() else { return }
+                if let seconds { armHardExit(after: seconds) }
+                body()
+            }
             source.resume()
             sources.append(source)
+        }
+    }
+
+    private static func armHardExit(after seconds: Double) {
+        DispatchQueue.global().asyncAfter(deadline: .now() + seconds) {
+            // Straight to stderr and _exit: the logging lock or an atexit handler may be what hangs.
+            let line = "meshd: shutdown did not finish \(seconds) s after the signal; exiting\n"
+            _ = line.withCString { write(2, $0, strlen($0)) }
+            _exit(1)
         }
     }
 }

@@ -84,7 +84,7 @@ struct ManagedProxyOptions: ParsableArguments {
         client.start()
         logger.info("\(kind) started", metadata: ["id": "\(node.id)", "admin": "\(node.adminAddress)"])
         let drainSeconds = drainTimeout
-        ProcessLogging.onTerminate {
+        ProcessLogging.onTerminate(hardExitAfter: drainSeconds + ProcessLogging.hardExitGraceSeconds) {
             client.stop()
             _ = runtime.drain(timeout: .milliseconds(Int64(drainSeconds * 1000)))
             admin.close()

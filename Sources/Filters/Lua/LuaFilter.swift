@@ -28,6 +28,10 @@ package final class LuaFilter: HTTPFilter {
     package var respHead = ResponseHead(status: 200)
     package var reqTrailers: HTTPHeaders?
     package var respTrailers: HTTPHeaders?
+    /// Bytes of dynamic metadata this plugin set on the stream (`limits.maxDynamicMetadataBytes`).
+    private var metadataBytes = 0
+    /// httpCall()s in flight from this stream (`limits.maxPendingCallsPerStream`).
+    package private(set) lazy var calls = LuaInFlight(limit: vm.limits.maxPendingCallsPerStream)
 
     package static let emptyRequest = RequestHead(method: "", scheme: "", authority: "", path: "", headers: [:], version: .http11)
 
@@ -343,6 +347,17 @@ package final class LuaFilter: HTTPFilter {
             stream.sendLocalReply(status: 500, body: "Internal Server Error", headers: [:], flag: nil, from: self)
         }
         return true
+    }
+
+    /// `dynamicMetadata():set`: the stream's metadata outlives the script, so what a plugin
+    /// may put there is bounded per stream.
+    package func setDynamicMetadata(_ ns: String, _ key: String, _ value: String) throws {
+        let old = stream.streamInfo.dynamicMetadata[ns]?[key].map { ns.utf8.count + key.utf8.count + $0.utf8.count } ?? 0
+        let total = max(0, metadataBytes - old) + ns.utf8.count + key.utf8.count + value.utf8.count
+        let limit = vm.limits.maxDynamicMetadataBytes
+        guard total <= limit else { throw LuaRaise("dynamic metadata limit exceeded (\(limit) bytes per stream)") }
+        metadataBytes = total
+        stream.streamInfo.dynamicMetadata[ns, default: [:]][key] = value
     }
 
     // MARK: httpCall

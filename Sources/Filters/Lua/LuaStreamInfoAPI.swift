@@ -120,7 +120,7 @@ package enum LuaStreamInfoAPI {
         if lua_type(L, 4) == LUA_TBOOLEAN { value = lua_toboolean(L, 4) != 0 ? "true" : "false" } else {
             value = try LuaObjects.checkString(L, 4)
         }
-        s.filter.stream.streamInfo.dynamicMetadata[ns, default: [:]][key] = value
+        try s.filter.setDynamicMetadata(ns, key, value)
         return 0
     }
 
