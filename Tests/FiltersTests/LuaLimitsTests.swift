@@ -43,6 +43,13 @@ final class LuaLimitsTests: XCTestCase {
             while true do pcall(co) end
             """,
         "handler": "while true do xpcall(function() while true do end end, function() while true do end end) end",
+        // A to-be-closed variable whose __close loops, in a coroutine the limit ends.
+        "close": """
+            coroutine.wrap(function()
+              local guard <close> = setmetatable({}, {__close = function() while true do end end})
+              while true do end
+            end)()
+            """,
     ]
 
     func testBudgetCannotBeCaughtInsideCCallbacks() throws {
@@ -148,6 +155,12 @@ final class LuaLimitsTests: XCTestCase {
             s.sendRequest()
             XCTAssertEqual(s.upstream("x-ok"), "1")
         }
+        // And the limits still hold: the coroutine that ran out (hooks off inside it) is not reused.
+        let start = ContinuousClock.now
+        let again = try ChainHarness(eventLoop: loop, factories: [factory])
+        again.sendRequest(headers: [("x-spin", "1")])
+        XCTAssertEqual(LuaTest.vm(factory, loop).lastError, "time budget exceeded (30 ms)")
+        XCTAssertLessThan(ContinuousClock.now - start, Duration.seconds(1))
     }
 
     // MARK: coroutines
