@@ -20,6 +20,11 @@ let package = Package(
         .systemLibrary(name: "CLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
         // RE2 is C++: a C shim over it (Debian libre2-dev; libre2.so brings its own dependencies).
         .target(name: "CRE2", linkerSettings: [.linkedLibrary("re2")]),
+        // Plugin limits in C: the instruction hook, the watchdog, guarded library functions.
+        // Optimized in debug builds too: its pattern matcher replaces liblua's (built -O2), and
+        // plugin time limits should not depend on the build.
+        .target(name: "CLuaGuard", dependencies: ["CLua"],
+                cSettings: [.headerSearchPath("../CLua"), .unsafeFlags(["-O2"])]),
         .target(
             name: "MeshAPI",
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
@@ -40,7 +45,7 @@ let package = Package(
         .target(
             name: "LuaRuntime",
             dependencies: [
-                "MeshAPI", "CLua", "COpenSSL",
+                "MeshAPI", "CLua", "CLuaGuard", "COpenSSL",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -126,7 +131,7 @@ let package = Package(
         .testTarget(
             name: "FiltersTests",
             dependencies: [
-                "Filters", "FilterHost", "PluginTesting", "Transport", "LuaRuntime", "MeshAPI", "CLua",
+                "Filters", "FilterHost", "PluginTesting", "Transport", "LuaRuntime", "MeshAPI", "CLua", "CLuaGuard",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

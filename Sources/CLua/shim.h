@@ -40,14 +40,29 @@ static inline int meshd_lua_closethread(lua_State *L) {
 #endif
 }
 
-/* ---- Per-VM limits, reached from the allocator's ud and the state's extra space. ---- */
+/* ---- Per-VM limits, reached from the allocator's ud and the state's extra space.
+   The instruction hook, the time bound and its watchdog live in CLuaGuard. ---- */
+
+/* Which limit ended the current slice. Sticky: once set, every hook event raises again
+   until the next slice is armed, so no pcall can swallow it. */
+#define MESHD_TRIP_NONE 0
+#define MESHD_TRIP_BUDGET 1
+#define MESHD_TRIP_TIME 2
+
 typedef struct meshd_vm_ctl {
     size_t used;          /* bytes allocated by this state */
     size_t limit;         /* cap on `used` while Lua code runs */
     int enforce;          /* the cap applies only while Lua code runs, never inside host code */
-    int budget_hit;       /* set when the instruction budget ran out */
+    int trip;             /* MESHD_TRIP_*: the limit that ended this slice */
     long long budget;     /* instructions left in this slice */
     void *host;           /* the Swift LuaVM, unretained */
+    unsigned long long deadline_ns;  /* CLOCK_MONOTONIC end of this slice; 0 = none */
+    unsigned long long slice_ms;     /* the time bound, for the message */
+    volatile int interrupted;        /* the watchdog found this slice over its time */
+    lua_State *running;              /* the coroutine executing now: the watchdog hooks it */
+    void *slot;                      /* the watchdog's entry for the thread running the slice */
+    void *outer_ctl;                 /* a slice armed on the same thread around this one */
+    unsigned long long outer_deadline_ns;
 } meshd_vm_ctl;
 
 static inline meshd_vm_ctl *meshd_ctl(lua_State *L) { return *(meshd_vm_ctl **)lua_getextraspace(L); }
@@ -66,26 +81,17 @@ static inline void *meshd_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
-#define MESHD_HOOK_EVERY 1000
-
-/* Count hook: past the budget, yield (which a pcall in the script cannot catch) or, where
-   yielding is impossible, raise. The host sees budget_hit and kills the coroutine. */
-static inline void meshd_count_hook(lua_State *L, lua_Debug *ar) {
-    (void)ar;
-    meshd_vm_ctl *c = meshd_ctl(L);
-    c->budget -= MESHD_HOOK_EVERY;
-    if (c->budget > 0) return;
-    c->budget_hit = 1;
-    if (lua_isyieldable(L)) { lua_yield(L, 0); return; }
-    luaL_error(L, "instruction budget exceeded");
-}
-
-static inline lua_State *meshd_newstate(meshd_vm_ctl *c) {
-    lua_State *L = lua_newstate(meshd_alloc, c);
-    if (!L) return NULL;
-    *(meshd_vm_ctl **)lua_getextraspace(L) = c;
-    lua_sethook(L, meshd_count_hook, LUA_MASKCOUNT, MESHD_HOOK_EVERY);
-    return L;
+/* Pushes the message of the limit that ended the slice (past the memory cap: the message
+   must not turn into "not enough memory"). */
+static inline void meshd_push_trip(lua_State *L, meshd_vm_ctl *c) {
+    int enforce = c->enforce;
+    c->enforce = 0;
+    if (c->trip == MESHD_TRIP_TIME) {
+        lua_pushfstring(L, "time budget exceeded (%d ms)", (int)c->slice_ms);
+    } else {
+        lua_pushliteral(L, "instruction budget exceeded");
+    }
+    c->enforce = enforce;
 }
 
 /* ---- Host (Swift) functions. They never raise or yield themselves: a longjmp across

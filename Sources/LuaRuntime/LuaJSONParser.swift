@@ -2,15 +2,28 @@ import CLua
 import MeshAPI
 
 /// A JSON reader that pushes Lua values straight onto the stack (no intermediate tree).
+/// Host code allocates past the VM's memory cap, so the reader checks the cap itself (a
+/// text of small values makes tables many times its size) and the slice's clock.
 package struct LuaJSONParser {
     package let L: OpaquePointer
     package let bytes: UnsafeRawBufferPointer
+    package let vm: LuaVM
     package var pos = 0
     private var scratch: [UInt8] = []
+    private var values = 0
 
-    package init(L: OpaquePointer, bytes: UnsafeRawBufferPointer) {
+    package init(L: OpaquePointer, bytes: UnsafeRawBufferPointer, vm: LuaVM) {
         self.L = L
         self.bytes = bytes
+        self.vm = vm
+    }
+
+    /// Every so many values: within the memory cap and the slice's time.
+    private mutating func checkLimits() throws {
+        values += 1
+        guard values % 1024 == 0 else { return }
+        if vm.memoryInUse > vm.memoryLimit { throw LuaRaise("json.decode: not enough memory") }
+        if vm.sliceExpired { throw LuaRaise("time budget exceeded (\(vm.limits.maxRunMs) ms)") }
     }
 
     package mutating func parseDocument() throws {
@@ -38,6 +51,7 @@ package struct LuaJSONParser {
 
     private mutating func value(depth: Int) throws {
         guard depth < LuaJSON.maxDepth, lua_checkstack(L, 3) != 0 else { throw error("nesting too deep") }
+        try checkLimits()
         skipSpace()
         guard let c = current else { throw error("unexpected end") }
         switch c {

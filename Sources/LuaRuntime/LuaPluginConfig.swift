@@ -4,7 +4,8 @@ import NIOConcurrencyHelpers
 import NIOCore
 
 /// A Lua plugin's parsed config: `{name?, inlineCode, failStrategy?, limits?: {instructions,
-/// memoryBytes}, pluginConfig?, modules?: {name: code}}`.
+/// memoryBytes, maxRunMs, maxPendingCalls, maxPendingCallsPerStream, maxDynamicMetadataBytes,
+/// sharedDicts}, pluginConfig?, modules?: {name: code}}`.
 public struct LuaPluginConfig: Sendable {
     public enum FailStrategy: String, Sendable {
         case failOpen = "FAIL_OPEN"
@@ -49,9 +50,19 @@ public struct LuaPluginConfig: Sendable {
         let strategy = try Self.failStrategy(try Self.string(config["failStrategy"], "failStrategy"))
         var limits = LuaLimits()
         if let l = config["limits"] {
-            guard l.objectValue != nil else { throw ConfigError(path: "limits", reason: "must be a map") }
-            if let n = try Self.positive(l["instructions"], "limits.instructions") { limits.instructions = n }
-            if let n = try Self.positive(l["memoryBytes"], "limits.memoryBytes") { limits.memoryBytes = n }
+            guard let fields = l.objectValue else { throw ConfigError(path: "limits", reason: "must be a map") }
+            for key in fields.keys.sorted() where !Self.limitFields.contains(key) {
+                throw ConfigError(path: "limits." + key, reason: "unknown field (known: \(Self.limitFields.joined(separator: ", ")))")
+            }
+            for (key, path) in Self.countLimits {
+                if let n = try Self.positive(l[key], "limits." + key) { limits[keyPath: path] = n }
+            }
+            if let dicts = l["sharedDicts"] {
+                guard let entries = dicts.objectValue else { throw ConfigError(path: "limits.sharedDicts", reason: "must be a map") }
+                for (name, v) in entries {
+                    limits.sharedDicts[name] = try Self.positive(v, "limits.sharedDicts." + name)
+                }
+            }
         }
         var sources: [String: String] = [:]
         if let m = config["modules"] {
@@ -70,13 +81,19 @@ public struct LuaPluginConfig: Sendable {
         guard !p.name.isEmpty else { throw ConfigError(path: "name", reason: "required") }
         let strategy = try Self.failStrategy(p.failStrategy)
         var limits = LuaLimits()
-        if let n = p.limits?.instructions {
-            guard n >= 1 else { throw ConfigError(path: "limits.instructions", reason: "must be a positive integer") }
-            limits.instructions = n
-        }
-        if let n = p.limits?.memoryBytes {
-            guard n >= 1 else { throw ConfigError(path: "limits.memoryBytes", reason: "must be a positive integer") }
-            limits.memoryBytes = n
+        if let l = p.limits {
+            let given = ["instructions": l.instructions, "memoryBytes": l.memoryBytes, "maxRunMs": l.maxRunMs,
+                         "maxPendingCalls": l.maxPendingCalls, "maxPendingCallsPerStream": l.maxPendingCallsPerStream,
+                         "maxDynamicMetadataBytes": l.maxDynamicMetadataBytes].compactMapValues { $0 }
+            for (key, path) in Self.countLimits {
+                guard let n = given[key] else { continue }
+                guard n >= 1 else { throw ConfigError(path: "limits." + key, reason: "must be a positive integer") }
+                limits[keyPath: path] = n
+            }
+            for (name, n) in l.sharedDicts ?? [:] {
+                guard n >= 1 else { throw ConfigError(path: "limits.sharedDicts." + name, reason: "must be a positive integer") }
+                limits.sharedDicts[name] = n
+            }
         }
         self.init(name: p.name, script: try Self.compile(p.inlineCode, name: p.name, path: "inlineCode"),
                   failStrategy: strategy, limits: limits, pluginConfig: p.pluginConfig,
@@ -113,9 +130,17 @@ public struct LuaPluginConfig: Sendable {
         encoder.outputFormatting = .sortedKeys
         let context = pluginConfig.flatMap { try? encoder.encode($0) }.map { String(decoding: $0, as: UTF8.self) } ?? "-"
         let moduleKey = modules.keys.sorted().map { $0 + "\u{1}" + modules[$0]!.source }.joined(separator: "\u{1}")
-        return [name, failStrategy.rawValue, String(limits.instructions), String(limits.memoryBytes), context,
-                script.source, moduleKey].joined(separator: "\u{0}")
+        return [name, failStrategy.rawValue, limits.key, context, script.source, moduleKey].joined(separator: "\u{0}")
     }
+
+    /// The numeric `limits` fields, by config key.
+    package static var countLimits: [(String, WritableKeyPath<LuaLimits, Int>)] {
+        [("instructions", \.instructions), ("memoryBytes", \.memoryBytes), ("maxRunMs", \.maxRunMs),
+         ("maxPendingCalls", \.maxPendingCalls), ("maxPendingCallsPerStream", \.maxPendingCallsPerStream),
+         ("maxDynamicMetadataBytes", \.maxDynamicMetadataBytes)]
+    }
+    static let limitFields = ["instructions", "memoryBytes", "maxRunMs", "maxPendingCalls", "maxPendingCallsPerStream",
+                              "maxDynamicMetadataBytes", "sharedDicts"]
 
     package static func compile(_ code: String, name: String, path: String) throws -> LuaScript {
         do { return try LuaScript(source: code, name: name) } catch let e as LuaCompileError {

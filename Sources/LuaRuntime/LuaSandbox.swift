@@ -1,4 +1,5 @@
 import CLua
+import CLuaGuard
 import MeshAPI
 
 /// The libraries a plugin sees: base (without file loading or binary chunks), string,
@@ -17,6 +18,8 @@ package enum LuaSandbox {
             luaL_requiref(L, name, fn, 1)
             meshd_lua_pop(L, 1)
         }
+        // Patterns, string.rep, table.insert/remove/move, coroutines, setmetatable (no __gc).
+        meshd_guard_open(L)
         // print goes to the plugin's log rather than the proxy's stdout.
         registerHost(L, global: "print") { L in LuaLog.print(L) }
 
@@ -50,17 +53,26 @@ package enum LuaSandbox {
         lua_setglobal(L, name)
     }
 
+    /// The longest chunk `load` compiles from one string (compiling cannot be interrupted).
+    package static let maxChunkBytes = 1 << 20
+
     /// Runs once per VM, before the plugin. Written in Lua because it is plain table work.
     static let prelude = """
     local load, select, type, error, tostring = load, select, type, error, tostring
     local tointeger, floor, fmt = math.tointeger, math.floor, string.format
     dofile, loadfile = nil, nil
-    -- Text chunks only: crafted bytecode can break out of any Lua sandbox.
-    function _G.load(chunk, name, mode, ...)
+    -- Text chunks only: crafted bytecode can break out of any Lua sandbox. Compiling runs
+    -- without hooks, so a chunk given as one string is bounded in size.
+    local maxChunk = \(maxChunkBytes)
+    local function textLoad(chunk, name, mode, ...)
+      if type(chunk) == "string" and #chunk > maxChunk then
+        return nil, "chunk too large (" .. #chunk .. " bytes; the limit is " .. maxChunk .. ")"
+      end
       if select('#', ...) > 0 then return load(chunk, name, "t", ...) end
       return load(chunk, name, "t")
     end
-    function loadstring(s, name) return load(s, name, "t") end
+    _G.load = textLoad
+    function loadstring(s, name) return textLoad(s, name) end
     unpack = table.unpack
     os = { time = os.time, clock = os.clock, date = os.date }
     local gc = collectgarbage

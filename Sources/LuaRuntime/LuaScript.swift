@@ -12,16 +12,40 @@ public struct LuaCompileError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// What a script may use per run and per VM.
+/// What a script may use per run, per stream, per VM (docs/reliability.md, "Lua plugins").
 public struct LuaLimits: Sendable, Equatable {
     /// VM instructions per resume of a script (each slice between waits).
     public var instructions: Int
-    /// Bytes the VM of one event loop may hold.
+    /// Bytes the VM of one event loop may hold, and the most a host call may hand it.
     public var memoryBytes: Int
+    /// Milliseconds one slice may hold its event loop.
+    public var maxRunMs: Int
+    /// httpCall()s in flight per VM (plugin version and event loop).
+    public var maxPendingCalls: Int
+    /// httpCall()s in flight per stream.
+    public var maxPendingCallsPerStream: Int
+    /// Bytes of dynamic metadata (namespace + key + value) the plugin may set per stream.
+    public var maxDynamicMetadataBytes: Int
+    /// Declared capacity of `meshd.shared` dictionaries, by name; others get `LuaSharedDict.defaultCapacity`.
+    public var sharedDicts: [String: Int]
 
-    public init(instructions: Int = 10_000_000, memoryBytes: Int = 16 << 20) {
+    public init(instructions: Int = 10_000_000, memoryBytes: Int = 16 << 20, maxRunMs: Int = 100,
+                maxPendingCalls: Int = 256, maxPendingCallsPerStream: Int = 16, maxDynamicMetadataBytes: Int = 64 << 10,
+                sharedDicts: [String: Int] = [:]) {
         self.instructions = instructions
         self.memoryBytes = memoryBytes
+        self.maxRunMs = maxRunMs
+        self.maxPendingCalls = maxPendingCalls
+        self.maxPendingCallsPerStream = maxPendingCallsPerStream
+        self.maxDynamicMetadataBytes = maxDynamicMetadataBytes
+        self.sharedDicts = sharedDicts
+    }
+
+    /// Every setting, for telling versions apart.
+    var key: String {
+        let counts = [instructions, memoryBytes, maxRunMs, maxPendingCalls, maxPendingCallsPerStream, maxDynamicMetadataBytes]
+        let dicts = sharedDicts.keys.sorted().map { "\($0)=\(sharedDicts[$0]!)" }
+        return (counts.map(String.init) + dicts).joined(separator: ",")
     }
 }
 

@@ -1,4 +1,5 @@
 import CLua
+import CLuaGuard
 import Logging
 import MeshAPI
 import NIOConcurrencyHelpers
@@ -18,6 +19,21 @@ package enum LuaResumeOutcome {
     case finished
     case yielded
     case failed(String)
+    /// A limit (instruction budget, time) ended it; no pcall in the script could stop that.
+    case exceeded(String)
+}
+
+/// Host operations in flight for a VM or a stream (httpCall), counted against a limit.
+/// A class: an operation may outlive the stream (and the VM) that started it.
+package final class LuaInFlight {
+    package let limit: Int
+    package private(set) var count = 0
+
+    package init(limit: Int) { self.limit = limit }
+
+    package var isFull: Bool { count >= limit }
+    package func enter() { count += 1 }
+    package func leave() { count -= 1 }
 }
 
 /// One Lua state for one script version on one event loop (DESIGN principle 5): the
@@ -36,6 +52,8 @@ package final class LuaVM {
     package private(set) var onResponseRef = LUA_NOREF
     /// The top-level code failed: every run fails the same way.
     package private(set) var loadError: String?
+    /// A limit (instructions, time) ended the top-level code.
+    package private(set) var loadExceededLimit = false
     /// Registry refs of the metatable of each object kind, made once.
     package var metatables: [Int32] = []
     /// The plugin config as a Lua table, built once (filterContext()).
@@ -45,6 +63,10 @@ package final class LuaVM {
     private var freeSlots: [UInt32] = []
     private var nextGen: UInt64 = 1
     private var idleThreads: [(thread: OpaquePointer, ref: Int32)] = []
+    /// Coroutines a limit ended: the hook raised the error from inside itself, which leaves
+    /// Lua's hooks off in that coroutine, so it is neither closed (no __close handler may run
+    /// unbounded) nor reused.
+    private var endedByLimit: Set<OpaquePointer> = []
     /// Counters for this loop; the filter also adds them to the loop's stats.
     package var executions = 0
     package var errors = 0
@@ -52,6 +74,8 @@ package final class LuaVM {
     package var lastError: String?
     package var timeNs: UInt64 = 0
     private var pendingNs: UInt64 = 0
+    /// httpCall()s in flight from this VM's streams.
+    package let calls: LuaInFlight
 
     /// VMs alive in the process, over every loop and version (`meshd_lua_vms`): old
     /// versions' VMs go once their last snapshot and stream are gone.
@@ -66,10 +90,11 @@ package final class LuaVM {
         var logger = logger ?? Logger(label: "meshd.lua")
         logger[metadataKey: "plugin"] = .string(plugin.name)
         self.logger = logger
+        calls = LuaInFlight(limit: plugin.limits.maxPendingCalls)
         ctl = .allocate(capacity: 1)
-        ctl.initialize(to: meshd_vm_ctl(used: 0, limit: max(plugin.limits.memoryBytes, 1 << 16), enforce: 0,
-                                        budget_hit: 0, budget: 0, host: nil))
-        guard let state = meshd_newstate(ctl) else {
+        ctl.initialize(to: meshd_vm_ctl())
+        ctl.pointee.limit = max(plugin.limits.memoryBytes, 1 << 16)
+        guard let state = meshd_guard_newstate(ctl) else {
             ctl.deallocate()
             return nil
         }
@@ -90,6 +115,20 @@ package final class LuaVM {
     }
 
     package var memoryInUse: Int { ctl.pointee.used }
+    package var memoryLimit: Int { ctl.pointee.limit }
+
+    /// For host functions that loop over script data: true once the slice is over its time
+    /// (the script then fails with the time budget's message, whatever it catches).
+    package var sliceExpired: Bool { meshd_guard_expired(ctl) != 0 }
+
+    /// The message of the limit that ended the last slice, if one did.
+    private var tripMessage: String? {
+        switch ctl.pointee.trip {
+        case MESHD_TRIP_BUDGET: return "instruction budget exceeded"
+        case MESHD_TRIP_TIME: return "time budget exceeded (\(limits.maxRunMs) ms)"
+        default: return nil
+        }
+    }
 
     package func collectGarbage() { _ = meshd_lua_gc(L, LUA_GCCOLLECT, 0, 0) }
 
@@ -100,11 +139,12 @@ package final class LuaVM {
             loadError = LuaVM.message(L)
             return
         }
-        arm()
+        arm(L)
         let status = meshd_lua_pcall(L, 0, 0, 0)
         disarm()
-        guard status == LUA_OK else {
-            loadError = LuaVM.message(L)
+        guard status == LUA_OK, tripMessage == nil else {
+            loadExceededLimit = tripMessage != nil
+            loadError = tripMessage ?? LuaVM.message(L)
             logger.error("lua plugin top-level code failed: \(loadError!)")
             return
         }
@@ -135,14 +175,17 @@ package final class LuaVM {
 
     // MARK: limits
 
-    /// Starts a slice of Lua execution: the memory cap and a fresh instruction budget apply.
-    private func arm() {
-        ctl.pointee.budget = Int64(limits.instructions)
-        ctl.pointee.budget_hit = 0
+    /// Starts a slice of Lua execution on `thread`: the memory cap, a fresh instruction
+    /// budget and the time bound (watched from outside the loop) apply.
+    private func arm(_ thread: OpaquePointer) {
+        meshd_guard_arm(ctl, thread, Int64(limits.instructions), UInt64(limits.maxRunMs))
         ctl.pointee.enforce = 1
     }
 
-    private func disarm() { ctl.pointee.enforce = 0 }
+    private func disarm() {
+        ctl.pointee.enforce = 0
+        meshd_guard_disarm(ctl)
+    }
 
     // MARK: slots
 
@@ -177,13 +220,21 @@ package final class LuaVM {
     package func acquireThread() -> (thread: OpaquePointer, ref: Int32) {
         if let idle = idleThreads.popLast() { return idle }
         let thread = lua_newthread(L)!
+        meshd_guard_mark_handler(L)
         return (thread, luaL_ref(L, meshd_lua_registryindex()))
     }
 
     /// Takes a coroutine back; one that did not finish cleanly is closed first.
     package func releaseThread(_ thread: OpaquePointer, ref: Int32) {
+        if endedByLimit.remove(thread) != nil {
+            luaL_unref(L, meshd_lua_registryindex(), ref)
+            return
+        }
         if lua_status(thread) != LUA_OK || lua_gettop(thread) != 0 {
+            // Pending __close handlers run now: under the limits like any slice.
+            arm(thread)
             _ = meshd_lua_closethread(thread)
+            disarm()
             lua_settop(thread, 0)
         }
         if idleThreads.count < 64 {
@@ -197,17 +248,22 @@ package final class LuaVM {
     package func resume(_ thread: OpaquePointer, nargs: Int32) -> LuaResumeOutcome {
         var nres: Int32 = 0
         let start = NIODeadline.now()
-        arm()
+        arm(thread)
         let status = lua_resume(thread, nil, nargs, &nres)
         disarm()
         timeNs &+= UInt64(max(0, (NIODeadline.now() - start).nanoseconds))
+        if let limit = tripMessage {
+            // Whatever the status: a host call may have yielded in the instant after the trip.
+            if status == LUA_YIELD { meshd_lua_pop(thread, nres) }
+            endedByLimit.insert(thread)
+            return .exceeded(limit)
+        }
         switch status {
         case LUA_OK:
             lua_settop(thread, 0)
             return .finished
         case LUA_YIELD:
             meshd_lua_pop(thread, nres)
-            if ctl.pointee.budget_hit != 0 { return .failed("instruction budget exceeded") }
             return .yielded
         default:
             let message = LuaVM.message(thread)

@@ -7,7 +7,7 @@ public struct LuaPlugin: Codable, Sendable, Equatable {
     /// then by descending priority, then by name.
     public var phase: String?
     public var priority: Int?
-    /// FAIL_OPEN (default, Envoy's behaviour) or FAIL_CLOSE (answer 500).
+    /// FAIL_OPEN (default, Envoy's behaviour) or FAIL_CLOSE (answer 500; 503 when a limit ended the run).
     public var failStrategy: String?
     public var inlineCode: String
     /// Read by the script as `handle:filterContext()`.
@@ -33,15 +33,32 @@ public struct LuaPlugin: Codable, Sendable, Equatable {
     }
 }
 
+/// What a plugin may use; docs/reliability.md lists the defaults.
 public struct LuaPluginLimits: Codable, Sendable, Equatable {
     /// Lua VM instructions per invocation (default 10,000,000).
     public var instructions: Int?
     /// Memory per plugin VM (default 16 MiB).
     public var memoryBytes: Int?
+    /// Milliseconds a plugin may hold its event loop in one go (default 100).
+    public var maxRunMs: Int?
+    /// httpCall()s in flight per plugin per event loop (default 256).
+    public var maxPendingCalls: Int?
+    /// httpCall()s in flight per stream (default 16).
+    public var maxPendingCallsPerStream: Int?
+    /// Bytes of dynamic metadata the plugin may set per stream (default 64 KiB).
+    public var maxDynamicMetadataBytes: Int?
+    /// Capacity in bytes of the `meshd.shared` dictionaries it uses, by name (default 1 MiB).
+    public var sharedDicts: [String: Int]?
 
-    public init(instructions: Int? = nil, memoryBytes: Int? = nil) {
+    public init(instructions: Int? = nil, memoryBytes: Int? = nil, maxRunMs: Int? = nil, maxPendingCalls: Int? = nil,
+                maxPendingCallsPerStream: Int? = nil, maxDynamicMetadataBytes: Int? = nil, sharedDicts: [String: Int]? = nil) {
         self.instructions = instructions
         self.memoryBytes = memoryBytes
+        self.maxRunMs = maxRunMs
+        self.maxPendingCalls = maxPendingCalls
+        self.maxPendingCallsPerStream = maxPendingCallsPerStream
+        self.maxDynamicMetadataBytes = maxDynamicMetadataBytes
+        self.sharedDicts = sharedDicts
     }
 }
 

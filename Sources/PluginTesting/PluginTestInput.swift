@@ -71,13 +71,20 @@ extension PluginTestConfig {
         modules = parsed.modules
     }
 
+    /// The limits as a `meshd.lua` filter config's `limits` map.
+    private var limitsConfig: [String: JSONValue] {
+        var config: [String: JSONValue] = [:]
+        for (key, path) in LuaPluginConfig.countLimits { config[key] = .number(Double(limits[keyPath: path])) }
+        if !limits.sharedDicts.isEmpty { config["sharedDicts"] = .object(limits.sharedDicts.mapValues { .number(Double($0)) }) }
+        return config
+    }
+
     /// The plugin settings as a `meshd.lua` filter config without code: what a config file overrides.
     var filterConfig: [String: JSONValue] {
         var filter: [String: JSONValue] = [
             "inlineCode": .string(""),
             "failStrategy": .string(failStrategy.rawValue),
-            "limits": .object(["instructions": .number(Double(limits.instructions)),
-                               "memoryBytes": .number(Double(limits.memoryBytes))]),
+            "limits": .object(limitsConfig),
         ]
         if let name { filter["name"] = .string(name) }
         if let pluginConfig { filter["pluginConfig"] = pluginConfig }

@@ -32,7 +32,7 @@ struct PluginTestCommand: ParsableCommand {
         x-forwarded-for, x-forwarded-proto and x-request-id are added first). If it reaches the upstream, \
         the described response comes back through envoy_on_response. Printed, in sections: the request \
         as it reaches the upstream, the response as it reaches the client, a local reply (respond(), or \
-        a 500 under FAIL_CLOSE), every line the script logged with its level, dynamic metadata, \
+        a 500 under FAIL_CLOSE, 503 when a limit ended the run), every line the script logged with its level, dynamic metadata, \
         httpCall()s, clearRouteCache() calls and script errors.
 
         REQUEST file (YAML; every field is optional; without --request: GET / with no body):
@@ -52,8 +52,8 @@ struct PluginTestCommand: ParsableCommand {
 
         CONFIG file (YAML; a meshd.lua filter config without inlineCode; overrides a resource's settings):
           name: my-plugin               # default: the file name without .lua, or NAMESPACE.NAME
-          failStrategy: FAIL_OPEN       # FAIL_CLOSE: a script error answers 500
-          limits: {instructions: 10000000, memoryBytes: 16777216}
+          failStrategy: FAIL_OPEN       # FAIL_CLOSE: a script error answers 500, a limit 503
+          limits: {instructions: 10000000, memoryBytes: 16777216, maxRunMs: 100}
           pluginConfig: {any: value}    # handle:filterContext()
           modules: {lib.util: "return {}"}  # what require() may load
           route: {name: default, metadata: {team: blue}}

@@ -16,13 +16,22 @@ enum ProcessLogging {
 
     private static let queue = DispatchQueue(label: "meshd.signals")
 
-    /// Runs `body` once on SIGTERM or SIGINT, off the event loops. SIGHUP and SIGUSR1, whose
-    /// default action would kill the process without a drain, are logged and ignored
-    /// unless `onReload` / `onReopenLogs` give them a job.
-    static func onTerminate(_ body: @escaping @Sendable () -> Void) {
+    /// How long past its drain timeout a process may take to stop before it is ended hard.
+    static let hardExitGraceSeconds = 2.0
+
+    /// Runs `body` once on SIGTERM or SIGINT, off the event loops. With `hardExitAfter`, the
+    /// process exits (status 1) that many seconds after the signal whatever `body` waits for:
+    /// a stuck event loop must not keep it alive. SIGHUP and SIGUSR1, whose default action
+    /// would kill the process without a drain, are logged and ignored unless `onReload` /
+    /// `onReopenLogs` give them a job.
+    static func onTerminate(hardExitAfter seconds: Double? = nil, _ body: @escaping @Sendable () -> Void) {
         let once = OnceFlag()
         for sig in [SIGTERM, SIGINT] {
-            handle(sig) { if once.claim() { body() } }
+            handle(sig) {
+                guard once.claim() else { return }
+                if let seconds { armHardExit(after: seconds) }
+                body()
+            }
         }
         let logger = Logger(label: "meshd.signals")
         for (sig, name) in [(SIGHUP, "SIGHUP"), (SIGUSR1, "SIGUSR1")] where handlers[sig] == nil {
@@ -51,6 +60,15 @@ enum ProcessLogging {
         source.setEventHandler(handler: body)
         source.resume()
         handlers[sig] = source
+    }
+
+    private static func armHardExit(after seconds: Double) {
+        DispatchQueue.global().asyncAfter(deadline: .now() + seconds) {
+            // Straight to stderr and _exit: the logging lock or an atexit handler may be what hangs.
+            let line = "meshd: shutdown did not finish \(seconds) s after the signal; exiting\n"
+            _ = line.withCString { write(2, $0, strlen($0)) }
+            _exit(1)
+        }
     }
 }
 

@@ -23,7 +23,8 @@ struct ProxyCommand: ParsableCommand {
         /config_dump, and the last good one keeps serving.
 
         SIGTERM or SIGINT drains: listeners close, in-flight requests finish (up to
-        --drain-timeout), then the process exits 0. SIGHUP re-reads the bootstrap now (as
+        --drain-timeout), then the process exits 0; one still running 2 s past the drain
+        timeout (a stuck event loop) exits 1. SIGHUP re-reads the bootstrap now (as
         POST /reload). SIGUSR1 flushes the access log. The access log goes to stdout, logs
         to stderr.
         """
@@ -99,7 +100,7 @@ struct ProxyCommand: ParsableCommand {
             runtime.flushAccessLogs()
             logger.info("SIGUSR1: access log flushed (it goes to stdout: no file to reopen)")
         }
-        ProcessLogging.onTerminate {
+        ProcessLogging.onTerminate(hardExitAfter: drainSeconds + ProcessLogging.hardExitGraceSeconds) {
             logger.info("draining", metadata: ["timeout_s": "\(drainSeconds)"])
             let clean = runtime.drain(timeout: .milliseconds(Int64(drainSeconds * 1000)))
             logger.info("drained", metadata: ["clean": "\(clean)"])

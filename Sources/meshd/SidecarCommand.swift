@@ -121,7 +121,7 @@ struct ManagedProxyOptions: ParsableArguments {
             runtime.flushAccessLogs()
             logger.info("SIGUSR1: access log flushed (it goes to stdout: no file to reopen)")
         }
-        ProcessLogging.onTerminate {
+        ProcessLogging.onTerminate(hardExitAfter: drainSeconds + ProcessLogging.hardExitGraceSeconds) {
             client.stop()
             _ = runtime.drain(timeout: .milliseconds(Int64(drainSeconds * 1000)))
             admin.close()

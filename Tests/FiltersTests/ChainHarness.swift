@@ -26,7 +26,9 @@ final class ChainHarness: StreamControl {
     /// Counted stats, by series key.
     let counters = HarnessStats()
     var stats: StatsScope? { counters }
-    var upstream: UpstreamClient? { nil }
+    /// What httpCall() reaches; none unless a test sets one.
+    var upstreamClient: UpstreamClient?
+    var upstream: UpstreamClient? { upstreamClient }
     var drainRequested = false
     func drainConnectionUponCompletion() { drainRequested = true }
 
@@ -93,6 +95,17 @@ final class ChainHarness: StreamControl {
         if let trailers { chain.receiveRequest(.trailers(HTTPHeaders(trailers))) }
     }
 
+    /// The request headers alone: the body follows with `sendRequestData`.
+    func sendRequestHeaders(method: String = "POST", path: String = "/", headers: [(String, String)] = []) {
+        let head = RequestHead(method: method, scheme: "http", authority: "example.com", path: path,
+                               headers: HTTPHeaders(headers), version: .http11)
+        chain.receiveRequest(.headers(head, end: false))
+    }
+
+    func sendRequestData(_ chunk: String, end: Bool) {
+        chain.receiveRequest(.data(ByteBuffer(string: chunk), end: end))
+    }
+
     func sendResponse(status: Int = 200, headers: [(String, String)] = [], body: [String] = []) {
         chain.receiveResponse(.headers(ResponseHead(status: status, headers: HTTPHeaders(headers)), end: body.isEmpty))
         for (i, chunk) in body.enumerated() {
@@ -149,10 +162,10 @@ final class HarnessStats: StatsScope {
 enum LuaTest {
     static func factory(_ code: String, failStrategy: String = "FAIL_OPEN", instructions: Int? = nil,
                         memoryBytes: Int? = nil, pluginConfig: JSONValue? = nil,
-                        name: String = "test") throws -> LuaFilterFactory {
+                        name: String = "test", limits more: [String: JSONValue] = [:]) throws -> LuaFilterFactory {
         var config: [String: JSONValue] = ["name": .string(name), "inlineCode": .string(code),
                                            "failStrategy": .string(failStrategy)]
-        var limits: [String: JSONValue] = [:]
+        var limits = more
         if let instructions { limits["instructions"] = .number(Double(instructions)) }
         if let memoryBytes { limits["memoryBytes"] = .number(Double(memoryBytes)) }
         if !limits.isEmpty { config["limits"] = .object(limits) }

@@ -123,7 +123,7 @@ final class PluginTestRunnerTests: XCTestCase {
         let r = try runner("function envoy_on_request(h) while true do end end", config)
         let result = try r.run(request: request())
         XCTAssertEqual(result.errors, [.init(phase: "envoy_on_request", message: "instruction budget exceeded")])
-        XCTAssertEqual(result.localReply?.status, 500)
+        XCTAssertEqual(result.localReply?.status, 503, "a limit, not a script error: the plugin is unavailable")
         XCTAssertEqual(result.localReply?.origin, .failClose)
         XCTAssertNil(result.upstreamRequest)
     }

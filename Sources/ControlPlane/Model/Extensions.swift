@@ -35,10 +35,28 @@ public struct LuaPluginSpec: NodeDecodable, Equatable {
     public struct Limits: NodeDecodable, Equatable {
         public var instructions: Int?
         public var memoryBytes: Int?
+        public var maxRunMs: Int?
+        public var maxPendingCalls: Int?
+        public var maxPendingCallsPerStream: Int?
+        public var maxDynamicMetadataBytes: Int?
+        public var sharedDicts: [String: Int]?
 
         init(_ r: ObjectReader) {
             instructions = r.int("instructions")
             memoryBytes = r.int("memoryBytes")
+            maxRunMs = r.int("maxRunMs")
+            maxPendingCalls = r.int("maxPendingCalls")
+            maxPendingCallsPerStream = r.int("maxPendingCallsPerStream")
+            maxDynamicMetadataBytes = r.int("maxDynamicMetadataBytes")
+            let dicts = r.intMap("sharedDicts")
+            sharedDicts = dicts.isEmpty ? nil : dicts
+        }
+
+        /// The proxy's form.
+        public var proxyLimits: LuaPluginLimits {
+            LuaPluginLimits(instructions: instructions, memoryBytes: memoryBytes, maxRunMs: maxRunMs,
+                            maxPendingCalls: maxPendingCalls, maxPendingCallsPerStream: maxPendingCallsPerStream,
+                            maxDynamicMetadataBytes: maxDynamicMetadataBytes, sharedDicts: sharedDicts)
         }
     }
 

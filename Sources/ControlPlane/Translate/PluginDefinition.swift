@@ -32,7 +32,7 @@ public struct PluginDefinition: Sendable, Equatable {
                              selector: p.spec.selector?.matchLabels, targetRefs: p.spec.targetRefs,
                              modes: p.spec.match.compactMap(\.mode), phase: PluginPhase.proxyName(p.spec.phase),
                              priority: p.spec.priority, failStrategy: p.spec.failStrategy, pluginConfig: p.spec.pluginConfig,
-                             limits: p.spec.limits.map { LuaPluginLimits(instructions: $0.instructions, memoryBytes: $0.memoryBytes) },
+                             limits: p.spec.limits.map(\.proxyLimits),
                              modules: p.spec.modules.isEmpty ? nil : p.spec.modules, code: p.spec.code)
         }
         let extensions = store.trafficExtensions.compactMap { t -> PluginDefinition? in

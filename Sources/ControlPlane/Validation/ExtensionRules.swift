@@ -33,8 +33,13 @@ enum ExtensionRules {
         }
         targets(p.selector, p.targetRefs, kinds: luaTargetKinds, &c)
         if let l = p.limits {
-            if let n = l.instructions, n <= 0 { c.add("spec.limits.instructions", "must be positive") }
-            if let n = l.memoryBytes, n <= 0 { c.add("spec.limits.memoryBytes", "must be positive") }
+            let counts = [("instructions", l.instructions), ("memoryBytes", l.memoryBytes), ("maxRunMs", l.maxRunMs),
+                          ("maxPendingCalls", l.maxPendingCalls), ("maxPendingCallsPerStream", l.maxPendingCallsPerStream),
+                          ("maxDynamicMetadataBytes", l.maxDynamicMetadataBytes)]
+            for (field, value) in counts {
+                if let n = value, n <= 0 { c.add("spec.limits.\(field)", "must be positive") }
+            }
+            for (name, n) in l.sharedDicts ?? [:] where n <= 0 { c.add("spec.limits.sharedDicts.\(name)", "must be positive") }
         }
         for (i, m) in p.match.enumerated() {
             for (j, port) in m.ports.enumerated() { CommonRules.port(port.number, "spec.match[\(i)].ports[\(j)].number", &c) }

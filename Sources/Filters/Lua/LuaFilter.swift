@@ -28,6 +28,10 @@ package final class LuaFilter: HTTPFilter {
     package var respHead = ResponseHead(status: 200)
     package var reqTrailers: HTTPHeaders?
     package var respTrailers: HTTPHeaders?
+    /// Bytes of dynamic metadata this plugin set on the stream (`limits.maxDynamicMetadataBytes`).
+    private var metadataBytes = 0
+    /// httpCall()s in flight from this stream (`limits.maxPendingCallsPerStream`).
+    package private(set) lazy var calls = LuaInFlight(limit: vm.limits.maxPendingCallsPerStream)
 
     package static let emptyRequest = RequestHead(method: "", scheme: "", authority: "", path: "", headers: [:], version: .http11)
 
@@ -137,8 +141,8 @@ package final class LuaFilter: HTTPFilter {
         switch step {
         case .done:
             return headersGoOn(r)
-        case .failed(let message):
-            return fail(r, message) ? .stop : headersGoOn(r)
+        case .failed(let message, let overLimit):
+            return fail(r, message, overLimit: overLimit) ? .stop : headersGoOn(r)
         case .replied(let status, let headers, let body):
             stream.sendLocalReply(status: status, body: body, headers: headers, flag: nil, from: self)
             return .stop
@@ -252,8 +256,8 @@ package final class LuaFilter: HTTPFilter {
         switch step {
         case .done:
             release(r)
-        case .failed(let message):
-            if !fail(r, message) { release(r) }
+        case .failed(let message, let overLimit):
+            if !fail(r, message, overLimit: overLimit) { release(r) }
         case .replied(let status, let headers, let body):
             stream.sendLocalReply(status: status, body: body, headers: headers, flag: nil, from: self)
         case .waiting(.trailers) where self[run: r].endSeen:
@@ -282,8 +286,8 @@ package final class LuaFilter: HTTPFilter {
         switch step {
         case .done:
             letGo(r)
-        case .failed(let message):
-            if !fail(r, message) { letGo(r) }
+        case .failed(let message, let overLimit):
+            if !fail(r, message, overLimit: overLimit) { letGo(r) }
         case .replied(let status, let headers, let body):
             stream.sendLocalReply(status: status, body: body, headers: headers, flag: nil, from: self)
         case .waiting(.chunk):
@@ -342,15 +346,42 @@ package final class LuaFilter: HTTPFilter {
         }
     }
 
-    /// Counts and logs a failed run; FAIL_CLOSE answers 500. True when the stream was answered.
-    private func fail(_ r: Bool, _ message: String) -> Bool {
+    /// Counts and logs a failed run; FAIL_CLOSE answers 500, or 503 when a limit ended the
+    /// run (the plugin is unavailable rather than wrong, as Envoy fails a Wasm VM). True when
+    /// the stream was answered.
+    private func fail(_ r: Bool, _ message: String, overLimit: Bool) -> Bool {
         vm.errors += 1
         vm.lastError = message
         stats?.count(vm.plugin.errorsKey, 1)
         vm.logger.error("lua plugin \(vm.plugin.name) failed in \(r ? "envoy_on_response" : "envoy_on_request"): \(message)")
         guard vm.plugin.failStrategy == .failClose else { return false }
-        stream.sendLocalReply(status: 500, body: "Internal Server Error", headers: [:], flag: nil, from: self)
+        if overLimit {
+            stream.sendLocalReply(status: 503, body: "Service Unavailable", headers: [:], flag: nil, from: self)
+        } else {
+            stream.sendLocalReply(status: 500, body: "Internal Server Error", headers: [:], flag: nil, from: self)
+        }
         return true
+    }
+
+    /// `dynamicMetadata():set`: the stream's metadata outlives the script, so what a plugin
+    /// may put there is bounded per stream.
+    package func setDynamicMetadata(_ ns: String, _ key: String, _ value: JSONValue) throws {
+        let old = stream.streamInfo.dynamicMetadata[ns]?[key].map { ns.utf8.count + key.utf8.count + Self.size(of: $0) } ?? 0
+        let total = max(0, metadataBytes - old) + ns.utf8.count + key.utf8.count + Self.size(of: value)
+        let limit = vm.limits.maxDynamicMetadataBytes
+        guard total <= limit else { throw LuaRaise("dynamic metadata limit exceeded (\(limit) bytes per stream)") }
+        metadataBytes = total
+        stream.streamInfo.dynamicMetadata[ns, default: [:]][key] = value
+    }
+
+    /// What a metadata value costs against the per-stream limit: its text, keys included.
+    private static func size(of value: JSONValue) -> Int {
+        switch value {
+        case .string(let s): return s.utf8.count
+        case .number, .bool, .null: return 8
+        case .array(let items): return items.reduce(8) { $0 + size(of: $1) }
+        case .object(let fields): return fields.reduce(8) { $0 + $1.key.utf8.count + size(of: $1.value) }
+        }
     }
 
     // MARK: httpCall
@@ -370,7 +401,7 @@ package final class LuaFilter: HTTPFilter {
     // MARK: coroutine
 
     private func start(_ r: Bool, entry: Int32) -> LuaStep {
-        if let error = vm.loadError { return .failed(error) }
+        if let error = vm.loadError { return .failed(error, overLimit: vm.loadExceededLimit) }
         let (thread, ref) = vm.acquireThread()
         let (slot, gen) = vm.openSlot(self, response: r)
         self[run: r].thread = thread
@@ -409,13 +440,16 @@ package final class LuaFilter: HTTPFilter {
             return .done
         case .failed(let message):
             finishRun(r)
-            return .failed(message)
+            return .failed(message, overLimit: false)
+        case .exceeded(let message):
+            finishRun(r)
+            return .failed(message, overLimit: true)
         case .yielded:
             let wait = self[run: r].wait
             switch wait {
             case .none:
                 finishRun(r)
-                return .failed("script performed an unexpected yield")
+                return .failed("script performed an unexpected yield", overLimit: false)
             case .respond:
                 let reply = self[run: r].reply!
                 finishRun(r)

@@ -71,15 +71,24 @@ package final class LuaHTTPCall: UpstreamResponseHandler, TimerTarget {
     private var body = ByteBuffer()
     private var finished = false
     private var starting = false
+    /// The in-flight counts this call is part of (its stream's and its VM's), until it ends.
+    private var counts: [LuaInFlight]
 
     package init(filter: LuaFilter?, response: Bool, eventLoop: EventLoop, timers: LoopTimers, bodyLimit: Int,
-         returnDuplicateHeaders: Bool) {
+         returnDuplicateHeaders: Bool, counts: [LuaInFlight] = []) {
         self.filter = filter
         self.response = response
         self.eventLoop = eventLoop
         self.timers = timers
         self.bodyLimit = bodyLimit
         self.returnDuplicateHeaders = returnDuplicateHeaders
+        self.counts = counts
+        for c in counts { c.enter() }
+    }
+
+    private func leaveCounts() {
+        for c in counts { c.leave() }
+        counts = []
     }
 
     /// Sends the request. An answer never comes back from inside this call: one known at
@@ -111,6 +120,7 @@ package final class LuaHTTPCall: UpstreamResponseHandler, TimerTarget {
     package func cancel() {
         guard !finished else { return }
         finished = true
+        leaveCounts()
         filter = nil
         timers.cancel(timeout)
         timeout = nil
@@ -163,6 +173,7 @@ package final class LuaHTTPCall: UpstreamResponseHandler, TimerTarget {
     private func finish(_ answer: Answer) {
         guard !finished else { return }
         finished = true
+        leaveCounts()
         upstream = nil
         timers.cancel(timeout)
         timeout = nil
@@ -223,19 +234,35 @@ package enum LuaHTTPCallAPI {
         }
         let stream = s.filter.stream
         guard let upstream = stream.upstream else { throw LuaRaise("httpCall is not available on this stream") }
+        let counts = try inFlightCounts(s)
         if options.asynchronous {
             let call = LuaHTTPCall(filter: nil, response: s.response, eventLoop: stream.eventLoop, timers: stream.timers,
-                                   bodyLimit: stream.bufferLimit, returnDuplicateHeaders: options.returnDuplicateHeaders)
+                                   bodyLimit: stream.bufferLimit, returnDuplicateHeaders: options.returnDuplicateHeaders,
+                                   counts: counts)
             call.start(cluster: cluster, request: request, body: body, timeoutMs: options.timeoutMs, upstream: upstream)
             return 0
         }
         try LuaHandleAPI.checkCanWait(L, s, "httpCall()")
         let call = LuaHTTPCall(filter: s.filter, response: s.response, eventLoop: stream.eventLoop, timers: stream.timers,
-                               bodyLimit: stream.bufferLimit, returnDuplicateHeaders: options.returnDuplicateHeaders)
+                               bodyLimit: stream.bufferLimit, returnDuplicateHeaders: options.returnDuplicateHeaders,
+                               counts: counts)
         s.filter[run: s.response].call = call
         s.filter[run: s.response].wait = .httpCall
         call.start(cluster: cluster, request: request, body: body, timeoutMs: options.timeoutMs, upstream: upstream)
         return luaYield
+    }
+
+    /// The stream's and the VM's in-flight counts, when neither is full: one request firing
+    /// thousands of asynchronous calls would take every connection of the cluster's pool.
+    private static func inFlightCounts(_ s: LuaScope) throws -> [LuaInFlight] {
+        let stream = s.filter.calls, plugin = s.vm.calls
+        guard !stream.isFull else {
+            throw LuaRaise("too many httpCall()s in flight (limits.maxPendingCallsPerStream = \(stream.limit))")
+        }
+        guard !plugin.isFull else {
+            throw LuaRaise("too many httpCall()s in flight (limits.maxPendingCalls = \(plugin.limit) on this event loop)")
+        }
+        return [stream, plugin]
     }
 
     /// Argument 5: the timeout (then 6: asynchronous), or the options table.

@@ -77,5 +77,6 @@ package enum LuaStep {
     case done
     case waiting(LuaWait)
     case replied(status: Int, headers: HTTPHeaders, body: String)
-    case failed(String)
+    /// `overLimit`: a limit (instructions, time) ended the run rather than a script error.
+    case failed(String, overLimit: Bool)
 }

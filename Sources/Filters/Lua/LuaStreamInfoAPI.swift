@@ -100,7 +100,7 @@ package enum LuaStreamInfoAPI {
         let ns = try LuaObjects.checkString(L, 2)
         let key = try LuaObjects.checkString(L, 3)
         let value = try LuaMetadataValue.read(L, 4)
-        s.filter.stream.streamInfo.dynamicMetadata[ns, default: [:]][key] = value
+        try s.filter.setDynamicMetadata(ns, key, value)
         return 0
     }
 
