@@ -24,7 +24,7 @@ let package = Package(
         // Optimized in debug builds too: its pattern matcher replaces liblua's (built -O2), and
         // plugin time limits should not depend on the build.
         .target(name: "CLuaGuard", dependencies: ["CLua"],
-                cSettings: [.headerSearchPath("../CLua"), .unsafeFlags(["-O2"])]),
+                cSettings: [.headerSearchPath("../CLua"), .unsafeFlags(["-O3"])]),
         .target(
             name: "MeshAPI",
             dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],

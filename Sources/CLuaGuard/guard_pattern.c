@@ -34,9 +34,9 @@ typedef struct Match {
 
 static const char *do_match(Match *ms, const char *s, const char *p);
 
-static void spend(Match *ms, size_t n) {
+static inline void spend(Match *ms, size_t n) {
     ms->work += n;
-    if (ms->work < WORK_PER_CHECK) return;
+    if (__builtin_expect(ms->work < WORK_PER_CHECK, 1)) return;
     ms->work = 0;
     meshd_guard_check(ms->L);
 }
@@ -194,42 +194,45 @@ static const char *do_match(Match *ms, const char *s, const char *p) {
     if (ms->depth-- == 0) luaL_error(ms->L, "pattern too complex");
     spend(ms, 1);
     while (p != ms->p_end) {
-        char c = *p, next = *(p + 1);
-        if (c == '(') {
-            s = next == ')' ? open_capture(ms, s, p + 2, CAP_POSITION) : open_capture(ms, s, p + 1, CAP_UNFINISHED);
-            break;
-        }
-        if (c == ')') {
+        switch (*p) {
+        case '(':
+            s = *(p + 1) == ')' ? open_capture(ms, s, p + 2, CAP_POSITION) : open_capture(ms, s, p + 1, CAP_UNFINISHED);
+            goto done;
+        case ')':
             s = close_capture(ms, s, p + 1);
-            break;
-        }
-        if (c == '$' && p + 1 == ms->p_end) {
+            goto done;
+        case '$':
+            if (p + 1 != ms->p_end) break;  /* a '$' inside is a plain character */
             if (s != ms->src_end) s = NULL;
-            break;
-        }
-        if (c == L_ESC && next == 'b') {
-            s = balance(ms, s, p + 2);
-            if (!s) break;
-            p += 4;
-            continue;
-        }
-        if (c == L_ESC && next == 'f') {
-            p += 2;
-            if (*p != '[') luaL_error(ms->L, "missing '[' after '%%f' in pattern");
-            const char *ep = item_end(ms, p);
-            int before = s == ms->src_init ? '\0' : (unsigned char)*(s - 1);
-            if (set_matches(before, p, ep - 1) || !set_matches((unsigned char)*s, p, ep - 1)) {
-                s = NULL;
-                break;
+            goto done;
+        case L_ESC:
+            if (*(p + 1) == 'b') {
+                s = balance(ms, s, p + 2);
+                if (!s) goto done;
+                p += 4;
+                continue;
             }
-            p = ep;
-            continue;
-        }
-        if (c == L_ESC && isdigit((unsigned char)next)) {
-            s = back_reference(ms, s, (unsigned char)next);
-            if (!s) break;
-            p += 2;
-            continue;
+            if (*(p + 1) == 'f') {
+                p += 2;
+                if (*p != '[') luaL_error(ms->L, "missing '[' after '%%f' in pattern");
+                const char *ep = item_end(ms, p);
+                int before = s == ms->src_init ? '\0' : (unsigned char)*(s - 1);
+                if (set_matches(before, p, ep - 1) || !set_matches((unsigned char)*s, p, ep - 1)) {
+                    s = NULL;
+                    goto done;
+                }
+                p = ep;
+                continue;
+            }
+            if (isdigit((unsigned char)*(p + 1))) {
+                s = back_reference(ms, s, (unsigned char)*(p + 1));
+                if (!s) goto done;
+                p += 2;
+                continue;
+            }
+            break;
+        default:
+            break;
         }
         /* A single item, maybe followed by a quantifier. */
         const char *ep = item_end(ms, p);
@@ -240,32 +243,33 @@ static const char *do_match(Match *ms, const char *s, const char *p) {
                 continue;
             }
             s = NULL;
-            break;
+            goto done;
         }
-        if (q == '?') {
+        switch (q) {
+        case '?': {
             const char *res = do_match(ms, s + 1, ep + 1);
             if (res) {
                 s = res;
-                break;
+                goto done;
             }
             p = ep + 1;
             continue;
         }
-        if (q == '+') {
+        case '+':
             s = expand_max(ms, s + 1, p, ep);
-            break;
-        }
-        if (q == '*') {
+            goto done;
+        case '*':
             s = expand_max(ms, s, p, ep);
-            break;
-        }
-        if (q == '-') {
+            goto done;
+        case '-':
             s = expand_min(ms, s, p, ep);
-            break;
+            goto done;
+        default:
+            s++;
+            p = ep;
         }
-        s++;
-        p = ep;
     }
+done:
     ms->depth++;
     return s;
 }

@@ -58,6 +58,33 @@ final class PluginTranslationTests: XCTestCase {
         XCTAssertEqual(Translator(store: store).bootstrap(for: ingress).luaPlugins, [])
     }
 
+    func testLimitsAreTranslatedAndChecked() throws {
+        let store = ConfigStore.parse(yaml: """
+        apiVersion: extensions.meshd.io/v1alpha1
+        kind: LuaPlugin
+        metadata: {name: limited}
+        spec:
+          selector: {matchLabels: {app: productpage}}
+          inline: "function envoy_on_request(h) end"
+          limits: {maxRunMs: 20, maxPendingCalls: 4, maxPendingCallsPerStream: 2, maxDynamicMetadataBytes: 512,
+                   sharedDicts: {api-keys: 4096}}
+        ---
+        apiVersion: extensions.meshd.io/v1alpha1
+        kind: LuaPlugin
+        metadata: {name: zero}
+        spec:
+          inline: "function envoy_on_request(h) end"
+          limits: {maxRunMs: 0, sharedDicts: {d: 0}}
+        """)
+        XCTAssertEqual(Validator.validate(store).map(\.description), [
+            "<input>:10: LuaPlugin/default/zero: spec.limits.maxRunMs: must be positive",
+            "<input>:10: LuaPlugin/default/zero: spec.limits.sharedDicts.d: must be positive",
+        ])
+        let limited = Translator(store: store).bootstrap(for: productpage).luaPlugins.first { $0.name.hasSuffix("limited") }
+        XCTAssertEqual(limited?.limits, LuaPluginLimits(maxRunMs: 20, maxPendingCalls: 4, maxPendingCallsPerStream: 2,
+                                                        maxDynamicMetadataBytes: 512, sharedDicts: ["api-keys": 4096]))
+    }
+
     func testGatewayServiceAndSelectorTargets() throws {
         let plugins = routes + """
         apiVersion: extensions.meshd.io/v1alpha1
