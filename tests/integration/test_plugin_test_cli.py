@@ -165,11 +165,12 @@ spec:
     assert first.startswith("plugin: shop.tagger (LuaPlugin/shop/tagger, ") and first.endswith("failStrategy FAIL_CLOSE")
     assert "x-tag: from-yaml" in section(r.stdout, "request to upstream")
 
-    # Its limits: 200000 additions exceed the resource's 100000 instructions; FAIL_CLOSE answers 500.
+    # Its limits: 200000 additions exceed the resource's 100000 instructions; FAIL_CLOSE answers
+    # 503 when a limit ends the run (500 is for a script error).
     r = plugin_test(plugin, "--request", tmp_path / "busy.yaml")
     assert r.returncode == 1, r.stdout + r.stderr
     assert "instruction budget exceeded" in section(r.stdout, "errors")
-    assert "500 Internal Server Error: the script failed and failStrategy is FAIL_CLOSE" in section(r.stdout, "local reply")
+    assert "503 Service Unavailable: the script failed and failStrategy is FAIL_CLOSE" in section(r.stdout, "local reply")
 
     # --config overrides what it names and keeps the rest (limits key by key).
     (tmp_path / "cfg.yaml").write_text("failStrategy: FAIL_OPEN\npluginConfig: {tag: from-cli}\nlimits: {memoryBytes: 8388608}\n")
