@@ -91,6 +91,7 @@ def test_sidecar_and_grpc_client_over_tls_discovery(mesh, tmp_path, stubs):
                 "--tls-port", str(secure), "--tls-cert", certs["cert"], "--tls-key", certs["key"],
                 "--status-port", str(status), "--debounce-ms", "50"], "control-plane")
     wait_for_port(secure)
+    wait_for_port(status)  # bound just after the discovery ports
     outbound = free_port()
     mesh.start([MESHD, "sidecar", "--control-plane", f"localhost:{secure}", "--control-plane-ca", certs["ca"],
                 "--name", "reviews-v1", "--labels", "app=reviews,version=v1", "--app-port", str(free_port()),
