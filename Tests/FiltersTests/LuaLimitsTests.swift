@@ -211,6 +211,20 @@ final class LuaLimitsTests: XCTestCase {
         XCTAssertEqual(s.upstream("x-co"), "1,2,3,2,stop 5,dead,test:8: boom,true")
     }
 
+    func testXpcallMayStillWaitAndHandleErrors() throws {
+        let factory = try LuaTest.factory("""
+        function envoy_on_request(h)
+          local ok, n = xpcall(function() return h:body():length() end, function(e) return "handled: " .. e end)
+          local bad, msg = xpcall(function() error("boom", 0) end, function(e) return "handled: " .. e end)
+          h:headers():add("x-xpcall", tostring(ok) .. " " .. n .. ", " .. tostring(bad) .. " " .. msg)
+        end
+        """)
+        let s = try ChainHarness(eventLoop: loop, factories: [factory])
+        s.sendRequest(method: "POST", body: ["abc", "de"])
+        XCTAssertNil(LuaTest.vm(factory, loop).lastError)
+        XCTAssertEqual(s.upstream("x-xpcall"), "true 5, false handled: boom")
+    }
+
     // MARK: httpCall
 
     /// Connections that never come: every call stays in flight until a test answers it.
