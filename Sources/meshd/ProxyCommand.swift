@@ -81,14 +81,7 @@ struct ProxyCommand: ParsableCommand {
         let watcher = ConfigWatcher(file: config, runtime: runtime, logger: logger, initialText: text)
         if watchIntervalMs > 0 { watcher.start(interval: .milliseconds(Int64(watchIntervalMs))) }
         let port = adminPort ?? bootstrap.admin?.port ?? 15000
-        var admin: AdminServer?
-        if port >= 0 {
-            admin = try AdminServer(runtime: runtime, watcher: watcher,
-                                    host: bootstrap.admin?.address ?? adminAddress, port: port)
-            logger.info("admin listening", metadata: ["port": "\(admin?.port ?? 0)"])
-        }
-        let drainSeconds = drainTimeout
-        let adminServer = admin
+        // Signals first: once the admin port answers, a SIGHUP must already reload.
         ProcessLogging.onReload {
             switch watcher.reload(force: true) {
             case .success(let version): logger.info("SIGHUP: bootstrap re-read", metadata: ["version": "\(version)"])
@@ -100,6 +93,14 @@ struct ProxyCommand: ParsableCommand {
             runtime.flushAccessLogs()
             logger.info("SIGUSR1: access log flushed (it goes to stdout: no file to reopen)")
         }
+        var admin: AdminServer?
+        if port >= 0 {
+            admin = try AdminServer(runtime: runtime, watcher: watcher,
+                                    host: bootstrap.admin?.address ?? adminAddress, port: port)
+            logger.info("admin listening", metadata: ["port": "\(admin?.port ?? 0)"])
+        }
+        let drainSeconds = drainTimeout
+        let adminServer = admin
         ProcessLogging.onTerminate(hardExitAfter: drainSeconds + ProcessLogging.hardExitGraceSeconds) {
             logger.info("draining", metadata: ["timeout_s": "\(drainSeconds)"])
             let clean = runtime.drain(timeout: .milliseconds(Int64(drainSeconds * 1000)))
