@@ -116,7 +116,12 @@ let package = Package(
         ),
         .testTarget(
             name: "ControlPlaneTests",
-            dependencies: ["ControlPlane", "FilterHost", "Filters", "Transport", "LuaRuntime", "MeshAPI"]
+            dependencies: [
+                "ControlPlane", "FilterHost", "Filters", "PluginTesting", "Transport", "LuaRuntime", "MeshAPI",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
         ),
         .testTarget(
             name: "FilterHostTests",

@@ -31,11 +31,12 @@ package enum LuaJSON {
         }
     }
 
-    /// Pushes config JSON (pluginConfig, route metadata) as Lua values.
-    package static func push(_ L: OpaquePointer, _ value: JSONValue, depth: Int = 0) {
+    /// Pushes config JSON (pluginConfig, route metadata) as Lua values. A JSON null is
+    /// `meshd.json.null`, or nil with `nullAsNil` (metadata: a key holding null reads as absent).
+    package static func push(_ L: OpaquePointer, _ value: JSONValue, nullAsNil: Bool = false, depth: Int = 0) {
         guard depth < maxDepth, lua_checkstack(L, 3) != 0 else { lua_pushnil(L); return }
         switch value {
-        case .null: lua_pushlightuserdata(L, nullSentinel)
+        case .null: if nullAsNil { lua_pushnil(L) } else { lua_pushlightuserdata(L, nullSentinel) }
         case .bool(let b): lua_pushboolean(L, b ? 1 : 0)
         case .number(let n):
             if n == n.rounded(), abs(n) < 9.0e15 { lua_pushinteger(L, lua_Integer(n)) } else { lua_pushnumber(L, n) }
@@ -43,14 +44,14 @@ package enum LuaJSON {
         case .array(let a):
             lua_createtable(L, Int32(a.count), 0)
             for (i, v) in a.enumerated() {
-                push(L, v, depth: depth + 1)
+                push(L, v, nullAsNil: nullAsNil, depth: depth + 1)
                 lua_rawseti(L, -2, lua_Integer(i + 1))
             }
         case .object(let o):
             lua_createtable(L, 0, Int32(o.count))
             for (k, v) in o {
                 LuaObjects.push(L, k)
-                push(L, v, depth: depth + 1)
+                push(L, v, nullAsNil: nullAsNil, depth: depth + 1)
                 lua_rawset(L, -3)
             }
         }

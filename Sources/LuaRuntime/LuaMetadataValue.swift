@@ -58,27 +58,7 @@ package enum LuaMetadataValue {
     }
 
     /// Pushes `value`; a JSON null is nil (a key holding null reads as absent, as in Envoy).
-    package static func push(_ L: OpaquePointer, _ value: JSONValue, depth: Int = 0) {
-        guard depth < LuaJSON.maxDepth, lua_checkstack(L, 3) != 0 else { lua_pushnil(L); return }
-        switch value {
-        case .null: lua_pushnil(L)
-        case .bool(let b): lua_pushboolean(L, b ? 1 : 0)
-        case .number(let n):
-            if n == n.rounded(), abs(n) < 9.0e15 { lua_pushinteger(L, lua_Integer(n)) } else { lua_pushnumber(L, n) }
-        case .string(let s): LuaObjects.push(L, s)
-        case .array(let a):
-            lua_createtable(L, Int32(a.count), 0)
-            for (i, v) in a.enumerated() {
-                push(L, v, depth: depth + 1)
-                lua_rawseti(L, -2, lua_Integer(i + 1))
-            }
-        case .object(let o):
-            lua_createtable(L, 0, Int32(o.count))
-            for (k, v) in o {
-                LuaObjects.push(L, k)
-                push(L, v, depth: depth + 1)
-                lua_rawset(L, -3)
-            }
-        }
+    package static func push(_ L: OpaquePointer, _ value: JSONValue) {
+        LuaJSON.push(L, value, nullAsNil: true)
     }
 }
