@@ -59,9 +59,10 @@ public final class TranslationSnapshot: Sendable {
     /// The proxy's resources as the discovery stream sends them: the shared part is the same
     /// object for every proxy with the same `sharingKey`.
     public func resources(for proxy: ProxyIdentity) -> ProxyResources {
-        let shared = shared(for: proxy).resources
-        guard proxy.kind == .sidecar else { return ProxyResources(shared: shared, own: [:]) }
-        return ProxyResources(shared: shared, own: own(for: proxy))
+        let part = shared(for: proxy)
+        let warnings = part.translation.configWarnings
+        guard proxy.kind == .sidecar else { return ProxyResources(shared: part.resources, own: [:], warnings: warnings) }
+        return ProxyResources(shared: part.resources, own: own(for: proxy), warnings: warnings)
     }
 
     // MARK: sharing
@@ -93,6 +94,7 @@ public final class TranslationSnapshot: Sendable {
         for p in store.luaPlugins { keys.formUnion(p.spec.selector?.matchLabels.keys ?? [:].keys) }
         for t in store.trafficExtensions { keys.formUnion(t.spec.selector?.matchLabels.keys ?? [:].keys) }
         for g in store.gateways { keys.formUnion(g.spec.selector.keys) }
+        for p in TranslationContext.policies(store) { keys.formUnion(p.selector.keys) }
         return keys
     }
 
@@ -100,7 +102,7 @@ public final class TranslationSnapshot: Sendable {
         let key = sharingKey(proxy)
         return memo.withLockedValue { memo in
             if let hit = memo.shared[key] { return hit }
-            let translation = Translator.translateShared(for: key, config.valid, registry)
+            let translation = Translator.translateShared(for: key, config, registry)
             let previous = memo.previousShared[key]
             let entries = Self.encode(translation.bootstrap, reusing: previous?.translation.bootstrap,
                                       previous?.resources.entries ?? [:])
