@@ -211,7 +211,7 @@ final class BadInputTests: XCTestCase {
         XCTAssertEqual(e.count, 1, "\(e)")
         // A kind meshd does not implement is skipped with a warning, not refused.
         let skipped = ConfigStore.parse(yaml: yaml, file: "k.yaml").loadWarnings.map(\.description)
-        XCTAssertEqual(skipped, ["k.yaml:1: warning: EnvoyFilter/istio-system/ef: kind: EnvoyFilter is not supported (meshd proxies are not Envoy); skipped. Use a LuaPlugin or a TrafficExtension"])
+        XCTAssertEqual(skipped, ["k.yaml:2: warning: EnvoyFilter/istio-system/ef: kind: EnvoyFilter is not supported (meshd proxies are not Envoy); skipped. Use a LuaPlugin or a TrafficExtension"])
         XCTAssertEqual(e[0], "k.yaml:6: VirtualService/default/vs: apiVersion: unknown apiVersion \"networking.istio.io/v2\" for VirtualService (use networking.istio.io/v1, networking.istio.io/v1beta1, networking.istio.io/v1alpha3)")
     }
 

@@ -61,18 +61,22 @@ enum DocumentParser {
             return .refused(ValidationError(location: location, path: missing, reason: "required field is missing"))
         }
         let id = "\(kindName)/\(meta?.namespace ?? "default")/\(meta?.name ?? "")"
+        // Where the document's own `kind:` / `apiVersion:` are.
+        func at(_ key: String) -> SourceLocation {
+            ctx.fields.first { $0.path == key }.map { SourceLocation(file: file, line: $0.line) } ?? location
+        }
         switch KindSupport.classify(kind: kindName, apiVersion: apiVersion) {
         case .implemented: break
         case .skipped(let note):
-            return .skipped(ValidationError(.warning, location: location, resource: id, path: "kind", reason: note))
+            return .skipped(ValidationError(.warning, location: at("kind"), resource: id, path: "kind", reason: note))
         case .unknown(let reason):
-            return .refused(ValidationError(location: location, resource: id, path: "kind", reason: reason))
+            return .refused(ValidationError(location: at("kind"), resource: id, path: "kind", reason: reason))
         }
         guard let kind = ResourceKind(rawValue: kindName) else {
-            return .refused(ValidationError(location: location, resource: id, path: "kind", reason: "unknown kind \"\(kindName)\""))
+            return .refused(ValidationError(location: at("kind"), resource: id, path: "kind", reason: "unknown kind \"\(kindName)\""))
         }
         guard kind.apiVersions.contains(apiVersion) else {
-            return .refused(ValidationError(location: location, resource: id, path: "apiVersion",
+            return .refused(ValidationError(location: at("apiVersion"), resource: id, path: "apiVersion",
                                             reason: "unknown apiVersion \"\(apiVersion)\" for \(kindName) (use \(kind.apiVersions.joined(separator: ", ")))"))
         }
         top.finish()
