@@ -1,5 +1,6 @@
 """`meshd validate` and `meshd analyze` on Istio's samples and on broken files."""
 import os
+import re
 import subprocess
 
 import pytest
@@ -25,7 +26,9 @@ def test_validate_accepts_every_sample():
     args = sum((["-f", f] for f in sample_files()), [])
     r = meshd("validate", *args)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("✔ ") and r.stdout.strip().endswith("resources valid")
+    # Valid; what meshd does not enforce (fault injection, TCP routes, ISTIO_MUTUAL) is warned.
+    assert re.fullmatch(r"✔ \d+ resources valid(, \d+ warnings?)?", r.stdout.strip()), r.stdout
+    assert "warning: VirtualService/default/ratings: spec.http[0].fault: fault injection is not supported yet" in r.stderr
     r = meshd("validate", "-f", SAMPLES)
     assert r.returncode == 0, r.stderr
 

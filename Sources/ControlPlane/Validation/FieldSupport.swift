@@ -153,7 +153,9 @@ enum FieldSupport {
         "spec.endpoints[].weight": .warned("endpoint weights are not applied; endpoints share load alike"),
         "spec.endpoints[].serviceAccount": .warned("service accounts are not checked (no mesh identity yet)"),
         "spec.addresses": .warned("meshd captures no traffic by IP address; the service is reached by host name"),
-        "spec.location": .warned("location is not used (meshd treats every service the same)"),
+        // MESH_INTERNAL or MESH_EXTERNAL: neither gets mutual TLS in meshd (no mesh CA yet; the
+        // security kinds and ISTIO_MUTUAL say so), and routing does not depend on it.
+        "spec.location": .enforced,
         "spec.subjectAltNames": .warned("peer certificates are not checked against subjectAltNames"),
     ]
 
