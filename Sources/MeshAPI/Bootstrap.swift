@@ -7,17 +7,20 @@ public struct Bootstrap: Codable, Sendable, Equatable {
     public var clusters: [Cluster]
     /// Lua plugins, placed in each listener's chain after its `httpFilters`.
     public var luaPlugins: [LuaPlugin]
+    /// Envoy's overload manager; nil: off.
+    public var overloadManager: OverloadManagerConfig?
 
     public init(admin: AdminConfig? = nil, listeners: [Listener] = [], routeConfigs: [RouteConfig] = [],
-                clusters: [Cluster] = [], luaPlugins: [LuaPlugin] = []) {
+                clusters: [Cluster] = [], luaPlugins: [LuaPlugin] = [], overloadManager: OverloadManagerConfig? = nil) {
         self.admin = admin
         self.listeners = listeners
         self.routeConfigs = routeConfigs
         self.clusters = clusters
         self.luaPlugins = luaPlugins
+        self.overloadManager = overloadManager
     }
 
-    enum CodingKeys: String, CodingKey { case admin, listeners, routeConfigs, clusters, luaPlugins }
+    enum CodingKeys: String, CodingKey { case admin, listeners, routeConfigs, clusters, luaPlugins, overloadManager }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -26,6 +29,7 @@ public struct Bootstrap: Codable, Sendable, Equatable {
         routeConfigs = try c.decodeIfPresent([RouteConfig].self, forKey: .routeConfigs) ?? []
         clusters = try c.decodeIfPresent([Cluster].self, forKey: .clusters) ?? []
         luaPlugins = try c.decodeIfPresent([LuaPlugin].self, forKey: .luaPlugins) ?? []
+        overloadManager = try c.decodeIfPresent(OverloadManagerConfig.self, forKey: .overloadManager)
     }
 }
 

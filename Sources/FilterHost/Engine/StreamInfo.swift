@@ -17,6 +17,8 @@ public enum ResponseFlag: String, Sendable {
     case upstreamProtocolError = "UPE"
     case downstreamProtocolError = "DPE"
     case streamIdleTimeout = "SI"
+    /// Refused by the overload manager (Envoy's OverloadManager flag).
+    case overloadManager = "OM"
 }
 
 /// Facts about one stream, filled in as it progresses; read by the access log and metrics.

@@ -118,6 +118,11 @@ struct ConnectionSetup: Sendable {
         setup.limits = ListenerLimits(loop.snapshot.listener(named: listener.name) ?? listener)
         setup.acceptedAt = .now()
         let sync = channel.pipeline.syncOperations
+        // Envoy's reject_incoming_connections: accepted, then closed without a word.
+        if loop.overload.contains(.rejectIncomingConnections) {
+            loop.stats.count("meshd_downstream_cx_overload_reject_total{listener=\"\(listener.name)\"}")
+            return try sync.addHandler(ConnectionRefusal(answer: false))
+        }
         switch tracker.admit(channel, listener: listener.name, limit: setup.limits.maxConnections) {
         case .admitted:
             break
