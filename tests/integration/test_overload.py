@@ -3,9 +3,10 @@ connections) drive actions (shed requests with 503 `envoy overloaded`, stop or r
 connections, disable keep-alive) while the admin port stays reachable; when the pressure
 falls (connections close, a reload raises the limit) service comes back."""
 import json
+import os
 import socket
-import threading
 import time
+import urllib.request
 
 import yaml
 
@@ -168,3 +169,22 @@ def test_bad_overload_config_is_refused_with_its_path(mesh):
     assert status == 400
     assert "overloadManager.actions[0].triggers[0].threshold.value" in body, body
     assert get(port)[0].startswith("HTTP/1.1 200")
+
+
+def test_sidecar_keeps_its_overload_config_across_control_plane_pushes(mesh):
+    """A sidecar's config comes from the control plane; its overloadManager comes from
+    --overload-config and survives every push."""
+    from mesh_harness import Client, ControlPlane
+    path = os.path.join(mesh.workdir, "overload.yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump({"overloadManager": {
+            "refreshIntervalMs": 50, "resourceMonitors": [{"name": HEAP, "maxHeapSizeBytes": 1 << 20}],
+            "actions": [{"name": STOP_REQUESTS, "triggers": [{"name": HEAP, "threshold": {"value": 0.9}}]}]}}, f)
+    cp = ControlPlane(mesh).start()
+    workload = cp.sidecar("app", extra_args=("--overload-config", path))
+    cp.wait_ready()
+    status, headers, body = Client(workload.inbound).get("app")
+    assert (status, body, headers.get("x-envoy-overloaded")) == (503, b"envoy overloaded", "true"), (status, headers)
+    page = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{workload.admin}/overload", timeout=5).read())
+    assert page["actions"][0] == {"name": STOP_REQUESTS, "active": True,
+                                  "triggers": [{"name": HEAP, "threshold": 0.9}]}, page
