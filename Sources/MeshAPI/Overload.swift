@@ -15,9 +15,10 @@ public struct OverloadManagerConfig: Codable, Sendable, Equatable {
         self.actions = actions
     }
 
-    enum CodingKeys: String, CodingKey { case refreshIntervalMs, resourceMonitors, actions }
+    enum CodingKeys: String, CodingKey, CaseIterable { case refreshIntervalMs, resourceMonitors, actions }
 
     public init(from decoder: Decoder) throws {
+        try decoder.refuseUnknownFields(CodingKeys.self)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         refreshIntervalMs = try c.decodeIfPresent(Int.self, forKey: .refreshIntervalMs)
         resourceMonitors = try c.decodeIfPresent([ResourceMonitorConfig].self, forKey: .resourceMonitors) ?? []
@@ -38,6 +39,16 @@ public struct ResourceMonitorConfig: Codable, Sendable, Equatable {
         self.maxHeapSizeBytes = maxHeapSizeBytes
         self.maxActiveDownstreamConnections = maxActiveDownstreamConnections
     }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, maxHeapSizeBytes, maxActiveDownstreamConnections }
+
+    public init(from decoder: Decoder) throws {
+        try decoder.refuseUnknownFields(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        maxHeapSizeBytes = try c.decodeIfPresent(Int.self, forKey: .maxHeapSizeBytes)
+        maxActiveDownstreamConnections = try c.decodeIfPresent(Int.self, forKey: .maxActiveDownstreamConnections)
+    }
 }
 
 /// An action (`envoy.overload_actions.*`) and the triggers that make it active: it is
@@ -49,6 +60,15 @@ public struct OverloadActionConfig: Codable, Sendable, Equatable {
     public init(name: String, triggers: [OverloadTriggerConfig]) {
         self.name = name
         self.triggers = triggers
+    }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, triggers }
+
+    public init(from decoder: Decoder) throws {
+        try decoder.refuseUnknownFields(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        triggers = try c.decodeIfPresent([OverloadTriggerConfig].self, forKey: .triggers) ?? []
     }
 }
 
@@ -64,12 +84,29 @@ public struct OverloadTriggerConfig: Codable, Sendable, Equatable {
         self.threshold = threshold
         self.scaled = scaled
     }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case name, threshold, scaled }
+
+    public init(from decoder: Decoder) throws {
+        try decoder.refuseUnknownFields(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        threshold = try c.decodeIfPresent(ThresholdTriggerConfig.self, forKey: .threshold)
+        scaled = try c.decodeIfPresent(ScaledTriggerConfig.self, forKey: .scaled)
+    }
 }
 
 public struct ThresholdTriggerConfig: Codable, Sendable, Equatable {
     public var value: Double
 
     public init(value: Double) { self.value = value }
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case value }
+
+    public init(from decoder: Decoder) throws {
+        try decoder.refuseUnknownFields(CodingKeys.self)
+        value = try decoder.container(keyedBy: CodingKeys.self).decode(Double.self, forKey: .value)
+    }
 }
 
 public struct ScaledTriggerConfig: Codable, Sendable, Equatable {
@@ -79,5 +116,26 @@ public struct ScaledTriggerConfig: Codable, Sendable, Equatable {
     public init(scalingThreshold: Double? = nil, saturationThreshold: Double? = nil) {
         self.scalingThreshold = scalingThreshold
         self.saturationThreshold = saturationThreshold
+    }
+}
+
+/// Any key, to list what a mapping holds.
+private struct AnyKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+extension Decoder {
+    /// Refuses a key the type does not have (e.g. Envoy's snake_case `refresh_interval`),
+    /// rather than ignore a setting the user thinks is in force; the error names its path.
+    func refuseUnknownFields<K: CodingKey & CaseIterable>(_ keys: K.Type) throws {
+        let c = try container(keyedBy: AnyKey.self)
+        let known = K.allCases.map(\.stringValue)
+        for key in c.allKeys where !known.contains(key.stringValue) {
+            throw DecodingError.dataCorruptedError(forKey: key, in: c,
+                                                   debugDescription: "unknown field (known: \(known.joined(separator: ", ")))")
+        }
     }
 }

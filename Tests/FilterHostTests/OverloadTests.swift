@@ -55,6 +55,16 @@ final class OverloadTests: XCTestCase {
         XCTAssertEqual(p.monitors.map(\.resource), [.processMemory(maxBytes: 1000), .downstreamConnections(max: 10)])
         XCTAssertEqual(p.actions.map(\.action), [.disableHTTPKeepAlive, .stopAcceptingRequests])
         XCTAssertEqual(p.actions[1].triggers, [.init(monitor: heap, threshold: 0.95), .init(monitor: conns, threshold: 1.0)])
+        // The connection monitor's maximum is also a cap at accept (Envoy's global limit).
+        XCTAssertEqual(p.maxDownstreamConnections, 10)
+        XCTAssertNil(try plan("listeners: []").maxDownstreamConnections)
+        let alias = try plan("""
+            overloadManager:
+              resourceMonitors: [{name: envoy.resource_monitors.downstream_connections, maxActiveDownstreamConnections: 7}]
+            """)
+        XCTAssertEqual(alias.maxDownstreamConnections, 7)
+        XCTAssertEqual(alias.refreshInterval, .seconds(1))
+        XCTAssertTrue(alias.actions.isEmpty)
     }
 
     func testRefusalsNameTheField() {
@@ -68,6 +78,14 @@ final class OverloadTests: XCTestCase {
             ("resourceMonitors: [{name: envoy.resource_monitors.fixed_heap, maxHeapSizeBytes: 5, maxActiveDownstreamConnections: 3}]",
              "overloadManager.resourceMonitors[0].maxActiveDownstreamConnections", "not a setting"),
             ("refreshIntervalMs: 0", "overloadManager.refreshIntervalMs", "at least 1"),
+            // Envoy's snake_case or typed_config is refused, not ignored.
+            ("refresh_interval: 0.25s", "overloadManager.refresh_interval", "unknown field"),
+            ("resourceMonitors: [{name: envoy.resource_monitors.fixed_heap, typed_config: {max_heap_size_bytes: 5}}]",
+             "overloadManager.resourceMonitors[0].typed_config", "unknown field"),
+            ("""
+             resourceMonitors: [{name: envoy.resource_monitors.fixed_heap, maxHeapSizeBytes: 5}]
+             actions: [{name: envoy.overload_actions.stop_accepting_requests, triggers: [{name: envoy.resource_monitors.fixed_heap, threshold: {value: 0.9, unit: x}}]}]
+             """, "overloadManager.actions[0].triggers[0].threshold.unit", "unknown field"),
             ("""
              resourceMonitors: [{name: envoy.resource_monitors.fixed_heap, maxHeapSizeBytes: 5}]
              actions: [{name: envoy.overload_actions.shrink_heap, triggers: [{name: envoy.resource_monitors.fixed_heap, threshold: {value: 0.9}}]}]

@@ -51,6 +51,15 @@ def action_active(proxy, name):
     return next(a["active"] for a in overload_page(proxy)["actions"] if a["name"] == name)
 
 
+def hold_connections(proxy, port, n):
+    """Opens `n` idle connections once the harness's own port probe is gone (the connection
+    monitor's maximum is also a cap, so a lingering probe would take one's place)."""
+    wait_until(lambda: proxy.stat("meshd_downstream_cx_active") == 0, what="no connection open")
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(n)]
+    wait_until(lambda: proxy.stat("meshd_downstream_cx_active") == n, what=f"{n} connections open")
+    return held
+
+
 def get(port, *args):
     r = curl("-i", *args, f"http://127.0.0.1:{port}/", timeout=10)
     head, _, body = r.stdout.decode(errors="replace").partition("\r\n\r\n")
@@ -105,7 +114,7 @@ def test_connection_pressure_pauses_accepting_and_resumes_when_connections_close
     port = free_port()
     proxy = mesh.proxy(overload_config(port, up, [{"name": CONNS, "maxActiveDownstreamConnections": 2}],
                                        [(STOP_CONNECTIONS, CONNS, 1.0)]))
-    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+    held = hold_connections(proxy, port, 2)
     waiting = None
     try:
         wait_until(lambda: action_active(proxy, STOP_CONNECTIONS), what="stop_accepting_connections active")
@@ -141,7 +150,7 @@ def test_reject_incoming_connections_closes_new_ones_and_counts_them(mesh):
     port = free_port()
     proxy = mesh.proxy(overload_config(port, up, [{"name": CONNS, "maxActiveDownstreamConnections": 1}],
                                        [(REJECT_CONNECTIONS, CONNS, 1.0)]))
-    holder = socket.create_connection(("127.0.0.1", port))
+    holder, = hold_connections(proxy, port, 1)
     wait_until(lambda: action_active(proxy, REJECT_CONNECTIONS), what="reject_incoming_connections active")
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
@@ -188,3 +197,23 @@ def test_sidecar_keeps_its_overload_config_across_control_plane_pushes(mesh):
     page = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{workload.admin}/overload", timeout=5).read())
     assert page["actions"][0] == {"name": STOP_REQUESTS, "active": True,
                                   "triggers": [{"name": HEAP, "threshold": 0.9}]}, page
+
+
+def test_connection_monitor_maximum_is_a_cap(mesh):
+    """As in Envoy, the connection monitor's maximum also caps: one more connection is
+    refused at accept (meshd's refusal: 503 `connection limit reached`), whatever the actions."""
+    up = mesh.upstream("app")
+    port = free_port()
+    config = simple_config(port, up, listener_extra={"requestHeadersTimeoutMs": 60000})
+    config["overloadManager"] = {"resourceMonitors": [{"name": "envoy.resource_monitors.downstream_connections",
+                                                       "maxActiveDownstreamConnections": 1}]}
+    proxy = mesh.proxy(config)
+    holder, = hold_connections(proxy, port, 1)
+    try:
+        head, body = get(port)
+        assert head.startswith("HTTP/1.1 503") and body == "connection limit reached\n", head
+        assert proxy.stat('meshd_downstream_cx_overflow_total{listener="main"}') >= 1
+    finally:
+        holder.close()
+    wait_until(lambda: proxy.stat("meshd_downstream_cx_active") == 0, what="the connection closed")
+    assert get(port)[0].startswith("HTTP/1.1 200")

@@ -123,7 +123,8 @@ struct ConnectionSetup: Sendable {
             loop.stats.count("meshd_downstream_cx_overload_reject_total{listener=\"\(listener.name)\"}")
             return try sync.addHandler(ConnectionRefusal(answer: false))
         }
-        switch tracker.admit(channel, listener: listener.name, limit: setup.limits.maxConnections) {
+        switch tracker.admit(channel, listener: listener.name, limit: setup.limits.maxConnections,
+                             globalLimit: loop.snapshot.overload.maxDownstreamConnections) {
         case .admitted:
             break
         case .refused(let answer):

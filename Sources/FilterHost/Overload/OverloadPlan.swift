@@ -43,6 +43,8 @@ package enum OverloadResource: Equatable, Sendable {
 
     package static let fixedHeap = "envoy.resource_monitors.fixed_heap"
     package static let downstreamConnectionsName = "envoy.resource_monitors.global_downstream_max_connections"
+    /// The same monitor's name in Envoy 1.27 to 1.31.
+    package static let downstreamConnectionsAlias = "envoy.resource_monitors.downstream_connections"
 
     package var max: Int {
         switch self {
@@ -80,10 +82,20 @@ package struct OverloadPlan: Equatable, Sendable {
 
     package var isOff: Bool { monitors.isEmpty }
 
+    /// The connection monitor's maximum: as in Envoy, it is also a cap, so a connection past
+    /// it is refused at accept whatever the actions (read per accept, hence stored).
+    package private(set) var maxDownstreamConnections: Int?
+
     package init(refreshInterval: TimeAmount, monitors: [Monitor], actions: [Action]) {
         self.refreshInterval = refreshInterval
         self.monitors = monitors
         self.actions = actions
+        maxDownstreamConnections = Self.connectionCap(monitors)
+    }
+
+    private static func connectionCap(_ monitors: [Monitor]) -> Int? {
+        for m in monitors { if case .downstreamConnections(let max) = m.resource { return max } }
+        return nil
     }
 
     package init(_ config: OverloadManagerConfig?, path: String = "overloadManager") throws {
@@ -121,6 +133,7 @@ package struct OverloadPlan: Equatable, Sendable {
             }
             actions.append(Action(action: action, triggers: triggers))
         }
+        maxDownstreamConnections = Self.connectionCap(monitors)
     }
 
     private static func resource(_ m: ResourceMonitorConfig, path: String) throws -> OverloadResource {
@@ -136,7 +149,7 @@ package struct OverloadPlan: Equatable, Sendable {
         case OverloadResource.fixedHeap:
             try absent(m.maxActiveDownstreamConnections, "maxActiveDownstreamConnections")
             return .processMemory(maxBytes: try positive(m.maxHeapSizeBytes, "maxHeapSizeBytes"))
-        case OverloadResource.downstreamConnectionsName:
+        case OverloadResource.downstreamConnectionsName, OverloadResource.downstreamConnectionsAlias:
             try absent(m.maxHeapSizeBytes, "maxHeapSizeBytes")
             return .downstreamConnections(max: try positive(m.maxActiveDownstreamConnections, "maxActiveDownstreamConnections"))
         default:
