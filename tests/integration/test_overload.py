@@ -217,3 +217,22 @@ def test_connection_monitor_maximum_is_a_cap(mesh):
         holder.close()
     wait_until(lambda: proxy.stat("meshd_downstream_cx_active") == 0, what="the connection closed")
     assert get(port)[0].startswith("HTTP/1.1 200")
+
+
+def test_disable_http_keepalive_closes_each_proxied_connection(mesh):
+    up = mesh.upstream("app")
+    port = free_port()
+    proxy = mesh.proxy(overload_config(port, up, [{"name": HEAP, "maxHeapSizeBytes": 1 << 20}],
+                                       [(NO_KEEPALIVE, HEAP, 0.5)]))
+    wait_until(lambda: action_active(proxy, NO_KEEPALIVE), what="disable_http_keepalive active")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n")
+        answer = b""
+        while True:  # meshd closes after the answer, though the client asked for keep-alive
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    head = answer.split(b"\r\n\r\n", 1)[0].lower()
+    assert head.startswith(b"http/1.1 200") and b"connection: close" in head, head
+    assert b"x-envoy-overloaded" not in head
