@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import free_port, wait_for_port
+from conftest import free_port, simple_config, wait_for_port
 from mesh_harness import Client, ControlPlane, service_entry, wait_until
 
 # Istio's sample files (not part of this repository): the directory MESHD_ISTIO_SAMPLES names.
@@ -240,3 +240,60 @@ def test_cors_preflight_and_actual_requests_through_the_gateway(mesh):
     status, h, _, _ = timed_get(port, "bookinfo.example", {"origin": "https://evil.example"}, path="/api")
     assert status == 200 and h.get("x-service") == "ratings-v1"
     assert not [k for k in h if k.startswith("access-control-")], h
+
+
+# -- the proxy alone (bootstrap config): gRPC aborts, the loop during a delay, counters
+
+def fault_routes(faults):
+    """A route per (prefix, fault) with its meshd.fault config, then a plain default route."""
+    routes = [{"name": prefix.strip("/"), "match": {"prefix": prefix}, "route": {"cluster": "app"},
+               "perFilterConfig": {"meshd.fault": fault}} for prefix, fault in faults]
+    return routes + [{"name": "default", "match": {"prefix": "/"}, "route": {"cluster": "app"}}]
+
+
+def test_grpc_abort_is_a_trailers_only_answer(mesh):
+    import grpc
+    import sys
+    backend = free_port()
+    here = os.path.dirname(os.path.abspath(__file__))
+    mesh.start([sys.executable, os.path.join(here, "grpc_peer.py"), str(backend)], "grpc-server")
+    wait_for_port(backend)
+    port = free_port()
+    proxy = mesh.proxy(simple_config(port, backend, filters=[{"name": "meshd.fault"}], routes=fault_routes([
+        ("/meshd.test.Echo/Fail", {"abort": {"grpcStatus": 14, "percentage": 100}})]),
+        clusters=[{"name": "app", "protocol": "HTTP2", "endpoints": [{"address": "127.0.0.1", "port": backend}]}]))
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with pytest.raises(grpc.RpcError) as failure:
+            channel.unary_unary("/meshd.test.Echo/Fail")(b"x", timeout=10)
+        assert failure.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert failure.value.details() == "fault filter abort"
+        assert channel.unary_unary("/meshd.test.Echo/Echo")(b"hi", timeout=10) == b"echo:hi"
+    assert '"POST /meshd.test.Echo/Fail HTTP/2" 200 FI' in "\n".join(proxy.access_log(wait_lines=2))
+    assert proxy.stat("meshd_fault_aborts_injected_total") == 1
+    assert proxy.stat('meshd_upstream_rq{cluster="app",response_code="200"}') == 1
+
+
+def test_a_delayed_request_does_not_hold_up_its_loop(mesh):
+    """One loop: while a request waits out a 1.5 s delay, others on the same loop are answered."""
+    import threading
+    up = mesh.upstream("app")
+    port = free_port()
+    proxy = mesh.proxy(simple_config(port, up, filters=[{"name": "meshd.fault"}], routes=fault_routes([
+        ("/slow", {"delay": {"fixedDelayMs": 1500, "percentage": 100}})])), concurrency=1)
+    slow = {}
+
+    def send_slow():
+        slow["status"], _, _, slow["seconds"] = timed_get(port, "a", path="/slow")
+        slow["done"] = time.monotonic()
+    t = threading.Thread(target=send_slow)
+    t.start()
+    try:
+        proxy.wait_active_requests(1)
+        fast = [timed_get(port, "a", path=f"/fast/{i}")[0] for i in range(5)]
+        fast_done = time.monotonic()
+    finally:
+        t.join(timeout=30)
+    assert fast == [200] * 5
+    assert slow.get("status") == 200 and slow["seconds"] >= 1.5, slow
+    assert fast_done < slow["done"], "the other requests waited for the delayed one"
+    assert proxy.stat("meshd_fault_delays_injected_total") == 1

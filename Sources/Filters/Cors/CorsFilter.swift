@@ -29,7 +29,9 @@ final class CorsFilter: HTTPFilter {
     }
 
     func onRequestHeaders(_ head: inout RequestHead, endStream: Bool) -> FilterHeadersStatus {
-        guard let policy = stream.perRouteConfig(CorsConfig.name, for: head) as? CorsConfig ?? config,
+        // As Envoy: no route, no CORS (the 404 that follows is not a CORS answer).
+        guard stream.route(for: head) != nil,
+              let policy = stream.perRouteConfig(CorsConfig.name, for: head) as? CorsConfig ?? config,
               let origin = head.headers.first(name: "origin"), !origin.isEmpty else { return .continue }
         let allowed = policy.allows(origin: origin)
         stream.stats?.count(allowed ? Self.originValidKey : Self.originInvalidKey, 1)
