@@ -14,10 +14,10 @@ final class CorsFilterTests: XCTestCase {
      maxAgeSeconds: 600, allowCredentials: true}
     """
 
-    private func harness(_ policy: String = CorsFilterTests.policy) throws -> ChainHarness {
+    private func harness(_ policy: String = CorsFilterTests.policy, listener: String? = nil) throws -> ChainHarness {
         let yaml = """
         listeners:
-          - {name: main, address: 127.0.0.1, port: 8080, routeConfig: rc, httpFilters: [{name: meshd.cors}]}
+          - {name: main, address: 127.0.0.1, port: 8080, routeConfig: rc, httpFilters: [{name: meshd.cors\(listener.map { ", config: " + $0 } ?? "")}]}
         clusters: [{name: c, endpoints: [{address: 127.0.0.1, port: 9}]}]
         routeConfigs:
           - name: rc
@@ -105,6 +105,25 @@ final class CorsFilterTests: XCTestCase {
         plain.route = plain.snapshot.routeTables["rc"]!.select(authority: "a", path: "/", method: "GET", headers: [:])
         preflight(plain, origin: "https://app.example")
         XCTAssertNotNil(plain.upstreamHead, "a route without a policy: the preflight goes upstream")
+    }
+
+    func testTheListenersPolicyAppliesToRoutesWithoutOneAndNeedsARoute() throws {
+        let listener = "{allowOrigins: [{exact: \"https://listener.example\"}]}"
+        let plain = try harness(listener: listener)
+        plain.route = plain.snapshot.routeTables["rc"]!.select(authority: "a", path: "/", method: "GET", headers: [:])
+        preflight(plain, origin: "https://listener.example")
+        XCTAssertEqual(plain.localReply?.status, 200)
+        XCTAssertEqual(plain.client("access-control-allow-origin"), "https://listener.example")
+
+        let api = try harness(listener: listener)
+        preflight(api, origin: "https://listener.example")
+        XCTAssertNotNil(api.upstreamHead, "the route's own policy replaces the listener's")
+
+        let noRoute = try harness(listener: listener)
+        noRoute.route = nil
+        preflight(noRoute, origin: "https://listener.example")
+        XCTAssertNil(noRoute.localReply, "no route: no CORS, as Envoy")
+        XCTAssertNotNil(noRoute.upstreamHead)
     }
 
     func testWildcardsEchoWhatThePreflightAsksFor() throws {
