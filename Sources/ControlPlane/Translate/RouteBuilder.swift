@@ -42,6 +42,7 @@ struct RouteBuilder {
                     route.route = action
                 }
                 route.headers = headers(http, vs.id, path)
+                route.perFilterConfig = RouteFilterBuilder.perFilterConfig(http, ctx, vs.id, path)
                 out.append(route)
             }
         }
@@ -211,9 +212,7 @@ struct RouteBuilder {
     }
 
     private func unsupported(_ http: HTTPRoute, _ id: String, _ path: String) {
-        if http.fault != nil { ctx.warn(id, path + ".fault", "fault injection is not supported yet; ignored") }
         if http.retries != nil { ctx.warn(id, path + ".retries", "retries are not supported yet; ignored") }
         if http.mirror != nil || !http.mirrors.isEmpty { ctx.warn(id, path + ".mirror", "mirroring is not supported yet; ignored") }
-        if http.corsPolicy != nil { ctx.warn(id, path + ".corsPolicy", "CORS is not supported yet; ignored") }
     }
 }

@@ -18,9 +18,11 @@ enum SidecarBuilder {
 
     /// What depends on the proxy's own address and ports: the `outbound` listener and, when the
     /// sidecar fronts an app, the `inbound` listener, route config and cluster.
-    static func local(_ proxy: ProxyIdentity) -> (listeners: [Listener], routeConfigs: [RouteConfig], clusters: [Cluster]) {
+    /// `outboundFilters`: the native filters the shared `outbound` routes use.
+    static func local(_ proxy: ProxyIdentity, outboundFilters: [HTTPFilterConfig]? = nil)
+        -> (listeners: [Listener], routeConfigs: [RouteConfig], clusters: [Cluster]) {
         var listeners = [Listener(name: Naming.outbound, address: proxy.address, port: proxy.outboundPort,
-                                  routeConfig: Naming.outbound)]
+                                  routeConfig: Naming.outbound, httpFilters: outboundFilters)]
         guard let app = proxy.appPort else { return (listeners, [], []) }
         let cluster = Naming.inboundCluster(appPort: app)
         listeners.append(Listener(name: Naming.inbound, address: proxy.address, port: proxy.inboundPort,

@@ -9,6 +9,9 @@ public enum ResponseFlag: String, Sendable {
     case upstreamOverflow = "UO"
     case noRouteFound = "NR"
     case noClusterFound = "NC"
+    /// The fault filter delayed the request / answered it with an injected abort.
+    case delayInjected = "DI"
+    case faultInjected = "FI"
     case downstreamConnectionTermination = "DC"
     case upstreamRequestTimeout = "UT"
     case localReset = "LR"
