@@ -26,7 +26,7 @@ enum SidecarBuilder {
         listeners.append(Listener(name: Naming.inbound, address: proxy.address, port: proxy.inboundPort,
                                   routeConfig: Naming.inbound))
         let config = RouteConfig(name: Naming.inbound, virtualHosts: [
-            VirtualHost(name: "inbound|\(app)", domains: ["*"], routes: [RouteBuilder.defaultRoute(cluster: cluster)]),
+            VirtualHost(name: "inbound|\(app)", domains: ["*"], routes: [RouteBuilder.defaultRoute(cluster: cluster, outbound: false)]),
         ])
         return (listeners, [config], [Cluster(name: cluster, endpoints: [Endpoint(address: "127.0.0.1", port: app)])])
     }
@@ -90,7 +90,8 @@ enum SidecarBuilder {
                     }
                 }
                 if routes.isEmpty {
-                    routes = [RouteBuilder.defaultRoute(cluster: ctx.cluster(host: service.host, port: port.number, subset: nil))]
+                    routes = [RouteBuilder.defaultRoute(cluster: ctx.cluster(host: service.host, port: port.number, subset: nil),
+                                                       outbound: true)]
                 }
                 ctx.vhostsByService[service.host, default: []].insert(name)
                 vhosts.append(VirtualHost(name: name, domains: domains, routes: routes))
