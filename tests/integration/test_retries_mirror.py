@@ -136,7 +136,7 @@ def test_body_over_the_replay_limit_is_delivered_once_and_not_retried(mesh):
     # A body under the limit is replayed whole.
     small = b"s" * 10_000
     status, body, _ = send(port, "/flaky-small", "POST", small)
-    assert status == 200 and body == b"flaky got 10000"
+    assert status == 200 and body == b"flaky 2"
     assert [s["bytes"] for s in seen(up) if s["path"] == "/flaky-small"] == [10_000, 10_000]
 
 
@@ -228,9 +228,21 @@ def test_mirror_percentage_copies_a_share(mesh):
     shadow = scripted(mesh, "shadow")
     port = free_port()
     clusters = [{"name": "mirror", "endpoints": [{"address": "127.0.0.1", "port": shadow}]}]
-    proxy = mesh.proxy(config(port, up, [route("/", mirrors=[{"cluster": "mirror", "percent": 0}])], clusters=clusters))
-    assert [send(port, f"/n{i}")[0] for i in range(20)] == [200] * 20
-    assert proxy.stat("meshd_upstream_rq_mirrored") == 0
+    proxy = mesh.proxy(config(port, up, [route("/none", mirrors=[{"cluster": "mirror", "percent": 0}]),
+                                         route("/", mirrors=[{"cluster": "mirror", "percent": 50}])],
+                              clusters=clusters))
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    for path in ["/none"] * 20 + ["/half"] * 200:
+        conn.request("GET", path, headers={"Host": "app"})
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 200
+    conn.close()
+    # Binomial(200, 0.5): outside 70..130 about once in 10^5 runs.
+    mirrored = proxy.stat("meshd_upstream_rq_mirrored")
+    assert 70 <= mirrored <= 130, mirrored
+    wait_until(lambda: len(seen(shadow)) == mirrored, 10, what="every copy at the mirror")
+    assert {s["path"] for s in seen(shadow)} == {"/half"}
 
 
 def test_istio_default_retries_and_a_virtual_service_mirror_through_the_control_plane(mesh):

@@ -31,6 +31,8 @@ public struct CompiledRoute: Sendable {
     let pathRegex: RE2Regex?
     let headerRegexes: [RE2Regex?]
     let queryRegexes: [RE2Regex?]
+    /// The route's retry policy, parsed once (nil: none, or no retries).
+    let retryPolicy: CompiledRetryPolicy?
 
     package init(_ route: Route, at path: String, id: Int = 0) throws {
         self.route = route
@@ -47,6 +49,7 @@ public struct CompiledRoute: Sendable {
         queryRegexes = try (m.queryParams ?? []).enumerated().map { i, q in
             try Self.regex(q.safeRegex, at: path + ".match.queryParams[\(i)].safeRegex")
         }
+        retryPolicy = route.route?.retryPolicy.flatMap { ($0.numRetries ?? 1) > 0 ? CompiledRetryPolicy($0) : nil }
         let actions = [route.route != nil, route.directResponse != nil, route.redirect != nil].filter { $0 }.count
         if actions != 1 {
             throw ConfigError(path: path, reason: "a route needs exactly one of route, redirect, directResponse")

@@ -98,9 +98,7 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         timeoutMs = action.timeoutMs ?? 15_000
         upstreamHead = head
         requestComplete = endStream
-        if let policy = action.retryPolicy, (policy.numRetries ?? 1) > 0 {
-            retry = RetryState(policy: CompiledRetryPolicy(policy))
-        }
+        if let policy = selected.compiled.retryPolicy { retry = RetryState(policy: policy) }
         mirrors = Self.pickMirrors(action, snapshot: stream.snapshot)
         if retry != nil || !mirrors.isEmpty { replay = RequestReplay(limit: stream.bufferLimit) }
         if endStream { sendMirrors() }
@@ -302,8 +300,9 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         timers.cancel(perTryTimeout)
         perTryTimeout = nil
         phase = .backingOff
-        // Whatever the client still sends waits in the kernel, not here, until the next attempt.
-        if !requestComplete { stream.setRequestReadingPaused(true) }
+        // Whatever the client still sends waits in the kernel, not here, until the next attempt
+        // (before any attempt started, the filter chain queues it, with its own backpressure).
+        if !requestComplete, attemptsStarted > 0 { stream.setRequestReadingPaused(true) }
         backoff = timers.arm(after: .milliseconds(Int64(ms)), self)
     }
 
