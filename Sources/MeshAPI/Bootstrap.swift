@@ -136,12 +136,17 @@ public struct VirtualHost: Codable, Sendable, Equatable {
     public var routes: [Route]
     /// Filter overrides for every route of this host, by filter name; a route's own entry wins.
     public var perFilterConfig: [String: JSONValue]?
+    /// Send `x-envoy-attempt-count` (1 for the first try, 2 for the first retry…) upstream
+    /// (Envoy's `include_request_attempt_count`; Istio sets it on every virtual host).
+    public var includeRequestAttemptCount: Bool?
 
-    public init(name: String, domains: [String], routes: [Route], perFilterConfig: [String: JSONValue]? = nil) {
+    public init(name: String, domains: [String], routes: [Route], perFilterConfig: [String: JSONValue]? = nil,
+                includeRequestAttemptCount: Bool? = nil) {
         self.name = name
         self.domains = domains
         self.routes = routes
         self.perFilterConfig = perFilterConfig
+        self.includeRequestAttemptCount = includeRequestAttemptCount
     }
 }
 

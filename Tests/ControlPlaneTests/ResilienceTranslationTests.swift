@@ -61,6 +61,10 @@ final class ResilienceTranslationTests: XCTestCase {
                                                                  retryOtherHosts: false))
         XCTAssertEqual(routes[4].route?.retryPolicy, .istioDefault)
         XCTAssertEqual(t.warnings, [])
+        // Envoy sends x-envoy-attempt-count on every virtual host Istio makes.
+        for rc in t.bootstrap.routeConfigs {
+            for vh in rc.virtualHosts { XCTAssertEqual(vh.includeRequestAttemptCount, true, vh.name) }
+        }
     }
 
     func testRetryRemoteLocalitiesIsWarnedAbout() throws {

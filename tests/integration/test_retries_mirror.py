@@ -60,7 +60,8 @@ def config(port, up, routes, listener_extra=None, clusters=None):
     listener.update(listener_extra or {})
     return {
         "listeners": [listener],
-        "routeConfigs": [{"name": "main", "virtualHosts": [{"name": "all", "domains": ["*"], "routes": routes}]}],
+        "routeConfigs": [{"name": "main", "virtualHosts": [{"name": "all", "domains": ["*"], "routes": routes,
+                                                            "includeRequestAttemptCount": True}]}],
         "clusters": [{"name": "app", "endpoints": [{"address": "127.0.0.1", "port": up}]}] + (clusters or []),
     }
 
@@ -91,6 +92,7 @@ def test_retries_turn_an_upstream_failing_every_other_request_into_full_success(
     retried = [s for s in seen(up) if s["path"] == "/flaky-retried"]
     assert len(retried) == 2 * n
     assert len({s["request_id"] for s in retried}) == n
+    assert [s["attempt"] for s in retried] == ["1", "2"] * n
 
 
 def test_attempts_exhausted_give_the_last_answer_and_URX(mesh):

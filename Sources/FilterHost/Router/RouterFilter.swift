@@ -40,7 +40,10 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
     private var heldRetryBudget: String?
     private var triedHosts: Set<String> = []
     private var mirrors: [Cluster] = []
+    /// Attempts made (connected or not), and those whose head went out.
+    private var attemptsMade = 0
     private var attemptsStarted = 0
+    private var sendsAttemptCount = false
     private var timeout: LoopTimers.Token?
     private var perTryTimeout: LoopTimers.Token?
     private var backoff: LoopTimers.Token?
@@ -99,6 +102,7 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         upstreamHead = head
         requestComplete = endStream
         if let policy = selected.compiled.retryPolicy { retry = RetryState(policy: policy) }
+        sendsAttemptCount = selected.compiled.sendsAttemptCount
         mirrors = Self.pickMirrors(action, snapshot: stream.snapshot)
         if retry != nil || !mirrors.isEmpty { replay = RequestReplay(limit: stream.bufferLimit) }
         if endStream { sendMirrors() }
@@ -141,7 +145,9 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
     // MARK: attempts
 
     private func startAttempt() {
-        guard let cluster, let head = upstreamHead else { return }
+        guard let cluster, var head = upstreamHead else { return }
+        attemptsMade += 1
+        if sendsAttemptCount { head.headers.replaceOrAdd(name: "x-envoy-attempt-count", value: String(attemptsMade)) }
         let attempt = UpstreamAttempt(owner: self)
         phase = .attempting(attempt)
         // A retry sends the head alone when a body or trailers follow from the replay.
