@@ -4,6 +4,7 @@
   /fail...         always 503
   /hang-first...   the first request (per path) gets no answer for 5 s, later ones 200 at once
   /hang...         never answers (holds the request 30 s)
+  /early...        the first request (per path) gets 503 and a close before its body is read
   /cut...          sends a 200 head and part of the body, then closes the connection
   anything else    200 with the request's body length
   GET /__seen      JSON list of every request before: method, path, host, body length, x-request-id,
@@ -39,8 +40,6 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def handle_any(self):
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length else b""
         if self.path == "/__seen":
             with lock:
                 return self.answer(200, json.dumps(seen).encode())
@@ -48,6 +47,21 @@ class Handler(BaseHTTPRequestHandler):
         with lock:
             hits[path] += 1
             n = hits[path]
+        if path.startswith("/early") and n == 1:
+            # Answers before the body arrived, and closes.
+            with lock:
+                seen.append({"method": self.command, "path": self.path, "host": self.headers.get("host"),
+                             "bytes": None, "request_id": self.headers.get("x-request-id"),
+                             "attempt": self.headers.get("x-envoy-attempt-count")})
+            self.close_connection = True
+            self.send_response(503)
+            self.send_header("content-length", "0")
+            self.send_header("connection", "close")
+            self.end_headers()
+            return
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else b""
+        with lock:
             seen.append({"method": self.command, "path": self.path, "host": self.headers.get("host"),
                          "bytes": len(body), "request_id": self.headers.get("x-request-id"),
                          "attempt": self.headers.get("x-envoy-attempt-count")})

@@ -4,6 +4,7 @@ control plane, and fire-and-forget mirrors with a `-shadow` host."""
 import http.client
 import json
 import os
+import socket
 import sys
 import time
 
@@ -140,6 +141,24 @@ def test_body_over_the_replay_limit_is_delivered_once_and_not_retried(mesh):
     status, body, _ = send(port, "/flaky-small", "POST", small)
     assert status == 200 and body == b"flaky 2"
     assert [s["bytes"] for s in seen(up) if s["path"] == "/flaky-small"] == [10_000, 10_000]
+
+
+def test_body_still_arriving_during_a_retry_reaches_the_next_attempt_whole(mesh):
+    up = scripted(mesh, "early")
+    port = free_port()
+    proxy = mesh.proxy(config(port, up, [route("/early", {"retryOn": "5xx,reset", "numRetries": 2})]))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"POST /early HTTP/1.1\r\nHost: app\r\ncontent-length: 20000\r\n\r\n" + b"a" * 5000)
+        # The first attempt failed on the first part: the retry replays it, the rest follows.
+        wait_until(lambda: proxy.stat("meshd_upstream_rq_retry") == 1, 10, what="a retry")
+        s.sendall(b"z" * 15000)
+        answer = b""
+        while not answer.endswith(b"early got 20000"):
+            chunk = s.recv(65536)
+            assert chunk, answer
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert [e["bytes"] for e in seen(up) if e["path"] == "/early"] == [None, 20000]
 
 
 def test_reset_after_the_response_started_is_not_retried(mesh):
