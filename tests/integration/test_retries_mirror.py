@@ -8,7 +8,7 @@ import socket
 import sys
 import time
 
-from conftest import free_port, wait_for_port
+from conftest import curl, free_port, wait_for_port
 from mesh_harness import ControlPlane, service_entry, wait_until
 
 SCRIPT = os.path.join(os.path.dirname(__file__), "scripted_upstream.py")
@@ -94,6 +94,12 @@ def test_retries_turn_an_upstream_failing_every_other_request_into_full_success(
     assert len(retried) == 2 * n
     assert len({s["request_id"] for s in retried}) == n
     assert [s["attempt"] for s in retried] == ["1", "2"] * n
+    # The same over HTTP/2 from the client, a POST body replayed on each retry.
+    for i in range(5):
+        r = curl("--http2-prior-knowledge", "-s", "-o", "/dev/null", "-w", "%{http_code} %{http_version}",
+                 "--data-binary", "x" * 3000, f"http://127.0.0.1:{port}/flaky-retried-h2")
+        assert r.stdout == b"200 2", r
+    assert [s["bytes"] for s in seen(up) if s["path"] == "/flaky-retried-h2"] == [3000] * 10
 
 
 def test_attempts_exhausted_give_the_last_answer_and_URX(mesh):
