@@ -111,6 +111,7 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
     }
 
     func onRequestData(_ data: inout ByteBuffer, endStream: Bool) -> FilterDataStatus {
+        guard !isDone else { return .continue }
         if endStream { requestComplete = true }
         let upstream = currentAttempt?.request
         if replay?.append(data, inFlight: upstream != nil) == true { replayAbandoned() }
@@ -124,6 +125,7 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
     }
 
     func onRequestTrailers(_ trailers: inout HTTPHeaders) -> FilterHeadersStatus {
+        guard !isDone else { return .continue }
         requestComplete = true
         replay?.setTrailers(trailers)
         if let upstream = currentAttempt?.request {
