@@ -96,7 +96,7 @@ enum GatewayBuilder {
                 }
                 position[vs.id] = vhosts.count
                 ctx.vhostsByVirtualService[vs.id, default: []].insert(name)
-                vhosts.append(VirtualHost(name: name, domains: domains, routes: routes))
+                vhosts.append(VirtualHost(name: name, domains: domains, routes: routes, includeRequestAttemptCount: true))
             }
         }
         return vhosts

@@ -7,6 +7,7 @@ public enum ResponseFlag: String, Sendable {
     case noHealthyUpstream = "UH"
     case upstreamConnectionFailure = "UF"
     case upstreamOverflow = "UO"
+    case upstreamRetryLimitExceeded = "URX"
     case noRouteFound = "NR"
     case noClusterFound = "NC"
     /// The fault filter delayed the request / answered it with an injected abort.
