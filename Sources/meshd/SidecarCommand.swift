@@ -58,6 +58,10 @@ struct ManagedProxyOptions: ParsableArguments {
             help: "Open client connections allowed across all listeners; default: half the open-file limit left after 128.")
     var maxDownstreamConnections: Int?
 
+    @Option(name: .customLong("overload-config"),
+            help: "YAML or JSON file whose overloadManager section (as in a proxy bootstrap) protects this proxy; read at start.")
+    var overloadConfig: String?
+
     var labelMap: [String: String] {
         var out: [String: String] = [:]
         for pair in labels.split(separator: ",") {
@@ -71,8 +75,15 @@ struct ManagedProxyOptions: ParsableArguments {
     func run(kind: String, inboundPort: Int, outboundPort: Int, appPort: Int, label: String) throws -> Never {
         let logger = ProcessLogging.bootstrap(level: logLevel, label: label)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, concurrency))
-        let runtime = try ProxyRuntime(group: group, registry: FilterCatalog.registry, bootstrap: Bootstrap(), logger: logger,
+        let runtime: ProxyRuntime
+        do {
+            let overload = try overloadConfig.flatMap { try BootstrapLoader.load(file: $0).overloadManager }
+            runtime = try ProxyRuntime(group: group, registry: FilterCatalog.registry,
+                                       bootstrap: Bootstrap(overloadManager: overload), logger: logger,
                                        maxDownstreamConnections: maxDownstreamConnections)
+        } catch let e as ConfigError {
+            throw ValidationError("invalid --overload-config: \(e.description)")
+        }
         try runtime.start()
         // Ready (admin /ready, /healthz/ready) once the control plane's first config is applied.
         let discovery = ClientRef()

@@ -91,7 +91,7 @@ final class ConfigWarningTests: XCTestCase {
           hosts: [reviews]
           exportTo: ["."]
           http:
-          - retries: {attempts: 3}
+          - retries: {attempts: 3, retryRemoteLocalities: true}
             route: [{destination: {host: reviews}}]
         ---
         apiVersion: security.istio.io/v1
@@ -102,7 +102,7 @@ final class ConfigWarningTests: XCTestCase {
         let store = ConfigStore.parse(yaml: yaml, file: "mesh.yaml")
         let t = Translator(store: store).translate(for: .sidecar(name: "pp", namespace: "default", labels: ["app": "pp"]))
         XCTAssertEqual(t.configWarnings, [
-            "mesh.yaml:17: warning: VirtualService/default/reviews: spec.http[0].retries: retries are not supported yet; a request is tried once",
+            "mesh.yaml:17: warning: VirtualService/default/reviews: spec.http[0].retries.retryRemoteLocalities: meshd has no locality priorities: retries already go to any endpoint; ignored",
         ])
         let other = Translator(store: store).translate(for: .sidecar(name: "x", namespace: "other", labels: [:]))
         XCTAssertTrue(other.configWarnings.contains { $0.contains("AuthorizationPolicy/other/deny") }, "\(other.configWarnings)")

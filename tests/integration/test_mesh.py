@@ -300,6 +300,7 @@ spec:
   http:
   - retries:
       attempts: 3
+      retryRemoteLocalities: true
     route:
     - destination: {host: reviews, subset: v2}
 """
@@ -335,14 +336,14 @@ def test_unknown_kinds_and_a_bad_file_do_not_block_the_good_files(mesh):
                for w in warnings), warnings
     assert any(re.match(r".*/k8s\.yaml:7: warning: Deployment/default/ratings-v1: kind: ", w) for w in warnings), warnings
     retries = [w for w in warnings if "spec.http[0].retries" in w]
-    assert len(retries) == 1 and re.match(r".*/reviews\.yaml:8: warning: VirtualService/default/reviews: spec\.http\[0\]\.retries: "
-                                          r"retries are not supported yet; a request is tried once$", retries[0]), warnings
+    assert len(retries) == 1 and re.match(r".*/reviews\.yaml:10: warning: VirtualService/default/reviews: "
+                                          r"spec\.http\[0\]\.retries\.retryRemoteLocalities: meshd has no locality priorities", retries[0]), warnings
 
     # proxy-status: the client (whose routes come from reviews.yaml) has the warning.
     out = cp.meshd("proxy-status")
     rows = proxy_status_rows(cp)
     assert re.search(r"\bSYNCED\s+1\b", rows[client.id]), rows[client.id]
-    assert "VirtualService/default/reviews: spec.http[0].retries" in out, out
+    assert "VirtualService/default/reviews: spec.http[0].retries.retryRemoteLocalities" in out, out
 
     # Logged once, not per push or per reload: a proxy joining (a push to all) and a change
     # to another file (fixing the bad one, which then applies) log it no more.
@@ -350,7 +351,7 @@ def test_unknown_kinds_and_a_bad_file_do_not_block_the_good_files(mesh):
     cp.wait_ready()
     cp.apply({"details.yaml": BROKEN_DETAILS.replace("[0-9", "[0-9]")}, changed=[client.id])
     assert cp.config_status()["refused"] == []
-    assert cp.process.stderr().count("spec.http[0].retries: retries are not supported yet") == 1
+    assert cp.process.stderr().count("spec.http[0].retries.retryRemoteLocalities: meshd has no locality") == 1
 
 
 def test_control_plane_killed_under_load_then_restarted(mesh):

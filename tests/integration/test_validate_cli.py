@@ -26,9 +26,9 @@ def test_validate_accepts_every_sample():
     args = sum((["-f", f] for f in sample_files()), [])
     r = meshd("validate", *args)
     assert r.returncode == 0, r.stderr
-    # Valid; what meshd does not enforce (fault injection, TCP routes, ISTIO_MUTUAL) is warned.
+    # Valid; what meshd does not enforce (TCP routes, ISTIO_MUTUAL) is warned.
     assert re.fullmatch(r"✔ \d+ resources valid(, \d+ warnings?)?", r.stdout.strip()), r.stdout
-    assert "warning: VirtualService/default/ratings: spec.http[0].fault: fault injection is not supported yet" in r.stderr
+    assert "warning: DestinationRule/default/reviews: spec.trafficPolicy.tls.mode: ISTIO_MUTUAL needs the mesh CA" in r.stderr
     r = meshd("validate", "-f", SAMPLES)
     assert r.returncode == 0, r.stderr
 
@@ -91,7 +91,7 @@ metadata: {name: ratings}
 spec:
   hosts: [ratings]
   http:
-  - retries: {attempts: 3}
+  - retries: {attempts: 3, retryRemoteLocalities: true}
     route:
     - destination: {host: ratings}
       weight: 33
@@ -102,8 +102,8 @@ spec:
     assert r.returncode == 0, r.stderr
     lines = r.stderr.splitlines()
     assert any(l.startswith(f"{f}:2: warning: Deployment/default/ratings-v1: kind: meshd has no Kubernetes API server") for l in lines), lines
-    assert (f"{f}:12: warning: VirtualService/default/ratings: spec.http[0].retries: "
-            "retries are not supported yet; a request is tried once") in lines
+    assert (f"{f}:12: warning: VirtualService/default/ratings: spec.http[0].retries.retryRemoteLocalities: "
+            "meshd has no locality priorities: retries already go to any endpoint; ignored") in lines
     assert r.stdout.strip() == "✔ 1 resources valid, 2 warnings"
 
     r = meshd("validate", "--strict", "-f", str(f))

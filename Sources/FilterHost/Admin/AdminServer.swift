@@ -112,6 +112,12 @@ final class AdminHandler: ChannelInboundHandler {
                 let text = (try? result.get()).map { AdminPages.prometheus($0, runtime: runtime) } ?? ""
                 handler.value.send(context: ctx.value, .ok, text, type: "text/plain; version=0.0.4", keepAlive: keepAlive)
             }
+        case (.GET, "/overload"):
+            let runtime = self.runtime
+            runtime.collectStats().hop(to: context.eventLoop).whenComplete { result in
+                let text = OverloadPage.json(runtime.overload.current, stats: (try? result.get()) ?? .init())
+                handler.value.send(context: ctx.value, .ok, text, type: "application/json", keepAlive: keepAlive)
+            }
         case (.GET, "/config_dump"):
             reply(.ok, AdminPages.configDump(runtime), type: "application/json")
         case (.POST, "/reload"):
@@ -208,6 +214,9 @@ enum AdminPages {
         let s = runtime.status
         gauges["meshd_config_version"] = s.version
         for e in runtime.registry.extensions { gauges.merge(e.ext.gauges()) { a, _ in a } }
+        let overload = runtime.overload.metrics()
+        gauges.merge(overload.gauges) { a, _ in a }
+        counters.merge(overload.counters) { a, _ in a }
         counters["meshd_config_updates_accepted_total"] = s.accepted
         counters["meshd_config_updates_rejected_total"] = s.rejected
         family(counters, type: "counter")

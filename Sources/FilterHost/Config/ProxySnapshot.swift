@@ -17,10 +17,12 @@ public final class ProxySnapshot: Sendable {
     /// Parsed per-route filter configs by route id, then filter name (a virtual host's
     /// entry is folded into each of its routes; the route's own wins).
     public let perRouteConfigs: [Int: [String: any Sendable]]
+    /// The validated `overloadManager` (off when absent).
+    package let overload: OverloadPlan
 
     init(version: Int, bootstrap: Bootstrap, routeTables: [String: RouteTable], clusters: [String: Cluster],
          filterChains: [String: [HTTPFilterFactory]], extensionState: [String: any Sendable] = [:],
-         perRouteConfigs: [Int: [String: any Sendable]] = [:]) {
+         perRouteConfigs: [Int: [String: any Sendable]] = [:], overload: OverloadPlan = .off) {
         self.version = version
         self.bootstrap = bootstrap
         self.routeTables = routeTables
@@ -28,6 +30,7 @@ public final class ProxySnapshot: Sendable {
         self.filterChains = filterChains
         self.extensionState = extensionState
         self.perRouteConfigs = perRouteConfigs
+        self.overload = overload
     }
 
     public func listener(named name: String) -> Listener? {
@@ -38,6 +41,7 @@ public final class ProxySnapshot: Sendable {
     /// unchanged since `previous` keep their version (and VMs).
     public static func build(_ b: Bootstrap, version: Int, registry: FilterRegistry,
                              previous: ProxySnapshot? = nil) throws -> ProxySnapshot {
+        let overload = try OverloadPlan(b.overloadManager)
         var clusters: [String: Cluster] = [:]
         for (i, c) in b.clusters.enumerated() {
             let path = "clusters[\(i)]"
@@ -61,6 +65,10 @@ public final class ProxySnapshot: Sendable {
                     for n in names where clusters[n] == nil {
                         throw ConfigError(path: "\(path).virtualHosts[\(hi)].routes[\(ri)].route",
                                           reason: "unknown cluster '\(n)'")
+                    }
+                    if let action = r.route {
+                        try RouterFilter.validate(action, clusters: clusters,
+                                                  at: "\(path).virtualHosts[\(hi)].routes[\(ri)].route")
                     }
                 }
             }
@@ -103,7 +111,8 @@ public final class ProxySnapshot: Sendable {
         var state: [String: any Sendable] = [:]
         for e in extensions { state[e.name] = e.build.retained }
         return ProxySnapshot(version: version, bootstrap: b, routeTables: tables, clusters: clusters, filterChains: chains,
-                             extensionState: state, perRouteConfigs: try perRouteConfigs(b, tables: tables, registry: registry))
+                             extensionState: state, perRouteConfigs: try perRouteConfigs(b, tables: tables, registry: registry),
+                             overload: overload)
     }
 
     /// Parses every `perFilterConfig` entry that has a registered parser, per route.

@@ -164,7 +164,9 @@ public final class DiscoveryClient: Sendable {
         let outcome: Result<Int, ConfigError>
         do {
             var bootstrap = try ResourceCodec.bootstrap(from: next)
+            // The proxy's own parts: the control plane sends neither.
             bootstrap.admin = runtime.snapshot.bootstrap.admin
+            bootstrap.overloadManager = runtime.snapshot.bootstrap.overloadManager
             outcome = runtime.apply(bootstrap)
         } catch {
             outcome = runtime.refuseExternally(ConfigError(path: "", reason: "\(error)"))

@@ -86,10 +86,25 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
         counters = loop.stats.listener(listener.name)
         counters?.requests += 1
         counters?.active += 1
+        if loop.overload.contains(.disableHTTPKeepAlive) { downstream.drainConnection() }
+        if loop.overload.contains(.stopAcceptingRequests) { return shedForOverload() }
 
         var filters = (snapshot.filterChains[listener.name] ?? []).map { $0.makeFilter(stream: self) }
         filters.append(RouterFilter(stream: self, client: loop.pools, timers: loop.timers, stats: loop.stats))
-        let chain = FilterChain(filters: filters, bufferLimit: bufferLimit, upstream: FilterSink(
+        let chain = makeChain(filters)
+        self.chain = chain
+        chain.receiveRequest(.headers(head, end: endStream))
+    }
+
+    /// Envoy's stop_accepting_requests: no filter is made, the request is answered at once.
+    private func shedForOverload() {
+        loop.stats.count("meshd_downstream_rq_overload_close_total{listener=\"\(listener.name)\"}")
+        chain = makeChain([])
+        sendLocalReply(status: 503, body: OverloadReply.body, headers: OverloadReply.headers, flag: .overloadManager, from: nil)
+    }
+
+    private func makeChain(_ filters: [HTTPFilter]) -> FilterChain {
+        FilterChain(filters: filters, bufferLimit: bufferLimit, upstream: FilterSink(
             headers: { [unowned self] h, _ in self.requestHead = h },
             data: { _, _ in }, trailers: { _ in },
             overflow: { [unowned self] in
@@ -105,8 +120,6 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
                 self.responsePressure = pressed
                 self.onDownstreamWritabilityChanged?(self.isDownstreamWritable)
             }))
-        self.chain = chain
-        chain.receiveRequest(.headers(head, end: endStream))
     }
 
     func receiveData(_ data: ByteBuffer, endStream: Bool) {

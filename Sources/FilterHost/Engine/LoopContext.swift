@@ -11,6 +11,8 @@ public final class LoopContext {
     let stats = LoopStats()
     var requestIDs = RequestIDGenerator()
     let accessLog: AccessLogWriter
+    /// The overload actions in force, pushed by `OverloadManager` when they change.
+    var overload: OverloadActions = []
 
     init(eventLoop: EventLoop, snapshot: ProxySnapshot, accessLog: AccessLogWriter) {
         self.eventLoop = eventLoop

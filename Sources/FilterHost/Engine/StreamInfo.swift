@@ -7,8 +7,12 @@ public enum ResponseFlag: String, Sendable {
     case noHealthyUpstream = "UH"
     case upstreamConnectionFailure = "UF"
     case upstreamOverflow = "UO"
+    case upstreamRetryLimitExceeded = "URX"
     case noRouteFound = "NR"
     case noClusterFound = "NC"
+    /// The fault filter delayed the request / answered it with an injected abort.
+    case delayInjected = "DI"
+    case faultInjected = "FI"
     case downstreamConnectionTermination = "DC"
     case upstreamRequestTimeout = "UT"
     case localReset = "LR"
@@ -17,6 +21,8 @@ public enum ResponseFlag: String, Sendable {
     case upstreamProtocolError = "UPE"
     case downstreamProtocolError = "DPE"
     case streamIdleTimeout = "SI"
+    /// Refused by the overload manager (Envoy's OverloadManager flag).
+    case overloadManager = "OM"
 }
 
 /// Facts about one stream, filled in as it progresses; read by the access log and metrics.

@@ -36,12 +36,14 @@ final class ConnectionTracker: Sendable {
     }
 
     /// Registers a new connection unless `listener` already has `limit` open (when set) or
-    /// the process has `processLimit`; a refused one is counted as that listener's overflow.
-    func admit(_ channel: Channel, listener: String, limit: Int?) -> Admission {
+    /// the process has `processLimit` (or `globalLimit`, the overload manager's connection
+    /// monitor's maximum, when lower); a refused one is counted as that listener's overflow.
+    func admit(_ channel: Channel, listener: String, limit: Int?, globalLimit: Int? = nil) -> Admission {
         let id = ObjectIdentifier(channel)
+        let processCap = min(processLimit, globalLimit ?? Int.max)
         let admitted = state.withLockedValue { s -> Admission in
             let open = s.active[listener, default: 0]
-            if open >= (limit ?? Int.max) || s.entries.count >= processLimit {
+            if open >= (limit ?? Int.max) || s.entries.count >= processCap {
                 s.overflows[listener, default: 0] += 1
                 guard s.refusing < ConnectionRefusal.maxAnswering else { return .refused(answer: false) }
                 s.refusing += 1

@@ -118,7 +118,13 @@ struct ConnectionSetup: Sendable {
         setup.limits = ListenerLimits(loop.snapshot.listener(named: listener.name) ?? listener)
         setup.acceptedAt = .now()
         let sync = channel.pipeline.syncOperations
-        switch tracker.admit(channel, listener: listener.name, limit: setup.limits.maxConnections) {
+        // Envoy's reject_incoming_connections: accepted, then closed without a word.
+        if loop.overload.contains(.rejectIncomingConnections) {
+            loop.stats.count("meshd_downstream_cx_overload_reject_total{listener=\"\(listener.name)\"}")
+            return try sync.addHandler(ConnectionRefusal(answer: false))
+        }
+        switch tracker.admit(channel, listener: listener.name, limit: setup.limits.maxConnections,
+                             globalLimit: loop.snapshot.overload.maxDownstreamConnections) {
         case .admitted:
             break
         case .refused(let answer):

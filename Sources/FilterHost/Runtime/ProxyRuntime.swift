@@ -17,6 +17,7 @@ public final class ProxyRuntime: Sendable {
     /// One config change at a time (the file watcher and the admin endpoint both apply).
     private let applying = NIOLock()
     let contexts: LoopContexts
+    let overload: OverloadManager
 
     struct State {
         var snapshot: ProxySnapshot
@@ -44,7 +45,11 @@ public final class ProxyRuntime: Sendable {
         let snapshot = try ProxySnapshot.build(bootstrap, version: 1, registry: registry)
         let loops = group.makeIterator().map { $0 }
         contexts = LoopContexts(loops.map { LoopContext(eventLoop: $0, snapshot: snapshot, accessLog: AccessLogWriter(eventLoop: $0)) })
-        state = NIOLockedValueBox(State(snapshot: snapshot))
+        let state = NIOLockedValueBox(State(snapshot: snapshot))
+        self.state = state
+        let tracker = self.tracker
+        overload = OverloadManager(loop: loops[0], contexts: contexts, connections: { tracker.activeCount() },
+                                   listeners: { state.withLockedValue { $0.listeners.values.map(\.channel) } })
     }
 
     public var snapshot: ProxySnapshot { state.withLockedValue { $0.snapshot } }
@@ -58,6 +63,7 @@ public final class ProxyRuntime: Sendable {
             bound[l.name] = try bind(l)
         }
         state.withLockedValue { $0.listeners = bound }
+        overload.configure(snapshot.overload)
     }
 
     private func bind(_ l: Listener) throws -> BoundListener {
@@ -137,6 +143,8 @@ public final class ProxyRuntime: Sendable {
             $0.listeners = keep.merging(fresh) { a, _ in a }
             $0.accepted += 1
         }
+        // After the listeners are stored, so a new one is paused too while accepting is stopped.
+        overload.configure(next.overload)
         logger.info("config applied", metadata: ["version": "\(next.version)"])
         return .success(next.version)
     }
@@ -165,6 +173,7 @@ public final class ProxyRuntime: Sendable {
             s.draining = true
             return Array(s.listeners.values)
         }
+        overload.stop()
         for l in listeners { try? l.channel.close().wait() }
         tracker.drain()
         let deadline = NIODeadline.now() + timeout
