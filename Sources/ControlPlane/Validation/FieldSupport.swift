@@ -98,8 +98,9 @@ enum FieldSupport {
                 t[p + ".connectionPool.tcp.connectTimeout"] = .enforced
                 t[p + ".connectionPool.http.idleTimeout"] = .enforced
                 t[p + ".connectionPool.http.h2UpgradePolicy"] = .enforced
+                t[p + ".connectionPool.http.maxRetries"] = .enforced
                 t[p + ".connectionPool.tcp"] = .warned("connection limits are not applied (only connectTimeout is)")
-                t[p + ".connectionPool.http"] = .warned("request limits are not applied (only idleTimeout and h2UpgradePolicy are)")
+                t[p + ".connectionPool.http"] = .warned("request limits are not applied (only idleTimeout, h2UpgradePolicy and maxRetries are)")
                 t[p + ".outlierDetection"] = .warned("outlier detection is not supported yet; no endpoint is ejected")
                 t[p + ".tls.mode"] = .enforced
                 for f in ["clientCertificate", "privateKey", "caCertificates", "sni", "insecureSkipVerify"] {
@@ -113,7 +114,7 @@ enum FieldSupport {
                 t[p + ".proxyProtocol"] = .warned("PROXY protocol is not sent")
             }
             t[policy + ".portLevelSettings[].port"] = .enforced
-            t[policy + ".retryBudget"] = .warned("retry budgets are not applied (meshd does not retry yet)")
+            t[policy + ".retryBudget"] = .warned("retry budgets are not applied; concurrent retries are bounded by connectionPool.http.maxRetries")
         }
         return t
     }()
