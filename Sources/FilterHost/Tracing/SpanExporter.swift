@@ -66,8 +66,7 @@ public final class SpanExporter: Sendable {
 
     private func run() {
         while true {
-            _ = queue.lock(whenValue: 1, timeoutSeconds: flushInterval)
-            queue.unlock(withValue: 0)
+            if queue.lock(whenValue: 1, timeoutSeconds: flushInterval) { queue.unlock(withValue: 0) }
             let (batch, stopping) = state.withLockedValue { q -> ([SpanRecord], Bool) in
                 let batch = q.spans
                 q.spans.removeAll(keepingCapacity: true)
@@ -78,7 +77,7 @@ public final class SpanExporter: Sendable {
                 let part = Array(batch[start..<min(batch.count, start + batchSize)])
                 start += part.count
                 let body = OTLPEncoder.exportRequest(part, resource: resource, scope: "meshd")
-                let delivered = OTLPHTTPPost.send(body, host: host, port: port)
+                let delivered = OTLPHTTPPost.post(body, host: host, port: port)
                 state.withLockedValue {
                     if delivered { $0.counters.exported += part.count } else { $0.counters.dropped += part.count }
                 }
@@ -90,7 +89,7 @@ public final class SpanExporter: Sendable {
 
 /// One blocking `POST /v1/traces` (OTLP/HTTP, protobuf) with short timeouts; true on a 2xx.
 enum OTLPHTTPPost {
-    static func send(_ body: [UInt8], host: String, port: Int, timeoutSeconds: Int = 2) -> Bool {
+    static func post(_ body: [UInt8], host: String, port: Int, timeoutSeconds: Int = 2) -> Bool {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var list: UnsafeMutablePointer<addrinfo>?

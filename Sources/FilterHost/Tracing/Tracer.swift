@@ -33,7 +33,7 @@ public final class Tracer: Sendable {
     /// This hop's context: the caller's trace with a new span under the caller's, or a new
     /// trace. The request's trace headers are rewritten to it, so what goes upstream names
     /// this hop's span as the parent.
-    public func begin(_ headers: inout HTTPHeaders, random: inout RequestIDGenerator) -> TraceContext {
+    package func begin(_ headers: inout HTTPHeaders, random: inout RequestIDGenerator) -> TraceContext {
         var span = random.next()
         if span == 0 { span = 1 }
         let context: TraceContext
