@@ -8,6 +8,8 @@ public enum FilterCatalog {
     public static let registry: FilterRegistry = {
         var r = FilterRegistry()
         r.register(HeaderMutationConfig.name, HeaderMutationFactory.build, perRoute: HeaderMutationFactory.parsePerRoute)
+        r.register(JWTConfig.name, JWTFactory.build)
+        r.register(RBACConfig.name, RBACFactory.build)
         r.register(LuaFilterFactory.name, LuaFilterFactory.build)
         r.register(extension: LuaChainExtension(), named: LuaFilterFactory.name)
         return r

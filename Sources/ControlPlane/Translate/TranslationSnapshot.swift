@@ -26,13 +26,18 @@ public final class TranslationSnapshot: Sendable {
         var resources: SharedResources
     }
 
+    private struct Own: Sendable {
+        var inboundFilters: [HTTPFilterConfig]
+        var entries: [String: ResourceEntry]
+    }
+
     private struct Memo: Sendable {
         var shared: [ProxyIdentity: Shared] = [:]
-        /// A sidecar's own part, encoded, by identity.
-        var own: [ProxyIdentity: [String: ResourceEntry]] = [:]
+        /// A sidecar's own part, encoded, by identity, with the inbound security filters it was made with.
+        var own: [ProxyIdentity: Own] = [:]
         /// The previous snapshot's (not the snapshot itself: no chain of them), to reuse encodings from.
         var previousShared: [ProxyIdentity: Shared] = [:]
-        var previousOwn: [ProxyIdentity: [String: ResourceEntry]] = [:]
+        var previousOwn: [ProxyIdentity: Own] = [:]
     }
 
     public init(store: ConfigStore, registry: Registry, previous: TranslationSnapshot? = nil) {
@@ -78,7 +83,8 @@ public final class TranslationSnapshot: Sendable {
 
     /// Every label key a selector matched against a *proxy's* labels uses: DestinationRule and
     /// Sidecar `workloadSelector`, VirtualService match `sourceLabels`, LuaPlugin and
-    /// TrafficExtension `selector`, Gateway `selector`. `labels.matches(selector)` only reads
+    /// TrafficExtension `selector`, Gateway `selector`, AuthorizationPolicy and
+    /// RequestAuthentication `selector`. `labels.matches(selector)` only reads
     /// the selector's keys, so dropping every other key changes no match.
     /// (ServiceEntry selectors and subset labels select *endpoints*, not the proxy.)
     static func selectorLabelKeys(_ store: ConfigStore) -> Set<String> {
@@ -93,6 +99,8 @@ public final class TranslationSnapshot: Sendable {
         for p in store.luaPlugins { keys.formUnion(p.spec.selector?.matchLabels.keys ?? [:].keys) }
         for t in store.trafficExtensions { keys.formUnion(t.spec.selector?.matchLabels.keys ?? [:].keys) }
         for g in store.gateways { keys.formUnion(g.spec.selector.keys) }
+        for p in store.authorizationPolicies { keys.formUnion(p.spec.selector?.matchLabels.keys ?? [:].keys) }
+        for r in store.requestAuthentications { keys.formUnion(r.spec.selector?.matchLabels.keys ?? [:].keys) }
         return keys
     }
 
@@ -111,15 +119,17 @@ public final class TranslationSnapshot: Sendable {
     }
 
     private func own(for proxy: ProxyIdentity) -> [String: ResourceEntry] {
-        memo.withLockedValue { memo in
-            if let hit = memo.own[proxy] ?? memo.previousOwn[proxy] {
+        // The shared part first (it takes the memo's lock too): its security filters go on the inbound listener.
+        let filters = shared(for: proxy).translation.inboundFilters
+        return memo.withLockedValue { memo in
+            if let hit = memo.own[proxy] ?? memo.previousOwn[proxy], hit.inboundFilters == filters {
                 memo.own[proxy] = hit
-                return hit
+                return hit.entries
             }
-            let local = SidecarBuilder.local(proxy)
+            let local = Translator.local(proxy, inboundFilters: filters)
             let entries = ResourceCodec.resources(of: Bootstrap(listeners: local.listeners, routeConfigs: local.routeConfigs,
                                                                 clusters: local.clusters))
-            memo.own[proxy] = entries
+            memo.own[proxy] = Own(inboundFilters: filters, entries: entries)
             return entries
         }
     }

@@ -6,6 +6,14 @@ public struct Translation: Sendable, Equatable {
     /// `Kind/ns/name: path: message`, sorted: features not supported yet, skipped servers,
     /// clusters left without endpoints, resources ignored because they are invalid.
     public var warnings: [String]
+    /// A sidecar's security filters for its inbound listener (`SecurityBuilder`); they depend
+    /// on the shared part (namespace, labels), the listener on the proxy itself.
+    var inboundFilters: [HTTPFilterConfig] = []
+
+    public init(bootstrap: Bootstrap, warnings: [String]) {
+        self.bootstrap = bootstrap
+        self.warnings = warnings
+    }
 }
 
 /// Turns the store and the registry into one proxy's Bootstrap. Pure and deterministic:
@@ -37,28 +45,49 @@ public struct Translator: Sendable {
     static func translateShared(for proxy: ProxyIdentity, _ valid: ConfigStore, _ registry: Registry) -> Translation {
         let ctx = TranslationContext(proxy: proxy, store: valid, registry: registry)
         var bootstrap = Bootstrap()
+        var inboundFilters: [HTTPFilterConfig] = []
         switch proxy.kind {
         case .sidecar:
             bootstrap.routeConfigs = SidecarBuilder.build(ctx)
+            inboundFilters = SecurityBuilder.filters(ctx)
         case .gateway:
             (bootstrap.listeners, bootstrap.routeConfigs) = GatewayBuilder.build(ctx)
+            for i in bootstrap.listeners.indices {
+                let security = SecurityBuilder.filters(ctx, listener: bootstrap.listeners[i].name)
+                if !security.isEmpty { bootstrap.listeners[i].httpFilters = security + (bootstrap.listeners[i].httpFilters ?? []) }
+            }
         }
         bootstrap.clusters = ClusterBuilder.build(ctx)
         bootstrap.luaPlugins = PluginBuilder.build(ctx)
-        return Translation(bootstrap: sorted(bootstrap), warnings: ctx.warnings.sorted())
+        var translation = Translation(bootstrap: sorted(bootstrap), warnings: ctx.warnings.sorted())
+        translation.inboundFilters = inboundFilters
+        return translation
     }
 
     /// The shared part plus the proxy's own listeners, inbound route config and cluster.
     static func complete(_ shared: Translation, for proxy: ProxyIdentity, invalid: [String]) -> Translation {
         var bootstrap = shared.bootstrap
         if proxy.kind == .sidecar {
-            let local = SidecarBuilder.local(proxy)
+            let local = Self.local(proxy, inboundFilters: shared.inboundFilters)
             bootstrap.listeners += local.listeners
             bootstrap.routeConfigs += local.routeConfigs
             bootstrap.clusters += local.clusters
             bootstrap = sorted(bootstrap)
         }
         return Translation(bootstrap: bootstrap, warnings: (shared.warnings + invalid).sorted())
+    }
+
+    /// A sidecar's own listeners, inbound route config and cluster, with the security filters
+    /// of its shared part on the inbound listener.
+    static func local(_ proxy: ProxyIdentity, inboundFilters: [HTTPFilterConfig])
+        -> (listeners: [Listener], routeConfigs: [RouteConfig], clusters: [Cluster]) {
+        var local = SidecarBuilder.local(proxy)
+        if let app = proxy.appPort, !inboundFilters.isEmpty,
+           let i = local.listeners.firstIndex(where: { $0.name == Naming.inbound }) {
+            local.listeners[i].httpFilters = SecurityBuilder.inbound(inboundFilters, appPort: app)
+                + (local.listeners[i].httpFilters ?? [])
+        }
+        return local
     }
 
     private static func sorted(_ b: Bootstrap) -> Bootstrap {

@@ -17,6 +17,8 @@ public enum ResponseFlag: String, Sendable {
     case upstreamProtocolError = "UPE"
     case downstreamProtocolError = "DPE"
     case streamIdleTimeout = "SI"
+    /// Denied by an authorization policy (Envoy's RbacAccessDenied).
+    case rbacAccessDenied = "RBAC"
 }
 
 /// Facts about one stream, filled in as it progresses; read by the access log and metrics.
