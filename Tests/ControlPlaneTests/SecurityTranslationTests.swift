@@ -73,6 +73,7 @@ final class SecurityTranslationTests: XCTestCase {
         XCTAssertEqual(inbound.httpFilters?.map(\.name), ["meshd.jwt_authn", "meshd.rbac"])
         let rbac = try XCTUnwrap(inbound.httpFilters?[1].config)
         XCTAssertEqual(rbac["destinationPort"], .number(8000))
+        XCTAssertEqual(rbac["remoteFromForwardedFor"], .bool(true))
         let names = rbac["policies"]?.arrayValue?.compactMap { $0["name"]?.stringValue }
         XCTAssertEqual(names.map(Set.init), ["foo.httpbin", "istio-system.deny-admin"], "other namespaces and selectors are out of scope")
         let provider = inbound.httpFilters?[0].config?["providers"]?.arrayValue?.first

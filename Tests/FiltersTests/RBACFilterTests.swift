@@ -130,12 +130,17 @@ final class RBACFilterTests: XCTestCase {
         XCTAssertEqual(try status(allow("{from: [{source: {ipBlocks: [192.0.2.7]}}]}")), 200)
         XCTAssertEqual(try status(allow("{from: [{source: {ipBlocks: [10.0.0.0/8]}}]}")), 403)
         XCTAssertEqual(try status(allow("{from: [{source: {notIpBlocks: [192.0.0.0/16]}}]}")), 403)
-        // remote.ip: the client behind proxies, the rightmost X-Forwarded-For entry.
-        let xff = [("x-forwarded-for", "203.0.113.9, 198.51.100.4")]
-        XCTAssertEqual(try status(allow("{from: [{source: {remoteIpBlocks: [198.51.100.0/24]}}]}"), headers: xff), 200)
-        XCTAssertEqual(try status(allow("{from: [{source: {remoteIpBlocks: [192.0.2.7]}}]}"), headers: xff), 403)
-        XCTAssertEqual(try status(allow("{from: [{source: {remoteIpBlocks: [192.0.2.7]}}]}")), 200, "no XFF: the peer")
-        XCTAssertEqual(try status(allow("{from: [{source: {notRemoteIpBlocks: [198.51.100.4]}}]}"), headers: xff), 403)
+        // remote.ip on a sidecar: the X-Forwarded-For entry before the one the engine
+        // appended for the peer; on a gateway (the default): the peer, whatever XFF says.
+        let xff = [("x-forwarded-for", "203.0.113.9, 198.51.100.4,192.0.2.7")]
+        let sidecar = "remoteFromForwardedFor: true, "
+        XCTAssertEqual(try status(allow("{from: [{source: {remoteIpBlocks: [198.51.100.0/24]}}]}"), headers: xff, extra: sidecar), 200)
+        XCTAssertEqual(try status(allow("{from: [{source: {remoteIpBlocks: [203.0.113.9]}}]}"), headers: xff, extra: sidecar), 403)
+        XCTAssertEqual(try status(allow("{from: [{source: {notRemoteIpBlocks: [198.51.100.4]}}]}"), headers: xff, extra: sidecar), 403)
+        XCTAssertEqual(try status(allow("{from: [{source: {remoteIpBlocks: [192.0.2.7]}}]}"),
+                                  headers: [("x-forwarded-for", "192.0.2.7")], extra: sidecar), 200, "only the peer: the peer")
+        XCTAssertEqual(try status(allow("{from: [{source: {remoteIpBlocks: [192.0.2.7]}}]}"), headers: xff), 200, "gateway: the peer")
+        XCTAssertEqual(try status(allow("{from: [{source: {remoteIpBlocks: [198.51.100.4]}}]}"), headers: xff), 403, "gateway: XFF is not trusted")
         XCTAssertEqual(try status(allow("{from: [{source: {ipBlocks: [\"2001:db8::/32\"]}}]}")), 403)
     }
 
@@ -199,7 +204,7 @@ final class RBACFilterTests: XCTestCase {
         XCTAssertEqual(try status(allow("{when: [{key: source.ip, values: [192.0.2.0/24]}]}")), 200)
         XCTAssertEqual(try status(allow("{when: [{key: source.ip, notValues: [192.0.2.0/24]}]}")), 403)
         XCTAssertEqual(try status(allow("{when: [{key: remote.ip, values: [203.0.113.9]}]}"),
-                                  headers: [("x-forwarded-for", "203.0.113.9")]), 200)
+                                  headers: [("x-forwarded-for", "203.0.113.9,192.0.2.7")], extra: "remoteFromForwardedFor: true, "), 200)
         XCTAssertEqual(try status(allow("{when: [{key: source.namespace, values: [foo]}]}"), principal: p), 200)
         XCTAssertEqual(try status(allow("{when: [{key: source.principal, values: [\"*/ns/foo/sa/sleep\"]}]}"), principal: p), 200)
         XCTAssertEqual(try status(allow("{when: [{key: source.principal, values: [\"*\"]}]}")), 403)

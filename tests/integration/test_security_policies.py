@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from conftest import free_port
 from mesh_harness import Client, ControlPlane, service_entry, wait_until
 
 cryptography = pytest.importorskip("cryptography")
@@ -83,20 +84,22 @@ def start(mesh, files=None, gateway=False):
     cp = ControlPlane(mesh, {"services.yaml": service_entry("reviews"), **(files or {})})
     cp.start()
     client = cp.sidecar("client", "v1", with_app=False)
-    cp.sidecar("reviews", "v1")
+    reviews = cp.sidecar("reviews", "v1")
     gw = cp.gateway() if gateway else None
     cp.wait_ready(timeout=60)
-    return cp, client, gw
+    return cp, client, reviews, gw
 
 
 def test_allow_deny_and_deny_all_follow_istio(mesh):
-    cp, client_proxy, _ = start(mesh)
+    cp, client_proxy, reviews, _ = start(mesh)
+    # Policies change the reviews sidecar's inbound listener only (the client has none).
+    only = [reviews.id]
     c = Client(client_proxy.outbound, timeout=10)
     try:
         assert request(c)[0] == 200
 
         # Istio's "allow-nothing": an empty spec in the workload's namespace denies everything.
-        cp.apply({"authz.yaml": policy("allow-nothing", "{}")}, timeout=30)
+        cp.apply({"authz.yaml": policy("allow-nothing", "{}")}, changed=only, timeout=30)
         status, _, body = request(c)
         assert (status, body) == (403, "RBAC: access denied")
 
@@ -108,7 +111,7 @@ def test_allow_deny_and_deny_all_follow_istio(mesh):
   action: DENY
   rules:
   - to: [{operation: {methods: ["GET"], paths: ["/headers*"]}}]
-    when: [{key: "request.headers[x-token]", notValues: ["admin"]}]""")}, timeout=30)
+    when: [{key: "request.headers[x-token]", notValues: ["admin"]}]""")}, changed=only, timeout=30)
         assert request(c, "/headers")[0] == 403
         assert request(c, "/headers", {"x-token": "guest"})[0] == 403
         assert request(c, "/headers", {"x-token": "admin"})[0] == 200
@@ -118,13 +121,13 @@ def test_allow_deny_and_deny_all_follow_istio(mesh):
         cp.apply({"authz.yaml": policy("allow-ip", """
   selector: {matchLabels: {app: reviews}}
   action: ALLOW
-  rules: [{to: [{operation: {paths: ["/ip"], methods: ["GET"]}}]}]""")}, timeout=30)
+  rules: [{to: [{operation: {paths: ["/ip"], methods: ["GET"]}}]}]""")}, changed=only, timeout=30)
         assert request(c, "/ip")[0] == 200
         assert request(c, "/ip?x=1")[0] == 200
         assert request(c, "/headers")[0] == 403
 
         # AUDIT never denies; the policy removed, everything passes again.
-        cp.apply({"authz.yaml": policy("audit", "{action: AUDIT, rules: [{}]}")}, timeout=30)
+        cp.apply({"authz.yaml": policy("audit", "{action: AUDIT, rules: [{}]}")}, changed=only, timeout=30)
         assert request(c, "/headers")[0] == 200
     finally:
         c.close()
@@ -150,7 +153,7 @@ def test_jwt_request_authentication_with_request_principals(mesh):
   - from: [{{source: {{requestPrincipals: ["{ISSUER}/{ISSUER}"]}}}}]
     when: [{{key: "request.auth.claims[groups]", values: ["group1"]}}]"""),
     }
-    cp, client_proxy, _ = start(mesh, files)
+    cp, client_proxy, _, _ = start(mesh, files)
     c = Client(client_proxy.outbound, timeout=10)
     try:
         good = signer.token(aud="reviews", groups=["group1", "group2"])
@@ -191,8 +194,6 @@ def test_jwt_request_authentication_with_request_principals(mesh):
 
 
 def test_gateway_policy_by_selector(mesh):
-    gateway_port = None
-    from conftest import free_port
     gateway_port = free_port()
     files = {
         "gateway.yaml": f"""
@@ -211,8 +212,9 @@ spec:
   gateways: [ingress]
   http: [{{route: [{{destination: {{host: reviews, port: {{number: 9080}}}}}}]}}]
 """,
-        # Istio's ingress example: a DENY by remote IP on the gateway workload; here the
-        # client's X-Forwarded-For stands in for the external address.
+        # Istio's ingress example (a DENY by remote IP on the gateway workload), on a path:
+        # the gateway trusts no X-Forwarded-For hop, so its remote address is the peer and a
+        # forged header does not get a loopback client past it.
         "authz.yaml": """
 apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -220,15 +222,16 @@ metadata: {name: ingress-policy, namespace: default}
 spec:
   selector: {matchLabels: {istio: ingressgateway}}
   action: DENY
-  rules: [{from: [{source: {remoteIpBlocks: ["203.0.113.0/24"]}}]}]
+  rules: [{from: [{source: {remoteIpBlocks: ["127.0.0.0/8"]}}], to: [{operation: {paths: ["/blocked*"]}}]}]
 """,
     }
-    cp, _, gw = start(mesh, files, gateway=True)
+    cp, _, _, gw = start(mesh, files, gateway=True)
     c = Client(gateway_port, timeout=10)
     try:
         assert wait_until(lambda: request(c)[0] == 200, 20, what="gateway serves")
-        status, _, body = request(c, "/", {"x-forwarded-for": "203.0.113.50"})
+        status, _, body = request(c, "/blocked")
         assert (status, body) == (403, "RBAC: access denied")
-        assert request(c, "/", {"x-forwarded-for": "198.51.100.1"})[0] == 200
+        assert request(c, "/blocked/x", {"x-forwarded-for": "198.51.100.1"})[0] == 403
+        assert request(c, "/open")[0] == 200
     finally:
         c.close()

@@ -29,11 +29,13 @@ enum SecurityBuilder {
         return out
     }
 
-    /// The sidecar's filters with the app's port as the policies' `destination.port`.
+    /// The sidecar's filters with the app's port as the policies' `destination.port`, and
+    /// `remote.ip` from X-Forwarded-For (the client the previous hop, e.g. a gateway, saw).
     static func inbound(_ filters: [HTTPFilterConfig], appPort: Int) -> [HTTPFilterConfig] {
         filters.map { f in
             guard f.name == "meshd.rbac", case .object(var o) = f.config else { return f }
             o["destinationPort"] = .number(Double(appPort))
+            o["remoteFromForwardedFor"] = .bool(true)
             return HTTPFilterConfig(name: f.name, config: .object(o))
         }
     }

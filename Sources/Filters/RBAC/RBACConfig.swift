@@ -4,20 +4,24 @@ import MeshAPI
 
 /// `meshd.rbac`: the AuthorizationPolicies that apply to a workload, in Istio's own shape:
 /// `{policies: [{name, action: ALLOW|DENY|AUDIT|CUSTOM, rules: [{from: [{source}], to:
-/// [{operation}], when: [{key, values, notValues}]}]}], destinationPort}`.
+/// [{operation}], when: [{key, values, notValues}]}]}], destinationPort, remoteFromForwardedFor}`.
 /// `destinationPort` is the workload's port (a sidecar's app port); without it the
-/// listener's own port is used.
+/// listener's own port is used. `remoteFromForwardedFor` (a sidecar's inbound listener):
+/// `remote.ip` is the client the previous hop saw, from X-Forwarded-For; without it (a
+/// gateway, Envoy's `use_remote_address` with no trusted hops) it is the peer.
 struct RBACConfig: Sendable {
     static let name = "meshd.rbac"
 
     let policies: [RBACPolicy]
     let destinationPort: Int?
+    let remoteFromForwardedFor: Bool
 
     init(_ config: JSONValue?) throws {
         guard let config, let o = config.objectValue else { throw ConfigError(path: "", reason: "must be a map") }
-        for key in o.keys.sorted() where key != "policies" && key != "destinationPort" {
-            throw ConfigError(path: key, reason: "unknown field (known: destinationPort, policies)")
+        for key in o.keys.sorted() where !["policies", "destinationPort", "remoteFromForwardedFor"].contains(key) {
+            throw ConfigError(path: key, reason: "unknown field (known: destinationPort, policies, remoteFromForwardedFor)")
         }
+        if case .bool(let b) = o["remoteFromForwardedFor"] { remoteFromForwardedFor = b } else { remoteFromForwardedFor = false }
         if case .number(let n) = o["destinationPort"] { destinationPort = Int(n) } else { destinationPort = nil }
         policies = try (o["policies"]?.arrayValue ?? []).enumerated().map { i, p in
             try RBACPolicy(p, at: "policies[\(i)]")

@@ -19,7 +19,8 @@ final class RBACFilter: HTTPFilter {
     func onRequestHeaders(_ head: inout RequestHead, endStream: Bool) -> FilterHeadersStatus {
         let request = RBACRequest(head: head, connection: stream.connectionInfo,
                                   metadata: stream.streamInfo.dynamicMetadata[JWTConfig.metadataNamespace],
-                                  destinationPort: config.destinationPort)
+                                  destinationPort: config.destinationPort,
+                                  remoteFromForwardedFor: config.remoteFromForwardedFor)
         switch Self.decide(config.policies, request) {
         case .allow(let audited):
             if audited { stream.streamInfo.dynamicMetadata["envoy.common", default: [:]]["access_log_hint"] = .bool(true) }

@@ -12,12 +12,15 @@ struct RBACRequest {
     /// Verified JWT payloads by issuer (the jwt_authn filter's dynamic metadata).
     let payloads: [JSONValue]
     let destinationPort: Int?
+    let remoteFromForwardedFor: Bool
 
-    init(head: RequestHead, connection: ConnectionInfo, metadata: [String: JSONValue]?, destinationPort: Int?) {
+    init(head: RequestHead, connection: ConnectionInfo, metadata: [String: JSONValue]?, destinationPort: Int?,
+         remoteFromForwardedFor: Bool = false) {
         self.head = head
         self.connection = connection
         self.payloads = (metadata ?? [:]).keys.sorted().compactMap { metadata?[$0] }
         self.destinationPort = destinationPort
+        self.remoteFromForwardedFor = remoteFromForwardedFor
     }
 
     /// The peer's SPIFFE identity without its scheme, `<trust-domain>/ns/<ns>/sa/<sa>` (Istio's
@@ -57,11 +60,12 @@ struct RBACRequest {
             }
         case .sourceIP: return connection.remoteAddress?.ipAddress.map { [$0] } ?? []
         case .remoteIP:
-            // The client as the last proxy saw it: the rightmost X-Forwarded-For entry
-            // (Envoy with no trusted hops), else the peer.
-            if let last = head.headers["x-forwarded-for"].last?.split(separator: ",").last {
-                return [last.trimmingCharacters(in: .whitespaces)]
-            }
+            // The engine has appended the peer to X-Forwarded-For; the entry before it is the
+            // client as the previous hop saw it (Envoy without use_remote_address, no trusted
+            // hops). A gateway trusts no hop: its remote is the peer.
+            let entries = head.headers["x-forwarded-for"].flatMap { $0.split(separator: ",") }
+                .map { $0.trimmingCharacters(in: .whitespaces) }
+            if remoteFromForwardedFor, entries.count >= 2 { return [entries[entries.count - 2]] }
             return values(.sourceIP)
         case .destinationIP: return connection.localAddress?.ipAddress.map { [$0] } ?? []
         case .destinationPort:
