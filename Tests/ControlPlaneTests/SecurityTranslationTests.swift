@@ -153,6 +153,9 @@ final class SecurityTranslationTests: XCTestCase {
         XCTAssertEqual(inbound.httpFilters?.first?.config?["providers"]?.arrayValue?.first?["jwks"], nil)
         XCTAssertEqual(inbound.httpFilters?.last?.config?["policies"]?.arrayValue?.first?["action"], .string("CUSTOM"))
         assertSnapshotBuilds(t.bootstrap)
+        // `meshd analyze` says the same.
+        let findings = Analyzer.analyze(ConfigStore.parse(yaml: y, file: "a.yaml")).map(\.description)
+        XCTAssertEqual(findings.filter { $0.contains("NotEnforced") }.count, 2, "\(findings)")
     }
 
     func testValidationRefusesWhatTheProxiesCouldNotEvaluate() {
