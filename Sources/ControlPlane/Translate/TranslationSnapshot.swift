@@ -29,10 +29,16 @@ public final class TranslationSnapshot: Sendable {
     private struct Memo: Sendable {
         var shared: [ProxyIdentity: Shared] = [:]
         /// A sidecar's own part, encoded, by identity.
-        var own: [ProxyIdentity: [String: ResourceEntry]] = [:]
+        var own: [ProxyIdentity: OwnPart] = [:]
         /// The previous snapshot's (not the snapshot itself: no chain of them), to reuse encodings from.
         var previousShared: [ProxyIdentity: Shared] = [:]
-        var previousOwn: [ProxyIdentity: [String: ResourceEntry]] = [:]
+        var previousOwn: [ProxyIdentity: OwnPart] = [:]
+    }
+
+    /// A sidecar's own part and the inbound mesh TLS mode it was made with.
+    struct OwnPart: Sendable {
+        var meshTLS: MeshTLSMode?
+        var entries: [String: ResourceEntry]
     }
 
     public init(store: ConfigStore, registry: Registry, previous: TranslationSnapshot? = nil) {
@@ -49,7 +55,7 @@ public final class TranslationSnapshot: Sendable {
 
     /// Equal to `Translator(store:registry:).translate(for:)`.
     public func translate(for proxy: ProxyIdentity) -> Translation {
-        Translator.complete(shared(for: proxy).translation, for: proxy, invalid: config.invalid)
+        Translator.complete(shared(for: proxy).translation, for: proxy, invalid: config.invalid, store: config.valid)
     }
 
     public func bootstrap(for proxy: ProxyIdentity) -> Bootstrap {
@@ -112,14 +118,16 @@ public final class TranslationSnapshot: Sendable {
 
     private func own(for proxy: ProxyIdentity) -> [String: ResourceEntry] {
         memo.withLockedValue { memo in
-            if let hit = memo.own[proxy] ?? memo.previousOwn[proxy] {
+            let meshTLS = SidecarBuilder.meshTLS(proxy, config.valid)
+            // A cached part is reused only with the same PeerAuthentication mode.
+            if let hit = memo.own[proxy] ?? memo.previousOwn[proxy], hit.meshTLS == meshTLS {
                 memo.own[proxy] = hit
-                return hit
+                return hit.entries
             }
-            let local = SidecarBuilder.local(proxy)
+            let local = SidecarBuilder.local(proxy, meshTLS: meshTLS)
             let entries = ResourceCodec.resources(of: Bootstrap(listeners: local.listeners, routeConfigs: local.routeConfigs,
                                                                 clusters: local.clusters))
-            memo.own[proxy] = entries
+            memo.own[proxy] = OwnPart(meshTLS: meshTLS, entries: entries)
             return entries
         }
     }

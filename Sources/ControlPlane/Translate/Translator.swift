@@ -28,7 +28,8 @@ public struct Translator: Sendable {
 
     public func translate(for proxy: ProxyIdentity) -> Translation {
         let config = ValidatedConfig(store)
-        return Self.complete(Self.translateShared(for: proxy, config.valid, registry), for: proxy, invalid: config.invalid)
+        return Self.complete(Self.translateShared(for: proxy, config.valid, registry), for: proxy, invalid: config.invalid,
+                             store: config.valid)
     }
 
     /// Everything but a sidecar's `SidecarBuilder.local` part (for a gateway: everything).
@@ -49,10 +50,10 @@ public struct Translator: Sendable {
     }
 
     /// The shared part plus the proxy's own listeners, inbound route config and cluster.
-    static func complete(_ shared: Translation, for proxy: ProxyIdentity, invalid: [String]) -> Translation {
+    static func complete(_ shared: Translation, for proxy: ProxyIdentity, invalid: [String], store: ConfigStore) -> Translation {
         var bootstrap = shared.bootstrap
         if proxy.kind == .sidecar {
-            let local = SidecarBuilder.local(proxy)
+            let local = SidecarBuilder.local(proxy, meshTLS: SidecarBuilder.meshTLS(proxy, store))
             bootstrap.listeners += local.listeners
             bootstrap.routeConfigs += local.routeConfigs
             bootstrap.clusters += local.clusters
