@@ -170,3 +170,61 @@ final class CertificateAuthorityTests: XCTestCase {
                        "PERMISSIVE")  // Istio's default
     }
 }
+
+/// How translation turns the mesh's identity facts into TLS: PeerAuthentication on the
+/// inbound listener, auto mTLS to sidecar endpoints, DestinationRule TLS modes.
+final class MeshTLSTranslationTests: XCTestCase {
+    private let client = ProxyIdentity.sidecar(name: "productpage-v1", namespace: "default", labels: ["app": "productpage"],
+                                               outboundPort: 15001, inboundPort: 15006, appPort: 9080)
+    private let services = """
+    apiVersion: networking.istio.io/v1
+    kind: ServiceEntry
+    metadata: {name: reviews}
+    spec:
+      hosts: [reviews.default.svc.cluster.local]
+      location: MESH_INTERNAL
+      ports: [{number: 9080, name: http, protocol: HTTP}]
+      resolution: STATIC
+      workloadSelector: {labels: {app: reviews}}
+    """
+
+    private func cluster(_ yaml: String) throws -> MeshAPI.Cluster {
+        let store = ConfigStore.parse(yaml: yaml)
+        XCTAssertEqual(Validator.validate(store).map(\.description), [])
+        let registry = Registry(store: store, dynamic: [
+            DynamicWorkload(name: "reviews-v1", address: "127.0.0.1", ports: ["http": 16006], labels: ["app": "reviews"],
+                            serviceAccount: "reviews", meshIdentity: "spiffe://cluster.local/ns/default/sa/reviews"),
+        ])
+        let b = Translator(store: store, registry: registry).bootstrap(for: client)
+        return try XCTUnwrap(b.clusters.first { $0.name == "outbound|9080||reviews.default.svc.cluster.local" })
+    }
+
+    func testSidecarEndpointsGetAutoMTLSUnlessTheDestinationRuleSaysOtherwise() throws {
+        XCTAssertEqual(try cluster(services).endpoints.map(\.meshIdentity), ["spiffe://cluster.local/ns/default/sa/reviews"])
+        XCTAssertNil(try cluster(services).tls)
+        func dr(_ tls: String) -> String {
+            services + "\n---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\n"
+                + "spec: {host: reviews, trafficPolicy: {tls: \(tls)}}\n"
+        }
+        let disabled = try cluster(dr("{mode: DISABLE}"))
+        XCTAssertEqual(disabled.endpoints.map(\.meshIdentity), [nil])
+        XCTAssertNil(disabled.tls)
+        let istio = try cluster(dr("{mode: ISTIO_MUTUAL, subjectAltNames: [\"spiffe://cluster.local/ns/default/sa/reviews\"]}"))
+        XCTAssertEqual(istio.tls, UpstreamTLS(istioMutual: true, subjectAltNames: ["spiffe://cluster.local/ns/default/sa/reviews"]))
+        XCTAssertEqual(istio.endpoints.map(\.meshIdentity), [nil])
+        let simple = try cluster(dr("{mode: SIMPLE, sni: reviews.example, subjectAltNames: [reviews.example], caCertificates: /ca.pem}"))
+        XCTAssertEqual(simple.tls, UpstreamTLS(sni: "reviews.example", caCertificates: "/ca.pem", subjectAltNames: ["reviews.example"]))
+    }
+
+    func testInboundListenerCarriesThePeerAuthenticationMode() throws {
+        func inbound(_ yaml: String) -> MeshTLSMode? {
+            Translator(store: ConfigStore.parse(yaml: yaml)).bootstrap(for: client).listeners.first { $0.name == "inbound" }?.meshTLS
+        }
+        XCTAssertEqual(inbound(services), .permissive)
+        XCTAssertEqual(inbound(services + "\n---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\n"
+                               + "metadata: {name: default, namespace: default}\nspec: {mtls: {mode: STRICT}}\n"), .strict)
+        XCTAssertNil(inbound(services + "\n---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\n"
+                             + "metadata: {name: pp, namespace: default}\nspec: {selector: {matchLabels: {app: productpage}}, "
+                             + "mtls: {mode: STRICT}, portLevelMtls: {\"9080\": {mode: DISABLE}}}\n"))
+    }
+}

@@ -40,7 +40,8 @@ private struct Analysis {
             targets(t, t.spec.targetRefs)
             if t.spec.wasm != nil { add(.warning, "UnsupportedExtension", t, "spec.wasm", "meshd runs Lua only; this Wasm extension is ignored") }
         }
-        for r in store.effective where [.peerAuthentication, .requestAuthentication, .authorizationPolicy].contains(r.kind) {
+        // PeerAuthentication is enforced (sidecars' inbound mesh TLS); these two are not yet.
+        for r in store.effective where [.requestAuthentication, .authorizationPolicy].contains(r.kind) {
             findings.append(Finding(.info, "NotTranslated", location: r.location, resource: r.id,
                                     message: "meshd keeps \(r.kind.rawValue) resources but does not enforce them yet"))
         }

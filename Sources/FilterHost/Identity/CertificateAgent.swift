@@ -24,6 +24,7 @@ public final class CertificateAgent: Sendable {
         /// The key of the request in flight; it never leaves this process.
         var pendingKey: PrivateKey?
         var requestedAt = Date.distantPast
+        var token = ""
         var rotateAt: Date?
         var lastError: String?
         var issued = 0
@@ -42,6 +43,7 @@ public final class CertificateAgent: Sendable {
         self.requestedTTL = requestedTTL
         self.certificates = certificates
         self.logger = logger
+        state.withLockedValue { $0.token = token }
     }
 
     /// True when there is no certificate yet or it is past its rotation time.
@@ -69,10 +71,19 @@ public final class CertificateAgent: Sendable {
         }
         var request = Meshd_Discovery_V1_CertificateRequest()
         request.csr = csr.pem
-        // Read at each request, so a token rewritten in place (refreshed) is used at the next rotation.
-        request.token = (try? String(contentsOfFile: tokenFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        request.token = currentToken()
         request.validitySeconds = requestedTTL
         return request
+    }
+
+    /// The token file is read at each request, so a token refreshed in place is used at the
+    /// next rotation; a file caught mid-rewrite (not a token) leaves the last good one in use.
+    private func currentToken() -> String {
+        let text = (try? String(contentsOfFile: tokenFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        return state.withLockedValue { s in
+            if BootstrapToken.unverifiedClaims(text) != nil { s.token = text }
+            return s.token
+        }
     }
 
     /// Installs an answer; returns when to ask next (rotation, or a retry after a refusal).
