@@ -14,7 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from conftest import MESHD, raw_request
-from mesh_harness import ControlPlane, Load, get_json, http_get, service_entry, tally, wait_until
+import json
+
+from mesh_harness import Client, ControlPlane, Load, get_json, http_get, service_entry, tally, wait_until
 
 SERVICES = service_entry("reviews") + "---" + service_entry("productpage")
 STRICT = """
@@ -125,6 +127,12 @@ def test_strict_mtls_between_sidecars_refuses_plaintext_and_foreign_certificates
 
     # Sidecar to sidecar: mutual TLS with no DestinationRule (STRICT accepts nothing else).
     assert tally(productpage.outbound, REVIEWS, 5) == {"reviews-v1": 5}
+    # The app behind the inbound sidecar is told who called (Istio's XFCC); a client's own is dropped.
+    status, _, body = Client(productpage.outbound).get(REVIEWS, headers={"x-forwarded-client-cert": "URI=spiffe://forged"})
+    assert status == 200
+    xfcc = json.loads(body)["headers"]["x-forwarded-client-cert"]
+    assert xfcc.startswith("By=spiffe://cluster.local/ns/default/sa/reviews;Hash="), xfcc
+    assert xfcc.endswith(";URI=spiffe://cluster.local/ns/default/sa/productpage"), xfcc
 
     # Plaintext to the STRICT inbound port: closed before any HTTP is spoken.
     answer = raw_request(reviews.inbound, b"GET / HTTP/1.1\r\nHost: reviews\r\n\r\n", timeout=5)
@@ -165,8 +173,9 @@ def test_permissive_accepts_mtls_and_plaintext_on_one_port(mesh):
     productpage = mesh_sidecar(cp, "productpage")
     cp.wait_ready()
     assert tally(productpage.outbound, REVIEWS, 5) == {"reviews-v1": 5}
-    status, body = http_get(f"http://127.0.0.1:{reviews.inbound}/")
+    status, _, body = Client(reviews.inbound).get("reviews", headers={"x-forwarded-client-cert": "URI=spiffe://forged"})
     assert status == 200, body
+    assert "x-forwarded-client-cert" not in json.loads(body)["headers"]  # plaintext: no peer, and no forgery
     cert, key = client_cert(cp, "spiffe://cluster.local/ns/default/sa/sleep")
     der, result = tls_get(reviews.inbound, cert, key)
     assert spiffe_uris(der) == ["spiffe://cluster.local/ns/default/sa/reviews"]
