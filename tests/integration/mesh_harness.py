@@ -200,14 +200,14 @@ class Workload(ManagedProxy):
 
 
 class Gateway(ManagedProxy):
-    def __init__(self, cp, name="ingressgateway", labels="istio=ingressgateway"):
+    def __init__(self, cp, name="ingressgateway", labels="istio=ingressgateway", extra_args=()):
         self.name = name
         self.id = f"gateway~127.0.0.1~{name}.default"
         self.admin, self.health = free_port(), free_port()
         self.process = cp.mesh.start([MESHD, "gateway", "--control-plane", f"127.0.0.1:{cp.discovery_port}",
                                       "--name", name, "--labels", labels, "--admin-port", str(self.admin),
                                       "--health-port", str(self.health),
-                                      "--concurrency", "1", "--drain-timeout", "2"], name)
+                                      "--concurrency", "1", "--drain-timeout", "2", *extra_args], name)
 
     def running(self):
         return self.process.proc.poll() is None
