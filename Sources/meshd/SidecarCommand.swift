@@ -58,6 +58,14 @@ struct ManagedProxyOptions: ParsableArguments {
             help: "Open client connections allowed across all listeners; default: half the open-file limit left after 128.")
     var maxDownstreamConnections: Int?
 
+    @Option(name: .customLong("token-file"),
+            help: "Bootstrap token from `meshd control-plane token`: the proxy asks the control plane for a workload certificate (mTLS identity) with it.")
+    var tokenFile: String?
+
+    @Option(name: .customLong("cert-ttl-seconds"),
+            help: "Lifetime to ask for the workload certificate (0: the control plane's default, 24 h); it is renewed at half its life.")
+    var certTTLSeconds: Int = 0
+
     var labelMap: [String: String] {
         var out: [String: String] = [:]
         for pair in labels.split(separator: ",") {
@@ -100,6 +108,9 @@ struct ManagedProxyOptions: ParsableArguments {
         node.name = name
         node.namespace = namespace
         node.labels = labelMap
+        let agent = try tokenFile.map { try CertificateAgent(tokenFile: $0, requestedTTL: Int64(certTTLSeconds), logger: logger) }
+        // Istio's endpoint label for "has a sidecar with a mesh certificate": peers use mTLS to it.
+        if agent != nil { node.labels["security.istio.io/tlsMode"] = "istio" }
         node.serviceAccount = serviceAccount
         node.address = address
         node.inboundPort = UInt32(inboundPort)
@@ -109,7 +120,7 @@ struct ManagedProxyOptions: ParsableArguments {
         node.id = "\(kind)~\(address)~\(name).\(namespace)"
         let tls = try controlPlaneCA.map { try TLSClientContext(caCertificatesFile: $0, verifyPeer: true, alpnProtocols: ["h2"]) }
         let client = try DiscoveryClient(runtime: runtime, node: node, controlPlane: controlPlane, logger: logger,
-                                         tls: tls, serverName: controlPlaneName)
+                                         tls: tls, serverName: controlPlaneName, certificateAgent: agent)
         discovery.client = client
         client.start()
         logger.info("\(kind) started", metadata: ["id": "\(node.id)", "admin": "\(node.adminAddress)",

@@ -41,10 +41,6 @@ private struct Analysis {
             if t.spec.wasm != nil { add(.warning, "UnsupportedExtension", t, "spec.wasm", "meshd runs Lua only; this Wasm extension is ignored") }
         }
         securityPolicies()
-        for r in store.effective where r.kind == .peerAuthentication {
-            findings.append(Finding(.info, "NotTranslated", location: r.location, resource: r.id,
-                                    message: "meshd keeps \(r.kind.rawValue) resources but does not enforce them yet"))
-        }
     }
 
     // MARK: VirtualService

@@ -26,18 +26,20 @@ public final class TranslationSnapshot: Sendable {
         var resources: SharedResources
     }
 
-    private struct Own: Sendable {
-        var inboundFilters: [HTTPFilterConfig]
-        var entries: [String: ResourceEntry]
-    }
-
     private struct Memo: Sendable {
         var shared: [ProxyIdentity: Shared] = [:]
-        /// A sidecar's own part, encoded, by identity, with the inbound security filters it was made with.
-        var own: [ProxyIdentity: Own] = [:]
+        /// A sidecar's own part, encoded, by identity.
+        var own: [ProxyIdentity: OwnPart] = [:]
         /// The previous snapshot's (not the snapshot itself: no chain of them), to reuse encodings from.
         var previousShared: [ProxyIdentity: Shared] = [:]
-        var previousOwn: [ProxyIdentity: Own] = [:]
+        var previousOwn: [ProxyIdentity: OwnPart] = [:]
+    }
+
+    /// A sidecar's own part, and the inbound mesh TLS mode and security filters it was made with.
+    struct OwnPart: Sendable {
+        var meshTLS: MeshTLSMode?
+        var inboundFilters: [HTTPFilterConfig]
+        var entries: [String: ResourceEntry]
     }
 
     public init(store: ConfigStore, registry: Registry, previous: TranslationSnapshot? = nil) {
@@ -54,7 +56,7 @@ public final class TranslationSnapshot: Sendable {
 
     /// Equal to `Translator(store:registry:).translate(for:)`.
     public func translate(for proxy: ProxyIdentity) -> Translation {
-        Translator.complete(shared(for: proxy).translation, for: proxy, invalid: config.invalid)
+        Translator.complete(shared(for: proxy).translation, for: proxy, invalid: config.invalid, store: config.valid)
     }
 
     public func bootstrap(for proxy: ProxyIdentity) -> Bootstrap {
@@ -122,14 +124,16 @@ public final class TranslationSnapshot: Sendable {
         // The shared part first (it takes the memo's lock too): its security filters go on the inbound listener.
         let filters = shared(for: proxy).translation.inboundFilters
         return memo.withLockedValue { memo in
-            if let hit = memo.own[proxy] ?? memo.previousOwn[proxy], hit.inboundFilters == filters {
+            let meshTLS = SidecarBuilder.meshTLS(proxy, config.valid)
+            // A cached part is reused only with the same PeerAuthentication mode and security filters.
+            if let hit = memo.own[proxy] ?? memo.previousOwn[proxy], hit.meshTLS == meshTLS, hit.inboundFilters == filters {
                 memo.own[proxy] = hit
                 return hit.entries
             }
-            let local = Translator.local(proxy, inboundFilters: filters)
+            let local = Translator.local(proxy, inboundFilters: filters, meshTLS: meshTLS)
             let entries = ResourceCodec.resources(of: Bootstrap(listeners: local.listeners, routeConfigs: local.routeConfigs,
                                                                 clusters: local.clusters))
-            memo.own[proxy] = Own(inboundFilters: filters, entries: entries)
+            memo.own[proxy] = OwnPart(meshTLS: meshTLS, inboundFilters: filters, entries: entries)
             return entries
         }
     }

@@ -36,7 +36,8 @@ public struct Translator: Sendable {
 
     public func translate(for proxy: ProxyIdentity) -> Translation {
         let config = ValidatedConfig(store)
-        return Self.complete(Self.translateShared(for: proxy, config.valid, registry), for: proxy, invalid: config.invalid)
+        return Self.complete(Self.translateShared(for: proxy, config.valid, registry), for: proxy, invalid: config.invalid,
+                             store: config.valid)
     }
 
     /// Everything but a sidecar's `SidecarBuilder.local` part (for a gateway: everything).
@@ -65,10 +66,11 @@ public struct Translator: Sendable {
     }
 
     /// The shared part plus the proxy's own listeners, inbound route config and cluster.
-    static func complete(_ shared: Translation, for proxy: ProxyIdentity, invalid: [String]) -> Translation {
+    static func complete(_ shared: Translation, for proxy: ProxyIdentity, invalid: [String], store: ConfigStore) -> Translation {
         var bootstrap = shared.bootstrap
         if proxy.kind == .sidecar {
-            let local = Self.local(proxy, inboundFilters: shared.inboundFilters)
+            let local = Self.local(proxy, inboundFilters: shared.inboundFilters,
+                                   meshTLS: SidecarBuilder.meshTLS(proxy, store))
             bootstrap.listeners += local.listeners
             bootstrap.routeConfigs += local.routeConfigs
             bootstrap.clusters += local.clusters
@@ -79,9 +81,9 @@ public struct Translator: Sendable {
 
     /// A sidecar's own listeners, inbound route config and cluster, with the security filters
     /// of its shared part on the inbound listener.
-    static func local(_ proxy: ProxyIdentity, inboundFilters: [HTTPFilterConfig])
+    static func local(_ proxy: ProxyIdentity, inboundFilters: [HTTPFilterConfig], meshTLS: MeshTLSMode?)
         -> (listeners: [Listener], routeConfigs: [RouteConfig], clusters: [Cluster]) {
-        var local = SidecarBuilder.local(proxy)
+        var local = SidecarBuilder.local(proxy, meshTLS: meshTLS)
         if let app = proxy.appPort, !inboundFilters.isEmpty,
            let i = local.listeners.firstIndex(where: { $0.name == Naming.inbound }) {
             local.listeners[i].httpFilters = SecurityBuilder.inbound(inboundFilters, appPort: app)

@@ -76,6 +76,7 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
         streamInfo.startWallTime = Date().timeIntervalSince1970
         streamInfo.protocolVersion = head.version
         HeaderSanitizer.prepareRequest(&head, connection: downstream.connectionInfo, requestIDs: &loop.requestIDs)
+        if listener.meshTLS != nil { HeaderSanitizer.setClientCertDetails(&head.headers, connection: downstream.connectionInfo) }
         streamInfo.method = head.method
         streamInfo.path = head.path
         streamInfo.authority = head.authority

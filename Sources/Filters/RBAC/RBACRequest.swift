@@ -23,19 +23,12 @@ struct RBACRequest {
         self.remoteFromForwardedFor = remoteFromForwardedFor
     }
 
-    /// The peer's SPIFFE identity without its scheme, `<trust-domain>/ns/<ns>/sa/<sa>` (Istio's
-    /// principal); nil unless the peer presented a certificate the listener verified.
-    var principal: String? {
-        guard let tls = connection.tls, tls.peerCertificateValidated, let cert = tls.peerCertificate else { return nil }
-        return cert.uriSANs.first { $0.hasPrefix("spiffe://") }.map { String($0.dropFirst("spiffe://".count)) }
-    }
+    /// Istio's principal of the peer, `<trust-domain>/ns/<ns>/sa/<sa>`: nil unless the peer
+    /// presented a SPIFFE certificate the listener verified.
+    var principal: String? { connection.peerPrincipal }
 
-    /// The namespace in the principal (`…/ns/<ns>/…`), as Istio's `namespaces` reads it.
-    var namespace: String? {
-        guard let parts = principal?.split(separator: "/", omittingEmptySubsequences: false),
-              let i = parts.firstIndex(of: "ns"), i + 1 < parts.count else { return nil }
-        return String(parts[i + 1])
-    }
+    /// The namespace in the principal, as Istio's `namespaces` reads it.
+    var namespace: String? { connection.peerNamespace }
 
     func values(_ attribute: RBACAttribute) -> [String] {
         switch attribute {
