@@ -1,6 +1,7 @@
 import COpenSSL
 import Foundation
 @testable import Filters
+import Transport
 
 /// A signing key made with OpenSSL for the tests, its JWK, and tokens it signs.
 /// Immutable after init: one OpenSSL key, only read.

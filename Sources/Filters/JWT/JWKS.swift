@@ -60,21 +60,3 @@ enum JWKS {
         return out
     }
 }
-
-/// base64url without padding (RFC 7515 §2), as JWTs and JWKs use it.
-enum Base64URL {
-    static func decode(_ text: Substring) -> [UInt8]? {
-        guard text.utf8.count % 4 != 1 else { return nil }
-        var s = String(text).replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        guard !s.contains("=") else { return nil }
-        s += String(repeating: "=", count: (4 - s.utf8.count % 4) % 4)
-        return Data(base64Encoded: s).map { [UInt8]($0) }
-    }
-
-    static func decode(_ text: String) -> [UInt8]? { decode(Substring(text)) }
-
-    static func encode(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-    }
-}

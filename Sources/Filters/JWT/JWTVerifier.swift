@@ -41,17 +41,17 @@ struct JWT {
     init(_ token: String) throws(JWTFailure) {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3 else { throw .badFormat }
-        guard let headerBytes = Base64URL.decode(parts[0]),
+        guard let headerBytes = Base64URL.decode(String(parts[0])),
               let header = try? JSONDecoder().decode(JSONValue.self, from: Data(headerBytes)), header.objectValue != nil else {
             throw .badHeader
         }
         // `alg: none` and HMAC algorithms have no public key: refused like any unknown name.
         guard let alg = header["alg"]?.stringValue, Self.algorithms.contains(alg) else { throw .badAlg }
-        guard let payloadBytes = Base64URL.decode(parts[1]),
+        guard let payloadBytes = Base64URL.decode(String(parts[1])),
               let payload = try? JSONDecoder().decode(JSONValue.self, from: Data(payloadBytes)), let claims = payload.objectValue else {
             throw .badPayload
         }
-        guard let signature = Base64URL.decode(parts[2]) else { throw .badSignatureEncoding }
+        guard let signature = Base64URL.decode(String(parts[2])) else { throw .badSignatureEncoding }
         self.alg = alg
         self.kid = header["kid"]?.stringValue
         self.claims = claims
