@@ -34,8 +34,8 @@ final class TranslationContext {
         }
     }
 
-    /// The security policies (kept, not enforced: they apply to a proxy only through their
-    /// warnings) with their namespace and selector.
+    /// The security policies with their namespace and selector (a proxy they select uses them,
+    /// and so carries their warnings).
     static func policies(_ store: ConfigStore) -> [(id: String, namespace: String, selector: [String: String])] {
         store.effective.compactMap { r in
             let selector: LabelSelector?
