@@ -295,3 +295,23 @@ def test_gateway_to_strict_sidecar_and_destination_rule_tls_modes(mesh):
     # Back to auto mTLS.
     cp.apply({"dr.yaml": destination_rule("{}")})
     assert tally(port, "anything", 3) == {"reviews-v1": 3}
+
+
+def test_gateway_istio_mutual_server_requires_a_mesh_client_certificate(mesh):
+    from conftest import free_port, wait_for_port
+    port = free_port()
+    gateway = gateway_yaml(port).replace("{number: %d, name: http, protocol: HTTP}" % port,
+                                         "{number: %d, name: https, protocol: HTTPS}\n    tls: {mode: ISTIO_MUTUAL}" % port)
+    assert "ISTIO_MUTUAL" in gateway
+    cp = ControlPlane(mesh, {"services.yaml": SERVICES, "gateway.yaml": gateway}).start()
+    mesh_sidecar(cp, "reviews")
+    cp.gateway(extra_args=["--service-account", "istio-ingressgateway",
+                           "--token-file", token(cp, "default", "istio-ingressgateway", "gateway")])
+    cp.wait_ready()
+    wait_for_port(port)
+    cert, key = client_cert(cp, "spiffe://cluster.local/ns/default/sa/sleep")
+    der, result = tls_get(port, cert, key)
+    assert spiffe_uris(der) == ["spiffe://cluster.local/ns/default/sa/istio-ingressgateway"]
+    assert isinstance(result, bytes) and result.startswith(b"HTTP/1.1 200"), result
+    _, result = tls_get(port)  # no client certificate
+    assert not (isinstance(result, bytes) and result.startswith(b"HTTP/")), result

@@ -126,6 +126,12 @@ private struct Analysis {
                 "host \"\(host)\"\(fqdn == host ? "" : " (\(fqdn))") is not a known service: no ServiceEntry defines it")
             return
         }
+        if dr.spec.trafficPolicy?.settings.tls?.mode == "DISABLE", let selector = service.selector,
+           PeerAuthenticationPolicy.mode(namespace: service.namespace, labels: selector, port: nil, store: store) == .strict {
+            // Plaintext to workloads that accept only mutual TLS: every request fails.
+            add(.warning, "ConflictingMeshTLS", dr, "spec.trafficPolicy.tls.mode",
+                "DISABLE sends plaintext to \(service.host), whose workloads a STRICT PeerAuthentication allows only mutual TLS")
+        }
         guard services.count == 1, service.selector != nil || !service.inlineEndpoints.isEmpty,
               let port = service.ports.first else { return }
         let declaresWorkloads = declaresWorkloads(service)
