@@ -149,7 +149,7 @@ let package = Package(
     cxxLanguageStandard: .cxx17
 )
 
-// libFuzzer targets (Fuzz/README.md, `make fuzz`): declared only when MESHD_FUZZ is set, so
+// libFuzzer targets (Fuzz/, `make fuzz`; docs/reliability.md, "Fuzzing"): declared only when MESHD_FUZZ is set, so
 // `swift build` and `swift build --build-tests` never compile them without the fuzzer runtime
 // that supplies their `main`.
 if Context.environment["MESHD_FUZZ"] != nil {

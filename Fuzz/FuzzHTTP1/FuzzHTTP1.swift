@@ -77,4 +77,6 @@ private func clientExchange(_ bytes: UnsafeBufferPointer<UInt8>, method: Int, ch
     loop.advanceTime(by: .hours(1))
     _ = try? channel.finish()
     loop.advanceTime(by: .hours(1))
+    // Tasks still queued (timers, close callbacks) hold the channel, which holds the loop.
+    try? loop.syncShutdownGracefully()
 }

@@ -13,7 +13,7 @@ import PluginTesting
 
 nonisolated(unsafe) private let runner: PluginTestRunner = {
     var config = PluginTestConfig()
-    config.limits = LuaLimits(instructions: 2_000_000, memoryBytes: 8 << 20, maxRunMs: 200,
+    config.limits = LuaLimits(instructions: 200_000, memoryBytes: 2 << 20, maxRunMs: 200,
                               maxDynamicMetadataBytes: 4096, sharedDicts: ["fuzz": 2048])
     config.pluginConfig = .object(["mode": .string("fuzz"), "list": .array([.number(1), .null, .bool(true)])])
     config.routeMetadata = .object(["meshd.lua": .object(["key": .string("value")])])
@@ -89,7 +89,7 @@ local function any(depth)
     for _ = 1, byte() % 5 do o[str()] = any(depth + 1) end
     return o
   elseif t == 7 then return print
-  else return string.rep(str(), byte() * 64) end
+  else return string.rep(str(), byte() * 8) end
 end
 
 local function step(h, hd, op)
