@@ -16,6 +16,8 @@ final class TranslationContext {
     /// Virtual host names by service FQDN and by VirtualService id.
     var vhostsByService: [String: Set<String>] = [:]
     var vhostsByVirtualService: [String: Set<String>] = [:]
+    /// Names of the http routes each VirtualService put on this proxy (a plugin's `sectionName`).
+    var routesByVirtualService: [String: Set<String>] = [:]
     /// Listener names by Gateway id, and every HTTP listener of the proxy.
     var listenersByGateway: [String: Set<String>] = [:]
     var outboundListeners: [String] = []
