@@ -58,16 +58,34 @@ final class ConfigWarningTests: XCTestCase {
         XCTAssertEqual(Validator.warnings(store), [])
     }
 
-    func testSecurityKindsAreWarnedOnceAsNotEnforced() {
+    /// The security kinds are enforced; only their fields meshd does not evaluate are warned.
+    func testSecurityKindsWarnOnlyTheirFieldsMeshdDoesNotEnforce() {
         let yaml = """
         apiVersion: security.istio.io/v1
         kind: PeerAuthentication
         metadata: {name: default, namespace: istio-system}
         spec:
           mtls: {mode: STRICT}
+        ---
+        apiVersion: security.istio.io/v1
+        kind: RequestAuthentication
+        metadata: {name: jwt, namespace: default}
+        spec:
+          jwtRules:
+          - issuer: issuer.example
+            jwksUri: https://issuer.example/jwks
+        ---
+        apiVersion: security.istio.io/v1
+        kind: AuthorizationPolicy
+        metadata: {name: ext, namespace: default}
+        spec:
+          action: CUSTOM
+          provider: {name: ext-authz}
+          rules: [{}]
         """
-        XCTAssertEqual(Validator.warnings(ConfigStore.parse(yaml: yaml, file: "pa.yaml")).map(\.description), [
-            "pa.yaml:4: warning: PeerAuthentication/istio-system/default: spec: PeerAuthentication is not enforced by meshd yet (no mesh CA): traffic between proxies is plaintext",
+        XCTAssertEqual(Validator.warnings(ConfigStore.parse(yaml: yaml, file: "sec.yaml")).map(\.description), [
+            "sec.yaml:13: warning: RequestAuthentication/default/jwt: spec.jwtRules[0].jwksUri: JWKS are not fetched yet: tokens of this issuer fail (Jwks remote fetch is failed); use jwks inline",
+            "sec.yaml:20: warning: AuthorizationPolicy/default/ext: spec.provider: CUSTOM has no external authorizer in meshd: the policy denies every request it matches",
         ])
     }
 
@@ -97,7 +115,7 @@ final class ConfigWarningTests: XCTestCase {
         apiVersion: security.istio.io/v1
         kind: AuthorizationPolicy
         metadata: {name: deny, namespace: other}
-        spec: {action: DENY, rules: [{}]}
+        spec: {action: CUSTOM, provider: {name: ext}, rules: [{}]}
         """
         let store = ConfigStore.parse(yaml: yaml, file: "mesh.yaml")
         let t = Translator(store: store).translate(for: .sidecar(name: "pp", namespace: "default", labels: ["app": "pp"]))

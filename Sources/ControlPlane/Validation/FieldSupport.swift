@@ -15,12 +15,6 @@ enum FieldSupport {
     /// Kinds meshd keeps but does not enforce at all: one warning for the whole spec.
     static func kindNote(_ kind: ResourceKind) -> String? {
         switch kind {
-        case .peerAuthentication:
-            "PeerAuthentication is not enforced by meshd yet (no mesh CA): traffic between proxies is plaintext"
-        case .requestAuthentication:
-            "RequestAuthentication is not enforced by meshd yet: requests are not checked for JWTs; use a LuaPlugin"
-        case .authorizationPolicy:
-            "AuthorizationPolicy is not enforced by meshd yet: every request is allowed; use a LuaPlugin"
         case .workloadGroup:
             "WorkloadGroup is not used by meshd: workloads register by connecting (meshd sidecar) or as WorkloadEntries"
         default: nil
@@ -37,7 +31,9 @@ enum FieldSupport {
         case .sidecar: sidecar
         case .trafficExtension: trafficExtension
         case .luaPlugin: ["spec": .enforced, "spec.match[].ports": .warned("match ports are not applied; the plugin runs on every port")]
-        case .peerAuthentication, .requestAuthentication, .authorizationPolicy, .workloadGroup: ["spec": .enforced]
+        case .peerAuthentication, .workloadGroup: ["spec": .enforced]
+        case .requestAuthentication: requestAuthentication
+        case .authorizationPolicy: authorizationPolicy
         }
     }
 
@@ -107,7 +103,7 @@ enum FieldSupport {
                     t[p + ".tls." + f] = .enforced
                 }
                 t[p + ".tls.credentialName"] = .warned("credentialName needs a secret store, which meshd does not have; use file paths")
-                t[p + ".tls.subjectAltNames"] = .warned("the server certificate's names are not checked against subjectAltNames (only against sni)")
+                t[p + ".tls.subjectAltNames"] = .enforced
                 t[p + ".tls.caCrl"] = .warned("certificate revocation lists are not checked")
                 t[p + ".loadBalancer.zoneAwareLbSetting"] = .warned("zone-aware load balancing is not supported; every endpoint is used alike")
                 t[p + ".tunnel"] = .warned("tunneling is not supported; connections go to the endpoint directly")
@@ -148,10 +144,10 @@ enum FieldSupport {
         "spec.endpoints[].network": .warned("networks are not modelled; the endpoint is used directly"),
         "spec.endpoints[].locality": .warned("locality is not used for load balancing"),
         "spec.endpoints[].weight": .warned("endpoint weights are not applied; endpoints share load alike"),
-        "spec.endpoints[].serviceAccount": .warned("service accounts are not checked (no mesh identity yet)"),
+        "spec.endpoints[].serviceAccount": .warned("the endpoint gets no mesh identity: auto mTLS applies only to sidecars that registered with a token"),
         "spec.addresses": .warned("meshd captures no traffic by IP address; the service is reached by host name"),
-        // MESH_INTERNAL or MESH_EXTERNAL: neither gets mutual TLS in meshd (no mesh CA yet; the
-        // security kinds and ISTIO_MUTUAL say so), and routing does not depend on it.
+        // MESH_INTERNAL or MESH_EXTERNAL: ServiceEntry endpoints never get auto mTLS in meshd
+        // (only registered sidecars do), and routing does not depend on it.
         "spec.location": .enforced,
         "spec.subjectAltNames": .warned("peer certificates are not checked against subjectAltNames"),
     ]
@@ -161,7 +157,7 @@ enum FieldSupport {
         "spec.network": .warned("networks are not modelled; the endpoint is used directly"),
         "spec.locality": .warned("locality is not used for load balancing"),
         "spec.weight": .warned("endpoint weights are not applied; endpoints share load alike"),
-        "spec.serviceAccount": .warned("service accounts are not checked (no mesh identity yet)"),
+        "spec.serviceAccount": .warned("the endpoint gets no mesh identity: auto mTLS applies only to sidecars that registered with a token"),
     ]
 
     static let sidecar: [String: Support] = [
@@ -179,5 +175,19 @@ enum FieldSupport {
         "spec.match[].mode": .enforced, "spec.lua": .enforced,
         "spec.match[].ports": .warned("match ports are not applied; the extension runs on every port"),
         "spec.wasm": .warned("Wasm is not run by meshd; the extension is skipped (use lua, or a LuaPlugin)"),
+    ]
+
+    static let requestAuthentication: [String: Support] = [
+        "spec": .enforced,
+        "spec.jwtRules[].jwksUri": .warned("JWKS are not fetched yet: tokens of this issuer fail (Jwks remote fetch is failed); use jwks inline"),
+        "spec.jwtRules[].timeout": .warned("JWKS are not fetched yet, so no fetch timeout applies"),
+        "spec.jwtRules[].spaceDelimitedClaims": .warned("claims are not split on spaces; such a claim matches as one string"),
+    ]
+
+    static let authorizationPolicy: [String: Support] = [
+        "spec": .enforced,
+        "spec.provider": .warned("CUSTOM has no external authorizer in meshd: the policy denies every request it matches"),
+        "spec.rules[].from[].source.trustDomains": .warned("trust domains are not matched; the rule ignores them"),
+        "spec.rules[].from[].source.notTrustDomains": .warned("trust domains are not matched; the rule ignores them"),
     ]
 }

@@ -132,8 +132,5 @@ enum ValueSupport {
         if s.loadBalancer?.simple == "PASSTHROUGH" {
             c.add(p + ".loadBalancer.simple", "PASSTHROUGH is not supported; LEAST_REQUEST is used")
         }
-        if s.tls?.mode == "ISTIO_MUTUAL" {
-            c.add(p + ".tls.mode", "ISTIO_MUTUAL needs the mesh CA, which meshd does not have yet; plaintext is used")
-        }
     }
 }
