@@ -287,12 +287,22 @@ public struct Cluster: Codable, Sendable, Equatable {
     /// Retries outstanding at once across the cluster, all loops (Envoy's `max_retries`
     /// circuit breaker, default 3); a retry over it is not made (flag UO).
     public var maxRetries: Int?
+    /// Envoy's circuit breakers, each counted across the cluster and all loops (default 1024
+    /// each). Connections over `maxConnections` are not opened (requests wait for one);
+    /// requests over `maxPendingRequests` waiting or `maxRequests` in flight are answered
+    /// 503 with flag UO and `x-envoy-overloaded: true`.
+    public var maxConnections: Int?
+    public var maxPendingRequests: Int?
+    public var maxRequests: Int?
+    /// TCP keepalive on upstream sockets; nil: off.
+    public var tcpKeepalive: TCPKeepalive?
     public var tls: UpstreamTLS?
     public var endpoints: [Endpoint]
 
     public init(name: String, protocol: UpstreamProtocol? = nil, lbPolicy: LBPolicy? = nil, connectTimeoutMs: Int? = nil,
                 idleTimeoutMs: Int? = nil, maxConnectionsPerEndpoint: Int? = nil, maxRetries: Int? = nil,
-                tls: UpstreamTLS? = nil, endpoints: [Endpoint]) {
+                maxConnections: Int? = nil, maxPendingRequests: Int? = nil, maxRequests: Int? = nil,
+                tcpKeepalive: TCPKeepalive? = nil, tls: UpstreamTLS? = nil, endpoints: [Endpoint]) {
         self.name = name
         self.protocol = `protocol`
         self.lbPolicy = lbPolicy
@@ -300,8 +310,28 @@ public struct Cluster: Codable, Sendable, Equatable {
         self.idleTimeoutMs = idleTimeoutMs
         self.maxConnectionsPerEndpoint = maxConnectionsPerEndpoint
         self.maxRetries = maxRetries
+        self.maxConnections = maxConnections
+        self.maxPendingRequests = maxPendingRequests
+        self.maxRequests = maxRequests
+        self.tcpKeepalive = tcpKeepalive
         self.tls = tls
         self.endpoints = endpoints
+    }
+}
+
+/// SO_KEEPALIVE on upstream sockets; unset fields keep the kernel's values.
+public struct TCPKeepalive: Codable, Sendable, Equatable {
+    /// Unanswered probes before the connection is dropped (TCP_KEEPCNT).
+    public var probes: Int?
+    /// Idle time before the first probe, in seconds (TCP_KEEPIDLE).
+    public var timeSeconds: Int?
+    /// Between probes, in seconds (TCP_KEEPINTVL).
+    public var intervalSeconds: Int?
+
+    public init(probes: Int? = nil, timeSeconds: Int? = nil, intervalSeconds: Int? = nil) {
+        self.probes = probes
+        self.timeSeconds = timeSeconds
+        self.intervalSeconds = intervalSeconds
     }
 }
 

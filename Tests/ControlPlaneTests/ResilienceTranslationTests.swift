@@ -124,3 +124,106 @@ final class ResilienceTranslationTests: XCTestCase {
         XCTAssertNil(b.cluster("inbound|9080||")?.maxRetries)
     }
 }
+
+/// DestinationRule `connectionPool` → the cluster's circuit breakers, and the settings meshd
+/// does not enforce → warnings.
+final class ConnectionPoolTranslationTests: XCTestCase {
+    private let productpage = ProxyIdentity.sidecar(name: "productpage-v1", namespace: "default",
+                                                    labels: ["app": "productpage", "version": "v1"],
+                                                    outboundPort: 15001, inboundPort: 15006, appPort: 9080)
+
+    private func translate(_ dr: String) throws -> Translation {
+        let store = try bookinfoStore(self, samples: [], extra: dr)
+        let t = Translator(store: store).translate(for: productpage)
+        _ = assertSnapshotBuilds(t.bootstrap)
+        return t
+    }
+
+    func testConnectionPoolBecomesCircuitBreakersElseIstiosOpenDefaults() throws {
+        let t = try translate("""
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: ratings-pool}
+        spec:
+          host: ratings
+          trafficPolicy:
+            connectionPool:
+              tcp: {maxConnections: 3, connectTimeout: 250ms, tcpKeepalive: {probes: 4, time: 30s, interval: 5s}}
+              http: {http1MaxPendingRequests: 5, http2MaxRequests: 7, maxRetries: 0}
+        """)
+        let ratings = try XCTUnwrap(t.bootstrap.cluster("outbound|9080||ratings.default.svc.cluster.local"))
+        XCTAssertEqual(ratings.maxConnections, 3)
+        XCTAssertEqual(ratings.maxPendingRequests, 5)
+        XCTAssertEqual(ratings.maxRequests, 7)
+        XCTAssertEqual(ratings.connectTimeoutMs, 250)
+        XCTAssertEqual(ratings.tcpKeepalive, TCPKeepalive(probes: 4, timeSeconds: 30, intervalSeconds: 5))
+        // Istio applies a threshold only when positive.
+        XCTAssertEqual(ratings.maxRetries, Int(UInt32.max))
+        let open = Int(UInt32.max)
+        for name in ["outbound|9080||reviews.default.svc.cluster.local", "inbound|9080||"] {
+            let c = try XCTUnwrap(t.bootstrap.cluster(name))
+            XCTAssertEqual([c.maxConnections, c.maxPendingRequests, c.maxRequests], [open, open, open], name)
+            XCTAssertNil(c.tcpKeepalive)
+        }
+        XCTAssertEqual(t.warnings, [])
+    }
+
+    func testSubsetAndPortLevelPoolsOverrideTheTopLevel() throws {
+        let t = try translate("""
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: reviews-pool}
+        spec:
+          host: reviews
+          trafficPolicy:
+            connectionPool: {http: {http2MaxRequests: 10}}
+            portLevelSettings:
+            - port: {number: 9080}
+              connectionPool: {http: {http2MaxRequests: 20}}
+          subsets:
+          - name: v1
+            labels: {version: v1}
+          - name: v2
+            labels: {version: v2}
+            trafficPolicy: {connectionPool: {http: {http2MaxRequests: 30}}}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: reviews}
+        spec:
+          hosts: [reviews]
+          http:
+          - route:
+            - {destination: {host: reviews, subset: v1}, weight: 50}
+            - {destination: {host: reviews, subset: v2}, weight: 50}
+        """)
+        XCTAssertEqual(t.bootstrap.cluster("outbound|9080|v1|reviews.default.svc.cluster.local")?.maxRequests, 20)
+        XCTAssertEqual(t.bootstrap.cluster("outbound|9080|v2|reviews.default.svc.cluster.local")?.maxRequests, 30)
+    }
+
+    func testSettingsMeshdDoesNotEnforceAreWarnings() throws {
+        let t = try translate("""
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: ratings-pool}
+        spec:
+          host: ratings
+          trafficPolicy:
+            connectionPool:
+              tcp: {maxConnectionDuration: 60s, idleTimeout: 30s}
+              http: {maxRequestsPerConnection: 10, maxConcurrentStreams: 50, useClientProtocol: true}
+            outlierDetection: {consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 30s}
+            loadBalancer:
+              simple: ROUND_ROBIN
+              localityLbSetting: {enabled: true}
+              warmupDurationSecs: 60s
+        """)
+        let warned = t.warnings.joined(separator: "\n")
+        for path in ["connectionPool.tcp.maxConnectionDuration", "connectionPool.tcp.idleTimeout",
+                     "connectionPool.http.maxRequestsPerConnection", "connectionPool.http.maxConcurrentStreams",
+                     "connectionPool.http.useClientProtocol", "outlierDetection", "loadBalancer.localityLbSetting",
+                     "loadBalancer.warmup"] {
+            XCTAssertTrue(warned.contains("trafficPolicy." + path + ":"), "no warning for \(path): \(warned)")
+        }
+    }
+}

@@ -158,16 +158,28 @@ public struct ConnectionPoolSettings: NodeDecodable, Equatable {
     public struct TCP: NodeDecodable, Equatable {
         public var maxConnections: Int?
         public var connectTimeoutMs: Int?
-        public var tcpKeepalive: JSONValue?
+        public var tcpKeepalive: Keepalive?
         public var maxConnectionDurationMs: Int?
         public var idleTimeoutMs: Int?
 
         init(_ r: ObjectReader) {
             maxConnections = r.int("maxConnections")
             connectTimeoutMs = r.durationMs("connectTimeout")
-            tcpKeepalive = r.json("tcpKeepalive")
+            tcpKeepalive = r.object("tcpKeepalive")
             maxConnectionDurationMs = r.durationMs("maxConnectionDuration")
             idleTimeoutMs = r.durationMs("idleTimeout")
+        }
+    }
+
+    public struct Keepalive: NodeDecodable, Equatable {
+        public var probes: Int?
+        public var timeMs: Int?
+        public var intervalMs: Int?
+
+        init(_ r: ObjectReader) {
+            probes = r.int("probes")
+            timeMs = r.durationMs("time")
+            intervalMs = r.durationMs("interval")
         }
     }
 

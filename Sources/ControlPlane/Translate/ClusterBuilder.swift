@@ -38,15 +38,68 @@ enum ClusterBuilder {
         let source = dr?.id ?? key.name
         var h2 = port?.protocol.isHTTP2 ?? false
         if settings.connectionPool?.http?.h2UpgradePolicy == "UPGRADE" { h2 = true }
+        let pool = settings.connectionPool
+        warnUnenforced(settings, source, ctx)
         return Cluster(name: key.name, protocol: h2 ? .http2 : nil, lbPolicy: lbPolicy(settings.loadBalancer, source, ctx),
-                       connectTimeoutMs: settings.connectionPool?.tcp?.connectTimeoutMs,
-                       idleTimeoutMs: settings.connectionPool?.http?.idleTimeoutMs,
-                       maxRetries: settings.connectionPool?.http?.maxRetries ?? istioMaxRetries,
+                       connectTimeoutMs: pool?.tcp?.connectTimeoutMs,
+                       idleTimeoutMs: pool?.http?.idleTimeoutMs,
+                       maxRetries: threshold(pool?.http?.maxRetries),
+                       maxConnections: threshold(pool?.tcp?.maxConnections),
+                       maxPendingRequests: threshold(pool?.http?.http1MaxPendingRequests),
+                       maxRequests: threshold(pool?.http?.http2MaxRequests),
+                       tcpKeepalive: pool?.tcp?.tcpKeepalive.map(keepalive),
                        tls: tls(settings.tls, host: key.host, source, ctx), endpoints: endpoints)
     }
 
-    /// Istio leaves retries unbounded by default (Envoy's circuit breaker at 2^32 − 1).
-    static let istioMaxRetries = Int(UInt32.max)
+    /// Istio leaves every circuit breaker open by default (Envoy's thresholds at 2^32 − 1)
+    /// and applies a DestinationRule's value only when it is positive.
+    static let istioUnbounded = Int(UInt32.max)
+    static let istioMaxRetries = istioUnbounded
+
+    static func threshold(_ value: Int?) -> Int {
+        if let value, value > 0 { return value }
+        return istioUnbounded
+    }
+
+    /// Istio's TcpKeepalive; the socket takes whole seconds.
+    static func keepalive(_ k: ConnectionPoolSettings.Keepalive) -> TCPKeepalive {
+        TCPKeepalive(probes: k.probes, timeSeconds: k.timeMs.map { max(1, $0 / 1000) },
+                     intervalSeconds: k.intervalMs.map { max(1, $0 / 1000) })
+    }
+
+    /// DestinationRule settings meshd parses but does not enforce: each is a warning, never
+    /// silently accepted.
+    static func warnUnenforced(_ s: PolicySettings, _ source: String, _ ctx: TranslationContext) {
+        let p = "trafficPolicy."
+        if let http = s.connectionPool?.http {
+            if http.maxRequestsPerConnection != nil {
+                ctx.warn(source, p + "connectionPool.http.maxRequestsPerConnection", "not enforced yet; connections are reused without a request limit")
+            }
+            if http.maxConcurrentStreams != nil {
+                ctx.warn(source, p + "connectionPool.http.maxConcurrentStreams", "not enforced yet; the upstream's SETTINGS_MAX_CONCURRENT_STREAMS applies")
+            }
+            if http.useClientProtocol == true {
+                ctx.warn(source, p + "connectionPool.http.useClientProtocol", "not supported; the port's protocol is used")
+            }
+        }
+        if let tcp = s.connectionPool?.tcp {
+            if tcp.maxConnectionDurationMs != nil {
+                ctx.warn(source, p + "connectionPool.tcp.maxConnectionDuration", "not enforced yet")
+            }
+            if tcp.idleTimeoutMs != nil {
+                ctx.warn(source, p + "connectionPool.tcp.idleTimeout", "not enforced yet (TCP proxying); connectionPool.http.idleTimeout applies to HTTP")
+            }
+        }
+        if s.outlierDetection != nil {
+            ctx.warn(source, p + "outlierDetection", "outlier detection is not supported yet; no endpoint is ejected")
+        }
+        if s.loadBalancer?.localityLbSetting != nil {
+            ctx.warn(source, p + "loadBalancer.localityLbSetting", "locality load balancing is not supported; endpoints are used regardless of locality")
+        }
+        if s.loadBalancer?.warmupDurationSecsMs != nil || s.loadBalancer?.warmup != nil {
+            ctx.warn(source, p + "loadBalancer.warmup", "slow-start warmup is not supported; new endpoints take their full share at once")
+        }
+    }
 
     /// Istio's default is LEAST_REQUEST, for UNSPECIFIED too.
     static func lbPolicy(_ lb: LoadBalancerSettings?, _ source: String, _ ctx: TranslationContext) -> Cluster.LBPolicy {

@@ -246,11 +246,16 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
     func attemptFailed(_ attempt: UpstreamAttempt, _ failure: UpstreamFailure, responseStarted: Bool) {
         guard currentAttempt === attempt else { return }
         if let host = attempt.pickedHost { triedHosts.insert(host) }
+        if case .overflow = failure {
+            // As Envoy: an overflow is not retried; the retry budget held for this attempt goes back.
+            releaseRetryBudget()
+            return answerOverflow()
+        }
         if !responseStarted {
             let outcome: AttemptOutcome = switch failure {
             case .connectFailure: .connectFailure
             case .reset(let why): .reset(refused: why == "REFUSED_STREAM")
-            case .protocolError: .reset(refused: false)
+            case .protocolError, .overflow: .reset(refused: false)
             }
             if retryAfter(outcome) { return }
         }
@@ -263,11 +268,25 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
             (502, .upstreamConnectionTermination, "upstream connect error or disconnect/reset before headers. reset reason: connection termination, \(why)")
         case .protocolError(let why):
             (502, .upstreamProtocolError, "upstream protocol error: \(why)")
+        case .overflow:
+            (503, .upstreamOverflow, "upstream connect error or disconnect/reset before headers. reset reason: overflow")
         }
         if let cluster { stats.upstreamResponse(cluster: cluster.name, code: status) }
         if responseStarted { stream.resetStream(flag: flag) } else {
             stream.sendLocalReply(status: status, body: body, headers: [:], flag: flag, from: self)
         }
+    }
+
+    /// A circuit breaker of the cluster is full: 503 UO, `x-envoy-overloaded: true`, counted
+    /// as Envoy's upstream_rq_pending_overflow (pending and active request breakers alike).
+    private func answerOverflow() {
+        phase = .done
+        cancelTimers()
+        guard let cluster else { return }
+        stats.count("meshd_upstream_rq_pending_overflow{cluster=\"\(cluster.name)\"}")
+        stats.upstreamResponse(cluster: cluster.name, code: 503)
+        stream.sendLocalReply(status: 503, body: "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+                              headers: ["x-envoy-overloaded": "true"], flag: .upstreamOverflow, from: self)
     }
 
     // MARK: retries

@@ -14,9 +14,11 @@ final class UpstreamPools: UpstreamClient {
     private var pools: [PoolKey: EndpointPool] = [:]
     private var roundRobin: [String: Int] = [:]
     var connector: UpstreamConnector
+    private let stats: LoopStats
 
-    init(eventLoop: EventLoop, timers: LoopTimers) {
+    init(eventLoop: EventLoop, timers: LoopTimers, stats: LoopStats) {
         self.eventLoop = eventLoop
+        self.stats = stats
         self.connector = UpstreamConnector(eventLoop: eventLoop, timers: timers)
     }
 
@@ -64,8 +66,11 @@ final class UpstreamPools: UpstreamClient {
 
     private func pool(for cluster: Cluster, endpoint: Endpoint) -> EndpointPool {
         let key = PoolKey(cluster: cluster.name, endpoint: endpoint, http2: cluster.protocol == .http2, tls: cluster.tls)
-        if let p = pools[key] { return p }
-        let p = EndpointPool(key: key, cluster: cluster, connector: connector, eventLoop: eventLoop)
+        if let p = pools[key] {
+            p.cluster = cluster  // its limits may have changed with the config
+            return p
+        }
+        let p = EndpointPool(key: key, cluster: cluster, connector: connector, eventLoop: eventLoop, stats: stats)
         pools[key] = p
         return p
     }
@@ -73,12 +78,15 @@ final class UpstreamPools: UpstreamClient {
     var activeConnectionCount: Int { pools.values.reduce(0) { $0 + $1.connectionCount } }
 }
 
-/// The connections to one endpoint, and requests waiting for one.
+/// The connections to one endpoint, and requests waiting for one. Connections and waiting
+/// requests count against the cluster's circuit breakers (`CircuitBreakers`).
 final class EndpointPool {
     let key: UpstreamPools.PoolKey
-    private let cluster: Cluster
+    var cluster: Cluster
     private let connector: UpstreamConnector
     private let eventLoop: EventLoop
+    private let stats: LoopStats
+    private let breakers = CircuitBreakers.shared
     private var connections: [UpstreamConnection] = []
     private var connecting = 0
     private var waiters: [UpstreamPools.Waiter] = []
@@ -86,8 +94,9 @@ final class EndpointPool {
     /// "address:port", as the access log shows it.
     let host: String
 
-    init(key: UpstreamPools.PoolKey, cluster: Cluster, connector: UpstreamConnector, eventLoop: EventLoop) {
+    init(key: UpstreamPools.PoolKey, cluster: Cluster, connector: UpstreamConnector, eventLoop: EventLoop, stats: LoopStats) {
         self.key = key
+        self.stats = stats
         self.cluster = cluster
         self.connector = connector
         self.eventLoop = eventLoop
@@ -103,6 +112,10 @@ final class EndpointPool {
             hand(c, to: waiter)
             return
         }
+        guard breakers.tryAcquire(.pendingRequests, of: cluster) else {
+            waiter(.failure(.overflow("pending requests")))
+            return
+        }
         waiters.append(waiter)
         if connections.count + connecting < maxConnections, connecting < waiters.count {
             connect()
@@ -115,6 +128,13 @@ final class EndpointPool {
     }
 
     private func connect() {
+        // Over the cluster's limit no connection opens, unless this pool has none: its
+        // waiters would otherwise wait for nothing (Envoy does the same).
+        if !breakers.tryAcquire(.connections, of: cluster) {
+            stats.count("meshd_upstream_cx_overflow{cluster=\"\(cluster.name)\"}")
+            guard connections.isEmpty, connecting == 0 else { return }
+            breakers.forceAcquire(.connections, of: cluster.name)
+        }
         connecting += 1
         connector.connect(cluster: cluster, endpoint: key.endpoint, http2: key.http2).hop(to: eventLoop)
             .assumeIsolated().whenComplete { result in
@@ -125,10 +145,12 @@ final class EndpointPool {
                     c.onStateChange = { [weak self, unowned c] in self?.stateChanged(c) }
                     self.serveWaiters(on: c)
                 case .failure(let error):
+                    self.breakers.release(.connections, of: self.cluster.name)
                     // Without connections to wait for, the queued requests fail now.
                     if self.connections.isEmpty && self.connecting == 0 {
                         let failing = self.waiters
                         self.waiters.removeAll()
+                        self.breakers.release(.pendingRequests, of: self.cluster.name, failing.count)
                         let why = (error as? UpstreamFailure).map { "\($0)" } ?? "\(error)"
                         for w in failing { w(.failure(.connectFailure(why))) }
                     } else if !self.waiters.isEmpty, self.connecting == 0 {
@@ -141,6 +163,7 @@ final class EndpointPool {
     private func serveWaiters(on c: UpstreamConnection) {
         while !waiters.isEmpty, c.canStartStream, !c.isClosed {
             let w = waiters.removeFirst()
+            breakers.release(.pendingRequests, of: cluster.name)
             hand(c, to: w)
             // HTTP/1.1 carries one stream; the waiter's startStream marks it busy.
             if !key.http2 { break }
@@ -151,7 +174,9 @@ final class EndpointPool {
     private func stateChanged(_ c: UpstreamConnection) {
         activeStreams = max(0, activeStreams - 1)
         if c.isClosed {
+            let open = connections.count
             connections.removeAll { $0 === c }
+            breakers.release(.connections, of: cluster.name, open - connections.count)
             if !waiters.isEmpty, connections.count + connecting < maxConnections { connect() }
             return
         }

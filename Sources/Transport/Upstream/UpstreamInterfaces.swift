@@ -10,6 +10,8 @@ public enum UpstreamFailure: Error, Sendable, Equatable {
     case reset(String)
     /// The upstream sent something that is not valid HTTP (UPE).
     case protocolError(String)
+    /// A circuit breaker of the cluster is full; nothing was sent (UO).
+    case overflow(String)
 }
 
 /// One request in flight on an upstream connection. Calls happen on the connection's event loop.
