@@ -294,6 +294,8 @@ public struct Cluster: Codable, Sendable, Equatable {
     public var maxConnections: Int?
     public var maxPendingRequests: Int?
     public var maxRequests: Int?
+    /// HTTP/1.1: a connection is closed after carrying this many requests; nil or 0: no limit.
+    public var maxRequestsPerConnection: Int?
     /// TCP keepalive on upstream sockets; nil: off.
     public var tcpKeepalive: TCPKeepalive?
     public var tls: UpstreamTLS?
@@ -302,7 +304,7 @@ public struct Cluster: Codable, Sendable, Equatable {
     public init(name: String, protocol: UpstreamProtocol? = nil, lbPolicy: LBPolicy? = nil, connectTimeoutMs: Int? = nil,
                 idleTimeoutMs: Int? = nil, maxConnectionsPerEndpoint: Int? = nil, maxRetries: Int? = nil,
                 maxConnections: Int? = nil, maxPendingRequests: Int? = nil, maxRequests: Int? = nil,
-                tcpKeepalive: TCPKeepalive? = nil, tls: UpstreamTLS? = nil, endpoints: [Endpoint]) {
+                maxRequestsPerConnection: Int? = nil, tcpKeepalive: TCPKeepalive? = nil, tls: UpstreamTLS? = nil, endpoints: [Endpoint]) {
         self.name = name
         self.protocol = `protocol`
         self.lbPolicy = lbPolicy
@@ -313,6 +315,7 @@ public struct Cluster: Codable, Sendable, Equatable {
         self.maxConnections = maxConnections
         self.maxPendingRequests = maxPendingRequests
         self.maxRequests = maxRequests
+        self.maxRequestsPerConnection = maxRequestsPerConnection
         self.tcpKeepalive = tcpKeepalive
         self.tls = tls
         self.endpoints = endpoints

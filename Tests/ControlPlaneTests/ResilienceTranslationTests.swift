@@ -220,10 +220,13 @@ final class ConnectionPoolTranslationTests: XCTestCase {
         """)
         let warned = t.warnings.joined(separator: "\n")
         for path in ["connectionPool.tcp.maxConnectionDuration", "connectionPool.tcp.idleTimeout",
-                     "connectionPool.http.maxRequestsPerConnection", "connectionPool.http.maxConcurrentStreams",
+                     "connectionPool.http.maxConcurrentStreams",
                      "connectionPool.http.useClientProtocol", "outlierDetection", "loadBalancer.localityLbSetting",
                      "loadBalancer.warmup"] {
             XCTAssertTrue(warned.contains("trafficPolicy." + path + ":"), "no warning for \(path): \(warned)")
         }
+        // HTTP/1.1 (ratings' port): enforced, so no warning.
+        XCTAssertFalse(warned.contains("maxRequestsPerConnection"), warned)
+        XCTAssertEqual(t.bootstrap.cluster("outbound|9080||ratings.default.svc.cluster.local")?.maxRequestsPerConnection, 10)
     }
 }

@@ -8,7 +8,7 @@
   /cut...          sends a 200 head and part of the body, then closes the connection
   anything else    200 with the request's body length
   GET /__seen      JSON list of every request before: method, path, host, body length, x-request-id,
-                   x-envoy-attempt-count
+                   x-envoy-attempt-count, and the client's port (peer_port: one per connection)
 
 Usage: scripted_upstream.py PORT NAME [hang]   (hang: every request is held 30 s, as /hang)
 """
@@ -64,7 +64,8 @@ class Handler(BaseHTTPRequestHandler):
         with lock:
             seen.append({"method": self.command, "path": self.path, "host": self.headers.get("host"),
                          "bytes": len(body), "request_id": self.headers.get("x-request-id"),
-                         "attempt": self.headers.get("x-envoy-attempt-count")})
+                         "attempt": self.headers.get("x-envoy-attempt-count"),
+                         "peer_port": self.client_address[1]})
         if path.startswith("/flaky"):
             return self.answer(503 if n % 2 == 1 else 200, f"{NAME} {n}".encode())
         if path.startswith("/fail"):

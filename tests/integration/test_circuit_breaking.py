@@ -87,3 +87,22 @@ def test_pending_requests_overflow_when_the_only_connection_is_busy(mesh):
     assert first and first[0][0] == 504
     assert proxy.stat("meshd_upstream_rq_pending_overflow") == 4
     assert proxy.stat("meshd_upstream_cx_overflow") >= 1
+
+
+def test_max_requests_per_connection_closes_an_http1_connection_after_its_requests(mesh):
+    up = scripted(mesh, "app")
+    port = free_port()
+    cfg = config(port, up, [route("/")])
+    cfg["clusters"][0]["maxRequestsPerConnection"] = 2
+    cfg["clusters"].append({"name": "reused", "endpoints": [{"address": "127.0.0.1", "port": up}]})
+    cfg["routeConfigs"][0]["virtualHosts"][0]["routes"].insert(0, route("/reused", cluster="reused"))
+    mesh.proxy(cfg, concurrency=1)
+    for i in range(6):
+        assert get(port, f"/limited/{i}")[0] == 200
+        assert get(port, f"/reused/{i}")[0] == 200
+    ports = lambda prefix: [s["peer_port"] for s in seen(up) if s["path"].startswith(prefix)]
+    limited = ports("/limited")
+    assert len(limited) == 6 and len(set(limited)) == 3, limited
+    assert limited[0] == limited[1] and limited[2] == limited[3] and limited[4] == limited[5], limited
+    # Without the setting, the keep-alive connection carries them all.
+    assert len(set(ports("/reused"))) == 1, ports("/reused")

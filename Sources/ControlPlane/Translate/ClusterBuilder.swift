@@ -39,7 +39,7 @@ enum ClusterBuilder {
         var h2 = port?.protocol.isHTTP2 ?? false
         if settings.connectionPool?.http?.h2UpgradePolicy == "UPGRADE" { h2 = true }
         let pool = settings.connectionPool
-        warnUnenforced(settings, source, ctx)
+        warnUnenforced(settings, http2: h2, source, ctx)
         return Cluster(name: key.name, protocol: h2 ? .http2 : nil, lbPolicy: lbPolicy(settings.loadBalancer, source, ctx),
                        connectTimeoutMs: pool?.tcp?.connectTimeoutMs,
                        idleTimeoutMs: pool?.http?.idleTimeoutMs,
@@ -47,6 +47,7 @@ enum ClusterBuilder {
                        maxConnections: threshold(pool?.tcp?.maxConnections),
                        maxPendingRequests: threshold(pool?.http?.http1MaxPendingRequests),
                        maxRequests: threshold(pool?.http?.http2MaxRequests),
+                       maxRequestsPerConnection: pool?.http?.maxRequestsPerConnection.flatMap { $0 > 0 ? $0 : nil },
                        tcpKeepalive: pool?.tcp?.tcpKeepalive.map(keepalive),
                        tls: tls(settings.tls, host: key.host, source, ctx), endpoints: endpoints)
     }
@@ -69,11 +70,11 @@ enum ClusterBuilder {
 
     /// DestinationRule settings meshd parses but does not enforce: each is a warning, never
     /// silently accepted.
-    static func warnUnenforced(_ s: PolicySettings, _ source: String, _ ctx: TranslationContext) {
+    static func warnUnenforced(_ s: PolicySettings, http2: Bool, _ source: String, _ ctx: TranslationContext) {
         let p = "trafficPolicy."
         if let http = s.connectionPool?.http {
-            if http.maxRequestsPerConnection != nil {
-                ctx.warn(source, p + "connectionPool.http.maxRequestsPerConnection", "not enforced yet; connections are reused without a request limit")
+            if http2, let n = http.maxRequestsPerConnection, n > 0 {
+                ctx.warn(source, p + "connectionPool.http.maxRequestsPerConnection", "enforced on HTTP/1.1 only; HTTP/2 connections are reused without a request limit")
             }
             if http.maxConcurrentStreams != nil {
                 ctx.warn(source, p + "connectionPool.http.maxConcurrentStreams", "not enforced yet; the upstream's SETTINGS_MAX_CONCURRENT_STREAMS applies")

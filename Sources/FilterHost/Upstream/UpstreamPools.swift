@@ -108,7 +108,7 @@ final class EndpointPool {
 
     func acquire(_ waiter: @escaping UpstreamPools.Waiter) {
         // Most recently used first: keeps a warm connection busy and lets idle ones time out.
-        if let c = connections.last(where: { $0.canStartStream && !$0.isClosed }) {
+        if let c = connections.last(where: canTake) {
             hand(c, to: waiter)
             return
         }
@@ -122,8 +122,19 @@ final class EndpointPool {
         }
     }
 
+    /// Requests each HTTP/1.1 connection was handed, for `maxRequestsPerConnection`.
+    private var carried: [ObjectIdentifier: Int] = [:]
+
+    private func spent(_ c: UpstreamConnection) -> Bool {
+        guard !key.http2, let limit = cluster.maxRequestsPerConnection, limit > 0 else { return false }
+        return carried[ObjectIdentifier(c), default: 0] >= limit
+    }
+
+    private func canTake(_ c: UpstreamConnection) -> Bool { c.canStartStream && !c.isClosed && !spent(c) }
+
     private func hand(_ c: UpstreamConnection, to waiter: UpstreamPools.Waiter) {
         activeStreams += 1
+        if !key.http2 { carried[ObjectIdentifier(c), default: 0] += 1 }
         waiter(.success((c, host)))
     }
 
@@ -161,7 +172,7 @@ final class EndpointPool {
     }
 
     private func serveWaiters(on c: UpstreamConnection) {
-        while !waiters.isEmpty, c.canStartStream, !c.isClosed {
+        while !waiters.isEmpty, canTake(c) {
             let w = waiters.removeFirst()
             breakers.release(.pendingRequests, of: cluster.name)
             hand(c, to: w)
@@ -176,10 +187,13 @@ final class EndpointPool {
         if c.isClosed {
             let open = connections.count
             connections.removeAll { $0 === c }
+            carried[ObjectIdentifier(c)] = nil
             breakers.release(.connections, of: cluster.name, open - connections.count)
             if !waiters.isEmpty, connections.count + connecting < maxConnections { connect() }
             return
         }
+        // Its last request done: close it; the close brings the next connection for waiters.
+        if spent(c), c.canStartStream { return c.close() }
         serveWaiters(on: c)
     }
 }
