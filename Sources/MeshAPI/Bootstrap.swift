@@ -298,13 +298,16 @@ public struct Cluster: Codable, Sendable, Equatable {
     public var maxRequestsPerConnection: Int?
     /// TCP keepalive on upstream sockets; nil: off.
     public var tcpKeepalive: TCPKeepalive?
+    /// Envoy's consecutive-errors outlier detection; nil: off.
+    public var outlierDetection: OutlierDetectionConfig?
     public var tls: UpstreamTLS?
     public var endpoints: [Endpoint]
 
     public init(name: String, protocol: UpstreamProtocol? = nil, lbPolicy: LBPolicy? = nil, connectTimeoutMs: Int? = nil,
                 idleTimeoutMs: Int? = nil, maxConnectionsPerEndpoint: Int? = nil, maxRetries: Int? = nil,
                 maxConnections: Int? = nil, maxPendingRequests: Int? = nil, maxRequests: Int? = nil,
-                maxRequestsPerConnection: Int? = nil, tcpKeepalive: TCPKeepalive? = nil, tls: UpstreamTLS? = nil, endpoints: [Endpoint]) {
+                maxRequestsPerConnection: Int? = nil, tcpKeepalive: TCPKeepalive? = nil,
+                outlierDetection: OutlierDetectionConfig? = nil, tls: UpstreamTLS? = nil, endpoints: [Endpoint]) {
         self.name = name
         self.protocol = `protocol`
         self.lbPolicy = lbPolicy
@@ -317,8 +320,47 @@ public struct Cluster: Codable, Sendable, Equatable {
         self.maxRequests = maxRequests
         self.maxRequestsPerConnection = maxRequestsPerConnection
         self.tcpKeepalive = tcpKeepalive
+        self.outlierDetection = outlierDetection
         self.tls = tls
         self.endpoints = endpoints
+    }
+}
+
+/// Envoy's outlier detection, the consecutive-errors detectors (no success-rate ones).
+public struct OutlierDetectionConfig: Codable, Sendable, Equatable {
+    /// 5xx answers in a row (and, unless split, local-origin failures) that eject a host
+    /// (default 5; 0: off).
+    public var consecutive5xx: Int?
+    /// 502/503/504 in a row (and, unless split, local-origin failures); nil or 0: off.
+    public var consecutiveGatewayFailure: Int?
+    /// With `splitExternalLocalOriginErrors`: connect failures, resets in a row (default 5; 0: off).
+    public var consecutiveLocalOriginFailure: Int?
+    /// Counts local-origin failures apart from the upstream's answers (default false).
+    public var splitExternalLocalOriginErrors: Bool?
+    /// Between sweeps that bring ejected hosts back (default 10000 ms).
+    public var intervalMs: Int?
+    /// A host is ejected for this × the times it was ejected (default 30000 ms) ...
+    public var baseEjectionTimeMs: Int?
+    /// ... at most this long, or the base time when longer (default 300000 ms).
+    public var maxEjectionTimeMs: Int?
+    /// No ejection while this share of the hosts is ejected already (default 10).
+    public var maxEjectionPercent: Int?
+    /// Below this share of healthy hosts, ejected ones are used too (Envoy's panic threshold;
+    /// default 0: never).
+    public var minHealthPercent: Int?
+
+    public init(consecutive5xx: Int? = nil, consecutiveGatewayFailure: Int? = nil, consecutiveLocalOriginFailure: Int? = nil,
+                splitExternalLocalOriginErrors: Bool? = nil, intervalMs: Int? = nil, baseEjectionTimeMs: Int? = nil,
+                maxEjectionTimeMs: Int? = nil, maxEjectionPercent: Int? = nil, minHealthPercent: Int? = nil) {
+        self.consecutive5xx = consecutive5xx
+        self.consecutiveGatewayFailure = consecutiveGatewayFailure
+        self.consecutiveLocalOriginFailure = consecutiveLocalOriginFailure
+        self.splitExternalLocalOriginErrors = splitExternalLocalOriginErrors
+        self.intervalMs = intervalMs
+        self.baseEjectionTimeMs = baseEjectionTimeMs
+        self.maxEjectionTimeMs = maxEjectionTimeMs
+        self.maxEjectionPercent = maxEjectionPercent
+        self.minHealthPercent = minHealthPercent
     }
 }
 

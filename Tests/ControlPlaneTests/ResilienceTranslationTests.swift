@@ -212,7 +212,7 @@ final class ConnectionPoolTranslationTests: XCTestCase {
             connectionPool:
               tcp: {maxConnectionDuration: 60s, idleTimeout: 30s}
               http: {maxRequestsPerConnection: 10, maxConcurrentStreams: 50, useClientProtocol: true}
-            outlierDetection: {consecutive5xxErrors: 3, interval: 1s, baseEjectionTime: 30s}
+            outlierDetection: {consecutiveErrors: 3}
             loadBalancer:
               simple: ROUND_ROBIN
               localityLbSetting: {enabled: true}
@@ -221,12 +221,40 @@ final class ConnectionPoolTranslationTests: XCTestCase {
         let warned = t.warnings.joined(separator: "\n")
         for path in ["connectionPool.tcp.maxConnectionDuration", "connectionPool.tcp.idleTimeout",
                      "connectionPool.http.maxConcurrentStreams",
-                     "connectionPool.http.useClientProtocol", "outlierDetection", "loadBalancer.localityLbSetting",
+                     "connectionPool.http.useClientProtocol", "outlierDetection.consecutiveErrors",
+                     "loadBalancer.localityLbSetting",
                      "loadBalancer.warmup"] {
             XCTAssertTrue(warned.contains("trafficPolicy." + path + ":"), "no warning for \(path): \(warned)")
         }
         // HTTP/1.1 (ratings' port): enforced, so no warning.
         XCTAssertFalse(warned.contains("maxRequestsPerConnection"), warned)
         XCTAssertEqual(t.bootstrap.cluster("outbound|9080||ratings.default.svc.cluster.local")?.maxRequestsPerConnection, 10)
+    }
+
+    func testOutlierDetectionMapsToEnvoysConsecutiveErrorDetectors() throws {
+        let t = try translate("""
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: ratings-outliers}
+        spec:
+          host: ratings
+          trafficPolicy:
+            outlierDetection:
+              consecutive5xxErrors: 0
+              consecutiveGatewayErrors: 2
+              consecutiveLocalOriginFailures: 4
+              splitExternalLocalOriginErrors: true
+              interval: 1s
+              baseEjectionTime: 15s
+              maxEjectionPercent: 50
+              minHealthPercent: 30
+        """)
+        let ratings = try XCTUnwrap(t.bootstrap.cluster("outbound|9080||ratings.default.svc.cluster.local"))
+        XCTAssertEqual(ratings.outlierDetection, OutlierDetectionConfig(
+            consecutive5xx: 0, consecutiveGatewayFailure: 2, consecutiveLocalOriginFailure: 4,
+            splitExternalLocalOriginErrors: true, intervalMs: 1000, baseEjectionTimeMs: 15_000,
+            maxEjectionPercent: 50, minHealthPercent: 30))
+        XCTAssertNil(t.bootstrap.cluster("outbound|9080||reviews.default.svc.cluster.local")?.outlierDetection)
+        XCTAssertEqual(t.warnings, [])
     }
 }

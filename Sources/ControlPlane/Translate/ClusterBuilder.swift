@@ -49,6 +49,7 @@ enum ClusterBuilder {
                        maxRequests: threshold(pool?.http?.http2MaxRequests),
                        maxRequestsPerConnection: pool?.http?.maxRequestsPerConnection.flatMap { $0 > 0 ? $0 : nil },
                        tcpKeepalive: pool?.tcp?.tcpKeepalive.map(keepalive),
+                       outlierDetection: settings.outlierDetection.map { outlier($0, source, ctx) },
                        tls: tls(settings.tls, host: key.host, source, ctx), endpoints: endpoints)
     }
 
@@ -66,6 +67,23 @@ enum ClusterBuilder {
     static func keepalive(_ k: ConnectionPoolSettings.Keepalive) -> TCPKeepalive {
         TCPKeepalive(probes: k.probes, timeSeconds: k.timeMs.map { max(1, $0 / 1000) },
                      intervalSeconds: k.intervalMs.map { max(1, $0 / 1000) })
+    }
+
+    /// Istio's OutlierDetection → Envoy's consecutive-errors detectors. Thresholds pass as
+    /// set (0 turns one off); maxEjectionPercent only when positive (else Envoy's 10);
+    /// minHealthPercent is the panic threshold (unset: 0, never).
+    static func outlier(_ o: OutlierDetection, _ source: String, _ ctx: TranslationContext) -> OutlierDetectionConfig {
+        if o.consecutiveErrors != nil {
+            ctx.warn(source, "trafficPolicy.outlierDetection.consecutiveErrors",
+                     "deprecated and not supported; use consecutive5xxErrors or consecutiveGatewayErrors")
+        }
+        return OutlierDetectionConfig(
+            consecutive5xx: o.consecutive5xxErrors, consecutiveGatewayFailure: o.consecutiveGatewayErrors,
+            consecutiveLocalOriginFailure: o.consecutiveLocalOriginFailures,
+            splitExternalLocalOriginErrors: o.splitExternalLocalOriginErrors, intervalMs: o.intervalMs,
+            baseEjectionTimeMs: o.baseEjectionTimeMs,
+            maxEjectionPercent: o.maxEjectionPercent.flatMap { $0 > 0 ? $0 : nil },
+            minHealthPercent: o.minHealthPercent ?? 0)
     }
 
     /// DestinationRule settings meshd parses but does not enforce: each is a warning, never
@@ -90,9 +108,6 @@ enum ClusterBuilder {
             if tcp.idleTimeoutMs != nil {
                 ctx.warn(source, p + "connectionPool.tcp.idleTimeout", "not enforced yet (TCP proxying); connectionPool.http.idleTimeout applies to HTTP")
             }
-        }
-        if s.outlierDetection != nil {
-            ctx.warn(source, p + "outlierDetection", "outlier detection is not supported yet; no endpoint is ejected")
         }
         if s.loadBalancer?.localityLbSetting != nil {
             ctx.warn(source, p + "loadBalancer.localityLbSetting", "locality load balancing is not supported; endpoints are used regardless of locality")

@@ -185,6 +185,7 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
 
     func attemptStarted(_ attempt: UpstreamAttempt, host: String) {
         guard currentAttempt === attempt else { return }
+        recordOutlier(.localOriginSuccess, host)
         attemptsStarted += 1
         triedHosts.insert(host)
         stream.streamInfo.upstreamHost = host
@@ -213,6 +214,7 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         if let cluster { stats.upstreamResponse(cluster: cluster.name, code: head.status) }
         // A 1xx interim answer is not the response: nothing to decide yet.
         if head.status != 101, head.status < 200 { return forwardHead(head, endStream: endStream) }
+        recordOutlier(.response(head.status), currentAttempt?.pickedHost)
         if retryAfter(.response(head)) { return }
         forwardHead(head, endStream: endStream)
     }
@@ -251,11 +253,19 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
             releaseRetryBudget()
             return answerOverflow()
         }
+        if failure == .noHealthyUpstream {
+            releaseRetryBudget()
+            phase = .done
+            cancelTimers()
+            if let cluster { stats.upstreamResponse(cluster: cluster.name, code: 503) }
+            return stream.sendLocalReply(status: 503, body: "no healthy upstream", headers: [:], flag: .noHealthyUpstream, from: self)
+        }
+        recordOutlier(.localOriginFailure, attempt.pickedHost)
         if !responseStarted {
             let outcome: AttemptOutcome = switch failure {
             case .connectFailure: .connectFailure
             case .reset(let why): .reset(refused: why == "REFUSED_STREAM")
-            case .protocolError, .overflow: .reset(refused: false)
+            case .protocolError, .overflow, .noHealthyUpstream: .reset(refused: false)
             }
             if retryAfter(outcome) { return }
         }
@@ -270,6 +280,8 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
             (502, .upstreamProtocolError, "upstream protocol error: \(why)")
         case .overflow:
             (503, .upstreamOverflow, "upstream connect error or disconnect/reset before headers. reset reason: overflow")
+        case .noHealthyUpstream:
+            (503, .noHealthyUpstream, "no healthy upstream")
         }
         if let cluster { stats.upstreamResponse(cluster: cluster.name, code: status) }
         if responseStarted { stream.resetStream(flag: flag) } else {
@@ -287,6 +299,20 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         stats.upstreamResponse(cluster: cluster.name, code: 503)
         stream.sendLocalReply(status: 503, body: "upstream connect error or disconnect/reset before headers. reset reason: overflow",
                               headers: ["x-envoy-overloaded": "true"], flag: .upstreamOverflow, from: self)
+    }
+
+    /// Tells the cluster's outlier detector how the endpoint did, and counts an ejection.
+    private func recordOutlier(_ outcome: OutlierDetector.Outcome, _ host: String?) {
+        guard let cluster, cluster.outlierDetection != nil, let host else { return }
+        let name = cluster.name
+        switch OutlierDetectors.shared.record(outcome, host: host, cluster: cluster) {
+        case .none: break
+        case .ejected(let detector):
+            stats.count("meshd_outlier_detection_ejections_total{cluster=\"\(name)\"}")
+            stats.count("meshd_outlier_detection_ejections_enforced_\(detector.rawValue){cluster=\"\(name)\"}")
+        case .overflow:
+            stats.count("meshd_outlier_detection_ejections_overflow{cluster=\"\(name)\"}")
+        }
     }
 
     // MARK: retries

@@ -196,8 +196,12 @@ public final class ProxyRuntime: Sendable {
             var s = ctx.stats.snapshot
             s.gauges["meshd_upstream_cx_active"] = ctx.pools.activeConnectionCount
             return s
-        }.map { parts in
-            parts.reduce(into: LoopStats.Snapshot()) { $0.merge($1) }
+        }.map { [snapshot] parts in
+            var total = parts.reduce(into: LoopStats.Snapshot()) { $0.merge($1) }
+            for (cluster, ejected) in OutlierDetectors.shared.ejectedByCluster(snapshot.bootstrap.clusters) {
+                total.gauges["meshd_outlier_detection_ejections_active{cluster=\"\(cluster)\"}"] = ejected.count
+            }
+            return total
         }
     }
 }

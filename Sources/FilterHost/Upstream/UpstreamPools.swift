@@ -43,6 +43,20 @@ final class UpstreamPools: UpstreamClient {
             return nil
         }
         var candidates = cluster.endpoints.map { pool(for: cluster, endpoint: $0) }
+        if let outlier = cluster.outlierDetection {
+            let ejected = OutlierDetectors.shared.ejected(in: cluster)
+            if !ejected.isEmpty {
+                let healthy = candidates.filter { !ejected.contains($0.host) }
+                // Below minHealthPercent healthy, all are used (Envoy's panic threshold, as Istio sets it).
+                if healthy.count * 100 < (outlier.minHealthPercent ?? 0) * candidates.count {
+                } else if healthy.isEmpty {
+                    done(.failure(.noHealthyUpstream))
+                    return nil
+                } else {
+                    candidates = healthy
+                }
+            }
+        }
         if !avoiding.isEmpty {
             let others = candidates.filter { !avoiding.contains($0.host) }
             if !others.isEmpty { candidates = others }

@@ -12,6 +12,8 @@ public enum UpstreamFailure: Error, Sendable, Equatable {
     case protocolError(String)
     /// A circuit breaker of the cluster is full; nothing was sent (UO).
     case overflow(String)
+    /// Every endpoint of the cluster is ejected by outlier detection (UH).
+    case noHealthyUpstream
 }
 
 /// One request in flight on an upstream connection. Calls happen on the connection's event loop.
