@@ -275,6 +275,8 @@ public struct Cluster: Codable, Sendable, Equatable {
     public enum UpstreamProtocol: String, Codable, Sendable { case http1 = "HTTP1", http2 = "HTTP2" }
     public enum LBPolicy: String, Codable, Sendable {
         case roundRobin = "ROUND_ROBIN", random = "RANDOM", leastRequest = "LEAST_REQUEST"
+        /// Consistent hashing by `consistentHash`'s key (a request without one: random).
+        case ringHash = "RING_HASH", maglev = "MAGLEV"
     }
     public var name: String
     public var `protocol`: UpstreamProtocol?
@@ -298,6 +300,8 @@ public struct Cluster: Codable, Sendable, Equatable {
     public var maxRequestsPerConnection: Int?
     /// TCP keepalive on upstream sockets; nil: off.
     public var tcpKeepalive: TCPKeepalive?
+    /// RING_HASH / MAGLEV: what a request is hashed by, and the table size.
+    public var consistentHash: ConsistentHashConfig?
     /// Envoy's consecutive-errors outlier detection; nil: off.
     public var outlierDetection: OutlierDetectionConfig?
     public var tls: UpstreamTLS?
@@ -307,7 +311,7 @@ public struct Cluster: Codable, Sendable, Equatable {
                 idleTimeoutMs: Int? = nil, maxConnectionsPerEndpoint: Int? = nil, maxRetries: Int? = nil,
                 maxConnections: Int? = nil, maxPendingRequests: Int? = nil, maxRequests: Int? = nil,
                 maxRequestsPerConnection: Int? = nil, tcpKeepalive: TCPKeepalive? = nil,
-                outlierDetection: OutlierDetectionConfig? = nil, tls: UpstreamTLS? = nil, endpoints: [Endpoint]) {
+                outlierDetection: OutlierDetectionConfig? = nil, consistentHash: ConsistentHashConfig? = nil, tls: UpstreamTLS? = nil, endpoints: [Endpoint]) {
         self.name = name
         self.protocol = `protocol`
         self.lbPolicy = lbPolicy
@@ -321,8 +325,46 @@ public struct Cluster: Codable, Sendable, Equatable {
         self.maxRequestsPerConnection = maxRequestsPerConnection
         self.tcpKeepalive = tcpKeepalive
         self.outlierDetection = outlierDetection
+        self.consistentHash = consistentHash
         self.tls = tls
         self.endpoints = endpoints
+    }
+}
+
+/// The hash key of a consistent-hash cluster (one of header, cookie, sourceIp,
+/// queryParameter) and its table size. Hashes are xxHash64, as Envoy's.
+public struct ConsistentHashConfig: Codable, Sendable, Equatable {
+    public struct Cookie: Codable, Sendable, Equatable {
+        public var name: String
+        public var path: String?
+        /// When set and the request has no such cookie, one is generated and sent back with
+        /// Set-Cookie (Max-Age when positive).
+        public var ttlMs: Int?
+        public init(name: String, path: String? = nil, ttlMs: Int? = nil) {
+            self.name = name
+            self.path = path
+            self.ttlMs = ttlMs
+        }
+    }
+
+    public var header: String?
+    public var cookie: Cookie?
+    /// The downstream connection's IP address.
+    public var sourceIp: Bool?
+    public var queryParameter: String?
+    /// RING_HASH: points on the ring at least (default 1024, at most 8388608).
+    public var minimumRingSize: Int?
+    /// MAGLEV: lookup table size, a prime (default 65537).
+    public var maglevTableSize: Int?
+
+    public init(header: String? = nil, cookie: Cookie? = nil, sourceIp: Bool? = nil, queryParameter: String? = nil,
+                minimumRingSize: Int? = nil, maglevTableSize: Int? = nil) {
+        self.header = header
+        self.cookie = cookie
+        self.sourceIp = sourceIp
+        self.queryParameter = queryParameter
+        self.minimumRingSize = minimumRingSize
+        self.maglevTableSize = maglevTableSize
     }
 }
 

@@ -116,6 +116,9 @@ public struct LoadBalancerSettings: NodeDecodable, Equatable {
         public var httpQueryParameterName: String?
         public var ringHashMinimumSize: Int?
         public var maglevTableSize: Int?
+        /// `maglev` is set (else the ring hash is used).
+        public var usesMaglev: Bool
+        /// Deprecated top-level ring size (used when `ringHash` does not set one).
         public var minimumRingSize: Int?
 
         init(_ r: ObjectReader) {
@@ -124,7 +127,9 @@ public struct LoadBalancerSettings: NodeDecodable, Equatable {
             useSourceIp = r.bool("useSourceIp")
             httpQueryParameterName = r.string("httpQueryParameterName")
             ringHashMinimumSize = r.object("ringHash", as: RingHash.self)?.minimumRingSize
-            maglevTableSize = r.object("maglev", as: Maglev.self)?.tableSize
+            let maglev = r.object("maglev", as: Maglev.self)
+            maglevTableSize = maglev?.tableSize
+            usesMaglev = maglev != nil
             minimumRingSize = r.int("minimumRingSize")
         }
 

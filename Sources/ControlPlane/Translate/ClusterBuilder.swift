@@ -50,6 +50,7 @@ enum ClusterBuilder {
                        maxRequestsPerConnection: pool?.http?.maxRequestsPerConnection.flatMap { $0 > 0 ? $0 : nil },
                        tcpKeepalive: pool?.tcp?.tcpKeepalive.map(keepalive),
                        outlierDetection: settings.outlierDetection.map { outlier($0, source, ctx) },
+                       consistentHash: settings.loadBalancer?.consistentHash.flatMap(consistentHash),
                        tls: tls(settings.tls, host: key.host, source, ctx), endpoints: endpoints)
     }
 
@@ -67,6 +68,35 @@ enum ClusterBuilder {
     static func keepalive(_ k: ConnectionPoolSettings.Keepalive) -> TCPKeepalive {
         TCPKeepalive(probes: k.probes, timeSeconds: k.timeMs.map { max(1, $0 / 1000) },
                      intervalSeconds: k.intervalMs.map { max(1, $0 / 1000) })
+    }
+
+    /// Istio's consistentHash: the key (header, cookie, source IP or query parameter; nil
+    /// without one, which validation refuses) and the table size, `ringHash.minimumRingSize`
+    /// before the deprecated top-level `minimumRingSize` (0 or unset: Envoy's 1024).
+    static func consistentHash(_ h: LoadBalancerSettings.ConsistentHash) -> ConsistentHashConfig? {
+        var out = ConsistentHashConfig()
+        if let name = h.httpHeaderName { out.header = name }
+        else if let c = h.httpCookie, let name = c.name, !name.isEmpty { out.cookie = .init(name: name, path: c.path, ttlMs: c.ttlMs) }
+        else if h.useSourceIp == true { out.sourceIp = true }
+        else if let q = h.httpQueryParameterName { out.queryParameter = q }
+        else { return nil }
+        if h.usesMaglev {
+            out.maglevTableSize = h.maglevTableSize.flatMap { $0 > 0 ? $0 : nil }
+        } else {
+            out.minimumRingSize = (h.ringHashMinimumSize ?? h.minimumRingSize).flatMap { $0 > 0 ? $0 : nil }
+        }
+        return out
+    }
+
+    static func isPrime(_ n: Int) -> Bool {
+        guard n > 3 else { return n > 1 }
+        guard n % 2 != 0 else { return false }
+        var d = 3
+        while d * d <= n {
+            if n % d == 0 { return false }
+            d += 2
+        }
+        return true
     }
 
     /// Istio's OutlierDetection → Envoy's consecutive-errors detectors. Thresholds pass as
@@ -117,11 +147,10 @@ enum ClusterBuilder {
         }
     }
 
-    /// Istio's default is LEAST_REQUEST, for UNSPECIFIED too.
+    /// Istio's default is LEAST_REQUEST, for UNSPECIFIED too. consistentHash: MAGLEV with
+    /// `maglev`, else RING_HASH.
     static func lbPolicy(_ lb: LoadBalancerSettings?, _ source: String, _ ctx: TranslationContext) -> Cluster.LBPolicy {
-        if lb?.consistentHash != nil {
-            ctx.warn(source, "trafficPolicy.loadBalancer.consistentHash", "consistent hashing is not supported yet; LEAST_REQUEST is used")
-        }
+        if let hash = lb?.consistentHash, consistentHash(hash) != nil { return hash.usesMaglev ? .maglev : .ringHash }
         switch lb?.simple {
         case "ROUND_ROBIN": return .roundRobin
         case "RANDOM": return .random

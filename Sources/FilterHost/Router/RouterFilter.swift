@@ -29,6 +29,8 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
     private let timers: LoopTimers
     private var phase = Phase.idle
     private var cluster: Cluster?
+    /// The request's key for a consistent-hash cluster.
+    private var requestHash: RequestHash?
     /// The head as sent upstream (after rewrites), for retries and mirrors.
     private var upstreamHead: RequestHead?
     /// The client sent the whole request.
@@ -105,6 +107,11 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         sendsAttemptCount = selected.compiled.sendsAttemptCount
         mirrors = Self.pickMirrors(action, snapshot: stream.snapshot)
         if retry != nil || !mirrors.isEmpty { replay = RequestReplay(limit: stream.bufferLimit) }
+        if let config = cluster.consistentHash, cluster.lbPolicy == .ringHash || cluster.lbPolicy == .maglev {
+            let remote = stream.connectionInfo.remoteAddress
+            let address = remote.map { "\($0.ipAddress ?? ""):\($0.port ?? 0)" }
+            requestHash = RequestHash(config, head: head, remoteAddress: address, remoteIP: remote?.ipAddress)
+        }
         if endStream { sendMirrors() }
         startAttempt()
         return .stop
@@ -156,7 +163,7 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         let headEnds = requestComplete && (replay?.body?.readableBytes ?? 0) == 0 && replay?.trailers == nil
         let avoiding = retry?.policy.retryOtherHosts == true ? triedHosts : []
         attempt.start(cluster: cluster, head: head, endStream: attemptsStarted == 0 ? requestComplete : headEnds,
-                      avoiding: avoiding, client: client)
+                      avoiding: avoiding, hash: requestHash?.hash, client: client)
     }
 
     private func replayAbandoned() {
@@ -222,6 +229,7 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
     private func forwardHead(_ head: ResponseHead, endStream: Bool) {
         var head = head
         responseHeaders?.apply(to: &head.headers)
+        if let cookie = requestHash?.setCookie { head.headers.add(name: "set-cookie", value: cookie) }
         // A tunnel (101) lives as long as its peers want; the route timeout covered the handshake.
         if head.status == 101 || endStream { cancelTimers() }
         if let sentAt { stream.streamInfo.upstreamServiceTime = (NIODeadline.now() - sentAt).nanoseconds / 1_000_000 }

@@ -38,6 +38,25 @@ final class UpstreamPools: UpstreamClient {
     /// predicate, without its bound on re-picks: the choice is made among the others).
     @discardableResult
     func connection(for cluster: Cluster, avoiding: Set<String>, _ done: @escaping Waiter) -> String? {
+        connection(for: cluster, avoiding: avoiding, hash: nil, done)
+    }
+
+    /// Consistent-hash tables per cluster, rebuilt when its endpoints in service change.
+    private var hashTables: [String: (hosts: [String], config: ConsistentHashConfig?, policy: Cluster.LBPolicy, table: ConsistentHashTable)] = [:]
+
+    private func hashTable(_ cluster: Cluster, hosts: [String], policy: Cluster.LBPolicy) -> ConsistentHashTable {
+        if let t = hashTables[cluster.name], t.hosts == hosts, t.config == cluster.consistentHash, t.policy == policy {
+            return t.table
+        }
+        let table: ConsistentHashTable = policy == .maglev
+            ? .maglev(hosts: hosts, tableSize: cluster.consistentHash?.maglevTableSize)
+            : .ring(hosts: hosts, minimumRingSize: cluster.consistentHash?.minimumRingSize)
+        hashTables[cluster.name] = (hosts, cluster.consistentHash, policy, table)
+        return table
+    }
+
+    @discardableResult
+    func connection(for cluster: Cluster, avoiding: Set<String>, hash: UInt64?, _ done: @escaping Waiter) -> String? {
         guard !cluster.endpoints.isEmpty else {
             done(.failure(.connectFailure("no endpoints")))
             return nil
@@ -57,12 +76,20 @@ final class UpstreamPools: UpstreamClient {
                 }
             }
         }
-        if !avoiding.isEmpty {
+        let policy = cluster.lbPolicy ?? .roundRobin
+        // A hash keeps its endpoint on a retry too: the ring is not rebuilt per attempt.
+        if !avoiding.isEmpty, policy != .ringHash, policy != .maglev {
             let others = candidates.filter { !avoiding.contains($0.host) }
             if !others.isEmpty { candidates = others }
         }
         let chosen: EndpointPool
-        switch cluster.lbPolicy ?? .roundRobin {
+        switch policy {
+        case .ringHash, .maglev:
+            if let hash, let i = hashTable(cluster, hosts: candidates.map(\.host), policy: policy).pick(hash) {
+                chosen = candidates[i]
+            } else {
+                chosen = candidates.randomElement()!
+            }
         case .roundRobin:
             let i = roundRobin[cluster.name, default: 0]
             roundRobin[cluster.name] = i &+ 1
