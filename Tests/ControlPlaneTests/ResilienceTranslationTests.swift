@@ -258,3 +258,61 @@ final class ConnectionPoolTranslationTests: XCTestCase {
         XCTAssertEqual(t.warnings, [])
     }
 }
+
+/// DestinationRule `loadBalancer.consistentHash` → RING_HASH / MAGLEV clusters.
+final class ConsistentHashTranslationTests: XCTestCase {
+    private let productpage = ProxyIdentity.sidecar(name: "productpage-v1", namespace: "default",
+                                                    labels: ["app": "productpage", "version": "v1"],
+                                                    outboundPort: 15001, inboundPort: 15006, appPort: 9080)
+
+    private func cluster(_ lb: String) throws -> (Cluster?, [String]) {
+        let store = try bookinfoStore(self, samples: [], extra: """
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: ratings-hash}
+        spec:
+          host: ratings
+          trafficPolicy:
+            loadBalancer: \(lb)
+        """)
+        let t = Translator(store: store).translate(for: productpage)
+        _ = assertSnapshotBuilds(t.bootstrap)
+        return (t.bootstrap.cluster("outbound|9080||ratings.default.svc.cluster.local"), t.warnings)
+    }
+
+    func testKeysAndTables() throws {
+        var (c, warnings) = try cluster("{consistentHash: {httpHeaderName: x-user}}")
+        XCTAssertEqual(c?.lbPolicy, .ringHash)
+        XCTAssertEqual(c?.consistentHash, ConsistentHashConfig(header: "x-user"))
+        XCTAssertEqual(warnings, [])
+
+        (c, _) = try cluster("{consistentHash: {httpCookie: {name: s, path: /, ttl: 10s}, ringHash: {minimumRingSize: 2048}}}")
+        XCTAssertEqual(c?.lbPolicy, .ringHash)
+        XCTAssertEqual(c?.consistentHash, ConsistentHashConfig(cookie: .init(name: "s", path: "/", ttlMs: 10_000), minimumRingSize: 2048))
+
+        (c, _) = try cluster("{consistentHash: {useSourceIp: true, minimumRingSize: 512}}")
+        XCTAssertEqual(c?.consistentHash, ConsistentHashConfig(sourceIp: true, minimumRingSize: 512))
+
+        (c, _) = try cluster("{consistentHash: {httpQueryParameterName: u, maglev: {}}}")
+        XCTAssertEqual(c?.lbPolicy, .maglev)
+        XCTAssertEqual(c?.consistentHash, ConsistentHashConfig(queryParameter: "u"))
+
+        (c, _) = try cluster("{consistentHash: {httpHeaderName: x, maglev: {tableSize: 131}}}")
+        XCTAssertEqual(c?.consistentHash?.maglevTableSize, 131)
+    }
+
+    func testANonPrimeMaglevTableIsRefused() throws {
+        let dir = try temporaryDirectory(self)
+        try write(bookinfoRegistryYAML, to: dir + "/registry.yaml")
+        try write("""
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: ratings-hash}
+        spec:
+          host: ratings
+          trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x, maglev: {tableSize: 1000}}}}
+        """, to: dir + "/dr.yaml")
+        let issues = Validator.validate(ConfigStore.load(files: [dir + "/registry.yaml", dir + "/dr.yaml"])).map(\.description)
+        XCTAssertTrue(issues.contains { $0.contains("maglev.tableSize") && $0.contains("prime") }, "\(issues)")
+    }
+}
