@@ -62,9 +62,9 @@ final class ConsistentHashTests: XCTestCase {
 
     func testTableSizes() {
         guard case .ring(let points) = ConsistentHashTable.ring(hosts: hosts, minimumRingSize: nil) else { return XCTFail() }
-        XCTAssertEqual(points.count, 5 * 205)  // ceil(1024 / 5) per host
+        XCTAssertEqual(points.count, 5 * 1024)  // the minimum per endpoint
         guard case .ring(let big) = ConsistentHashTable.ring(hosts: hosts, minimumRingSize: 4096) else { return XCTFail() }
-        XCTAssertEqual(big.count, 5 * 820)
+        XCTAssertEqual(big.count, 5 * 4096)
         guard case .maglev(let table) = ConsistentHashTable.maglev(hosts: hosts, tableSize: 11) else { return XCTFail() }
         XCTAssertEqual(table.count, 11)
         XCTAssertEqual(Set(table), Set(0..<5))

@@ -55,6 +55,7 @@ def check_keys_stay_and_one_nth_moves(mesh, policy):
     moved = [k for k in keys if before[k] != after[k]]
     assert all(after[k] != "up2" for k in keys)
     share = len(moved) / len(keys)
+    print(f"{policy}: {len(moved)} of {len(keys)} keys moved ({share:.0%})")
     return before, after, moved, share
 
 

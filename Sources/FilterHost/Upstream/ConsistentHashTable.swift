@@ -11,12 +11,14 @@ enum ConsistentHashTable {
     static let maximumRingSize = 8 * 1024 * 1024
     static let defaultMaglevTableSize = 65537
 
-    /// Envoy's ring: each endpoint gets ceil(minimumRingSize / N) points, hashed from
-    /// "address:port_i".
+    /// Points hashed from "address:port_i" as Envoy's, but each endpoint gets
+    /// `minimumRingSize` of them (Envoy splits it among the endpoints): an endpoint's points
+    /// then do not change when others come or go, so only the leaver's keys move. The ring
+    /// stays at most `maximumRingSize` points (past 8192 endpoints at the default size, each
+    /// gets fewer).
     static func ring(hosts: [String], minimumRingSize: Int?) -> ConsistentHashTable {
         guard !hosts.isEmpty else { return .ring([]) }
-        let size = min(max(minimumRingSize ?? defaultMinimumRingSize, hosts.count), maximumRingSize)
-        let perHost = (size + hosts.count - 1) / hosts.count
+        let perHost = max(1, min(minimumRingSize ?? defaultMinimumRingSize, maximumRingSize / hosts.count))
         var points: [(hash: UInt64, index: Int)] = []
         points.reserveCapacity(perHost * hosts.count)
         for (index, host) in hosts.enumerated() {
