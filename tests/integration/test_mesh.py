@@ -482,7 +482,7 @@ def test_sidecar_that_goes_away_leaves_the_registry(mesh):
 
     def endpoints(proxy):
         rows, _ = table(cp.meshd("proxy-config", "endpoints", proxy))
-        return sorted(r[0] for r in rows if r[1] == cluster)
+        return sorted(r[0] for r in rows if r[-1] == cluster)
     assert endpoints("client-v1") == sorted([f"127.0.0.1:{reviews['v1'].inbound}", f"127.0.0.1:{gone.inbound}"])
     assert set(tally(client.outbound, "reviews", 40)) == {"reviews-v1", "reviews-v2"}
     before = cp.syncz()
