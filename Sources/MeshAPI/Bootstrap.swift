@@ -300,6 +300,8 @@ public struct Cluster: Codable, Sendable, Equatable {
     public enum UpstreamProtocol: String, Codable, Sendable { case http1 = "HTTP1", http2 = "HTTP2" }
     public enum LBPolicy: String, Codable, Sendable {
         case roundRobin = "ROUND_ROBIN", random = "RANDOM", leastRequest = "LEAST_REQUEST"
+        /// Consistent hashing by `consistentHash`'s key (a request without one: random).
+        case ringHash = "RING_HASH", maglev = "MAGLEV"
     }
     public var name: String
     public var `protocol`: UpstreamProtocol?
@@ -312,12 +314,29 @@ public struct Cluster: Codable, Sendable, Equatable {
     /// Retries outstanding at once across the cluster, all loops (Envoy's `max_retries`
     /// circuit breaker, default 3); a retry over it is not made (flag UO).
     public var maxRetries: Int?
+    /// Envoy's circuit breakers, each counted across the cluster and all loops (default 1024
+    /// each). Connections over `maxConnections` are not opened (requests wait for one);
+    /// requests over `maxPendingRequests` waiting or `maxRequests` in flight are answered
+    /// 503 with flag UO and `x-envoy-overloaded: true`.
+    public var maxConnections: Int?
+    public var maxPendingRequests: Int?
+    public var maxRequests: Int?
+    /// HTTP/1.1: a connection is closed after carrying this many requests; nil or 0: no limit.
+    public var maxRequestsPerConnection: Int?
+    /// TCP keepalive on upstream sockets; nil: off.
+    public var tcpKeepalive: TCPKeepalive?
+    /// RING_HASH / MAGLEV: what a request is hashed by, and the table size.
+    public var consistentHash: ConsistentHashConfig?
+    /// Envoy's consecutive-errors outlier detection; nil: off.
+    public var outlierDetection: OutlierDetectionConfig?
     public var tls: UpstreamTLS?
     public var endpoints: [Endpoint]
 
     public init(name: String, protocol: UpstreamProtocol? = nil, lbPolicy: LBPolicy? = nil, connectTimeoutMs: Int? = nil,
                 idleTimeoutMs: Int? = nil, maxConnectionsPerEndpoint: Int? = nil, maxRetries: Int? = nil,
-                tls: UpstreamTLS? = nil, endpoints: [Endpoint]) {
+                maxConnections: Int? = nil, maxPendingRequests: Int? = nil, maxRequests: Int? = nil,
+                maxRequestsPerConnection: Int? = nil, tcpKeepalive: TCPKeepalive? = nil,
+                outlierDetection: OutlierDetectionConfig? = nil, consistentHash: ConsistentHashConfig? = nil, tls: UpstreamTLS? = nil, endpoints: [Endpoint]) {
         self.name = name
         self.protocol = `protocol`
         self.lbPolicy = lbPolicy
@@ -325,8 +344,106 @@ public struct Cluster: Codable, Sendable, Equatable {
         self.idleTimeoutMs = idleTimeoutMs
         self.maxConnectionsPerEndpoint = maxConnectionsPerEndpoint
         self.maxRetries = maxRetries
+        self.maxConnections = maxConnections
+        self.maxPendingRequests = maxPendingRequests
+        self.maxRequests = maxRequests
+        self.maxRequestsPerConnection = maxRequestsPerConnection
+        self.tcpKeepalive = tcpKeepalive
+        self.outlierDetection = outlierDetection
+        self.consistentHash = consistentHash
         self.tls = tls
         self.endpoints = endpoints
+    }
+}
+
+/// The hash key of a consistent-hash cluster (one of header, cookie, sourceIp,
+/// queryParameter) and its table size. Hashes are xxHash64, as Envoy's.
+public struct ConsistentHashConfig: Codable, Sendable, Equatable {
+    public struct Cookie: Codable, Sendable, Equatable {
+        public var name: String
+        public var path: String?
+        /// When set and the request has no such cookie, one is generated and sent back with
+        /// Set-Cookie (Max-Age when positive).
+        public var ttlMs: Int?
+        public init(name: String, path: String? = nil, ttlMs: Int? = nil) {
+            self.name = name
+            self.path = path
+            self.ttlMs = ttlMs
+        }
+    }
+
+    public var header: String?
+    public var cookie: Cookie?
+    /// The downstream connection's IP address.
+    public var sourceIp: Bool?
+    public var queryParameter: String?
+    /// RING_HASH: points on the ring at least (default 1024, at most 8388608).
+    public var minimumRingSize: Int?
+    /// MAGLEV: lookup table size, a prime (default 65537).
+    public var maglevTableSize: Int?
+
+    public init(header: String? = nil, cookie: Cookie? = nil, sourceIp: Bool? = nil, queryParameter: String? = nil,
+                minimumRingSize: Int? = nil, maglevTableSize: Int? = nil) {
+        self.header = header
+        self.cookie = cookie
+        self.sourceIp = sourceIp
+        self.queryParameter = queryParameter
+        self.minimumRingSize = minimumRingSize
+        self.maglevTableSize = maglevTableSize
+    }
+}
+
+/// Envoy's outlier detection, the consecutive-errors detectors (no success-rate ones).
+public struct OutlierDetectionConfig: Codable, Sendable, Equatable {
+    /// 5xx answers in a row (and, unless split, local-origin failures) that eject a host
+    /// (default 5; 0: off).
+    public var consecutive5xx: Int?
+    /// 502/503/504 in a row (and, unless split, local-origin failures); nil or 0: off.
+    public var consecutiveGatewayFailure: Int?
+    /// With `splitExternalLocalOriginErrors`: connect failures, resets in a row (default 5; 0: off).
+    public var consecutiveLocalOriginFailure: Int?
+    /// Counts local-origin failures apart from the upstream's answers (default false).
+    public var splitExternalLocalOriginErrors: Bool?
+    /// Between sweeps that bring ejected hosts back (default 10000 ms).
+    public var intervalMs: Int?
+    /// A host is ejected for this × the times it was ejected (default 30000 ms) ...
+    public var baseEjectionTimeMs: Int?
+    /// ... at most this long, or the base time when longer (default 300000 ms).
+    public var maxEjectionTimeMs: Int?
+    /// No ejection while this share of the hosts is ejected already (default 10).
+    public var maxEjectionPercent: Int?
+    /// Below this share of healthy hosts, ejected ones are used too (Envoy's panic threshold;
+    /// default 0: never).
+    public var minHealthPercent: Int?
+
+    public init(consecutive5xx: Int? = nil, consecutiveGatewayFailure: Int? = nil, consecutiveLocalOriginFailure: Int? = nil,
+                splitExternalLocalOriginErrors: Bool? = nil, intervalMs: Int? = nil, baseEjectionTimeMs: Int? = nil,
+                maxEjectionTimeMs: Int? = nil, maxEjectionPercent: Int? = nil, minHealthPercent: Int? = nil) {
+        self.consecutive5xx = consecutive5xx
+        self.consecutiveGatewayFailure = consecutiveGatewayFailure
+        self.consecutiveLocalOriginFailure = consecutiveLocalOriginFailure
+        self.splitExternalLocalOriginErrors = splitExternalLocalOriginErrors
+        self.intervalMs = intervalMs
+        self.baseEjectionTimeMs = baseEjectionTimeMs
+        self.maxEjectionTimeMs = maxEjectionTimeMs
+        self.maxEjectionPercent = maxEjectionPercent
+        self.minHealthPercent = minHealthPercent
+    }
+}
+
+/// SO_KEEPALIVE on upstream sockets; unset fields keep the kernel's values.
+public struct TCPKeepalive: Codable, Sendable, Equatable {
+    /// Unanswered probes before the connection is dropped (TCP_KEEPCNT).
+    public var probes: Int?
+    /// Idle time before the first probe, in seconds (TCP_KEEPIDLE).
+    public var timeSeconds: Int?
+    /// Between probes, in seconds (TCP_KEEPINTVL).
+    public var intervalSeconds: Int?
+
+    public init(probes: Int? = nil, timeSeconds: Int? = nil, intervalSeconds: Int? = nil) {
+        self.probes = probes
+        self.timeSeconds = timeSeconds
+        self.intervalSeconds = intervalSeconds
     }
 }
 

@@ -17,6 +17,20 @@ enum StatusFetch {
         return try JSONSerialization.jsonObject(with: body)
     }
 
+    /// The proxy's /clusters page: "cluster::host" → its health flags ("healthy", or
+    /// "/failed_outlier_check" when outlier detection ejected it).
+    static func health(_ admin: String) -> [String: String] {
+        let parts = admin.split(separator: ":")
+        guard parts.count == 2, let port = UInt16(parts[1]),
+              let body = httpGet(host: String(parts[0]), port: port, path: "/clusters") else { return [:] }
+        var out: [String: String] = [:]
+        for line in String(decoding: body, as: UTF8.self).split(separator: "\n") {
+            let f = line.components(separatedBy: "::")
+            if f.count == 4, f[2] == "health_flags" { out[f[0] + "::" + f[1]] = f[3] }
+        }
+        return out
+    }
+
     private static func httpGet(host: String, port: UInt16, path: String) -> Data? {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -161,10 +175,15 @@ struct ProxyConfigCommand: ParsableCommand {
                  "\(($0["endpoints"] as? [Any] ?? []).count)"]
             }
         case .endpoints:
-            table = [["ENDPOINT", "CLUSTER"]]
+            // The proxy says which endpoints outlier detection ejected.
+            let health = StatusFetch.health(admin)
+            table = [["ENDPOINT", "STATUS", "CLUSTER"]]
             for c in items {
+                let name = c["name"] as? String ?? ""
                 for e in c["endpoints"] as? [[String: Any]] ?? [] {
-                    table.append(["\(e["address"] ?? ""):\(e["port"] ?? "")", c["name"] as? String ?? ""])
+                    let host = "\(e["address"] ?? ""):\(e["port"] ?? "")"
+                    let status = health[name + "::" + host] == "/failed_outlier_check" ? "EJECTED" : "HEALTHY"
+                    table.append([host, status, name])
                 }
             }
         case .secret:

@@ -124,3 +124,195 @@ final class ResilienceTranslationTests: XCTestCase {
         XCTAssertNil(b.cluster("inbound|9080||")?.maxRetries)
     }
 }
+
+/// DestinationRule `connectionPool` → the cluster's circuit breakers, and the settings meshd
+/// does not enforce → warnings.
+final class ConnectionPoolTranslationTests: XCTestCase {
+    private let productpage = ProxyIdentity.sidecar(name: "productpage-v1", namespace: "default",
+                                                    labels: ["app": "productpage", "version": "v1"],
+                                                    outboundPort: 15001, inboundPort: 15006, appPort: 9080)
+
+    private func translate(_ dr: String) throws -> Translation {
+        let store = try bookinfoStore(self, samples: [], extra: dr)
+        let t = Translator(store: store).translate(for: productpage)
+        _ = assertSnapshotBuilds(t.bootstrap)
+        return t
+    }
+
+    func testConnectionPoolBecomesCircuitBreakersElseIstiosOpenDefaults() throws {
+        let t = try translate("""
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: ratings-pool}
+        spec:
+          host: ratings
+          trafficPolicy:
+            connectionPool:
+              tcp: {maxConnections: 3, connectTimeout: 250ms, tcpKeepalive: {probes: 4, time: 30s, interval: 5s}}
+              http: {http1MaxPendingRequests: 5, http2MaxRequests: 7, maxRetries: 0}
+        """)
+        let ratings = try XCTUnwrap(t.bootstrap.cluster("outbound|9080||ratings.default.svc.cluster.local"))
+        XCTAssertEqual(ratings.maxConnections, 3)
+        XCTAssertEqual(ratings.maxPendingRequests, 5)
+        XCTAssertEqual(ratings.maxRequests, 7)
+        XCTAssertEqual(ratings.connectTimeoutMs, 250)
+        XCTAssertEqual(ratings.tcpKeepalive, TCPKeepalive(probes: 4, timeSeconds: 30, intervalSeconds: 5))
+        // Istio applies a threshold only when positive.
+        XCTAssertEqual(ratings.maxRetries, Int(UInt32.max))
+        let open = Int(UInt32.max)
+        for name in ["outbound|9080||reviews.default.svc.cluster.local", "inbound|9080||"] {
+            let c = try XCTUnwrap(t.bootstrap.cluster(name))
+            XCTAssertEqual([c.maxConnections, c.maxPendingRequests, c.maxRequests], [open, open, open], name)
+            XCTAssertNil(c.tcpKeepalive)
+        }
+        XCTAssertEqual(t.warnings, [])
+    }
+
+    func testSubsetAndPortLevelPoolsOverrideTheTopLevel() throws {
+        let t = try translate("""
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: reviews-pool}
+        spec:
+          host: reviews
+          trafficPolicy:
+            connectionPool: {http: {http2MaxRequests: 10}}
+            portLevelSettings:
+            - port: {number: 9080}
+              connectionPool: {http: {http2MaxRequests: 20}}
+          subsets:
+          - name: v1
+            labels: {version: v1}
+          - name: v2
+            labels: {version: v2}
+            trafficPolicy: {connectionPool: {http: {http2MaxRequests: 30}}}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: reviews}
+        spec:
+          hosts: [reviews]
+          http:
+          - route:
+            - {destination: {host: reviews, subset: v1}, weight: 50}
+            - {destination: {host: reviews, subset: v2}, weight: 50}
+        """)
+        XCTAssertEqual(t.bootstrap.cluster("outbound|9080|v1|reviews.default.svc.cluster.local")?.maxRequests, 20)
+        XCTAssertEqual(t.bootstrap.cluster("outbound|9080|v2|reviews.default.svc.cluster.local")?.maxRequests, 30)
+    }
+
+    func testSettingsMeshdDoesNotEnforceAreWarnings() throws {
+        let t = try translate("""
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: ratings-pool}
+        spec:
+          host: ratings
+          trafficPolicy:
+            connectionPool:
+              tcp: {maxConnectionDuration: 60s, idleTimeout: 30s}
+              http: {maxRequestsPerConnection: 10, maxConcurrentStreams: 50, useClientProtocol: true}
+            outlierDetection: {consecutiveErrors: 3}
+            loadBalancer:
+              simple: ROUND_ROBIN
+              localityLbSetting: {enabled: true}
+              warmupDurationSecs: 60s
+        """)
+        let warned = t.warnings.joined(separator: "\n")
+        for path in ["connectionPool.tcp.maxConnectionDuration", "connectionPool.tcp.idleTimeout",
+                     "connectionPool.http.maxConcurrentStreams",
+                     "connectionPool.http.useClientProtocol", "outlierDetection.consecutiveErrors",
+                     "loadBalancer.localityLbSetting",
+                     "loadBalancer.warmup"] {
+            XCTAssertTrue(warned.contains("trafficPolicy." + path + ":"), "no warning for \(path): \(warned)")
+        }
+        // HTTP/1.1 (ratings' port): enforced, so no warning.
+        XCTAssertFalse(warned.contains("maxRequestsPerConnection"), warned)
+        XCTAssertEqual(t.bootstrap.cluster("outbound|9080||ratings.default.svc.cluster.local")?.maxRequestsPerConnection, 10)
+    }
+
+    func testOutlierDetectionMapsToEnvoysConsecutiveErrorDetectors() throws {
+        let t = try translate("""
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: ratings-outliers}
+        spec:
+          host: ratings
+          trafficPolicy:
+            outlierDetection:
+              consecutive5xxErrors: 0
+              consecutiveGatewayErrors: 2
+              consecutiveLocalOriginFailures: 4
+              splitExternalLocalOriginErrors: true
+              interval: 1s
+              baseEjectionTime: 15s
+              maxEjectionPercent: 50
+              minHealthPercent: 30
+        """)
+        let ratings = try XCTUnwrap(t.bootstrap.cluster("outbound|9080||ratings.default.svc.cluster.local"))
+        XCTAssertEqual(ratings.outlierDetection, OutlierDetectionConfig(
+            consecutive5xx: 0, consecutiveGatewayFailure: 2, consecutiveLocalOriginFailure: 4,
+            splitExternalLocalOriginErrors: true, intervalMs: 1000, baseEjectionTimeMs: 15_000,
+            maxEjectionPercent: 50, minHealthPercent: 30))
+        XCTAssertNil(t.bootstrap.cluster("outbound|9080||reviews.default.svc.cluster.local")?.outlierDetection)
+        XCTAssertEqual(t.warnings, [])
+    }
+}
+
+/// DestinationRule `loadBalancer.consistentHash` → RING_HASH / MAGLEV clusters.
+final class ConsistentHashTranslationTests: XCTestCase {
+    private let productpage = ProxyIdentity.sidecar(name: "productpage-v1", namespace: "default",
+                                                    labels: ["app": "productpage", "version": "v1"],
+                                                    outboundPort: 15001, inboundPort: 15006, appPort: 9080)
+
+    private func cluster(_ lb: String) throws -> (Cluster?, [String]) {
+        let store = try bookinfoStore(self, samples: [], extra: """
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: ratings-hash}
+        spec:
+          host: ratings
+          trafficPolicy:
+            loadBalancer: \(lb)
+        """)
+        let t = Translator(store: store).translate(for: productpage)
+        _ = assertSnapshotBuilds(t.bootstrap)
+        return (t.bootstrap.cluster("outbound|9080||ratings.default.svc.cluster.local"), t.warnings)
+    }
+
+    func testKeysAndTables() throws {
+        var (c, warnings) = try cluster("{consistentHash: {httpHeaderName: x-user}}")
+        XCTAssertEqual(c?.lbPolicy, .ringHash)
+        XCTAssertEqual(c?.consistentHash, ConsistentHashConfig(header: "x-user"))
+        XCTAssertEqual(warnings, [])
+
+        (c, _) = try cluster("{consistentHash: {httpCookie: {name: s, path: /, ttl: 10s}, ringHash: {minimumRingSize: 2048}}}")
+        XCTAssertEqual(c?.lbPolicy, .ringHash)
+        XCTAssertEqual(c?.consistentHash, ConsistentHashConfig(cookie: .init(name: "s", path: "/", ttlMs: 10_000), minimumRingSize: 2048))
+
+        (c, _) = try cluster("{consistentHash: {useSourceIp: true, minimumRingSize: 512}}")
+        XCTAssertEqual(c?.consistentHash, ConsistentHashConfig(sourceIp: true, minimumRingSize: 512))
+
+        (c, _) = try cluster("{consistentHash: {httpQueryParameterName: u, maglev: {}}}")
+        XCTAssertEqual(c?.lbPolicy, .maglev)
+        XCTAssertEqual(c?.consistentHash, ConsistentHashConfig(queryParameter: "u"))
+
+        (c, _) = try cluster("{consistentHash: {httpHeaderName: x, maglev: {tableSize: 131}}}")
+        XCTAssertEqual(c?.consistentHash?.maglevTableSize, 131)
+    }
+
+    func testANonPrimeMaglevTableIsRefused() throws {
+        let dir = try temporaryDirectory(self)
+        try write(bookinfoRegistryYAML, to: dir + "/registry.yaml")
+        try write("""
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: ratings-hash}
+        spec:
+          host: ratings
+          trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x, maglev: {tableSize: 1000}}}}
+        """, to: dir + "/dr.yaml")
+        let issues = Validator.validate(ConfigStore.load(files: [dir + "/registry.yaml", dir + "/dr.yaml"])).map(\.description)
+        XCTAssertTrue(issues.contains { $0.contains("maglev.tableSize") && $0.contains("prime") }, "\(issues)")
+    }
+}

@@ -8,9 +8,10 @@
   /cut...          sends a 200 head and part of the body, then closes the connection
   anything else    200 with the request's body length
   GET /__seen      JSON list of every request before: method, path, host, body length, x-request-id,
-                   x-envoy-attempt-count
+                   x-envoy-attempt-count, and the client's port (peer_port: one per connection)
 
-Usage: scripted_upstream.py PORT NAME [hang]   (hang: every request is held 30 s, as /hang)
+Usage: scripted_upstream.py PORT NAME [hang|fail]   (hang: every request is held 30 s, as /hang;
+       fail: every request answers 503, as /fail)
 """
 import collections
 import json
@@ -24,6 +25,7 @@ hits = collections.Counter()
 lock = threading.Lock()
 NAME = sys.argv[2] if len(sys.argv) > 2 else "upstream"
 HANG_ALL = len(sys.argv) > 3 and sys.argv[3] == "hang"
+FAIL_ALL = len(sys.argv) > 3 and sys.argv[3] == "fail"
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -64,10 +66,11 @@ class Handler(BaseHTTPRequestHandler):
         with lock:
             seen.append({"method": self.command, "path": self.path, "host": self.headers.get("host"),
                          "bytes": len(body), "request_id": self.headers.get("x-request-id"),
-                         "attempt": self.headers.get("x-envoy-attempt-count")})
+                         "attempt": self.headers.get("x-envoy-attempt-count"),
+                         "peer_port": self.client_address[1]})
         if path.startswith("/flaky"):
             return self.answer(503 if n % 2 == 1 else 200, f"{NAME} {n}".encode())
-        if path.startswith("/fail"):
+        if FAIL_ALL or path.startswith("/fail"):
             return self.answer(503, b"failing on purpose")
         if path.startswith("/hang-first"):
             if n == 1:

@@ -460,14 +460,14 @@ def test_proxy_config_prints_what_a_sidecar_runs(mesh):
     assert clusters[f"inbound|{client.app_port}||"][3] == "1"
 
     rows, header = table(cp.meshd("proxy-config", "endpoints", "client-v1"))
-    assert header == ["ENDPOINT", "CLUSTER"]
+    assert header == ["ENDPOINT", "STATUS", "CLUSTER"]
     v1, v2 = reviews["v1"].inbound, reviews["v2"].inbound
     assert sorted(rows) == sorted([
-        [f"127.0.0.1:{client.app_port}", f"inbound|{client.app_port}||"],
-        [f"127.0.0.1:{v1}", f"outbound|9080|v1|{host}"],
-        [f"127.0.0.1:{v2}", f"outbound|9080|v2|{host}"],
-        [f"127.0.0.1:{v1}", f"outbound|9080||{host}"],
-        [f"127.0.0.1:{v2}", f"outbound|9080||{host}"],
+        [f"127.0.0.1:{client.app_port}", "HEALTHY", f"inbound|{client.app_port}||"],
+        [f"127.0.0.1:{v1}", "HEALTHY", f"outbound|9080|v1|{host}"],
+        [f"127.0.0.1:{v2}", "HEALTHY", f"outbound|9080|v2|{host}"],
+        [f"127.0.0.1:{v1}", "HEALTHY", f"outbound|9080||{host}"],
+        [f"127.0.0.1:{v2}", "HEALTHY", f"outbound|9080||{host}"],
     ]), rows
 
     rows, header = table(cp.meshd("proxy-config", "plugins", "client-v1"))
@@ -482,7 +482,7 @@ def test_sidecar_that_goes_away_leaves_the_registry(mesh):
 
     def endpoints(proxy):
         rows, _ = table(cp.meshd("proxy-config", "endpoints", proxy))
-        return sorted(r[0] for r in rows if r[1] == cluster)
+        return sorted(r[0] for r in rows if r[-1] == cluster)
     assert endpoints("client-v1") == sorted([f"127.0.0.1:{reviews['v1'].inbound}", f"127.0.0.1:{gone.inbound}"])
     assert set(tally(client.outbound, "reviews", 40)) == {"reviews-v1", "reviews-v2"}
     before = cp.syncz()

@@ -118,6 +118,9 @@ public struct LoadBalancerSettings: NodeDecodable, Equatable {
         public var httpQueryParameterName: String?
         public var ringHashMinimumSize: Int?
         public var maglevTableSize: Int?
+        /// `maglev` is set (else the ring hash is used).
+        public var usesMaglev: Bool
+        /// Deprecated top-level ring size (used when `ringHash` does not set one).
         public var minimumRingSize: Int?
 
         init(_ r: ObjectReader) {
@@ -126,7 +129,9 @@ public struct LoadBalancerSettings: NodeDecodable, Equatable {
             useSourceIp = r.bool("useSourceIp")
             httpQueryParameterName = r.string("httpQueryParameterName")
             ringHashMinimumSize = r.object("ringHash", as: RingHash.self)?.minimumRingSize
-            maglevTableSize = r.object("maglev", as: Maglev.self)?.tableSize
+            let maglev = r.object("maglev", as: Maglev.self)
+            maglevTableSize = maglev?.tableSize
+            usesMaglev = maglev != nil
             minimumRingSize = r.int("minimumRingSize")
         }
 
@@ -162,16 +167,28 @@ public struct ConnectionPoolSettings: NodeDecodable, Equatable {
     public struct TCP: NodeDecodable, Equatable {
         public var maxConnections: Int?
         public var connectTimeoutMs: Int?
-        public var tcpKeepalive: JSONValue?
+        public var tcpKeepalive: Keepalive?
         public var maxConnectionDurationMs: Int?
         public var idleTimeoutMs: Int?
 
         init(_ r: ObjectReader) {
             maxConnections = r.int("maxConnections")
             connectTimeoutMs = r.durationMs("connectTimeout")
-            tcpKeepalive = r.json("tcpKeepalive")
+            tcpKeepalive = r.object("tcpKeepalive")
             maxConnectionDurationMs = r.durationMs("maxConnectionDuration")
             idleTimeoutMs = r.durationMs("idleTimeout")
+        }
+    }
+
+    public struct Keepalive: NodeDecodable, Equatable {
+        public var probes: Int?
+        public var timeMs: Int?
+        public var intervalMs: Int?
+
+        init(_ r: ObjectReader) {
+            probes = r.int("probes")
+            timeMs = r.durationMs("time")
+            intervalMs = r.durationMs("interval")
         }
     }
 

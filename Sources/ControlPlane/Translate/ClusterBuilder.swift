@@ -43,21 +43,119 @@ enum ClusterBuilder {
         let source = dr?.id ?? key.name
         var h2 = port?.protocol.isHTTP2 ?? false
         if settings.connectionPool?.http?.h2UpgradePolicy == "UPGRADE" { h2 = true }
+        let pool = settings.connectionPool
+        warnUnenforced(settings, http2: h2, source, ctx)
         return Cluster(name: key.name, protocol: h2 ? .http2 : nil, lbPolicy: lbPolicy(settings.loadBalancer, source, ctx),
-                       connectTimeoutMs: settings.connectionPool?.tcp?.connectTimeoutMs,
-                       idleTimeoutMs: settings.connectionPool?.http?.idleTimeoutMs,
-                       maxRetries: settings.connectionPool?.http?.maxRetries ?? istioMaxRetries,
+                       connectTimeoutMs: pool?.tcp?.connectTimeoutMs,
+                       idleTimeoutMs: pool?.http?.idleTimeoutMs,
+                       maxRetries: threshold(pool?.http?.maxRetries),
+                       maxConnections: threshold(pool?.tcp?.maxConnections),
+                       maxPendingRequests: threshold(pool?.http?.http1MaxPendingRequests),
+                       maxRequests: threshold(pool?.http?.http2MaxRequests),
+                       maxRequestsPerConnection: pool?.http?.maxRequestsPerConnection.flatMap { $0 > 0 ? $0 : nil },
+                       tcpKeepalive: pool?.tcp?.tcpKeepalive.map(keepalive),
+                       outlierDetection: settings.outlierDetection.map { outlier($0, source, ctx) },
+                       consistentHash: settings.loadBalancer?.consistentHash.flatMap(consistentHash),
                        tls: tls(settings.tls, host: key.host, source, ctx), endpoints: endpoints)
     }
 
-    /// Istio leaves retries unbounded by default (Envoy's circuit breaker at 2^32 − 1).
-    static let istioMaxRetries = Int(UInt32.max)
+    /// Istio leaves every circuit breaker open by default (Envoy's thresholds at 2^32 − 1)
+    /// and applies a DestinationRule's value only when it is positive.
+    static let istioUnbounded = Int(UInt32.max)
+    static let istioMaxRetries = istioUnbounded
 
-    /// Istio's default is LEAST_REQUEST, for UNSPECIFIED too.
-    static func lbPolicy(_ lb: LoadBalancerSettings?, _ source: String, _ ctx: TranslationContext) -> Cluster.LBPolicy {
-        if lb?.consistentHash != nil {
-            ctx.warn(source, "trafficPolicy.loadBalancer.consistentHash", "consistent hashing is not supported yet; LEAST_REQUEST is used")
+    static func threshold(_ value: Int?) -> Int {
+        if let value, value > 0 { return value }
+        return istioUnbounded
+    }
+
+    /// Istio's TcpKeepalive; the socket takes whole seconds.
+    static func keepalive(_ k: ConnectionPoolSettings.Keepalive) -> TCPKeepalive {
+        TCPKeepalive(probes: k.probes, timeSeconds: k.timeMs.map { max(1, $0 / 1000) },
+                     intervalSeconds: k.intervalMs.map { max(1, $0 / 1000) })
+    }
+
+    /// Istio's consistentHash: the key (header, cookie, source IP or query parameter; nil
+    /// without one, which validation refuses) and the table size, `ringHash.minimumRingSize`
+    /// before the deprecated top-level `minimumRingSize` (0 or unset: Envoy's 1024).
+    static func consistentHash(_ h: LoadBalancerSettings.ConsistentHash) -> ConsistentHashConfig? {
+        var out = ConsistentHashConfig()
+        if let name = h.httpHeaderName { out.header = name }
+        else if let c = h.httpCookie, let name = c.name, !name.isEmpty { out.cookie = .init(name: name, path: c.path, ttlMs: c.ttlMs) }
+        else if h.useSourceIp == true { out.sourceIp = true }
+        else if let q = h.httpQueryParameterName { out.queryParameter = q }
+        else { return nil }
+        if h.usesMaglev {
+            out.maglevTableSize = h.maglevTableSize.flatMap { $0 > 0 ? $0 : nil }
+        } else {
+            out.minimumRingSize = (h.ringHashMinimumSize ?? h.minimumRingSize).flatMap { $0 > 0 ? $0 : nil }
         }
+        return out
+    }
+
+    static func isPrime(_ n: Int) -> Bool {
+        guard n > 3 else { return n > 1 }
+        guard n % 2 != 0 else { return false }
+        var d = 3
+        while d * d <= n {
+            if n % d == 0 { return false }
+            d += 2
+        }
+        return true
+    }
+
+    /// Istio's OutlierDetection → Envoy's consecutive-errors detectors. Thresholds pass as
+    /// set (0 turns one off); maxEjectionPercent only when positive (else Envoy's 10);
+    /// minHealthPercent is the panic threshold (unset: 0, never).
+    static func outlier(_ o: OutlierDetection, _ source: String, _ ctx: TranslationContext) -> OutlierDetectionConfig {
+        if o.consecutiveErrors != nil {
+            ctx.warn(source, "trafficPolicy.outlierDetection.consecutiveErrors",
+                     "deprecated and not supported; use consecutive5xxErrors or consecutiveGatewayErrors")
+        }
+        return OutlierDetectionConfig(
+            consecutive5xx: o.consecutive5xxErrors, consecutiveGatewayFailure: o.consecutiveGatewayErrors,
+            consecutiveLocalOriginFailure: o.consecutiveLocalOriginFailures,
+            splitExternalLocalOriginErrors: o.splitExternalLocalOriginErrors, intervalMs: o.intervalMs,
+            baseEjectionTimeMs: o.baseEjectionTimeMs,
+            maxEjectionPercent: o.maxEjectionPercent.flatMap { $0 > 0 ? $0 : nil },
+            minHealthPercent: o.minHealthPercent ?? 0)
+    }
+
+    /// DestinationRule settings meshd parses but does not enforce: each is a warning, never
+    /// silently accepted.
+    static func warnUnenforced(_ s: PolicySettings, http2: Bool, _ source: String, _ ctx: TranslationContext) {
+        let p = "trafficPolicy."
+        if let http = s.connectionPool?.http {
+            if http2, let n = http.maxRequestsPerConnection, n > 0 {
+                ctx.warn(source, p + "connectionPool.http.maxRequestsPerConnection", "enforced on HTTP/1.1 only; HTTP/2 connections are reused without a request limit")
+            }
+            if http.maxConcurrentStreams != nil {
+                ctx.warn(source, p + "connectionPool.http.maxConcurrentStreams", "not enforced yet; the upstream's SETTINGS_MAX_CONCURRENT_STREAMS applies")
+            }
+            if http.useClientProtocol == true {
+                ctx.warn(source, p + "connectionPool.http.useClientProtocol", "not supported; the port's protocol is used")
+            }
+        }
+        if let tcp = s.connectionPool?.tcp {
+            if tcp.maxConnectionDurationMs != nil {
+                ctx.warn(source, p + "connectionPool.tcp.maxConnectionDuration", "not enforced yet")
+            }
+            if tcp.idleTimeoutMs != nil {
+                ctx.warn(source, p + "connectionPool.tcp.idleTimeout", "not enforced yet (TCP proxying); connectionPool.http.idleTimeout applies to HTTP")
+            }
+        }
+        if s.loadBalancer?.localityLbSetting != nil {
+            ctx.warn(source, p + "loadBalancer.localityLbSetting", "locality load balancing is not supported; endpoints are used regardless of locality")
+        }
+        if s.loadBalancer?.warmupDurationSecsMs != nil || s.loadBalancer?.warmup != nil {
+            ctx.warn(source, p + "loadBalancer.warmup", "slow-start warmup is not supported; new endpoints take their full share at once")
+        }
+    }
+
+    /// Istio's default is LEAST_REQUEST, for UNSPECIFIED too. consistentHash: MAGLEV with
+    /// `maglev`, else RING_HASH.
+    static func lbPolicy(_ lb: LoadBalancerSettings?, _ source: String, _ ctx: TranslationContext) -> Cluster.LBPolicy {
+        if let hash = lb?.consistentHash, consistentHash(hash) != nil { return hash.usesMaglev ? .maglev : .ringHash }
         switch lb?.simple {
         case "ROUND_ROBIN": return .roundRobin
         case "RANDOM": return .random

@@ -36,7 +36,7 @@ enum SidecarBuilder {
             VirtualHost(name: "inbound|\(app)", domains: ["*"], routes: [RouteBuilder.defaultRoute(cluster: cluster, outbound: false)],
                         includeRequestAttemptCount: true),
         ])
-        return (listeners, [config], [Cluster(name: cluster, endpoints: [Endpoint(address: "127.0.0.1", port: app)])])
+        return (listeners, [config], [inboundCluster(cluster, app: app)])
     }
 
     private static func outbound(_ ctx: TranslationContext) -> [VirtualHost] {
@@ -120,6 +120,13 @@ enum SidecarBuilder {
             }
         }
         return vhosts
+    }
+
+    /// The app behind the sidecar, with Istio's open circuit breakers (as its outbound clusters).
+    static func inboundCluster(_ name: String, app: Int) -> Cluster {
+        let open = ClusterBuilder.istioUnbounded
+        return Cluster(name: name, maxConnections: open, maxPendingRequests: open, maxRequests: open,
+                       endpoints: [Endpoint(address: "127.0.0.1", port: app)])
     }
 }
 

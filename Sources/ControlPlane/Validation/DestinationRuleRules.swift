@@ -44,6 +44,10 @@ enum DestinationRuleRules {
                 if let cookie = h.httpCookie, (cookie.name ?? "").isEmpty {
                     c.add(p + ".loadBalancer.consistentHash.httpCookie.name", "name is required")
                 }
+                // Envoy refuses a maglev table whose size is not a prime.
+                if let n = h.maglevTableSize, n != 0, !ClusterBuilder.isPrime(n) || n > 5_000_011 {
+                    c.add(p + ".loadBalancer.consistentHash.maglev.tableSize", "must be a prime up to 5000011")
+                }
             }
         }
         if let tls = s.tls, tls.mode == "MUTUAL", tls.credentialName == nil,

@@ -118,6 +118,8 @@ final class AdminHandler: ChannelInboundHandler {
                 let text = OverloadPage.json(runtime.overload.current, stats: (try? result.get()) ?? .init())
                 handler.value.send(context: ctx.value, .ok, text, type: "application/json", keepAlive: keepAlive)
             }
+        case (.GET, "/clusters"):
+            reply(.ok, AdminPages.clusters(runtime.snapshot.bootstrap.clusters), type: "text/plain")
         case (.GET, "/config_dump"):
             reply(.ok, AdminPages.configDump(runtime), type: "application/json")
         case (.GET, "/certs"):
@@ -179,6 +181,21 @@ enum AdminPages {
         case .failure(let e): return "refused: \(e.description)\n"
         case nil: return "unchanged\n"
         }
+    }
+
+    /// Envoy's /clusters text: `cluster::host::health_flags::healthy`, or
+    /// `/failed_outlier_check` for an endpoint ejected by outlier detection.
+    static func clusters(_ clusters: [Cluster]) -> String {
+        let ejected = OutlierDetectors.shared.ejectedByCluster(clusters)
+        var out = ""
+        for c in clusters {
+            for e in c.endpoints {
+                let host = OutlierDetectors.host(e)
+                let flags = ejected[c.name]?.contains(host) == true ? "/failed_outlier_check" : "healthy"
+                out += "\(c.name)::\(host)::health_flags::\(flags)\n"
+            }
+        }
+        return out
     }
 
     static func configDump(_ runtime: ProxyRuntime) -> String {

@@ -49,6 +49,7 @@ public final class ProxySnapshot: Sendable {
             for (j, e) in c.endpoints.enumerated() where !(1...65535).contains(e.port) {
                 throw ConfigError(path: "\(path).endpoints[\(j)].port", reason: "port \(e.port) out of range")
             }
+            try validateConsistentHash(c, at: path)
             clusters[c.name] = c
         }
         var tables: [String: RouteTable] = [:]
@@ -142,5 +143,36 @@ public final class ProxySnapshot: Sendable {
             }
         }
         return result
+    }
+
+    /// A hash policy needs exactly one key; maglev needs a prime table (Envoy's rules).
+    static func validateConsistentHash(_ c: Cluster, at path: String) throws {
+        let hashing = c.lbPolicy == .ringHash || c.lbPolicy == .maglev
+        guard let h = c.consistentHash else {
+            if hashing { throw ConfigError(path: path + ".consistentHash", reason: "required with lbPolicy \(c.lbPolicy!.rawValue)") }
+            return
+        }
+        guard hashing else { throw ConfigError(path: path + ".consistentHash", reason: "needs lbPolicy RING_HASH or MAGLEV") }
+        let keys = [h.header != nil, h.cookie != nil, h.sourceIp == true, h.queryParameter != nil].filter { $0 }.count
+        guard keys == 1 else {
+            throw ConfigError(path: path + ".consistentHash", reason: "exactly one of header, cookie, sourceIp, queryParameter is required")
+        }
+        if let n = h.minimumRingSize, !(1...ConsistentHashTable.maximumRingSize).contains(n) {
+            throw ConfigError(path: path + ".consistentHash.minimumRingSize", reason: "must be in 1-\(ConsistentHashTable.maximumRingSize)")
+        }
+        if let n = h.maglevTableSize, !(isPrime(n) && n <= 5_000_011) {
+            throw ConfigError(path: path + ".consistentHash.maglevTableSize", reason: "must be a prime up to 5000011")
+        }
+    }
+
+    static func isPrime(_ n: Int) -> Bool {
+        guard n > 3 else { return n > 1 }
+        guard n % 2 != 0 else { return false }
+        var d = 3
+        while d * d <= n {
+            if n % d == 0 { return false }
+            d += 2
+        }
+        return true
     }
 }

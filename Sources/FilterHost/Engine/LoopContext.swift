@@ -8,7 +8,7 @@ public final class LoopContext {
     var snapshot: ProxySnapshot
     let pools: UpstreamPools
     let timers: LoopTimers
-    let stats = LoopStats()
+    let stats: LoopStats
     var requestIDs = RequestIDGenerator()
     let accessLog: AccessLogWriter
     /// The process's tracer; nil: no trace propagation or spans.
@@ -20,7 +20,8 @@ public final class LoopContext {
         self.eventLoop = eventLoop
         self.snapshot = snapshot
         self.timers = LoopTimers(eventLoop: eventLoop)
-        self.pools = UpstreamPools(eventLoop: eventLoop, timers: timers)
+        self.stats = LoopStats()
+        self.pools = UpstreamPools(eventLoop: eventLoop, timers: timers, stats: stats)
         self.accessLog = accessLog
         self.tracer = tracer
     }

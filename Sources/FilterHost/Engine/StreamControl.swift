@@ -77,6 +77,10 @@ public protocol UpstreamClient: AnyObject {
     @discardableResult
     func connection(for cluster: Cluster, avoiding: Set<String>,
                     _ done: @escaping (Result<(UpstreamConnection, String), UpstreamFailure>) -> Void) -> String?
+    /// The same, with the request's hash for a RING_HASH / MAGLEV cluster (nil: none).
+    @discardableResult
+    func connection(for cluster: Cluster, avoiding: Set<String>, hash: UInt64?,
+                    _ done: @escaping (Result<(UpstreamConnection, String), UpstreamFailure>) -> Void) -> String?
 }
 
 extension UpstreamClient {
@@ -85,6 +89,12 @@ extension UpstreamClient {
                            _ done: @escaping (Result<(UpstreamConnection, String), UpstreamFailure>) -> Void) -> String? {
         connection(for: cluster, done)
         return nil
+    }
+
+    @discardableResult
+    public func connection(for cluster: Cluster, avoiding: Set<String>, hash: UInt64?,
+                           _ done: @escaping (Result<(UpstreamConnection, String), UpstreamFailure>) -> Void) -> String? {
+        connection(for: cluster, avoiding: avoiding, done)
     }
 }
 

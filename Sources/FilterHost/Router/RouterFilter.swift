@@ -29,6 +29,8 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
     private let timers: LoopTimers
     private var phase = Phase.idle
     private var cluster: Cluster?
+    /// The request's key for a consistent-hash cluster.
+    private var requestHash: RequestHash?
     /// The head as sent upstream (after rewrites), for retries and mirrors.
     private var upstreamHead: RequestHead?
     /// The client sent the whole request.
@@ -105,6 +107,11 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         sendsAttemptCount = selected.compiled.sendsAttemptCount
         mirrors = Self.pickMirrors(action, snapshot: stream.snapshot)
         if retry != nil || !mirrors.isEmpty { replay = RequestReplay(limit: stream.bufferLimit) }
+        if let config = cluster.consistentHash, cluster.lbPolicy == .ringHash || cluster.lbPolicy == .maglev {
+            let remote = stream.connectionInfo.remoteAddress
+            let address = remote.map { "\($0.ipAddress ?? ""):\($0.port ?? 0)" }
+            requestHash = RequestHash(config, head: head, remoteAddress: address, remoteIP: remote?.ipAddress)
+        }
         if endStream { sendMirrors() }
         startAttempt()
         return .stop
@@ -156,7 +163,7 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         let headEnds = requestComplete && (replay?.body?.readableBytes ?? 0) == 0 && replay?.trailers == nil
         let avoiding = retry?.policy.retryOtherHosts == true ? triedHosts : []
         attempt.start(cluster: cluster, head: head, endStream: attemptsStarted == 0 ? requestComplete : headEnds,
-                      avoiding: avoiding, client: client)
+                      avoiding: avoiding, hash: requestHash?.hash, client: client)
     }
 
     private func replayAbandoned() {
@@ -185,6 +192,7 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
 
     func attemptStarted(_ attempt: UpstreamAttempt, host: String) {
         guard currentAttempt === attempt else { return }
+        recordOutlier(.localOriginSuccess, host)
         attemptsStarted += 1
         triedHosts.insert(host)
         stream.streamInfo.upstreamHost = host
@@ -213,6 +221,7 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         if let cluster { stats.upstreamResponse(cluster: cluster.name, code: head.status) }
         // A 1xx interim answer is not the response: nothing to decide yet.
         if head.status != 101, head.status < 200 { return forwardHead(head, endStream: endStream) }
+        recordOutlier(.response(head.status), currentAttempt?.pickedHost)
         if retryAfter(.response(head)) { return }
         forwardHead(head, endStream: endStream)
     }
@@ -220,6 +229,7 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
     private func forwardHead(_ head: ResponseHead, endStream: Bool) {
         var head = head
         responseHeaders?.apply(to: &head.headers)
+        if let cookie = requestHash?.setCookie { head.headers.add(name: "set-cookie", value: cookie) }
         // A tunnel (101) lives as long as its peers want; the route timeout covered the handshake.
         if head.status == 101 || endStream { cancelTimers() }
         if let sentAt { stream.streamInfo.upstreamServiceTime = (NIODeadline.now() - sentAt).nanoseconds / 1_000_000 }
@@ -246,11 +256,24 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
     func attemptFailed(_ attempt: UpstreamAttempt, _ failure: UpstreamFailure, responseStarted: Bool) {
         guard currentAttempt === attempt else { return }
         if let host = attempt.pickedHost { triedHosts.insert(host) }
+        if case .overflow = failure {
+            // As Envoy: an overflow is not retried; the retry budget held for this attempt goes back.
+            releaseRetryBudget()
+            return answerOverflow()
+        }
+        if failure == .noHealthyUpstream {
+            releaseRetryBudget()
+            phase = .done
+            cancelTimers()
+            if let cluster { stats.upstreamResponse(cluster: cluster.name, code: 503) }
+            return stream.sendLocalReply(status: 503, body: "no healthy upstream", headers: [:], flag: .noHealthyUpstream, from: self)
+        }
+        recordOutlier(.localOriginFailure, attempt.pickedHost)
         if !responseStarted {
             let outcome: AttemptOutcome = switch failure {
             case .connectFailure: .connectFailure
             case .reset(let why): .reset(refused: why == "REFUSED_STREAM")
-            case .protocolError: .reset(refused: false)
+            case .protocolError, .overflow, .noHealthyUpstream: .reset(refused: false)
             }
             if retryAfter(outcome) { return }
         }
@@ -263,10 +286,40 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
             (502, .upstreamConnectionTermination, "upstream connect error or disconnect/reset before headers. reset reason: connection termination, \(why)")
         case .protocolError(let why):
             (502, .upstreamProtocolError, "upstream protocol error: \(why)")
+        case .overflow:
+            (503, .upstreamOverflow, "upstream connect error or disconnect/reset before headers. reset reason: overflow")
+        case .noHealthyUpstream:
+            (503, .noHealthyUpstream, "no healthy upstream")
         }
         if let cluster { stats.upstreamResponse(cluster: cluster.name, code: status) }
         if responseStarted { stream.resetStream(flag: flag) } else {
             stream.sendLocalReply(status: status, body: body, headers: [:], flag: flag, from: self)
+        }
+    }
+
+    /// A circuit breaker of the cluster is full: 503 UO, `x-envoy-overloaded: true`, counted
+    /// as Envoy's upstream_rq_pending_overflow (pending and active request breakers alike).
+    private func answerOverflow() {
+        phase = .done
+        cancelTimers()
+        guard let cluster else { return }
+        stats.count("meshd_upstream_rq_pending_overflow{cluster=\"\(cluster.name)\"}")
+        stats.upstreamResponse(cluster: cluster.name, code: 503)
+        stream.sendLocalReply(status: 503, body: "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+                              headers: ["x-envoy-overloaded": "true"], flag: .upstreamOverflow, from: self)
+    }
+
+    /// Tells the cluster's outlier detector how the endpoint did, and counts an ejection.
+    private func recordOutlier(_ outcome: OutlierDetector.Outcome, _ host: String?) {
+        guard let cluster, cluster.outlierDetection != nil, let host else { return }
+        let name = cluster.name
+        switch OutlierDetectors.shared.record(outcome, host: host, cluster: cluster) {
+        case .none: break
+        case .ejected(let detector):
+            stats.count("meshd_outlier_detection_ejections_total{cluster=\"\(name)\"}")
+            stats.count("meshd_outlier_detection_ejections_enforced_\(detector.rawValue){cluster=\"\(name)\"}")
+        case .overflow:
+            stats.count("meshd_outlier_detection_ejections_overflow{cluster=\"\(name)\"}")
         }
     }
 

@@ -34,12 +34,24 @@ final class UpstreamAttempt: UpstreamResponseHandler {
         case ended
     }
 
-    private(set) var state = State.connecting
+    private(set) var state = State.connecting {
+        didSet { if isOver { releaseRequestSlot() } }
+    }
+    /// The cluster whose `requests` circuit breaker this attempt holds, from the connection to the end.
+    private var heldRequestSlot: String?
     private unowned let owner: UpstreamAttemptOwner
     /// The endpoint the pool picked ("address:port"), when it said; a retry avoids it.
     private(set) var pickedHost: String?
 
     init(owner: UpstreamAttemptOwner) { self.owner = owner }
+
+    deinit { releaseRequestSlot() }
+
+    private func releaseRequestSlot() {
+        guard let name = heldRequestSlot else { return }
+        heldRequestSlot = nil
+        CircuitBreakers.shared.release(.requests, of: name)
+    }
 
     /// The request in flight, while there is one.
     var request: UpstreamRequest? {
@@ -62,8 +74,9 @@ final class UpstreamAttempt: UpstreamResponseHandler {
         }
     }
 
-    func start(cluster: Cluster, head: RequestHead, endStream: Bool, avoiding: Set<String> = [], client: UpstreamClient) {
-        pickedHost = client.connection(for: cluster, avoiding: avoiding) { [weak self] result in
+    func start(cluster: Cluster, head: RequestHead, endStream: Bool, avoiding: Set<String> = [], hash: UInt64? = nil,
+               client: UpstreamClient) {
+        pickedHost = client.connection(for: cluster, avoiding: avoiding, hash: hash) { [weak self] result in
             guard let self, case .connecting = self.state else {
                 // Cancelled meanwhile: hand the connection back unused.
                 if case .success(let (c, _)) = result { c.onStateChange?() }
@@ -72,6 +85,12 @@ final class UpstreamAttempt: UpstreamResponseHandler {
             switch result {
             case .success(let (connection, host)):
                 self.pickedHost = host
+                // Envoy checks its `max_requests` breaker when a request gets its connection.
+                guard CircuitBreakers.shared.tryAcquire(.requests, of: cluster) else {
+                    connection.onStateChange?()  // hand it back unused
+                    return self.fail(.overflow("requests"))
+                }
+                self.heldRequestSlot = cluster.name
                 guard let request = connection.startStream(handler: self) else {
                     return self.fail(.connectFailure("connection could not take a stream"))
                 }

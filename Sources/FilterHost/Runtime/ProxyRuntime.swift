@@ -221,11 +221,14 @@ public final class ProxyRuntime: Sendable {
             var s = ctx.stats.snapshot
             s.gauges["meshd_upstream_cx_active"] = ctx.pools.activeConnectionCount
             return s
-        }.map { [tracer] parts in
+        }.map { [tracer, snapshot] parts in
             var total = parts.reduce(into: LoopStats.Snapshot()) { $0.merge($1) }
             if let counters = tracer?.exporter?.counters {
                 total.counters["meshd_tracing_spans_exported_total"] = counters.exported
                 total.counters["meshd_tracing_spans_dropped_total"] = counters.dropped
+            }
+            for (cluster, ejected) in OutlierDetectors.shared.ejectedByCluster(snapshot.bootstrap.clusters) {
+                total.gauges["meshd_outlier_detection_ejections_active{cluster=\"\(cluster)\"}"] = ejected.count
             }
             return total
         }

@@ -3,6 +3,11 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Transport
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Opens upstream connections on one event loop: TCP, then TLS when the cluster asks for
 /// it, then the cluster's HTTP codec.
@@ -22,7 +27,7 @@ struct UpstreamConnector {
         let tlsContext = plan.context, sans = plan.subjectAltNames, verifyHost = plan.verifyHostName
         let sni = plan.serverName ?? endpoint.address
         let timers = NIOLoopBound(self.timers, eventLoop: eventLoop)
-        let bootstrap = ClientBootstrap(group: eventLoop)
+        var bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.milliseconds(Int64(cluster.connectTimeoutMs ?? 5_000)))
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -40,7 +45,23 @@ struct UpstreamConnector {
                     }
                 }
             }
+        if let keepalive = cluster.tcpKeepalive { bootstrap = Self.keepalive(keepalive, on: bootstrap) }
         return bootstrap.connect(host: endpoint.address, port: endpoint.port)
+    }
+
+    /// SO_KEEPALIVE, and the probe timings that are set (the kernel's otherwise).
+    private static func keepalive(_ k: TCPKeepalive, on bootstrap: ClientBootstrap) -> ClientBootstrap {
+        var b = bootstrap.channelOption(.socketOption(.so_keepalive), value: 1)
+        #if canImport(Glibc)
+        let idle = TCP_KEEPIDLE
+        #else
+        let idle = TCP_KEEPALIVE
+        #endif
+        let options: [(Int32, Int?)] = [(idle, k.timeSeconds), (TCP_KEEPINTVL, k.intervalSeconds), (TCP_KEEPCNT, k.probes)]
+        for case let (name, value?) in options where value > 0 {
+            b = b.channelOption(.tcpOption(NIOBSDSocket.Option(rawValue: name)), value: SocketOptionValue(value))
+        }
+        return b
     }
 
     /// The codec of a connected channel; call on the channel's loop.

@@ -14,9 +14,11 @@ final class UpstreamPools: UpstreamClient {
     private var pools: [PoolKey: EndpointPool] = [:]
     private var roundRobin: [String: Int] = [:]
     var connector: UpstreamConnector
+    private let stats: LoopStats
 
-    init(eventLoop: EventLoop, timers: LoopTimers) {
+    init(eventLoop: EventLoop, timers: LoopTimers, stats: LoopStats) {
         self.eventLoop = eventLoop
+        self.stats = stats
         self.connector = UpstreamConnector(eventLoop: eventLoop, timers: timers)
     }
 
@@ -36,17 +38,58 @@ final class UpstreamPools: UpstreamClient {
     /// predicate, without its bound on re-picks: the choice is made among the others).
     @discardableResult
     func connection(for cluster: Cluster, avoiding: Set<String>, _ done: @escaping Waiter) -> String? {
+        connection(for: cluster, avoiding: avoiding, hash: nil, done)
+    }
+
+    /// Consistent-hash tables per cluster, rebuilt when its endpoints in service change.
+    private var hashTables: [String: (hosts: [String], config: ConsistentHashConfig?, policy: Cluster.LBPolicy, table: ConsistentHashTable)] = [:]
+
+    private func hashTable(_ cluster: Cluster, hosts: [String], policy: Cluster.LBPolicy) -> ConsistentHashTable {
+        if let t = hashTables[cluster.name], t.hosts == hosts, t.config == cluster.consistentHash, t.policy == policy {
+            return t.table
+        }
+        let table: ConsistentHashTable = policy == .maglev
+            ? .maglev(hosts: hosts, tableSize: cluster.consistentHash?.maglevTableSize)
+            : .ring(hosts: hosts, minimumRingSize: cluster.consistentHash?.minimumRingSize)
+        hashTables[cluster.name] = (hosts, cluster.consistentHash, policy, table)
+        return table
+    }
+
+    @discardableResult
+    func connection(for cluster: Cluster, avoiding: Set<String>, hash: UInt64?, _ done: @escaping Waiter) -> String? {
         guard !cluster.endpoints.isEmpty else {
             done(.failure(.connectFailure("no endpoints")))
             return nil
         }
         var candidates = cluster.endpoints.map { pool(for: cluster, endpoint: $0) }
-        if !avoiding.isEmpty {
+        if let outlier = cluster.outlierDetection {
+            let ejected = OutlierDetectors.shared.ejected(in: cluster)
+            if !ejected.isEmpty {
+                let healthy = candidates.filter { !ejected.contains($0.host) }
+                // Below minHealthPercent healthy, all are used (Envoy's panic threshold, as Istio sets it).
+                if healthy.count * 100 < (outlier.minHealthPercent ?? 0) * candidates.count {
+                } else if healthy.isEmpty {
+                    done(.failure(.noHealthyUpstream))
+                    return nil
+                } else {
+                    candidates = healthy
+                }
+            }
+        }
+        let policy = cluster.lbPolicy ?? .roundRobin
+        // A hash keeps its endpoint on a retry too: the ring is not rebuilt per attempt.
+        if !avoiding.isEmpty, policy != .ringHash, policy != .maglev {
             let others = candidates.filter { !avoiding.contains($0.host) }
             if !others.isEmpty { candidates = others }
         }
         let chosen: EndpointPool
-        switch cluster.lbPolicy ?? .roundRobin {
+        switch policy {
+        case .ringHash, .maglev:
+            if let hash, let i = hashTable(cluster, hosts: candidates.map(\.host), policy: policy).pick(hash) {
+                chosen = candidates[i]
+            } else {
+                chosen = candidates.randomElement()!
+            }
         case .roundRobin:
             let i = roundRobin[cluster.name, default: 0]
             roundRobin[cluster.name] = i &+ 1
@@ -64,8 +107,11 @@ final class UpstreamPools: UpstreamClient {
 
     private func pool(for cluster: Cluster, endpoint: Endpoint) -> EndpointPool {
         let key = PoolKey(cluster: cluster.name, endpoint: endpoint, http2: cluster.protocol == .http2, tls: cluster.tls)
-        if let p = pools[key] { return p }
-        let p = EndpointPool(key: key, cluster: cluster, connector: connector, eventLoop: eventLoop)
+        if let p = pools[key] {
+            p.cluster = cluster  // its limits may have changed with the config
+            return p
+        }
+        let p = EndpointPool(key: key, cluster: cluster, connector: connector, eventLoop: eventLoop, stats: stats)
         pools[key] = p
         return p
     }
@@ -73,12 +119,15 @@ final class UpstreamPools: UpstreamClient {
     var activeConnectionCount: Int { pools.values.reduce(0) { $0 + $1.connectionCount } }
 }
 
-/// The connections to one endpoint, and requests waiting for one.
+/// The connections to one endpoint, and requests waiting for one. Connections and waiting
+/// requests count against the cluster's circuit breakers (`CircuitBreakers`).
 final class EndpointPool {
     let key: UpstreamPools.PoolKey
-    private let cluster: Cluster
+    var cluster: Cluster
     private let connector: UpstreamConnector
     private let eventLoop: EventLoop
+    private let stats: LoopStats
+    private let breakers = CircuitBreakers.shared
     private var connections: [UpstreamConnection] = []
     private var connecting = 0
     private var waiters: [UpstreamPools.Waiter] = []
@@ -86,8 +135,9 @@ final class EndpointPool {
     /// "address:port", as the access log shows it.
     let host: String
 
-    init(key: UpstreamPools.PoolKey, cluster: Cluster, connector: UpstreamConnector, eventLoop: EventLoop) {
+    init(key: UpstreamPools.PoolKey, cluster: Cluster, connector: UpstreamConnector, eventLoop: EventLoop, stats: LoopStats) {
         self.key = key
+        self.stats = stats
         self.cluster = cluster
         self.connector = connector
         self.eventLoop = eventLoop
@@ -99,8 +149,12 @@ final class EndpointPool {
 
     func acquire(_ waiter: @escaping UpstreamPools.Waiter) {
         // Most recently used first: keeps a warm connection busy and lets idle ones time out.
-        if let c = connections.last(where: { $0.canStartStream && !$0.isClosed }) {
+        if let c = connections.last(where: canTake) {
             hand(c, to: waiter)
+            return
+        }
+        guard breakers.tryAcquire(.pendingRequests, of: cluster) else {
+            waiter(.failure(.overflow("pending requests")))
             return
         }
         waiters.append(waiter)
@@ -109,12 +163,30 @@ final class EndpointPool {
         }
     }
 
+    /// Requests each HTTP/1.1 connection was handed, for `maxRequestsPerConnection`.
+    private var carried: [ObjectIdentifier: Int] = [:]
+
+    private func spent(_ c: UpstreamConnection) -> Bool {
+        guard !key.http2, let limit = cluster.maxRequestsPerConnection, limit > 0 else { return false }
+        return carried[ObjectIdentifier(c), default: 0] >= limit
+    }
+
+    private func canTake(_ c: UpstreamConnection) -> Bool { c.canStartStream && !c.isClosed && !spent(c) }
+
     private func hand(_ c: UpstreamConnection, to waiter: UpstreamPools.Waiter) {
         activeStreams += 1
+        if !key.http2 { carried[ObjectIdentifier(c), default: 0] += 1 }
         waiter(.success((c, host)))
     }
 
     private func connect() {
+        // Over the cluster's limit no connection opens, unless this pool has none: its
+        // waiters would otherwise wait for nothing (Envoy does the same).
+        if !breakers.tryAcquire(.connections, of: cluster) {
+            stats.count("meshd_upstream_cx_overflow{cluster=\"\(cluster.name)\"}")
+            guard connections.isEmpty, connecting == 0 else { return }
+            breakers.forceAcquire(.connections, of: cluster.name)
+        }
         connecting += 1
         connector.connect(cluster: cluster, endpoint: key.endpoint, http2: key.http2).hop(to: eventLoop)
             .assumeIsolated().whenComplete { result in
@@ -125,10 +197,12 @@ final class EndpointPool {
                     c.onStateChange = { [weak self, unowned c] in self?.stateChanged(c) }
                     self.serveWaiters(on: c)
                 case .failure(let error):
+                    self.breakers.release(.connections, of: self.cluster.name)
                     // Without connections to wait for, the queued requests fail now.
                     if self.connections.isEmpty && self.connecting == 0 {
                         let failing = self.waiters
                         self.waiters.removeAll()
+                        self.breakers.release(.pendingRequests, of: self.cluster.name, failing.count)
                         let why = (error as? UpstreamFailure).map { "\($0)" } ?? "\(error)"
                         for w in failing { w(.failure(.connectFailure(why))) }
                     } else if !self.waiters.isEmpty, self.connecting == 0 {
@@ -139,8 +213,9 @@ final class EndpointPool {
     }
 
     private func serveWaiters(on c: UpstreamConnection) {
-        while !waiters.isEmpty, c.canStartStream, !c.isClosed {
+        while !waiters.isEmpty, canTake(c) {
             let w = waiters.removeFirst()
+            breakers.release(.pendingRequests, of: cluster.name)
             hand(c, to: w)
             // HTTP/1.1 carries one stream; the waiter's startStream marks it busy.
             if !key.http2 { break }
@@ -151,10 +226,15 @@ final class EndpointPool {
     private func stateChanged(_ c: UpstreamConnection) {
         activeStreams = max(0, activeStreams - 1)
         if c.isClosed {
+            let open = connections.count
             connections.removeAll { $0 === c }
+            carried[ObjectIdentifier(c)] = nil
+            breakers.release(.connections, of: cluster.name, open - connections.count)
             if !waiters.isEmpty, connections.count + connecting < maxConnections { connect() }
             return
         }
+        // Its last request done: close it; the close brings the next connection for waiters.
+        if spent(c), c.canStartStream { return c.close() }
         serveWaiters(on: c)
     }
 }

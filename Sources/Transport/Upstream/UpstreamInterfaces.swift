@@ -10,6 +10,10 @@ public enum UpstreamFailure: Error, Sendable, Equatable {
     case reset(String)
     /// The upstream sent something that is not valid HTTP (UPE).
     case protocolError(String)
+    /// A circuit breaker of the cluster is full; nothing was sent (UO).
+    case overflow(String)
+    /// Every endpoint of the cluster is ejected by outlier detection (UH).
+    case noHealthyUpstream
 }
 
 /// One request in flight on an upstream connection. Calls happen on the connection's event loop.
