@@ -87,17 +87,28 @@ enum FieldSupport {
         for policy in ["spec.trafficPolicy", "spec.subsets[].trafficPolicy"] {
             for p in [policy, policy + ".portLevelSettings[]"] {
                 t[p + ".loadBalancer.simple"] = .enforced
-                t[p + ".loadBalancer.consistentHash"] = .warned("consistent hashing is not supported yet; LEAST_REQUEST is used")
+                t[p + ".loadBalancer.consistentHash"] = .enforced
                 t[p + ".loadBalancer.localityLbSetting"] = .warned("locality load balancing is not supported; every endpoint is used alike")
                 t[p + ".loadBalancer.warmupDurationSecs"] = .warned("slow start is not supported; new endpoints get full load at once")
                 t[p + ".loadBalancer.warmup"] = .warned("slow start is not supported; new endpoints get full load at once")
-                t[p + ".connectionPool.tcp.connectTimeout"] = .enforced
-                t[p + ".connectionPool.http.idleTimeout"] = .enforced
-                t[p + ".connectionPool.http.h2UpgradePolicy"] = .enforced
-                t[p + ".connectionPool.http.maxRetries"] = .enforced
-                t[p + ".connectionPool.tcp"] = .warned("connection limits are not applied (only connectTimeout is)")
-                t[p + ".connectionPool.http"] = .warned("request limits are not applied (only idleTimeout, h2UpgradePolicy and maxRetries are)")
-                t[p + ".outlierDetection"] = .warned("outlier detection is not supported yet; no endpoint is ejected")
+                for f in ["connectTimeout", "maxConnections", "tcpKeepalive"] {
+                    t[p + ".connectionPool.tcp." + f] = .enforced
+                }
+                for f in ["idleTimeout", "h2UpgradePolicy", "maxRetries", "http1MaxPendingRequests", "http2MaxRequests"] {
+                    t[p + ".connectionPool.http." + f] = .enforced
+                }
+                t[p + ".connectionPool.http.maxRequestsPerConnection"] = .warned("enforced on HTTP/1.1 upstream connections only; HTTP/2 connections are reused without a request limit")
+                t[p + ".connectionPool.tcp"] = .warned(notEnforced)
+                t[p + ".connectionPool.http"] = .warned(notEnforced)
+                t[p + ".connectionPool.tcp.idleTimeout"] = .warned("not enforced (no TCP proxying of this cluster); connectionPool.http.idleTimeout applies to HTTP")
+                t[p + ".connectionPool.http.maxConcurrentStreams"] = .warned("not enforced; the upstream's SETTINGS_MAX_CONCURRENT_STREAMS applies")
+                t[p + ".connectionPool.http.useClientProtocol"] = .warned("not supported; the port's protocol is used")
+                for f in ["consecutive5xxErrors", "consecutiveGatewayErrors", "consecutiveLocalOriginFailures",
+                          "splitExternalLocalOriginErrors", "interval", "baseEjectionTime", "maxEjectionPercent", "minHealthPercent"] {
+                    t[p + ".outlierDetection." + f] = .enforced
+                }
+                t[p + ".outlierDetection"] = .warned(notEnforced)
+                t[p + ".outlierDetection.consecutiveErrors"] = .warned("deprecated and not applied; use consecutive5xxErrors or consecutiveGatewayErrors")
                 t[p + ".tls.mode"] = .enforced
                 for f in ["clientCertificate", "privateKey", "caCertificates", "sni", "insecureSkipVerify"] {
                     t[p + ".tls." + f] = .enforced
