@@ -14,21 +14,21 @@ final class ConfigWarningTests: XCTestCase {
           host: reviews
           trafficPolicy:
             loadBalancer:
-              consistentHash: {httpHeaderName: x-user}
+              localityLbSetting: {enabled: true, failoverPriority: [topology.kubernetes.io/region]}
             connectionPool:
               tcp:
                 connectTimeout: 1s
-                maxConnections: 10
+                maxConnectionDuration: 1h
             outlierDetection:
               consecutive5xxErrors: 3
-              interval: 10s
+              consecutiveErrors: 3
         """
         let store = ConfigStore.parse(yaml: yaml, file: "dr.yaml")
         XCTAssertEqual(Validator.validate(store), [])
         XCTAssertEqual(Validator.warnings(store).map(\.description), [
-            "dr.yaml:8: warning: DestinationRule/default/reviews: spec.trafficPolicy.loadBalancer.consistentHash: consistent hashing is not supported yet; LEAST_REQUEST is used",
-            "dr.yaml:12: warning: DestinationRule/default/reviews: spec.trafficPolicy.connectionPool.tcp.maxConnections: connection limits are not applied (only connectTimeout is)",
-            "dr.yaml:13: warning: DestinationRule/default/reviews: spec.trafficPolicy.outlierDetection: outlier detection is not supported yet; no endpoint is ejected",
+            "dr.yaml:8: warning: DestinationRule/default/reviews: spec.trafficPolicy.loadBalancer.localityLbSetting: locality load balancing is not supported; every endpoint is used alike",
+            "dr.yaml:12: warning: DestinationRule/default/reviews: spec.trafficPolicy.connectionPool.tcp.maxConnectionDuration: not enforced by meshd; ignored",
+            "dr.yaml:15: warning: DestinationRule/default/reviews: spec.trafficPolicy.outlierDetection.consecutiveErrors: deprecated and not applied; use consecutive5xxErrors or consecutiveGatewayErrors",
         ])
     }
 
