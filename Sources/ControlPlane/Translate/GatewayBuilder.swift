@@ -21,9 +21,20 @@ enum GatewayBuilder {
             var tls: ListenerTLS?
             var plain = false
             var served: [(gateway: Config<Gateway>, server: Server)] = []
+            var passthrough: [(gateway: Config<Gateway>, index: Int)] = []
             for (gw, s, i) in byPort[port]! {
                 let path = "spec.servers[\(i)]"
                 let proto = s.port?.effectiveProtocol ?? .unspecified
+                switch TCPGateway.kind(of: s) {
+                case .bytes:
+                    passthrough.append((gw, i))
+                    continue
+                case .unsupported(let why):
+                    ctx.warn(gw.id, path + ".tls.mode", why + "; server skipped")
+                    continue
+                case .http:
+                    break
+                }
                 if proto == .https {
                     guard let serverTLS = listenerTLS(s.tls) else {
                         ctx.warn(gw.id, path + ".tls", "meshd terminates TLS with serverCertificate and privateKey files only (no credentialName, no PASSTHROUGH); server skipped")
@@ -40,6 +51,23 @@ enum GatewayBuilder {
                 }
                 served.append((gw, s))
                 ctx.listenersByGateway[gw.id, default: []].insert(listenerName)
+            }
+            if !passthrough.isEmpty {
+                if served.isEmpty {
+                    if let listener = TCPGateway.listener(port: port, passthrough.map(\.gateway), ctx) {
+                        listeners.append(listener)
+                        for (gw, _) in passthrough { ctx.listenersByGateway[gw.id, default: []].insert(listenerName) }
+                        ctx.outboundListeners.append(listenerName)
+                    } else {
+                        for (gw, i) in passthrough {
+                            ctx.warn(gw.id, "spec.servers[\(i)]", "no VirtualService has tcp or tls routes for port \(port); no listener")
+                        }
+                    }
+                } else {
+                    for (gw, i) in passthrough {
+                        ctx.warn(gw.id, "spec.servers[\(i)]", "port \(port) already serves HTTP; TCP and TLS passthrough need a port of their own; server skipped")
+                    }
+                }
             }
             guard !served.isEmpty else { continue }
             if tls != nil && plain {

@@ -15,7 +15,12 @@ final class AccessLogWriter {
     }
 
     func record(_ info: StreamInfo) {
-        buffer.append(contentsOf: Self.format(info).utf8)
+        record(line: Self.format(info))
+    }
+
+    /// A line already formatted (a TCP proxy connection's).
+    func record(line: String) {
+        buffer.append(contentsOf: line.utf8)
         if buffer.count > 32 * 1024 { flush() } else if !flushScheduled {
             flushScheduled = true
             let bound = NIOLoopBound(self, eventLoop: eventLoop)

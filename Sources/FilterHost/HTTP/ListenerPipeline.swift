@@ -130,6 +130,13 @@ struct ConnectionSetup: Sendable {
         case .refused(let answer):
             return try sync.addHandler(ConnectionRefusal(answer: answer && tlsContext == nil))
         }
+        let current = loop.snapshot.listener(named: listener.name) ?? listener
+        if let tcp = current.tcpProxy {
+            // Raw bytes: no TLS termination, no codec (validated when the snapshot was built).
+            let table = try TCPRouteTable(tcp, clusters: loop.snapshot.clusters, path: "listeners[\(listener.name)]")
+            let session = TCPProxySession(downstream: channel, loop: loop, listener: current, table: table)
+            return try sync.addHandler(TCPDownstreamHandler(session: session))
+        }
         let info = ConnectionInfo(remoteAddress: channel.remoteAddress, localAddress: channel.localAddress)
         if let tlsContext { try sync.addHandler(OpenSSLHandler(server: tlsContext)) }
         try sync.addHandler(ProtocolSelector(setup: setup, info: info, tls: tlsContext != nil, timers: loop.timers))
