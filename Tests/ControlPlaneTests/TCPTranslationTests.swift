@@ -67,6 +67,13 @@ final class TCPTranslationTests: XCTestCase {
             tls: {mode: AUTO_PASSTHROUGH}
           - port: {number: 8080, name: http, protocol: HTTP}
             hosts: ["*"]
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: Gateway
+        metadata: {name: edge-tcp, namespace: istio-system}
+        spec:
+          selector: {istio: ingressgateway}
+          servers:
           - port: {number: 8080, name: tcp, protocol: TCP}
             hosts: ["*"]
         ---
@@ -92,7 +99,7 @@ final class TCPTranslationTests: XCTestCase {
                                                   cluster: "outbound|9000||tcp-echo.default.svc.cluster.local")])
         XCTAssertEqual(t.warnings.filter { $0.contains("edge") }, [
             "Gateway/istio-system/edge: spec.servers[1].tls.mode: AUTO_PASSTHROUGH (SNI-encoded cluster names for multi-network) is not supported; server skipped",
-            "Gateway/istio-system/edge: spec.servers[3]: port 8080 already serves HTTP; TCP and TLS passthrough need a port of their own; server skipped",
+            "Gateway/istio-system/edge-tcp: spec.servers[0]: port 8080 already serves HTTP; TCP and TLS passthrough need a port of their own; server skipped",
         ])
     }
 

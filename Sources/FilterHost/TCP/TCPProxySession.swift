@@ -11,6 +11,7 @@ import Transport
 /// connection ends when both directions have ended, either side closes, or it idles.
 final class TCPProxySession: TimerTarget {
     enum State {
+        case idle
         case inspecting
         case connecting
         case proxying(Channel)
@@ -21,7 +22,7 @@ final class TCPProxySession: TimerTarget {
     private let loop: LoopContext
     private let listener: Listener
     private let table: TCPRouteTable
-    private var state = State.inspecting
+    private var state = State.idle
     /// Bytes read before the upstream is connected (the ClientHello among them).
     private var pending: ByteBuffer?
     private var downstreamEnded = false
@@ -53,6 +54,8 @@ final class TCPProxySession: TimerTarget {
     // MARK: downstream events
 
     func downstreamActive() {
+        guard case .idle = state else { return }
+        state = .inspecting
         loop.stats.count("meshd_tcp_downstream_cx_total\(stats)")
         let idle = listener.tcpProxy?.idleTimeoutMs ?? Self.defaultIdleTimeoutMs
         if idle > 0 { idleTimer = loop.timers.arm(after: .milliseconds(Int64(idle)), self) }
@@ -84,7 +87,7 @@ final class TCPProxySession: TimerTarget {
         case .proxying(let upstream):
             upstream.writeAndFlush(bytes, promise: nil)
             if !upstream.isWritable { setAutoRead(downstream, false) }
-        case .closed:
+        case .idle, .closed:
             break
         }
     }
@@ -94,7 +97,7 @@ final class TCPProxySession: TimerTarget {
         switch state {
         case .inspecting: choose()
         case .proxying(let upstream): endOutput(of: upstream, otherEnded: upstreamEnded)
-        case .connecting, .closed: break
+        case .idle, .connecting, .closed: break
         }
     }
 
@@ -126,7 +129,7 @@ final class TCPProxySession: TimerTarget {
     func upstreamClosed() {
         guard case .proxying = state else { return }
         // Whatever the upstream sent is written before the downstream is closed.
-        downstream.writeAndFlush(ByteBuffer()).whenComplete { [self] _ in finish() }
+        downstream.writeAndFlush(ByteBuffer()).assumeIsolated().whenComplete { [self] _ in finish() }
     }
 
     // MARK: timers
@@ -137,15 +140,14 @@ final class TCPProxySession: TimerTarget {
             if case .inspecting = state { choose() }
         } else if token == idleTimer {
             idleTimer = nil
-            guard case .closed = state else {
-                let idle = TimeAmount.milliseconds(Int64(listener.tcpProxy?.idleTimeoutMs ?? Self.defaultIdleTimeoutMs))
-                if NIODeadline.now() - lastActivity >= idle {
-                    loop.stats.count("meshd_tcp_idle_timeout_total\(stats)")
-                    finish()
-                } else {
-                    idleTimer = loop.timers.arm(after: idle, from: lastActivity, self)
-                }
-                return
+            if case .closed = state { return }
+            // Bytes reset no timer (that would cost a timer per read); the deadline is checked here.
+            let idle = TimeAmount.milliseconds(Int64(listener.tcpProxy?.idleTimeoutMs ?? Self.defaultIdleTimeoutMs))
+            if NIODeadline.now() - lastActivity >= idle {
+                loop.stats.count("meshd_tcp_idle_timeout_total\(stats)")
+                finish()
+            } else {
+                idleTimer = loop.timers.arm(after: idle, from: lastActivity, self)
             }
         }
     }
@@ -192,14 +194,14 @@ final class TCPProxySession: TimerTarget {
                 }
             }
             .connect(host: endpoint.address, port: endpoint.port)
-            .whenComplete { result in
-                let session = bound.value
+            .assumeIsolated()
+            .whenComplete { [self] result in
                 switch result {
-                case .success(let upstream): session.connected(upstream)
+                case .success(let upstream): connected(upstream)
                 case .failure:
-                    session.flags.append("UF")
-                    session.loop.stats.count("meshd_tcp_upstream_cx_connect_fail_total{cluster=\"\(name)\"}")
-                    session.finish()
+                    flags.append("UF")
+                    loop.stats.count("meshd_tcp_upstream_cx_connect_fail_total{cluster=\"\(name)\"}")
+                    finish()
                 }
             }
     }
@@ -217,7 +219,7 @@ final class TCPProxySession: TimerTarget {
 
     /// Passes a FIN on once what was written before it is out; both ended: done.
     private func endOutput(of channel: Channel, otherEnded: Bool) {
-        channel.writeAndFlush(ByteBuffer()).whenComplete { [self] _ in
+        channel.writeAndFlush(ByteBuffer()).assumeIsolated().whenComplete { [self] _ in
             if otherEnded || (downstreamEnded && upstreamEnded) {
                 finish()
             } else {
