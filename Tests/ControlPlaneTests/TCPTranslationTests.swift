@@ -98,8 +98,8 @@ final class TCPTranslationTests: XCTestCase {
         XCTAssertEqual(tcp.routes, [TCPProxyRoute(name: "default/nginx/tls[0]", match: TCPProxyMatch(serverNames: ["nginx.example.com"]),
                                                   cluster: "outbound|9000||tcp-echo.default.svc.cluster.local")])
         XCTAssertEqual(t.warnings.filter { $0.contains("edge") }, [
-            "Gateway/istio-system/edge: spec.servers[1].tls.mode: AUTO_PASSTHROUGH (SNI-encoded cluster names for multi-network) is not supported; server skipped",
             "Gateway/istio-system/edge-tcp: spec.servers[0]: port 8080 already serves HTTP; TCP and TLS passthrough need a port of their own; server skipped",
+            "Gateway/istio-system/edge: spec.servers[1].tls.mode: AUTO_PASSTHROUGH (SNI-encoded cluster names for multi-network) is not supported; server skipped",
         ])
     }
 
