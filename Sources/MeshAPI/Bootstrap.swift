@@ -9,18 +9,27 @@ public struct Bootstrap: Codable, Sendable, Equatable {
     public var luaPlugins: [LuaPlugin]
     /// Envoy's overload manager; nil: off.
     public var overloadManager: OverloadManagerConfig?
+    /// Trace propagation, sampling and span export; read at start only. nil: off.
+    public var tracing: TracingConfig?
+    /// Access-log line encoding (Istio's `accessLogEncoding`, default TEXT); read at start only.
+    public var accessLogEncoding: AccessLogEncoding?
 
     public init(admin: AdminConfig? = nil, listeners: [Listener] = [], routeConfigs: [RouteConfig] = [],
-                clusters: [Cluster] = [], luaPlugins: [LuaPlugin] = [], overloadManager: OverloadManagerConfig? = nil) {
+                clusters: [Cluster] = [], luaPlugins: [LuaPlugin] = [], overloadManager: OverloadManagerConfig? = nil,
+                tracing: TracingConfig? = nil, accessLogEncoding: AccessLogEncoding? = nil) {
         self.admin = admin
         self.listeners = listeners
         self.routeConfigs = routeConfigs
         self.clusters = clusters
         self.luaPlugins = luaPlugins
         self.overloadManager = overloadManager
+        self.tracing = tracing
+        self.accessLogEncoding = accessLogEncoding
     }
 
-    enum CodingKeys: String, CodingKey { case admin, listeners, routeConfigs, clusters, luaPlugins, overloadManager }
+    enum CodingKeys: String, CodingKey {
+        case admin, listeners, routeConfigs, clusters, luaPlugins, overloadManager, tracing, accessLogEncoding
+    }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -30,6 +39,8 @@ public struct Bootstrap: Codable, Sendable, Equatable {
         clusters = try c.decodeIfPresent([Cluster].self, forKey: .clusters) ?? []
         luaPlugins = try c.decodeIfPresent([LuaPlugin].self, forKey: .luaPlugins) ?? []
         overloadManager = try c.decodeIfPresent(OverloadManagerConfig.self, forKey: .overloadManager)
+        tracing = try c.decodeIfPresent(TracingConfig.self, forKey: .tracing)
+        accessLogEncoding = try c.decodeIfPresent(AccessLogEncoding.self, forKey: .accessLogEncoding)
     }
 }
 
@@ -73,6 +84,12 @@ public struct Listener: Codable, Sendable, Equatable {
     public var http2MaxInboundPriorityFramesPerStream: Int?
     public var http2MaxConsecutiveInboundFramesWithEmptyPayload: Int?
     public var http2MaxInboundWindowUpdateFramesPerDataFrameSent: Int?
+    /// Envoy's `traffic_direction`: a sidecar's inbound listener makes SERVER spans, any
+    /// other CLIENT spans.
+    public var trafficDirection: TrafficDirection?
+    /// Mesh mutual TLS with this proxy's workload certificate (a sidecar's inbound listener,
+    /// from PeerAuthentication); nil: plaintext. Read at each accept, so a change needs no rebind.
+    public var meshTLS: MeshTLSMode?
     /// Set: the listener proxies raw bytes (no HTTP, no `tls`); `routeConfig` and the HTTP
     /// fields are unused and may be left empty.
     public var tcpProxy: TCPProxy?
@@ -97,6 +114,14 @@ public struct Listener: Codable, Sendable, Equatable {
         self.maxConnections = maxConnections
         self.tcpProxy = tcpProxy
     }
+}
+
+/// PeerAuthentication's effective mode on an inbound listener (DISABLE is no `meshTLS`).
+public enum MeshTLSMode: String, Codable, Sendable, Equatable {
+    /// Only mutual TLS with a client certificate from the mesh root.
+    case strict = "STRICT"
+    /// Mutual TLS or plaintext, told apart by the first byte (a TLS handshake record is 0x16).
+    case permissive = "PERMISSIVE"
 }
 
 public struct ListenerTLS: Codable, Sendable, Equatable {
@@ -316,22 +341,35 @@ public struct UpstreamTLS: Codable, Sendable, Equatable, Hashable {
     public var insecureSkipVerify: Bool?
     public var certificateChain: String?
     public var privateKey: String?
+    /// ISTIO_MUTUAL: this proxy's workload certificate, peers verified against the mesh root.
+    public var istioMutual: Bool?
+    /// The peer's certificate must carry one of these SANs (URI or DNS), e.g. a SPIFFE ID.
+    public var subjectAltNames: [String]?
 
     public init(sni: String? = nil, caCertificates: String? = nil, insecureSkipVerify: Bool? = nil,
-                certificateChain: String? = nil, privateKey: String? = nil) {
+                certificateChain: String? = nil, privateKey: String? = nil, istioMutual: Bool? = nil,
+                subjectAltNames: [String]? = nil) {
         self.sni = sni
         self.caCertificates = caCertificates
         self.insecureSkipVerify = insecureSkipVerify
         self.certificateChain = certificateChain
         self.privateKey = privateKey
+        self.istioMutual = istioMutual
+        self.subjectAltNames = subjectAltNames
     }
 }
 
 public struct Endpoint: Codable, Sendable, Equatable, Hashable {
     public var address: String
     public var port: Int
-    public init(address: String, port: Int) {
+    /// Set when the endpoint is a sidecar with a mesh certificate (Istio's auto mTLS): the
+    /// SPIFFE ID it must present. The proxy then uses mutual TLS to it unless the cluster
+    /// has TLS settings of its own.
+    public var meshIdentity: String?
+
+    public init(address: String, port: Int, meshIdentity: String? = nil) {
         self.address = address
         self.port = port
+        self.meshIdentity = meshIdentity
     }
 }

@@ -196,7 +196,6 @@ final class AnalyzerTests: XCTestCase {
         XCTAssertEqual(findings(yaml), [
             "Warning [DuplicateResource] a.yaml:6: VirtualService/default/b: defined again at a.yaml:11; the later definition is used",
             "Warning [ConflictingMeshVirtualServiceHosts] a.yaml:11: VirtualService/default/b: spec.hosts[0]: host web.example.com is also claimed by VirtualService/default/a (a.yaml:1), which is used",
-            "Info [NotTranslated] a.yaml:16: PeerAuthentication/istio-system/default: meshd keeps PeerAuthentication resources but does not enforce them yet",
         ])
     }
 }

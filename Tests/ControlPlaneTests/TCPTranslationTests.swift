@@ -81,7 +81,7 @@ final class TCPTranslationTests: XCTestCase {
         kind: VirtualService
         metadata: {name: nginx}
         spec:
-          hosts: [nginx.example.com]
+          hosts: [nginx.example.com, other.example.com]
           gateways: [istio-system/edge]
           tls:
           - match: [{port: 443, sniHosts: [nginx.example.com]}]

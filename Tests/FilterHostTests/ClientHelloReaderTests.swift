@@ -123,11 +123,11 @@ final class TCPRouteTableTests: XCTestCase {
         ])
         let table = try TCPRouteTable(proxy, clusters: clusters, path: "l")
         XCTAssertTrue(table.needsServerName)
-        XCTAssertEqual(table.cluster(serverName: "api.example.com", source: address("127.0.0.1"), destination: nil), "a")
-        XCTAssertNil(table.cluster(serverName: "example.com", source: address("127.0.0.1"), destination: nil))
-        XCTAssertEqual(table.cluster(serverName: nil, source: address("10.1.2.3"), destination: nil), "b")
-        XCTAssertEqual(table.cluster(serverName: "exact.test", source: address("::1"), destination: nil), "b")
-        XCTAssertNil(table.cluster(serverName: nil, source: address("127.0.0.1"), destination: nil))
+        XCTAssertEqual(table.choose(serverName: "api.example.com", source: address("127.0.0.1"), destination: nil)?.cluster, "a")
+        XCTAssertNil(table.choose(serverName: "example.com", source: address("127.0.0.1"), destination: nil)?.cluster)
+        XCTAssertEqual(table.choose(serverName: nil, source: address("10.1.2.3"), destination: nil)?.cluster, "b")
+        XCTAssertEqual(table.choose(serverName: "exact.test", source: address("::1"), destination: nil)?.cluster, "b")
+        XCTAssertNil(table.choose(serverName: nil, source: address("127.0.0.1"), destination: nil)?.cluster)
     }
 
     func testWeights() throws {
@@ -135,8 +135,8 @@ final class TCPRouteTableTests: XCTestCase {
                                                                        WeightedCluster(name: "b", weight: 20)])])
         let table = try TCPRouteTable(proxy, clusters: clusters, path: "l")
         XCTAssertFalse(table.needsServerName)
-        XCTAssertEqual(table.cluster(serverName: nil, source: nil, destination: nil, roll: { _ in 79 }), "a")
-        XCTAssertEqual(table.cluster(serverName: nil, source: nil, destination: nil, roll: { _ in 80 }), "b")
+        XCTAssertEqual(table.choose(serverName: nil, source: nil, destination: nil, roll: { _ in 79 })?.cluster, "a")
+        XCTAssertEqual(table.choose(serverName: nil, source: nil, destination: nil, roll: { _ in 80 })?.cluster, "b")
     }
 
     func testBadConfigIsRefused() {

@@ -170,7 +170,7 @@ class Load:
 class Workload(ManagedProxy):
     """A demo-app (optional) behind a `meshd sidecar`."""
 
-    def __init__(self, cp, app, version, with_app=True, extra_args=()):
+    def __init__(self, cp, app, version, with_app=True, extra_args=(), app_args=()):
         self.cp = cp
         self.name = f"{app}-{version}"
         self.id = f"sidecar~127.0.0.1~{self.name}.default"
@@ -179,7 +179,8 @@ class Workload(ManagedProxy):
         mesh = cp.mesh
         self.app = None
         if with_app:
-            self.app = mesh.start([MESHD, "demo-app", "--port", str(self.app_port), "--name", self.name], self.name)
+            self.app = mesh.start([MESHD, "demo-app", "--port", str(self.app_port), "--name", self.name,
+                                   "--outbound", f"127.0.0.1:{self.outbound}", *app_args], self.name)
         self.sidecar = mesh.start([MESHD, "sidecar", "--control-plane", f"127.0.0.1:{cp.discovery_port}",
                                    "--name", self.name, "--labels", f"app={app},version={version}",
                                    "--app-port", str(self.app_port), "--inbound-port", str(self.inbound),
@@ -200,14 +201,14 @@ class Workload(ManagedProxy):
 
 
 class Gateway(ManagedProxy):
-    def __init__(self, cp, name="ingressgateway", labels="istio=ingressgateway"):
+    def __init__(self, cp, name="ingressgateway", labels="istio=ingressgateway", extra_args=()):
         self.name = name
         self.id = f"gateway~127.0.0.1~{name}.default"
         self.admin, self.health = free_port(), free_port()
         self.process = cp.mesh.start([MESHD, "gateway", "--control-plane", f"127.0.0.1:{cp.discovery_port}",
                                       "--name", name, "--labels", labels, "--admin-port", str(self.admin),
                                       "--health-port", str(self.health),
-                                      "--concurrency", "1", "--drain-timeout", "2"], name)
+                                      "--concurrency", "1", "--drain-timeout", "2", *extra_args], name)
 
     def running(self):
         return self.process.proc.poll() is None
@@ -240,17 +241,18 @@ class ControlPlane:
 
     # -- processes
 
-    def start(self, debounce_ms=50):
+    def start(self, debounce_ms=50, extra_args=()):
         self.process = self.mesh.start([MESHD, "control-plane", "--config-dir", self.config_dir,
                                         "--discovery-port", str(self.discovery_port),
-                                        "--status-port", str(self.status_port), "--debounce-ms", str(debounce_ms)],
+                                        "--status-port", str(self.status_port), "--debounce-ms", str(debounce_ms),
+                                        *extra_args],
                                        "control-plane")
         wait_for_port(self.discovery_port)
         wait_for_port(self.status_port)
         return self
 
-    def sidecar(self, app, version="v1", with_app=True, extra_args=()):
-        w = Workload(self, app, version, with_app, extra_args)
+    def sidecar(self, app, version="v1", with_app=True, extra_args=(), app_args=()):
+        w = Workload(self, app, version, with_app, extra_args, app_args)
         self.proxies.append(w)
         return w
 

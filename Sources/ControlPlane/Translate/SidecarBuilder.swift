@@ -18,15 +18,20 @@ enum SidecarBuilder {
 
     /// What depends on the proxy's own address and ports: the `outbound` listener and, when the
     /// sidecar fronts an app, the `inbound` listener, route config and cluster.
-    /// `outboundFilters`: the native filters the shared `outbound` routes use.
-    static func local(_ proxy: ProxyIdentity, outboundFilters: [HTTPFilterConfig]? = nil)
+    /// `outboundFilters`: the native filters the shared `outbound` routes use; `meshTLS`: the
+    /// inbound listener's PeerAuthentication mode (nil: plaintext).
+    static func local(_ proxy: ProxyIdentity, outboundFilters: [HTTPFilterConfig]? = nil, meshTLS: MeshTLSMode? = nil)
         -> (listeners: [Listener], routeConfigs: [RouteConfig], clusters: [Cluster]) {
         var listeners = [Listener(name: Naming.outbound, address: proxy.address, port: proxy.outboundPort,
                                   routeConfig: Naming.outbound, httpFilters: outboundFilters)]
+        listeners[0].trafficDirection = .outbound
         guard let app = proxy.appPort else { return (listeners, [], []) }
         let cluster = Naming.inboundCluster(appPort: app)
-        listeners.append(Listener(name: Naming.inbound, address: proxy.address, port: proxy.inboundPort,
-                                  routeConfig: Naming.inbound))
+        var inbound = Listener(name: Naming.inbound, address: proxy.address, port: proxy.inboundPort,
+                               routeConfig: Naming.inbound)
+        inbound.trafficDirection = .inbound
+        inbound.meshTLS = meshTLS
+        listeners.append(inbound)
         let config = RouteConfig(name: Naming.inbound, virtualHosts: [
             VirtualHost(name: "inbound|\(app)", domains: ["*"], routes: [RouteBuilder.defaultRoute(cluster: cluster, outbound: false)],
                         includeRequestAttemptCount: true),
@@ -120,5 +125,14 @@ enum SidecarBuilder {
             }
         }
         return vhosts
+    }
+}
+
+extension SidecarBuilder {
+    /// The inbound listener's mesh TLS for `proxy` (its app port is the workload port
+    /// `portLevelMtls` names).
+    static func meshTLS(_ proxy: ProxyIdentity, _ store: ConfigStore) -> MeshTLSMode? {
+        PeerAuthenticationPolicy.listenerMode(
+            PeerAuthenticationPolicy.mode(namespace: proxy.namespace, labels: proxy.labels, port: proxy.appPort, store: store))
     }
 }

@@ -75,7 +75,10 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
         var head = head
         streamInfo.startWallTime = Date().timeIntervalSince1970
         streamInfo.protocolVersion = head.version
+        streamInfo.connection = downstream.connectionInfo
         HeaderSanitizer.prepareRequest(&head, connection: downstream.connectionInfo, requestIDs: &loop.requestIDs)
+        if let tracer = loop.tracer { streamInfo.trace = tracer.begin(&head.headers, random: &loop.requestIDs) }
+        if listener.meshTLS != nil { HeaderSanitizer.setClientCertDetails(&head.headers, connection: downstream.connectionInfo) }
         streamInfo.method = head.method
         streamInfo.path = head.path
         streamInfo.authority = head.authority
@@ -223,5 +226,7 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
             counters.byClass[min(5, max(0, (streamInfo.responseCode ?? 0) / 100))] += 1
         }
         if listener.accessLog ?? true { loop.accessLog.record(streamInfo) }
+        loop.tracer?.end(streamInfo, kind: listener.trafficDirection == .inbound ? .server : .client,
+                         scheme: connectionInfo.isTLS ? "https" : "http", peer: connectionInfo.remoteAddress?.ipAddress)
     }
 }

@@ -23,6 +23,8 @@ public enum ResponseFlag: String, Sendable {
     case streamIdleTimeout = "SI"
     /// Refused by the overload manager (Envoy's OverloadManager flag).
     case overloadManager = "OM"
+    /// Denied by an authorization policy (Envoy's RbacAccessDenied).
+    case rbacAccessDenied = "RBAC"
 }
 
 /// Facts about one stream, filled in as it progresses; read by the access log and metrics.
@@ -36,6 +38,8 @@ public struct StreamInfo {
     public var userAgent: String?
     public var requestID: String?
     public var forwardedFor: String?
+    /// The downstream connection (addresses, SNI) for the access log.
+    public var connection: ConnectionInfo?
     public var routeName: String?
     public var clusterName: String?
     public var upstreamHost: String?
@@ -50,6 +54,8 @@ public struct StreamInfo {
     /// Envoy's filter state: named objects a filter shares with the filters after it (a
     /// string, number, boolean, or an object whose fields can be read one by one).
     public var filterState: [String: JSONValue] = [:]
+    /// This hop's place in the trace; nil when the proxy does no tracing.
+    public var trace: TraceContext?
 
     public init() {}
 

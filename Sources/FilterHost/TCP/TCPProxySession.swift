@@ -31,6 +31,8 @@ final class TCPProxySession: TimerTarget {
     private var bytesSent = 0
     private var flags: [String] = []
     private var upstreamHost: String?
+    private var cluster: String?
+    private var routeName: String?
     private var serverName: String?
     private let start = NIODeadline.now()
     private let startWallTime = Date().timeIntervalSince1970
@@ -160,12 +162,15 @@ final class TCPProxySession: TimerTarget {
         loop.timers.cancel(inspectTimer)
         inspectTimer = nil
         state = .connecting
-        guard let name = table.cluster(serverName: serverName, source: downstream.remoteAddress,
-                                       destination: downstream.localAddress) else {
+        guard let choice = table.choose(serverName: serverName, source: downstream.remoteAddress,
+                                        destination: downstream.localAddress) else {
             flags.append("NR")
             loop.stats.count("meshd_tcp_no_route_total\(stats)")
             return finish()
         }
+        let name = choice.cluster
+        self.cluster = name
+        routeName = choice.route
         guard let cluster = loop.snapshot.clusters[name], let endpoint = cluster.endpoints.randomElement() else {
             flags.append("UH")
             loop.stats.count("meshd_tcp_upstream_cx_none_healthy_total{cluster=\"\(name)\"}")
@@ -245,15 +250,46 @@ final class TCPProxySession: TimerTarget {
         downstream.close(promise: nil)
         loop.stats.count("meshd_tcp_downstream_cx_rx_bytes_total\(stats)", bytesReceived)
         loop.stats.count("meshd_tcp_downstream_cx_tx_bytes_total\(stats)", bytesSent)
-        if listener.accessLog ?? true { loop.accessLog.record(line: accessLogLine()) }
+        if listener.accessLog ?? true { loop.accessLog.record(accessLogEntry()) }
     }
 
-    /// Envoy's default format as it reads for a TCP connection: no method, path or status.
-    private func accessLogLine() -> String {
-        let durationMs = (NIODeadline.now() - start).nanoseconds / 1_000_000
-        let flagText = flags.isEmpty ? "-" : flags.joined(separator: ",")
-        return "[\(AccessLogWriter.timestamp(startWallTime))] \"- - -\" 0 \(flagText) \(bytesReceived) \(bytesSent) "
-            + "\(durationMs) - \"-\" \"-\" \"-\" \"\(serverName ?? "-")\" \"\(upstreamHost ?? "-")\"\n"
+    /// Istio's access-log fields as they read for a TCP connection: no method, path or status.
+    private func accessLogEntry() -> AccessLogEntry {
+        AccessLogEntry(tcpStart: startWallTime, flags: flags.isEmpty ? "-" : flags.joined(separator: ","),
+                       bytesReceived: bytesReceived, bytesSent: bytesSent,
+                       durationMs: (NIODeadline.now() - start).nanoseconds / 1_000_000,
+                       upstreamHost: upstreamHost, upstreamCluster: cluster,
+                       downstreamLocal: downstream.localAddress, downstreamRemote: downstream.remoteAddress,
+                       serverName: serverName, routeName: routeName)
+    }
+}
+
+extension AccessLogEntry {
+    /// A TCP proxy connection's entry: `"- - -" 0` where HTTP has method, path, protocol, status.
+    init(tcpStart: Double, flags: String, bytesReceived: Int, bytesSent: Int, durationMs: Int64, upstreamHost: String?,
+         upstreamCluster: String?, downstreamLocal: SocketAddress?, downstreamRemote: SocketAddress?, serverName: String?,
+         routeName: String?) {
+        startTime = Self.timestamp(tcpStart)
+        method = "-"
+        path = "-"
+        protocolName = "-"
+        responseCode = 0
+        responseFlags = flags
+        responseCodeDetails = nil
+        self.bytesReceived = bytesReceived
+        self.bytesSent = bytesSent
+        self.durationMs = durationMs
+        upstreamServiceTime = nil
+        forwardedFor = nil
+        userAgent = nil
+        requestID = nil
+        authority = "-"
+        self.upstreamHost = upstreamHost
+        self.upstreamCluster = upstreamCluster
+        downstreamLocalAddress = Self.hostPort(downstreamLocal)
+        downstreamRemoteAddress = Self.hostPort(downstreamRemote)
+        requestedServerName = serverName
+        self.routeName = routeName
     }
 }
 

@@ -6,6 +6,7 @@ import NIOCore
 /// match fits the connection wins, as Envoy's filter-chain match picks one chain.
 struct TCPRouteTable {
     struct Entry {
+        var name: String?
         var serverNames: [String]
         var sources: [CIDR]
         var destinations: [CIDR]
@@ -43,7 +44,7 @@ struct TCPRouteTable {
                     return c
                 }
             }
-            entries.append(Entry(serverNames: (r.match?.serverNames ?? []).map { $0.lowercased() },
+            entries.append(Entry(name: r.name, serverNames: (r.match?.serverNames ?? []).map { $0.lowercased() },
                                  sources: try cidrs(r.match?.sourcePrefixes, "sourcePrefixes"),
                                  destinations: try cidrs(r.match?.destinationPrefixes, "destinationPrefixes"),
                                  clusters: targets, totalWeight: total))
@@ -52,9 +53,9 @@ struct TCPRouteTable {
         needsServerName = entries.contains { !$0.serverNames.isEmpty }
     }
 
-    /// The cluster for a connection, or nil when no route matches.
-    func cluster(serverName: String?, source: SocketAddress?, destination: SocketAddress?,
-                 roll: (Int) -> Int = { Int.random(in: 0..<$0) }) -> String? {
+    /// The cluster for a connection and the route that chose it, or nil when no route matches.
+    func choose(serverName: String?, source: SocketAddress?, destination: SocketAddress?,
+                roll: (Int) -> Int = { Int.random(in: 0..<$0) }) -> (cluster: String, route: String?)? {
         for e in entries {
             if !e.serverNames.isEmpty {
                 guard let serverName, e.serverNames.contains(where: { Self.nameMatches($0, serverName) }) else { continue }
@@ -62,11 +63,11 @@ struct TCPRouteTable {
             if !e.sources.isEmpty, !e.sources.contains(where: { $0.contains(source) }) { continue }
             if !e.destinations.isEmpty, !e.destinations.contains(where: { $0.contains(destination) }) { continue }
             var pick = roll(e.totalWeight)
-            for (name, weight) in e.clusters {
-                if pick < weight { return name }
+            for (cluster, weight) in e.clusters {
+                if pick < weight { return (cluster, e.name) }
                 pick -= weight
             }
-            return e.clusters.last?.name
+            return e.clusters.last.map { ($0.name, e.name) }
         }
         return nil
     }
