@@ -103,6 +103,24 @@ final class TCPTranslationTests: XCTestCase {
         ])
     }
 
+    func testAuthorizationOnATCPGatewayIsWarnedNotSilentlyDropped() throws {
+        let policy = """
+        apiVersion: security.istio.io/v1
+        kind: AuthorizationPolicy
+        metadata: {name: deny-all, namespace: istio-system}
+        spec:
+          selector: {matchLabels: {istio: ingressgateway}}
+          action: DENY
+          rules: [{}]
+        """
+        let store = try bookinfoStore(self, samples: ["tcp-echo-all-v1.yaml"], extra: registry + "\n---\n" + policy)
+        let t = Translator(store: store).translate(for: ingress)
+        assertSnapshotBuilds(t.bootstrap)
+        XCTAssertNil(t.bootstrap.listeners.first?.httpFilters)
+        XCTAssertTrue(t.warnings.contains("Listener/gateway_31400: AuthorizationPolicy and RequestAuthentication are not applied to TCP or TLS passthrough traffic"),
+                      "\(t.warnings)")
+    }
+
     func testSidecarsWarnAboutTCPRoutes() throws {
         let yaml = """
         apiVersion: networking.istio.io/v1

@@ -91,6 +91,10 @@ public final class ProxySnapshot: Sendable {
                 guard l.tls == nil else {
                     throw ConfigError(path: path + ".tls", reason: "a tcpProxy listener does not terminate TLS (route by serverNames instead)")
                 }
+                guard (l.httpFilters ?? []).isEmpty, l.meshTLS == nil else {
+                    throw ConfigError(path: path + ((l.httpFilters ?? []).isEmpty ? ".meshTLS" : ".httpFilters"),
+                                      reason: "a tcpProxy listener runs no HTTP filters and no mesh TLS")
+                }
                 _ = try TCPRouteTable(tcp, clusters: clusters, path: path + ".tcpProxy")
                 if let t = tcp.idleTimeoutMs, t < 0 { throw ConfigError(path: path + ".tcpProxy.idleTimeoutMs", reason: "must not be negative") }
                 if let t = tcp.inspectTimeoutMs, t < 1 { throw ConfigError(path: path + ".tcpProxy.inspectTimeoutMs", reason: "must be at least 1") }
