@@ -90,11 +90,15 @@ public struct Listener: Codable, Sendable, Equatable {
     /// Mesh mutual TLS with this proxy's workload certificate (a sidecar's inbound listener,
     /// from PeerAuthentication); nil: plaintext. Read at each accept, so a change needs no rebind.
     public var meshTLS: MeshTLSMode?
+    /// Set: the listener proxies raw bytes (no HTTP, no `tls`); `routeConfig` and the HTTP
+    /// fields are unused and may be left empty.
+    public var tcpProxy: TCPProxy?
 
     public init(name: String, address: String, port: Int, tls: ListenerTLS? = nil, routeConfig: String,
                 httpFilters: [HTTPFilterConfig]? = nil, idleTimeoutMs: Int? = nil, requestHeadersTimeoutMs: Int? = nil,
                 maxRequestHeadersKb: Int? = nil, perConnectionBufferLimitBytes: Int? = nil,
-                http2MaxResetsPerWindow: Int? = nil, accessLog: Bool? = nil, maxConnections: Int? = nil) {
+                http2MaxResetsPerWindow: Int? = nil, accessLog: Bool? = nil, maxConnections: Int? = nil,
+                tcpProxy: TCPProxy? = nil) {
         self.name = name
         self.address = address
         self.port = port
@@ -108,6 +112,7 @@ public struct Listener: Codable, Sendable, Equatable {
         self.http2MaxResetsPerWindow = http2MaxResetsPerWindow
         self.accessLog = accessLog
         self.maxConnections = maxConnections
+        self.tcpProxy = tcpProxy
     }
 }
 

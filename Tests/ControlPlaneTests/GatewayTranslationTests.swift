@@ -86,7 +86,7 @@ final class GatewayTranslationTests: XCTestCase {
         XCTAssertEqual(https.map(\.name), ["vs:default/shop"])
         XCTAssertEqual(https[0].domains, ["shop.example.com", "*.example.com"])
         XCTAssertEqual(https[0].routes.map(\.match), [RouteMatch(prefix: "/cart")])
-        XCTAssertEqual(t.warnings, ["Gateway/istio-system/web: spec.servers[2]: TCP servers are not supported yet (HTTP and HTTPS only); server skipped"])
+        XCTAssertEqual(t.warnings, ["Gateway/istio-system/web: spec.servers[2]: no VirtualService has tcp or tls routes for port 31400; no listener"])
     }
 
     func testSamplesTranslateForGatewaysAndSidecars() throws {

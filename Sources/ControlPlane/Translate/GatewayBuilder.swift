@@ -23,9 +23,20 @@ enum GatewayBuilder {
             var meshTLS: MeshTLSMode?
             var plain = false
             var served: [(gateway: Config<Gateway>, server: Server)] = []
+            var passthrough: [(gateway: Config<Gateway>, index: Int)] = []
             for (gw, s, i) in byPort[port]! {
                 let path = "spec.servers[\(i)]"
                 let proto = s.port?.effectiveProtocol ?? .unspecified
+                switch TCPGateway.kind(of: s) {
+                case .bytes:
+                    passthrough.append((gw, i))
+                    continue
+                case .unsupported(let why):
+                    ctx.warn(gw.id, path + ".tls.mode", why + "; server skipped")
+                    continue
+                case .http:
+                    break
+                }
                 if proto == .https, s.tls?.mode == "ISTIO_MUTUAL" {
                     // The gateway's own workload certificate; clients need one from the mesh root.
                     meshTLS = .strict
@@ -45,6 +56,23 @@ enum GatewayBuilder {
                 }
                 served.append((gw, s))
                 ctx.listenersByGateway[gw.id, default: []].insert(listenerName)
+            }
+            if !passthrough.isEmpty {
+                if served.isEmpty {
+                    if let listener = TCPGateway.listener(port: port, passthrough.map(\.gateway), ctx) {
+                        listeners.append(listener)
+                        for (gw, _) in passthrough { ctx.listenersByGateway[gw.id, default: []].insert(listenerName) }
+                        ctx.outboundListeners.append(listenerName)
+                    } else {
+                        for (gw, i) in passthrough {
+                            ctx.warn(gw.id, "spec.servers[\(i)]", "no VirtualService has tcp or tls routes for port \(port); no listener")
+                        }
+                    }
+                } else {
+                    for (gw, i) in passthrough {
+                        ctx.warn(gw.id, "spec.servers[\(i)]", "port \(port) already serves HTTP; TCP and TLS passthrough need a port of their own; server skipped")
+                    }
+                }
             }
             guard !served.isEmpty else { continue }
             if meshTLS != nil && (tls != nil || plain) {

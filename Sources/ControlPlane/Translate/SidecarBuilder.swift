@@ -47,6 +47,11 @@ enum SidecarBuilder {
         let meshServices = ctx.index.virtualServices.filter {
             $0.spec.appliesToMesh && ConfigIndex.exported($0.spec.exportTo, from: $0.namespace, to: proxy.namespace)
         }
+        for vs in meshServices where !vs.spec.tcp.isEmpty || !vs.spec.tls.isEmpty {
+            // Sidecars have one outbound listener, routed by Host; bytes have no Host.
+            ctx.warn(vs.id, vs.spec.tcp.isEmpty ? "spec.tls" : "spec.tcp",
+                     "tcp and tls routes are served by gateways only; sidecars do not proxy TCP yet; ignored here")
+        }
         // Every (VirtualService, host pattern) pair, in order; exact names indexed by name.
         var exact: [String: [Config<VirtualService>]] = [:]
         var wildcards: [(vs: Config<VirtualService>, pattern: String)] = []

@@ -59,6 +59,12 @@ public struct Translator: Sendable {
             (bootstrap.listeners, bootstrap.routeConfigs) = GatewayBuilder.build(ctx)
             for i in bootstrap.listeners.indices {
                 let security = SecurityBuilder.filters(ctx, listener: bootstrap.listeners[i].name)
+                if !security.isEmpty, bootstrap.listeners[i].tcpProxy != nil {
+                    // HTTP filters cannot run on bytes; Istio's TCP RBAC (ports, IPs, principals) is not built yet.
+                    ctx.warn("Listener/\(bootstrap.listeners[i].name)", "",
+                             "AuthorizationPolicy and RequestAuthentication are not applied to TCP or TLS passthrough traffic")
+                    continue
+                }
                 if !security.isEmpty { bootstrap.listeners[i].httpFilters = security + (bootstrap.listeners[i].httpFilters ?? []) }
             }
         }

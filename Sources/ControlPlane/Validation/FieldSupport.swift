@@ -75,8 +75,10 @@ enum FieldSupport {
         "spec.http[].retries.retryRemoteLocalities": .warned("meshd has no locality priorities: retries already go to any endpoint; ignored"),
         "spec.http[].fault.delay.exponentialDelay": .warned("exponential delays are not supported (nor by Istio); the delay is ignored"),
         "spec.http[].fault.abort.http2Error": .warned("http2Error aborts are not supported (nor by Istio); the abort is ignored"),
-        "spec.tcp": .warned("TCP routes are not supported yet (meshd proxies HTTP only); skipped"),
-        "spec.tls": .warned("TLS routes are not supported yet (meshd proxies HTTP only); skipped"),
+        // Enforced by gateways (TCP and TLS PASSTHROUGH servers); on sidecars the translator
+        // warns, proxy by proxy (they have no TCP listeners yet).
+        "spec.tcp": .enforced,
+        "spec.tls": .enforced,
     ]
 
     static let destinationRule: [String: Support] = {

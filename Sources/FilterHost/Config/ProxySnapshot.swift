@@ -88,6 +88,20 @@ public final class ProxySnapshot: Sendable {
             }
             guard (0...65535).contains(l.port) else { throw ConfigError(path: path + ".port", reason: "port \(l.port) out of range") }
             try ListenerLimits.validate(l, path: path)
+            if let tcp = l.tcpProxy {
+                guard l.tls == nil else {
+                    throw ConfigError(path: path + ".tls", reason: "a tcpProxy listener does not terminate TLS (route by serverNames instead)")
+                }
+                guard (l.httpFilters ?? []).isEmpty, l.meshTLS == nil else {
+                    throw ConfigError(path: path + ((l.httpFilters ?? []).isEmpty ? ".meshTLS" : ".httpFilters"),
+                                      reason: "a tcpProxy listener runs no HTTP filters and no mesh TLS")
+                }
+                _ = try TCPRouteTable(tcp, clusters: clusters, path: path + ".tcpProxy")
+                if let t = tcp.idleTimeoutMs, t < 0 { throw ConfigError(path: path + ".tcpProxy.idleTimeoutMs", reason: "must not be negative") }
+                if let t = tcp.inspectTimeoutMs, t < 1 { throw ConfigError(path: path + ".tcpProxy.inspectTimeoutMs", reason: "must be at least 1") }
+                chains[l.name] = []
+                continue
+            }
             guard tables[l.routeConfig] != nil else {
                 throw ConfigError(path: path + ".routeConfig", reason: "unknown route config '\(l.routeConfig)'")
             }

@@ -18,7 +18,11 @@ final class AccessLogWriter {
     }
 
     func record(_ info: StreamInfo) {
-        let entry = AccessLogEntry(info)
+        record(AccessLogEntry(info))
+    }
+
+    /// An entry made elsewhere (a TCP proxy connection's).
+    func record(_ entry: AccessLogEntry) {
         buffer.append(contentsOf: (encoding == .json ? entry.json : entry.text).utf8)
         if buffer.count > 32 * 1024 { flush() } else if !flushScheduled {
             flushScheduled = true

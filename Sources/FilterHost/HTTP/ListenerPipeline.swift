@@ -130,10 +130,16 @@ struct ConnectionSetup: Sendable {
         case .refused(let answer):
             return try sync.addHandler(ConnectionRefusal(answer: answer && tlsContext == nil))
         }
+        let current = loop.snapshot.listener(named: listener.name) ?? listener
+        if let tcp = current.tcpProxy {
+            // Raw bytes: no TLS termination, no codec (validated when the snapshot was built).
+            let table = try TCPRouteTable(tcp, clusters: loop.snapshot.clusters, path: "listeners[\(listener.name)]")
+            let session = TCPProxySession(downstream: channel, loop: loop, listener: current, table: table)
+            return try sync.addHandler(TCPDownstreamHandler(session: session))
+        }
         let info = ConnectionInfo(remoteAddress: channel.remoteAddress, localAddress: channel.localAddress)
         // Mesh TLS comes from the current config (like the limits) and the newest workload
         // certificate: a rotation or a PeerAuthentication change applies from the next accept.
-        let current = loop.snapshot.listener(named: listener.name) ?? listener
         if tlsContext == nil, let mode = current.meshTLS {
             let mesh = WorkloadCertificates.shared.serverContext(alpn: current.tls?.alpn ?? ["h2", "http/1.1"])
             switch (mode, mesh) {

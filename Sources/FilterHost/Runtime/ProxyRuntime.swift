@@ -89,6 +89,8 @@ public final class ProxyRuntime: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
+            // A TCP proxy passes a client's FIN on and keeps reading the reply.
+            .childChannelOption(.allowRemoteHalfClosure, value: l.tcpProxy != nil)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try setup.initialize(channel) }
             }
@@ -129,7 +131,8 @@ public final class ProxyRuntime: Sendable {
         var keep: [String: BoundListener] = [:]
         var fresh: [String: BoundListener] = [:]
         for l in bootstrap.listeners {
-            if let b = old[l.name], b.config.address == l.address, b.config.port == l.port, b.config.tls == l.tls {
+            if let b = old[l.name], b.config.address == l.address, b.config.port == l.port, b.config.tls == l.tls,
+               (b.config.tcpProxy == nil) == (l.tcpProxy == nil) {
                 keep[l.name] = BoundListener(config: l, channel: b.channel)
                 continue
             }

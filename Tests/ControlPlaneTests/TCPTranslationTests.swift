@@ -1,0 +1,138 @@
+import ControlPlane
+import FilterHost
+import Filters
+import MeshAPI
+import XCTest
+
+/// Gateway servers carrying bytes: TCP with `tcp` routes, TLS PASSTHROUGH with `tls` routes.
+final class TCPTranslationTests: XCTestCase {
+    private let ingress = ProxyIdentity.gateway(name: "ingress", namespace: "istio-system",
+                                                labels: ["istio": "ingressgateway"], ports: [31400: 41400])
+
+    private let registry = """
+    apiVersion: networking.istio.io/v1
+    kind: ServiceEntry
+    metadata: {name: tcp-echo}
+    spec:
+      hosts: [tcp-echo.default.svc.cluster.local]
+      location: MESH_INTERNAL
+      ports: [{number: 9000, name: tcp, protocol: TCP}]
+      resolution: STATIC
+      workloadSelector: {labels: {app: tcp-echo}}
+    ---
+    apiVersion: networking.istio.io/v1
+    kind: WorkloadEntry
+    metadata: {name: tcp-echo-v1}
+    spec: {address: 10.0.0.41, labels: {app: tcp-echo, version: v1}}
+    ---
+    apiVersion: networking.istio.io/v1
+    kind: WorkloadEntry
+    metadata: {name: tcp-echo-v2}
+    spec: {address: 10.0.0.42, labels: {app: tcp-echo, version: v2}}
+    """
+
+    func testTCPEchoSamples() throws {
+        let store = try bookinfoStore(self, samples: ["tcp-echo-all-v1.yaml"], extra: registry)
+        let t = Translator(store: store).translate(for: ingress)
+        XCTAssertEqual(t.warnings.filter { !$0.contains("without endpoints") }, [])
+        let snapshot = try XCTUnwrap(assertSnapshotBuilds(t.bootstrap))
+        XCTAssertEqual(t.bootstrap.listeners, [Listener(name: "gateway_31400", address: "0.0.0.0", port: 41400, routeConfig: "",
+                                                        tcpProxy: TCPProxy(routes: [TCPProxyRoute(name: "default/tcp-echo/tcp[0]",
+                                                            cluster: "outbound|9000|v1|tcp-echo.default.svc.cluster.local")]))])
+        XCTAssertEqual(snapshot.clusters["outbound|9000|v1|tcp-echo.default.svc.cluster.local"]?.endpoints,
+                       [Endpoint(address: "10.0.0.41", port: 9000)])
+
+        let weighted = try bookinfoStore(self, samples: ["tcp-echo-all-v1.yaml", "tcp-echo-20-v2.yaml"], extra: registry)
+        let w = Translator(store: weighted).bootstrap(for: ingress)
+        assertSnapshotBuilds(w)
+        XCTAssertEqual(w.listeners.first?.tcpProxy?.routes.first?.weightedClusters, [
+            WeightedCluster(name: "outbound|9000|v1|tcp-echo.default.svc.cluster.local", weight: 80),
+            WeightedCluster(name: "outbound|9000|v2|tcp-echo.default.svc.cluster.local", weight: 20),
+        ])
+    }
+
+    func testTLSPassthroughAndUnsupportedModes() throws {
+        let yaml = """
+        apiVersion: networking.istio.io/v1
+        kind: Gateway
+        metadata: {name: edge, namespace: istio-system}
+        spec:
+          selector: {istio: ingressgateway}
+          servers:
+          - port: {number: 443, name: https, protocol: HTTPS}
+            hosts: ["*.example.com"]
+            tls: {mode: PASSTHROUGH}
+          - port: {number: 15443, name: tls, protocol: TLS}
+            hosts: ["*"]
+            tls: {mode: AUTO_PASSTHROUGH}
+          - port: {number: 8080, name: http, protocol: HTTP}
+            hosts: ["*"]
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: Gateway
+        metadata: {name: edge-tcp, namespace: istio-system}
+        spec:
+          selector: {istio: ingressgateway}
+          servers:
+          - port: {number: 8080, name: tcp, protocol: TCP}
+            hosts: ["*"]
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: nginx}
+        spec:
+          hosts: [nginx.example.com, other.example.com]
+          gateways: [istio-system/edge]
+          tls:
+          - match: [{port: 443, sniHosts: [nginx.example.com]}]
+            route: [{destination: {host: tcp-echo, port: {number: 9000}}}]
+          - match: [{port: 8443, sniHosts: [other.example.com]}]
+            route: [{destination: {host: tcp-echo, port: {number: 9000}}}]
+          http:
+          - route: [{destination: {host: productpage, port: {number: 9080}}}]
+        """
+        let store = try bookinfoStore(self, samples: [], extra: registry + "\n---\n" + yaml)
+        let t = Translator(store: store).translate(for: ingress)
+        assertSnapshotBuilds(t.bootstrap)
+        let tcp = try XCTUnwrap(t.bootstrap.listeners.first { $0.name == "gateway_443" }?.tcpProxy)
+        XCTAssertEqual(tcp.routes, [TCPProxyRoute(name: "default/nginx/tls[0]", match: TCPProxyMatch(serverNames: ["nginx.example.com"]),
+                                                  cluster: "outbound|9000||tcp-echo.default.svc.cluster.local")])
+        XCTAssertEqual(t.warnings.filter { $0.contains("edge") }, [
+            "Gateway/istio-system/edge-tcp: spec.servers[0]: port 8080 already serves HTTP; TCP and TLS passthrough need a port of their own; server skipped",
+            "Gateway/istio-system/edge: spec.servers[1].tls.mode: AUTO_PASSTHROUGH (SNI-encoded cluster names for multi-network) is not supported; server skipped",
+        ])
+    }
+
+    func testAuthorizationOnATCPGatewayIsWarnedNotSilentlyDropped() throws {
+        let policy = """
+        apiVersion: security.istio.io/v1
+        kind: AuthorizationPolicy
+        metadata: {name: deny-all, namespace: istio-system}
+        spec:
+          selector: {matchLabels: {istio: ingressgateway}}
+          action: DENY
+          rules: [{}]
+        """
+        let store = try bookinfoStore(self, samples: ["tcp-echo-all-v1.yaml"], extra: registry + "\n---\n" + policy)
+        let t = Translator(store: store).translate(for: ingress)
+        assertSnapshotBuilds(t.bootstrap)
+        XCTAssertNil(t.bootstrap.listeners.first?.httpFilters)
+        XCTAssertTrue(t.warnings.contains("Listener/gateway_31400: AuthorizationPolicy and RequestAuthentication are not applied to TCP or TLS passthrough traffic"),
+                      "\(t.warnings)")
+    }
+
+    func testSidecarsWarnAboutTCPRoutes() throws {
+        let yaml = """
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: echo-mesh}
+        spec:
+          hosts: [tcp-echo]
+          tcp: [{route: [{destination: {host: tcp-echo}}]}]
+        """
+        let store = try bookinfoStore(self, samples: [], extra: registry + "\n---\n" + yaml)
+        let t = Translator(store: store).translate(for: .sidecar(name: "pp", labels: ["app": "productpage"], appPort: 9080))
+        XCTAssertTrue(t.warnings.contains("VirtualService/default/echo-mesh: spec.tcp: tcp and tls routes are served by gateways only; sidecars do not proxy TCP yet; ignored here"),
+                      "\(t.warnings)")
+    }
+}
