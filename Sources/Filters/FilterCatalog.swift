@@ -9,6 +9,7 @@ public enum FilterCatalog {
         var r = FilterRegistry()
         r.register(HeaderMutationConfig.name, HeaderMutationFactory.build, perRoute: HeaderMutationFactory.parsePerRoute)
         r.register(LuaFilterFactory.name, LuaFilterFactory.build)
+        r.register(IstioStatsFactory.name, IstioStatsFactory.build)
         r.register(extension: LuaChainExtension(), named: LuaFilterFactory.name)
         return r
     }()

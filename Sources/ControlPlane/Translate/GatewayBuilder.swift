@@ -47,7 +47,8 @@ enum GatewayBuilder {
             }
             listeners.append(Listener(name: listenerName, address: ctx.proxy.address,
                                       port: ctx.proxy.gatewayPorts[port] ?? port, tls: tls,
-                                      routeConfig: Naming.gatewayRouteConfig(port: port)))
+                                      routeConfig: Naming.gatewayRouteConfig(port: port),
+                                      httpFilters: [StatsFilterBuilder.filter(for: ctx.proxy, reporter: .source)]))
             configs.append(RouteConfig(name: Naming.gatewayRouteConfig(port: port),
                                        virtualHosts: virtualHosts(served, port: port, ctx)))
             ctx.outboundListeners.append(listenerName)

@@ -20,11 +20,13 @@ enum SidecarBuilder {
     /// sidecar fronts an app, the `inbound` listener, route config and cluster.
     static func local(_ proxy: ProxyIdentity) -> (listeners: [Listener], routeConfigs: [RouteConfig], clusters: [Cluster]) {
         var listeners = [Listener(name: Naming.outbound, address: proxy.address, port: proxy.outboundPort,
-                                  routeConfig: Naming.outbound)]
+                                  routeConfig: Naming.outbound,
+                                  httpFilters: [StatsFilterBuilder.filter(for: proxy, reporter: .source)])]
         guard let app = proxy.appPort else { return (listeners, [], []) }
         let cluster = Naming.inboundCluster(appPort: app)
         listeners.append(Listener(name: Naming.inbound, address: proxy.address, port: proxy.inboundPort,
-                                  routeConfig: Naming.inbound))
+                                  routeConfig: Naming.inbound,
+                                  httpFilters: [StatsFilterBuilder.filter(for: proxy, reporter: .destination)]))
         let config = RouteConfig(name: Naming.inbound, virtualHosts: [
             VirtualHost(name: "inbound|\(app)", domains: ["*"], routes: [RouteBuilder.defaultRoute(cluster: cluster)]),
         ])
