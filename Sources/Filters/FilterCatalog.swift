@@ -8,6 +8,8 @@ public enum FilterCatalog {
     public static let registry: FilterRegistry = {
         var r = FilterRegistry()
         r.register(HeaderMutationConfig.name, HeaderMutationFactory.build, perRoute: HeaderMutationFactory.parsePerRoute)
+        r.register(CorsConfig.name, CorsFactory.build, perRoute: CorsFactory.parsePerRoute)
+        r.register(FaultConfig.name, FaultFactory.build, perRoute: FaultFactory.parsePerRoute)
         r.register(LuaFilterFactory.name, LuaFilterFactory.build)
         r.register(IstioStatsFactory.name, IstioStatsFactory.build)
         r.register(extension: LuaChainExtension(), named: LuaFilterFactory.name)

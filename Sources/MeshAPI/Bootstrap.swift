@@ -140,12 +140,17 @@ public struct VirtualHost: Codable, Sendable, Equatable {
     public var routes: [Route]
     /// Filter overrides for every route of this host, by filter name; a route's own entry wins.
     public var perFilterConfig: [String: JSONValue]?
+    /// Send `x-envoy-attempt-count` (1 for the first try, 2 for the first retry…) upstream
+    /// (Envoy's `include_request_attempt_count`; Istio sets it on every virtual host).
+    public var includeRequestAttemptCount: Bool?
 
-    public init(name: String, domains: [String], routes: [Route], perFilterConfig: [String: JSONValue]? = nil) {
+    public init(name: String, domains: [String], routes: [Route], perFilterConfig: [String: JSONValue]? = nil,
+                includeRequestAttemptCount: Bool? = nil) {
         self.name = name
         self.domains = domains
         self.routes = routes
         self.perFilterConfig = perFilterConfig
+        self.includeRequestAttemptCount = includeRequestAttemptCount
     }
 }
 
@@ -227,15 +232,22 @@ public struct RouteAction: Codable, Sendable, Equatable {
     /// Replaces the whole path (the query string is kept unless the rewrite has its own).
     public var pathRewrite: String?
     public var hostRewrite: String?
+    /// Retries of a failed attempt; none when unset.
+    public var retryPolicy: RetryPolicy?
+    /// Copies of the request sent to other clusters, fire and forget.
+    public var requestMirrorPolicies: [MirrorPolicy]?
 
     public init(cluster: String? = nil, weightedClusters: [WeightedCluster]? = nil, timeoutMs: Int? = nil,
-                prefixRewrite: String? = nil, pathRewrite: String? = nil, hostRewrite: String? = nil) {
+                prefixRewrite: String? = nil, pathRewrite: String? = nil, hostRewrite: String? = nil,
+                retryPolicy: RetryPolicy? = nil, requestMirrorPolicies: [MirrorPolicy]? = nil) {
         self.cluster = cluster
         self.weightedClusters = weightedClusters
         self.timeoutMs = timeoutMs
         self.prefixRewrite = prefixRewrite
         self.pathRewrite = pathRewrite
         self.hostRewrite = hostRewrite
+        self.retryPolicy = retryPolicy
+        self.requestMirrorPolicies = requestMirrorPolicies
     }
 }
 
@@ -272,18 +284,22 @@ public struct Cluster: Codable, Sendable, Equatable {
     public var idleTimeoutMs: Int?
     /// Connections per endpoint per event loop (default 1024); beyond it requests queue.
     public var maxConnectionsPerEndpoint: Int?
+    /// Retries outstanding at once across the cluster, all loops (Envoy's `max_retries`
+    /// circuit breaker, default 3); a retry over it is not made (flag UO).
+    public var maxRetries: Int?
     public var tls: UpstreamTLS?
     public var endpoints: [Endpoint]
 
     public init(name: String, protocol: UpstreamProtocol? = nil, lbPolicy: LBPolicy? = nil, connectTimeoutMs: Int? = nil,
-                idleTimeoutMs: Int? = nil, maxConnectionsPerEndpoint: Int? = nil, tls: UpstreamTLS? = nil,
-                endpoints: [Endpoint]) {
+                idleTimeoutMs: Int? = nil, maxConnectionsPerEndpoint: Int? = nil, maxRetries: Int? = nil,
+                tls: UpstreamTLS? = nil, endpoints: [Endpoint]) {
         self.name = name
         self.protocol = `protocol`
         self.lbPolicy = lbPolicy
         self.connectTimeoutMs = connectTimeoutMs
         self.idleTimeoutMs = idleTimeoutMs
         self.maxConnectionsPerEndpoint = maxConnectionsPerEndpoint
+        self.maxRetries = maxRetries
         self.tls = tls
         self.endpoints = endpoints
     }

@@ -63,7 +63,8 @@ final class SidecarTranslationTests: XCTestCase {
         let ratings = try XCTUnwrap(outbound.virtualHost(domain: "ratings.default:9080"))
         XCTAssertEqual(ratings.name, "ratings.default.svc.cluster.local:9080")
         XCTAssertEqual(ratings.routes, [Route(name: "default", match: RouteMatch(prefix: "/"),
-                                              route: RouteAction(cluster: "outbound|9080||ratings.default.svc.cluster.local", timeoutMs: 0))])
+                                              route: RouteAction(cluster: "outbound|9080||ratings.default.svc.cluster.local", timeoutMs: 0,
+                                                                 retryPolicy: .istioDefault))])
         // The bookinfo VirtualService is bound to the gateway only.
         XCTAssertNil(outbound.virtualHosts.first { $0.name == "vs:default/bookinfo" })
         XCTAssertEqual(b.routeConfig("inbound")?.virtualHosts.first?.routes.first?.route?.cluster, "inbound|9080||")
@@ -143,7 +144,8 @@ final class SidecarTranslationTests: XCTestCase {
             HeaderMatcher(name: "x-forwarded-proto", exact: "http"),
         ], queryParams: [QueryParameterMatcher(name: "debug", present: true), QueryParameterMatcher(name: "v", safeRegex: "[0-9]+")]))
         XCTAssertEqual(api.route, RouteAction(cluster: "outbound|9080|v1|ratings.default.svc.cluster.local", timeoutMs: 2500,
-                                              prefixRewrite: "/v2/", hostRewrite: "ratings.internal"))
+                                              prefixRewrite: "/v2/", hostRewrite: "ratings.internal",
+                                              retryPolicy: .istioDefault))
         XCTAssertEqual(api.headers, HeaderOperations(request: HeaderMutation(set: ["x-route": "api", "x-subset": "v1"], remove: ["x-debug"]),
                                                      response: HeaderMutation(add: ["x-served-by": "ratings"])))
         XCTAssertEqual(ratings.routes[1].match, RouteMatch(safeRegex: "(?i)/Old"))

@@ -141,6 +141,7 @@ final class ChainHarness: StreamControl {
     /// The engine's local-reply path: the reply passes the response filters before the sender.
     func sendLocalReply(status: Int, body: String, headers: HTTPHeaders, flag: ResponseFlag?, from filter: HTTPFilter?) {
         guard localReply == nil else { return }
+        if let flag { streamInfo.addFlag(flag) }
         localReply = (status, body, headers)
         clientBody = ByteBuffer()
         let head = chain.sendLocalReply(status: status, body: body, headers: headers, from: filter)

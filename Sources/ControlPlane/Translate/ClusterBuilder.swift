@@ -41,8 +41,12 @@ enum ClusterBuilder {
         return Cluster(name: key.name, protocol: h2 ? .http2 : nil, lbPolicy: lbPolicy(settings.loadBalancer, source, ctx),
                        connectTimeoutMs: settings.connectionPool?.tcp?.connectTimeoutMs,
                        idleTimeoutMs: settings.connectionPool?.http?.idleTimeoutMs,
+                       maxRetries: settings.connectionPool?.http?.maxRetries ?? istioMaxRetries,
                        tls: tls(settings.tls, host: key.host, source, ctx), endpoints: endpoints)
     }
+
+    /// Istio leaves retries unbounded by default (Envoy's circuit breaker at 2^32 − 1).
+    static let istioMaxRetries = Int(UInt32.max)
 
     /// Istio's default is LEAST_REQUEST, for UNSPECIFIED too.
     static func lbPolicy(_ lb: LoadBalancerSettings?, _ source: String, _ ctx: TranslationContext) -> Cluster.LBPolicy {

@@ -45,12 +45,14 @@ enum GatewayBuilder {
             if tls != nil && plain {
                 ctx.warn(served[0].gateway.id, "spec.servers", "port \(port) has both HTTP and HTTPS servers; the listener uses TLS")
             }
+            let config = RouteConfig(name: Naming.gatewayRouteConfig(port: port),
+                                     virtualHosts: virtualHosts(served, port: port, ctx))
             listeners.append(Listener(name: listenerName, address: ctx.proxy.address,
                                       port: ctx.proxy.gatewayPorts[port] ?? port, tls: tls,
-                                      routeConfig: Naming.gatewayRouteConfig(port: port),
-                                      httpFilters: [StatsFilterBuilder.filter(for: ctx.proxy, reporter: .source)]))
-            configs.append(RouteConfig(name: Naming.gatewayRouteConfig(port: port),
-                                       virtualHosts: virtualHosts(served, port: port, ctx)))
+                                      routeConfig: config.name,
+                                      httpFilters: [StatsFilterBuilder.filter(for: ctx.proxy, reporter: .source)]
+                                          + (RouteFilterBuilder.filters(for: config) ?? [])))
+            configs.append(config)
             ctx.outboundListeners.append(listenerName)
         }
         return (listeners, configs)
@@ -96,7 +98,7 @@ enum GatewayBuilder {
                 }
                 position[vs.id] = vhosts.count
                 ctx.vhostsByVirtualService[vs.id, default: []].insert(name)
-                vhosts.append(VirtualHost(name: name, domains: domains, routes: routes))
+                vhosts.append(VirtualHost(name: name, domains: domains, routes: routes, includeRequestAttemptCount: true))
             }
         }
         return vhosts

@@ -30,7 +30,6 @@ struct RouteBuilder {
                 ctx.warn(vs.id, path + ".delegate", "delegation is not supported yet; route skipped")
                 continue
             }
-            unsupported(http, vs.id, path)
             for block in blocks {
                 var route = Route(name: http.name, match: match(block))
                 if let redirect = http.redirect {
@@ -42,15 +41,18 @@ struct RouteBuilder {
                     route.route = action
                 }
                 route.headers = headers(http, vs.id, path)
+                route.perFilterConfig = RouteFilterBuilder.perFilterConfig(http, ctx, vs.id, path)
                 out.append(route)
             }
         }
         return out
     }
 
-    /// The route to a service port's own cluster, when no VirtualService routes it.
-    static func defaultRoute(cluster: String) -> Route {
-        Route(name: Naming.defaultRoute, match: RouteMatch(prefix: "/"), route: RouteAction(cluster: cluster, timeoutMs: 0))
+    /// The route to a service port's own cluster, when no VirtualService routes it. Outbound,
+    /// it has Istio's default retry policy; inbound (the local app), none, as Istio.
+    static func defaultRoute(cluster: String, outbound: Bool) -> Route {
+        Route(name: Naming.defaultRoute, match: RouteMatch(prefix: "/"),
+              route: RouteAction(cluster: cluster, timeoutMs: 0, retryPolicy: outbound ? defaultRetryPolicy : nil))
     }
 
     // MARK: which blocks apply
@@ -161,12 +163,14 @@ struct RouteBuilder {
             }
             action.hostRewrite = rewrite.authority
         }
+        action.retryPolicy = retryPolicy(http.retries, vs.id, path)
+        action.requestMirrorPolicies = mirrorPolicies(http, vs)
         return action
     }
 
     /// A destination without a port: the port being built when it is the same service,
     /// else the service's only (or lowest) port, else 80.
-    private func defaultPort(for host: String) -> Int {
+    func defaultPort(for host: String) -> Int {
         if let service, service.host == host, let port { return port }
         return ctx.registry.service(host: host)?.ports.first?.number ?? port ?? 80
     }
@@ -208,12 +212,5 @@ struct RouteBuilder {
         let add = (a.add ?? [:]).merging(b.add ?? [:]) { $1 }
         let remove = (a.remove ?? []) + (b.remove ?? [])
         return HeaderMutation(set: set.isEmpty ? nil : set, add: add.isEmpty ? nil : add, remove: remove.isEmpty ? nil : remove)
-    }
-
-    private func unsupported(_ http: HTTPRoute, _ id: String, _ path: String) {
-        if http.fault != nil { ctx.warn(id, path + ".fault", "fault injection is not supported yet; ignored") }
-        if http.retries != nil { ctx.warn(id, path + ".retries", "retries are not supported yet; ignored") }
-        if http.mirror != nil || !http.mirrors.isEmpty { ctx.warn(id, path + ".mirror", "mirroring is not supported yet; ignored") }
-        if http.corsPolicy != nil { ctx.warn(id, path + ".corsPolicy", "CORS is not supported yet; ignored") }
     }
 }

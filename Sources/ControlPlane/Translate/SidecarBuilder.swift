@@ -18,17 +18,20 @@ enum SidecarBuilder {
 
     /// What depends on the proxy's own address and ports: the `outbound` listener and, when the
     /// sidecar fronts an app, the `inbound` listener, route config and cluster.
-    static func local(_ proxy: ProxyIdentity) -> (listeners: [Listener], routeConfigs: [RouteConfig], clusters: [Cluster]) {
+    /// `outboundFilters`: the native filters the shared `outbound` routes use.
+    static func local(_ proxy: ProxyIdentity, outboundFilters: [HTTPFilterConfig]? = nil)
+        -> (listeners: [Listener], routeConfigs: [RouteConfig], clusters: [Cluster]) {
         var listeners = [Listener(name: Naming.outbound, address: proxy.address, port: proxy.outboundPort,
                                   routeConfig: Naming.outbound,
-                                  httpFilters: [StatsFilterBuilder.filter(for: proxy, reporter: .source)])]
+                                  httpFilters: [StatsFilterBuilder.filter(for: proxy, reporter: .source)] + (outboundFilters ?? []))]
         guard let app = proxy.appPort else { return (listeners, [], []) }
         let cluster = Naming.inboundCluster(appPort: app)
         listeners.append(Listener(name: Naming.inbound, address: proxy.address, port: proxy.inboundPort,
                                   routeConfig: Naming.inbound,
                                   httpFilters: [StatsFilterBuilder.filter(for: proxy, reporter: .destination)]))
         let config = RouteConfig(name: Naming.inbound, virtualHosts: [
-            VirtualHost(name: "inbound|\(app)", domains: ["*"], routes: [RouteBuilder.defaultRoute(cluster: cluster)]),
+            VirtualHost(name: "inbound|\(app)", domains: ["*"], routes: [RouteBuilder.defaultRoute(cluster: cluster, outbound: false)],
+                        includeRequestAttemptCount: true),
         ])
         return (listeners, [config], [Cluster(name: cluster, endpoints: [Endpoint(address: "127.0.0.1", port: app)])])
     }
@@ -92,10 +95,11 @@ enum SidecarBuilder {
                     }
                 }
                 if routes.isEmpty {
-                    routes = [RouteBuilder.defaultRoute(cluster: ctx.cluster(host: service.host, port: port.number, subset: nil))]
+                    routes = [RouteBuilder.defaultRoute(cluster: ctx.cluster(host: service.host, port: port.number, subset: nil),
+                                                       outbound: true)]
                 }
                 ctx.vhostsByService[service.host, default: []].insert(name)
-                vhosts.append(VirtualHost(name: name, domains: domains, routes: routes))
+                vhosts.append(VirtualHost(name: name, domains: domains, routes: routes, includeRequestAttemptCount: true))
             }
         }
         // Hosts a VirtualService names that no service defines (external names, wildcards).
@@ -109,7 +113,7 @@ enum SidecarBuilder {
                 let routes = RouteBuilder(ctx: ctx, gateway: "mesh", port: nil, service: nil).routes(vs)
                 let name = Naming.virtualHost(virtualService: vs.namespace, vs.name)
                 ctx.vhostsByVirtualService[vs.id, default: []].insert(name)
-                vhosts.append(VirtualHost(name: name, domains: domains, routes: routes))
+                vhosts.append(VirtualHost(name: name, domains: domains, routes: routes, includeRequestAttemptCount: true))
             }
         }
         return vhosts

@@ -28,11 +28,18 @@ public final class TranslationSnapshot: Sendable {
 
     private struct Memo: Sendable {
         var shared: [ProxyIdentity: Shared] = [:]
-        /// A sidecar's own part, encoded, by identity.
-        var own: [ProxyIdentity: [String: ResourceEntry]] = [:]
+        /// A sidecar's own part, encoded, by identity and the filters its outbound listener needs.
+        var own: [OwnKey: [String: ResourceEntry]] = [:]
         /// The previous snapshot's (not the snapshot itself: no chain of them), to reuse encodings from.
         var previousShared: [ProxyIdentity: Shared] = [:]
-        var previousOwn: [ProxyIdentity: [String: ResourceEntry]] = [:]
+        var previousOwn: [OwnKey: [String: ResourceEntry]] = [:]
+    }
+
+    /// The outbound listener's filters follow the shared routes (`RouteFilterBuilder`), so
+    /// they are part of what a sidecar's own part is cached by.
+    private struct OwnKey: Hashable, Sendable {
+        var proxy: ProxyIdentity
+        var filters: [String]
     }
 
     public init(store: ConfigStore, registry: Registry, previous: TranslationSnapshot? = nil) {
@@ -59,9 +66,10 @@ public final class TranslationSnapshot: Sendable {
     /// The proxy's resources as the discovery stream sends them: the shared part is the same
     /// object for every proxy with the same `sharingKey`.
     public func resources(for proxy: ProxyIdentity) -> ProxyResources {
-        let shared = shared(for: proxy).resources
-        guard proxy.kind == .sidecar else { return ProxyResources(shared: shared, own: [:]) }
-        return ProxyResources(shared: shared, own: own(for: proxy))
+        let shared = shared(for: proxy)
+        guard proxy.kind == .sidecar else { return ProxyResources(shared: shared.resources, own: [:]) }
+        let outbound = shared.translation.bootstrap.routeConfigs.first { $0.name == Naming.outbound }
+        return ProxyResources(shared: shared.resources, own: own(for: proxy, filters: RouteFilterBuilder.filters(for: outbound)))
     }
 
     // MARK: sharing
@@ -110,16 +118,17 @@ public final class TranslationSnapshot: Sendable {
         }
     }
 
-    private func own(for proxy: ProxyIdentity) -> [String: ResourceEntry] {
-        memo.withLockedValue { memo in
-            if let hit = memo.own[proxy] ?? memo.previousOwn[proxy] {
-                memo.own[proxy] = hit
+    private func own(for proxy: ProxyIdentity, filters: [HTTPFilterConfig]?) -> [String: ResourceEntry] {
+        let key = OwnKey(proxy: proxy, filters: filters?.map(\.name) ?? [])
+        return memo.withLockedValue { memo in
+            if let hit = memo.own[key] ?? memo.previousOwn[key] {
+                memo.own[key] = hit
                 return hit
             }
-            let local = SidecarBuilder.local(proxy)
+            let local = SidecarBuilder.local(proxy, outboundFilters: filters)
             let entries = ResourceCodec.resources(of: Bootstrap(listeners: local.listeners, routeConfigs: local.routeConfigs,
                                                                 clusters: local.clusters))
-            memo.own[proxy] = entries
+            memo.own[key] = entries
             return entries
         }
     }

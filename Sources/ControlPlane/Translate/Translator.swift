@@ -52,7 +52,8 @@ public struct Translator: Sendable {
     static func complete(_ shared: Translation, for proxy: ProxyIdentity, invalid: [String]) -> Translation {
         var bootstrap = shared.bootstrap
         if proxy.kind == .sidecar {
-            let local = SidecarBuilder.local(proxy)
+            let outbound = bootstrap.routeConfigs.first { $0.name == Naming.outbound }
+            let local = SidecarBuilder.local(proxy, outboundFilters: RouteFilterBuilder.filters(for: outbound))
             bootstrap.listeners += local.listeners
             bootstrap.routeConfigs += local.routeConfigs
             bootstrap.clusters += local.clusters

@@ -108,6 +108,9 @@ enum VirtualServiceRules {
                 if a.httpStatus == nil && a.grpcStatus == nil && a.http2Error == nil {
                     c.add(p + ".fault.abort", "one of httpStatus, grpcStatus or http2Error is required")
                 }
+                if let g = a.grpcStatus, AbortGRPCStatus.code(g) == nil {
+                    c.add(p + ".fault.abort.grpcStatus", "unknown gRPC status \"\(g)\" (known: \(AbortGRPCStatus.all.joined(separator: ", ")))")
+                }
                 CommonRules.percent(a.percentage, p + ".fault.abort.percentage", &c)
             }
         }

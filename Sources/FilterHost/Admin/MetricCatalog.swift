@@ -37,6 +37,18 @@ public enum MetricCatalog {
         add("meshd_upstream_rq_total", "Upstream responses received, per cluster.")
         add("meshd_upstream_rq_completed_total", "Upstream responses received, per cluster and response code.")
         add("meshd_upstream_cx_active", "Upstream connections open.")
+        add("meshd_upstream_rq_retry_total", "Retries sent, per cluster.")
+        add("meshd_upstream_rq_retry_success_total", "Requests that succeeded after a retry, per cluster.")
+        add("meshd_upstream_rq_retry_limit_exceeded_total", "Requests that needed a retry past their retry limit, per cluster.")
+        add("meshd_upstream_rq_retry_overflow_total", "Retries not sent because the cluster's retry budget was spent.")
+        add("meshd_upstream_rq_retry_or_shadow_abandoned_total", "Requests whose retries and mirrors were given up (body too large to keep).")
+        add("meshd_upstream_rq_mirrored_total", "Requests mirrored, per mirror cluster.")
+        add("meshd_upstream_rq_mirror_failed_total", "Mirrored requests that failed or were given up, per mirror cluster.")
+        // Native filters.
+        add("meshd_fault_delays_injected_total", "Requests delayed by fault injection.")
+        add("meshd_fault_aborts_injected_total", "Requests aborted by fault injection.")
+        add("meshd_cors_origin_valid_total", "CORS requests whose origin is allowed.")
+        add("meshd_cors_origin_invalid_total", "CORS requests whose origin is not allowed.")
         // Config.
         add("meshd_config_version", "Version of the config the proxy serves.")
         add("meshd_config_updates_accepted_total", "Config updates applied.")

@@ -66,6 +66,10 @@ public final class ProxySnapshot: Sendable {
                         throw ConfigError(path: "\(path).virtualHosts[\(hi)].routes[\(ri)].route",
                                           reason: "unknown cluster '\(n)'")
                     }
+                    if let action = r.route {
+                        try RouterFilter.validate(action, clusters: clusters,
+                                                  at: "\(path).virtualHosts[\(hi)].routes[\(ri)].route")
+                    }
                 }
             }
         }

@@ -31,10 +31,15 @@ public struct CompiledRoute: Sendable {
     let pathRegex: RE2Regex?
     let headerRegexes: [RE2Regex?]
     let queryRegexes: [RE2Regex?]
+    /// The route's retry policy, parsed once (nil: none, or no retries).
+    let retryPolicy: CompiledRetryPolicy?
+    /// Its virtual host's `includeRequestAttemptCount`.
+    let sendsAttemptCount: Bool
 
-    package init(_ route: Route, at path: String, id: Int = 0) throws {
+    package init(_ route: Route, at path: String, id: Int = 0, sendsAttemptCount: Bool = false) throws {
         self.route = route
         self.id = id
+        self.sendsAttemptCount = sendsAttemptCount
         let m = route.match
         let kinds = [m.prefix, m.path, m.safeRegex].compactMap { $0 }
         guard kinds.count == 1 else {
@@ -47,6 +52,7 @@ public struct CompiledRoute: Sendable {
         queryRegexes = try (m.queryParams ?? []).enumerated().map { i, q in
             try Self.regex(q.safeRegex, at: path + ".match.queryParams[\(i)].safeRegex")
         }
+        retryPolicy = route.route?.retryPolicy.flatMap { ($0.numRetries ?? 1) > 0 ? CompiledRetryPolicy($0) : nil }
         let actions = [route.route != nil, route.directResponse != nil, route.redirect != nil].filter { $0 }.count
         if actions != 1 {
             throw ConfigError(path: path, reason: "a route needs exactly one of route, redirect, directResponse")
@@ -138,7 +144,8 @@ public struct RouteTable: Sendable {
             Host(name: vh.name, domains: vh.domains.map { $0.lowercased() },
                  routes: try vh.routes.enumerated().map { ri, r in
                      defer { id += 1 }
-                     return try CompiledRoute(r, at: "\(path).virtualHosts[\(hi)].routes[\(ri)]", id: id)
+                     return try CompiledRoute(r, at: "\(path).virtualHosts[\(hi)].routes[\(ri)]", id: id,
+                                              sendsAttemptCount: vh.includeRequestAttemptCount ?? false)
                  }, perFilterConfig: vh.perFilterConfig)
         }
     }

@@ -75,6 +75,20 @@ public protocol StatsScope: AnyObject {
 /// the stream's loop.
 public protocol UpstreamClient: AnyObject {
     func connection(for cluster: Cluster, _ done: @escaping (Result<(UpstreamConnection, String), UpstreamFailure>) -> Void)
+    /// The same, picking among endpoints not in `avoiding` ("address:port") while one is
+    /// left (a retry's other host); returns the endpoint picked, when known.
+    @discardableResult
+    func connection(for cluster: Cluster, avoiding: Set<String>,
+                    _ done: @escaping (Result<(UpstreamConnection, String), UpstreamFailure>) -> Void) -> String?
+}
+
+extension UpstreamClient {
+    @discardableResult
+    public func connection(for cluster: Cluster, avoiding: Set<String>,
+                           _ done: @escaping (Result<(UpstreamConnection, String), UpstreamFailure>) -> Void) -> String? {
+        connection(for: cluster, done)
+        return nil
+    }
 }
 
 extension StreamControl {

@@ -7,8 +7,12 @@ public enum ResponseFlag: String, Sendable {
     case noHealthyUpstream = "UH"
     case upstreamConnectionFailure = "UF"
     case upstreamOverflow = "UO"
+    case upstreamRetryLimitExceeded = "URX"
     case noRouteFound = "NR"
     case noClusterFound = "NC"
+    /// The fault filter delayed the request / answered it with an injected abort.
+    case delayInjected = "DI"
+    case faultInjected = "FI"
     case downstreamConnectionTermination = "DC"
     case upstreamRequestTimeout = "UT"
     case localReset = "LR"

@@ -60,3 +60,34 @@ extension RedirectAction {
         return (String(authority[..<colon]), String(authority[authority.index(after: colon)...]))
     }
 }
+
+extension RouterFilter {
+    /// What the snapshot checks of a route's retry and mirror policies: nothing the router
+    /// would not enforce is accepted.
+    static func validate(_ action: RouteAction, clusters: [String: Cluster], at path: String) throws {
+        if let policy = action.retryPolicy {
+            let unknown = RetryConditions.parse(policy.retryOn).unknown
+            if let first = unknown.first {
+                throw ConfigError(path: path + ".retryPolicy.retryOn", reason: "unknown retry condition '\(first)'")
+            }
+            if let n = policy.numRetries, n < 0 {
+                throw ConfigError(path: path + ".retryPolicy.numRetries", reason: "must not be negative")
+            }
+            for (i, h) in (policy.retriableHeaders ?? []).enumerated() where h.safeRegex != nil {
+                throw ConfigError(path: "\(path).retryPolicy.retriableHeaders[\(i)].safeRegex",
+                                  reason: "regex matchers are not supported for retriable headers")
+            }
+            if let base = policy.backoffBaseIntervalMs, base <= 0 {
+                throw ConfigError(path: path + ".retryPolicy.backoffBaseIntervalMs", reason: "must be positive")
+            }
+        }
+        for (i, m) in (action.requestMirrorPolicies ?? []).enumerated() {
+            if clusters[m.cluster] == nil {
+                throw ConfigError(path: "\(path).requestMirrorPolicies[\(i)].cluster", reason: "unknown cluster '\(m.cluster)'")
+            }
+            if let p = m.percent, !(0...100).contains(p) {
+                throw ConfigError(path: "\(path).requestMirrorPolicies[\(i)].percent", reason: "must be between 0 and 100")
+            }
+        }
+    }
+}

@@ -5,28 +5,68 @@ import Transport
 
 /// The terminal filter: picks the cluster for the selected route, runs the request
 /// upstream as an `UpstreamAttempt` (connect, send, relay) and feeds the response back
-/// through the stream. It owns the route timeout; an attempt owns one try. It lives beside
-/// the upstream pools it drives, and sees its stream only through `StreamControl`.
+/// through the stream. It owns the route timeout; an attempt owns one try. A route's retry
+/// policy replaces a failed attempt by another (backoff, per-try timeout, the cluster's
+/// retry budget) as long as nothing of the response went downstream and the request can be
+/// replayed; its mirror policies send copies of the whole request. It lives beside the
+/// upstream pools it drives, and sees its stream only through `StreamControl`.
 final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
+    /// Where the router stands with the upstream side.
+    private enum Phase {
+        /// Before the request headers.
+        case idle
+        /// One attempt runs (connecting, sent, or relaying its response).
+        case attempting(UpstreamAttempt)
+        /// An attempt failed and a retry waits for its backoff.
+        case backingOff
+        /// The stream is over for the router: nothing more is relayed.
+        case done
+    }
+
     private unowned let stream: StreamControl
     private let client: UpstreamClient
     private let stats: LoopStats
     private let timers: LoopTimers
-    private var attempt: UpstreamAttempt?
+    private var phase = Phase.idle
     private var cluster: Cluster?
+    /// The head as sent upstream (after rewrites), for retries and mirrors.
+    private var upstreamHead: RequestHead?
+    /// The client sent the whole request.
+    private var requestComplete = false
+    /// Kept while a retry or a mirror may need the request again.
+    private var replay: RequestReplay?
+    private var retry: RetryState?
+    /// The cluster whose retry budget this stream holds one of, while it does.
+    private var heldRetryBudget: String?
+    private var triedHosts: Set<String> = []
+    private var mirrors: [Cluster] = []
+    /// Attempts made (connected or not), and those whose head went out.
+    private var attemptsMade = 0
+    private var attemptsStarted = 0
+    private var sendsAttemptCount = false
     private var timeout: LoopTimers.Token?
+    private var perTryTimeout: LoopTimers.Token?
+    private var backoff: LoopTimers.Token?
     private var sentAt: NIODeadline?
     /// The route timeout, armed once the request goes out (0: none).
     private var timeoutMs = 0
     private var responseHeaders: HeaderMutation?
-    /// The stream is over for the router: nothing more is relayed.
-    private var done = false
 
     init(stream: StreamControl, client: UpstreamClient, timers: LoopTimers, stats: LoopStats) {
         self.stream = stream
         self.client = client
         self.timers = timers
         self.stats = stats
+    }
+
+    private var isDone: Bool {
+        if case .done = phase { return true }
+        return false
+    }
+
+    private var currentAttempt: UpstreamAttempt? {
+        if case .attempting(let a) = phase { return a }
+        return nil
     }
 
     func onRequestHeaders(_ head: inout RequestHead, endStream: Bool) -> FilterHeadersStatus {
@@ -59,64 +99,143 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         route.headers?.request?.apply(to: &head.headers)
         responseHeaders = route.headers?.response
         timeoutMs = action.timeoutMs ?? 15_000
-        let attempt = UpstreamAttempt(owner: self)
-        self.attempt = attempt
-        attempt.start(cluster: cluster, head: head, endStream: endStream, client: client)
+        upstreamHead = head
+        requestComplete = endStream
+        if let policy = selected.compiled.retryPolicy { retry = RetryState(policy: policy) }
+        sendsAttemptCount = selected.compiled.sendsAttemptCount
+        mirrors = Self.pickMirrors(action, snapshot: stream.snapshot)
+        if retry != nil || !mirrors.isEmpty { replay = RequestReplay(limit: stream.bufferLimit) }
+        if endStream { sendMirrors() }
+        startAttempt()
         return .stop
     }
 
     func onRequestData(_ data: inout ByteBuffer, endStream: Bool) -> FilterDataStatus {
-        guard let upstream = attempt?.request else { return .continue }
-        upstream.sendData(data, endStream: endStream)
-        if !upstream.isWritable { stream.setRequestReadingPaused(true) }
+        guard !isDone else { return .continue }
+        if endStream { requestComplete = true }
+        let upstream = currentAttempt?.request
+        if replay?.append(data, inFlight: upstream != nil) == true { replayAbandoned() }
+        if let upstream {
+            upstream.sendData(data, endStream: endStream)
+            if !upstream.isWritable { stream.setRequestReadingPaused(true) }
+            if endStream { armPerTryTimeout() }
+        }
+        if endStream { sendMirrors() }
         return .continue
     }
 
     func onRequestTrailers(_ trailers: inout HTTPHeaders) -> FilterHeadersStatus {
-        attempt?.request?.sendTrailers(trailers)
+        guard !isDone else { return .continue }
+        requestComplete = true
+        replay?.setTrailers(trailers)
+        if let upstream = currentAttempt?.request {
+            upstream.sendTrailers(trailers)
+            armPerTryTimeout()
+        }
+        sendMirrors()
         return .continue
     }
 
     func onStreamComplete() {
-        done = true
-        cancelTimeout()
+        let attempt = currentAttempt
+        phase = .done
+        cancelTimers()
+        releaseRetryBudget()
         attempt?.cancel()
-        attempt = nil
+    }
+
+    // MARK: attempts
+
+    private func startAttempt() {
+        guard let cluster, var head = upstreamHead else { return }
+        attemptsMade += 1
+        if sendsAttemptCount { head.headers.replaceOrAdd(name: "x-envoy-attempt-count", value: String(attemptsMade)) }
+        let attempt = UpstreamAttempt(owner: self)
+        phase = .attempting(attempt)
+        // A retry sends the head alone when a body or trailers follow from the replay.
+        let headEnds = requestComplete && (replay?.body?.readableBytes ?? 0) == 0 && replay?.trailers == nil
+        let avoiding = retry?.policy.retryOtherHosts == true ? triedHosts : []
+        attempt.start(cluster: cluster, head: head, endStream: attemptsStarted == 0 ? requestComplete : headEnds,
+                      avoiding: avoiding, client: client)
+    }
+
+    private func replayAbandoned() {
+        guard let cluster else { return }
+        // As Envoy's retry_or_shadow_abandoned: the request goes on, without retries or mirrors.
+        stats.count("meshd_upstream_rq_retry_or_shadow_abandoned_total{cluster=\"\(cluster.name)\"}")
+        retry = nil
+        mirrors = []
+    }
+
+    /// Mirrors go out once the whole request is known, each a copy of it.
+    private func sendMirrors() {
+        guard !mirrors.isEmpty, let head = upstreamHead else { return }
+        let targets = mirrors
+        mirrors = []
+        guard let replay, let body = replay.body, replay.canReplay else { return }
+        // Its own timeout: the route's, else 15 s, so a hung mirror never holds a connection for long.
+        let ms = timeoutMs > 0 ? timeoutMs : 15_000
+        for target in targets {
+            ShadowRequest.send(head, body: body, trailers: replay.trailers, to: target, client: client,
+                               timers: timers, stats: stats, timeoutMs: ms)
+        }
     }
 
     // MARK: UpstreamAttemptOwner
 
     func attemptStarted(_ attempt: UpstreamAttempt, host: String) {
+        guard currentAttempt === attempt else { return }
+        attemptsStarted += 1
+        triedHosts.insert(host)
         stream.streamInfo.upstreamHost = host
-        stream.onDownstreamWritabilityChanged = { [weak self] writable in
-            self?.attempt?.request?.setResponseReadingPaused(!writable)
-        }
         sentAt = .now()
-        if timeoutMs > 0 { timeout = timers.arm(after: .milliseconds(Int64(timeoutMs)), self) }
-        stream.continueRequest(from: self)
+        if attemptsStarted == 1 {
+            stream.onDownstreamWritabilityChanged = { [weak self] writable in
+                self?.currentAttempt?.request?.setResponseReadingPaused(!writable)
+            }
+            if timeoutMs > 0 { timeout = timers.arm(after: .milliseconds(Int64(timeoutMs)), self) }
+            if requestComplete { armPerTryTimeout() }
+            stream.continueRequest(from: self)
+            return
+        }
+        // A retry: what the client sent so far, then whatever still comes.
+        guard let upstream = attempt.request else { return }
+        if let body = replay?.body, body.readableBytes > 0 {
+            upstream.sendData(body, endStream: requestComplete && replay?.trailers == nil)
+        }
+        if let trailers = replay?.trailers { upstream.sendTrailers(trailers) }
+        replay?.replayed()
+        if requestComplete { armPerTryTimeout() } else { stream.setRequestReadingPaused(!upstream.isWritable) }
     }
 
     func attemptResponseHead(_ head: ResponseHead, endStream: Bool) {
-        guard !done else { return }
+        guard currentAttempt != nil else { return }
+        if let cluster { stats.upstreamResponse(cluster: cluster.name, code: head.status) }
+        // A 1xx interim answer is not the response: nothing to decide yet.
+        if head.status != 101, head.status < 200 { return forwardHead(head, endStream: endStream) }
+        if retryAfter(.response(head)) { return }
+        forwardHead(head, endStream: endStream)
+    }
+
+    private func forwardHead(_ head: ResponseHead, endStream: Bool) {
         var head = head
         responseHeaders?.apply(to: &head.headers)
         // A tunnel (101) lives as long as its peers want; the route timeout covered the handshake.
-        if head.status == 101 || endStream { cancelTimeout() }
+        if head.status == 101 || endStream { cancelTimers() }
         if let sentAt { stream.streamInfo.upstreamServiceTime = (NIODeadline.now() - sentAt).nanoseconds / 1_000_000 }
-        if let cluster { stats.upstreamResponse(cluster: cluster.name, code: head.status) }
         stream.encodeHeaders(head, endStream: endStream)
     }
 
     func attemptResponseData(_ data: ByteBuffer, endStream: Bool) {
-        guard !done else { return }
-        if endStream { cancelTimeout() }
+        guard currentAttempt != nil else { return }
+        if endStream { cancelTimers() }
         stream.encodeData(data, endStream: endStream)
-        if !endStream, !stream.isDownstreamWritable { attempt?.request?.setResponseReadingPaused(true) }
+        if !endStream, !stream.isDownstreamWritable { currentAttempt?.request?.setResponseReadingPaused(true) }
     }
 
     func attemptResponseTrailers(_ trailers: HTTPHeaders) {
-        guard !done else { return }
-        cancelTimeout()
+        guard currentAttempt != nil else { return }
+        cancelTimers()
         stream.encodeTrailers(trailers)
     }
 
@@ -125,8 +244,18 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
     }
 
     func attemptFailed(_ attempt: UpstreamAttempt, _ failure: UpstreamFailure, responseStarted: Bool) {
-        guard !done else { return }
-        cancelTimeout()
+        guard currentAttempt === attempt else { return }
+        if let host = attempt.pickedHost { triedHosts.insert(host) }
+        if !responseStarted {
+            let outcome: AttemptOutcome = switch failure {
+            case .connectFailure: .connectFailure
+            case .reset(let why): .reset(refused: why == "REFUSED_STREAM")
+            case .protocolError: .reset(refused: false)
+            }
+            if retryAfter(outcome) { return }
+        }
+        phase = .done
+        cancelTimers()
         let (status, flag, body): (Int, ResponseFlag, String) = switch failure {
         case .connectFailure(let why):
             (503, .upstreamConnectionFailure, "upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: \(why)")
@@ -141,19 +270,102 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         }
     }
 
-    // MARK: route timeout
+    // MARK: retries
 
-    private func cancelTimeout() {
+    /// Asks the retry policy about a failed or retriable attempt (nothing of it went
+    /// downstream). True when a retry is scheduled; otherwise the outcome stands, with the
+    /// response flag saying why it was not retried.
+    private func retryAfter(_ outcome: AttemptOutcome) -> Bool {
+        let hadRetried = heldRetryBudget != nil
+        releaseRetryBudget()
+        guard var state = retry, let cluster else { return false }
+        let budget = cluster.maxRetries ?? 3
+        let decision = state.decide(outcome, canReplay: replay?.canReplay ?? false, acquireBudget: {
+            RetryBudget.shared.acquire(cluster: cluster.name, max: budget)
+        })
+        retry = state
+        let name = cluster.name
+        switch decision {
+        case .retry(let backoffMs):
+            heldRetryBudget = name
+            stats.count("meshd_upstream_rq_retry_total{cluster=\"\(name)\"}")
+            scheduleRetry(afterMs: backoffMs)
+            return true
+        case .no:
+            if hadRetried { stats.count("meshd_upstream_rq_retry_success_total{cluster=\"\(name)\"}") }
+        case .limitExceeded:
+            stats.count("meshd_upstream_rq_retry_limit_exceeded_total{cluster=\"\(name)\"}")
+            stream.streamInfo.addFlag(.upstreamRetryLimitExceeded)
+        case .overflow:
+            stats.count("meshd_upstream_rq_retry_overflow_total{cluster=\"\(name)\"}")
+            stream.streamInfo.addFlag(.upstreamOverflow)
+        }
+        return false
+    }
+
+    private func scheduleRetry(afterMs ms: Int) {
+        currentAttempt?.cancel()
+        timers.cancel(perTryTimeout)
+        perTryTimeout = nil
+        phase = .backingOff
+        // Whatever the client still sends waits in the kernel, not here, until the next attempt
+        // (before any attempt started, the filter chain queues it, with its own backpressure).
+        if !requestComplete, attemptsStarted > 0 { stream.setRequestReadingPaused(true) }
+        backoff = timers.arm(after: .milliseconds(Int64(ms)), self)
+    }
+
+    private func releaseRetryBudget() {
+        guard let name = heldRetryBudget else { return }
+        heldRetryBudget = nil
+        RetryBudget.shared.release(cluster: name)
+    }
+
+    // MARK: timers
+
+    private func armPerTryTimeout() {
+        guard perTryTimeout == nil, let ms = retry?.policy.perTryTimeoutMs, ms > 0, currentAttempt != nil else { return }
+        perTryTimeout = timers.arm(after: .milliseconds(Int64(ms)), self)
+    }
+
+    private func cancelTimers() {
         timers.cancel(timeout)
+        timers.cancel(perTryTimeout)
+        timers.cancel(backoff)
         timeout = nil
+        perTryTimeout = nil
+        backoff = nil
     }
 
     func timerFired(_ token: LoopTimers.Token) {
-        guard token == timeout else { return }
-        timeout = nil
-        guard !done, let attempt, !attempt.isOver else { return }
-        let responseStarted = attempt.responseStarted
-        attempt.cancel()
+        if token == backoff {
+            backoff = nil
+            if case .backingOff = phase { startAttempt() }
+        } else if token == perTryTimeout {
+            perTryTimeout = nil
+            guard let attempt = currentAttempt, !attempt.isOver else { return }
+            let responseStarted = attempt.responseStarted
+            attempt.cancel()
+            if !responseStarted, retryAfter(.perTryTimeout) { return }
+            upstreamTimedOut(responseStarted: responseStarted)
+        } else if token == timeout {
+            timeout = nil
+            switch phase {
+            case .attempting(let attempt):
+                guard !attempt.isOver else { return }
+                let responseStarted = attempt.responseStarted
+                attempt.cancel()
+                upstreamTimedOut(responseStarted: responseStarted)
+            case .backingOff:
+                upstreamTimedOut(responseStarted: false)
+            case .idle, .done:
+                return
+            }
+        }
+    }
+
+    private func upstreamTimedOut(responseStarted: Bool) {
+        phase = .done
+        cancelTimers()
         if responseStarted { stream.resetStream(flag: .upstreamRequestTimeout) } else {
             stream.sendLocalReply(status: 504, body: "upstream request timeout", headers: [:],
                                   flag: .upstreamRequestTimeout, from: self)
@@ -173,6 +385,17 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
             pick -= w.weight
         }
         return weighted.last?.name
+    }
+
+    /// The mirror clusters this request is copied to, each by its share (unknown clusters
+    /// cannot occur: the snapshot checks them).
+    static func pickMirrors(_ action: RouteAction, snapshot: ProxySnapshot) -> [Cluster] {
+        guard let policies = action.requestMirrorPolicies, !policies.isEmpty else { return [] }
+        return policies.compactMap { p in
+            let percent = p.percent ?? 100
+            guard percent >= 100 || Double.random(in: 0..<100) < percent else { return nil }
+            return snapshot.clusters[p.cluster]
+        }
     }
 
     static func rewrite(_ head: inout RequestHead, action: RouteAction, matchedPrefix: String?) {

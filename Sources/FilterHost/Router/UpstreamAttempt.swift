@@ -36,6 +36,8 @@ final class UpstreamAttempt: UpstreamResponseHandler {
 
     private(set) var state = State.connecting
     private unowned let owner: UpstreamAttemptOwner
+    /// The endpoint the pool picked ("address:port"), when it said; a retry avoids it.
+    private(set) var pickedHost: String?
 
     init(owner: UpstreamAttemptOwner) { self.owner = owner }
 
@@ -60,8 +62,8 @@ final class UpstreamAttempt: UpstreamResponseHandler {
         }
     }
 
-    func start(cluster: Cluster, head: RequestHead, endStream: Bool, client: UpstreamClient) {
-        client.connection(for: cluster) { [weak self] result in
+    func start(cluster: Cluster, head: RequestHead, endStream: Bool, avoiding: Set<String> = [], client: UpstreamClient) {
+        pickedHost = client.connection(for: cluster, avoiding: avoiding) { [weak self] result in
             guard let self, case .connecting = self.state else {
                 // Cancelled meanwhile: hand the connection back unused.
                 if case .success(let (c, _)) = result { c.onStateChange?() }
@@ -69,6 +71,7 @@ final class UpstreamAttempt: UpstreamResponseHandler {
             }
             switch result {
             case .success(let (connection, host)):
+                self.pickedHost = host
                 guard let request = connection.startStream(handler: self) else {
                     return self.fail(.connectFailure("connection could not take a stream"))
                 }

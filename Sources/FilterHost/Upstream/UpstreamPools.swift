@@ -29,10 +29,22 @@ final class UpstreamPools: UpstreamClient {
 
     /// Picks an endpoint by the cluster's policy and hands back a connection ready for a stream.
     func connection(for cluster: Cluster, _ done: @escaping Waiter) {
+        connection(for: cluster, avoiding: [], done)
+    }
+
+    /// Endpoints in `avoiding` are left out while another exists (Envoy's previous_hosts
+    /// predicate, without its bound on re-picks: the choice is made among the others).
+    @discardableResult
+    func connection(for cluster: Cluster, avoiding: Set<String>, _ done: @escaping Waiter) -> String? {
         guard !cluster.endpoints.isEmpty else {
-            return done(.failure(.connectFailure("no endpoints")))
+            done(.failure(.connectFailure("no endpoints")))
+            return nil
         }
-        let candidates = cluster.endpoints.map { pool(for: cluster, endpoint: $0) }
+        var candidates = cluster.endpoints.map { pool(for: cluster, endpoint: $0) }
+        if !avoiding.isEmpty {
+            let others = candidates.filter { !avoiding.contains($0.host) }
+            if !others.isEmpty { candidates = others }
+        }
         let chosen: EndpointPool
         switch cluster.lbPolicy ?? .roundRobin {
         case .roundRobin:
@@ -47,6 +59,7 @@ final class UpstreamPools: UpstreamClient {
             chosen = a.activeStreams <= b.activeStreams ? a : b
         }
         chosen.acquire(done)
+        return chosen.host
     }
 
     private func pool(for cluster: Cluster, endpoint: Endpoint) -> EndpointPool {
@@ -70,14 +83,15 @@ final class EndpointPool {
     private var connecting = 0
     private var waiters: [UpstreamPools.Waiter] = []
     private(set) var activeStreams = 0
-    private let hostString: String
+    /// "address:port", as the access log shows it.
+    let host: String
 
     init(key: UpstreamPools.PoolKey, cluster: Cluster, connector: UpstreamConnector, eventLoop: EventLoop) {
         self.key = key
         self.cluster = cluster
         self.connector = connector
         self.eventLoop = eventLoop
-        self.hostString = "\(key.endpoint.address):\(key.endpoint.port)"
+        self.host = "\(key.endpoint.address):\(key.endpoint.port)"
     }
 
     var connectionCount: Int { connections.count }
@@ -97,7 +111,7 @@ final class EndpointPool {
 
     private func hand(_ c: UpstreamConnection, to waiter: UpstreamPools.Waiter) {
         activeStreams += 1
-        waiter(.success((c, hostString)))
+        waiter(.success((c, host)))
     }
 
     private func connect() {
