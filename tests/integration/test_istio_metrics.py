@@ -108,17 +108,21 @@ def test_istio_dashboard_queries_see_the_traffic_sent(mesh):
                 # The exchange headers end at the server's sidecar.
                 assert "x-envoy-peer-metadata" not in echoed and "x-envoy-peer-metadata-id" not in echoed
             for _ in range(failed):
-                status, headers, _ = client.get("reviews", path="/status/503")
-                assert status == 503
+                # 500, not 503: Istio's default retry policy retries a 503, and the server's
+                # sidecar counts every attempt.
+                status, headers, _ = client.get("reviews", path="/status/500")
+                assert status == 500
                 assert "x-envoy-peer-metadata" not in headers, "the client app never sees them either"
         finally:
             client.close()
 
     def seen(n):
         """Both reporters' counts in Prometheus are `n` (exact)."""
-        wait_until(lambda: prometheus.scalar('sum(istio_requests_total{reporter="destination"})') == n
-                   and prometheus.scalar('sum(istio_requests_total{reporter="source"})') == n,
-                   timeout=60, interval=0.5, what=f"{n} requests in Prometheus")
+        counts = lambda: [prometheus.scalar(f'sum(istio_requests_total{{reporter="{r}"}})') for r in ("source", "destination")]
+        try:
+            wait_until(lambda: counts() == [n, n], timeout=60, interval=0.5, what=f"{n} requests in Prometheus")
+        except TimeoutError:
+            raise AssertionError(f"want {n} requests from each reporter, Prometheus has (source, destination) {counts()}")
 
     # rate() counts increases between samples: a first batch makes the series exist, the
     # second is what the dashboards' rates see.
@@ -134,7 +138,7 @@ def test_istio_dashboard_queries_see_the_traffic_sent(mesh):
     for reporter in ("source", "destination"):
         assert prometheus.scalar(f'sum(istio_requests_total{{reporter="{reporter}",{edge},response_code="200"}})') \
             == OK_REQUESTS, reporter
-        assert prometheus.scalar(f'sum(istio_requests_total{{reporter="{reporter}",{edge},response_code="503"}})') \
+        assert prometheus.scalar(f'sum(istio_requests_total{{reporter="{reporter}",{edge},response_code="500"}})') \
             == FAILED_REQUESTS, reporter
     assert prometheus.scalar('sum(istio_requests_total{reporter="destination",connection_security_policy="none"})') == total
     assert prometheus.scalar('sum(istio_request_duration_milliseconds_count{reporter="destination"})') == total
