@@ -2,7 +2,7 @@
 SWIFT ?= swift
 APT_PACKAGES := liblua5.4-dev libnghttp2-dev libre2-dev libssl-dev pkg-config curl nghttp2-client openssl python3 python3-pip prometheus
 # module:package — what the integration tests import, and the pip package that provides it
-PIP_PACKAGES := grpc:grpcio grpc_tools:grpcio-tools pytest:pytest yaml:pyyaml
+PIP_PACKAGES := grpc:grpcio grpc_tools:grpcio-tools pytest:pytest yaml:pyyaml opentelemetry.proto:opentelemetry-proto
 PYTHON ?= python3
 MESHD := .build/debug/meshd
 

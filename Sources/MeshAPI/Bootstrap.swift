@@ -9,18 +9,27 @@ public struct Bootstrap: Codable, Sendable, Equatable {
     public var luaPlugins: [LuaPlugin]
     /// Envoy's overload manager; nil: off.
     public var overloadManager: OverloadManagerConfig?
+    /// Trace propagation, sampling and span export; read at start only. nil: off.
+    public var tracing: TracingConfig?
+    /// Access-log line encoding (Istio's `accessLogEncoding`, default TEXT); read at start only.
+    public var accessLogEncoding: AccessLogEncoding?
 
     public init(admin: AdminConfig? = nil, listeners: [Listener] = [], routeConfigs: [RouteConfig] = [],
-                clusters: [Cluster] = [], luaPlugins: [LuaPlugin] = [], overloadManager: OverloadManagerConfig? = nil) {
+                clusters: [Cluster] = [], luaPlugins: [LuaPlugin] = [], overloadManager: OverloadManagerConfig? = nil,
+                tracing: TracingConfig? = nil, accessLogEncoding: AccessLogEncoding? = nil) {
         self.admin = admin
         self.listeners = listeners
         self.routeConfigs = routeConfigs
         self.clusters = clusters
         self.luaPlugins = luaPlugins
         self.overloadManager = overloadManager
+        self.tracing = tracing
+        self.accessLogEncoding = accessLogEncoding
     }
 
-    enum CodingKeys: String, CodingKey { case admin, listeners, routeConfigs, clusters, luaPlugins, overloadManager }
+    enum CodingKeys: String, CodingKey {
+        case admin, listeners, routeConfigs, clusters, luaPlugins, overloadManager, tracing, accessLogEncoding
+    }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -30,6 +39,8 @@ public struct Bootstrap: Codable, Sendable, Equatable {
         clusters = try c.decodeIfPresent([Cluster].self, forKey: .clusters) ?? []
         luaPlugins = try c.decodeIfPresent([LuaPlugin].self, forKey: .luaPlugins) ?? []
         overloadManager = try c.decodeIfPresent(OverloadManagerConfig.self, forKey: .overloadManager)
+        tracing = try c.decodeIfPresent(TracingConfig.self, forKey: .tracing)
+        accessLogEncoding = try c.decodeIfPresent(AccessLogEncoding.self, forKey: .accessLogEncoding)
     }
 }
 
@@ -73,6 +84,9 @@ public struct Listener: Codable, Sendable, Equatable {
     public var http2MaxInboundPriorityFramesPerStream: Int?
     public var http2MaxConsecutiveInboundFramesWithEmptyPayload: Int?
     public var http2MaxInboundWindowUpdateFramesPerDataFrameSent: Int?
+    /// Envoy's `traffic_direction`: a sidecar's inbound listener makes SERVER spans, any
+    /// other CLIENT spans.
+    public var trafficDirection: TrafficDirection?
 
     public init(name: String, address: String, port: Int, tls: ListenerTLS? = nil, routeConfig: String,
                 httpFilters: [HTTPFilterConfig]? = nil, idleTimeoutMs: Int? = nil, requestHeadersTimeoutMs: Int? = nil,

@@ -9,7 +9,8 @@ struct AnalyzeCommand: ParsableCommand {
         discussion: """
         Validates every resource, then checks what resources name across each other: hosts
         no ServiceEntry defines, subsets no DestinationRule defines, missing Gateways,
-        Gateways nothing binds, plugin targets that do not exist. Prints one finding per line,
+        Gateways nothing binds, plugin targets that do not exist; warns about fields meshd
+        does not enforce and kinds it skips. Prints one finding per line,
         `Severity [Code] file:line: Kind/ns/name: path: message`; exits 1 if any is an Error.
         """
     )
@@ -23,8 +24,16 @@ struct AnalyzeCommand: ParsableCommand {
             throw ArgumentParser.ValidationError("\(path) does not exist")
         }
         let store = ConfigStore.load(files: [path])
-        var findings = Validator.validate(store).map {
+        let invalid = Validator.validate(store)
+        var findings = invalid.map {
             Finding(.error, "SchemaValidation", location: $0.location, resource: $0.resource, path: $0.path, message: $0.reason)
+        }
+        findings += store.loadWarnings.map {
+            Finding(.warning, "UnsupportedKind", location: $0.location, resource: $0.resource, path: $0.path, message: $0.reason)
+        }
+        let refused = Set(invalid.compactMap(\.resource))
+        findings += Validator.warnings(store.resources.filter { !refused.contains($0.id) }).map {
+            Finding(.warning, "NotEnforced", location: $0.location, resource: $0.resource, path: $0.path, message: $0.reason)
         }
         findings += Analyzer.analyze(store)
         for f in findings { print(f) }

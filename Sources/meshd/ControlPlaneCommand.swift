@@ -16,8 +16,11 @@ struct ControlPlaneCommand: ParsableCommand {
         abstract: "Serve Istio-style config from a directory to every proxy over the discovery stream.",
         discussion: """
         Watches --config-dir (YAML, multi-document, nested folders). A changed directory is
-        loaded and validated; a config that fails validation is refused (logged, and shown at
-        the status port's /debug/config_status) and the last good one keeps serving. Sidecars
+        loaded and validated file by file: a file with an error is refused alone (logged, and
+        shown at the status port's /debug/config_status with file and line; its last good
+        version keeps serving) and the other files apply. Kinds meshd does not implement are
+        skipped, and fields it does not enforce are accepted, each with a warning (logged once,
+        shown in /debug/config_status and by proxy-status). Sidecars
         register their workloads by connecting and are removed when they go away. After a
         restart, proxies that reconnect still running a config are held (registered, sent
         nothing) for --reconnect-grace-ms, so they keep a complete config while the others
@@ -100,19 +103,21 @@ struct ControlPlaneCommand: ParsableCommand {
     }
 
     /// Loads and validates the directory (files whose text did not change since the last load
-    /// are not parsed again); any error refuses the whole config.
+    /// are not parsed again); a file with an error is refused alone (its last good version
+    /// stays), the others apply.
     static func compiler() -> ControlPlaneRuntime<ConfigStore>.Compile {
         let cache = ConfigStore.ParseCache()
+        let admission = FileAdmission()
         return { directory in
             let store: ConfigStore
             do {
                 store = try ConfigStore.load(directory: directory, cache: cache)
             } catch {
-                return .failure(.init(["\(directory): \(error)"]))
+                return .init(config: nil, refused: ["\(directory): \(error)"])
             }
-            let errors = store.loadErrors + Validator.validate(store)
-            guard errors.isEmpty else { return .failure(.init(errors.map { "\($0)" })) }
-            return .success(store)
+            let outcome = admission.admit(store)
+            return .init(config: outcome.store, refused: outcome.refused.map(\.description),
+                         warnings: outcome.warnings.map(\.description))
         }
     }
 

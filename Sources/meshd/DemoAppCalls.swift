@@ -11,7 +11,10 @@ enum DemoAppCalls {
         var body: String
     }
 
-    static let propagated = ["end-user", "cookie", "x-request-id", "traceparent", "b3", "x-b3-traceid", "user-agent"]
+    /// Bookinfo's list: every trace header a hop must carry for the next sidecar to continue the trace.
+    static let propagated = ["end-user", "cookie", "user-agent", "x-request-id", "traceparent", "tracestate", "b3",
+                             "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags",
+                             "x-ot-span-context", "x-cloud-trace-context", "grpc-trace-bin", "sw8"]
 
     static func call(service: String, path: String, via outbound: (String, Int), incoming: HTTPHeaders,
                      on loop: EventLoop) -> EventLoopFuture<Result> {

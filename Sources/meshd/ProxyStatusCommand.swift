@@ -51,7 +51,10 @@ struct ProxyStatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "proxy-status",
         abstract: "List every proxy connected to the control plane with its config version and sync state.",
-        discussion: "SYNCED: the proxy accepted the last config sent; STALE: not acknowledged yet; NACK: refused, with the proxy's reason."
+        discussion: """
+        SYNCED: the proxy accepted the last config sent; STALE: not acknowledged yet; NACK: refused, with the proxy's reason.
+        WARNINGS: how many warnings (fields meshd does not enforce) the resources making up the proxy's config have; they are listed below the table.
+        """
     )
 
     @Option(name: .customLong("control-plane-status"), help: "The control plane's status address, HOST:PORT.")
@@ -59,13 +62,22 @@ struct ProxyStatusCommand: ParsableCommand {
 
     func run() throws {
         let rows = try StatusFetch.proxies(status)
-        let header = ["NAME", "KIND", "SENT", "ACKED", "STATUS", "REASON"]
+        let header = ["NAME", "KIND", "SENT", "ACKED", "STATUS", "WARNINGS", "REASON"]
         var table = [header]
+        var warnings: [String] = []
         for p in rows {
+            let own = p["warnings"] as? [String] ?? []
+            for w in own where !warnings.contains(w) { warnings.append(w) }
             table.append([p["id"] as? String ?? "?", p["kind"] as? String ?? "?", p["sentVersion"] as? String ?? "",
-                          p["ackedVersion"] as? String ?? "", p["status"] as? String ?? "?", p["nackReason"] as? String ?? ""])
+                          p["ackedVersion"] as? String ?? "", p["status"] as? String ?? "?", "\(own.count)",
+                          p["nackReason"] as? String ?? ""])
         }
         printTable(table)
+        // The count column says which proxies run config with warnings; these say what they are.
+        if !warnings.isEmpty {
+            print("\nWarnings (config the proxies above were sent that meshd does not enforce as Istio would):")
+            for w in warnings { print("  " + w) }
+        }
     }
 }
 

@@ -66,6 +66,21 @@ struct ManagedProxyOptions: ParsableArguments {
             help: "YAML or JSON file whose overloadManager section (as in a proxy bootstrap) protects this proxy; read at start.")
     var overloadConfig: String?
 
+    @Option(name: .customLong("tracing-collector"),
+            help: "OTLP/HTTP collector for spans, HOST:PORT (Istio's extensionProviders.opentelemetry service and port; spans go to POST /v1/traces). Unset: trace headers are still propagated, no span is exported.")
+    var tracingCollector: String?
+
+    @Option(name: .customLong("tracing-sampling"),
+            help: "Percent of new traces sampled, 0-100 (Istio's default 1). A caller's sampling decision wins.")
+    var tracingSampling: Double = 1
+
+    @Option(name: .customLong("access-log-encoding"),
+            help: "Access-log lines on stdout: TEXT (Istio's default format) or JSON (Istio's accessLogEncoding).")
+    var accessLogEncoding: String = "TEXT"
+
+    @Option(name: .customLong("mesh-id"), help: "Mesh id for spans' istio.mesh_id (Istio's default: the trust domain, cluster.local).")
+    var meshID: String = "cluster.local"
+
     /// Istio's merged Prometheus port.
     static let defaultPrometheusPort = 15090
 
@@ -78,6 +93,29 @@ struct ManagedProxyOptions: ParsableArguments {
         return out
     }
 
+    /// Tracing facts from the flags and labels, named as Istio derives them.
+    func tracing(nodeID: String) throws -> TracingConfig {
+        let labels = labelMap
+        var collector: OpenTelemetryProvider?
+        if let tracingCollector {
+            let parts = tracingCollector.split(separator: ":")
+            guard parts.count == 2, let port = Int(parts[1]), (1...65535).contains(port) else {
+                throw ValidationError("invalid --tracing-collector \(tracingCollector): want HOST:PORT")
+            }
+            collector = OpenTelemetryProvider(service: String(parts[0]), port: port)
+        }
+        guard (0...100).contains(tracingSampling) else {
+            throw ValidationError("invalid --tracing-sampling \(tracingSampling): want 0-100")
+        }
+        return TracingConfig(
+            samplingPercentage: tracingSampling, opentelemetry: collector, meshID: meshID, nodeID: nodeID,
+            canonicalService: labels["service.istio.io/canonical-name"] ?? labels["app.kubernetes.io/name"]
+                ?? labels["app"] ?? name,
+            canonicalRevision: labels["service.istio.io/canonical-revision"] ?? labels["app.kubernetes.io/version"]
+                ?? labels["version"] ?? "latest",
+            namespace: namespace)
+    }
+
     /// Starts the runtime with no listeners, the admin server and the discovery client; never returns.
     func run(kind: String, inboundPort: Int, outboundPort: Int, appPort: Int, label: String) throws -> Never {
         let logger = ProcessLogging.bootstrap(level: logLevel, label: label)
@@ -85,8 +123,13 @@ struct ManagedProxyOptions: ParsableArguments {
         let runtime: ProxyRuntime
         do {
             let overload = try overloadConfig.flatMap { try BootstrapLoader.load(file: $0).overloadManager }
+            let tracing = try tracing(nodeID: "\(kind)~\(address)~\(name).\(namespace)")
+            guard let encoding = AccessLogEncoding(rawValue: accessLogEncoding.uppercased()) else {
+                throw ValidationError("invalid --access-log-encoding \(accessLogEncoding): want TEXT or JSON")
+            }
             runtime = try ProxyRuntime(group: group, registry: FilterCatalog.registry,
-                                       bootstrap: Bootstrap(overloadManager: overload), logger: logger,
+                                       bootstrap: Bootstrap(overloadManager: overload, tracing: tracing,
+                                                            accessLogEncoding: encoding), logger: logger,
                                        maxDownstreamConnections: maxDownstreamConnections)
         } catch let e as ConfigError {
             throw ValidationError("invalid --overload-config: \(e.description)")
@@ -136,7 +179,7 @@ struct ManagedProxyOptions: ParsableArguments {
         node.outboundPort = UInt32(outboundPort)
         node.appPort = UInt32(appPort)
         node.adminAddress = "127.0.0.1:\(admin.port ?? adminPort)"
-        node.id = "\(kind)~\(address)~\(name).\(namespace)"
+        node.id = "\(kind)~\(address)~\(name).\(namespace)"  // as the tracing node_id above
         let tls = try controlPlaneCA.map { try TLSClientContext(caCertificatesFile: $0, verifyPeer: true, alpnProtocols: ["h2"]) }
         let client = try DiscoveryClient(runtime: runtime, node: node, controlPlane: controlPlane, logger: logger,
                                          tls: tls, serverName: controlPlaneName)

@@ -9,13 +9,21 @@ struct ValidateCommand: ParsableCommand {
         discussion: """
         Reads every YAML document of the given files (a directory is read recursively) and
         checks each resource: known kind and apiVersion, known fields with the right types,
-        and each kind's rules. Errors are printed as `file:line: Kind/ns/name: path: reason`
-        (the line is where the resource's document starts) and the exit status is 1.
+        and each kind's rules. Errors are printed as `file:line: Kind/ns/name: path: reason`,
+        the line being the offending field's own; the exit status is 1.
+
+        Warnings (`file:line: warning: …`) name what is accepted but not done as Istio would:
+        fields meshd does not enforce (and what it does instead), documents of kinds it does
+        not implement (skipped: Kubernetes kinds, Gateway API, EnvoyFilter, WasmPlugin,
+        Telemetry). They do not fail validation unless --strict is given.
         """
     )
 
     @Option(name: [.customShort("f"), .customLong("filename")], help: "A YAML file or directory (repeatable).")
     var files: [String] = []
+
+    @Flag(help: "Fail (exit status 1) on warnings too: for CI, so that no field is ignored unnoticed.")
+    var strict = false
 
     func validate() throws {
         if files.isEmpty { throw ArgumentParser.ValidationError("give at least one file with -f") }
@@ -24,13 +32,24 @@ struct ValidateCommand: ParsableCommand {
     func run() throws {
         let store = ConfigStore.load(files: files)
         let errors = Validator.validate(store)
+        // Warnings of resources that are refused anyway would only add noise.
+        let refused = Set(errors.compactMap(\.resource))
+        let warnings = store.loadWarnings + Validator.warnings(store.resources.filter { !refused.contains($0.id) })
+        for w in warnings { FileHandle.standardError.write(Data((w.description + "\n").utf8)) }
+        for e in errors { FileHandle.standardError.write(Data((e.description + "\n").utf8)) }
+        let warned = warnings.isEmpty ? "" : ", \(Self.count(warnings.count, "warning"))"
         if errors.isEmpty {
-            print("✔ \(store.resources.count) resources valid")
+            print("✔ \(store.resources.count) resources valid\(warned)")
+            if strict && !warnings.isEmpty {
+                FileHandle.standardError.write(Data("✘ --strict: \(Self.count(warnings.count, "warning")) count as failures\n".utf8))
+                throw ExitCode(1)
+            }
             return
         }
-        for e in errors { FileHandle.standardError.write(Data((e.description + "\n").utf8)) }
-        let bad = Set(errors.compactMap(\.resource)).count
-        FileHandle.standardError.write(Data("✘ \(errors.count) error\(errors.count == 1 ? "" : "s")\(bad > 0 ? " in \(bad) resource\(bad == 1 ? "" : "s")" : "")\n".utf8))
+        let bad = refused.count
+        FileHandle.standardError.write(Data("✘ \(Self.count(errors.count, "error"))\(bad > 0 ? " in \(Self.count(bad, "resource"))" : "")\(warned)\n".utf8))
         throw ExitCode(1)
     }
+
+    static func count(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
 }

@@ -77,8 +77,8 @@ final class PluginTranslationTests: XCTestCase {
           limits: {maxRunMs: 0, sharedDicts: {d: 0}}
         """)
         XCTAssertEqual(Validator.validate(store).map(\.description), [
-            "<input>:10: LuaPlugin/default/zero: spec.limits.maxRunMs: must be positive",
-            "<input>:10: LuaPlugin/default/zero: spec.limits.sharedDicts.d: must be positive",
+            "<input>:15: LuaPlugin/default/zero: spec.limits.maxRunMs: must be positive",
+            "<input>:15: LuaPlugin/default/zero: spec.limits.sharedDicts.d: must be positive",
         ])
         let limited = Translator(store: store).bootstrap(for: productpage).luaPlugins.first { $0.name.hasSuffix("limited") }
         XCTAssertEqual(limited?.limits, LuaPluginLimits(maxRunMs: 20, maxPendingCalls: 4, maxPendingCallsPerStream: 2,
@@ -167,12 +167,12 @@ final class PluginTranslationTests: XCTestCase {
         let e = Validator.validate(store).map { $0.description.replacingOccurrences(of: dir, with: "DIR") }
         let actual = SHA256Hex.of(code)
         XCTAssertEqual(e, [
-            "DIR/config/plugins.yaml:6: LuaPlugin/default/from-url: spec.sha256: does not match the source (its sha256 is \(actual))",
-            "DIR/config/plugins.yaml:11: LuaPlugin/default/remote: spec.url: only file:// URLs can be fetched by meshd (got \"https://example.com/hello.lua\"); use file or inline",
-            "DIR/config/plugins.yaml:16: LuaPlugin/default/two-sources: spec.phase: unknown value \"LATE\" (one of UNSPECIFIED_PHASE, AUTHN, AUTHZ, STATS)",
-            "DIR/config/plugins.yaml:16: LuaPlugin/default/two-sources: spec: only one of inline, file or url may be set",
-            "DIR/config/plugins.yaml:21: LuaPlugin/default/no-sum: spec.sha256: sha256 is required with url",
-            "DIR/config/plugins.yaml:26: LuaPlugin/default/missing: spec.file: cannot read DIR/config/plugins/nope.lua",
+            "DIR/config/plugins.yaml:9: LuaPlugin/default/from-url: spec.sha256: does not match the source (its sha256 is \(actual))",
+            "DIR/config/plugins.yaml:14: LuaPlugin/default/remote: spec.url: only file:// URLs can be fetched by meshd (got \"https://example.com/hello.lua\"); use file or inline",
+            "DIR/config/plugins.yaml:19: LuaPlugin/default/two-sources: spec.phase: unknown value \"LATE\" (one of UNSPECIFIED_PHASE, AUTHN, AUTHZ, STATS)",
+            "DIR/config/plugins.yaml:19: LuaPlugin/default/two-sources: spec: only one of inline, file or url may be set",
+            "DIR/config/plugins.yaml:24: LuaPlugin/default/no-sum: spec.sha256: sha256 is required with url",
+            "DIR/config/plugins.yaml:29: LuaPlugin/default/missing: spec.file: cannot read DIR/config/plugins/nope.lua",
         ])
         // With the right checksum the URL source is read.
         let good = ConfigStore.parse(yaml: """
@@ -209,8 +209,8 @@ final class PluginTranslationTests: XCTestCase {
           modules: {lib.bad: "return {", ../up: "return 1"}
         """)
         XCTAssertEqual(Validator.validate(store).map(\.description), [
-            "<input>:12: LuaPlugin/default/broken-module: spec.modules.../up: a module name is letters, digits, '_', '-' and '.' (as in require(\"lib.util\"))",
-            "<input>:12: LuaPlugin/default/broken-module: spec.modules.lib.bad: lua syntax error in lib.bad at line 1: unexpected symbol near <eof>",
+            "<input>:17: LuaPlugin/default/broken-module: spec.modules.../up: a module name is letters, digits, '_', '-' and '.' (as in require(\"lib.util\"))",
+            "<input>:17: LuaPlugin/default/broken-module: spec.modules.lib.bad: lua syntax error in lib.bad at line 1: unexpected symbol near <eof>",
         ])
         let good = ConfigStore.parse(yaml: """
         apiVersion: extensions.meshd.io/v1alpha1

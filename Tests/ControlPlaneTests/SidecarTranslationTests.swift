@@ -94,6 +94,35 @@ final class SidecarTranslationTests: XCTestCase {
                        "details.default.svc.cluster.local:9080")
     }
 
+    /// Istio accepts `End-User` (header names match case-insensitively) and weights that do
+    /// not sum to 100 (split in proportion): both translate, and the proxy takes them.
+    func testUpperCaseHeaderNamesAndWeightsNotSummingTo100() throws {
+        let vs = """
+        apiVersion: networking.istio.io/v1
+        kind: VirtualService
+        metadata: {name: reviews}
+        spec:
+          hosts: [reviews]
+          http:
+          - match: [{headers: {End-User: {exact: jason}}}]
+            route: [{destination: {host: reviews, subset: v2}}]
+          - route:
+            - {destination: {host: reviews, subset: v1}, weight: 33}
+            - {destination: {host: reviews, subset: v2}, weight: 33}
+            - {destination: {host: reviews, subset: v3}, weight: 33}
+        """
+        let store = ConfigStore.parse(yaml: bookinfoRegistryYAML + "\n---\n" + vs)
+        XCTAssertEqual(Validator.validate(store).map(\.description), [])
+        let b = Translator(store: store).bootstrap(for: productpage)
+        let snapshot = try XCTUnwrap(assertSnapshotBuilds(b))
+        let reviews = try XCTUnwrap(b.routeConfig("outbound")?.virtualHost(domain: "reviews"))
+        XCTAssertEqual(reviews.routes.first?.match.headers, [HeaderMatcher(name: "end-user", exact: "jason")])
+        XCTAssertEqual(reviews.routes.last?.route?.weightedClusters?.map(\.weight), [33, 33, 33])
+        let table = try XCTUnwrap(snapshot.routeTables["outbound"])
+        let jason = table.select(authority: "reviews:9080", path: "/", method: "GET", headers: ["end-user": "jason"])
+        XCTAssertEqual(jason?.route.route?.cluster, "outbound|9080|v2|reviews.default.svc.cluster.local")
+    }
+
     func testMatchRewriteRedirectAndHeaderTranslation() throws {
         let vs = """
         apiVersion: networking.istio.io/v1

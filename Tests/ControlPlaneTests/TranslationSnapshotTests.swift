@@ -81,7 +81,7 @@ final class TranslationSnapshotTests: XCTestCase {
     metadata: {name: broken}
     spec:
       hosts: [details]
-      http: [{route: [{destination: {host: details}, weight: 30}, {destination: {host: details}, weight: 30}]}]
+      http: [{route: [{destination: {host: details}, weight: 0}, {destination: {host: details}, weight: 0}]}]
     """
 
     private func sidecar(_ name: String, _ labels: [String: String], namespace: String = "default", port: Int = 20000,

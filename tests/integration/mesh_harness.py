@@ -170,7 +170,7 @@ class Load:
 class Workload(ManagedProxy):
     """A demo-app (optional) behind a `meshd sidecar`."""
 
-    def __init__(self, cp, app, version, with_app=True, extra_args=()):
+    def __init__(self, cp, app, version, with_app=True, extra_args=(), app_args=()):
         self.cp = cp
         self.name = f"{app}-{version}"
         self.id = f"sidecar~127.0.0.1~{self.name}.default"
@@ -179,7 +179,8 @@ class Workload(ManagedProxy):
         mesh = cp.mesh
         self.app = None
         if with_app:
-            self.app = mesh.start([MESHD, "demo-app", "--port", str(self.app_port), "--name", self.name], self.name)
+            self.app = mesh.start([MESHD, "demo-app", "--port", str(self.app_port), "--name", self.name,
+                                   "--outbound", f"127.0.0.1:{self.outbound}", *app_args], self.name)
         self.sidecar = mesh.start([MESHD, "sidecar", "--control-plane", f"127.0.0.1:{cp.discovery_port}",
                                    "--name", self.name, "--labels", f"app={app},version={version}",
                                    "--app-port", str(self.app_port), "--inbound-port", str(self.inbound),
@@ -249,8 +250,8 @@ class ControlPlane:
         wait_for_port(self.status_port)
         return self
 
-    def sidecar(self, app, version="v1", with_app=True, extra_args=()):
-        w = Workload(self, app, version, with_app, extra_args)
+    def sidecar(self, app, version="v1", with_app=True, extra_args=(), app_args=()):
+        w = Workload(self, app, version, with_app, extra_args, app_args)
         self.proxies.append(w)
         return w
 

@@ -95,10 +95,11 @@ def test_upstream_failures_map_to_status_and_flags(mesh):
     assert flags["/reset"] == "UC"
     assert flags["/delay/2000"] == "UT"
     assert flags["/status/201"] == "-"
-    # Envoy's default format: [time] "METHOD PATH PROTO" code flags rx tx duration upstream_time "xff" "ua" "id" "authority" "host"
+    # Istio's default format (test_access_log.py checks every field).
     line = [l for l in lines if "/status/201" in l][0]
-    assert re.fullmatch(r'\[\S+\] "GET /status/201 HTTP/1.1" 201 - 0 0 \d+ \d+ "127.0.0.1" "curl/\S+" "[0-9a-f-]+" '
-                        r'"127.0.0.1:\d+" "127.0.0.1:\d+"', line), line
+    assert re.fullmatch(r'\[\S+\] "GET /status/201 HTTP/1.1" 201 - via_upstream - "-" 0 0 \d+ \d+ "127.0.0.1" '
+                        r'"curl/\S+" "[0-9a-f-]+" "127.0.0.1:\d+" "127.0.0.1:\d+" app - 127.0.0.1:\d+ '
+                        r'127.0.0.1:\d+ - default', line), line
     assert proxy.stat('meshd_upstream_rq_completed_total{cluster="app",response_code="201"}') == 1
 
 

@@ -225,53 +225,133 @@ end"""
 
 
 @pytest.mark.parametrize("fault", ["invalid-yaml", "unknown-kind", "bad-regex", "lua-syntax"])
-def test_bad_config_is_refused_and_last_good_keeps_serving(mesh, fault):
+def test_a_bad_file_is_refused_alone_and_the_other_files_apply(mesh, fault):
+    """As istiod refuses a resource and applies the others: a bad file is refused alone (its
+    last good version, if any, keeps serving) and the rest of the directory applies."""
     cp, client, _ = start_mesh(mesh, {"reviews.yaml": reviews_vs(subset="v1", jason=False)})
     assert tally(client.outbound, "reviews", 20) == {"reviews-v1": 20}
     good = cp.config_status()
     synced = cp.syncz()
-    # Each fault comes with a change that would route everything to v2, were it accepted.
+    # Each fault comes with a change that routes everything to v2 (in the bad file itself
+    # for bad-regex, whose last good version then stays).
     if fault == "invalid-yaml":
         files = {"reviews.yaml": reviews_vs(0, 100, jason=False), "broken.yaml": "kind: VirtualService\nspec: [unclosed\n"}
-        expected = [r"broken\.yaml:\d+"]
+        expected = [r"broken\.yaml:\d+: invalid YAML"]
     elif fault == "unknown-kind":
         files = {"reviews.yaml": reviews_vs(0, 100, jason=False),
                  "odd.yaml": "apiVersion: networking.istio.io/v1\nkind: VirtualSerivce\nmetadata: {name: odd}\nspec: {}\n"}
-        expected = [r"odd\.yaml:\d+", "VirtualSerivce"]
+        expected = [r"odd\.yaml:2: VirtualSerivce/default/odd: kind: unknown kind \"VirtualSerivce\""]
     elif fault == "bad-regex":
         files = {"reviews.yaml": reviews_vs(0, 100, jason=False, regex="/books/[0-9")}
-        expected = [r"reviews\.yaml:\d+", "VirtualService/default/reviews", r"spec\.http\[0\]\.match\[0\]\.uri\.regex"]
+        expected = [r"reviews\.yaml:10: VirtualService/default/reviews: spec\.http\[0\]\.match\[0\]\.uri\.regex"]
     else:
         files = {"reviews.yaml": reviews_vs(0, 100, jason=False),
                  "plugin.yaml": plugin("broken", "x-bad", "1", code=BAD_LUA)}
-        expected = [r"plugin\.yaml:\d+", "LuaPlugin/default/broken", r"spec\.inline", r"at line 3: 'then' expected"]
-    # The fault first: were the valid change seen alone (the writes straddling the debounce),
-    # it would be accepted; the fault alone is not refused before the directory settles.
+        expected = [r"plugin\.yaml:\d+: LuaPlugin/default/broken: spec\.inline: .*at line 3: 'then' expected"]
     for name, text in sorted(files.items(), key=lambda kv: kv[0] == "reviews.yaml"):
         cp.write(name, text)
-    status = wait_until(lambda: (s := cp.config_status())["rejected"] > good["rejected"] and s, timeout=10,
-                        what="config refused")
-    assert status["rejected"] == good["rejected"] + 1
-    assert status["configVersion"] == good["configVersion"], status
-    reason = "\n".join(status["lastRejection"])
+    status = wait_until(lambda: (s := cp.config_status())["refused"] and s["rejected"] > good["rejected"]
+                        and (fault == "bad-regex" or s["configVersion"] > good["configVersion"]) and s,
+                        timeout=10, what="bad file refused, the others applied")
+    refused = "\n".join(status["refused"])
     for pattern in expected:
-        assert re.search(pattern, reason), f"{pattern!r} not in {reason!r}"
+        assert re.search(pattern, refused), f"{pattern!r} not in {refused!r}"
+    assert status["lastRejection"] == status["refused"]
+    assert "config file refused; the other files apply" in cp.process.stderr()
 
-    # The last good config keeps serving, and the proxies were never sent the bad one.
-    assert tally(client.outbound, "reviews", 50) == {"reviews-v1": 50}
-    convergence = cp.convergence()
-    assert convergence["converged"] and convergence["proxies"] == synced, convergence
-    assert cp.config_status()["rejected"] == good["rejected"] + 1
-
-    # Repairing the directory: accepted, and the change that came with the fault applies.
-    for name in files:
-        if name != "reviews.yaml":
-            cp.remove(name)
     if fault == "bad-regex":
-        cp.write("reviews.yaml", reviews_vs(0, 100, jason=False))  # weights 0/100
-    wait_until(lambda: cp.config_status()["configVersion"] > good["configVersion"], timeout=10, what="accepted")
-    cp.wait_synced(changed_from=synced)
+        # reviews.yaml keeps its last good version; nothing else changed, so nothing is pushed.
+        assert tally(client.outbound, "reviews", 50) == {"reviews-v1": 50}
+        assert cp.config_status()["configVersion"] == good["configVersion"]
+        convergence = cp.convergence()
+        assert convergence["converged"] and convergence["proxies"] == synced, convergence
+        cp.write("reviews.yaml", reviews_vs(0, 100, jason=False))
+    else:
+        # The good file's change applies while the bad file is reported.
+        cp.wait_synced(changed_from=synced)
+        assert tally(client.outbound, "reviews", 20) == {"reviews-v2": 20}
+        for name in files:
+            if name != "reviews.yaml":
+                cp.remove(name)
+    # Repaired: nothing refused any more, and v2 serves.
+    wait_until(lambda: cp.config_status()["refused"] == [], timeout=10, what="nothing refused")
+    cp.wait_synced()
     assert tally(client.outbound, "reviews", 20) == {"reviews-v2": 20}
+
+
+RATINGS_SERVICE_AND_K8S = """
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: ratings}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ratings-v1}
+spec:
+  replicas: 1
+"""
+
+REVIEWS_WITH_RETRIES = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - retries:
+      attempts: 3
+      retryRemoteLocalities: true
+    route:
+    - destination: {host: reviews, subset: v2}
+"""
+
+BROKEN_DETAILS = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: details}
+spec:
+  hosts: [details]
+  http:
+  - match:
+    - uri:
+        regex: "/details/[0-9"
+    route:
+    - destination: {host: details}
+"""
+
+
+def test_unknown_kinds_and_a_bad_file_do_not_block_the_good_files(mesh):
+    """A directory with Kubernetes kinds, a bad file and a field meshd does not enforce: the
+    control plane serves the good files from the start, reports the bad file with file:line at
+    /debug/config_status, warns (once) about the rest, and proxy-status shows the warnings."""
+    cp, client, _ = start_mesh(mesh, {"reviews.yaml": REVIEWS_WITH_RETRIES, "k8s.yaml": RATINGS_SERVICE_AND_K8S,
+                                      "details.yaml": BROKEN_DETAILS})
+    assert tally(client.outbound, "reviews", 20) == {"reviews-v2": 20}
+    status = cp.config_status()
+    assert status["configVersion"] >= 1
+    assert any(re.match(r".*/details\.yaml:10: VirtualService/default/details: spec\.http\[0\]\.match\[0\]\.uri\.regex: invalid regex", line)
+               for line in status["refused"]), status
+    warnings = status["warnings"]
+    assert any(re.match(r".*/k8s\.yaml:3: warning: ServiceAccount/default/ratings: kind: meshd has no Kubernetes API server", w)
+               for w in warnings), warnings
+    assert any(re.match(r".*/k8s\.yaml:7: warning: Deployment/default/ratings-v1: kind: ", w) for w in warnings), warnings
+    retries = [w for w in warnings if "spec.http[0].retries" in w]
+    assert len(retries) == 1 and re.match(r".*/reviews\.yaml:10: warning: VirtualService/default/reviews: "
+                                          r"spec\.http\[0\]\.retries\.retryRemoteLocalities: meshd has no locality priorities", retries[0]), warnings
+
+    # proxy-status: the client (whose routes come from reviews.yaml) has the warning.
+    out = cp.meshd("proxy-status")
+    rows = proxy_status_rows(cp)
+    assert re.search(r"\bSYNCED\s+1\b", rows[client.id]), rows[client.id]
+    assert "VirtualService/default/reviews: spec.http[0].retries.retryRemoteLocalities" in out, out
+
+    # Logged once, not per push or per reload: a proxy joining (a push to all) and a change
+    # to another file (fixing the bad one, which then applies) log it no more.
+    cp.sidecar("latecomer", "v1", with_app=False)
+    cp.wait_ready()
+    cp.apply({"details.yaml": BROKEN_DETAILS.replace("[0-9", "[0-9]")}, changed=[client.id])
+    assert cp.config_status()["refused"] == []
+    assert cp.process.stderr().count("spec.http[0].retries.retryRemoteLocalities: meshd has no locality") == 1
 
 
 def test_control_plane_killed_under_load_then_restarted(mesh):
@@ -307,8 +387,8 @@ def test_control_plane_killed_under_load_then_restarted(mesh):
 
 
 def proxy_status_rows(cp):
-    lines = cp.meshd("proxy-status").splitlines()
-    assert lines[0].split() == ["NAME", "KIND", "SENT", "ACKED", "STATUS", "REASON"], lines
+    lines = cp.meshd("proxy-status").split("\n\n")[0].splitlines()
+    assert lines[0].split() == ["NAME", "KIND", "SENT", "ACKED", "STATUS", "WARNINGS", "REASON"], lines
     return {line.split()[0]: line for line in lines[1:]}
 
 

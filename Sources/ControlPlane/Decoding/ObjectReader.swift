@@ -12,9 +12,19 @@ public struct FieldIssue: Sendable, Hashable {
     }
 }
 
-/// Collects the issues of one document while its models are read.
+/// A field present in a document: its path (`spec.http[0].route`), the same path with list
+/// indexes as `[]` and user-chosen map keys as `{}` (`spec.http[].match[].headers{}.exact`,
+/// what the per-kind field tables name), and the line of its key.
+public struct FieldPosition: Sendable, Hashable {
+    public var path: String
+    public var pattern: String
+    public var line: Int
+}
+
+/// Collects the issues of one document while its models are read, and where its fields are.
 final class DecodeContext {
     var issues: [FieldIssue] = []
+    var fields: [FieldPosition] = []
 
     func report(_ path: String, _ reason: String) {
         issues.append(FieldIssue(path: path, reason: reason))
@@ -32,12 +42,15 @@ protocol NodeDecodable: Sendable {
 final class ObjectReader {
     let ctx: DecodeContext
     let path: String
+    /// `path` with list indexes as `[]` and map keys as `{}`.
+    let pattern: String
     private var entries: [(key: String, value: Node)] = []
     private var asked: [String] = []
 
-    init?(_ node: Node, path: String, ctx: DecodeContext) {
+    init?(_ node: Node, path: String, pattern: String? = nil, ctx: DecodeContext) {
         self.ctx = ctx
         self.path = path
+        self.pattern = pattern ?? path
         guard case .mapping(let mapping) = node else {
             ctx.report(path.isEmpty ? "(document)" : path, "wrong type: expected a map, got \(YAMLScalar.typeName(node))")
             return nil
@@ -53,12 +66,15 @@ final class ObjectReader {
                 continue
             }
             entries.append((key.string, v))
+            let line = k.mark?.line ?? v.mark?.line ?? 0
+            ctx.fields.append(FieldPosition(path: child(key.string), pattern: childPattern(key.string), line: line))
         }
     }
 
     var keys: [String] { entries.map(\.key) }
 
     func child(_ key: String) -> String { path.isEmpty ? key : path + "." + key }
+    func childPattern(_ key: String) -> String { pattern.isEmpty ? key : pattern + "." + key }
 
     /// The value under `key`, nil when absent or null. Marks `key` as a known field.
     func node(_ key: String) -> Node? {
@@ -122,6 +138,10 @@ final class ObjectReader {
         list(key) { n, p in YAMLScalar.string(n, path: p, ctx) }
     }
 
+    func ints(_ key: String) -> [Int] {
+        list(key) { n, p in YAMLScalar.int(n, path: p, ctx) }
+    }
+
     func stringMap(_ key: String) -> [String: String] {
         map(key) { n, p in YAMLScalar.string(n, path: p, ctx) }
     }
@@ -132,15 +152,17 @@ final class ObjectReader {
 
     func object<T: NodeDecodable>(_ key: String, as type: T.Type = T.self) -> T? {
         guard let n = node(key) else { return nil }
-        return Self.decode(n, path: child(key), ctx: ctx)
+        return Self.decode(n, path: child(key), pattern: childPattern(key), ctx: ctx)
     }
 
     func objects<T: NodeDecodable>(_ key: String, as type: T.Type = T.self) -> [T] {
-        list(key) { n, p in Self.decode(n, path: p, ctx: ctx) }
+        let pattern = childPattern(key) + "[]"
+        return list(key) { n, p in Self.decode(n, path: p, pattern: pattern, ctx: ctx) }
     }
 
     func objectMap<T: NodeDecodable>(_ key: String, as type: T.Type = T.self) -> [String: T] {
-        map(key) { n, p in Self.decode(n, path: p, ctx: ctx) }
+        let pattern = childPattern(key) + "{}"
+        return map(key) { n, p in Self.decode(n, path: p, pattern: pattern, ctx: ctx) }
     }
 
     /// Free-form content (a plugin's config), kept as JSON.
@@ -154,7 +176,11 @@ final class ObjectReader {
             ctx.report(child(key), "wrong type: expected a list, got \(YAMLScalar.typeName(n))")
             return []
         }
-        return seq.enumerated().compactMap { i, item in element(item, "\(child(key))[\(i)]") }
+        return seq.enumerated().compactMap { i, item in
+            let p = "\(child(key))[\(i)]"
+            ctx.fields.append(FieldPosition(path: p, pattern: childPattern(key) + "[]", line: item.mark?.line ?? 0))
+            return element(item, p)
+        }
     }
 
     private func map<T>(_ key: String, _ value: (Node, String) -> T?) -> [String: T] {
@@ -169,20 +195,22 @@ final class ObjectReader {
                 ctx.report(child(key), "map keys must be strings")
                 continue
             }
-            if let decoded = value(v, child(key) + "." + name.string) { out[name.string] = decoded }
+            let p = child(key) + "." + name.string
+            ctx.fields.append(FieldPosition(path: p, pattern: childPattern(key) + "{}", line: k.mark?.line ?? 0))
+            if let decoded = value(v, p) { out[name.string] = decoded }
         }
         return out
     }
 
-    static func decode<T: NodeDecodable>(_ node: Node, path: String, ctx: DecodeContext) -> T? {
-        guard let r = ObjectReader(node, path: path, ctx: ctx) else { return nil }
+    static func decode<T: NodeDecodable>(_ node: Node, path: String, pattern: String? = nil, ctx: DecodeContext) -> T? {
+        guard let r = ObjectReader(node, path: path, pattern: pattern, ctx: ctx) else { return nil }
         let value = T(r)
         r.finish()
         return value
     }
 
     /// One edit apart, or equal ignoring case: enough to catch a typo.
-    private static func isNear(_ a: String, _ b: String) -> Bool {
+    static func isNear(_ a: String, _ b: String) -> Bool {
         if a.lowercased() == b.lowercased() { return true }
         let x = Array(a), y = Array(b)
         guard abs(x.count - y.count) <= 1 else { return false }

@@ -29,6 +29,9 @@ public final class ProxyHub: Sendable {
         public let status: SyncStatus
         public let nackReason: String?
         public let connectedAt: Date
+        /// Warnings of the config last sent (fields meshd does not enforce, in resources that
+        /// make up this proxy's config), as `meshd validate` prints them.
+        public let warnings: [String]
     }
 
     /// Makes a proxy's config from its identity; nil when the control plane has no good config yet.
@@ -263,7 +266,7 @@ public final class ProxyHub: Sendable {
                 return ProxyStatus(id: s.id, kind: s.node.kind, name: s.node.name, namespace: s.node.namespace,
                                    address: s.node.address, adminAddress: s.node.adminAddress, sentVersion: s.sentVersion,
                                    ackedVersion: s.ackedVersion, status: status, nackReason: s.nackReason,
-                                   connectedAt: s.connectedAt)
+                                   connectedAt: s.connectedAt, warnings: s.sent.warnings)
             }.sorted { $0.id < $1.id }
         }
     }

@@ -14,10 +14,13 @@ public struct ProxyResources: Sendable {
     public let own: [String: ResourceEntry]
     /// A content hash of every name and version: equal resources, equal versions.
     public let version: String
+    /// The warnings of the config these were made from (not sent; shown by proxy-status).
+    public let warnings: [String]
 
-    public init(shared: SharedResources, own: [String: ResourceEntry]) {
+    public init(shared: SharedResources, own: [String: ResourceEntry], warnings: [String] = []) {
         self.shared = shared
         self.own = own
+        self.warnings = warnings
         let ownPart = own.keys.sorted().map { "\($0)=\(own[$0]!.version)" }.joined(separator: ";")
         version = ResourceCodec.fnv1a(Array("\(shared.version)|\(ownPart)".utf8))
     }

@@ -79,12 +79,14 @@ public struct TrafficPolicy: NodeDecodable, Equatable {
     public var portLevelSettings: [PortPolicy]
     public var tunnel: JSONValue?
     public var proxyProtocol: ProxyProtocol?
+    public var retryBudget: JSONValue?
 
     init(_ r: ObjectReader) {
         settings = PolicySettings(r)
         portLevelSettings = r.objects("portLevelSettings")
         tunnel = r.json("tunnel")
         proxyProtocol = r.object("proxyProtocol")
+        retryBudget = r.json("retryBudget")
     }
 
     /// The settings for one port: the top-level ones, overridden by that port's entry.
@@ -142,6 +144,7 @@ public struct LoadBalancerSettings: NodeDecodable, Equatable {
     public var simple: String?
     public var consistentHash: ConsistentHash?
     public var localityLbSetting: JSONValue?
+    public var zoneAwareLbSetting: JSONValue?
     public var warmupDurationSecsMs: Int?
     public var warmup: JSONValue?
 
@@ -149,6 +152,7 @@ public struct LoadBalancerSettings: NodeDecodable, Equatable {
         simple = r.enumeration("simple", Self.simpleNames)
         consistentHash = r.object("consistentHash")
         localityLbSetting = r.json("localityLbSetting")
+        zoneAwareLbSetting = r.json("zoneAwareLbSetting")
         warmupDurationSecsMs = r.durationMs("warmupDurationSecs")
         warmup = r.json("warmup")
     }
@@ -180,6 +184,7 @@ public struct ConnectionPoolSettings: NodeDecodable, Equatable {
         public var h2UpgradePolicy: String?
         public var useClientProtocol: Bool?
         public var maxConcurrentStreams: Int?
+        public var http2KeepAlive: JSONValue?
 
         init(_ r: ObjectReader) {
             http1MaxPendingRequests = r.int("http1MaxPendingRequests")
@@ -190,6 +195,7 @@ public struct ConnectionPoolSettings: NodeDecodable, Equatable {
             h2UpgradePolicy = r.enumeration("h2UpgradePolicy", ["DEFAULT", "DO_NOT_UPGRADE", "UPGRADE"])
             useClientProtocol = r.bool("useClientProtocol")
             maxConcurrentStreams = r.int("maxConcurrentStreams")
+            http2KeepAlive = r.json("http2KeepAlive")
         }
     }
 
@@ -212,6 +218,7 @@ public struct OutlierDetection: NodeDecodable, Equatable {
     public var baseEjectionTimeMs: Int?
     public var maxEjectionPercent: Int?
     public var minHealthPercent: Int?
+    public var outlierDetectionHttpErrorCodes: [Int]
 
     init(_ r: ObjectReader) {
         consecutiveErrors = r.int("consecutiveErrors")
@@ -223,6 +230,7 @@ public struct OutlierDetection: NodeDecodable, Equatable {
         baseEjectionTimeMs = r.durationMs("baseEjectionTime")
         maxEjectionPercent = r.int("maxEjectionPercent")
         minHealthPercent = r.int("minHealthPercent")
+        outlierDetectionHttpErrorCodes = r.ints("outlierDetectionHttpErrorCodes")
     }
 }
 

@@ -52,6 +52,7 @@ public struct ServerTLSSettings: NodeDecodable, Equatable {
     public var caCrl: String?
     public var credentialName: String?
     public var credentialNames: [String]
+    public var caCertCredentialName: String?
     public var tlsCertificates: [Certificate]
     public var subjectAltNames: [String]
     public var verifyCertificateSpki: [String]
@@ -69,6 +70,7 @@ public struct ServerTLSSettings: NodeDecodable, Equatable {
         caCrl = r.string("caCrl")
         credentialName = r.string("credentialName")
         credentialNames = r.strings("credentialNames")
+        caCertCredentialName = r.string("caCertCredentialName")
         tlsCertificates = r.objects("tlsCertificates")
         subjectAltNames = r.strings("subjectAltNames")
         verifyCertificateSpki = r.strings("verifyCertificateSpki")

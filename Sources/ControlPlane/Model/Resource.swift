@@ -95,19 +95,36 @@ public struct Resource: Sendable, Equatable {
     public var spec: ResourceSpec
     /// Unknown fields, wrong types, unreadable plugin sources: reported by the Validator.
     public var issues: [FieldIssue]
+    /// Every field of the document, in document order, with its line.
+    public var fields: [FieldPosition]
 
     public init(apiVersion: String, kind: ResourceKind, meta: ResourceMeta, location: SourceLocation,
-                spec: ResourceSpec, issues: [FieldIssue] = []) {
+                spec: ResourceSpec, issues: [FieldIssue] = [], fields: [FieldPosition] = []) {
         self.apiVersion = apiVersion
         self.kind = kind
         self.meta = meta
         self.location = location
         self.spec = spec
         self.issues = issues
+        self.fields = fields
     }
 
     /// `Kind/namespace/name`.
     public var id: String { "\(kind.rawValue)/\(meta.namespace)/\(meta.name)" }
+
+    /// Where the field at `path` is: its own line, else its nearest present ancestor's (a
+    /// missing field is reported where its parent is), else where the document starts.
+    public func location(of path: String) -> SourceLocation {
+        var p = Substring(path)
+        while !p.isEmpty {
+            if let f = fields.first(where: { $0.path == p }), f.line > 0 {
+                return SourceLocation(file: location.file, line: f.line)
+            }
+            guard let cut = p.lastIndex(where: { $0 == "." || $0 == "[" }) else { break }
+            p = p[..<cut]
+        }
+        return location
+    }
 }
 
 /// A resource's spec with its metadata, for typed access (`store.virtualServices`).

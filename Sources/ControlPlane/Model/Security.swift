@@ -93,7 +93,7 @@ public struct AuthorizationPolicy: NodeDecodable, Equatable {
         public var fields: [String: [String]]
         static let names = ["principals", "notPrincipals", "requestPrincipals", "notRequestPrincipals", "namespaces",
                             "notNamespaces", "ipBlocks", "notIpBlocks", "remoteIpBlocks", "notRemoteIpBlocks",
-                            "serviceAccounts", "notServiceAccounts"]
+                            "serviceAccounts", "notServiceAccounts", "trustDomains", "notTrustDomains"]
 
         init(_ r: ObjectReader) {
             var f: [String: [String]] = [:]

@@ -20,6 +20,8 @@ public struct VirtualService: NodeDecodable, Equatable {
 
     /// Bound to sidecars: no gateways, or the reserved `mesh`.
     public var appliesToMesh: Bool { gateways.isEmpty || gateways.contains("mesh") }
+    /// Istio's isGateway: bound to gateways, `mesh` not among them.
+    public var appliesToGateway: Bool { !gateways.isEmpty && !gateways.contains("mesh") }
 }
 
 public struct HTTPRoute: NodeDecodable, Equatable {
@@ -138,6 +140,7 @@ public struct HTTPRedirect: NodeDecodable, Equatable {
     public var derivePort: String?
     public var scheme: String?
     public var redirectCode: Int?
+    public var prefixRewrite: String?
 
     init(_ r: ObjectReader) {
         uri = r.string("uri")
@@ -146,6 +149,7 @@ public struct HTTPRedirect: NodeDecodable, Equatable {
         derivePort = r.enumeration("derivePort", ["FROM_PROTOCOL_DEFAULT", "FROM_REQUEST_PORT"])
         scheme = r.string("scheme")
         redirectCode = r.int("redirectCode")
+        prefixRewrite = r.string("prefixRewrite")
     }
 }
 

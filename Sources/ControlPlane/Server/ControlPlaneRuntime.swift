@@ -4,8 +4,8 @@ import Logging
 import MeshAPI
 import NIOConcurrencyHelpers
 
-/// The control plane's loop: (re)load the config directory, keep the last good config when
-/// a new one fails validation, know which proxies are connected (sidecars register their
+/// The control plane's loop: (re)load the config directory (what `compile` refuses of it is
+/// reported, the rest applies), know which proxies are connected (sidecars register their
 /// workloads by connecting), and push each proxy its translated config when any of that
 /// changes. Loading and preparing the per-proxy configs are given as functions, so this type
 /// only sequences.
@@ -15,23 +15,40 @@ import NIOConcurrencyHelpers
 /// carries every change made until then, so a thousand sidecars connecting at once cause a
 /// few pushes, not a thousand. A proxy that connects gets its first config with the batch its
 /// join starts or joins, so that config already counts it and everyone who joined with it.
-public final class ControlPlaneRuntime<Compiled: Sendable>: Sendable {
-    public typealias Compile = @Sendable (_ directory: String) -> Result<Compiled, ConfigProblems>
+public final class ControlPlaneRuntime<Compiled: Sendable & Equatable>: Sendable {
+    public typealias Compile = @Sendable (_ directory: String) -> Compilation
     /// Makes every proxy's config source from a config and the connected proxies (sorted by
     /// id). Called once per change, never concurrently, so it may reuse what it made last time.
     public typealias Prepare = @Sendable (_ config: Compiled, _ connected: [Meshd_Discovery_V1_Node]) -> ProxyHub.ConfigSource
 
-    public struct ConfigProblems: Error, Sendable {
-        public var lines: [String]
-        public init(_ lines: [String]) { self.lines = lines }
+    /// What one load gives: the config to serve (nil: nothing can be served from this load,
+    /// e.g. the directory is unreadable), what was refused (`file:line: …`, one line each; the
+    /// rest of the directory still applies) and the warnings about what is served.
+    public struct Compilation: Sendable {
+        public var config: Compiled?
+        public var refused: [String]
+        public var warnings: [String]
+
+        public init(config: Compiled?, refused: [String] = [], warnings: [String] = []) {
+            self.config = config
+            self.refused = refused
+            self.warnings = warnings
+        }
     }
 
     public struct Status: Sendable, Codable {
         public var configVersion: Int
+        /// Loads that changed what is served.
         public var accepted: Int
+        /// Loads that refused something.
         public var rejected: Int
+        /// The errors of the last load that refused something, and when.
         public var lastRejection: [String]?
         public var lastRejectionAt: Date?
+        /// What the current directory has refused (empty when every file applies).
+        public var refused: [String] = []
+        /// Warnings about what is served: fields meshd does not enforce, kinds it skips.
+        public var warnings: [String] = []
     }
 
     private struct State {
@@ -80,42 +97,52 @@ public final class ControlPlaneRuntime<Compiled: Sendable>: Sendable {
         hub.setMembershipHandler { [weak self] node, joined in self?.membershipChanged(node, joined) }
     }
 
-    /// Loads the directory; a good config replaces the current one and is pushed.
-    /// Returns false (keeping the last good config) when it fails. With `mayRefuse: false` a
-    /// failure is not recorded (not logged as a refusal, not counted): the directory watcher
-    /// tries again once the files had more time to settle, since a writer may be mid-file.
+    /// Loads the directory: what it refuses is reported (logged, counted, shown in `status`),
+    /// and a config that differs from the current one replaces it and is pushed. Returns false
+    /// when something was refused. With `mayRefuse: false` a load that refuses something is
+    /// not recorded at all (not logged, not counted, not applied): the directory watcher tries
+    /// again once the files had more time to settle, since a writer may be mid-file.
     @discardableResult
     public func reload(mayRefuse: Bool = true) -> Bool {
         let started = DispatchTime.now()
-        switch compile(directory) {
-        case .success(let config):
-            let version = state.withLockedValue { s -> Int in
-                s.config = config
-                s.status.configVersion += 1
-                s.status.accepted += 1
-                s.rebuildsPending += 1
-                s.rebuildsRequested += 1
-                return s.status.configVersion
+        let compiled = compile(directory)
+        if !mayRefuse && (compiled.config == nil || !compiled.refused.isEmpty) {
+            logger.debug("config does not load yet; waiting for the files to settle",
+                         metadata: ["reason": "\(compiled.refused.first ?? "")"])
+            return false
+        }
+        let (version, newWarnings) = state.withLockedValue { s -> (Int?, [String]) in
+            if !compiled.refused.isEmpty {
+                s.status.rejected += 1
+                s.status.lastRejection = compiled.refused
+                s.status.lastRejectionAt = Date()
             }
+            s.status.refused = compiled.refused
+            // Logged once per change: only what the previous load did not already warn about.
+            let before = Set(s.status.warnings)
+            s.status.warnings = compiled.warnings
+            let fresh = compiled.warnings.filter { !before.contains($0) }
+            // A load that refused a file and changed nothing else is not a new version.
+            guard let config = compiled.config, compiled.refused.isEmpty || config != s.config else { return (nil, fresh) }
+            s.config = config
+            s.status.configVersion += 1
+            s.status.accepted += 1
+            s.rebuildsPending += 1
+            s.rebuildsRequested += 1
+            return (s.status.configVersion, fresh)
+        }
+        for line in compiled.refused.prefix(20) {
+            logger.error("config file refused; the other files apply", metadata: ["reason": "\(line)"])
+        }
+        for line in newWarnings.prefix(50) {
+            logger.warning("config accepted with a warning", metadata: ["warning": "\(line)"])
+        }
+        if let version {
             logger.info("config loaded", metadata: ["version": "\(version)", "directory": "\(directory)",
                                                     "load_ms": "\(Self.milliseconds(since: started))"])
             updates.sync { rebuildAndPush() }
-            return true
-        case .failure(let problems) where !mayRefuse:
-            logger.debug("config does not load yet; waiting for the files to settle",
-                         metadata: ["reason": "\(problems.lines.first ?? "")"])
-            return false
-        case .failure(let problems):
-            state.withLockedValue {
-                $0.status.rejected += 1
-                $0.status.lastRejection = problems.lines
-                $0.status.lastRejectionAt = Date()
-            }
-            for line in problems.lines.prefix(20) {
-                logger.error("config refused, keeping the last good one", metadata: ["reason": "\(line)"])
-            }
-            return false
         }
+        return compiled.config != nil && compiled.refused.isEmpty
     }
 
     public var status: Status { state.withLockedValue { $0.status } }

@@ -8,10 +8,14 @@ public struct ConfigStore: Sendable, Equatable {
     public private(set) var resources: [Resource]
     /// Files or documents that could not become resources: unreadable, invalid YAML, unknown kind.
     public private(set) var loadErrors: [ValidationError]
+    /// Documents skipped because meshd does not implement their kind (Kubernetes kinds,
+    /// Gateway API, EnvoyFilter, …), each with what to use instead.
+    public private(set) var loadWarnings: [ValidationError]
 
-    public init(resources: [Resource] = [], loadErrors: [ValidationError] = []) {
+    public init(resources: [Resource] = [], loadErrors: [ValidationError] = [], loadWarnings: [ValidationError] = []) {
         self.resources = resources
         self.loadErrors = loadErrors
+        self.loadWarnings = loadWarnings
     }
 
     /// Reads every `*.yaml` / `*.yml` under `directory`, nested folders included, in sorted
@@ -73,12 +77,14 @@ public struct ConfigStore: Sendable, Equatable {
         let out = cache?.parse(text, file: file) ?? DocumentParser.parse(text, file: file)
         resources += out.resources
         loadErrors += out.errors
+        loadWarnings += out.warnings
     }
 
     public mutating func add(yaml: String, file: String) {
         let out = DocumentParser.parse(yaml, file: file)
         resources += out.resources
         loadErrors += out.errors
+        loadWarnings += out.warnings
     }
 
     /// What files parsed into, by path, kept while their text stays the same: the control

@@ -2,11 +2,19 @@ import Yams
 
 /// Turns the YAML documents of one file into resources. Problems with a document's fields
 /// stay on its resource (for the Validator); a document that cannot become a resource at all
-/// (invalid YAML, unknown kind) is a load error.
+/// (invalid YAML, an unknown kind of an Istio group) is a load error; a kind meshd does not
+/// implement (Kubernetes kinds, Gateway API, EnvoyFilter, …) is skipped with a warning.
 enum DocumentParser {
     struct Output: Sendable {
         var resources: [Resource] = []
         var errors: [ValidationError] = []
+        var warnings: [ValidationError] = []
+    }
+
+    private enum Document {
+        case resource(Resource)
+        case refused(ValidationError)
+        case skipped(ValidationError)
     }
 
     static func parse(_ text: String, file: String) -> Output {
@@ -29,18 +37,19 @@ enum DocumentParser {
             guard let root else { break }
             if case .scalar = root, root.tagName == .null { continue }  // an empty document
             switch document(root, file: file) {
-            case .success(let resource): out.resources.append(resource)
-            case .failure(let error): out.errors.append(error)
+            case .resource(let resource): out.resources.append(resource)
+            case .refused(let error): out.errors.append(error)
+            case .skipped(let warning): out.warnings.append(warning)
             }
         }
         return out
     }
 
-    private static func document(_ root: Node, file: String) -> Result<Resource, ValidationError> {
+    private static func document(_ root: Node, file: String) -> Document {
         let location = SourceLocation(file: file, line: root.mark?.line ?? 1)
         let ctx = DecodeContext()
         guard let top = ObjectReader(root, path: "", ctx: ctx) else {
-            return .failure(ValidationError(location: location, reason: "a resource must be a map, got \(YAMLScalar.typeName(root))"))
+            return .refused(ValidationError(location: location, reason: "a resource must be a map, got \(YAMLScalar.typeName(root))"))
         }
         let apiVersion = top.string("apiVersion")
         let kindName = top.string("kind")
@@ -49,16 +58,25 @@ enum DocumentParser {
         _ = top.node("status")
         guard let apiVersion, let kindName else {
             let missing = apiVersion == nil ? "apiVersion" : "kind"
-            return .failure(ValidationError(location: location, path: missing, reason: "required field is missing"))
+            return .refused(ValidationError(location: location, path: missing, reason: "required field is missing"))
         }
         let id = "\(kindName)/\(meta?.namespace ?? "default")/\(meta?.name ?? "")"
+        // Where the document's own `kind:` / `apiVersion:` are.
+        func at(_ key: String) -> SourceLocation {
+            ctx.fields.first { $0.path == key }.map { SourceLocation(file: file, line: $0.line) } ?? location
+        }
+        switch KindSupport.classify(kind: kindName, apiVersion: apiVersion) {
+        case .implemented: break
+        case .skipped(let note):
+            return .skipped(ValidationError(.warning, location: at("kind"), resource: id, path: "kind", reason: note))
+        case .unknown(let reason):
+            return .refused(ValidationError(location: at("kind"), resource: id, path: "kind", reason: reason))
+        }
         guard let kind = ResourceKind(rawValue: kindName) else {
-            let known = ResourceKind.allCases.map(\.rawValue).joined(separator: ", ")
-            return .failure(ValidationError(location: location, resource: id, path: "kind",
-                                            reason: "unknown kind \"\(kindName)\" (\(apiVersion)); known kinds: \(known)"))
+            return .refused(ValidationError(location: at("kind"), resource: id, path: "kind", reason: "unknown kind \"\(kindName)\""))
         }
         guard kind.apiVersions.contains(apiVersion) else {
-            return .failure(ValidationError(location: location, resource: id, path: "apiVersion",
+            return .refused(ValidationError(location: at("apiVersion"), resource: id, path: "apiVersion",
                                             reason: "unknown apiVersion \"\(apiVersion)\" for \(kindName) (use \(kind.apiVersions.joined(separator: ", ")))"))
         }
         top.finish()
@@ -69,8 +87,8 @@ enum DocumentParser {
             PluginSource.resolve(&plugin, yamlFile: file, ctx: ctx)
             spec = .luaPlugin(plugin)
         }
-        return .success(Resource(apiVersion: apiVersion, kind: kind, meta: meta ?? ResourceMeta(name: ""),
-                                 location: location, spec: spec, issues: ctx.issues))
+        return .resource(Resource(apiVersion: apiVersion, kind: kind, meta: meta ?? ResourceMeta(name: ""),
+                                 location: location, spec: spec, issues: ctx.issues, fields: ctx.fields))
     }
 
     private static func metadata(_ node: Node, _ ctx: DecodeContext) -> ResourceMeta? {

@@ -11,6 +11,8 @@ enum ClusterBuilder {
         let service = ctx.registry.service(host: key.host)
         let port = service?.port(key.port)
         let dr = ctx.index.destinationRule(for: key.host, clientNamespace: ctx.proxy.namespace, clientLabels: ctx.proxy.labels)
+        if let dr { ctx.use(dr.id) }
+        if let service { ctx.use(service.source) }
         var subsetLabels: [String: String] = [:]
         var settings = dr?.spec.trafficPolicy?.settings(forPort: key.port) ?? PolicySettings()
         var subsetFound = key.subset.isEmpty

@@ -8,6 +8,7 @@ import MeshAPI
 enum GatewayBuilder {
     static func build(_ ctx: TranslationContext) -> (listeners: [Listener], routeConfigs: [RouteConfig]) {
         let gateways = ctx.index.gateways.filter { ctx.proxy.labels.matches($0.spec.selector) }
+        for gw in gateways { ctx.use(gw.id) }
         var byPort: [Int: [(gateway: Config<Gateway>, server: Server, index: Int)]] = [:]
         for gw in gateways {
             for (i, s) in gw.spec.servers.enumerated() {

@@ -19,6 +19,7 @@ enum PluginBuilder {
                 ctx.warn(s.id, "spec", "the plugin's source could not be read; plugin skipped")
                 continue
             }
+            ctx.use(s.id)
             out += attachments.enumerated().compactMap { k, a in s.proxyPlugin(part: k + 1, attachTo: a) }
         }
         return out.sorted { $0.name < $1.name }

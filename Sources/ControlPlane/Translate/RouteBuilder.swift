@@ -22,6 +22,7 @@ struct RouteBuilder {
 
     func routes(_ vs: Config<VirtualService>) -> [Route] {
         var out: [Route] = []
+        ctx.use(vs.id)
         for (i, http) in vs.spec.http.enumerated() {
             let path = "spec.http[\(i)]"
             let blocks: [HTTPMatchRequest?] = http.match.isEmpty ? [nil] : http.match.filter { applies($0, vs) }
@@ -110,6 +111,8 @@ struct RouteBuilder {
     }
 
     private static func header(_ name: String, _ sm: StringMatch) -> HeaderMatcher {
+        // Header names match case-insensitively (Istio accepts `End-User`); proxies see them lowercased.
+        let name = name.lowercased()
         if sm.isEmpty { return HeaderMatcher(name: name, present: true) }
         return HeaderMatcher(name: name, exact: sm.exact, prefix: sm.prefix, safeRegex: sm.regex)
     }

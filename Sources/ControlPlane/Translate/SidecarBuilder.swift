@@ -24,11 +24,14 @@ enum SidecarBuilder {
         var listeners = [Listener(name: Naming.outbound, address: proxy.address, port: proxy.outboundPort,
                                   routeConfig: Naming.outbound,
                                   httpFilters: [StatsFilterBuilder.filter(for: proxy, reporter: .source)] + (outboundFilters ?? []))]
+        listeners[0].trafficDirection = .outbound
         guard let app = proxy.appPort else { return (listeners, [], []) }
         let cluster = Naming.inboundCluster(appPort: app)
-        listeners.append(Listener(name: Naming.inbound, address: proxy.address, port: proxy.inboundPort,
-                                  routeConfig: Naming.inbound,
-                                  httpFilters: [StatsFilterBuilder.filter(for: proxy, reporter: .destination)]))
+        var inbound = Listener(name: Naming.inbound, address: proxy.address, port: proxy.inboundPort,
+                               routeConfig: Naming.inbound,
+                               httpFilters: [StatsFilterBuilder.filter(for: proxy, reporter: .destination)])
+        inbound.trafficDirection = .inbound
+        listeners.append(inbound)
         let config = RouteConfig(name: Naming.inbound, virtualHosts: [
             VirtualHost(name: "inbound|\(app)", domains: ["*"], routes: [RouteBuilder.defaultRoute(cluster: cluster, outbound: false)],
                         includeRequestAttemptCount: true),

@@ -8,6 +8,8 @@ struct SidecarScope {
     let sidecarNamespace: String
     let proxyNamespace: String
     let applies: Bool
+    /// The Sidecar resource that applies (`Kind/ns/name`), if any.
+    let source: String?
 
     init(proxy: ProxyIdentity, store: ConfigStore) {
         proxyNamespace = proxy.namespace
@@ -17,6 +19,7 @@ struct SidecarScope {
             ?? sidecars.first { $0.namespace == proxy.namespace && $0.spec.workloadSelector == nil }
             ?? sidecars.first { $0.namespace == Self.rootNamespace && $0.spec.workloadSelector == nil }
         sidecarNamespace = chosen?.namespace ?? proxy.namespace
+        source = applies ? chosen?.id : nil
         egress = chosen.map { sc in
             sc.spec.egress.flatMap(\.hosts).compactMap { h in
                 let parts = h.split(separator: "/", maxSplits: 1).map(String.init)

@@ -11,6 +11,8 @@ final class TranslationContext {
 
     var clusterKeys = Set<ClusterKey>()
     private(set) var warnings = Set<String>()
+    /// Resources (`Kind/ns/name`) this proxy's config was made from: their warnings are its own.
+    private(set) var used = Set<String>()
     /// Virtual host names by service FQDN and by VirtualService id.
     var vhostsByService: [String: Set<String>] = [:]
     var vhostsByVirtualService: [String: Set<String>] = [:]
@@ -25,6 +27,30 @@ final class TranslationContext {
         self.registry = registry
         self.index = ConfigIndex(store)
         self.scope = SidecarScope(proxy: proxy, store: store)
+        if let sidecar = scope.source { used.insert(sidecar) }
+        for (id, namespace, selector) in Self.policies(store)
+        where (namespace == proxy.namespace || namespace == SidecarScope.rootNamespace) && proxy.labels.matches(selector) {
+            used.insert(id)
+        }
+    }
+
+    /// The security policies (kept, not enforced: they apply to a proxy only through their
+    /// warnings) with their namespace and selector.
+    static func policies(_ store: ConfigStore) -> [(id: String, namespace: String, selector: [String: String])] {
+        store.effective.compactMap { r in
+            let selector: LabelSelector?
+            switch r.spec {
+            case .peerAuthentication(let s): selector = s.selector
+            case .requestAuthentication(let s): selector = s.selector
+            case .authorizationPolicy(let s): selector = s.selector
+            default: return nil
+            }
+            return (r.id, r.meta.namespace, selector?.matchLabels ?? [:])
+        }
+    }
+
+    func use(_ resource: String) {
+        used.insert(resource)
     }
 
     func warn(_ resource: String, _ path: String, _ message: String) {

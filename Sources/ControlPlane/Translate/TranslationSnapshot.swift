@@ -67,9 +67,11 @@ public final class TranslationSnapshot: Sendable {
     /// object for every proxy with the same `sharingKey`.
     public func resources(for proxy: ProxyIdentity) -> ProxyResources {
         let shared = shared(for: proxy)
-        guard proxy.kind == .sidecar else { return ProxyResources(shared: shared.resources, own: [:]) }
+        let warnings = shared.translation.configWarnings
+        guard proxy.kind == .sidecar else { return ProxyResources(shared: shared.resources, own: [:], warnings: warnings) }
         let outbound = shared.translation.bootstrap.routeConfigs.first { $0.name == Naming.outbound }
-        return ProxyResources(shared: shared.resources, own: own(for: proxy, filters: RouteFilterBuilder.filters(for: outbound)))
+        return ProxyResources(shared: shared.resources, own: own(for: proxy, filters: RouteFilterBuilder.filters(for: outbound)),
+                              warnings: warnings)
     }
 
     // MARK: sharing
@@ -101,6 +103,7 @@ public final class TranslationSnapshot: Sendable {
         for p in store.luaPlugins { keys.formUnion(p.spec.selector?.matchLabels.keys ?? [:].keys) }
         for t in store.trafficExtensions { keys.formUnion(t.spec.selector?.matchLabels.keys ?? [:].keys) }
         for g in store.gateways { keys.formUnion(g.spec.selector.keys) }
+        for p in TranslationContext.policies(store) { keys.formUnion(p.selector.keys) }
         return keys
     }
 
@@ -108,7 +111,7 @@ public final class TranslationSnapshot: Sendable {
         let key = sharingKey(proxy)
         return memo.withLockedValue { memo in
             if let hit = memo.shared[key] { return hit }
-            let translation = Translator.translateShared(for: key, config.valid, registry)
+            let translation = Translator.translateShared(for: key, config, registry)
             let previous = memo.previousShared[key]
             let entries = Self.encode(translation.bootstrap, reusing: previous?.translation.bootstrap,
                                       previous?.resources.entries ?? [:])

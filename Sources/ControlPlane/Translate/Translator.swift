@@ -6,6 +6,9 @@ public struct Translation: Sendable, Equatable {
     /// `Kind/ns/name: path: message`, sorted: features not supported yet, skipped servers,
     /// clusters left without endpoints, resources ignored because they are invalid.
     public var warnings: [String]
+    /// The warnings of the resources this config was made from (fields meshd does not
+    /// enforce), as `meshd validate` prints them: what `proxy-status` shows for the proxy.
+    public var configWarnings: [String] = []
 }
 
 /// Turns the store and the registry into one proxy's Bootstrap. Pure and deterministic:
@@ -28,14 +31,14 @@ public struct Translator: Sendable {
 
     public func translate(for proxy: ProxyIdentity) -> Translation {
         let config = ValidatedConfig(store)
-        return Self.complete(Self.translateShared(for: proxy, config.valid, registry), for: proxy, invalid: config.invalid)
+        return Self.complete(Self.translateShared(for: proxy, config, registry), for: proxy, invalid: config.invalid)
     }
 
     /// Everything but a sidecar's `SidecarBuilder.local` part (for a gateway: everything).
     /// For a sidecar this depends only on its namespace, its labels (through selectors) and
     /// whether it has an app port, never on its name, address or ports.
-    static func translateShared(for proxy: ProxyIdentity, _ valid: ConfigStore, _ registry: Registry) -> Translation {
-        let ctx = TranslationContext(proxy: proxy, store: valid, registry: registry)
+    static func translateShared(for proxy: ProxyIdentity, _ config: ValidatedConfig, _ registry: Registry) -> Translation {
+        let ctx = TranslationContext(proxy: proxy, store: config.valid, registry: registry)
         var bootstrap = Bootstrap()
         switch proxy.kind {
         case .sidecar:
@@ -45,7 +48,8 @@ public struct Translator: Sendable {
         }
         bootstrap.clusters = ClusterBuilder.build(ctx)
         bootstrap.luaPlugins = PluginBuilder.build(ctx)
-        return Translation(bootstrap: sorted(bootstrap), warnings: ctx.warnings.sorted())
+        return Translation(bootstrap: sorted(bootstrap), warnings: ctx.warnings.sorted(),
+                           configWarnings: ctx.used.sorted().flatMap { config.warnings[$0] ?? [] })
     }
 
     /// The shared part plus the proxy's own listeners, inbound route config and cluster.
@@ -59,7 +63,8 @@ public struct Translator: Sendable {
             bootstrap.clusters += local.clusters
             bootstrap = sorted(bootstrap)
         }
-        return Translation(bootstrap: bootstrap, warnings: (shared.warnings + invalid).sorted())
+        return Translation(bootstrap: bootstrap, warnings: (shared.warnings + invalid).sorted(),
+                           configWarnings: shared.configWarnings)
     }
 
     private static func sorted(_ b: Bootstrap) -> Bootstrap {
@@ -72,13 +77,21 @@ public struct Translator: Sendable {
 }
 
 /// The store's effective resources that pass validation, and a warning for each one that does not.
+/// With each valid resource's warnings, by id.
 struct ValidatedConfig: Sendable {
     var valid = ConfigStore()
     var invalid: [String] = []
+    var warnings: [String: [String]] = [:]
 
     init(_ store: ConfigStore) {
         for r in store.effective {
-            if Validator.validate(r).isEmpty { valid.add(r) } else { invalid.append("\(r.id): invalid, ignored (see meshd validate)") }
+            if Validator.validate(r).isEmpty {
+                valid.add(r)
+                let w = Validator.warnings(r)
+                if !w.isEmpty { warnings[r.id] = w.map(\.description) }
+            } else {
+                invalid.append("\(r.id): invalid, ignored (see meshd validate)")
+            }
         }
     }
 }

@@ -62,7 +62,11 @@ enum CommonRules {
         }
         let labels = h.split(separator: ".", omittingEmptySubsequences: false)
         for (i, label) in labels.enumerated() {
-            if label == "*" && i == 0 { continue }
+            // Istio's wildcard label: `*`, or `*` / `*-` before a label (`*x`, `*-x`).
+            if i == 0 && label.hasPrefix("*") {
+                let rest = label.dropFirst(label.hasPrefix("*-") ? 2 : 1)
+                if rest.isEmpty || isDNSLabel(String(rest)) { continue }
+            }
             let ok = !label.isEmpty && label.count <= 63
                 && label.allSatisfy { ($0.isASCII && ($0.isLetter || $0.isNumber)) || $0 == "-" || $0 == "_" }
             if !ok {
@@ -70,6 +74,37 @@ enum CommonRules {
                                                        : "host \"\(h)\" is not a valid DNS name")
             }
         }
+    }
+
+    /// An RFC 1123 label as Istio checks it (letters of either case, digits, inner '-').
+    static func isDNSLabel(_ s: String) -> Bool {
+        guard (1...63).contains(s.count), let first = s.first, let last = s.last else { return false }
+        return s.allSatisfy { ($0.isASCII && ($0.isLetter || $0.isNumber)) || $0 == "-" } && first != "-" && last != "-"
+    }
+
+    /// Why `name` is not a DNS name (Istio's ValidateFQDN), or nil.
+    static func fqdnError(_ name: String) -> String? {
+        if name.isEmpty { return "empty domain name not allowed" }
+        if name.count > 255 { return "domain name \"\(name)\" too long (max 255)" }
+        let parts = name.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        if let tld = parts.last, Int(tld) != nil {
+            return "domain name \"\(name)\" invalid (top level domain \"\(tld)\" cannot be all-numeric)"
+        }
+        for (i, label) in parts.enumerated() where !(i == parts.count - 1 && label.isEmpty) && !isDNSLabel(label) {
+            return "domain name \"\(name)\" invalid (label \"\(label)\" invalid)"
+        }
+        return nil
+    }
+
+    /// Why `name` is not a domain with at most a leading wildcard label (Istio's
+    /// ValidateWildcardDomain), or nil.
+    static func wildcardDomainError(_ name: String) -> String? {
+        if name.isEmpty { return "empty domain name not allowed" }
+        let parts = name.split(separator: ".", maxSplits: 1).map(String.init)
+        let first = parts[0]
+        let rest = first.hasPrefix("*-") ? String(first.dropFirst(2)) : first.hasPrefix("*") ? String(first.dropFirst()) : first
+        if !(first == "*" || isDNSLabel(rest)) { return "domain name \"\(name)\" invalid (label \"\(first)\" invalid)" }
+        return parts.count > 1 ? fqdnError(parts[1]) : nil
     }
 
     static func exportTo(_ list: [String], _ path: String, _ c: inout Issues) {

@@ -3,7 +3,6 @@ enum ServiceEntryRules {
     static func check(_ se: ServiceEntry, _ c: inout Issues) {
         if se.hosts.isEmpty { c.add("spec.hosts", "at least one host is required") }
         for (i, h) in se.hosts.enumerated() { CommonRules.host(h, "spec.hosts[\(i)]", &c, allowBareWildcard: false) }
-        if se.ports.isEmpty { c.add("spec.ports", "at least one port is required") }
         var numbers = Set<Int>(), names = Set<String>()
         for (i, port) in se.ports.enumerated() {
             let p = "spec.ports[\(i)]"
@@ -11,11 +10,21 @@ enum ServiceEntryRules {
             CommonRules.port(port.targetPort, p + ".targetPort", &c)
             if let n = port.number, !numbers.insert(n).inserted { c.add(p + ".number", "duplicate port \(n)") }
             if let n = port.name, !n.isEmpty, !names.insert(n).inserted { c.add(p + ".name", "duplicate port name \"\(n)\"") }
-            if let proto = port.protocol, !PortProtocol.names.contains(proto.uppercased()) {
+            if let proto = port.protocol, !proto.isEmpty, !PortProtocol.names.contains(proto.uppercased()) {
                 c.add(p + ".protocol", "unknown protocol \"\(proto)\" (one of \(PortProtocol.names.joined(separator: ", ")))")
             }
         }
         let resolution = se.resolution ?? "NONE"
+        let cidr = se.addresses.contains { $0.contains("/") }
+        if cidr && resolution != "NONE" && resolution != "STATIC" {
+            c.add("spec.addresses", "CIDR addresses are allowed only for NONE/STATIC resolution types")
+        }
+        if resolution == "NONE" && !se.endpoints.isEmpty {
+            c.add("spec.endpoints", "no endpoints should be provided for resolution type none")
+        }
+        if resolution == "DNS_ROUND_ROBIN" && se.endpoints.count > 1 {
+            c.add("spec.endpoints", "there must only be 0 or 1 endpoint for resolution mode DNS_ROUND_ROBIN")
+        }
         if !se.endpoints.isEmpty && se.workloadSelector != nil {
             c.add("spec", "only one of endpoints or workloadSelector may be set")
         }
@@ -26,10 +35,8 @@ enum ServiceEntryRules {
            let wild = se.hosts.first(where: { $0.hasPrefix("*") }) {
             c.add("spec.hosts", "wildcard host \"\(wild)\" cannot be resolved by DNS without endpoints")
         }
-        if let sel = se.workloadSelector {
-            if sel.labels.isEmpty { c.add("spec.workloadSelector.labels", "at least one label is required") }
-            CommonRules.selector(sel.labels, "spec.workloadSelector.labels", &c)
-        }
+        // An empty workloadSelector is allowed (Istio warns: it selects every workload of the namespace).
+        if let sel = se.workloadSelector { CommonRules.selector(sel.labels, "spec.workloadSelector.labels", &c) }
         for (i, e) in se.endpoints.enumerated() {
             let p = "spec.endpoints[\(i)]"
             check(workloadEntry: e, p, &c, requireAddress: true)

@@ -32,7 +32,108 @@ public enum Validator {
         let decodePaths = Set(resource.issues.map(\.path))
         let rules = c.list.dropFirst(resource.issues.count).filter { !decodePaths.contains($0.path) }
         return (resource.issues + rules).map {
-            ValidationError(location: resource.location, resource: resource.id, path: $0.path, reason: $0.reason)
+            ValidationError(location: resource.location(of: $0.path), resource: resource.id, path: $0.path, reason: $0.reason)
+        }
+    }
+}
+
+extension Validator {
+    /// What a valid resource asks for that meshd does not do: every present field its kind's
+    /// `FieldSupport` table does not enforce (the topmost one of a subtree), and values meshd
+    /// handles differently. Each names the field's own line.
+    public static func warnings(_ resource: Resource) -> [ValidationError] {
+        var c = Issues()
+        if let note = FieldSupport.kindNote(resource.kind), resource.fields.contains(where: { $0.path.hasPrefix("spec.") }) {
+            c.add("spec", note)
+        }
+        let table = FieldSupport.table(resource.kind)
+        var warned: [String] = []
+        for field in resource.fields where field.path.hasPrefix("spec.") {
+            guard case .warned(let what) = FieldSupport.support(field.pattern, in: table),
+                  !FieldSupport.enforcesPart(of: field.pattern, in: table) else { continue }
+            if warned.contains(where: { field.path.hasPrefix($0) && ".[".contains(field.path[field.path.index(field.path.startIndex, offsetBy: $0.count)]) }) {
+                continue
+            }
+            warned.append(field.path)
+            c.add(field.path, what)
+        }
+        ValueSupport.check(resource.spec, &c)
+        return c.list.map {
+            ValidationError(.warning, location: resource.location(of: $0.path), resource: resource.id, path: $0.path, reason: $0.reason)
+        }.sorted { ($0.location.line, $0.path) < ($1.location.line, $1.path) }
+    }
+
+    public static func warnings(_ resources: [Resource]) -> [ValidationError] {
+        resources.flatMap(warnings)
+    }
+
+    /// The store's skipped documents (kinds meshd does not implement) and every resource's warnings.
+    public static func warnings(_ store: ConfigStore) -> [ValidationError] {
+        store.loadWarnings + warnings(store.resources)
+    }
+}
+
+/// Values of enforced fields that meshd handles differently from Istio.
+enum ValueSupport {
+    static func check(_ spec: ResourceSpec, _ c: inout Issues) {
+        switch spec {
+        case .destinationRule(let dr):
+            if let tp = dr.trafficPolicy { policy(tp, "spec.trafficPolicy", &c) }
+            for (i, s) in dr.subsets.enumerated() {
+                if let tp = s.trafficPolicy { policy(tp, "spec.subsets[\(i)].trafficPolicy", &c) }
+            }
+        case .gateway(let gw):
+            for (i, s) in gw.servers.enumerated() {
+                let p = "spec.servers[\(i)]"
+                let proto = s.port?.effectiveProtocol ?? .unspecified
+                if proto == .https, let mode = s.tls?.mode, !["SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL"].contains(mode) {
+                    c.add(p + ".tls.mode", "\(mode) is not supported (meshd terminates TLS with certificate files only); the server is skipped")
+                } else if proto != .https && !proto.isHTTP {
+                    c.add(p + ".port.protocol", "\(proto.rawValue) servers are not supported yet (HTTP and HTTPS only); the server is skipped")
+                }
+            }
+        case .serviceEntry(let se):
+            if se.ports.isEmpty {
+                c.add("spec.hosts", "a ServiceEntry without ports gives meshd nothing to route to (it routes by port); its hosts are not reachable through meshd")
+            }
+            if let sel = se.workloadSelector, sel.labels.isEmpty {
+                c.add("spec.workloadSelector", "workload selector specified without labels, will be applied to all services in namespace")
+            }
+        case .virtualService(let vs):
+            if vs.hosts.isEmpty {
+                c.add("spec", "a VirtualService without hosts is a delegate, and meshd does not support delegation yet; it is not used")
+            }
+            for (i, http) in vs.http.enumerated() {
+                for (j, m) in http.match.enumerated() {
+                    for key in (Array(m.headers.keys) + Array(m.withoutHeaders.keys)).sorted() where VirtualServiceRules.isJWTClaim(key) {
+                        let field = m.headers[key] != nil ? "headers" : "withoutHeaders"
+                        c.add("spec.http[\(i)].match[\(j)].\(field).\(key)",
+                              "JWT claim routing is not supported (meshd does not validate JWTs yet); this match never matches")
+                    }
+                }
+            }
+            for (i, http) in vs.http.enumerated() where http.route.count > 1 {
+                for (j, d) in http.route.enumerated() where d.headers != nil {
+                    c.add("spec.http[\(i)].route[\(j)].headers",
+                          "per-destination headers with several destinations are not supported yet; ignored")
+                }
+            }
+        default:
+            break
+        }
+    }
+
+    static func policy(_ tp: TrafficPolicy, _ p: String, _ c: inout Issues) {
+        settings(tp.settings, p, &c)
+        for (i, pl) in tp.portLevelSettings.enumerated() { settings(pl.settings, "\(p).portLevelSettings[\(i)]", &c) }
+    }
+
+    static func settings(_ s: PolicySettings, _ p: String, _ c: inout Issues) {
+        if s.loadBalancer?.simple == "PASSTHROUGH" {
+            c.add(p + ".loadBalancer.simple", "PASSTHROUGH is not supported; LEAST_REQUEST is used")
+        }
+        if s.tls?.mode == "ISTIO_MUTUAL" {
+            c.add(p + ".tls.mode", "ISTIO_MUTUAL needs the mesh CA, which meshd does not have yet; plaintext is used")
         }
     }
 }

@@ -75,7 +75,9 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
         var head = head
         streamInfo.startWallTime = Date().timeIntervalSince1970
         streamInfo.protocolVersion = head.version
+        streamInfo.connection = downstream.connectionInfo
         HeaderSanitizer.prepareRequest(&head, connection: downstream.connectionInfo, requestIDs: &loop.requestIDs)
+        if let tracer = loop.tracer { streamInfo.trace = tracer.begin(&head.headers, random: &loop.requestIDs) }
         streamInfo.method = head.method
         streamInfo.path = head.path
         streamInfo.authority = head.authority
@@ -224,5 +226,7 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
             counters.requestTime.observe(Double((NIODeadline.now() - streamInfo.startTime).nanoseconds) / 1e9)
         }
         if listener.accessLog ?? true { loop.accessLog.record(streamInfo) }
+        loop.tracer?.end(streamInfo, kind: listener.trafficDirection == .inbound ? .server : .client,
+                         scheme: connectionInfo.isTLS ? "https" : "http", peer: connectionInfo.remoteAddress?.ipAddress)
     }
 }

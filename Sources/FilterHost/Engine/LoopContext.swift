@@ -11,15 +11,18 @@ public final class LoopContext {
     let stats = LoopStats()
     var requestIDs = RequestIDGenerator()
     let accessLog: AccessLogWriter
+    /// The process's tracer; nil: no trace propagation or spans.
+    let tracer: Tracer?
     /// The overload actions in force, pushed by `OverloadManager` when they change.
     var overload: OverloadActions = []
 
-    init(eventLoop: EventLoop, snapshot: ProxySnapshot, accessLog: AccessLogWriter) {
+    init(eventLoop: EventLoop, snapshot: ProxySnapshot, accessLog: AccessLogWriter, tracer: Tracer? = nil) {
         self.eventLoop = eventLoop
         self.snapshot = snapshot
         self.timers = LoopTimers(eventLoop: eventLoop)
         self.pools = UpstreamPools(eventLoop: eventLoop, timers: timers)
         self.accessLog = accessLog
+        self.tracer = tracer
     }
 }
 

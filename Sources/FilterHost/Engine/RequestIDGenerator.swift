@@ -10,7 +10,8 @@ package struct RequestIDGenerator {
         state = (system.next(), system.next(), system.next(), system.next() | 1)
     }
 
-    private mutating func next() -> UInt64 {
+    /// 64 random bits (trace and span ids, sampling draws).
+    package mutating func next() -> UInt64 {
         let result = ((state.1 &* 5) << 7 | (state.1 &* 5) >> 57) &* 9
         let t = state.1 << 17
         state.2 ^= state.0

@@ -36,6 +36,8 @@ public struct StreamInfo {
     public var userAgent: String?
     public var requestID: String?
     public var forwardedFor: String?
+    /// The downstream connection (addresses, SNI) for the access log.
+    public var connection: ConnectionInfo?
     public var routeName: String?
     public var clusterName: String?
     public var upstreamHost: String?
@@ -50,6 +52,8 @@ public struct StreamInfo {
     /// Envoy's filter state: named objects a filter shares with the filters after it (a
     /// string, number, boolean, or an object whose fields can be read one by one).
     public var filterState: [String: JSONValue] = [:]
+    /// This hop's place in the trace; nil when the proxy does no tracing.
+    public var trace: TraceContext?
 
     public init() {}
 

@@ -18,6 +18,10 @@ public final class ProxyRuntime: Sendable {
     private let applying = NIOLock()
     let contexts: LoopContexts
     let overload: OverloadManager
+    /// Read from the first bootstrap only; later configs do not change it.
+    let tracer: Tracer?
+    private let startTracing: TracingConfig?
+    private let startAccessLogEncoding: AccessLogEncoding?
 
     struct State {
         var snapshot: ProxySnapshot
@@ -44,7 +48,15 @@ public final class ProxyRuntime: Sendable {
         self.tracker = ConnectionTracker(processLimit: maxDownstreamConnections ?? ConnectionBudget.defaultDownstreamLimit)
         let snapshot = try ProxySnapshot.build(bootstrap, version: 1, registry: registry)
         let loops = group.makeIterator().map { $0 }
-        contexts = LoopContexts(loops.map { LoopContext(eventLoop: $0, snapshot: snapshot, accessLog: AccessLogWriter(eventLoop: $0)) })
+        let tracer = bootstrap.tracing.map(Tracer.init(config:))
+        self.tracer = tracer
+        startTracing = bootstrap.tracing
+        startAccessLogEncoding = bootstrap.accessLogEncoding
+        let encoding = bootstrap.accessLogEncoding ?? .text
+        contexts = LoopContexts(loops.map {
+            LoopContext(eventLoop: $0, snapshot: snapshot, accessLog: AccessLogWriter(eventLoop: $0, encoding: encoding),
+                        tracer: tracer)
+        })
         let state = NIOLockedValueBox(State(snapshot: snapshot))
         self.state = state
         let tracker = self.tracker
@@ -103,6 +115,7 @@ public final class ProxyRuntime: Sendable {
         func refuse(_ e: ConfigError) -> Result<Int, ConfigError> { recordRefusal ? self.refuse(e) : .failure(e) }
         let current = self.snapshot
         if bootstrap == current.bootstrap { return .success(current.version) }
+        warnIfStartOnlyChanged(bootstrap)
         let next: ProxySnapshot
         do {
             next = try ProxySnapshot.build(bootstrap, version: current.version + 1, registry: registry, previous: current)
@@ -181,7 +194,19 @@ public final class ProxyRuntime: Sendable {
             usleep(20_000)
         }
         flushAccessLogs()
+        tracer?.exporter?.shutdown()
         return tracker.activeCount() == 0
+    }
+
+    /// `tracing` and `accessLogEncoding` are read at start only; a later config that sets them
+    /// differently is applied without them, and says so.
+    private func warnIfStartOnlyChanged(_ bootstrap: Bootstrap) {
+        if let tracing = bootstrap.tracing, tracing != startTracing {
+            logger.warning("tracing is read at start only; the changed section is ignored until restart")
+        }
+        if let encoding = bootstrap.accessLogEncoding, encoding != startAccessLogEncoding {
+            logger.warning("accessLogEncoding is read at start only; \(encoding.rawValue) is ignored until restart")
+        }
     }
 
     public var isDraining: Bool { state.withLockedValue { $0.draining } }
@@ -196,8 +221,13 @@ public final class ProxyRuntime: Sendable {
             var s = ctx.stats.snapshot
             s.gauges["meshd_upstream_cx_active"] = ctx.pools.activeConnectionCount
             return s
-        }.map { parts in
-            parts.reduce(into: LoopStats.Snapshot()) { $0.merge($1) }
+        }.map { [tracer] parts in
+            var total = parts.reduce(into: LoopStats.Snapshot()) { $0.merge($1) }
+            if let counters = tracer?.exporter?.counters {
+                total.counters["meshd_tracing_spans_exported_total"] = counters.exported
+                total.counters["meshd_tracing_spans_dropped_total"] = counters.dropped
+            }
+            return total
         }
     }
 }

@@ -1,0 +1,183 @@
+/// Which accepted fields meshd enforces, per kind, so that none is ignored silently: every
+/// field present in a resource that is not enforced is a warning naming its line, its path and
+/// what meshd does instead. A field covers its whole subtree (`spec.http[].fault` covers
+/// `spec.http[].fault.delay.fixedDelay`); the most specific entry wins; a field no entry covers
+/// is "not enforced". docs/control-plane.md lists the same tables — keep both true.
+enum FieldSupport {
+    enum Support: Equatable {
+        case enforced
+        /// Accepted, not enforced: what meshd does instead.
+        case warned(String)
+    }
+
+    static let notEnforced = "not enforced by meshd; ignored"
+
+    /// Kinds meshd keeps but does not enforce at all: one warning for the whole spec.
+    static func kindNote(_ kind: ResourceKind) -> String? {
+        switch kind {
+        case .peerAuthentication:
+            "PeerAuthentication is not enforced by meshd yet (no mesh CA): traffic between proxies is plaintext"
+        case .requestAuthentication:
+            "RequestAuthentication is not enforced by meshd yet: requests are not checked for JWTs; use a LuaPlugin"
+        case .authorizationPolicy:
+            "AuthorizationPolicy is not enforced by meshd yet: every request is allowed; use a LuaPlugin"
+        case .workloadGroup:
+            "WorkloadGroup is not used by meshd: workloads register by connecting (meshd sidecar) or as WorkloadEntries"
+        default: nil
+        }
+    }
+
+    static func table(_ kind: ResourceKind) -> [String: Support] {
+        switch kind {
+        case .virtualService: virtualService
+        case .destinationRule: destinationRule
+        case .gateway: gateway
+        case .serviceEntry: serviceEntry
+        case .workloadEntry: workloadEntry
+        case .sidecar: sidecar
+        case .trafficExtension: trafficExtension
+        case .luaPlugin: ["spec": .enforced, "spec.match[].ports": .warned("match ports are not applied; the plugin runs on every port")]
+        case .peerAuthentication, .requestAuthentication, .authorizationPolicy, .workloadGroup: ["spec": .enforced]
+        }
+    }
+
+    /// The support of a field by its pattern: the most specific entry covering it. A field no
+    /// entry covers but that holds fields some entry names (`spec.trafficPolicy`) is only a
+    /// container: its fields are judged one by one.
+    static func support(_ pattern: String, in table: [String: Support]) -> Support {
+        if table[pattern] == nil,
+           table.keys.contains(where: { $0.count > pattern.count && $0.hasPrefix(pattern) && ".[{".contains($0[$0.index($0.startIndex, offsetBy: pattern.count)]) }) {
+            return .enforced
+        }
+        var p = Substring(pattern)
+        while !p.isEmpty {
+            if let s = table[String(p)] { return s }
+            guard let cut = p.lastIndex(where: { $0 == "." || $0 == "[" || $0 == "{" }) else { break }
+            p = p[..<cut]
+        }
+        return .warned(notEnforced)
+    }
+
+    /// Whether some field under `pattern` is enforced: then `pattern` is only a container, and
+    /// its fields that are not are warned one by one (`connectionPool.tcp` with `connectTimeout`).
+    static func enforcesPart(of pattern: String, in table: [String: Support]) -> Bool {
+        table.contains { key, support in
+            support == .enforced && key.count > pattern.count && key.hasPrefix(pattern)
+                && ".[{".contains(key[key.index(key.startIndex, offsetBy: pattern.count)])
+        }
+    }
+
+    // MARK: tables
+
+    static let virtualService: [String: Support] = [
+        "spec.hosts": .enforced, "spec.gateways": .enforced, "spec.exportTo": .enforced,
+        "spec.http": .enforced,
+        "spec.http[].match[].statPrefix": .warned("stats are not kept per match; ignored"),
+        "spec.http[].redirect.prefixRewrite": .warned("prefixRewrite is not applied; the redirect keeps the path (or uses uri)"),
+        "spec.http[].delegate": .warned("delegation is not supported yet; the route is skipped"),
+        "spec.http[].rewrite.uriRegexRewrite": .warned("uriRegexRewrite is not supported yet; the path is not rewritten"),
+        "spec.http[].retries.retryRemoteLocalities": .warned("meshd has no locality priorities: retries already go to any endpoint; ignored"),
+        "spec.http[].fault.delay.exponentialDelay": .warned("exponential delays are not supported (nor by Istio); the delay is ignored"),
+        "spec.http[].fault.abort.http2Error": .warned("http2Error aborts are not supported (nor by Istio); the abort is ignored"),
+        "spec.tcp": .warned("TCP routes are not supported yet (meshd proxies HTTP only); skipped"),
+        "spec.tls": .warned("TLS routes are not supported yet (meshd proxies HTTP only); skipped"),
+    ]
+
+    static let destinationRule: [String: Support] = {
+        var t: [String: Support] = [
+            "spec.host": .enforced, "spec.exportTo": .enforced, "spec.workloadSelector": .enforced,
+            "spec.subsets": .enforced,
+        ]
+        for policy in ["spec.trafficPolicy", "spec.subsets[].trafficPolicy"] {
+            for p in [policy, policy + ".portLevelSettings[]"] {
+                t[p + ".loadBalancer.simple"] = .enforced
+                t[p + ".loadBalancer.consistentHash"] = .warned("consistent hashing is not supported yet; LEAST_REQUEST is used")
+                t[p + ".loadBalancer.localityLbSetting"] = .warned("locality load balancing is not supported; every endpoint is used alike")
+                t[p + ".loadBalancer.warmupDurationSecs"] = .warned("slow start is not supported; new endpoints get full load at once")
+                t[p + ".loadBalancer.warmup"] = .warned("slow start is not supported; new endpoints get full load at once")
+                t[p + ".connectionPool.tcp.connectTimeout"] = .enforced
+                t[p + ".connectionPool.http.idleTimeout"] = .enforced
+                t[p + ".connectionPool.http.h2UpgradePolicy"] = .enforced
+                t[p + ".connectionPool.http.maxRetries"] = .enforced
+                t[p + ".connectionPool.tcp"] = .warned("connection limits are not applied (only connectTimeout is)")
+                t[p + ".connectionPool.http"] = .warned("request limits are not applied (only idleTimeout, h2UpgradePolicy and maxRetries are)")
+                t[p + ".outlierDetection"] = .warned("outlier detection is not supported yet; no endpoint is ejected")
+                t[p + ".tls.mode"] = .enforced
+                for f in ["clientCertificate", "privateKey", "caCertificates", "sni", "insecureSkipVerify"] {
+                    t[p + ".tls." + f] = .enforced
+                }
+                t[p + ".tls.credentialName"] = .warned("credentialName needs a secret store, which meshd does not have; use file paths")
+                t[p + ".tls.subjectAltNames"] = .warned("the server certificate's names are not checked against subjectAltNames (only against sni)")
+                t[p + ".tls.caCrl"] = .warned("certificate revocation lists are not checked")
+                t[p + ".loadBalancer.zoneAwareLbSetting"] = .warned("zone-aware load balancing is not supported; every endpoint is used alike")
+                t[p + ".tunnel"] = .warned("tunneling is not supported; connections go to the endpoint directly")
+                t[p + ".proxyProtocol"] = .warned("PROXY protocol is not sent")
+            }
+            t[policy + ".portLevelSettings[].port"] = .enforced
+            t[policy + ".retryBudget"] = .warned("retry budgets are not applied; concurrent retries are bounded by connectionPool.http.maxRetries")
+        }
+        return t
+    }()
+
+    static let gateway: [String: Support] = [
+        "spec.selector": .enforced, "spec.servers[].name": .enforced, "spec.servers[].hosts": .enforced,
+        "spec.servers[].port.number": .enforced, "spec.servers[].port.protocol": .enforced, "spec.servers[].port.name": .enforced,
+        "spec.servers[].port.targetPort": .warned("targetPort is not used; the listener is on the server port"),
+        "spec.servers[].bind": .warned("bind is not applied; the listener uses the gateway's address"),
+        "spec.servers[].defaultEndpoint": .warned("defaultEndpoint is not applied"),
+        "spec.servers[].tls.httpsRedirect": .enforced, "spec.servers[].tls.mode": .enforced,
+        "spec.servers[].tls.serverCertificate": .enforced, "spec.servers[].tls.privateKey": .enforced,
+        "spec.servers[].tls.caCertificates": .enforced,
+        "spec.servers[].tls.credentialName": .warned("credentialName needs a secret store, which meshd does not have; the server is skipped (use serverCertificate and privateKey files)"),
+        "spec.servers[].tls.credentialNames": .warned("credentialNames need a secret store, which meshd does not have; the server is skipped"),
+        "spec.servers[].tls.tlsCertificates": .warned("tlsCertificates are not supported; the server is skipped"),
+        "spec.servers[].tls.caCertCredentialName": .warned("caCertCredentialName needs a secret store, which meshd does not have; use caCertificates"),
+        "spec.servers[].tls.subjectAltNames": .warned("client certificates are not checked against subjectAltNames"),
+        "spec.servers[].tls.verifyCertificateSpki": .warned("client certificates are not pinned"),
+        "spec.servers[].tls.verifyCertificateHash": .warned("client certificates are not pinned"),
+        "spec.servers[].tls.minProtocolVersion": .warned("the TLS version range is the proxy's default"),
+        "spec.servers[].tls.maxProtocolVersion": .warned("the TLS version range is the proxy's default"),
+        "spec.servers[].tls.cipherSuites": .warned("the cipher suites are the proxy's default"),
+        "spec.servers[].tls.caCrl": .warned("certificate revocation lists are not checked"),
+    ]
+
+    static let serviceEntry: [String: Support] = [
+        "spec.hosts": .enforced, "spec.ports": .enforced, "spec.resolution": .enforced, "spec.exportTo": .enforced,
+        "spec.workloadSelector": .enforced,
+        "spec.endpoints[].address": .enforced, "spec.endpoints[].ports": .enforced, "spec.endpoints[].labels": .enforced,
+        "spec.endpoints[].network": .warned("networks are not modelled; the endpoint is used directly"),
+        "spec.endpoints[].locality": .warned("locality is not used for load balancing"),
+        "spec.endpoints[].weight": .warned("endpoint weights are not applied; endpoints share load alike"),
+        "spec.endpoints[].serviceAccount": .warned("service accounts are not checked (no mesh identity yet)"),
+        "spec.addresses": .warned("meshd captures no traffic by IP address; the service is reached by host name"),
+        // MESH_INTERNAL or MESH_EXTERNAL: neither gets mutual TLS in meshd (no mesh CA yet; the
+        // security kinds and ISTIO_MUTUAL say so), and routing does not depend on it.
+        "spec.location": .enforced,
+        "spec.subjectAltNames": .warned("peer certificates are not checked against subjectAltNames"),
+    ]
+
+    static let workloadEntry: [String: Support] = [
+        "spec.address": .enforced, "spec.ports": .enforced, "spec.labels": .enforced,
+        "spec.network": .warned("networks are not modelled; the endpoint is used directly"),
+        "spec.locality": .warned("locality is not used for load balancing"),
+        "spec.weight": .warned("endpoint weights are not applied; endpoints share load alike"),
+        "spec.serviceAccount": .warned("service accounts are not checked (no mesh identity yet)"),
+    ]
+
+    static let sidecar: [String: Support] = [
+        "spec.workloadSelector": .enforced, "spec.egress[].hosts": .enforced,
+        "spec.egress[].port": .warned("egress listeners are not per port; the hosts apply to every port"),
+        "spec.egress[].bind": .warned("bind is not applied"),
+        "spec.egress[].captureMode": .warned("captureMode is not applied (meshd captures no traffic)"),
+        "spec.ingress": .warned("Sidecar ingress listeners are not supported; the sidecar's inbound port forwards to its app port"),
+        "spec.outboundTrafficPolicy": .warned("outboundTrafficPolicy is not applied; only services in the registry are reachable"),
+        "spec.inboundConnectionPool": .warned("inbound connection limits are not applied"),
+    ]
+
+    static let trafficExtension: [String: Support] = [
+        "spec.selector": .enforced, "spec.targetRefs": .enforced, "spec.phase": .enforced, "spec.priority": .enforced,
+        "spec.match[].mode": .enforced, "spec.lua": .enforced,
+        "spec.match[].ports": .warned("match ports are not applied; the extension runs on every port"),
+        "spec.wasm": .warned("Wasm is not run by meshd; the extension is skipped (use lua, or a LuaPlugin)"),
+    ]
+}
