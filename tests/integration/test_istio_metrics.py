@@ -54,6 +54,9 @@ class Prometheus:
                                    f"--storage.tsdb.path={os.path.join(workdir, 'data')}",
                                    f"--web.listen-address=127.0.0.1:{self.port}"], "prometheus")
         wait_for_port(self.port, timeout=30)
+        # The port opens before the storage is ready; the API answers 503 until then.
+        wait_until(lambda: http_get(f"http://127.0.0.1:{self.port}/-/ready")[0] == 200, timeout=60,
+                   interval=0.2, what="Prometheus ready")
 
     def api(self, path, **params):
         url = f"http://127.0.0.1:{self.port}/api/v1/{path}?{urllib.parse.urlencode(params)}"
