@@ -6,7 +6,7 @@ PIP_PACKAGES := grpc:grpcio grpc_tools:grpcio-tools pytest:pytest yaml:pyyaml op
 PYTHON ?= python3
 MESHD := .build/debug/meshd
 
-.PHONY: deps build demo proxy-demo test unit-test integration-test bench clean
+.PHONY: deps build demo proxy-demo test unit-test integration-test bench fuzz clean
 
 # Installs only what is missing, showing apt's and pip's own progress; prints nothing when
 # everything is there. Swift itself is not installed here: it must be on PATH already.
@@ -60,6 +60,11 @@ test: unit-test integration-test
 
 bench: deps
 	./bench/run
+
+# libFuzzer targets (Fuzz/), FUZZ_SECONDS each (default 60); not part of `test`.
+# Findings land in .build/fuzz/artifacts/ and make this fail.
+fuzz: deps
+	SWIFT=$(SWIFT) ./Fuzz/run.sh
 
 clean:
 	rm -rf .build

@@ -45,7 +45,7 @@ let package = Package(
         .target(
             name: "LuaRuntime",
             dependencies: [
-                "MeshAPI", "CLua", "CLuaGuard", "COpenSSL",
+                "MeshAPI", "Transport", "CLua", "CLuaGuard", "COpenSSL",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -137,7 +137,7 @@ let package = Package(
         .testTarget(
             name: "FiltersTests",
             dependencies: [
-                "Filters", "FilterHost", "PluginTesting", "Transport", "LuaRuntime", "MeshAPI", "CLua", "CLuaGuard",
+                "Filters", "FilterHost", "PluginTesting", "Transport", "LuaRuntime", "MeshAPI", "CLua", "CLuaGuard", "COpenSSL",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -150,3 +150,30 @@ let package = Package(
     // RE2's headers need C++11; newer RE2 releases (with abseil) need C++17.
     cxxLanguageStandard: .cxx17
 )
+
+// libFuzzer targets (Fuzz/, `make fuzz`; docs/reliability.md, "Fuzzing"): declared only when MESHD_FUZZ is set, so
+// `swift build` and `swift build --build-tests` never compile them without the fuzzer runtime
+// that supplies their `main`.
+if Context.environment["MESHD_FUZZ"] != nil {
+    let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
+        ("FuzzHTTP1", ["FilterHost", "Filters", "Transport", "MeshAPI", .product(name: "NIOEmbedded", package: "swift-nio")]),
+        ("FuzzHTTP2", ["FilterHost", "Filters", "Transport", "MeshAPI", .product(name: "NIOEmbedded", package: "swift-nio")]),
+        ("FuzzBootstrap", ["FilterHost", "Filters", "MeshAPI"]),
+        ("FuzzIstio", ["ControlPlane", "FilterHost", "Filters", "MeshAPI"]),
+        ("FuzzLua", ["PluginTesting", "LuaRuntime", "MeshAPI"]),
+        ("FuzzJSON", ["PluginTesting", "LuaRuntime", "MeshAPI"]),
+    ]
+    let support: [Target.Dependency] = ["FuzzSupport"]
+    package.targets.append(.target(name: "CLibFuzzer", path: "Fuzz/CLibFuzzer"))
+    package.targets.append(.target(name: "FuzzSupport", dependencies: [
+        "CLibFuzzer", "FilterHost", "Filters", "MeshAPI",
+        .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+    ], path: "Fuzz/FuzzSupport"))
+    for fuzz in fuzzTargets {
+        let common: [Target.Dependency] = [.product(name: "NIOCore", package: "swift-nio"),
+                                           .product(name: "NIOHTTP1", package: "swift-nio")]
+        package.targets.append(.executableTarget(name: fuzz.name, dependencies: fuzz.dependencies + support + common,
+                                                 path: "Fuzz/\(fuzz.name)"))
+        package.products.append(.executable(name: fuzz.name, targets: [fuzz.name]))
+    }
+}

@@ -5,8 +5,14 @@
 #include <openssl/bio.h>
 #include <openssl/pem.h>
 #include <openssl/evp.h>
+#include <openssl/rsa.h>
+#include <openssl/ec.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <openssl/ec.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/crypto.h>
 
 /* Swift cannot import function-like macros; these wrap the ones meshd uses. */
 
@@ -78,6 +84,47 @@ static inline const unsigned char *meshd_general_name_text(void *names, int i, i
 
 static inline void meshd_general_names_free(void *names) {
     GENERAL_NAMES_free((GENERAL_NAMES *)names);
+}
+
+
+/* The mesh CA and proxies' CSRs: X.509 extensions go through a config context whose
+   setup is a macro, and the extension stacks are sk_ macros. */
+
+static inline EVP_PKEY *meshd_ec_p256_key(void) {
+    return EVP_EC_gen("P-256");
+}
+
+/* Adds extension `nid` written in OpenSSL's config syntax (e.g. "critical,CA:TRUE"). */
+static inline int meshd_x509_add_extension(X509 *cert, X509 *issuer, int nid, const char *value) {
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, issuer, cert, NULL, NULL, 0);
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+    if (ext == NULL) return 0;
+    int ok = X509_add_ext(cert, ext, -1);
+    X509_EXTENSION_free(ext);
+    return ok;
+}
+
+/* Asks for a subjectAltName (config syntax, e.g. "URI:spiffe://td/ns/a/sa/b") in a CSR. */
+static inline int meshd_x509_req_add_subject_alt_name(X509_REQ *req, const char *value) {
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, value);
+    if (ext == NULL) return 0;
+    STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+    if (exts == NULL) { X509_EXTENSION_free(ext); return 0; }
+    sk_X509_EXTENSION_push(exts, ext);
+    int ok = X509_REQ_add_extensions(req, exts);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    return ok;
+}
+
+/* The CSR's requested subjectAltName entries (free with meshd_general_names_free), or NULL. */
+static inline void *meshd_x509_req_subject_alt_names(X509_REQ *req) {
+    STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(req);
+    if (exts == NULL) return NULL;
+    void *names = X509V3_get_d2i(exts, NID_subject_alt_name, NULL, NULL);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    return names;
 }
 
 #endif

@@ -10,6 +10,8 @@ public enum FilterCatalog {
         r.register(HeaderMutationConfig.name, HeaderMutationFactory.build, perRoute: HeaderMutationFactory.parsePerRoute)
         r.register(CorsConfig.name, CorsFactory.build, perRoute: CorsFactory.parsePerRoute)
         r.register(FaultConfig.name, FaultFactory.build, perRoute: FaultFactory.parsePerRoute)
+        r.register(JWTConfig.name, JWTFactory.build)
+        r.register(RBACConfig.name, RBACFactory.build)
         r.register(LuaFilterFactory.name, LuaFilterFactory.build)
         r.register(IstioStatsFactory.name, IstioStatsFactory.build)
         r.register(extension: LuaChainExtension(), named: LuaFilterFactory.name)

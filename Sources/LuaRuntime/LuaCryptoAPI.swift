@@ -1,6 +1,7 @@
 import CLua
 import COpenSSL
 import MeshAPI
+import Transport
 
 /// importPublicKey / verifySignature, over OpenSSL's EVP interface.
 package enum LuaCryptoAPI {
@@ -38,20 +39,19 @@ package enum LuaCryptoAPI {
         let keyObj = try LuaObjects.object(L, 3, .publicKey)
         let sig = try bytes(L, 4, lengthAt: 5)
         let data = try bytes(L, 6, lengthAt: 7)
-        guard hashes.contains(hash.uppercased()), let md = EVP_get_digestbyname(hash.uppercased()) else {
-            return failure(L, "\(hash) is not supported.")
+        guard let raw = keyObj.pointee.ptr else {
+            guard hashes.contains(hash.uppercased()) else { return failure(L, "\(hash) is not supported.") }
+            return failure(L, "Failed to verify digest. Error code: 0")
         }
-        guard let raw = keyObj.pointee.ptr else { return failure(L, "Failed to verify digest. Error code: 0") }
-        let key = OpaquePointer(raw)
-        guard let ctx = EVP_MD_CTX_new() else { return failure(L, "Failed to initialize digest verify.") }
-        defer { EVP_MD_CTX_free(ctx) }
-        guard EVP_DigestVerifyInit(ctx, nil, md, nil, key) == 1 else {
-            ERR_clear_error()
-            return failure(L, "Failed to initialize digest verify.")
+        let key = PublicKey(retaining: OpaquePointer(raw))
+        let result = PublicKeySignature.verify(digest: hash, key: key, signature: UnsafeBufferPointer(start: sig.base, count: sig.count),
+                                               data: UnsafeBufferPointer(start: data.base, count: data.count))
+        switch result {
+        case .success: break
+        case .failure(.unsupportedDigest): return failure(L, "\(hash) is not supported.")
+        case .failure(.initialization): return failure(L, "Failed to initialize digest verify.")
+        case .failure(.mismatch(let rc)): return failure(L, "Failed to verify digest. Error code: \(rc)")
         }
-        let rc = EVP_DigestVerify(ctx, sig.base, sig.count, data.base, data.count)
-        ERR_clear_error()
-        guard rc == 1 else { return failure(L, "Failed to verify digest. Error code: \(rc)") }
         lua_pushboolean(L, 1)
         lua_pushnil(L)
         return 2

@@ -117,6 +117,11 @@ package struct LuaJSONParser {
         let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<pos]), as: UTF8.self)
         if integral, let i = Int64(text) { lua_pushinteger(L, lua_Integer(i)); return }
         guard let d = Double(text) else { throw error("bad number") }
+        // Past the double range: infinity would not encode again, so refuse it here.
+        guard d.isFinite else {
+            pos = start
+            throw error("number out of range")
+        }
         lua_pushnumber(L, d)
     }
 

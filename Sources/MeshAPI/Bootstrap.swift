@@ -87,6 +87,9 @@ public struct Listener: Codable, Sendable, Equatable {
     /// Envoy's `traffic_direction`: a sidecar's inbound listener makes SERVER spans, any
     /// other CLIENT spans.
     public var trafficDirection: TrafficDirection?
+    /// Mesh mutual TLS with this proxy's workload certificate (a sidecar's inbound listener,
+    /// from PeerAuthentication); nil: plaintext. Read at each accept, so a change needs no rebind.
+    public var meshTLS: MeshTLSMode?
 
     public init(name: String, address: String, port: Int, tls: ListenerTLS? = nil, routeConfig: String,
                 httpFilters: [HTTPFilterConfig]? = nil, idleTimeoutMs: Int? = nil, requestHeadersTimeoutMs: Int? = nil,
@@ -106,6 +109,14 @@ public struct Listener: Codable, Sendable, Equatable {
         self.accessLog = accessLog
         self.maxConnections = maxConnections
     }
+}
+
+/// PeerAuthentication's effective mode on an inbound listener (DISABLE is no `meshTLS`).
+public enum MeshTLSMode: String, Codable, Sendable, Equatable {
+    /// Only mutual TLS with a client certificate from the mesh root.
+    case strict = "STRICT"
+    /// Mutual TLS or plaintext, told apart by the first byte (a TLS handshake record is 0x16).
+    case permissive = "PERMISSIVE"
 }
 
 public struct ListenerTLS: Codable, Sendable, Equatable {
@@ -325,22 +336,35 @@ public struct UpstreamTLS: Codable, Sendable, Equatable, Hashable {
     public var insecureSkipVerify: Bool?
     public var certificateChain: String?
     public var privateKey: String?
+    /// ISTIO_MUTUAL: this proxy's workload certificate, peers verified against the mesh root.
+    public var istioMutual: Bool?
+    /// The peer's certificate must carry one of these SANs (URI or DNS), e.g. a SPIFFE ID.
+    public var subjectAltNames: [String]?
 
     public init(sni: String? = nil, caCertificates: String? = nil, insecureSkipVerify: Bool? = nil,
-                certificateChain: String? = nil, privateKey: String? = nil) {
+                certificateChain: String? = nil, privateKey: String? = nil, istioMutual: Bool? = nil,
+                subjectAltNames: [String]? = nil) {
         self.sni = sni
         self.caCertificates = caCertificates
         self.insecureSkipVerify = insecureSkipVerify
         self.certificateChain = certificateChain
         self.privateKey = privateKey
+        self.istioMutual = istioMutual
+        self.subjectAltNames = subjectAltNames
     }
 }
 
 public struct Endpoint: Codable, Sendable, Equatable, Hashable {
     public var address: String
     public var port: Int
-    public init(address: String, port: Int) {
+    /// Set when the endpoint is a sidecar with a mesh certificate (Istio's auto mTLS): the
+    /// SPIFFE ID it must present. The proxy then uses mutual TLS to it unless the cluster
+    /// has TLS settings of its own.
+    public var meshIdentity: String?
+
+    public init(address: String, port: Int, meshIdentity: String? = nil) {
         self.address = address
         self.port = port
+        self.meshIdentity = meshIdentity
     }
 }

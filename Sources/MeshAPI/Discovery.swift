@@ -5,3 +5,9 @@ public enum Discovery {
     /// The type URL of every resource set on that stream.
     public static let typeURL = "type.meshd.io/meshd.Resources"
 }
+
+extension Discovery {
+    /// The type URL of a certificate request and its answer on the same stream (Istio's
+    /// CSR service, which istiod serves on the same port as discovery).
+    public static let certificateTypeURL = "type.meshd.io/meshd.Certificate"
+}

@@ -80,44 +80,111 @@ public nonisolated struct Meshd_Discovery_V1_Status: Sendable {
   public init() {}
 }
 
-public nonisolated struct Meshd_Discovery_V1_DiscoveryRequest: Sendable {
+public nonisolated struct Meshd_Discovery_V1_DiscoveryRequest: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
   /// The last version this proxy accepted ("" on the first request).
-  public var versionInfo: String = String()
+  public var versionInfo: String {
+    get {_storage._versionInfo}
+    set {_uniqueStorage()._versionInfo = newValue}
+  }
 
   public var node: Meshd_Discovery_V1_Node {
-    get {_node ?? Meshd_Discovery_V1_Node()}
-    set {_node = newValue}
+    get {_storage._node ?? Meshd_Discovery_V1_Node()}
+    set {_uniqueStorage()._node = newValue}
   }
   /// Returns true if `node` has been explicitly set.
-  public var hasNode: Bool {self._node != nil}
+  public var hasNode: Bool {_storage._node != nil}
   /// Clears the value of `node`. Subsequent reads from it will return its default value.
-  public mutating func clearNode() {self._node = nil}
+  public mutating func clearNode() {_uniqueStorage()._node = nil}
 
-  public var typeURL: String = String()
+  public var typeURL: String {
+    get {_storage._typeURL}
+    set {_uniqueStorage()._typeURL = newValue}
+  }
 
   /// The nonce of the response this request answers ("" on the first request).
-  public var responseNonce: String = String()
+  public var responseNonce: String {
+    get {_storage._responseNonce}
+    set {_uniqueStorage()._responseNonce = newValue}
+  }
 
   /// Set when the proxy refused the response (NACK), with the reason.
   public var errorDetail: Meshd_Discovery_V1_Status {
-    get {_errorDetail ?? Meshd_Discovery_V1_Status()}
-    set {_errorDetail = newValue}
+    get {_storage._errorDetail ?? Meshd_Discovery_V1_Status()}
+    set {_uniqueStorage()._errorDetail = newValue}
   }
   /// Returns true if `errorDetail` has been explicitly set.
-  public var hasErrorDetail: Bool {self._errorDetail != nil}
+  public var hasErrorDetail: Bool {_storage._errorDetail != nil}
   /// Clears the value of `errorDetail`. Subsequent reads from it will return its default value.
-  public mutating func clearErrorDetail() {self._errorDetail = nil}
+  public mutating func clearErrorDetail() {_uniqueStorage()._errorDetail = nil}
+
+  /// With type_url CERTIFICATE_TYPE_URL: the proxy asks for its workload certificate.
+  public var certificateRequest: Meshd_Discovery_V1_CertificateRequest {
+    get {_storage._certificateRequest ?? Meshd_Discovery_V1_CertificateRequest()}
+    set {_uniqueStorage()._certificateRequest = newValue}
+  }
+  /// Returns true if `certificateRequest` has been explicitly set.
+  public var hasCertificateRequest: Bool {_storage._certificateRequest != nil}
+  /// Clears the value of `certificateRequest`. Subsequent reads from it will return its default value.
+  public mutating func clearCertificateRequest() {_uniqueStorage()._certificateRequest = nil}
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _node: Meshd_Discovery_V1_Node? = nil
-  fileprivate var _errorDetail: Meshd_Discovery_V1_Status? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// Istio's CSR (IstioCertificateRequest), carried on the discovery stream: the proxy keeps
+/// its private key and sends a PKCS#10 request plus the token that proves its identity.
+public nonisolated struct Meshd_Discovery_V1_CertificateRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// PEM PKCS#10 request whose only URI SAN is spiffe://<td>/ns/<ns>/sa/<sa>.
+  public var csr: String = String()
+
+  /// The bootstrap token from `meshd control-plane token` (its identity must be the CSR's).
+  public var token: String = String()
+
+  /// Requested lifetime in seconds (0: the control plane's default).
+  public var validitySeconds: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Meshd_Discovery_V1_CertificateResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// PEM: the workload certificate first, then any intermediates (Istio's cert_chain).
+  public var certChain: [String] = []
+
+  /// PEM: the mesh root(s) peers are verified against.
+  public var rootCert: String = String()
+
+  /// Set when the request was refused (code and reason).
+  public var error: Meshd_Discovery_V1_Status {
+    get {_error ?? Meshd_Discovery_V1_Status()}
+    set {_error = newValue}
+  }
+  /// Returns true if `error` has been explicitly set.
+  public var hasError: Bool {self._error != nil}
+  /// Clears the value of `error`. Subsequent reads from it will return its default value.
+  public mutating func clearError() {self._error = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _error: Meshd_Discovery_V1_Status? = nil
 }
 
 public nonisolated struct Meshd_Discovery_V1_Resource: Sendable {
@@ -157,9 +224,21 @@ public nonisolated struct Meshd_Discovery_V1_DiscoveryResponse: Sendable {
 
   public var incremental: Bool = false
 
+  /// With type_url CERTIFICATE_TYPE_URL: the answer to a CertificateRequest.
+  public var certificate: Meshd_Discovery_V1_CertificateResponse {
+    get {_certificate ?? Meshd_Discovery_V1_CertificateResponse()}
+    set {_certificate = newValue}
+  }
+  /// Returns true if `certificate` has been explicitly set.
+  public var hasCertificate: Bool {self._certificate != nil}
+  /// Clears the value of `certificate`. Subsequent reads from it will return its default value.
+  public mutating func clearCertificate() {self._certificate = nil}
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _certificate: Meshd_Discovery_V1_CertificateResponse? = nil
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -283,7 +362,112 @@ nonisolated extension Meshd_Discovery_V1_Status: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Meshd_Discovery_V1_DiscoveryRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DiscoveryRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}version_info\0\u{1}node\0\u{3}type_url\0\u{3}response_nonce\0\u{3}error_detail\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}version_info\0\u{1}node\0\u{3}type_url\0\u{3}response_nonce\0\u{3}error_detail\0\u{3}certificate_request\0")
+
+  fileprivate class _StorageClass {
+    var _versionInfo: String = String()
+    var _node: Meshd_Discovery_V1_Node? = nil
+    var _typeURL: String = String()
+    var _responseNonce: String = String()
+    var _errorDetail: Meshd_Discovery_V1_Status? = nil
+    var _certificateRequest: Meshd_Discovery_V1_CertificateRequest? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _versionInfo = source._versionInfo
+      _node = source._node
+      _typeURL = source._typeURL
+      _responseNonce = source._responseNonce
+      _errorDetail = source._errorDetail
+      _certificateRequest = source._certificateRequest
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._versionInfo) }()
+        case 2: try { try decoder.decodeSingularMessageField(value: &_storage._node) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._typeURL) }()
+        case 4: try { try decoder.decodeSingularStringField(value: &_storage._responseNonce) }()
+        case 5: try { try decoder.decodeSingularMessageField(value: &_storage._errorDetail) }()
+        case 6: try { try decoder.decodeSingularMessageField(value: &_storage._certificateRequest) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._versionInfo.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._versionInfo, fieldNumber: 1)
+      }
+      try { if let v = _storage._node {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+      } }()
+      if !_storage._typeURL.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._typeURL, fieldNumber: 3)
+      }
+      if !_storage._responseNonce.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._responseNonce, fieldNumber: 4)
+      }
+      try { if let v = _storage._errorDetail {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+      } }()
+      try { if let v = _storage._certificateRequest {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+      } }()
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Meshd_Discovery_V1_DiscoveryRequest, rhs: Meshd_Discovery_V1_DiscoveryRequest) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._versionInfo != rhs_storage._versionInfo {return false}
+        if _storage._node != rhs_storage._node {return false}
+        if _storage._typeURL != rhs_storage._typeURL {return false}
+        if _storage._responseNonce != rhs_storage._responseNonce {return false}
+        if _storage._errorDetail != rhs_storage._errorDetail {return false}
+        if _storage._certificateRequest != rhs_storage._certificateRequest {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Meshd_Discovery_V1_CertificateRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CertificateRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}csr\0\u{1}token\0\u{3}validity_seconds\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -291,11 +475,49 @@ nonisolated extension Meshd_Discovery_V1_DiscoveryRequest: SwiftProtobuf.Message
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.versionInfo) }()
-      case 2: try { try decoder.decodeSingularMessageField(value: &self._node) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.typeURL) }()
-      case 4: try { try decoder.decodeSingularStringField(value: &self.responseNonce) }()
-      case 5: try { try decoder.decodeSingularMessageField(value: &self._errorDetail) }()
+      case 1: try { try decoder.decodeSingularStringField(value: &self.csr) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.token) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.validitySeconds) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.csr.isEmpty {
+      try visitor.visitSingularStringField(value: self.csr, fieldNumber: 1)
+    }
+    if !self.token.isEmpty {
+      try visitor.visitSingularStringField(value: self.token, fieldNumber: 2)
+    }
+    if self.validitySeconds != 0 {
+      try visitor.visitSingularInt64Field(value: self.validitySeconds, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Meshd_Discovery_V1_CertificateRequest, rhs: Meshd_Discovery_V1_CertificateRequest) -> Bool {
+    if lhs.csr != rhs.csr {return false}
+    if lhs.token != rhs.token {return false}
+    if lhs.validitySeconds != rhs.validitySeconds {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Meshd_Discovery_V1_CertificateResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CertificateResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}cert_chain\0\u{3}root_cert\0\u{1}error\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedStringField(value: &self.certChain) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.rootCert) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._error) }()
       default: break
       }
     }
@@ -306,30 +528,22 @@ nonisolated extension Meshd_Discovery_V1_DiscoveryRequest: SwiftProtobuf.Message
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
     // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.versionInfo.isEmpty {
-      try visitor.visitSingularStringField(value: self.versionInfo, fieldNumber: 1)
+    if !self.certChain.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.certChain, fieldNumber: 1)
     }
-    try { if let v = self._node {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
-    } }()
-    if !self.typeURL.isEmpty {
-      try visitor.visitSingularStringField(value: self.typeURL, fieldNumber: 3)
+    if !self.rootCert.isEmpty {
+      try visitor.visitSingularStringField(value: self.rootCert, fieldNumber: 2)
     }
-    if !self.responseNonce.isEmpty {
-      try visitor.visitSingularStringField(value: self.responseNonce, fieldNumber: 4)
-    }
-    try { if let v = self._errorDetail {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    try { if let v = self._error {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
     } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
-  public static func ==(lhs: Meshd_Discovery_V1_DiscoveryRequest, rhs: Meshd_Discovery_V1_DiscoveryRequest) -> Bool {
-    if lhs.versionInfo != rhs.versionInfo {return false}
-    if lhs._node != rhs._node {return false}
-    if lhs.typeURL != rhs.typeURL {return false}
-    if lhs.responseNonce != rhs.responseNonce {return false}
-    if lhs._errorDetail != rhs._errorDetail {return false}
+  public static func ==(lhs: Meshd_Discovery_V1_CertificateResponse, rhs: Meshd_Discovery_V1_CertificateResponse) -> Bool {
+    if lhs.certChain != rhs.certChain {return false}
+    if lhs.rootCert != rhs.rootCert {return false}
+    if lhs._error != rhs._error {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -377,7 +591,7 @@ nonisolated extension Meshd_Discovery_V1_Resource: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Meshd_Discovery_V1_DiscoveryResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DiscoveryResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}version_info\0\u{1}resources\0\u{3}type_url\0\u{1}nonce\0\u{3}removed_resources\0\u{1}incremental\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}version_info\0\u{1}resources\0\u{3}type_url\0\u{1}nonce\0\u{3}removed_resources\0\u{1}incremental\0\u{1}certificate\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -391,12 +605,17 @@ nonisolated extension Meshd_Discovery_V1_DiscoveryResponse: SwiftProtobuf.Messag
       case 4: try { try decoder.decodeSingularStringField(value: &self.nonce) }()
       case 5: try { try decoder.decodeRepeatedStringField(value: &self.removedResources) }()
       case 6: try { try decoder.decodeSingularBoolField(value: &self.incremental) }()
+      case 7: try { try decoder.decodeSingularMessageField(value: &self._certificate) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
     if !self.versionInfo.isEmpty {
       try visitor.visitSingularStringField(value: self.versionInfo, fieldNumber: 1)
     }
@@ -415,6 +634,9 @@ nonisolated extension Meshd_Discovery_V1_DiscoveryResponse: SwiftProtobuf.Messag
     if self.incremental != false {
       try visitor.visitSingularBoolField(value: self.incremental, fieldNumber: 6)
     }
+    try { if let v = self._certificate {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    } }()
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -425,6 +647,7 @@ nonisolated extension Meshd_Discovery_V1_DiscoveryResponse: SwiftProtobuf.Messag
     if lhs.nonce != rhs.nonce {return false}
     if lhs.removedResources != rhs.removedResources {return false}
     if lhs.incremental != rhs.incremental {return false}
+    if lhs._certificate != rhs._certificate {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -10,9 +10,19 @@ import Transport
 import LuaRuntime
 import PluginTesting
 
+/// `meshd control-plane [serve]` and `meshd control-plane token`.
 struct ControlPlaneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "control-plane",
+        abstract: "The control plane: serve config and certificates to proxies (default), or issue a bootstrap token.",
+        subcommands: [ControlPlaneServeCommand.self, ControlPlaneTokenCommand.self],
+        defaultSubcommand: ControlPlaneServeCommand.self
+    )
+}
+
+struct ControlPlaneServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
         abstract: "Serve Istio-style config from a directory to every proxy over the discovery stream.",
         discussion: """
         Watches --config-dir (YAML, multi-document, nested folders). A changed directory is
@@ -26,6 +36,13 @@ struct ControlPlaneCommand: ParsableCommand {
         nothing) for --reconnect-grace-ms, so they keep a complete config while the others
         reconnect.
 
+        The control plane is the mesh CA: on first start it creates a root in --state-dir (or
+        uses a plug-in CA in <state-dir>/cacerts: ca-cert.pem, ca-key.pem, root-cert.pem,
+        cert-chain.pem) and signs proxies' CSRs for the identity their bootstrap token proves
+        (`meshd control-plane token`). The TLS discovery port is served with a certificate from
+        the same CA unless --tls-cert/--tls-key are given; proxies verify it with the root
+        (<state-dir>/ca/ca-cert.pem, or cacerts/root-cert.pem) as --control-plane-ca.
+
         Status port: /ready, /debug/syncz (every proxy: sent and acknowledged versions,
         SYNCED/STALE/NACK with the reason), /debug/config_status, /debug/convergence
         (converged: every proxy SYNCED and no push pending), /metrics.
@@ -38,8 +55,13 @@ struct ControlPlaneCommand: ParsableCommand {
     @Option(name: .customLong("discovery-port"), help: "Discovery (gRPC) port (Istio: 15010).")
     var discoveryPort: Int = 15010
 
-    @Option(name: .customLong("tls-port"), help: "Discovery over TLS (Istio: 15012); needs --tls-cert and --tls-key. -1 disables.")
+    @Option(name: .customLong("tls-port"), help: "Discovery over TLS (Istio: 15012), served with a certificate from the mesh CA (or --tls-cert/--tls-key). -1 disables.")
     var tlsPort: Int = -1
+
+    @OptionGroup var state: StateDirectoryOptions
+
+    @Option(name: .customLong("cert-ttl-seconds"), help: "Longest (and default) lifetime of workload certificates (Istio: 24 h).")
+    var certTTLSeconds: Int = 86_400
 
     @Option(name: .customLong("tls-cert"), help: "Certificate chain (PEM) for the TLS discovery port.")
     var tlsCert: String?
@@ -68,7 +90,7 @@ struct ControlPlaneCommand: ParsableCommand {
         let logger = ProcessLogging.bootstrap(level: logLevel, label: "meshd.control-plane")
         let runtime = ControlPlaneRuntime<ConfigStore>(directory: configDir, logger: logger,
                                                        debounce: Double(debounceMs) / 1000,
-                                                       compile: Self.compiler(), prepare: Self.preparer())
+                                                       compile: Self.compiler(), prepare: Self.preparer(trustDomain: state.trustDomain))
         // The watcher's first look comes before the first load, so an edit made during it is seen.
         let watcher = DirectoryWatcher(directory: configDir, debounce: Double(debounceMs) / 1000) { mayRefuse in
             runtime.reload(mayRefuse: mayRefuse) || mayRefuse
@@ -76,12 +98,21 @@ struct ControlPlaneCommand: ParsableCommand {
         runtime.reload()
         runtime.hub.holdReconnectingProxies(for: Double(reconnectGraceMs) / 1000)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-        let discovery = try DiscoveryServer(group: group, host: address, port: discoveryPort, hub: runtime.hub)
+        let stateDirectory = try state.directory(configDir: configDir)
+        let authority = try CertificateAuthority(stateDirectory: stateDirectory, trustDomain: state.trustDomain)
+        logger.info("mesh CA ready", metadata: ["origin": "\(authority.origin)", "trust_domain": "\(authority.trustDomain)",
+                                                "root_sha256": "\(authority.rootFingerprint)"])
+        let signer = CertificateSigner(authority: authority, defaultTTL: TimeInterval(certTTLSeconds), logger: logger)
+        let discovery = try DiscoveryServer(group: group, host: address, port: discoveryPort, hub: runtime.hub, signer: signer)
         var secure: DiscoveryServer?
         if tlsPort >= 0 {
-            guard let tlsCert, let tlsKey else { throw ValidationError("--tls-port needs --tls-cert and --tls-key") }
-            let context = try TLSServerContext(certificateChainFile: tlsCert, privateKeyFile: tlsKey, alpnProtocols: ["h2"])
-            secure = try DiscoveryServer(group: group, host: address, port: tlsPort, hub: runtime.hub, tls: context)
+            let context: TLSServerContext
+            if let tlsCert, let tlsKey {
+                context = try TLSServerContext(certificateChainFile: tlsCert, privateKeyFile: tlsKey, alpnProtocols: ["h2"])
+            } else {
+                context = try ControlPlaneServing.context(authority, address: address, directory: stateDirectory)
+            }
+            secure = try DiscoveryServer(group: group, host: address, port: tlsPort, hub: runtime.hub, tls: context, signer: signer)
         }
         let secureServer = secure
         let status = try StatusServer(group: group, host: address, port: statusPort, pages: Self.pages(runtime))
@@ -124,20 +155,25 @@ struct ControlPlaneCommand: ParsableCommand {
     /// Every proxy's config: the store plus every connected sidecar as a registered workload,
     /// translated by a `TranslationSnapshot` that shares the work proxies have in common and
     /// reuses the previous snapshot's encodings.
-    static func preparer() -> ControlPlaneRuntime<ConfigStore>.Prepare {
+    static func preparer(trustDomain: String) -> ControlPlaneRuntime<ConfigStore>.Prepare {
         let snapshots = TranslationSnapshots()
         return { store, connected in
-            let snapshot = snapshots.next(store: store, registry: registry(store, connected))
+            let snapshot = snapshots.next(store: store, registry: registry(store, connected, trustDomain: trustDomain))
             return { node in snapshot.resources(for: identity(node)) }
         }
     }
 
-    static func registry(_ store: ConfigStore, _ connected: [Meshd_Discovery_V1_Node]) -> Registry {
+    /// Sidecars that asked for a mesh certificate (label `security.istio.io/tlsMode: istio`)
+    /// carry their SPIFFE ID: peers reach them with mutual TLS and check that identity.
+    static func registry(_ store: ConfigStore, _ connected: [Meshd_Discovery_V1_Node], trustDomain: String = "cluster.local") -> Registry {
         let portNames = Set(store.serviceEntries.flatMap { $0.spec.ports.compactMap(\.name) })
         let workloads = connected.filter { $0.kind == "sidecar" }.map { n in
             DynamicWorkload(name: n.name, namespace: n.namespace, address: n.address,
                             ports: Dictionary(uniqueKeysWithValues: portNames.map { ($0, Int(n.inboundPort)) }),
-                            labels: n.labels, serviceAccount: n.serviceAccount)
+                            labels: n.labels, serviceAccount: n.serviceAccount,
+                            meshIdentity: n.labels["security.istio.io/tlsMode"] == "istio"
+                                ? "spiffe://\(trustDomain)/ns/\(n.namespace)/sa/\(n.serviceAccount.isEmpty ? "default" : n.serviceAccount)"
+                                : nil)
         }
         return Registry(store: store, dynamic: workloads)
     }

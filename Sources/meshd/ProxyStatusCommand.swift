@@ -87,9 +87,9 @@ struct ProxyConfigCommand: ParsableCommand {
         abstract: "Print what one proxy runs: listeners, routes, clusters, endpoints or plugins (from its admin endpoint)."
     )
 
-    enum Section: String, ExpressibleByArgument, CaseIterable { case listeners, routes, clusters, endpoints, plugins }
+    enum Section: String, ExpressibleByArgument, CaseIterable { case listeners, routes, clusters, endpoints, plugins, secret }
 
-    @Argument(help: "listeners | routes | clusters | endpoints | plugins")
+    @Argument(help: "listeners | routes | clusters | endpoints | plugins | secret")
     var section: Section
 
     @Argument(help: "The proxy: its id, or its name (as in proxy-status), or an admin address HOST:PORT.")
@@ -116,6 +116,7 @@ struct ProxyConfigCommand: ParsableCommand {
             }
             admin = address
         }
+        if section == .secret { return try printSecrets(admin) }
         let dump = try StatusFetch.json("http://\(admin)/config_dump") as? [String: Any] ?? [:]
         let config = dump["config"] as? [String: Any] ?? [:]
         let key: String = switch section {
@@ -123,6 +124,7 @@ struct ProxyConfigCommand: ParsableCommand {
         case .routes: "routeConfigs"
         case .clusters, .endpoints: "clusters"
         case .plugins: "luaPlugins"
+        case .secret: ""
         }
         let items = config[key] as? [[String: Any]] ?? []
         if json {
@@ -165,6 +167,8 @@ struct ProxyConfigCommand: ParsableCommand {
                     table.append(["\(e["address"] ?? ""):\(e["port"] ?? "")", c["name"] as? String ?? ""])
                 }
             }
+        case .secret:
+            table = []
         case .plugins:
             table = [["PLUGIN", "PHASE", "PRIORITY", "FAIL STRATEGY", "ATTACHED TO"]] + items.map {
                 let attach = Self.fields($0["attachTo"])
@@ -173,6 +177,20 @@ struct ProxyConfigCommand: ParsableCommand {
             }
         }
         printTable(table)
+    }
+
+    /// Like `istioctl proxy-config secret`: the workload certificate and the root it trusts.
+    func printSecrets(_ admin: String) throws {
+        let certs = try StatusFetch.json("http://\(admin)/certs") as? [String: Any] ?? [:]
+        let items = certs["certificates"] as? [[String: Any]] ?? []
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: certs, options: [.prettyPrinted, .sortedKeys])
+            return print(String(decoding: data, as: UTF8.self))
+        }
+        printTable([["RESOURCE NAME", "IDENTITY", "SERIAL NUMBER", "NOT BEFORE", "NOT AFTER", "ROOT SHA256"]] + items.map {
+            [$0["name"] as? String ?? "", $0["identity"] as? String ?? "", $0["serialNumber"] as? String ?? "",
+             $0["notBefore"] as? String ?? "", $0["notAfter"] as? String ?? "", $0["rootSHA256"] as? String ?? ""]
+        })
     }
 
     /// `key=value` per field, sorted; nested values as compact JSON with sorted keys, so a

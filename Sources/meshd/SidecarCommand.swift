@@ -81,6 +81,14 @@ struct ManagedProxyOptions: ParsableArguments {
     @Option(name: .customLong("mesh-id"), help: "Mesh id for spans' istio.mesh_id (Istio's default: the trust domain, cluster.local).")
     var meshID: String = "cluster.local"
 
+    @Option(name: .customLong("token-file"),
+            help: "Bootstrap token from `meshd control-plane token`: the proxy asks the control plane for a workload certificate (mTLS identity) with it.")
+    var tokenFile: String?
+
+    @Option(name: .customLong("cert-ttl-seconds"),
+            help: "Lifetime to ask for the workload certificate (0: the control plane's default, 24 h); it is renewed at half its life.")
+    var certTTLSeconds: Int = 0
+
     /// Istio's merged Prometheus port.
     static let defaultPrometheusPort = 15090
 
@@ -173,6 +181,9 @@ struct ManagedProxyOptions: ParsableArguments {
         node.name = name
         node.namespace = namespace
         node.labels = labelMap
+        let agent = try tokenFile.map { try CertificateAgent(tokenFile: $0, requestedTTL: Int64(certTTLSeconds), logger: logger) }
+        // Istio's endpoint label for "has a sidecar with a mesh certificate": peers use mTLS to it.
+        if agent != nil { node.labels["security.istio.io/tlsMode"] = "istio" }
         node.serviceAccount = serviceAccount
         node.address = address
         node.inboundPort = UInt32(inboundPort)
@@ -182,7 +193,7 @@ struct ManagedProxyOptions: ParsableArguments {
         node.id = "\(kind)~\(address)~\(name).\(namespace)"  // as the tracing node_id above
         let tls = try controlPlaneCA.map { try TLSClientContext(caCertificatesFile: $0, verifyPeer: true, alpnProtocols: ["h2"]) }
         let client = try DiscoveryClient(runtime: runtime, node: node, controlPlane: controlPlane, logger: logger,
-                                         tls: tls, serverName: controlPlaneName)
+                                         tls: tls, serverName: controlPlaneName, certificateAgent: agent)
         discovery.client = client
         client.start()
         logger.info("\(kind) started", metadata: ["id": "\(node.id)", "admin": "\(node.adminAddress)",

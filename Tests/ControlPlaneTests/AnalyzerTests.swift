@@ -196,7 +196,35 @@ final class AnalyzerTests: XCTestCase {
         XCTAssertEqual(findings(yaml), [
             "Warning [DuplicateResource] a.yaml:6: VirtualService/default/b: defined again at a.yaml:11; the later definition is used",
             "Warning [ConflictingMeshVirtualServiceHosts] a.yaml:11: VirtualService/default/b: spec.hosts[0]: host web.example.com is also claimed by VirtualService/default/a (a.yaml:1), which is used",
-            "Info [NotTranslated] a.yaml:16: PeerAuthentication/istio-system/default: meshd keeps PeerAuthentication resources but does not enforce them yet",
         ])
+    }
+
+    func testDestinationRuleDisablingTLSToStrictWorkloads() {
+        let yaml = """
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {name: reviews}
+        spec:
+          hosts: [reviews.default.svc.cluster.local]
+          location: MESH_INTERNAL
+          ports: [{number: 9080, name: http, protocol: HTTP}]
+          resolution: STATIC
+          workloadSelector: {labels: {app: reviews}}
+        ---
+        apiVersion: security.istio.io/v1
+        kind: PeerAuthentication
+        metadata: {name: default, namespace: istio-system}
+        spec: {mtls: {mode: STRICT}}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: reviews}
+        spec: {host: reviews, trafficPolicy: {tls: {mode: DISABLE}}}
+        """
+        XCTAssertEqual(findings(yaml).filter { $0.contains("ConflictingMeshTLS") }, [
+            "Warning [ConflictingMeshTLS] a.yaml:16: DestinationRule/default/reviews: spec.trafficPolicy.tls.mode: DISABLE sends plaintext to reviews.default.svc.cluster.local, whose workloads a STRICT PeerAuthentication allows only mutual TLS",
+        ])
+        XCTAssertEqual(findings(yaml.replacingOccurrences(of: "mode: STRICT", with: "mode: PERMISSIVE"))
+            .filter { $0.contains("ConflictingMeshTLS") }, [])
     }
 }

@@ -58,6 +58,27 @@ final class PluginTranslationTests: XCTestCase {
         XCTAssertEqual(Translator(store: store).bootstrap(for: ingress).luaPlugins, [])
     }
 
+    /// Found by fuzzing (FuzzIstio): a sectionName naming no http route of the VirtualService
+    /// went to the proxy as `attachTo.routes`, and the proxy refused the whole config.
+    func testSectionNameOfNoRouteIsSkippedWithAWarning() throws {
+        let yaml = bookinfoRegistryYAML + "\n---\n" + routes + """
+        apiVersion: extensions.meshd.io/v1alpha1
+        kind: LuaPlugin
+        metadata: {name: tagger}
+        spec:
+          targetRefs:
+          - {kind: VirtualService, name: reviews, sectionName: nope}
+          - {kind: VirtualService, name: reviews, sectionName: rest}
+          inline: "function envoy_on_request(h) end"
+        """
+        let t = Translator(store: ConfigStore.parse(yaml: yaml)).translate(for: productpage)
+        assertSnapshotBuilds(t.bootstrap)
+        XCTAssertEqual(t.bootstrap.luaPlugins.map(\.attachTo), [PluginAttachment(virtualHosts: ["vs:default/reviews"], routes: ["rest"])])
+        XCTAssertTrue(t.warnings.contains(
+            "LuaPlugin/default/tagger: spec.targetRefs[0].sectionName: VirtualService/default/reviews has no http route named \"nope\" here; target skipped"),
+            "\(t.warnings)")
+    }
+
     func testLimitsAreTranslatedAndChecked() throws {
         let store = ConfigStore.parse(yaml: """
         apiVersion: extensions.meshd.io/v1alpha1

@@ -43,6 +43,43 @@ final class LuaExtrasTests: XCTestCase {
         XCTAssertEqual(s.upstream("x-err"), "false:json.decode: expected a string key at position 2")
     }
 
+    /// Found by fuzzing (FuzzJSON): `1e400` decoded to infinity, which json.encode refuses,
+    /// so a decoded document could not be encoded again.
+    func testJSONNumbersPastTheDoubleRangeAreRefused() throws {
+        let (s, vm) = try headers(#"""
+        function envoy_on_request(h)
+          local r = {}
+          for _, text in ipairs({"1e400", "[-1e999]", "1.7976931348623157e308"}) do
+            local ok, v = pcall(meshd.json.decode, text)
+            r[#r + 1] = ok and pcall(meshd.json.encode, v) and "encodes" or v
+          end
+          h:headers():add("x-r", table.concat(r, "|"))
+        end
+        """#)
+        XCTAssertNil(vm.lastError)
+        XCTAssertEqual(s.upstream("x-r"), "json.decode: number out of range at position 1|"
+                       + "json.decode: number out of range at position 2|encodes")
+    }
+
+    /// Found by fuzzing (FuzzLua): a header name that is not ASCII trapped in HTTPHeaders
+    /// and took the process down; it is the script's error now.
+    func testHeaderNamesThatAreNotASCIIRaise() throws {
+        let (s, vm) = try headers(#"""
+        function envoy_on_request(h)
+          local hd = h:headers()
+          local r = {}
+          r[#r + 1] = select(2, pcall(hd.add, hd, "x-\u{e9}", "v"))
+          r[#r + 1] = select(2, pcall(hd.replace, hd, "\xff", "v"))
+          r[#r + 1] = select(2, pcall(h.respond, h, {[":status"] = "200", ["\u{e9}"] = "v"}, "body"))
+          hd:remove("\u{e9}")
+          hd:add("x-r", table.concat(r, "|"))
+        end
+        """#)
+        XCTAssertNil(vm.lastError)
+        XCTAssertEqual(s.upstream("x-r"), "invalid header name (not ASCII): x-\u{e9}|invalid header name (not ASCII): \u{FFFD}|"
+                       + "invalid header name (not ASCII): \u{e9}")
+    }
+
     func testSharedDictBasics() throws {
         let name = "basics-\(UInt64.random(in: 0...UInt64.max))"
         let (s, vm) = try headers("""

@@ -159,6 +159,17 @@ def main():
         mesh.start("control-plane", "control-plane", "--config-dir", config, "--discovery-port", str(discovery),
                    "--status-port", str(status), "--debounce-ms", "100")
         wait_port(discovery)
+
+        def token(sa):
+            # A bootstrap token per identity: each proxy gets a SPIFFE certificate with it, and
+            # sidecars talk to each other over mutual TLS (docs/security.md).
+            path = os.path.join(workdir, f"{sa}.token")
+            if os.path.exists(path):  # written once: a running sidecar may be reading it
+                return path
+            with open(path, "w") as f:
+                subprocess.run([MESHD, "control-plane", "token", "--config-dir", config, "--namespace", "default",
+                                "--service-account", sa], stdout=f, check=True)
+            return path
         for app, version, calls in WORKLOADS:
             name = f"{app}-{version}"
             app_port, inbound, outbound, admin = free_port(), free_port(), free_port(), free_port()
@@ -167,10 +178,12 @@ def main():
             mesh.start(name + "-sidecar", "sidecar", "--control-plane", f"127.0.0.1:{discovery}", "--name", name,
                        "--labels", f"app={app},version={version}", "--app-port", str(app_port),
                        "--inbound-port", str(inbound), "--outbound-port", str(outbound),
-                       "--admin-port", str(admin), "--health-port", str(free_port()), "--concurrency", "1")
+                       "--admin-port", str(admin), "--health-port", str(free_port()), "--concurrency", "1",
+                       "--service-account", f"bookinfo-{app}", "--token-file", token(f"bookinfo-{app}"))
         mesh.start("ingressgateway", "gateway", "--control-plane", f"127.0.0.1:{discovery}", "--name", "ingressgateway",
                    "--labels", "istio=ingressgateway", "--admin-port", str(free_port()),
-                   "--health-port", str(free_port()), "--concurrency", "1")
+                   "--health-port", str(free_port()), "--concurrency", "1",
+                   "--service-account", "istio-ingressgateway", "--token-file", token("istio-ingressgateway"))
         wait_port(status)
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -197,6 +210,12 @@ def main():
         print(f"\nmesh up in {time.time() - started:.1f}s: control plane, {len(WORKLOADS)} services with sidecars, "
               f"gateway on 127.0.0.1:{gateway_port}")
         subprocess.run([MESHD, "proxy-status", "--control-plane-status", f"127.0.0.1:{status}"])
+        print("\nmTLS identities (every hop between proxies is mutual TLS, checked against these):")
+        for name in [f"{app}-{version}" for app, version, _ in WORKLOADS] + ["ingressgateway"]:
+            out = subprocess.run([MESHD, "proxy-config", "secret", name, "--control-plane-status", f"127.0.0.1:{status}"],
+                                 capture_output=True, text=True).stdout.splitlines()
+            identity = next((line.split()[1] for line in out if line.startswith("default ")), "none")
+            print(f"  {name:<22} {identity}")
         print(f"\nend-user: jason → {jason_version(gateway_port)} (header-match route)\n")
 
         header = f"{'phase':<34} {'reqs':>7} {'v1':>8} {'v2':>8} {'v3':>8} {'x-reviews-plugin':>22} {'errors':>7}"

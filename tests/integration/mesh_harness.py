@@ -201,14 +201,14 @@ class Workload(ManagedProxy):
 
 
 class Gateway(ManagedProxy):
-    def __init__(self, cp, name="ingressgateway", labels="istio=ingressgateway"):
+    def __init__(self, cp, name="ingressgateway", labels="istio=ingressgateway", extra_args=()):
         self.name = name
         self.id = f"gateway~127.0.0.1~{name}.default"
         self.admin, self.health = free_port(), free_port()
         self.process = cp.mesh.start([MESHD, "gateway", "--control-plane", f"127.0.0.1:{cp.discovery_port}",
                                       "--name", name, "--labels", labels, "--admin-port", str(self.admin),
                                       "--health-port", str(self.health),
-                                      "--concurrency", "1", "--drain-timeout", "2"], name)
+                                      "--concurrency", "1", "--drain-timeout", "2", *extra_args], name)
 
     def running(self):
         return self.process.proc.poll() is None
@@ -241,10 +241,11 @@ class ControlPlane:
 
     # -- processes
 
-    def start(self, debounce_ms=50):
+    def start(self, debounce_ms=50, extra_args=()):
         self.process = self.mesh.start([MESHD, "control-plane", "--config-dir", self.config_dir,
                                         "--discovery-port", str(self.discovery_port),
-                                        "--status-port", str(self.status_port), "--debounce-ms", str(debounce_ms)],
+                                        "--status-port", str(self.status_port), "--debounce-ms", str(debounce_ms),
+                                        *extra_args],
                                        "control-plane")
         wait_for_port(self.discovery_port)
         wait_for_port(self.status_port)

@@ -40,10 +40,7 @@ private struct Analysis {
             targets(t, t.spec.targetRefs)
             if t.spec.wasm != nil { add(.warning, "UnsupportedExtension", t, "spec.wasm", "meshd runs Lua only; this Wasm extension is ignored") }
         }
-        for r in store.effective where [.peerAuthentication, .requestAuthentication, .authorizationPolicy].contains(r.kind) {
-            findings.append(Finding(.info, "NotTranslated", location: r.location, resource: r.id,
-                                    message: "meshd keeps \(r.kind.rawValue) resources but does not enforce them yet"))
-        }
+        securityPolicies()
     }
 
     // MARK: VirtualService
@@ -129,6 +126,12 @@ private struct Analysis {
                 "host \"\(host)\"\(fqdn == host ? "" : " (\(fqdn))") is not a known service: no ServiceEntry defines it")
             return
         }
+        if dr.spec.trafficPolicy?.settings.tls?.mode == "DISABLE", let selector = service.selector,
+           PeerAuthenticationPolicy.mode(namespace: service.namespace, labels: selector, port: nil, store: store) == .strict {
+            // Plaintext to workloads that accept only mutual TLS: every request fails.
+            add(.warning, "ConflictingMeshTLS", dr, "spec.trafficPolicy.tls.mode",
+                "DISABLE sends plaintext to \(service.host), whose workloads a STRICT PeerAuthentication allows only mutual TLS")
+        }
         guard services.count == 1, service.selector != nil || !service.inlineEndpoints.isEmpty,
               let port = service.ports.first else { return }
         let declaresWorkloads = declaresWorkloads(service)
@@ -196,6 +199,41 @@ private struct Analysis {
                 }
             default:
                 add(.info, "UnsupportedTarget", plugin, path, "meshd does not attach plugins to \(kind) targets; ignored")
+            }
+        }
+    }
+
+    // MARK: security policies
+
+    /// What meshd enforces differently from Istio (each also a translation warning), and
+    /// policies whose Gateway target does not exist.
+    mutating func securityPolicies() {
+        for ap in store.authorizationPolicies {
+            if ap.spec.action == "CUSTOM" {
+                add(.warning, "NotEnforced", ap, "spec.provider",
+                    "meshd has no external authorization provider yet; this CUSTOM policy denies every request its rules match")
+            }
+            policyTargets(ap, (ap.spec.targetRef.map { [$0] } ?? []) + ap.spec.targetRefs)
+        }
+        for ra in store.requestAuthentications {
+            for (i, rule) in ra.spec.jwtRules.enumerated() where rule.jwks == nil && rule.jwksUri != nil {
+                add(.warning, "NotEnforced", ra, "spec.jwtRules[\(i)].jwksUri",
+                    "meshd does not fetch jwksUri yet; tokens from this issuer are refused (give jwks inline)")
+            }
+            policyTargets(ra, (ra.spec.targetRef.map { [$0] } ?? []) + ra.spec.targetRefs)
+        }
+    }
+
+    mutating func policyTargets<T>(_ policy: Config<T>, _ refs: [PolicyTargetReference]) {
+        for (i, ref) in refs.enumerated() {
+            let path = "spec.targetRefs[\(i)]"
+            guard ref.kind == "Gateway", let name = ref.name else {
+                add(.warning, "NotEnforced", policy, path, "meshd attaches policies to Gateway targets only; this target is not enforced")
+                continue
+            }
+            let ns = ref.namespace ?? policy.namespace
+            if !index.gateways.contains(where: { $0.namespace == ns && $0.name == name }) {
+                add(.error, "ReferencedResourceNotFound", policy, path, "target Gateway \(ns)/\(name) not found")
             }
         }
     }

@@ -9,7 +9,9 @@ import NIOPosix
 public final class DiscoveryServer: Sendable {
     private let channel: Channel
 
-    public init(group: EventLoopGroup, host: String, port: Int, hub: ProxyHub, tls: TLSServerContext? = nil) throws {
+    /// - Parameter signer: answers certificate requests on the stream (nil: they are refused).
+    public init(group: EventLoopGroup, host: String, port: Int, hub: ProxyHub, tls: TLSServerContext? = nil,
+                signer: CertificateSigner? = nil) throws {
         channel = try ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -21,7 +23,7 @@ public final class DiscoveryServer: Sendable {
                                               isTLS: tls != nil)
                     var settings = HTTP2ServerSettings()
                     settings.maxConcurrentStreams = 16
-                    try sync.addHandler(HTTP2ServerCodec(factory: DiscoveryCallFactory(hub: hub), connectionInfo: info,
+                    try sync.addHandler(HTTP2ServerCodec(factory: DiscoveryCallFactory(hub: hub, signer: signer), connectionInfo: info,
                                                          settings: settings))
                 }
             }

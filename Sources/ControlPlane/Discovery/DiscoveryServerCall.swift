@@ -10,13 +10,15 @@ import SwiftProtobuf
 final class DiscoveryServerCall: DownstreamStreamEvents {
     private let downstream: DownstreamStream
     private let hub: ProxyHub
+    private let signer: CertificateSigner?
     private var decoder = GRPCFrameDecoder(maxMessageBytes: 4 << 20)
     private var open = false
     private var finished = false
 
-    init(downstream: DownstreamStream, hub: ProxyHub) {
+    init(downstream: DownstreamStream, hub: ProxyHub, signer: CertificateSigner?) {
         self.downstream = downstream
         self.hub = hub
+        self.signer = signer
     }
 
     var eventLoop: EventLoop { downstream.eventLoop }
@@ -40,7 +42,11 @@ final class DiscoveryServerCall: DownstreamStreamEvents {
         do {
             while let message = try decoder.next() {
                 let request = try Meshd_Discovery_V1_DiscoveryRequest(serializedBytes: Array(buffer: message))
-                hub.received(request, on: self)
+                if request.typeURL == Discovery.certificateTypeURL {
+                    answerCertificateRequest(request)
+                } else {
+                    hub.received(request, on: self)
+                }
             }
         } catch {
             return end(.invalidArgument, "\(error)")
@@ -55,6 +61,21 @@ final class DiscoveryServerCall: DownstreamStreamEvents {
         guard !finished else { return }
         finished = true
         hub.closed(self)
+    }
+
+    /// A CSR on the stream: signed (or refused with the reason) and answered on the same stream.
+    private func answerCertificateRequest(_ request: Meshd_Discovery_V1_DiscoveryRequest) {
+        var response = Meshd_Discovery_V1_DiscoveryResponse()
+        response.typeURL = Discovery.certificateTypeURL
+        response.nonce = request.responseNonce
+        if let signer {
+            response.certificate = signer.respond(request.certificateRequest, node: request.node)
+        } else {
+            response.certificate.error.code = Int32(GRPCStatusCode.unimplemented.rawValue)
+            response.certificate.error.message = "this control plane has no CA"
+        }
+        guard let bytes: [UInt8] = try? response.serializedBytes() else { return }
+        send([GRPCFrame.frame(bytes)])
     }
 
     /// Sends the pieces of one gRPC message (prefix included), in order.
@@ -87,10 +108,14 @@ final class DiscoveryServerCall: DownstreamStreamEvents {
 /// Hands each HTTP/2 stream of a discovery connection to a new call.
 final class DiscoveryCallFactory: DownstreamStreamFactory {
     private let hub: ProxyHub
+    private let signer: CertificateSigner?
 
-    init(hub: ProxyHub) { self.hub = hub }
+    init(hub: ProxyHub, signer: CertificateSigner?) {
+        self.hub = hub
+        self.signer = signer
+    }
 
     func makeStream(downstream: DownstreamStream) -> DownstreamStreamEvents {
-        DiscoveryServerCall(downstream: downstream, hub: hub)
+        DiscoveryServerCall(downstream: downstream, hub: hub, signer: signer)
     }
 }

@@ -76,7 +76,8 @@ public struct Registry: Sendable, Equatable {
     private mutating func reindex() {
         let registered = dynamic.values.map {
             WorkloadInstance(name: $0.name, namespace: $0.namespace, address: $0.address, ports: $0.ports,
-                             labels: $0.labels, serviceAccount: $0.serviceAccount, origin: .dynamic)
+                             labels: $0.labels, serviceAccount: $0.serviceAccount, origin: .dynamic,
+                             meshIdentity: $0.meshIdentity)
         }
         workloads = (entries + registered).sorted { ($0.id, $0.address) < ($1.id, $1.address) }
         var index: [LabelKey: [Int]] = [:]
@@ -111,7 +112,7 @@ public struct Registry: Sendable, Equatable {
         var out: [ServiceEndpoint] = []
         if let selector = service.selector {
             out = workloads(selectedBy: selector, namespace: service.namespace).map {
-                ServiceEndpoint(address: $0.address, port: target($0.ports), labels: $0.labels)
+                ServiceEndpoint(address: $0.address, port: target($0.ports), labels: $0.labels, meshIdentity: $0.meshIdentity)
             }
         } else if !service.inlineEndpoints.isEmpty {
             out = service.inlineEndpoints.compactMap { e in

@@ -8,15 +8,19 @@ public struct DynamicWorkload: Sendable, Hashable {
     public var ports: [String: Int]
     public var labels: [String: String]
     public var serviceAccount: String?
+    /// The SPIFFE ID of the workload's certificate when its sidecar has one (Istio's
+    /// `security.istio.io/tlsMode: istio` endpoints): peers then reach it with mutual TLS.
+    public var meshIdentity: String?
 
     public init(name: String, namespace: String = "default", address: String, ports: [String: Int] = [:],
-                labels: [String: String] = [:], serviceAccount: String? = nil) {
+                labels: [String: String] = [:], serviceAccount: String? = nil, meshIdentity: String? = nil) {
         self.name = name
         self.namespace = namespace
         self.address = address
         self.ports = ports
         self.labels = labels
         self.serviceAccount = serviceAccount
+        self.meshIdentity = meshIdentity
     }
 
     /// `namespace/name`: registering the same id again replaces the workload.
@@ -37,6 +41,7 @@ public struct WorkloadInstance: Sendable, Hashable {
     public var labels: [String: String]
     public var serviceAccount: String?
     public var origin: Origin
+    public var meshIdentity: String? = nil
 
     public var id: String { "\(namespace)/\(name)" }
 }
@@ -46,6 +51,8 @@ public struct ServiceEndpoint: Sendable, Hashable, Comparable {
     public var address: String
     public var port: Int
     public var labels: [String: String]
+    /// See `DynamicWorkload.meshIdentity`.
+    public var meshIdentity: String? = nil
 
     public static func < (a: ServiceEndpoint, b: ServiceEndpoint) -> Bool { (a.address, a.port) < (b.address, b.port) }
 }

@@ -171,6 +171,9 @@ public struct ConfigStore: Sendable, Equatable {
     public var destinationRules: [Config<DestinationRule>] {
         typed { if case .destinationRule(let s) = $0 { s } else { nil } }
     }
+    public var peerAuthentications: [Config<PeerAuthentication>] {
+        typed { if case .peerAuthentication(let s) = $0 { s } else { nil } }
+    }
     public var gateways: [Config<Gateway>] {
         typed { if case .gateway(let s) = $0 { s } else { nil } }
     }

@@ -24,8 +24,11 @@ enum ClusterBuilder {
         var endpoints: [Endpoint] = []
         let visible = service.map { ctx.scope.visible(namespace: $0.namespace, host: $0.host, exportTo: $0.exportTo) } ?? false
         if let service, let port, subsetFound, visible {
+            // Auto mTLS (Istio's default): sidecar endpoints get mutual TLS unless the
+            // DestinationRule sets a TLS mode of its own (DISABLE included).
+            let autoMTLS = settings.tls?.mode == nil
             endpoints = ctx.registry.endpoints(of: service, port: port, subset: subsetLabels).map {
-                Endpoint(address: $0.address, port: $0.port)
+                Endpoint(address: $0.address, port: $0.port, meshIdentity: autoMTLS ? $0.meshIdentity : nil)
             }
         }
         if service == nil {
@@ -67,6 +70,10 @@ enum ClusterBuilder {
 
     static func tls(_ tls: ClientTLSSettings?, host: String, _ source: String, _ ctx: TranslationContext) -> UpstreamTLS? {
         guard let tls else { return nil }
+        if tls.caCrl != nil {
+            ctx.warn(source, "trafficPolicy.tls.caCrl", "certificate revocation lists are not checked")
+        }
+        let sans = tls.subjectAltNames.isEmpty ? nil : tls.subjectAltNames
         switch tls.mode {
         case "SIMPLE", "MUTUAL":
             if tls.credentialName != nil {
@@ -75,10 +82,12 @@ enum ClusterBuilder {
             let mutual = tls.mode == "MUTUAL"
             return UpstreamTLS(sni: tls.sni ?? (host.hasPrefix("*") ? nil : host), caCertificates: tls.caCertificates,
                                insecureSkipVerify: tls.insecureSkipVerify,
-                               certificateChain: mutual ? tls.clientCertificate : nil, privateKey: mutual ? tls.privateKey : nil)
+                               certificateChain: mutual ? tls.clientCertificate : nil, privateKey: mutual ? tls.privateKey : nil,
+                               subjectAltNames: sans)
         case "ISTIO_MUTUAL":
-            ctx.warn(source, "trafficPolicy.tls.mode", "ISTIO_MUTUAL needs the mesh CA, which is not done yet; plaintext is used")
-            return nil
+            // The proxy's workload certificate; the peer is verified against the mesh root and
+            // its SPIFFE ID (subjectAltNames, else the endpoint's registered identity).
+            return UpstreamTLS(sni: tls.sni, istioMutual: true, subjectAltNames: sans)
         default:
             return nil
         }

@@ -20,12 +20,16 @@ enum GatewayBuilder {
         for port in byPort.keys.sorted() {
             let listenerName = Naming.gatewayListener(port: port)
             var tls: ListenerTLS?
+            var meshTLS: MeshTLSMode?
             var plain = false
             var served: [(gateway: Config<Gateway>, server: Server)] = []
             for (gw, s, i) in byPort[port]! {
                 let path = "spec.servers[\(i)]"
                 let proto = s.port?.effectiveProtocol ?? .unspecified
-                if proto == .https {
+                if proto == .https, s.tls?.mode == "ISTIO_MUTUAL" {
+                    // The gateway's own workload certificate; clients need one from the mesh root.
+                    meshTLS = .strict
+                } else if proto == .https {
                     guard let serverTLS = listenerTLS(s.tls) else {
                         ctx.warn(gw.id, path + ".tls", "meshd terminates TLS with serverCertificate and privateKey files only (no credentialName, no PASSTHROUGH); server skipped")
                         continue
@@ -43,16 +47,22 @@ enum GatewayBuilder {
                 ctx.listenersByGateway[gw.id, default: []].insert(listenerName)
             }
             guard !served.isEmpty else { continue }
+            if meshTLS != nil && (tls != nil || plain) {
+                ctx.warn(served[0].gateway.id, "spec.servers", "port \(port) mixes ISTIO_MUTUAL with other servers; the listener uses its own certificate files or plaintext")
+                meshTLS = nil
+            }
             if tls != nil && plain {
                 ctx.warn(served[0].gateway.id, "spec.servers", "port \(port) has both HTTP and HTTPS servers; the listener uses TLS")
             }
             let config = RouteConfig(name: Naming.gatewayRouteConfig(port: port),
                                      virtualHosts: virtualHosts(served, port: port, ctx))
-            listeners.append(Listener(name: listenerName, address: ctx.proxy.address,
-                                      port: ctx.proxy.gatewayPorts[port] ?? port, tls: tls,
-                                      routeConfig: config.name,
-                                      httpFilters: [StatsFilterBuilder.filter(for: ctx.proxy, reporter: .source)]
-                                          + (RouteFilterBuilder.filters(for: config) ?? [])))
+            var listener = Listener(name: listenerName, address: ctx.proxy.address,
+                                    port: ctx.proxy.gatewayPorts[port] ?? port, tls: tls,
+                                    routeConfig: config.name,
+                                    httpFilters: [StatsFilterBuilder.filter(for: ctx.proxy, reporter: .source)]
+                                        + (RouteFilterBuilder.filters(for: config) ?? []))
+            listener.meshTLS = meshTLS
+            listeners.append(listener)
             configs.append(config)
             ctx.outboundListeners.append(listenerName)
         }

@@ -34,7 +34,7 @@ enum PluginBuilder {
         }
         var listeners = Set<String>(), vhosts = Set<String>()
         var sections: [String: (vhosts: Set<String>, routes: Set<String>)] = [:]
-        for ref in s.targetRefs {
+        for (i, ref) in s.targetRefs.enumerated() {
             guard let name = ref.name else { continue }
             let ns = ref.namespace ?? s.namespace
             switch ref.kind {
@@ -49,10 +49,15 @@ enum PluginBuilder {
                 let id = "VirtualService/\(ns)/\(name)"
                 let names = ctx.vhostsByVirtualService[id] ?? []
                 if let section = ref.sectionName {
-                    if !names.isEmpty {
-                        sections[id, default: ([], [])].vhosts.formUnion(names)
-                        sections[id]!.routes.insert(section)
+                    guard !names.isEmpty else { continue }
+                    // The proxy refuses a plugin attached to a route it does not have.
+                    guard ctx.routesByVirtualService[id]?.contains(section) == true else {
+                        ctx.warn(s.id, "spec.targetRefs[\(i)].sectionName",
+                                 "\(id) has no http route named \"\(section)\" here; target skipped")
+                        continue
                     }
+                    sections[id, default: ([], [])].vhosts.formUnion(names)
+                    sections[id]!.routes.insert(section)
                 } else {
                     vhosts.formUnion(names)
                 }

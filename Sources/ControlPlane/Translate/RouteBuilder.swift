@@ -44,6 +44,7 @@ struct RouteBuilder {
                 route.headers = headers(http, vs.id, path)
                 route.perFilterConfig = RouteFilterBuilder.perFilterConfig(http, ctx, vs.id, path)
                 out.append(route)
+                if let name = http.name { ctx.routesByVirtualService[vs.id, default: []].insert(name) }
             }
         }
         return out

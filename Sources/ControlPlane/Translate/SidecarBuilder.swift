@@ -18,8 +18,9 @@ enum SidecarBuilder {
 
     /// What depends on the proxy's own address and ports: the `outbound` listener and, when the
     /// sidecar fronts an app, the `inbound` listener, route config and cluster.
-    /// `outboundFilters`: the native filters the shared `outbound` routes use.
-    static func local(_ proxy: ProxyIdentity, outboundFilters: [HTTPFilterConfig]? = nil)
+    /// `outboundFilters`: the native filters the shared `outbound` routes use; `meshTLS`: the
+    /// inbound listener's PeerAuthentication mode (nil: plaintext).
+    static func local(_ proxy: ProxyIdentity, outboundFilters: [HTTPFilterConfig]? = nil, meshTLS: MeshTLSMode? = nil)
         -> (listeners: [Listener], routeConfigs: [RouteConfig], clusters: [Cluster]) {
         var listeners = [Listener(name: Naming.outbound, address: proxy.address, port: proxy.outboundPort,
                                   routeConfig: Naming.outbound,
@@ -31,6 +32,7 @@ enum SidecarBuilder {
                                routeConfig: Naming.inbound,
                                httpFilters: [StatsFilterBuilder.filter(for: proxy, reporter: .destination)])
         inbound.trafficDirection = .inbound
+        inbound.meshTLS = meshTLS
         listeners.append(inbound)
         let config = RouteConfig(name: Naming.inbound, virtualHosts: [
             VirtualHost(name: "inbound|\(app)", domains: ["*"], routes: [RouteBuilder.defaultRoute(cluster: cluster, outbound: false)],
@@ -120,5 +122,14 @@ enum SidecarBuilder {
             }
         }
         return vhosts
+    }
+}
+
+extension SidecarBuilder {
+    /// The inbound listener's mesh TLS for `proxy` (its app port is the workload port
+    /// `portLevelMtls` names).
+    static func meshTLS(_ proxy: ProxyIdentity, _ store: ConfigStore) -> MeshTLSMode? {
+        PeerAuthenticationPolicy.listenerMode(
+            PeerAuthenticationPolicy.mode(namespace: proxy.namespace, labels: proxy.labels, port: proxy.appPort, store: store))
     }
 }

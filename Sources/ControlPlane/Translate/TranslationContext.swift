@@ -16,6 +16,8 @@ final class TranslationContext {
     /// Virtual host names by service FQDN and by VirtualService id.
     var vhostsByService: [String: Set<String>] = [:]
     var vhostsByVirtualService: [String: Set<String>] = [:]
+    /// Names of the http routes each VirtualService put on this proxy (a plugin's `sectionName`).
+    var routesByVirtualService: [String: Set<String>] = [:]
     /// Listener names by Gateway id, and every HTTP listener of the proxy.
     var listenersByGateway: [String: Set<String>] = [:]
     var outboundListeners: [String] = []
@@ -34,8 +36,8 @@ final class TranslationContext {
         }
     }
 
-    /// The security policies (kept, not enforced: they apply to a proxy only through their
-    /// warnings) with their namespace and selector.
+    /// The security policies with their namespace and selector (a proxy they select uses them,
+    /// and so carries their warnings).
     static func policies(_ store: ConfigStore) -> [(id: String, namespace: String, selector: [String: String])] {
         store.effective.compactMap { r in
             let selector: LabelSelector?

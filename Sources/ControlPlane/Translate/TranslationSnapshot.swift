@@ -29,10 +29,10 @@ public final class TranslationSnapshot: Sendable {
     private struct Memo: Sendable {
         var shared: [ProxyIdentity: Shared] = [:]
         /// A sidecar's own part, encoded, by identity and the filters its outbound listener needs.
-        var own: [OwnKey: [String: ResourceEntry]] = [:]
+        var own: [OwnKey: OwnPart] = [:]
         /// The previous snapshot's (not the snapshot itself: no chain of them), to reuse encodings from.
         var previousShared: [ProxyIdentity: Shared] = [:]
-        var previousOwn: [OwnKey: [String: ResourceEntry]] = [:]
+        var previousOwn: [OwnKey: OwnPart] = [:]
     }
 
     /// The outbound listener's filters follow the shared routes (`RouteFilterBuilder`), so
@@ -40,6 +40,13 @@ public final class TranslationSnapshot: Sendable {
     private struct OwnKey: Hashable, Sendable {
         var proxy: ProxyIdentity
         var filters: [String]
+    }
+
+    /// A sidecar's own part, and the inbound mesh TLS mode and security filters it was made with.
+    struct OwnPart: Sendable {
+        var meshTLS: MeshTLSMode?
+        var inboundFilters: [HTTPFilterConfig]
+        var entries: [String: ResourceEntry]
     }
 
     public init(store: ConfigStore, registry: Registry, previous: TranslationSnapshot? = nil) {
@@ -56,7 +63,7 @@ public final class TranslationSnapshot: Sendable {
 
     /// Equal to `Translator(store:registry:).translate(for:)`.
     public func translate(for proxy: ProxyIdentity) -> Translation {
-        Translator.complete(shared(for: proxy).translation, for: proxy, invalid: config.invalid)
+        Translator.complete(shared(for: proxy).translation, for: proxy, invalid: config.invalid, store: config.valid)
     }
 
     public func bootstrap(for proxy: ProxyIdentity) -> Bootstrap {
@@ -88,7 +95,8 @@ public final class TranslationSnapshot: Sendable {
 
     /// Every label key a selector matched against a *proxy's* labels uses: DestinationRule and
     /// Sidecar `workloadSelector`, VirtualService match `sourceLabels`, LuaPlugin and
-    /// TrafficExtension `selector`, Gateway `selector`. `labels.matches(selector)` only reads
+    /// TrafficExtension `selector`, Gateway `selector`, AuthorizationPolicy and
+    /// RequestAuthentication `selector`. `labels.matches(selector)` only reads
     /// the selector's keys, so dropping every other key changes no match.
     /// (ServiceEntry selectors and subset labels select *endpoints*, not the proxy.)
     static func selectorLabelKeys(_ store: ConfigStore) -> Set<String> {
@@ -121,17 +129,21 @@ public final class TranslationSnapshot: Sendable {
         }
     }
 
-    private func own(for proxy: ProxyIdentity, filters: [HTTPFilterConfig]?) -> [String: ResourceEntry] {
-        let key = OwnKey(proxy: proxy, filters: filters?.map(\.name) ?? [])
+    private func own(for proxy: ProxyIdentity, filters outboundFilters: [HTTPFilterConfig]?) -> [String: ResourceEntry] {
+        let key = OwnKey(proxy: proxy, filters: outboundFilters?.map(\.name) ?? [])
+        // The shared part first (it takes the memo's lock too): its security filters go on the inbound listener.
+        let filters = shared(for: proxy).translation.inboundFilters
         return memo.withLockedValue { memo in
-            if let hit = memo.own[key] ?? memo.previousOwn[key] {
+            let meshTLS = SidecarBuilder.meshTLS(proxy, config.valid)
+            // A cached part is reused only with the same PeerAuthentication mode and security filters.
+            if let hit = memo.own[key] ?? memo.previousOwn[key], hit.meshTLS == meshTLS, hit.inboundFilters == filters {
                 memo.own[key] = hit
-                return hit
+                return hit.entries
             }
-            let local = SidecarBuilder.local(proxy, outboundFilters: filters)
+            let local = Translator.local(proxy, outboundFilters: outboundFilters, inboundFilters: filters, meshTLS: meshTLS)
             let entries = ResourceCodec.resources(of: Bootstrap(listeners: local.listeners, routeConfigs: local.routeConfigs,
                                                                 clusters: local.clusters))
-            memo.own[key] = entries
+            memo.own[key] = OwnPart(meshTLS: meshTLS, inboundFilters: filters, entries: entries)
             return entries
         }
     }

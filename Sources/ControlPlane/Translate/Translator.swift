@@ -9,6 +9,15 @@ public struct Translation: Sendable, Equatable {
     /// The warnings of the resources this config was made from (fields meshd does not
     /// enforce), as `meshd validate` prints them: what `proxy-status` shows for the proxy.
     public var configWarnings: [String] = []
+    /// A sidecar's security filters for its inbound listener (`SecurityBuilder`); they depend
+    /// on the shared part (namespace, labels), the listener on the proxy itself.
+    var inboundFilters: [HTTPFilterConfig] = []
+
+    public init(bootstrap: Bootstrap, warnings: [String], configWarnings: [String] = []) {
+        self.bootstrap = bootstrap
+        self.warnings = warnings
+        self.configWarnings = configWarnings
+    }
 }
 
 /// Turns the store and the registry into one proxy's Bootstrap. Pure and deterministic:
@@ -31,7 +40,8 @@ public struct Translator: Sendable {
 
     public func translate(for proxy: ProxyIdentity) -> Translation {
         let config = ValidatedConfig(store)
-        return Self.complete(Self.translateShared(for: proxy, config, registry), for: proxy, invalid: config.invalid)
+        return Self.complete(Self.translateShared(for: proxy, config, registry), for: proxy, invalid: config.invalid,
+                             store: config.valid)
     }
 
     /// Everything but a sidecar's `SidecarBuilder.local` part (for a gateway: everything).
@@ -40,24 +50,35 @@ public struct Translator: Sendable {
     static func translateShared(for proxy: ProxyIdentity, _ config: ValidatedConfig, _ registry: Registry) -> Translation {
         let ctx = TranslationContext(proxy: proxy, store: config.valid, registry: registry)
         var bootstrap = Bootstrap()
+        var inboundFilters: [HTTPFilterConfig] = []
         switch proxy.kind {
         case .sidecar:
             bootstrap.routeConfigs = SidecarBuilder.build(ctx)
+            inboundFilters = SecurityBuilder.filters(ctx)
         case .gateway:
             (bootstrap.listeners, bootstrap.routeConfigs) = GatewayBuilder.build(ctx)
+            for i in bootstrap.listeners.indices {
+                let security = SecurityBuilder.filters(ctx, listener: bootstrap.listeners[i].name)
+                if !security.isEmpty {
+                    bootstrap.listeners[i].httpFilters = StatsFilterBuilder.prepending(security, to: bootstrap.listeners[i].httpFilters)
+                }
+            }
         }
         bootstrap.clusters = ClusterBuilder.build(ctx)
         bootstrap.luaPlugins = PluginBuilder.build(ctx)
-        return Translation(bootstrap: sorted(bootstrap), warnings: ctx.warnings.sorted(),
-                           configWarnings: ctx.used.sorted().flatMap { config.warnings[$0] ?? [] })
+        var translation = Translation(bootstrap: sorted(bootstrap), warnings: ctx.warnings.sorted(),
+                                      configWarnings: ctx.used.sorted().flatMap { config.warnings[$0] ?? [] })
+        translation.inboundFilters = inboundFilters
+        return translation
     }
 
     /// The shared part plus the proxy's own listeners, inbound route config and cluster.
-    static func complete(_ shared: Translation, for proxy: ProxyIdentity, invalid: [String]) -> Translation {
+    static func complete(_ shared: Translation, for proxy: ProxyIdentity, invalid: [String], store: ConfigStore) -> Translation {
         var bootstrap = shared.bootstrap
         if proxy.kind == .sidecar {
             let outbound = bootstrap.routeConfigs.first { $0.name == Naming.outbound }
-            let local = SidecarBuilder.local(proxy, outboundFilters: RouteFilterBuilder.filters(for: outbound))
+            let local = Self.local(proxy, outboundFilters: RouteFilterBuilder.filters(for: outbound),
+                                   inboundFilters: shared.inboundFilters, meshTLS: SidecarBuilder.meshTLS(proxy, store))
             bootstrap.listeners += local.listeners
             bootstrap.routeConfigs += local.routeConfigs
             bootstrap.clusters += local.clusters
@@ -65,6 +86,19 @@ public struct Translator: Sendable {
         }
         return Translation(bootstrap: bootstrap, warnings: (shared.warnings + invalid).sorted(),
                            configWarnings: shared.configWarnings)
+    }
+
+    /// A sidecar's own listeners, inbound route config and cluster, with the security filters
+    /// of its shared part on the inbound listener.
+    static func local(_ proxy: ProxyIdentity, outboundFilters: [HTTPFilterConfig]?, inboundFilters: [HTTPFilterConfig],
+                      meshTLS: MeshTLSMode?) -> (listeners: [Listener], routeConfigs: [RouteConfig], clusters: [Cluster]) {
+        var local = SidecarBuilder.local(proxy, outboundFilters: outboundFilters, meshTLS: meshTLS)
+        if let app = proxy.appPort, !inboundFilters.isEmpty,
+           let i = local.listeners.firstIndex(where: { $0.name == Naming.inbound }) {
+            local.listeners[i].httpFilters = StatsFilterBuilder.prepending(SecurityBuilder.inbound(inboundFilters, appPort: app),
+                                                                           to: local.listeners[i].httpFilters)
+        }
+        return local
     }
 
     private static func sorted(_ b: Bootstrap) -> Bootstrap {

@@ -135,6 +135,8 @@ final class AdminHandler: ChannelInboundHandler {
             }
         case (.GET, "/config_dump"):
             reply(.ok, AdminPages.configDump(runtime), type: "application/json")
+        case (.GET, "/certs"):
+            reply(.ok, AdminPages.certificates(WorkloadCertificates.shared.current), type: "application/json")
         case (.POST, "/reload"):
             guard let watcher else { return reply(.badRequest, "no config file to reload\n") }
             applyOffLoop(context.eventLoop, ctx, handler, keepAlive) { watcher.reload(force: true) }

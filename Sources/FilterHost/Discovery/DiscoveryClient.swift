@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import Logging
 import MeshAPI
 import NIOConcurrencyHelpers
@@ -29,14 +30,18 @@ public final class DiscoveryClient: Sendable {
         var stopped = false
         var backoffMs = 100
         var lastError: String?
+        /// The stream's request side while connected (certificate requests go on it).
+        var stream: NIOLoopBound<UpstreamRequest>?
     }
 
     private let tls: TLSClientContext?
     private let serverName: String?
+    /// Asks for this proxy's workload certificate on the stream, and again to rotate it.
+    public let certificateAgent: CertificateAgent?
 
     /// `tls`: connect over TLS (Istio's 15012), verifying the control plane as `serverName`.
     public init(runtime: ProxyRuntime, node: Meshd_Discovery_V1_Node, controlPlane: String, logger: Logger,
-                tls: TLSClientContext? = nil, serverName: String? = nil) throws {
+                tls: TLSClientContext? = nil, serverName: String? = nil, certificateAgent: CertificateAgent? = nil) throws {
         let parts = controlPlane.split(separator: ":")
         guard parts.count == 2, let port = Int(parts[1]) else {
             throw ConfigError(path: "--control-plane", reason: "expected HOST:PORT, got '\(controlPlane)'")
@@ -49,6 +54,7 @@ public final class DiscoveryClient: Sendable {
         self.eventLoop = runtime.group.next()
         self.tls = tls
         self.serverName = serverName
+        self.certificateAgent = certificateAgent
     }
 
     public var isConnected: Bool { state.withLockedValue { $0.connected } }
@@ -59,6 +65,11 @@ public final class DiscoveryClient: Sendable {
     /// that config has the endpoints of every workload registered by then, its own included.
     /// Once ready, a proxy stays ready (it keeps its last good config while the control plane is away).
     public var notReadyReason: String? {
+        if let reason = configNotReadyReason { return reason }
+        return certificateAgent?.notReadyReason
+    }
+
+    private var configNotReadyReason: String? {
         state.withLockedValue { s in
             if !s.acceptedVersion.isEmpty { return nil }
             if let error = s.lastError { return "the control plane's first config was refused: \(error)" }
@@ -142,7 +153,46 @@ public final class DiscoveryClient: Sendable {
             return r
         }
         send(first, on: request)
+        state.withLockedValue { $0.stream = NIOLoopBound(request, eventLoop: eventLoop) }
         logger.info("connected to control plane", metadata: ["address": "\(host):\(port)"])
+        if certificateAgent?.needsCertificate == true { requestCertificate() }
+    }
+
+    /// Sends a CSR on the current stream (on the client's loop); without a stream, the next
+    /// connection asks (its `open` sees `needsCertificate`).
+    func requestCertificate() {
+        eventLoop.execute {
+            guard let agent = self.certificateAgent, let stream = self.state.withLockedValue({ $0.stream }) else { return }
+            var message = Meshd_Discovery_V1_DiscoveryRequest()
+            do {
+                guard let request = try agent.makeRequest() else { return }  // one is in flight
+                message.certificateRequest = request
+            } catch {
+                self.logger.error("cannot make a certificate request", metadata: ["error": "\(error)"])
+                return self.scheduleCertificateRequest(in: 5)
+            }
+            message.node = self.node
+            message.typeURL = Discovery.certificateTypeURL
+            guard let bytes: [UInt8] = try? message.serializedBytes() else { return }
+            stream.value.sendData(GRPCFrame.frame(bytes), endStream: false)
+        }
+    }
+
+    /// A certificate answer: installed off the loop (it builds TLS contexts), then the next
+    /// request is scheduled at the rotation time.
+    func certificateArrived(_ response: Meshd_Discovery_V1_CertificateResponse) {
+        guard let agent = certificateAgent else { return }
+        DiscoveryClient.applyQueue.async {
+            let wait = agent.received(response)
+            self.scheduleCertificateRequest(in: wait)
+        }
+    }
+
+    private func scheduleCertificateRequest(in seconds: TimeInterval) {
+        eventLoop.scheduleTask(in: .milliseconds(Int64(seconds * 1000))) {
+            guard !self.state.withLockedValue({ $0.stopped }), self.certificateAgent?.needsCertificate == true else { return }
+            self.requestCertificate()
+        }
     }
 
     func send(_ message: Meshd_Discovery_V1_DiscoveryRequest, on request: UpstreamRequest) {
@@ -190,13 +240,17 @@ public final class DiscoveryClient: Sendable {
     }
 
     func disconnected(_ why: String) {
-        state.withLockedValue { $0.connected = false }
+        state.withLockedValue {
+            $0.connected = false
+            $0.stream = nil
+        }
         scheduleReconnect(why)
     }
 
     private func scheduleReconnect(_ why: String) {
         let delay = state.withLockedValue { s -> Int in
             s.connected = false
+            s.stream = nil
             let d = s.backoffMs
             s.backoffMs = min(5_000, s.backoffMs * 2)
             return d + Int.random(in: 0...(d / 4 + 1))
@@ -229,6 +283,10 @@ final class DiscoveryCall: UpstreamResponseHandler {
         do {
             while let message = try decoder.next() {
                 let response = try Meshd_Discovery_V1_DiscoveryResponse(serializedBytes: Array(buffer: message))
+                if response.typeURL == Discovery.certificateTypeURL {
+                    client.certificateArrived(response.certificate)
+                    continue
+                }
                 // Applying may bind listeners (a blocking wait), so it runs off the event loop,
                 // in order; the ACK/NACK goes back on the loop.
                 guard let request else { continue }

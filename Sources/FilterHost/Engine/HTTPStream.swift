@@ -78,6 +78,7 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
         streamInfo.connection = downstream.connectionInfo
         HeaderSanitizer.prepareRequest(&head, connection: downstream.connectionInfo, requestIDs: &loop.requestIDs)
         if let tracer = loop.tracer { streamInfo.trace = tracer.begin(&head.headers, random: &loop.requestIDs) }
+        if listener.meshTLS != nil { HeaderSanitizer.setClientCertDetails(&head.headers, connection: downstream.connectionInfo) }
         streamInfo.method = head.method
         streamInfo.path = head.path
         streamInfo.authority = head.authority

@@ -35,6 +35,21 @@ package enum HeaderSanitizer {
         }
     }
 
+    /// A sidecar's inbound mesh listener, as Istio configures it (Envoy's
+    /// `forward_client_cert_details: SANITIZE_SET` with subject, URI and DNS): a client's own
+    /// `x-forwarded-client-cert` is dropped, and a verified mTLS peer's certificate is described
+    /// to the app: `By=<our SPIFFE ID>;Hash=<SHA-256>;Subject="…";URI=<peer SPIFFE ID>`.
+    package static func setClientCertDetails(_ headers: inout HTTPHeaders, connection: ConnectionInfo) {
+        headers.remove(name: "x-forwarded-client-cert")
+        guard let tls = connection.tls, tls.peerCertificateValidated, let peer = tls.peerCertificate else { return }
+        var parts: [String] = []
+        if let by = tls.localCertificate?.uriSANs.first { parts.append("By=\(by)") }
+        parts.append("Hash=\(peer.sha256Digest)")
+        parts.append("Subject=\"\(peer.subject.replacingOccurrences(of: "\"", with: "\\\""))\"")
+        parts += peer.uriSANs.map { "URI=\($0)" } + peer.dnsSANs.map { "DNS=\($0)" }
+        headers.add(name: "x-forwarded-client-cert", value: parts.joined(separator: ";"))
+    }
+
     package static func prepareResponse(_ head: inout ResponseHead) {
         let upgrade = head.status == 101 ? head.headers.first(name: "upgrade") : nil
         removeHopByHop(&head.headers)

@@ -23,6 +23,8 @@ public enum ResponseFlag: String, Sendable {
     case streamIdleTimeout = "SI"
     /// Refused by the overload manager (Envoy's OverloadManager flag).
     case overloadManager = "OM"
+    /// Denied by an authorization policy (Envoy's RbacAccessDenied).
+    case rbacAccessDenied = "RBAC"
 }
 
 /// Facts about one stream, filled in as it progresses; read by the access log and metrics.

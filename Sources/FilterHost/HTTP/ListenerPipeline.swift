@@ -131,6 +131,24 @@ struct ConnectionSetup: Sendable {
             return try sync.addHandler(ConnectionRefusal(answer: answer && tlsContext == nil))
         }
         let info = ConnectionInfo(remoteAddress: channel.remoteAddress, localAddress: channel.localAddress)
+        // Mesh TLS comes from the current config (like the limits) and the newest workload
+        // certificate: a rotation or a PeerAuthentication change applies from the next accept.
+        let current = loop.snapshot.listener(named: listener.name) ?? listener
+        if tlsContext == nil, let mode = current.meshTLS {
+            let mesh = WorkloadCertificates.shared.serverContext(alpn: current.tls?.alpn ?? ["h2", "http/1.1"])
+            switch (mode, mesh) {
+            case (.strict, let mesh?):
+                try sync.addHandler(OpenSSLHandler(server: mesh))
+                return try sync.addHandler(ProtocolSelector(setup: setup, info: info, tls: true, timers: loop.timers))
+            case (.strict, nil):
+                // No certificate yet: STRICT has nothing it may accept.
+                return try sync.addHandler(ConnectionRefusal(answer: false))
+            case (.permissive, let mesh?):
+                return try sync.addHandler(MeshTLSSniffer(setup: setup, info: info, server: mesh, timers: loop.timers))
+            case (.permissive, nil):
+                break  // plaintext only until the certificate arrives
+            }
+        }
         if let tlsContext { try sync.addHandler(OpenSSLHandler(server: tlsContext)) }
         try sync.addHandler(ProtocolSelector(setup: setup, info: info, tls: tlsContext != nil, timers: loop.timers))
     }

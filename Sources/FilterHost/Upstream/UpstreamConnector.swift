@@ -13,13 +13,14 @@ struct UpstreamConnector {
     /// Connects; the channel's pipeline ends in the codec that `connection(of:http2:)` finds.
     func connect(cluster: Cluster, endpoint: Endpoint, http2: Bool) -> EventLoopFuture<Channel> {
         let idle = TimeAmount.milliseconds(Int64(cluster.idleTimeoutMs ?? 60_000))
-        let tlsContext: TLSClientContext?
+        let plan: UpstreamTLSPlan
         do {
-            tlsContext = try cluster.tls.map { try UpstreamTLSContexts.shared.context(for: $0, http2: http2) }
+            plan = try UpstreamTLSPlan(cluster: cluster, endpoint: endpoint, http2: http2)
         } catch {
             return eventLoop.makeFailedFuture(UpstreamFailure.connectFailure("\(error)"))
         }
-        let sni = cluster.tls?.sni ?? endpoint.address
+        let tlsContext = plan.context, sans = plan.subjectAltNames, verifyHost = plan.verifyHostName
+        let sni = plan.serverName ?? endpoint.address
         let timers = NIOLoopBound(self.timers, eventLoop: eventLoop)
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.milliseconds(Int64(cluster.connectTimeoutMs ?? 5_000)))
@@ -29,7 +30,7 @@ struct UpstreamConnector {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     if let tlsContext {
-                        try sync.addHandler(OpenSSLHandler(client: tlsContext, serverName: sni))
+                        try sync.addHandler(OpenSSLHandler(client: tlsContext, serverName: sni, subjectAltNames: sans, verifyHostName: verifyHost))
                     }
                     if http2 {
                         try sync.addHandler(HTTP2ClientConnection(eventLoop: channel.eventLoop))

@@ -348,6 +348,7 @@ package enum LuaHTTPCallAPI {
             case ":scheme": if let v = values.last { head.scheme = v }
             default:
                 if key.hasPrefix(":") || key == "host" { continue }
+                try LuaHeaderMapAPI.checkName(key)
                 for v in values { head.headers.add(name: key, value: v) }
             }
         }

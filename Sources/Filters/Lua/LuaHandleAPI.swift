@@ -150,6 +150,7 @@ package enum LuaHandleAPI {
             if name == ":status" {
                 status = values.first.flatMap { Int($0) }
             } else if !name.hasPrefix(":") {
+                try LuaHeaderMapAPI.checkName(name)
                 for v in values { headers.add(name: name, value: v) }
             }
         }

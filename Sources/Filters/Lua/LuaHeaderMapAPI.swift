@@ -75,11 +75,18 @@ package enum LuaHeaderMapAPI {
         if trailers ? run.trailersPassed : run.headersPassed { throw LuaRaise("header map can no longer be modified") }
     }
 
+    /// A name a script hands to a header map, respond() or httpCall(). HTTPHeaders traps on a
+    /// name that is not ASCII, so such a name is the script's error, raised here.
+    package static func checkName(_ name: String) throws {
+        if name.utf8.contains(where: { $0 >= 0x80 }) { throw LuaRaise("invalid header name (not ASCII): \(name)") }
+    }
+
     package static func mutate(_ L: OpaquePointer, _ edit: Edit) throws -> Int32 {
         let s = try LuaObjects.scope(L, .headers)
         var name = try LuaObjects.checkString(L, 2)
         let value = edit == .remove ? "" : try LuaObjects.checkString(L, 3)
         try checkModifiable(s)
+        if edit != .remove { try checkName(name) }
         if name.utf8.contains(where: { $0 >= 65 && $0 <= 90 }) { name = name.lowercased() }
         let f = s.filter
         if isTrailers(s) {

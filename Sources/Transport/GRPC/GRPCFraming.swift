@@ -56,6 +56,6 @@ public enum GRPCFrame {
 
 /// gRPC status codes meshd uses.
 public enum GRPCStatusCode: Int, Sendable {
-    case ok = 0, cancelled = 1, unknown = 2, invalidArgument = 3, notFound = 5, unimplemented = 12,
+    case ok = 0, cancelled = 1, unknown = 2, invalidArgument = 3, notFound = 5, permissionDenied = 7, unimplemented = 12,
          internalError = 13, unavailable = 14
 }

@@ -218,6 +218,8 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnect
         let h = state == .active ? handler : nil
         handler = nil
         if error is HTTPParserError { h?.upstreamFailed(.protocolError("\(error)")) }
+        // A failed handshake (bad chain, wrong SAN) is a connect failure, as Envoy counts it (503 UF).
+        else if let tls = error as? TLSError { h?.upstreamFailed(.connectFailure("TLS error: \(tls.message)")) }
         else { h?.upstreamFailed(.reset("\(error)")) }
         context.close(promise: nil)
     }

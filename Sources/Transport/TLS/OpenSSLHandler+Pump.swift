@@ -24,6 +24,14 @@ extension OpenSSLHandler {
     }
 
     private func handshakeCompleted(context: ChannelHandlerContext) {
+        if isClient, !expectedSubjectAltNames.isEmpty {
+            let peer = connection.facts.peerCertificate
+            let presented = (peer?.uriSANs ?? []) + (peer?.dnsSANs ?? [])
+            guard presented.contains(where: expectedSubjectAltNames.contains) else {
+                return fail(context: context, error: TLSError(
+                    "peer certificate SANs \(presented) match none of \(expectedSubjectAltNames)"))
+            }
+        }
         state = .active
         negotiatedProtocol = connection.negotiatedProtocol
         serverName = connection.serverName

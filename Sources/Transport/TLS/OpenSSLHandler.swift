@@ -42,6 +42,9 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     public internal(set) var protocolVersion: String?
     public internal(set) var cipher: String?
     public internal(set) var peerCertificatePresented = false
+    /// Client side: the server's certificate must carry one of these URI or DNS SANs
+    /// (Envoy's `match_subject_alt_names`, e.g. a SPIFFE ID); empty: no SAN check.
+    package var expectedSubjectAltNames: [String] = []
     public var isHandshakeComplete: Bool { protocolVersion != nil }
 
     public convenience init(server: TLSServerContext) {
@@ -51,10 +54,17 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     /// - Parameter serverName: sent as SNI and, if the context verifies peers, checked
     ///   against the server's certificate.
-    public convenience init(client: TLSClientContext, serverName: String?) {
+    /// - Parameter subjectAltNames: when not empty, the server must present one of these SANs
+    ///   (checked after the chain verifies); the host name check is then not made, as in Envoy.
+    /// - Parameter verifyHostName: false for mesh mTLS, where identity is the SPIFFE ID, not a host.
+    public convenience init(client: TLSClientContext, serverName: String?, subjectAltNames: [String] = [],
+                            verifyHostName: Bool = true) {
         let connection = OpenSSLConnection(ctx: client.ctx, contextOwner: client, isClient: true)
-        if let serverName { connection.configureServerName(serverName, verify: client.verifyPeer) }
+        if let serverName {
+            connection.configureServerName(serverName, verify: client.verifyPeer && subjectAltNames.isEmpty && verifyHostName)
+        }
         self.init(connection: connection, isClient: true)
+        expectedSubjectAltNames = subjectAltNames
     }
 
     package init(connection: OpenSSLConnection, isClient: Bool, shutdownTimeout: TimeAmount = .seconds(2)) {

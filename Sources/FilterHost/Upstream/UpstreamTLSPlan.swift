@@ -1,0 +1,37 @@
+import MeshAPI
+import Transport
+
+/// How one upstream connection is secured: the cluster's own TLS settings (DestinationRule
+/// SIMPLE / MUTUAL / ISTIO_MUTUAL) win; without them an endpoint that is a mesh sidecar gets
+/// mutual TLS with this proxy's workload certificate (Istio's auto mTLS), verified by its
+/// SPIFFE ID; anything else is plaintext.
+struct UpstreamTLSPlan {
+    var context: TLSClientContext?
+    var serverName: String?
+    var subjectAltNames: [String] = []
+    /// Mesh mTLS identifies peers by SPIFFE ID and the mesh root, never by host name.
+    var verifyHostName = true
+
+    struct NoWorkloadCertificate: Error, CustomStringConvertible {
+        var description: String { "ISTIO_MUTUAL needs this proxy's workload certificate, and it has none (no --token-file, or not issued yet)" }
+    }
+
+    init(cluster: Cluster, endpoint: Endpoint, http2: Bool, certificates: WorkloadCertificates = .shared) throws {
+        if let tls = cluster.tls {
+            serverName = tls.sni
+            if tls.istioMutual == true {
+                guard let context = certificates.clientContext(http2: http2) else { throw NoWorkloadCertificate() }
+                self.context = context
+                verifyHostName = false
+                subjectAltNames = tls.subjectAltNames ?? endpoint.meshIdentity.map { [$0] } ?? []
+            } else {
+                context = try UpstreamTLSContexts.shared.context(for: tls, http2: http2)
+                subjectAltNames = tls.subjectAltNames ?? []
+            }
+        } else if let identity = endpoint.meshIdentity, let context = certificates.clientContext(http2: http2) {
+            self.context = context
+            verifyHostName = false
+            subjectAltNames = [identity]
+        }
+    }
+}
