@@ -72,6 +72,7 @@ let package = Package(
             name: "Filters",
             dependencies: [
                 "FilterHost", "Transport", "LuaRuntime", "MeshAPI", "CLua",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -137,6 +138,7 @@ let package = Package(
             name: "FiltersTests",
             dependencies: [
                 "Filters", "FilterHost", "PluginTesting", "Transport", "LuaRuntime", "MeshAPI", "CLua", "CLuaGuard", "COpenSSL",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

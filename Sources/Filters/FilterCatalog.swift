@@ -13,6 +13,7 @@ public enum FilterCatalog {
         r.register(JWTConfig.name, JWTFactory.build)
         r.register(RBACConfig.name, RBACFactory.build)
         r.register(LuaFilterFactory.name, LuaFilterFactory.build)
+        r.register(IstioStatsFactory.name, IstioStatsFactory.build)
         r.register(extension: LuaChainExtension(), named: LuaFilterFactory.name)
         return r
     }()

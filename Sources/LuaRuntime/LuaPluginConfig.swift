@@ -35,7 +35,7 @@ public struct LuaPluginConfig: Sendable {
         let label = "{plugin=\"\(name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))\"}"
         executionsKey = "meshd_lua_executions_total" + label
         errorsKey = "meshd_lua_errors_total" + label
-        timeKey = "meshd_lua_time_us_total" + label
+        timeKey = "meshd_lua_time_seconds_total" + label
     }
 
     /// Parses a filter config; errors name the field, and a syntax error its Lua line.

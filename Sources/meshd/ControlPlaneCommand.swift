@@ -180,10 +180,12 @@ struct ControlPlaneServeCommand: ParsableCommand {
 
     static func identity(_ node: Meshd_Discovery_V1_Node) -> ProxyIdentity {
         node.kind == "gateway"
-            ? .gateway(name: node.name, namespace: node.namespace, labels: node.labels, address: node.address)
+            ? .gateway(name: node.name, namespace: node.namespace, labels: node.labels, address: node.address,
+                       serviceAccount: node.serviceAccount.isEmpty ? "default" : node.serviceAccount)
             : .sidecar(name: node.name, namespace: node.namespace, labels: node.labels,
                        outboundPort: Int(node.outboundPort), inboundPort: Int(node.inboundPort),
-                       appPort: node.appPort == 0 ? nil : Int(node.appPort), address: node.address)
+                       appPort: node.appPort == 0 ? nil : Int(node.appPort), address: node.address,
+                       serviceAccount: node.serviceAccount.isEmpty ? "default" : node.serviceAccount)
     }
 
     static func pages(_ runtime: ControlPlaneRuntime<ConfigStore>) -> [String: StatusServer.Page] {
@@ -201,10 +203,17 @@ struct ControlPlaneServeCommand: ParsableCommand {
             "/metrics": {
                 let s = runtime.status
                 let proxies = runtime.hub.statuses
-                var out = "# TYPE meshd_cp_config_version gauge\nmeshd_cp_config_version \(s.configVersion)\n"
-                out += "# TYPE meshd_cp_config_rejected_total counter\nmeshd_cp_config_rejected_total \(s.rejected)\n"
-                out += "# TYPE meshd_cp_pushes_total counter\nmeshd_cp_pushes_total \(runtime.pushCount)\n"
-                out += "# TYPE meshd_cp_proxies gauge\n"
+                var out = ""
+                func family(_ name: String, _ type: String, _ help: String) {
+                    out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+                }
+                family("meshd_cp_config_version", "gauge", "Version of the last config the control plane accepted.")
+                out += "meshd_cp_config_version \(s.configVersion)\n"
+                family("meshd_cp_config_rejected_total", "counter", "Config loads refused (the last good config kept serving).")
+                out += "meshd_cp_config_rejected_total \(s.rejected)\n"
+                family("meshd_cp_pushes_total", "counter", "Config pushes sent to proxies.")
+                out += "meshd_cp_pushes_total \(runtime.pushCount)\n"
+                family("meshd_cp_proxies", "gauge", "Connected proxies by sync status.")
                 for status in ["SYNCED", "STALE", "NACK"] {
                     out += "meshd_cp_proxies{status=\"\(status)\"} \(proxies.filter { $0.status.rawValue == status }.count)\n"
                 }

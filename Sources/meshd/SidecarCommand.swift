@@ -45,6 +45,10 @@ struct ManagedProxyOptions: ParsableArguments {
             help: "Health port (Istio: 15021) serving GET /healthz/ready: 200 once the first config from the control plane is applied, else 503 with the reason. 0 disables.")
     var healthPort: Int = 15021
 
+    @Option(name: .customLong("prometheus-port"),
+            help: "Port serving GET /stats/prometheus alone, on --address (Istio: 15090). Default: 15090 when it is free (else a warning and none); 0 disables.")
+    var prometheusPort: Int?
+
     @Option(name: .long, help: "Event loops; default: number of cores.")
     var concurrency: Int = System.coreCount
 
@@ -84,6 +88,9 @@ struct ManagedProxyOptions: ParsableArguments {
     @Option(name: .customLong("cert-ttl-seconds"),
             help: "Lifetime to ask for the workload certificate (0: the control plane's default, 24 h); it is renewed at half its life.")
     var certTTLSeconds: Int = 0
+
+    /// Istio's merged Prometheus port.
+    static let defaultPrometheusPort = 15090
 
     var labelMap: [String: String] {
         var out: [String: String] = [:]
@@ -152,9 +159,21 @@ struct ManagedProxyOptions: ParsableArguments {
         if healthPort > 0 {
             do {
                 health = try AdminServer(runtime: runtime, watcher: nil, host: address, port: healthPort,
-                                         readiness: readiness, healthOnly: true)
+                                         readiness: readiness, role: .health)
             } catch {
                 throw ValidationError("cannot listen on the health port \(address):\(healthPort) (--health-port; 0 disables): \(error)")
+            }
+        }
+        var prometheus: AdminServer?
+        let metricsPort = prometheusPort ?? Self.defaultPrometheusPort
+        if metricsPort > 0 {
+            do {
+                prometheus = try AdminServer(runtime: runtime, watcher: nil, host: address, port: metricsPort, role: .prometheus)
+            } catch where prometheusPort == nil {
+                logger.warning("default Prometheus port busy: no Prometheus port (set --prometheus-port)",
+                               metadata: ["port": "\(address):\(metricsPort)", "error": "\(error)"])
+            } catch {
+                throw ValidationError("cannot listen on the Prometheus port \(address):\(metricsPort) (--prometheus-port; 0 disables): \(error)")
             }
         }
         var node = Meshd_Discovery_V1_Node()
@@ -178,9 +197,11 @@ struct ManagedProxyOptions: ParsableArguments {
         discovery.client = client
         client.start()
         logger.info("\(kind) started", metadata: ["id": "\(node.id)", "admin": "\(node.adminAddress)",
-                                                  "health": "\(health?.port.map { "\(address):\($0)" } ?? "off")"])
+                                                  "health": "\(health?.port.map { "\(address):\($0)" } ?? "off")",
+                                                  "prometheus": "\(prometheus?.port.map { "\(address):\($0)" } ?? "off")"])
         let drainSeconds = drainTimeout
         let healthServer = health
+        let prometheusServer = prometheus
         // SIGHUP keeps its "logged and ignored": the config comes from the control plane.
         ProcessLogging.onReopenLogs {
             runtime.flushAccessLogs()
@@ -191,6 +212,7 @@ struct ManagedProxyOptions: ParsableArguments {
             _ = runtime.drain(timeout: .milliseconds(Int64(drainSeconds * 1000)))
             admin.close()
             healthServer?.close()
+            prometheusServer?.close()
             Foundation.exit(0)
         }
         dispatchMain()

@@ -18,7 +18,14 @@ final class GatewayTranslationTests: XCTestCase {
         let t = Translator(store: store).translate(for: ingress)
         let b = t.bootstrap
         let snapshot = try XCTUnwrap(assertSnapshotBuilds(b))
-        XCTAssertEqual(b.listeners, [Listener(name: "gateway_8080", address: "0.0.0.0", port: 18080, routeConfig: "http.8080")])
+        XCTAssertEqual(b.listeners.map { var l = $0; l.httpFilters = nil; return l },
+                       [Listener(name: "gateway_8080", address: "0.0.0.0", port: 18080, routeConfig: "http.8080")])
+        // A gateway reports Istio's metrics as the client's end, with its own workload facts.
+        let stats = try XCTUnwrap(b.listeners[0].httpFilters?.first)
+        XCTAssertEqual(stats.name, "istio.stats")
+        XCTAssertEqual(stats.config?["reporter"], .string("source"))
+        XCTAssertEqual(stats.config?["workload"]?["name"], .string("ingress"))
+        XCTAssertEqual(stats.config?["workload"]?["namespace"], .string("istio-system"))
         XCTAssertEqual(b.clusters.map(\.name), ["outbound|9080||productpage.default.svc.cluster.local"])
         XCTAssertEqual(b.clusters[0].endpoints, [Endpoint(address: "10.0.0.1", port: 9081)])
         let vhosts = try XCTUnwrap(b.routeConfig("http.8080")?.virtualHosts)

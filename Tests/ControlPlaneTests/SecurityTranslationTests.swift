@@ -70,16 +70,16 @@ final class SecurityTranslationTests: XCTestCase {
         let t = Translator(store: ConfigStore.parse(yaml: yaml)).translate(for: httpbin)
         XCTAssertEqual(t.warnings, [])
         let inbound = try XCTUnwrap(t.bootstrap.listeners.first { $0.name == "inbound" })
-        XCTAssertEqual(inbound.httpFilters?.map(\.name), ["meshd.jwt_authn", "meshd.rbac"])
-        let rbac = try XCTUnwrap(inbound.httpFilters?[1].config)
+        XCTAssertEqual(inbound.securityFilters?.map(\.name), ["meshd.jwt_authn", "meshd.rbac"])
+        let rbac = try XCTUnwrap(inbound.securityFilters?[1].config)
         XCTAssertEqual(rbac["destinationPort"], .number(8000))
         XCTAssertEqual(rbac["remoteFromForwardedFor"], .bool(true))
         let names = rbac["policies"]?.arrayValue?.compactMap { $0["name"]?.stringValue }
         XCTAssertEqual(names.map(Set.init), ["foo.httpbin", "istio-system.deny-admin"], "other namespaces and selectors are out of scope")
-        let provider = inbound.httpFilters?[0].config?["providers"]?.arrayValue?.first
+        let provider = inbound.securityFilters?[0].config?["providers"]?.arrayValue?.first
         XCTAssertEqual(provider?["issuer"], .string("https://accounts.google.com"))
         XCTAssertEqual(provider?["audiences"], .array([.string("httpbin")]))
-        XCTAssertEqual(t.bootstrap.listeners.first { $0.name == "outbound" }?.httpFilters, nil, "client side has none")
+        XCTAssertEqual(t.bootstrap.listeners.first { $0.name == "outbound" }?.securityFilters, nil, "client side has none")
         assertSnapshotBuilds(t.bootstrap)
     }
 
@@ -88,10 +88,10 @@ final class SecurityTranslationTests: XCTestCase {
         let store = ConfigStore.parse(yaml: yaml)
         let inbound = Translator(store: store).translate(for: other).bootstrap.listeners.first { $0.name == "inbound" }
         // Only the mesh-wide DENY policy applies.
-        XCTAssertEqual(inbound?.httpFilters?.map(\.name), ["meshd.rbac"])
-        XCTAssertEqual(inbound?.httpFilters?.first?.config?["policies"]?.arrayValue?.count, 1)
+        XCTAssertEqual(inbound?.securityFilters?.map(\.name), ["meshd.rbac"])
+        XCTAssertEqual(inbound?.securityFilters?.first?.config?["policies"]?.arrayValue?.count, 1)
         let empty = Translator(store: ConfigStore.parse(yaml: "")).translate(for: other).bootstrap
-        XCTAssertNil(empty.listeners.first { $0.name == "inbound" }?.httpFilters)
+        XCTAssertNil(empty.listeners.first { $0.name == "inbound" }?.securityFilters)
     }
 
     func testGatewaysBySelectorAndByTargetRef() throws {
@@ -122,8 +122,8 @@ final class SecurityTranslationTests: XCTestCase {
         let proxy = ProxyIdentity.gateway(name: "ingress", namespace: "istio-system", labels: ["istio": "ingressgateway"])
         let t = Translator(store: ConfigStore.parse(yaml: gw)).translate(for: proxy)
         let listener = try XCTUnwrap(t.bootstrap.listeners.first)
-        XCTAssertEqual(listener.httpFilters?.map(\.name), ["meshd.rbac"])
-        XCTAssertEqual(listener.httpFilters?.first?.config?["policies"]?.arrayValue?.compactMap { $0["name"]?.stringValue },
+        XCTAssertEqual(listener.securityFilters?.map(\.name), ["meshd.rbac"])
+        XCTAssertEqual(listener.securityFilters?.first?.config?["policies"]?.arrayValue?.compactMap { $0["name"]?.stringValue },
                        ["istio-system.by-target"])
         XCTAssertTrue(t.warnings.contains { $0.contains("AuthorizationPolicy/istio-system/waypoint") && $0.contains("not enforced") }, "\(t.warnings)")
         assertSnapshotBuilds(t.bootstrap)
@@ -150,8 +150,8 @@ final class SecurityTranslationTests: XCTestCase {
         XCTAssertTrue(t.warnings.contains { $0.contains("CUSTOM policy denies every request its rules match") })
         XCTAssertTrue(t.warnings.contains { $0.contains("jwksUri") && $0.contains("refused") })
         let inbound = try XCTUnwrap(t.bootstrap.listeners.first { $0.name == "inbound" })
-        XCTAssertEqual(inbound.httpFilters?.first?.config?["providers"]?.arrayValue?.first?["jwks"], nil)
-        XCTAssertEqual(inbound.httpFilters?.last?.config?["policies"]?.arrayValue?.first?["action"], .string("CUSTOM"))
+        XCTAssertEqual(inbound.securityFilters?.first?.config?["providers"]?.arrayValue?.first?["jwks"], nil)
+        XCTAssertEqual(inbound.securityFilters?.last?.config?["policies"]?.arrayValue?.first?["action"], .string("CUSTOM"))
         assertSnapshotBuilds(t.bootstrap)
         // `meshd analyze` says the same.
         let findings = Analyzer.analyze(ConfigStore.parse(yaml: y, file: "a.yaml")).map(\.description)
@@ -187,5 +187,13 @@ final class SecurityTranslationTests: XCTestCase {
             XCTAssertTrue(found.contains { $0.contains(expected + ":") }, "\(expected) not in \(found)")
         }
         XCTAssertFalse(found.contains { $0.contains("when[2]") }, "nested claims are supported: \(found)")
+    }
+}
+
+private extension Listener {
+    /// The listener's filters without `istio.stats` (first on every listener); nil when none is left.
+    var securityFilters: [HTTPFilterConfig]? {
+        let filters = (httpFilters ?? []).filter { $0.name != "istio.stats" }
+        return filters.isEmpty ? nil : filters
     }
 }

@@ -157,7 +157,11 @@ final class ChainHarness: StreamControl {
 
 final class HarnessStats: StatsScope {
     var values: [String: Int] = [:]
+    var histograms: [String: HistogramCounts] = [:]
     func count(_ key: String, _ n: Int) { values[key, default: 0] += n }
+    func observe(_ key: String, _ value: Double, bounds: HistogramBounds) {
+        histograms[key, default: HistogramCounts(bounds: bounds)].observe(value)
+    }
 }
 
 enum LuaTest {

@@ -270,7 +270,7 @@ def test_grpc_abort_is_a_trailers_only_answer(mesh):
         assert channel.unary_unary("/meshd.test.Echo/Echo")(b"hi", timeout=10) == b"echo:hi"
     assert '"POST /meshd.test.Echo/Fail HTTP/2" 200 FI' in "\n".join(proxy.access_log(wait_lines=2))
     assert proxy.stat("meshd_fault_aborts_injected_total") == 1
-    assert proxy.stat('meshd_upstream_rq{cluster="app",response_code="200"}') == 1
+    assert proxy.stat('meshd_upstream_rq_completed_total{cluster="app",response_code="200"}') == 1
 
 
 def test_a_delayed_request_does_not_hold_up_its_loop(mesh):

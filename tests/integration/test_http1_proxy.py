@@ -100,7 +100,7 @@ def test_upstream_failures_map_to_status_and_flags(mesh):
     assert re.fullmatch(r'\[\S+\] "GET /status/201 HTTP/1.1" 201 - via_upstream - "-" 0 0 \d+ \d+ "127.0.0.1" '
                         r'"curl/\S+" "[0-9a-f-]+" "127.0.0.1:\d+" "127.0.0.1:\d+" app - 127.0.0.1:\d+ '
                         r'127.0.0.1:\d+ - default', line), line
-    assert proxy.stat('meshd_upstream_rq{cluster="app",response_code="201"}') == 1
+    assert proxy.stat('meshd_upstream_rq_completed_total{cluster="app",response_code="201"}') == 1
 
 
 def test_no_route_is_404_with_NR(mesh):
@@ -136,7 +136,7 @@ def test_admin_endpoints(mesh):
     curl(f"http://127.0.0.1:{port}/")
     stats = proxy.admin("/stats/prometheus")[1]
     assert 'meshd_downstream_rq_total{listener="main"} 1' in stats
-    assert 'meshd_downstream_rq_xx{listener="main",response_code_class="2xx"} 1' in stats
+    assert 'meshd_downstream_rq_xx_total{listener="main",response_code_class="2xx"} 1' in stats
     assert "# TYPE meshd_downstream_rq_total counter" in stats
     assert proxy.admin("/nope")[0] == 404
 

@@ -79,7 +79,7 @@ def test_grpc_unary_and_streaming_through_the_proxy(mesh):
         replies = list(chat(iter([b"a", b"b", b"c"] * 100), timeout=20))
         assert len(replies) == 300
         assert replies[0] == b"0:a" and replies[299] == b"299:c"
-    assert proxy.stat('meshd_upstream_rq{cluster="app",response_code="200"}') == 3
+    assert proxy.stat('meshd_upstream_rq_completed_total{cluster="app",response_code="200"}') == 3
 
 
 def test_http11_client_to_http2_upstream(mesh):

@@ -86,9 +86,9 @@ def test_retries_turn_an_upstream_failing_every_other_request_into_full_success(
     # Without a policy the same upstream fails half the time.
     plain = [send(port, "/flaky-plain")[0] for _ in range(20)]
     assert plain.count(503) == 10 and plain.count(200) == 10
-    assert proxy.stat("meshd_upstream_rq_retry") == n
-    assert proxy.stat("meshd_upstream_rq_retry_success") == n
-    assert proxy.stat("meshd_upstream_rq_retry_limit_exceeded") == 0
+    assert proxy.stat("meshd_upstream_rq_retry_total") == n
+    assert proxy.stat("meshd_upstream_rq_retry_success_total") == n
+    assert proxy.stat("meshd_upstream_rq_retry_limit_exceeded_total") == 0
     # Each retried request reached the upstream twice, with the same request id.
     retried = [s for s in seen(up) if s["path"] == "/flaky-retried"]
     assert len(retried) == 2 * n
@@ -111,8 +111,8 @@ def test_attempts_exhausted_give_the_last_answer_and_URX(mesh):
     assert len([s for s in seen(up) if s["path"] == "/fail"]) == 3
     line = proxy.access_log(wait_lines=1)[0]
     assert " 503 " in line and "URX" in line, line
-    assert proxy.stat("meshd_upstream_rq_retry") == 2
-    assert proxy.stat("meshd_upstream_rq_retry_limit_exceeded") == 1
+    assert proxy.stat("meshd_upstream_rq_retry_total") == 2
+    assert proxy.stat("meshd_upstream_rq_retry_limit_exceeded_total") == 1
 
 
 def test_connect_failure_is_retried_on_another_endpoint(mesh):
@@ -126,7 +126,7 @@ def test_connect_failure_is_retried_on_another_endpoint(mesh):
     statuses = [send(port, "/any")[0] for _ in range(30)]
     # A first pick of the dead endpoint is retried on the live one, never on itself.
     assert statuses == [200] * 30
-    assert proxy.stat("meshd_upstream_rq_retry") >= 1
+    assert proxy.stat("meshd_upstream_rq_retry_total") >= 1
 
 
 def test_body_over_the_replay_limit_is_delivered_once_and_not_retried(mesh):
@@ -140,8 +140,8 @@ def test_body_over_the_replay_limit_is_delivered_once_and_not_retried(mesh):
     assert status == 503, body
     big_seen = [s for s in seen(up) if s["path"] == "/flaky-big"]
     assert [s["bytes"] for s in big_seen] == [200_000]
-    assert proxy.stat("meshd_upstream_rq_retry_or_shadow_abandoned") == 1
-    assert proxy.stat("meshd_upstream_rq_retry") == 0
+    assert proxy.stat("meshd_upstream_rq_retry_or_shadow_abandoned_total") == 1
+    assert proxy.stat("meshd_upstream_rq_retry_total") == 0
     # A body under the limit is replayed whole.
     small = b"s" * 10_000
     status, body, _ = send(port, "/flaky-small", "POST", small)
@@ -156,7 +156,7 @@ def test_body_still_arriving_during_a_retry_reaches_the_next_attempt_whole(mesh)
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(b"POST /early HTTP/1.1\r\nHost: app\r\ncontent-length: 20000\r\n\r\n" + b"a" * 5000)
         # The first attempt failed on the first part: the retry replays it, the rest follows.
-        wait_until(lambda: proxy.stat("meshd_upstream_rq_retry") == 1, 10, what="a retry")
+        wait_until(lambda: proxy.stat("meshd_upstream_rq_retry_total") == 1, 10, what="a retry")
         s.sendall(b"z" * 15000)
         answer = b""
         while not answer.endswith(b"early got 20000"):
@@ -174,7 +174,7 @@ def test_reset_after_the_response_started_is_not_retried(mesh):
     status, body, _ = send(port, "/cut")
     assert status is None, body  # the head came through, then the stream broke
     assert len([s for s in seen(up) if s["path"] == "/cut"]) == 1
-    assert proxy.stat("meshd_upstream_rq_retry") == 0
+    assert proxy.stat("meshd_upstream_rq_retry_total") == 0
     line = proxy.access_log(wait_lines=1)[0]
     assert "URX" not in line, line
 
@@ -210,11 +210,11 @@ def test_retry_budget_bounds_concurrent_retries(mesh):
     results = []
     first = threading.Thread(target=lambda: results.append(send(port, "/fail")[0]))
     first.start()
-    wait_until(lambda: proxy.stat("meshd_upstream_rq_retry") == 1, 10, what="first retry scheduled")
+    wait_until(lambda: proxy.stat("meshd_upstream_rq_retry_total") == 1, 10, what="first retry scheduled")
     statuses = [send(port, "/fail")[0] for _ in range(5)]
     first.join(15)
     assert statuses == [503] * 5 and results == [503]
-    assert proxy.stat("meshd_upstream_rq_retry_overflow") >= 4
+    assert proxy.stat("meshd_upstream_rq_retry_overflow_total") >= 4
     assert any("UO" in line for line in proxy.access_log(wait_lines=6))
 
 
@@ -246,8 +246,8 @@ def test_mirror_gets_a_shadow_copy_and_never_delays_the_answer(mesh):
     assert max(times) < 1.0, times
     wait_until(lambda: len(seen(hung)) == 5, 10, what="copies at the hung mirror")
     assert {s["host"] for s in seen(hung)} == {"reviews-shadow"}
-    wait_until(lambda: proxy.stat("meshd_upstream_rq_mirror_failed") == 5, 10, what="hung copies given up")
-    assert proxy.stat("meshd_upstream_rq_mirrored") == 6
+    wait_until(lambda: proxy.stat("meshd_upstream_rq_mirror_failed_total") == 5, 10, what="hung copies given up")
+    assert proxy.stat("meshd_upstream_rq_mirrored_total") == 6
 
 
 def test_mirror_percentage_copies_a_share(mesh):
@@ -266,7 +266,7 @@ def test_mirror_percentage_copies_a_share(mesh):
         assert r.status == 200
     conn.close()
     # Binomial(200, 0.5): outside 70..130 about once in 10^5 runs.
-    mirrored = proxy.stat("meshd_upstream_rq_mirrored")
+    mirrored = proxy.stat("meshd_upstream_rq_mirrored_total")
     assert 70 <= mirrored <= 130, mirrored
     wait_until(lambda: len(seen(shadow)) == mirrored, 10, what="every copy at the mirror")
     assert {s["path"] for s in seen(shadow)} == {"/half"}

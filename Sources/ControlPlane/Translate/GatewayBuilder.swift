@@ -86,7 +86,9 @@ enum GatewayBuilder {
                                      virtualHosts: virtualHosts(served, port: port, ctx))
             var listener = Listener(name: listenerName, address: ctx.proxy.address,
                                     port: ctx.proxy.gatewayPorts[port] ?? port, tls: tls,
-                                    routeConfig: config.name, httpFilters: RouteFilterBuilder.filters(for: config))
+                                    routeConfig: config.name,
+                                    httpFilters: [StatsFilterBuilder.filter(for: ctx.proxy, reporter: .source)]
+                                        + (RouteFilterBuilder.filters(for: config) ?? []))
             listener.meshTLS = meshTLS
             listeners.append(listener)
             configs.append(config)

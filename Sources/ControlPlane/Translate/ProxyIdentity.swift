@@ -9,6 +9,8 @@ public struct ProxyIdentity: Sendable, Hashable {
     public var name: String
     public var namespace: String
     public var labels: [String: String]
+    /// The workload's service account (its identity; reported in Istio's metrics metadata).
+    public var serviceAccount: String
     /// The address the listeners bind.
     public var address: String
     /// Sidecar: where the app sends outbound requests (Istio's 15001).
@@ -22,11 +24,12 @@ public struct ProxyIdentity: Sendable, Hashable {
 
     public init(kind: Kind, name: String, namespace: String = "default", labels: [String: String] = [:],
                 address: String? = nil, outboundPort: Int = 15001, inboundPort: Int = 15006, appPort: Int? = nil,
-                gatewayPorts: [Int: Int] = [:]) {
+                gatewayPorts: [Int: Int] = [:], serviceAccount: String = "default") {
         self.kind = kind
         self.name = name
         self.namespace = namespace
         self.labels = labels
+        self.serviceAccount = serviceAccount
         self.address = address ?? (kind == .gateway ? "0.0.0.0" : "127.0.0.1")
         self.outboundPort = outboundPort
         self.inboundPort = inboundPort
@@ -36,14 +39,16 @@ public struct ProxyIdentity: Sendable, Hashable {
 
     public static func sidecar(name: String, namespace: String = "default", labels: [String: String] = [:],
                                outboundPort: Int = 15001, inboundPort: Int = 15006, appPort: Int? = nil,
-                               address: String = "127.0.0.1") -> ProxyIdentity {
+                               address: String = "127.0.0.1", serviceAccount: String = "default") -> ProxyIdentity {
         ProxyIdentity(kind: .sidecar, name: name, namespace: namespace, labels: labels, address: address,
-                      outboundPort: outboundPort, inboundPort: inboundPort, appPort: appPort)
+                      outboundPort: outboundPort, inboundPort: inboundPort, appPort: appPort,
+                      serviceAccount: serviceAccount)
     }
 
     public static func gateway(name: String, namespace: String = "default", labels: [String: String] = [:],
-                               ports: [Int: Int] = [:], address: String = "0.0.0.0") -> ProxyIdentity {
+                               ports: [Int: Int] = [:], address: String = "0.0.0.0",
+                               serviceAccount: String = "default") -> ProxyIdentity {
         ProxyIdentity(kind: .gateway, name: name, namespace: namespace, labels: labels, address: address,
-                      gatewayPorts: ports)
+                      gatewayPorts: ports, serviceAccount: serviceAccount)
     }
 }

@@ -23,12 +23,14 @@ enum SidecarBuilder {
     static func local(_ proxy: ProxyIdentity, outboundFilters: [HTTPFilterConfig]? = nil, meshTLS: MeshTLSMode? = nil)
         -> (listeners: [Listener], routeConfigs: [RouteConfig], clusters: [Cluster]) {
         var listeners = [Listener(name: Naming.outbound, address: proxy.address, port: proxy.outboundPort,
-                                  routeConfig: Naming.outbound, httpFilters: outboundFilters)]
+                                  routeConfig: Naming.outbound,
+                                  httpFilters: [StatsFilterBuilder.filter(for: proxy, reporter: .source)] + (outboundFilters ?? []))]
         listeners[0].trafficDirection = .outbound
         guard let app = proxy.appPort else { return (listeners, [], []) }
         let cluster = Naming.inboundCluster(appPort: app)
         var inbound = Listener(name: Naming.inbound, address: proxy.address, port: proxy.inboundPort,
-                               routeConfig: Naming.inbound)
+                               routeConfig: Naming.inbound,
+                               httpFilters: [StatsFilterBuilder.filter(for: proxy, reporter: .destination)])
         inbound.trafficDirection = .inbound
         inbound.meshTLS = meshTLS
         listeners.append(inbound)

@@ -65,7 +65,9 @@ public struct Translator: Sendable {
                              "AuthorizationPolicy and RequestAuthentication are not applied to TCP or TLS passthrough traffic")
                     continue
                 }
-                if !security.isEmpty { bootstrap.listeners[i].httpFilters = security + (bootstrap.listeners[i].httpFilters ?? []) }
+                if !security.isEmpty {
+                    bootstrap.listeners[i].httpFilters = StatsFilterBuilder.prepending(security, to: bootstrap.listeners[i].httpFilters)
+                }
             }
         }
         bootstrap.clusters = ClusterBuilder.build(ctx)
@@ -99,8 +101,8 @@ public struct Translator: Sendable {
         var local = SidecarBuilder.local(proxy, outboundFilters: outboundFilters, meshTLS: meshTLS)
         if let app = proxy.appPort, !inboundFilters.isEmpty,
            let i = local.listeners.firstIndex(where: { $0.name == Naming.inbound }) {
-            local.listeners[i].httpFilters = SecurityBuilder.inbound(inboundFilters, appPort: app)
-                + (local.listeners[i].httpFilters ?? [])
+            local.listeners[i].httpFilters = StatsFilterBuilder.prepending(SecurityBuilder.inbound(inboundFilters, appPort: app),
+                                                                           to: local.listeners[i].httpFilters)
         }
         return local
     }

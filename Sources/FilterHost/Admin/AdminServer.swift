@@ -24,9 +24,18 @@ public final class AdminServer: Sendable {
     /// An admin connection with nothing read or written for this long is closed.
     static let idleTimeout = TimeAmount.seconds(60)
 
-    /// `healthOnly`: the health port (Istio's 15021), which serves `GET /healthz/ready` alone.
+    /// What a port of the admin server serves.
+    public enum Role: Sendable {
+        /// Every admin page (Envoy's :15000).
+        case admin
+        /// `GET /healthz/ready` alone (Istio's health port, 15021).
+        case health
+        /// `GET /stats/prometheus` alone (Istio's merged Prometheus port, 15090).
+        case prometheus
+    }
+
     public init(runtime: ProxyRuntime, watcher: ConfigWatcher?, host: String, port: Int,
-                readiness: @escaping Readiness = { nil }, healthOnly: Bool = false) throws {
+                readiness: @escaping Readiness = { nil }, role: Role = .admin) throws {
         self.runtime = runtime
         self.watcher = watcher
         let handlerRuntime = runtime
@@ -48,7 +57,7 @@ public final class AdminServer: Sendable {
                     try sync.configureHTTPServerPipeline(withErrorHandling: true)
                     try sync.addHandler(NIOHTTPServerRequestAggregator(maxContentLength: 8 << 20))
                     try sync.addHandler(AdminHandler(runtime: handlerRuntime, watcher: watcher, readiness: readiness,
-                                                      healthOnly: healthOnly))
+                                                      role: role))
                 }
             }
             .bind(host: host, port: port).wait()
@@ -76,13 +85,13 @@ final class AdminHandler: ChannelInboundHandler {
     let runtime: ProxyRuntime
     let watcher: ConfigWatcher?
     let readiness: Readiness
-    let healthOnly: Bool
+    let role: AdminServer.Role
 
-    init(runtime: ProxyRuntime, watcher: ConfigWatcher?, readiness: @escaping Readiness, healthOnly: Bool) {
+    init(runtime: ProxyRuntime, watcher: ConfigWatcher?, readiness: @escaping Readiness, role: AdminServer.Role) {
         self.runtime = runtime
         self.watcher = watcher
         self.readiness = readiness
-        self.healthOnly = healthOnly
+        self.role = role
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -94,8 +103,14 @@ final class AdminHandler: ChannelInboundHandler {
         func reply(_ status: HTTPResponseStatus, _ body: String, type: String = "text/plain") {
             handler.value.send(context: ctx.value, status, body, type: type, keepAlive: keepAlive)
         }
-        if healthOnly, !(req.head.method == .GET && path == "/healthz/ready") {
-            return reply(.notFound, "unknown health path: \(path)\n")
+        switch role {
+        case .admin: break
+        case .health:
+            guard req.head.method == .GET, path == "/healthz/ready" else { return reply(.notFound, "unknown health path: \(path)\n") }
+        case .prometheus:
+            guard req.head.method == .GET, path == "/stats/prometheus" else {
+                return reply(.notFound, "unknown Prometheus path: \(path)\n")
+            }
         }
         switch (req.head.method, path) {
         case (.GET, "/ready"), (.GET, "/healthz/ready"):
@@ -215,15 +230,6 @@ enum AdminPages {
     }
 
     static func prometheus(_ stats: LoopStats.Snapshot, runtime: ProxyRuntime) -> String {
-        var out = ""
-        func family(_ entries: [String: Int], type: String) {
-            var seen = Set<String>()
-            for key in entries.keys.sorted() {
-                let name = String(key.prefix { $0 != "{" })
-                if seen.insert(name).inserted { out += "# TYPE \(name) \(type)\n" }
-                out += "\(key) \(entries[key]!)\n"
-            }
-        }
         var counters = stats.counters
         var gauges = stats.gauges
         for (l, n) in runtime.tracker.totalByListener { counters["meshd_downstream_cx_total{listener=\"\(l)\"}"] = n }
@@ -238,8 +244,6 @@ enum AdminPages {
         counters.merge(overload.counters) { a, _ in a }
         counters["meshd_config_updates_accepted_total"] = s.accepted
         counters["meshd_config_updates_rejected_total"] = s.rejected
-        family(counters, type: "counter")
-        family(gauges, type: "gauge")
-        return out
+        return PrometheusText.render(counters: counters, gauges: gauges, histograms: stats.histograms)
     }
 }

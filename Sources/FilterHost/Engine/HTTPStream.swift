@@ -224,6 +224,7 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
         if let counters {
             counters.active -= 1
             counters.byClass[min(5, max(0, (streamInfo.responseCode ?? 0) / 100))] += 1
+            counters.requestTime.observe(Double((NIODeadline.now() - streamInfo.startTime).nanoseconds) / 1e9)
         }
         if listener.accessLog ?? true { loop.accessLog.record(streamInfo) }
         loop.tracer?.end(streamInfo, kind: listener.trafficDirection == .inbound ? .server : .client,

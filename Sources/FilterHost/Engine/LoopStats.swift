@@ -1,16 +1,24 @@
 import Transport
 
-/// Counters kept per event loop; the admin server adds the loops' copies together.
-/// The hot path bumps integer fields of small per-listener / per-cluster objects; the
-/// Prometheus names are built only when someone scrapes.
+/// Counters and histograms kept per event loop; the admin server adds the loops' copies
+/// together. The hot path bumps fields of small per-listener / per-cluster objects; the
+/// Prometheus names are built only when someone scrapes. Free-form series (filters' keys,
+/// whose label values may come from requests) are capped per loop so a flood of distinct
+/// label values cannot grow memory without bound.
 final class LoopStats: StatsScope {
     struct Snapshot: Sendable {
         var counters: [String: Int] = [:]
         var gauges: [String: Int] = [:]
+        var histograms: [String: HistogramCounts] = [:]
 
         mutating func merge(_ other: Snapshot) {
             counters.merge(other.counters, uniquingKeysWith: +)
             gauges.merge(other.gauges, uniquingKeysWith: +)
+            histograms.merge(other.histograms) { a, b in
+                var a = a
+                a.merge(b)
+                return a
+            }
         }
     }
 
@@ -18,6 +26,8 @@ final class LoopStats: StatsScope {
         var requests = 0
         var active = 0
         var byClass = [Int](repeating: 0, count: 6)
+        /// Downstream request time, first request byte to last response byte.
+        var requestTime = HistogramCounts(bounds: .envoyDefaultSeconds)
     }
 
     final class Cluster {
@@ -25,12 +35,37 @@ final class LoopStats: StatsScope {
         var byCode: [Int: Int] = [:]
     }
 
+    /// Free-form series (counters plus histograms) one loop keeps; past it new series are
+    /// dropped and counted in `meshd_stats_series_overflow_total`.
+    static let maxFreeFormSeries = 20_000
+
     private var listeners: [String: Listener] = [:]
     private var clusters: [String: Cluster] = [:]
     private var counters: [String: Int] = [:]
+    private var histograms: [String: HistogramCounts] = [:]
+    private var overflowedSeries = 0
 
-    /// A free-form counter, for rare events (a full Prometheus series name as the key).
-    func count(_ key: String, _ n: Int = 1) { counters[key, default: 0] += n }
+    private var hasRoomForNewSeries: Bool {
+        guard counters.count + histograms.count < Self.maxFreeFormSeries else {
+            overflowedSeries += 1
+            return false
+        }
+        return true
+    }
+
+    /// A free-form counter (a full Prometheus series name as the key).
+    func count(_ key: String, _ n: Int = 1) {
+        if counters[key] == nil, !hasRoomForNewSeries { return }
+        counters[key, default: 0] += n
+    }
+
+    func observe(_ key: String, _ value: Double, bounds: HistogramBounds) {
+        if histograms[key] == nil {
+            guard hasRoomForNewSeries else { return }
+            histograms[key] = HistogramCounts(bounds: bounds)
+        }
+        histograms[key]!.observe(value)
+    }
 
     func listener(_ name: String) -> Listener {
         if let l = listeners[name] { return l }
@@ -50,18 +85,22 @@ final class LoopStats: StatsScope {
     }
 
     var snapshot: Snapshot {
-        var s = Snapshot(counters: counters)
+        var s = Snapshot(counters: counters, histograms: histograms)
+        if overflowedSeries > 0 { s.counters["meshd_stats_series_overflow_total"] = overflowedSeries }
         for (name, l) in listeners {
-            s.counters["meshd_downstream_rq_total{listener=\"\(name)\"}"] = l.requests
-            s.gauges["meshd_downstream_rq_active{listener=\"\(name)\"}"] = l.active
+            let label = "listener=\"\(PrometheusText.escape(name))\""
+            s.counters["meshd_downstream_rq_total{\(label)}"] = l.requests
+            s.gauges["meshd_downstream_rq_active{\(label)}"] = l.active
             for (cls, n) in l.byClass.enumerated() where n > 0 {
-                s.counters["meshd_downstream_rq_xx{listener=\"\(name)\",response_code_class=\"\(cls)xx\"}"] = n
+                s.counters["meshd_downstream_rq_xx_total{\(label),response_code_class=\"\(cls)xx\"}"] = n
             }
+            if l.requestTime.count > 0 { s.histograms["meshd_downstream_rq_time_seconds{\(label)}"] = l.requestTime }
         }
         for (name, c) in clusters {
-            s.counters["meshd_upstream_rq_total{cluster=\"\(name)\"}"] = c.requests
+            let label = "cluster=\"\(PrometheusText.escape(name))\""
+            s.counters["meshd_upstream_rq_total{\(label)}"] = c.requests
             for (code, n) in c.byCode {
-                s.counters["meshd_upstream_rq{cluster=\"\(name)\",response_code=\"\(code)\"}"] = n
+                s.counters["meshd_upstream_rq_completed_total{\(label),response_code=\"\(code)\"}"] = n
             }
         }
         return s

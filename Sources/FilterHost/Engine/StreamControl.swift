@@ -62,9 +62,12 @@ public protocol StreamControl: AnyObject {
     func drainConnectionUponCompletion()
 }
 
-/// Counters a filter adds to, by full series key (`name{label="v"}`).
+/// Counters and histograms a filter adds to, by full series key (`name{label="v"}`).
+/// A family's HELP text and type come from `MetricCatalog`.
 public protocol StatsScope: AnyObject {
     func count(_ key: String, _ n: Int)
+    /// Records `value` in the histogram series `key`, whose buckets are `bounds`.
+    func observe(_ key: String, _ value: Double, bounds: HistogramBounds)
 }
 
 /// Hands out connections to a cluster's endpoints, picked by the cluster's policy: a

@@ -169,7 +169,7 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
     private func replayAbandoned() {
         guard let cluster else { return }
         // As Envoy's retry_or_shadow_abandoned: the request goes on, without retries or mirrors.
-        stats.count("meshd_upstream_rq_retry_or_shadow_abandoned{cluster=\"\(cluster.name)\"}")
+        stats.count("meshd_upstream_rq_retry_or_shadow_abandoned_total{cluster=\"\(cluster.name)\"}")
         retry = nil
         mirrors = []
     }
@@ -341,16 +341,16 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         switch decision {
         case .retry(let backoffMs):
             heldRetryBudget = name
-            stats.count("meshd_upstream_rq_retry{cluster=\"\(name)\"}")
+            stats.count("meshd_upstream_rq_retry_total{cluster=\"\(name)\"}")
             scheduleRetry(afterMs: backoffMs)
             return true
         case .no:
-            if hadRetried { stats.count("meshd_upstream_rq_retry_success{cluster=\"\(name)\"}") }
+            if hadRetried { stats.count("meshd_upstream_rq_retry_success_total{cluster=\"\(name)\"}") }
         case .limitExceeded:
-            stats.count("meshd_upstream_rq_retry_limit_exceeded{cluster=\"\(name)\"}")
+            stats.count("meshd_upstream_rq_retry_limit_exceeded_total{cluster=\"\(name)\"}")
             stream.streamInfo.addFlag(.upstreamRetryLimitExceeded)
         case .overflow:
-            stats.count("meshd_upstream_rq_retry_overflow{cluster=\"\(name)\"}")
+            stats.count("meshd_upstream_rq_retry_overflow_total{cluster=\"\(name)\"}")
             stream.streamInfo.addFlag(.upstreamOverflow)
         }
         return false

@@ -33,7 +33,7 @@ final class ShadowRequest: UpstreamResponseHandler, TimerTarget {
         let shadow = ShadowRequest(clusterName: cluster.name, timers: timers, stats: stats)
         shadow.selfReference = shadow
         shadow.timer = timers.arm(after: .milliseconds(Int64(timeoutMs)), shadow)
-        stats.count("meshd_upstream_rq_mirrored{cluster=\"\(cluster.name)\"}")
+        stats.count("meshd_upstream_rq_mirrored_total{cluster=\"\(cluster.name)\"}")
         var head = head
         head.authority = shadowAuthority(head.authority)
         client.connection(for: cluster) { [shadow] result in
@@ -69,7 +69,7 @@ final class ShadowRequest: UpstreamResponseHandler, TimerTarget {
         state = .done
         timers.cancel(timer)
         timer = nil
-        if failed { stats.count("meshd_upstream_rq_mirror_failed{cluster=\"\(clusterName)\"}") }
+        if failed { stats.count("meshd_upstream_rq_mirror_failed_total{cluster=\"\(clusterName)\"}") }
         selfReference = nil
     }
 

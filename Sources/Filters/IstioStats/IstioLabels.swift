@@ -1,0 +1,120 @@
+import FilterHost
+
+/// Who reports a request: the client's proxy (outbound, gateways) or the server's (inbound).
+enum Reporter: String, Sendable {
+    case source, destination
+}
+
+/// Everything Istio's standard labels are made of, for one finished request.
+struct IstioRequestFacts {
+    var reporter: Reporter
+    var local: WorkloadFacts
+    /// The other end's facts from the exchange headers; nil when it sent none (not in the mesh).
+    var peer: WorkloadFacts?
+    var destinationService: String
+    var requestProtocol: String
+    var responseCode: Int
+    var grpcStatus: String
+    var responseFlags: String
+    var connectionSecurityPolicy: String
+    var sourcePrincipal: String?
+    var destinationPrincipal: String?
+
+    /// A label value is cut at this many characters (peer-sent values are not trusted).
+    static let maxValueLength = 256
+
+    /// Istio's label set, in Istio's order, as the text inside a series key's braces.
+    var labels: String {
+        let source = reporter == .source ? local : peer
+        let destination = reporter == .source ? peer : local
+        let service = DestinationService(destinationService)
+        let pairs: [(String, String?)] = [
+            ("reporter", reporter.rawValue),
+            ("source_workload", source?.workload),
+            ("source_canonical_service", source?.canonicalService),
+            ("source_canonical_revision", source?.canonicalRevision),
+            ("source_workload_namespace", source?.namespace),
+            ("source_principal", sourcePrincipal),
+            ("source_app", source?.app),
+            ("source_version", source?.version),
+            ("source_cluster", source?.cluster),
+            ("destination_workload", destination?.workload),
+            ("destination_workload_namespace", destination?.namespace),
+            ("destination_principal", destinationPrincipal),
+            ("destination_app", destination?.app),
+            ("destination_version", destination?.version),
+            ("destination_service", service.host),
+            ("destination_canonical_service", destination?.canonicalService),
+            ("destination_canonical_revision", destination?.canonicalRevision),
+            ("destination_service_name", service.name),
+            ("destination_service_namespace", service.namespace),
+            ("destination_cluster", destination?.cluster),
+            ("request_protocol", requestProtocol),
+            ("response_code", String(responseCode)),
+            ("grpc_response_status", grpcStatus),
+            ("response_flags", responseFlags),
+            ("connection_security_policy", connectionSecurityPolicy),
+        ]
+        var out = ""
+        for (i, (key, value)) in pairs.enumerated() {
+            if i > 0 { out += "," }
+            out += key
+            out += "=\""
+            out += PrometheusText.escape(Self.bounded(value, emptyAllowed: key == "grpc_response_status"))
+            out += "\""
+        }
+        return out
+    }
+
+    /// Istio's "unknown" for a missing value; long values cut.
+    static func bounded(_ value: String?, emptyAllowed: Bool = false) -> String {
+        guard let value, !value.isEmpty || emptyAllowed else { return "unknown" }
+        return value.count > maxValueLength ? String(value.prefix(maxValueLength)) : value
+    }
+}
+
+/// A destination service host and the name and namespace in it (`NAME.NAMESPACE.svc.…`).
+struct DestinationService: Equatable {
+    var host: String
+    var name: String
+    var namespace: String
+
+    init(_ host: String) {
+        self.host = host
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        if parts.count >= 3, parts[2] == "svc" {
+            name = String(parts[0])
+            namespace = String(parts[1])
+        } else {
+            name = host
+            namespace = "unknown"
+        }
+    }
+
+    /// The service host an outbound cluster (`outbound|PORT|SUBSET|HOST`) sends to; nil for
+    /// other clusters.
+    static func host(ofCluster cluster: String?) -> String? {
+        guard let cluster, cluster.hasPrefix("outbound|") else { return nil }
+        let parts = cluster.split(separator: "|", omittingEmptySubsequences: false)
+        guard parts.count == 4, !parts[3].isEmpty else { return nil }
+        return String(parts[3])
+    }
+
+    /// The service an inbound request was sent to, from its authority: the host without its
+    /// port, a short name completed with `namespace` to `NAME.NAMESPACE.svc.cluster.local`
+    /// (and `NAME.NS.svc` with `.cluster.local`; `a.b` is left as it is: it may be a domain);
+    /// nil for an IP address or a value that is not a host name (keeps cardinality bounded).
+    static func host(ofAuthority authority: String, namespace: String) -> String? {
+        var host = Substring(authority.lowercased())
+        if let colon = host.lastIndex(of: ":"), !host.hasPrefix("[") { host = host[..<colon] }
+        guard !host.isEmpty, host.count <= 253,
+              host.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == ".") }),
+              host.contains(where: { $0.isLetter }) else { return nil }
+        let parts = host.split(separator: ".")
+        switch parts.count {
+        case 1: return "\(host).\(namespace).svc.cluster.local"
+        case 3 where parts[2] == "svc": return "\(host).cluster.local"
+        default: return String(host)
+        }
+    }
+}

@@ -1,0 +1,218 @@
+@testable import FilterHost
+@testable import Filters
+import Foundation
+import MeshAPI
+import NIOCore
+import NIOEmbedded
+import SwiftProtobuf
+import Transport
+import XCTest
+
+final class IstioStatsTests: XCTestCase {
+    let loop = EmbeddedEventLoop()
+
+    private let reviews = WorkloadFacts(name: "reviews-v2", workload: "reviews-v2", namespace: "default",
+                                        labels: ["app": "reviews", "version": "v2"], serviceAccount: "reviews",
+                                        cluster: "Kubernetes")
+    private let productpage = WorkloadFacts(name: "productpage-v1", workload: "productpage-v1", namespace: "web",
+                                            labels: ["app": "productpage", "version": "v1"], serviceAccount: nil,
+                                            cluster: "Kubernetes")
+
+    /// The labels as a dictionary, parsed back from the series text.
+    private func parse(_ text: String) -> [String: String] {
+        var out: [String: String] = [:]
+        let pattern = try! NSRegularExpression(pattern: #"([a-z_]+)="((?:[^"\\]|\\.)*)""#)
+        for m in pattern.matches(in: text, range: NSRange(text.startIndex..., in: text)) {
+            out[String(text[Range(m.range(at: 1), in: text)!])] = String(text[Range(m.range(at: 2), in: text)!])
+        }
+        return out
+    }
+
+    private func facts(_ reporter: Reporter, local: WorkloadFacts, peer: WorkloadFacts?) -> IstioRequestFacts {
+        IstioRequestFacts(reporter: reporter, local: local, peer: peer,
+                          destinationService: "reviews.default.svc.cluster.local", requestProtocol: "http",
+                          responseCode: 200, grpcStatus: "", responseFlags: "-", connectionSecurityPolicy: "unknown")
+    }
+
+    func testSourceReporterPutsItselfOnTheSourceSide() {
+        let l = parse(facts(.source, local: productpage, peer: reviews).labels)
+        XCTAssertEqual(l.count, 25, "Istio's 25 standard labels")
+        XCTAssertEqual(l["reporter"], "source")
+        XCTAssertEqual(l["source_workload"], "productpage-v1")
+        XCTAssertEqual(l["source_workload_namespace"], "web")
+        XCTAssertEqual(l["source_app"], "productpage")
+        XCTAssertEqual(l["source_canonical_service"], "productpage")
+        XCTAssertEqual(l["source_canonical_revision"], "v1")
+        XCTAssertEqual(l["destination_workload"], "reviews-v2")
+        XCTAssertEqual(l["destination_version"], "v2")
+        XCTAssertEqual(l["destination_service"], "reviews.default.svc.cluster.local")
+        XCTAssertEqual(l["destination_service_name"], "reviews")
+        XCTAssertEqual(l["destination_service_namespace"], "default")
+        XCTAssertEqual(l["destination_cluster"], "Kubernetes")
+        XCTAssertEqual(l["source_principal"], "unknown")
+        XCTAssertEqual(l["response_code"], "200")
+        XCTAssertEqual(l["grpc_response_status"], "")
+        XCTAssertEqual(l["response_flags"], "-")
+    }
+
+    func testDestinationReporterWithoutPeerSaysUnknown() {
+        let l = parse(facts(.destination, local: reviews, peer: nil).labels)
+        XCTAssertEqual(l["reporter"], "destination")
+        XCTAssertEqual(l["destination_workload"], "reviews-v2")
+        XCTAssertEqual(l["destination_canonical_revision"], "v2")
+        for key in ["source_workload", "source_workload_namespace", "source_app", "source_version",
+                    "source_canonical_service", "source_canonical_revision", "source_cluster", "source_principal"] {
+            XCTAssertEqual(l[key], "unknown", key)
+        }
+    }
+
+    func testCanonicalNamesFollowIstiosLabelPrecedence() {
+        var w = reviews
+        w.labels = ["service.istio.io/canonical-name": "ratings", "app": "x", "version": "v9",
+                    "service.istio.io/canonical-revision": "r1"]
+        XCTAssertEqual(w.canonicalService, "ratings")
+        XCTAssertEqual(w.canonicalRevision, "r1")
+        w.labels = [:]
+        XCTAssertEqual(w.canonicalService, "reviews-v2", "no label: the workload name")
+        XCTAssertEqual(w.canonicalRevision, "latest")
+    }
+
+    func testPeerValuesAreEscapedAndCut() {
+        var peer = reviews
+        peer.workload = "a\"b\\c\nd"
+        peer.namespace = String(repeating: "n", count: 1000)
+        let text = facts(.destination, local: productpage, peer: peer).labels
+        XCTAssertTrue(text.contains(#"source_workload="a\"b\\c\nd""#), text)
+        XCTAssertEqual(parse(text)["source_workload_namespace"]?.count, IstioRequestFacts.maxValueLength)
+    }
+
+    func testDestinationServiceFromClusterAndAuthority() {
+        XCTAssertEqual(DestinationService.host(ofCluster: "outbound|9080|v2|reviews.default.svc.cluster.local"),
+                       "reviews.default.svc.cluster.local")
+        XCTAssertNil(DestinationService.host(ofCluster: "inbound|8080||"))
+        XCTAssertNil(DestinationService.host(ofCluster: nil))
+        XCTAssertEqual(DestinationService.host(ofAuthority: "reviews:9080", namespace: "ns"), "reviews.ns.svc.cluster.local")
+        XCTAssertEqual(DestinationService.host(ofAuthority: "Reviews.Prod", namespace: "ns"), "reviews.prod")
+        XCTAssertEqual(DestinationService.host(ofAuthority: "reviews.prod.svc", namespace: "ns"), "reviews.prod.svc.cluster.local")
+        XCTAssertNil(DestinationService.host(ofAuthority: "10.0.0.1:80", namespace: "ns"))
+        XCTAssertNil(DestinationService.host(ofAuthority: "bad host\u{7f}", namespace: "ns"))
+        let external = DestinationService("api.example.com")
+        XCTAssertEqual(external.name, "api.example.com")
+        XCTAssertEqual(external.namespace, "unknown")
+    }
+
+    func testPeerMetadataRoundTripsAsProtobufStruct() throws {
+        let encoded = PeerMetadata.encode(reviews)
+        XCTAssertEqual(PeerMetadata.decode(encoded), reviews)
+        // It is a google.protobuf.Struct: Istio's keys are there.
+        let s = try Google_Protobuf_Struct(serializedBytes: Data(base64Encoded: encoded)!)
+        XCTAssertEqual(Set(s.fields.keys), ["NAME", "WORKLOAD_NAME", "NAMESPACE", "CLUSTER_ID", "MESH_ID",
+                                            "SERVICE_ACCOUNT", "LABELS"])
+        XCTAssertNil(PeerMetadata.decode("not base64!"))
+        XCTAssertNil(PeerMetadata.decode(Data("garbage".utf8).base64EncodedString()))
+        XCTAssertNil(PeerMetadata.decode(String(repeating: "A", count: PeerMetadata.maxEncodedBytes + 4)))
+    }
+
+    func testGRPCMessagesCountedAcrossChunkBoundaries() {
+        var frames = ByteBuffer()
+        for size in [0, 3, 70_000] {
+            frames.writeInteger(UInt8(0))
+            frames.writeInteger(UInt32(size))
+            frames.writeRepeatingByte(7, count: size)
+        }
+        for chunk in [1, 2, 3, 7, 4096] {
+            var counter = GRPCMessageCounter()
+            var rest = frames
+            while let piece = rest.readSlice(length: min(chunk, rest.readableBytes)), piece.readableBytes > 0 {
+                counter.consume(piece)
+            }
+            XCTAssertEqual(counter.messages, 3, "chunks of \(chunk)")
+        }
+    }
+
+    private func harness(_ reporter: String) throws -> ChainHarness {
+        let config: JSONValue = .object([
+            "reporter": .string(reporter),
+            "workload": .object(["name": .string("reviews-v2"), "namespace": .string("default"),
+                                 "labels": .object(["app": .string("reviews"), "version": .string("v2")]),
+                                 "serviceAccount": .string("reviews"), "nodeId": .string("sidecar~1~reviews-v2.default")]),
+        ])
+        return try ChainHarness(eventLoop: loop, factories: [IstioStatsFactory.build(config)])
+    }
+
+    func testInboundStripsThePeersHeadersAndAnswersWithItsOwn() throws {
+        let h = try harness("destination")
+        h.sendRequest(headers: [(PeerMetadata.header, PeerMetadata.encode(productpage)), (PeerMetadata.idHeader, "x")])
+        XCTAssertNil(h.upstream(PeerMetadata.header), "the app never sees the exchange headers")
+        XCTAssertNil(h.upstream(PeerMetadata.idHeader))
+        h.streamInfo.responseCode = 503
+        h.sendResponse(status: 503, body: ["nope"])
+        XCTAssertEqual(h.client(PeerMetadata.idHeader), "sidecar~1~reviews-v2.default")
+        XCTAssertEqual(h.client(PeerMetadata.header).flatMap(PeerMetadata.decode)?.workload, "reviews-v2")
+        h.complete()
+        let keys = h.counters.values.keys.filter { $0.hasPrefix("istio_requests_total{") }
+        XCTAssertEqual(keys.count, 1)
+        let l = parse(keys.first!)
+        XCTAssertEqual(l["source_workload"], "productpage-v1")
+        XCTAssertEqual(l["destination_workload"], "reviews-v2")
+        XCTAssertEqual(l["response_code"], "503")
+        XCTAssertEqual(l["connection_security_policy"], "none", "plaintext inbound")
+        XCTAssertEqual(l["destination_service"], "example.com", "the authority, when it names a host")
+        let bytes = h.counters.histograms.first { $0.key.hasPrefix("istio_response_bytes{") }?.value
+        XCTAssertEqual(bytes?.sum, 4)
+        XCTAssertEqual(h.counters.histograms.filter { $0.key.hasPrefix("istio_request_duration_milliseconds{") }.count, 1)
+    }
+
+    func testOutboundSendsItsOwnAndTakesTheServersFromTheResponse() throws {
+        let h = try harness("source")
+        h.sendRequest(headers: [(PeerMetadata.header, "forged by the app")])
+        XCTAssertEqual(h.upstreamHead?.headers[PeerMetadata.header].count, 1)
+        XCTAssertEqual(h.upstream(PeerMetadata.header).flatMap(PeerMetadata.decode)?.workload, "reviews-v2")
+        h.streamInfo.responseCode = 200
+        h.streamInfo.clusterName = "outbound|9080||ratings.default.svc.cluster.local"
+        h.sendResponse(headers: [(PeerMetadata.header, PeerMetadata.encode(productpage)), (PeerMetadata.idHeader, "p")])
+        XCTAssertNil(h.client(PeerMetadata.header), "the client app never sees the exchange headers")
+        XCTAssertNil(h.client(PeerMetadata.idHeader))
+        h.complete()
+        let key = try XCTUnwrap(h.counters.values.keys.first { $0.hasPrefix("istio_requests_total{") })
+        let l = parse(key)
+        XCTAssertEqual(l["reporter"], "source")
+        XCTAssertEqual(l["source_workload"], "reviews-v2")
+        XCTAssertEqual(l["destination_workload"], "productpage-v1")
+        XCTAssertEqual(l["destination_service_name"], "ratings")
+        XCTAssertEqual(l["connection_security_policy"], "unknown")
+    }
+
+    func testGRPCStreamCountsMessagesAndStatus() throws {
+        let h = try harness("destination")
+        var frame = ByteBuffer()
+        frame.writeInteger(UInt8(0))
+        frame.writeInteger(UInt32(2))
+        frame.writeString("hi")
+        h.sendRequest(method: "POST", headers: [("content-type", "application/grpc")],
+                      body: [String(buffer: frame)])
+        h.streamInfo.responseCode = 200
+        h.sendResponse(headers: [("content-type", "application/grpc"), ("grpc-status", "5")])
+        h.complete()
+        let request = try XCTUnwrap(h.counters.values.first { $0.key.hasPrefix("istio_request_messages_total{") })
+        XCTAssertEqual(request.value, 1)
+        let l = parse(request.key)
+        XCTAssertEqual(l["request_protocol"], "grpc")
+        XCTAssertEqual(l["grpc_response_status"], "5")
+        XCTAssertEqual(h.counters.values.first { $0.key.hasPrefix("istio_response_messages_total{") }?.value, 0)
+    }
+
+    func testConfigErrorsNameTheField() {
+        XCTAssertThrowsError(try IstioStatsFactory.build(.object(["reporter": .string("middle"), "workload": .object([:])]))) {
+            XCTAssertEqual(($0 as? ConfigError)?.path, "reporter")
+        }
+        XCTAssertThrowsError(try IstioStatsFactory.build(.object(["reporter": .string("source"),
+                                                                   "workload": .object(["namespace": .string("d")])]))) {
+            XCTAssertEqual(($0 as? ConfigError)?.path, "workload.name")
+        }
+        XCTAssertThrowsError(try IstioStatsFactory.build(.object(["reporter": .string("source"), "tags": .null,
+                                                                   "workload": .object(["name": .string("a")])]))) {
+            XCTAssertEqual(($0 as? ConfigError)?.path, "tags")
+        }
+    }
+}
