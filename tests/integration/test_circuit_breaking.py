@@ -57,7 +57,7 @@ def test_max_requests_bounds_a_burst_across_loops(mesh):
         assert body == b"upstream connect error or disconnect/reset before headers. reset reason: overflow"
         assert took < 2.5, took
     assert len([s for s in seen(up) if s["path"].startswith("/hang")]) == 2
-    assert proxy.stat("meshd_upstream_rq_pending_overflow") == 8
+    assert proxy.stat("meshd_upstream_rq_pending_overflow_total") == 8
     lines = proxy.access_log(wait_lines=10)
     assert sum("UO" in line for line in lines) == 8, lines
 
@@ -85,8 +85,8 @@ def test_pending_requests_overflow_when_the_only_connection_is_busy(mesh):
         if status == 503:
             assert headers.get("x-envoy-overloaded") == "true" and took < 1.5, (headers, took)
     assert first and first[0][0] == 504
-    assert proxy.stat("meshd_upstream_rq_pending_overflow") == 4
-    assert proxy.stat("meshd_upstream_cx_overflow") >= 1
+    assert proxy.stat("meshd_upstream_rq_pending_overflow_total") == 4
+    assert proxy.stat("meshd_upstream_cx_overflow_total") >= 1
 
 
 def test_max_requests_per_connection_closes_an_http1_connection_after_its_requests(mesh):

@@ -55,7 +55,7 @@ def test_failing_endpoint_is_ejected_then_brought_back_after_the_ejection_time(m
     assert len(seen(bad)) == 3 and statuses.count(503) == 3, statuses
     assert health(proxy)[bad_host] == "/failed_outlier_check"
     assert proxy.stat("meshd_outlier_detection_ejections_active") == 1
-    assert proxy.stat("meshd_outlier_detection_ejections_enforced_consecutive_5xx") == 1
+    assert proxy.stat("meshd_outlier_detection_ejections_enforced_consecutive_5xx_total") == 1
     rows = endpoints_table(proxy)
     assert [bad_host, "EJECTED", "app"] in rows and [f"127.0.0.1:{good[0]}", "HEALTHY", "app"] in rows, rows
 
@@ -84,7 +84,7 @@ def test_never_ejects_more_than_max_ejection_percent(mesh):
     assert sorted(flags.values()) == ["/failed_outlier_check"] * 2 + ["healthy"] * 2, flags
     assert proxy.stat("meshd_outlier_detection_ejections_active") == 2
     assert proxy.stat("meshd_outlier_detection_ejections_total") == 2
-    assert proxy.stat("meshd_outlier_detection_ejections_overflow") > 0
+    assert proxy.stat("meshd_outlier_detection_ejections_overflow_total") > 0
     # The two left in service take every request.
     in_service = {h for h, f in flags.items() if f == "healthy"}
     before = {p: len(seen(p)) for p in ups}

@@ -303,7 +303,7 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         phase = .done
         cancelTimers()
         guard let cluster else { return }
-        stats.count("meshd_upstream_rq_pending_overflow{cluster=\"\(cluster.name)\"}")
+        stats.count("meshd_upstream_rq_pending_overflow_total{cluster=\"\(cluster.name)\"}")
         stats.upstreamResponse(cluster: cluster.name, code: 503)
         stream.sendLocalReply(status: 503, body: "upstream connect error or disconnect/reset before headers. reset reason: overflow",
                               headers: ["x-envoy-overloaded": "true"], flag: .upstreamOverflow, from: self)
@@ -317,9 +317,9 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         case .none: break
         case .ejected(let detector):
             stats.count("meshd_outlier_detection_ejections_total{cluster=\"\(name)\"}")
-            stats.count("meshd_outlier_detection_ejections_enforced_\(detector.rawValue){cluster=\"\(name)\"}")
+            stats.count("meshd_outlier_detection_ejections_enforced_\(detector.rawValue)_total{cluster=\"\(name)\"}")
         case .overflow:
-            stats.count("meshd_outlier_detection_ejections_overflow{cluster=\"\(name)\"}")
+            stats.count("meshd_outlier_detection_ejections_overflow_total{cluster=\"\(name)\"}")
         }
     }
 

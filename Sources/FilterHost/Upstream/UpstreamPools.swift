@@ -183,7 +183,7 @@ final class EndpointPool {
         // Over the cluster's limit no connection opens, unless this pool has none: its
         // waiters would otherwise wait for nothing (Envoy does the same).
         if !breakers.tryAcquire(.connections, of: cluster) {
-            stats.count("meshd_upstream_cx_overflow{cluster=\"\(cluster.name)\"}")
+            stats.count("meshd_upstream_cx_overflow_total{cluster=\"\(cluster.name)\"}")
             guard connections.isEmpty, connecting == 0 else { return }
             breakers.forceAcquire(.connections, of: cluster.name)
         }
