@@ -227,7 +227,10 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
             counters.requestTime.observe(Double((NIODeadline.now() - streamInfo.startTime).nanoseconds) / 1e9)
         }
         if listener.accessLog ?? true { loop.accessLog.record(streamInfo) }
-        loop.tracer?.end(streamInfo, kind: listener.trafficDirection == .inbound ? .server : .client,
-                         scheme: connectionInfo.isTLS ? "https" : "http", peer: connectionInfo.remoteAddress?.ipAddress)
+        // Only a sampled stream becomes a span: the peer's address string is made for it alone.
+        if let tracer = loop.tracer, streamInfo.trace?.sampled == true {
+            tracer.end(streamInfo, kind: listener.trafficDirection == .inbound ? .server : .client,
+                       scheme: connectionInfo.isTLS ? "https" : "http", peer: connectionInfo.remoteAddress?.ipAddress)
+        }
     }
 }

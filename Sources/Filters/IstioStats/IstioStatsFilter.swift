@@ -29,15 +29,7 @@ final class IstioStatsFilter: HTTPFilter {
     func onRequestHeaders(_ head: inout RequestHead, endStream: Bool) -> FilterHeadersStatus {
         authority = head.authority
         isGRPC = head.headers.first(name: "content-type")?.lowercased().hasPrefix("application/grpc") ?? false
-        switch config.reporter {
-        case .destination:
-            peer = Self.takePeer(&head.headers)
-        case .source:
-            // What the app put there is not this workload's word: replaced.
-            _ = Self.takePeer(&head.headers)
-            head.headers.add(name: PeerMetadata.header, value: config.encodedMetadata)
-            head.headers.add(name: PeerMetadata.idHeader, value: config.nodeID)
-        }
+        exchange(&head.headers, fromPeer: config.reporter == .destination)
         return .continue
     }
 
@@ -49,14 +41,7 @@ final class IstioStatsFilter: HTTPFilter {
 
     func onResponseHeaders(_ head: inout ResponseHead, endStream: Bool) -> FilterHeadersStatus {
         if let status = head.headers.first(name: "grpc-status") { grpcStatus = status }
-        switch config.reporter {
-        case .source:
-            peer = Self.takePeer(&head.headers)
-        case .destination:
-            _ = Self.takePeer(&head.headers)
-            head.headers.add(name: PeerMetadata.header, value: config.encodedMetadata)
-            head.headers.add(name: PeerMetadata.idHeader, value: config.nodeID)
-        }
+        exchange(&head.headers, fromPeer: config.reporter == .source)
         return .continue
     }
 
@@ -111,11 +96,28 @@ final class IstioStatsFilter: HTTPFilter {
 
     static func spiffeID(_ cert: TLSCertificateFacts) -> String? { cert.uriSANs.first { $0.hasPrefix("spiffe://") } }
 
+    /// Headers coming from the peer proxy: its facts are read and the exchange headers
+    /// removed. Headers going to it: whatever the app put there is not this workload's word,
+    /// so it is replaced (not decoded) with this workload's metadata.
+    private func exchange(_ headers: inout HTTPHeaders, fromPeer: Bool) {
+        if fromPeer {
+            peer = Self.takePeer(&headers)
+        } else {
+            Self.strip(&headers)
+            headers.add(name: PeerMetadata.header, value: config.encodedMetadata)
+            headers.add(name: PeerMetadata.idHeader, value: config.nodeID)
+        }
+    }
+
     /// Removes the exchange headers; the peer's facts when they decode.
     static func takePeer(_ headers: inout HTTPHeaders) -> WorkloadFacts? {
         let value = headers.first(name: PeerMetadata.header)
+        strip(&headers)
+        return value.flatMap(PeerMetadata.decode)
+    }
+
+    static func strip(_ headers: inout HTTPHeaders) {
         headers.remove(name: PeerMetadata.header)
         headers.remove(name: PeerMetadata.idHeader)
-        return value.flatMap(PeerMetadata.decode)
     }
 }
