@@ -1,5 +1,6 @@
 import ArgumentParser
 import ControlPlane
+import NIOConcurrencyHelpers
 import Dispatch
 import FilterHost
 import Foundation
@@ -139,16 +140,25 @@ struct ControlPlaneServeCommand: ParsableCommand {
     static func compiler() -> ControlPlaneRuntime<ConfigStore>.Compile {
         let cache = ConfigStore.ParseCache()
         let admission = FileAdmission()
+        let secrets = NIOLockedValueBox<CredentialReader?>(nil)
         return { directory in
+            let reader = secrets.withLockedValue { r in
+                if r == nil { r = CredentialReader(directory: directory) }
+                return r!
+            }
             let store: ConfigStore
             do {
                 store = try ConfigStore.load(directory: directory, cache: cache)
             } catch {
                 return .init(config: nil, refused: ["\(directory): \(error)"])
             }
-            let outcome = admission.admit(store)
+            var outcome = admission.admit(store)
+            // Secrets are read for what is served; one that cannot be read is a warning on the
+            // field naming it (its server or client certificate is left out), never a refusal.
+            let (credentials, problems) = CredentialReferences(outcome.store).read(with: reader, directory: directory)
+            outcome.store.credentials = credentials
             return .init(config: outcome.store, refused: outcome.refused.map(\.description),
-                         warnings: outcome.warnings.map(\.description))
+                         warnings: (outcome.warnings + problems).map(\.description))
         }
     }
 

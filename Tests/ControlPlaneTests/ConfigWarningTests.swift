@@ -170,4 +170,36 @@ final class ConfigWarningTests: XCTestCase {
 
         """
     }
+
+    /// Gateway server TLS from the secret store and its checks are enforced; `tlsCertificates`
+    /// and `caCrl` are still warned.
+    func testGatewayServerTLSFieldsAreEnforced() {
+        let yaml = """
+            apiVersion: networking.istio.io/v1
+            kind: Gateway
+            metadata: {name: web}
+            spec:
+              selector: {istio: ingressgateway}
+              servers:
+              - port: {number: 443, name: https, protocol: HTTPS}
+                hosts: [a.example.com]
+                tls:
+                  mode: MUTUAL
+                  credentialName: a
+                  credentialNames: [a-rsa, a-ecdsa]
+                  caCertCredentialName: a-ca
+                  subjectAltNames: [spiffe://example.com/client]
+                  verifyCertificateSpki: [abc=]
+                  verifyCertificateHash: ["ab:cd"]
+                  minProtocolVersion: TLSV1_2
+                  maxProtocolVersion: TLSV1_3
+                  cipherSuites: [ECDHE-ECDSA-AES128-GCM-SHA256]
+                  tlsCertificates: [{serverCertificate: /a.pem, privateKey: /a.key}]
+                  caCrl: /crl.pem
+            """
+        XCTAssertEqual(Validator.warnings(ConfigStore.parse(yaml: yaml, file: "gw.yaml")).map(\.description), [
+            "gw.yaml:20: warning: Gateway/default/web: spec.servers[0].tls.tlsCertificates: tlsCertificates are not supported: ignored (a server with no other certificate is skipped)",
+            "gw.yaml:21: warning: Gateway/default/web: spec.servers[0].tls.caCrl: certificate revocation lists are not checked",
+        ])
+    }
 }

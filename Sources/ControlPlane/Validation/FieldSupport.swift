@@ -115,7 +115,9 @@ enum FieldSupport {
                 for f in ["clientCertificate", "privateKey", "caCertificates", "sni", "insecureSkipVerify"] {
                     t[p + ".tls." + f] = .enforced
                 }
-                t[p + ".tls.credentialName"] = .warned("credentialName needs a secret store, which meshd does not have; use file paths")
+                // From the secret store at gateways (and sidecars of a DestinationRule with a
+                // workloadSelector); other sidecars are warned by the translator, proxy by proxy.
+                t[p + ".tls.credentialName"] = .enforced
                 t[p + ".tls.subjectAltNames"] = .enforced
                 t[p + ".tls.caCrl"] = .warned("certificate revocation lists are not checked")
                 t[p + ".loadBalancer.zoneAwareLbSetting"] = .warned("zone-aware load balancing is not supported; every endpoint is used alike")
@@ -137,16 +139,13 @@ enum FieldSupport {
         "spec.servers[].tls.httpsRedirect": .enforced, "spec.servers[].tls.mode": .enforced,
         "spec.servers[].tls.serverCertificate": .enforced, "spec.servers[].tls.privateKey": .enforced,
         "spec.servers[].tls.caCertificates": .enforced,
-        "spec.servers[].tls.credentialName": .warned("credentialName needs a secret store, which meshd does not have; the server is skipped (use serverCertificate and privateKey files)"),
-        "spec.servers[].tls.credentialNames": .warned("credentialNames need a secret store, which meshd does not have; the server is skipped"),
-        "spec.servers[].tls.tlsCertificates": .warned("tlsCertificates are not supported; the server is skipped"),
-        "spec.servers[].tls.caCertCredentialName": .warned("caCertCredentialName needs a secret store, which meshd does not have; use caCertificates"),
-        "spec.servers[].tls.subjectAltNames": .warned("client certificates are not checked against subjectAltNames"),
-        "spec.servers[].tls.verifyCertificateSpki": .warned("client certificates are not pinned"),
-        "spec.servers[].tls.verifyCertificateHash": .warned("client certificates are not pinned"),
-        "spec.servers[].tls.minProtocolVersion": .warned("the TLS version range is the proxy's default"),
-        "spec.servers[].tls.maxProtocolVersion": .warned("the TLS version range is the proxy's default"),
-        "spec.servers[].tls.cipherSuites": .warned("the cipher suites are the proxy's default"),
+        // From the secret store: `<config dir>/<name>/` (docs/security.md).
+        "spec.servers[].tls.credentialName": .enforced, "spec.servers[].tls.credentialNames": .enforced,
+        "spec.servers[].tls.tlsCertificates": .warned("tlsCertificates are not supported: ignored (a server with no other certificate is skipped)"),
+        "spec.servers[].tls.caCertCredentialName": .enforced,
+        "spec.servers[].tls.subjectAltNames": .enforced, "spec.servers[].tls.verifyCertificateSpki": .enforced,
+        "spec.servers[].tls.verifyCertificateHash": .enforced, "spec.servers[].tls.minProtocolVersion": .enforced,
+        "spec.servers[].tls.maxProtocolVersion": .enforced, "spec.servers[].tls.cipherSuites": .enforced,
         "spec.servers[].tls.caCrl": .warned("certificate revocation lists are not checked"),
     ]
 

@@ -86,9 +86,13 @@ enum ValueSupport {
             for (i, s) in gw.servers.enumerated() {
                 let p = "spec.servers[\(i)]"
                 let proto = s.port?.effectiveProtocol ?? .unspecified
-                if proto == .https, let mode = s.tls?.mode, !["SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL"].contains(mode) {
-                    c.add(p + ".tls.mode", "\(mode) is not supported (meshd terminates TLS with certificate files only); the server is skipped")
-                } else if proto != .https && !proto.isHTTP {
+                if proto == .https, let mode = s.tls?.mode, !["SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL", "ISTIO_MUTUAL"].contains(mode) {
+                    c.add(p + ".tls.mode", "\(mode) is not supported on HTTPS servers (meshd terminates TLS: SIMPLE, MUTUAL, OPTIONAL_MUTUAL, ISTIO_MUTUAL); the server is skipped")
+                }
+                if let min = s.tls?.minProtocolVersion, min == "TLSV1_0" || min == "TLSV1_1" {
+                    c.add(p + ".tls.minProtocolVersion", "OpenSSL 3 refuses TLS 1.0 and 1.1 at its default security level; TLS 1.2 is the lowest version served")
+                }
+                if proto != .https && !proto.isHTTP {
                     c.add(p + ".port.protocol", "\(proto.rawValue) servers are not supported yet (HTTP and HTTPS only); the server is skipped")
                 }
             }

@@ -223,7 +223,7 @@ enum AdminPages {
         }
         let s = runtime.status
         let dump = Dump(version: s.version, acceptedUpdates: s.accepted, rejectedUpdates: s.rejected,
-                        lastRejection: s.lastError, config: runtime.snapshot.bootstrap)
+                        lastRejection: s.lastError, config: runtime.snapshot.bootstrap.redactingPrivateKeys)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         return (try? String(decoding: encoder.encode(dump), as: UTF8.self)) ?? "{}"

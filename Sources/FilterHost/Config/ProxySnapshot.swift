@@ -19,10 +19,13 @@ public final class ProxySnapshot: Sendable {
     public let perRouteConfigs: [Int: [String: any Sendable]]
     /// The validated `overloadManager` (off when absent).
     package let overload: OverloadPlan
+    /// Server TLS contexts by listener name (`tls` or `tlsByServerName`), taken at each accept.
+    package let serverTLSContexts: [String: TLSServerContext]
 
     init(version: Int, bootstrap: Bootstrap, routeTables: [String: RouteTable], clusters: [String: Cluster],
          filterChains: [String: [HTTPFilterFactory]], extensionState: [String: any Sendable] = [:],
-         perRouteConfigs: [Int: [String: any Sendable]] = [:], overload: OverloadPlan = .off) {
+         perRouteConfigs: [Int: [String: any Sendable]] = [:], overload: OverloadPlan = .off,
+         serverTLSContexts: [String: TLSServerContext] = [:]) {
         self.version = version
         self.bootstrap = bootstrap
         self.routeTables = routeTables
@@ -31,6 +34,7 @@ public final class ProxySnapshot: Sendable {
         self.extensionState = extensionState
         self.perRouteConfigs = perRouteConfigs
         self.overload = overload
+        self.serverTLSContexts = serverTLSContexts
     }
 
     public func listener(named name: String) -> Listener? {
@@ -38,9 +42,11 @@ public final class ProxySnapshot: Sendable {
     }
 
     /// Validates and compiles a bootstrap. Every error names the field path. Lua plugins
-    /// unchanged since `previous` keep their version (and VMs).
+    /// unchanged since `previous` keep their version (and VMs). With `loadingTLS` the
+    /// listeners' server TLS contexts are made too (their certificates must load); a running
+    /// proxy asks for them, a check of a translated config (whose files live elsewhere) does not.
     public static func build(_ b: Bootstrap, version: Int, registry: FilterRegistry,
-                             previous: ProxySnapshot? = nil) throws -> ProxySnapshot {
+                             previous: ProxySnapshot? = nil, loadingTLS: Bool = false) throws -> ProxySnapshot {
         let overload = try OverloadPlan(b.overloadManager)
         var clusters: [String: Cluster] = [:]
         for (i, c) in b.clusters.enumerated() {
@@ -89,7 +95,7 @@ public final class ProxySnapshot: Sendable {
             guard (0...65535).contains(l.port) else { throw ConfigError(path: path + ".port", reason: "port \(l.port) out of range") }
             try ListenerLimits.validate(l, path: path)
             if let tcp = l.tcpProxy {
-                guard l.tls == nil else {
+                guard l.serverTLS.isEmpty else {
                     throw ConfigError(path: path + ".tls", reason: "a tcpProxy listener does not terminate TLS (route by serverNames instead)")
                 }
                 guard (l.httpFilters ?? []).isEmpty, l.meshTLS == nil else {
@@ -127,7 +133,8 @@ public final class ProxySnapshot: Sendable {
         for e in extensions { state[e.name] = e.build.retained }
         return ProxySnapshot(version: version, bootstrap: b, routeTables: tables, clusters: clusters, filterChains: chains,
                              extensionState: state, perRouteConfigs: try perRouteConfigs(b, tables: tables, registry: registry),
-                             overload: overload)
+                             overload: overload,
+                             serverTLSContexts: loadingTLS ? try ListenerTLSContexts.build(b.listeners, previous: previous) : [:])
     }
 
     /// Parses every `perFilterConfig` entry that has a registered parser, per route.

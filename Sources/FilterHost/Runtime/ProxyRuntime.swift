@@ -46,7 +46,7 @@ public final class ProxyRuntime: Sendable {
         self.registry = registry
         self.logger = logger
         self.tracker = ConnectionTracker(processLimit: maxDownstreamConnections ?? ConnectionBudget.defaultDownstreamLimit)
-        let snapshot = try ProxySnapshot.build(bootstrap, version: 1, registry: registry)
+        let snapshot = try ProxySnapshot.build(bootstrap, version: 1, registry: registry, loadingTLS: true)
         let loops = group.makeIterator().map { $0 }
         let tracer = bootstrap.tracing.map(Tracer.init(config:))
         self.tracer = tracer
@@ -72,18 +72,14 @@ public final class ProxyRuntime: Sendable {
         let snapshot = self.snapshot
         var bound: [String: BoundListener] = [:]
         for l in snapshot.bootstrap.listeners {
-            bound[l.name] = try bind(l)
+            bound[l.name] = try bind(l, tls: snapshot.serverTLSContexts[l.name])
         }
         state.withLockedValue { $0.listeners = bound }
         overload.configure(snapshot.overload)
     }
 
-    private func bind(_ l: Listener) throws -> BoundListener {
-        let tls: TLSServerContext? = try l.tls.map {
-            try TLSServerContext(certificateChainFile: $0.certificateChain, privateKeyFile: $0.privateKey,
-                                 alpnProtocols: $0.alpn ?? ["h2", "http/1.1"], caCertificatesFile: $0.caCertificates)
-        }
-        let setup = ConnectionSetup(listener: l, contexts: contexts, tlsContext: tls, tracker: tracker)
+    private func bind(_ l: Listener, tls: TLSServerContext?) throws -> BoundListener {
+        let setup = ConnectionSetup(listener: l, contexts: contexts, boundTLSContext: tls, tracker: tracker)
         let channel = try ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -120,7 +116,8 @@ public final class ProxyRuntime: Sendable {
         warnIfStartOnlyChanged(bootstrap)
         let next: ProxySnapshot
         do {
-            next = try ProxySnapshot.build(bootstrap, version: current.version + 1, registry: registry, previous: current)
+            next = try ProxySnapshot.build(bootstrap, version: current.version + 1, registry: registry, previous: current,
+                                         loadingTLS: true)
         } catch let e as ConfigError {
             return refuse(e)
         } catch {
@@ -131,7 +128,9 @@ public final class ProxyRuntime: Sendable {
         var keep: [String: BoundListener] = [:]
         var fresh: [String: BoundListener] = [:]
         for l in bootstrap.listeners {
-            if let b = old[l.name], b.config.address == l.address, b.config.port == l.port, b.config.tls == l.tls,
+            // TLS is not compared: each accept takes the current snapshot's context, so new
+            // certificates serve from the next connection without a rebind.
+            if let b = old[l.name], b.config.address == l.address, b.config.port == l.port,
                (b.config.tcpProxy == nil) == (l.tcpProxy == nil) {
                 keep[l.name] = BoundListener(config: l, channel: b.channel)
                 continue
@@ -141,7 +140,7 @@ public final class ProxyRuntime: Sendable {
                 try? b.channel.close().wait()
             }
             do {
-                fresh[l.name] = try bind(l)
+                fresh[l.name] = try bind(l, tls: next.serverTLSContexts[l.name])
             } catch {
                 for f in fresh.values { f.channel.close(promise: nil) }
                 return refuse(ConfigError(path: "listeners[\(l.name)]", reason: "cannot listen: \(error)"))
