@@ -1,6 +1,5 @@
 import ArgumentParser
 import ControlPlane
-import NIOConcurrencyHelpers
 import Dispatch
 import FilterHost
 import Foundation
@@ -91,7 +90,7 @@ struct ControlPlaneServeCommand: ParsableCommand {
         let logger = ProcessLogging.bootstrap(level: logLevel, label: "meshd.control-plane")
         let runtime = ControlPlaneRuntime<ConfigStore>(directory: configDir, logger: logger,
                                                        debounce: Double(debounceMs) / 1000,
-                                                       compile: Self.compiler(), prepare: Self.preparer(trustDomain: state.trustDomain))
+                                                       compile: Self.compiler(secrets: CredentialReader(directory: configDir)), prepare: Self.preparer(trustDomain: state.trustDomain))
         // The watcher's first look comes before the first load, so an edit made during it is seen.
         let watcher = DirectoryWatcher(directory: configDir, debounce: Double(debounceMs) / 1000) { mayRefuse in
             runtime.reload(mayRefuse: mayRefuse) || mayRefuse
@@ -137,15 +136,10 @@ struct ControlPlaneServeCommand: ParsableCommand {
     /// Loads and validates the directory (files whose text did not change since the last load
     /// are not parsed again); a file with an error is refused alone (its last good version
     /// stays), the others apply.
-    static func compiler() -> ControlPlaneRuntime<ConfigStore>.Compile {
+    static func compiler(secrets reader: CredentialReader) -> ControlPlaneRuntime<ConfigStore>.Compile {
         let cache = ConfigStore.ParseCache()
         let admission = FileAdmission()
-        let secrets = NIOLockedValueBox<CredentialReader?>(nil)
         return { directory in
-            let reader = secrets.withLockedValue { r in
-                if r == nil { r = CredentialReader(directory: directory) }
-                return r!
-            }
             let store: ConfigStore
             do {
                 store = try ConfigStore.load(directory: directory, cache: cache)
@@ -155,7 +149,7 @@ struct ControlPlaneServeCommand: ParsableCommand {
             var outcome = admission.admit(store)
             // Secrets are read for what is served; one that cannot be read is a warning on the
             // field naming it (its server or client certificate is left out), never a refusal.
-            let (credentials, problems) = CredentialReferences(outcome.store).read(with: reader, directory: directory)
+            let (credentials, problems) = CredentialReferences(outcome.store).read(with: reader)
             outcome.store.credentials = credentials
             return .init(config: outcome.store, refused: outcome.refused.map(\.description),
                          warnings: (outcome.warnings + problems).map(\.description))

@@ -134,7 +134,7 @@ final class GatewayTLSTests: XCTestCase {
     /// The store as the control plane serves it: validated, with the secrets it names read.
     private func served(_ yaml: String) -> (ConfigStore, [ValidationError]) {
         var store = ConfigStore.parse(yaml: yaml, file: "gw.yaml")
-        let (credentials, warnings) = CredentialReferences(store).read(with: CredentialReader(directory: directory), directory: directory)
+        let (credentials, warnings) = CredentialReferences(store).read(with: CredentialReader(directory: directory))
         store.credentials = credentials
         return (store, warnings)
     }

@@ -69,12 +69,12 @@ public struct CredentialReferences: Sendable {
 
     /// Reads every referenced secret and returns them with a warning (file, line, field) for
     /// each reference whose secret could not be read.
-    public func read(with reader: CredentialReader, directory: String) -> (credentials: [String: TLSCredential], warnings: [ValidationError]) {
+    public func read(with reader: CredentialReader) -> (credentials: [String: TLSCredential], warnings: [ValidationError]) {
         let certificates = Set(references.filter { $0.need == .certificate }.map(\.name))
         let cas = Set(references.filter { $0.need == .ca }.map(\.name))
         // `<name>-cacert` is optional: read only when its directory is there.
         let optional = Set(references.filter { $0.need == .optionalCA }.map(\.name))
-            .filter { CredentialReader.isSecretName($0) && CredentialReader.directoryExists($0, in: directory) }
+            .filter { CredentialReader.isSecretName($0) && CredentialReader.directoryExists($0, in: reader.directory) }
         let outcome = reader.read(certificates, caOnly: cas.union(optional))
         var warnings: [ValidationError] = []
         for ref in references where ref.need != .optionalCA {

@@ -25,9 +25,9 @@ public struct TLSCredential: Sendable, Equatable {
 
 /// The secret store outside Kubernetes: `<config dir>/<credentialName>/` holds a secret's
 /// keys as files (`tls.crt`, `tls.key`, `ca.crt`, or `cert`, `key`, `cacert`). A secret that
-/// cannot be read or does not hold a usable certificate is reported; the last good version
-/// read of it keeps serving (as an Envoy keeps its last good SDS secret). One reader per
-/// watched directory.
+/// cannot be read or does not hold a usable certificate is reported; while its directory is
+/// there the last good version read of it keeps serving (a rotation caught half-written),
+/// a directory taken away takes the secret with it. One reader per watched directory.
 public final class CredentialReader: Sendable {
     public struct Outcome: Sendable, Equatable {
         public var credentials: [String: TLSCredential] = [:]
@@ -35,7 +35,8 @@ public final class CredentialReader: Sendable {
         public var problems: [String: String] = [:]
     }
 
-    private let directory: String
+    /// The config directory the secret directories are in.
+    public let directory: String
     private let lastGood = NIOLockedValueBox<[String: TLSCredential]>([:])
 
     public init(directory: String) {
@@ -52,7 +53,8 @@ public final class CredentialReader: Sendable {
                 good[name] = c
                 out.credentials[name] = c
             case .failure(let problem):
-                if let last = lastGood.withLockedValue({ $0[name] }) {
+                // A secret taken away is gone; one being rewritten keeps its last good version.
+                if problem.directoryExists, let last = lastGood.withLockedValue({ $0[name] }) {
                     out.credentials[name] = last
                     out.problems[name] = problem.reason + " (the last good version read keeps serving)"
                     good[name] = last
@@ -65,7 +67,10 @@ public final class CredentialReader: Sendable {
         return out
     }
 
-    struct Problem: Error { let reason: String }
+    struct Problem: Error {
+        let reason: String
+        var directoryExists = true
+    }
 
     /// Is `name` a secret name (a Kubernetes object name: lowercase letters, digits, `-`, `.`)?
     /// Anything else could leave the directory.
@@ -85,7 +90,7 @@ public final class CredentialReader: Sendable {
         }
         let dir = directory + "/" + name
         guard directoryExists(name, in: directory) else {
-            return .failure(Problem(reason: "secret directory \(dir) not found"))
+            return .failure(Problem(reason: "secret directory \(dir) not found", directoryExists: false))
         }
         func file(_ key: String) -> String? {
             guard let data = FileManager.default.contents(atPath: dir + "/" + key), !data.isEmpty else { return nil }

@@ -131,10 +131,11 @@ public final class ProxySnapshot: Sendable {
         }
         var state: [String: any Sendable] = [:]
         for e in extensions { state[e.name] = e.build.retained }
+        let tlsContexts = try loadingTLS ? ListenerTLSContexts.build(b.listeners, previous: previous) : [:]
         return ProxySnapshot(version: version, bootstrap: b, routeTables: tables, clusters: clusters, filterChains: chains,
                              extensionState: state, perRouteConfigs: try perRouteConfigs(b, tables: tables, registry: registry),
                              overload: overload,
-                             serverTLSContexts: loadingTLS ? try ListenerTLSContexts.build(b.listeners, previous: previous) : [:])
+                             serverTLSContexts: tlsContexts)
     }
 
     /// Parses every `perFilterConfig` entry that has a registered parser, per route.

@@ -29,8 +29,10 @@ enum ListenerTLSContexts {
             return try make(l.tls!, path: path + ".tls")
         }
         guard !entries.isEmpty else { throw ConfigError(path: path + ".tlsByServerName", reason: "needs at least one entry") }
-        let contexts = try entries.enumerated().map { j, e in
-            (serverNames: e.serverNames ?? [], context: try make(e, path: "\(path).tlsByServerName[\(j)]"))
+        var contexts: [(serverNames: [String], context: TLSServerContext)] = []
+        for (j, e) in entries.enumerated() {
+            let context = try make(e, path: "\(path).tlsByServerName[\(j)]")
+            contexts.append((serverNames: e.serverNames ?? [], context: context))
         }
         do {
             return try TLSServerContext(serverNameEntries: contexts)

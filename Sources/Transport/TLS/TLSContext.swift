@@ -132,7 +132,7 @@ public final class TLSServerContext: @unchecked Sendable {
         self.requiresClientCertificate = configuration.caCertificates != nil && configuration.requireClientCertificate
         self.clientCertificateChecks = configuration.clientCertificateChecks
         self.localCertificate = SSL_CTX_get0_certificate(ctx).flatMap { TLSCertificateFacts(x509: $0) }
-        self.alpnPreferences = Self.installALPN(configuration.alpnProtocols, on: ctx)
+        self.alpnPreferences = TLSServerContext.installALPN(configuration.alpnProtocols, on: ctx)
         OpenSSLErrorQueue.clear()
     }
 
@@ -147,7 +147,7 @@ public final class TLSServerContext: @unchecked Sendable {
             SSL_CTX_free(ctx)
             throw error
         }
-        let selector = ServerNameSelector(ServerNameTable(entries.map { ($0.serverNames, $0.context) }),
+        let selector = ServerNameSelector(ServerNameTable(entries.map { (names: $0.serverNames, value: $0.context) }),
                                           contexts: entries.map(\.context))
         selector.install(on: ctx)
         self.ctx = ctx
