@@ -13,7 +13,7 @@ import time
 import pytest
 
 from certs import make_ca, make_leaf
-from conftest import free_port
+from conftest import curl, free_port
 from mesh_harness import ControlPlane, wait_until
 
 
@@ -131,6 +131,11 @@ def test_two_hosts_on_one_port_each_get_their_certificate_by_sni(mesh, pki):
     status, body, b_hash = fetch(port, "b.example.com", ca)
     assert status == "HTTP/1.1 200 OK" and body == "hello over tls", (status, body)
     assert a_hash != b_hash
+    # curl with SNI over HTTP/2: ALPN is the SNI entry's.
+    for host in ("a.example.com", "b.example.com"):
+        r = curl("-sS", "--http2", "--cacert", ca, "--resolve", f"{host}:{port}:127.0.0.1",
+                 "-w", "\n%{http_version}", f"https://{host}:{port}/")
+        assert r.stdout.decode().splitlines() == ["hello over tls", "2"], (r.stdout, r.stderr)
     # Envoy's filter-chain match: a name no server has, or no SNI, matches no chain: refused.
     assert refused(port, "c.example.com", ca)
     ctx = ssl.create_default_context(cafile=ca)
