@@ -5,6 +5,7 @@ import FilterHost
 import Foundation
 import Logging
 import MeshAPI
+import NIOConcurrencyHelpers
 import NIOPosix
 import Transport
 import LuaRuntime
@@ -88,18 +89,21 @@ struct ControlPlaneServeCommand: ParsableCommand {
 
     func run() throws {
         let logger = ProcessLogging.bootstrap(level: logLevel, label: "meshd.control-plane")
+        let trustDomain = try state.trustDomain
         let runtime = ControlPlaneRuntime<ConfigStore>(directory: configDir, logger: logger,
                                                        debounce: Double(debounceMs) / 1000,
-                                                       compile: Self.compiler(), prepare: Self.preparer(trustDomain: state.trustDomain))
+                                                       compile: Self.compiler(meshConfig: state.meshConfigPath),
+                                                       prepare: Self.preparer(trustDomain: trustDomain))
         // The watcher's first look comes before the first load, so an edit made during it is seen.
-        let watcher = DirectoryWatcher(directory: configDir, debounce: Double(debounceMs) / 1000) { mayRefuse in
+        let watcher = DirectoryWatcher(directory: configDir, alsoWatching: state.meshConfigPath.map { [$0] } ?? [],
+                                       debounce: Double(debounceMs) / 1000) { mayRefuse in
             runtime.reload(mayRefuse: mayRefuse) || mayRefuse
         }
         runtime.reload()
         runtime.hub.holdReconnectingProxies(for: Double(reconnectGraceMs) / 1000)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let stateDirectory = try state.directory(configDir: configDir)
-        let authority = try CertificateAuthority(stateDirectory: stateDirectory, trustDomain: state.trustDomain)
+        let authority = try CertificateAuthority(stateDirectory: stateDirectory, trustDomain: trustDomain)
         logger.info("mesh CA ready", metadata: ["origin": "\(authority.origin)", "trust_domain": "\(authority.trustDomain)",
                                                 "root_sha256": "\(authority.rootFingerprint)"])
         let signer = CertificateSigner(authority: authority, defaultTTL: TimeInterval(certTTLSeconds), logger: logger)
@@ -136,9 +140,12 @@ struct ControlPlaneServeCommand: ParsableCommand {
     /// Loads and validates the directory (files whose text did not change since the last load
     /// are not parsed again); a file with an error is refused alone (its last good version
     /// stays), the others apply.
-    static func compiler() -> ControlPlaneRuntime<ConfigStore>.Compile {
+    /// The mesh config file, when given, is read again with every load (a SIGHUP or any change in
+    /// the directory); one that cannot be used is refused and the last good one stays.
+    static func compiler(meshConfig meshConfigPath: String? = nil) -> ControlPlaneRuntime<ConfigStore>.Compile {
         let cache = ConfigStore.ParseCache()
         let admission = FileAdmission()
+        let lastGoodMesh = NIOLockedValueBox(MeshConfig())
         return { directory in
             let store: ConfigStore
             do {
@@ -146,7 +153,14 @@ struct ControlPlaneServeCommand: ParsableCommand {
             } catch {
                 return .init(config: nil, refused: ["\(directory): \(error)"])
             }
-            let outcome = admission.admit(store)
+            var outcome = admission.admit(store)
+            if let meshConfigPath {
+                let mesh = MeshConfigFile.load(path: meshConfigPath)
+                if let config = mesh.config { lastGoodMesh.withLockedValue { $0 = config } }
+                outcome.refused += mesh.errors
+                outcome.warnings = mesh.warnings + outcome.warnings
+            }
+            outcome.store.meshConfig = lastGoodMesh.withLockedValue { $0 }
             return .init(config: outcome.store, refused: outcome.refused.map(\.description),
                          warnings: outcome.warnings.map(\.description))
         }

@@ -1,8 +1,6 @@
 /// What a sidecar may reach: services and VirtualServices exported to its namespace and,
 /// when a Sidecar resource applies to it, named by that resource's `egress[].hosts`.
 struct SidecarScope {
-    static let rootNamespace = "istio-system"
-
     /// `(namespace part, host pattern)` from the applicable Sidecar; nil: no Sidecar, all visible.
     let egress: [(namespace: String, host: String)]?
     let sidecarNamespace: String
@@ -17,7 +15,7 @@ struct SidecarScope {
         let sidecars = store.sidecars
         let chosen = sidecars.first { $0.namespace == proxy.namespace && $0.spec.workloadSelector.map { proxy.labels.matches($0.labels) } == true }
             ?? sidecars.first { $0.namespace == proxy.namespace && $0.spec.workloadSelector == nil }
-            ?? sidecars.first { $0.namespace == Self.rootNamespace && $0.spec.workloadSelector == nil }
+            ?? sidecars.first { $0.namespace == store.meshConfig.rootNamespace && $0.spec.workloadSelector == nil }
         sidecarNamespace = chosen?.namespace ?? proxy.namespace
         source = applies ? chosen?.id : nil
         egress = chosen.map { sc in

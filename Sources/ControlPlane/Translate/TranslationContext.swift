@@ -31,7 +31,7 @@ final class TranslationContext {
         self.scope = SidecarScope(proxy: proxy, store: store)
         if let sidecar = scope.source { used.insert(sidecar) }
         for (id, namespace, selector) in Self.policies(store)
-        where (namespace == proxy.namespace || namespace == SidecarScope.rootNamespace) && proxy.labels.matches(selector) {
+        where (namespace == proxy.namespace || namespace == store.meshConfig.rootNamespace) && proxy.labels.matches(selector) {
             used.insert(id)
         }
     }

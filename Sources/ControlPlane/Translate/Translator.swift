@@ -124,6 +124,7 @@ struct ValidatedConfig: Sendable {
     var warnings: [String: [String]] = [:]
 
     init(_ store: ConfigStore) {
+        valid.meshConfig = store.meshConfig
         for r in store.effective {
             if Validator.validate(r).isEmpty {
                 valid.add(r)

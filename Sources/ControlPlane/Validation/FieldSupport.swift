@@ -63,7 +63,52 @@ enum FieldSupport {
         }
     }
 
+    /// The present fields `table` does not enforce, each with what meshd does instead: only the
+    /// topmost field of a warned subtree, in the order given.
+    static func unenforced(_ fields: [FieldPosition], in table: [String: Support]) -> [(FieldPosition, String)] {
+        var out: [(FieldPosition, String)] = []
+        for field in fields {
+            guard case .warned(let what) = support(field.pattern, in: table),
+                  !enforcesPart(of: field.pattern, in: table) else { continue }
+            let covered = out.contains { prior, _ in
+                field.path.count > prior.path.count && field.path.hasPrefix(prior.path)
+                    && ".[".contains(field.path[field.path.index(field.path.startIndex, offsetBy: prior.path.count)])
+            }
+            if !covered { out.append((field, what)) }
+        }
+        return out
+    }
+
     // MARK: tables
+
+    /// MeshConfig (`--mesh-config`): patterns are the fields' own paths (no `spec.`).
+    static let meshConfig: [String: Support] = {
+        var t: [String: Support] = [
+        "trustDomain": .enforced, "rootNamespace": .enforced,
+        "trustDomainAliases": .warned("trust domain aliases are not accepted: peers must be of trustDomain"),
+        "accessLogFile": .warned("access logs are set per proxy (--access-log); not applied from the mesh config yet"),
+        "accessLogEncoding": .warned("access logs are set per proxy (--access-log-encoding); not applied from the mesh config yet"),
+        "accessLogFormat": .warned("custom access log formats are not supported; Istio's default format is used"),
+        "enableTracing": .warned("tracing is set per proxy (--tracing-*); not applied from the mesh config yet"),
+        "defaultConfig": .warned("proxy defaults are set per proxy by its flags; ignored"),
+        "outboundTrafficPolicy": .warned("not applied yet: sidecars reach only services in the registry (REGISTRY_ONLY)"),
+        "enableAutoMtls": .warned("auto mTLS is always on for sidecars that have a mesh identity; ignored"),
+        "extensionProviders": .enforced,
+        "extensionProviders[].name": .enforced,
+        "extensionProviders[].envoyExtAuthzHttp": .warned("not used yet: AuthorizationPolicy CUSTOM denies what it matches"),
+        "extensionProviders[].envoyExtAuthzGrpc": .warned("gRPC external authorization is not supported"),
+        "extensionProviders[].opentelemetry": .warned("not used yet: each proxy's collector is set by --tracing-collector"),
+        "extensionProviders[].zipkin": .warned("Zipkin export is not supported; use opentelemetry"),
+        "extensionProviders[].prometheus": .enforced,
+        "extensionProviders[].envoyFileAccessLog": .warned("not used yet: access logs are set per proxy (--access-log)"),
+        "defaultProviders": .warned("not used yet: providers are chosen per proxy by its flags"),
+        ]
+        for kind in ExtensionProvider.unsupportedKinds {
+            t["extensionProviders[]." + kind] = .warned("\(kind) providers are not supported by meshd; the provider is unused")
+        }
+        return t
+    }()
+
 
     static let virtualService: [String: Support] = [
         "spec.hosts": .enforced, "spec.gateways": .enforced, "spec.exportTo": .enforced,
