@@ -262,6 +262,8 @@ public struct RouteAction: Codable, Sendable, Equatable {
     /// Replaces the whole path (the query string is kept unless the rewrite has its own).
     public var pathRewrite: String?
     public var hostRewrite: String?
+    /// Envoy's `regex_rewrite`: every match of `pattern` in the path (not the query) replaced.
+    public var regexRewrite: RegexRewrite?
     /// Retries of a failed attempt; none when unset.
     public var retryPolicy: RetryPolicy?
     /// Copies of the request sent to other clusters, fire and forget.
@@ -269,15 +271,28 @@ public struct RouteAction: Codable, Sendable, Equatable {
 
     public init(cluster: String? = nil, weightedClusters: [WeightedCluster]? = nil, timeoutMs: Int? = nil,
                 prefixRewrite: String? = nil, pathRewrite: String? = nil, hostRewrite: String? = nil,
-                retryPolicy: RetryPolicy? = nil, requestMirrorPolicies: [MirrorPolicy]? = nil) {
+                regexRewrite: RegexRewrite? = nil, retryPolicy: RetryPolicy? = nil,
+                requestMirrorPolicies: [MirrorPolicy]? = nil) {
         self.cluster = cluster
         self.weightedClusters = weightedClusters
         self.timeoutMs = timeoutMs
         self.prefixRewrite = prefixRewrite
         self.pathRewrite = pathRewrite
         self.hostRewrite = hostRewrite
+        self.regexRewrite = regexRewrite
         self.retryPolicy = retryPolicy
         self.requestMirrorPolicies = requestMirrorPolicies
+    }
+}
+
+/// Envoy's `RegexMatchAndSubstitute`: RE2 `pattern`, and `substitution` where `\1` is group 1.
+public struct RegexRewrite: Codable, Sendable, Equatable {
+    public var pattern: String
+    public var substitution: String
+
+    public init(pattern: String, substitution: String) {
+        self.pattern = pattern
+        self.substitution = substitution
     }
 }
 

@@ -494,3 +494,29 @@ def test_sidecar_that_goes_away_leaves_the_registry(mesh):
     assert endpoints("reviews-v1") == [f"127.0.0.1:{reviews['v1'].inbound}"]
     assert gone.name not in proxy_status_rows(cp) and gone.id not in proxy_status_rows(cp)
     assert tally(client.outbound, "reviews", 40) == {"reviews-v1": 40}
+
+
+def test_uri_regex_rewrite_rewrites_the_path_and_keeps_the_query(mesh):
+    vs = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{uri: {prefix: /service/}}]
+    rewrite:
+      uriRegexRewrite: {match: '^/service/([^/]+)(/.*)$', rewrite: '\\2/instance/\\1'}
+    route: [{destination: {host: reviews, subset: v1}}]
+  - route: [{destination: {host: reviews, subset: v1}}]
+"""
+    cp, client, _ = start_mesh(mesh, {"reviews.yaml": vs}, versions=("v1",))
+    c = Client(client.outbound)
+    status, _, body = c.get("reviews", "/service/ratings/stars?full=1")
+    body = body.decode()
+    assert status == 200, body
+    assert '"path": "/stars/instance/ratings?full=1"' in body, body
+    # A path the pattern does not match is sent as it is; so is a path of another route.
+    for path in ["/service/ratings", "/other/x"]:
+        status, _, body = c.get("reviews", path)
+        assert status == 200 and f'"path": "{path}"' in body.decode(), body

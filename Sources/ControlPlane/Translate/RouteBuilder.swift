@@ -162,8 +162,8 @@ struct RouteBuilder {
                     action.pathRewrite = uri
                 }
             }
-            if rewrite.uriRegexRewrite != nil {
-                ctx.warn(vs.id, path + ".rewrite.uriRegexRewrite", "uriRegexRewrite is not supported yet; ignored")
+            if let rr = rewrite.uriRegexRewrite, let pattern = rr.match, let substitution = rr.rewrite {
+                action.regexRewrite = RegexRewrite(pattern: pattern, substitution: substitution)
             }
             action.hostRewrite = rewrite.authority
         }

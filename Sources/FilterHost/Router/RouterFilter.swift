@@ -97,7 +97,7 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         }
         self.cluster = cluster
         stream.streamInfo.clusterName = cluster.name
-        Self.rewrite(&head, action: action, matchedPrefix: route.match.prefix)
+        Self.rewrite(&head, action: action, matchedPrefix: route.match.prefix, regex: selected.compiled.rewriteRegex)
         route.headers?.request?.apply(to: &head.headers)
         responseHeaders = route.headers?.response
         timeoutMs = action.timeoutMs ?? 15_000
@@ -451,9 +451,18 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         }
     }
 
-    static func rewrite(_ head: inout RequestHead, action: RouteAction, matchedPrefix: String?) {
+    static func rewrite(_ head: inout RequestHead, action: RouteAction, matchedPrefix: String?, regex: RE2Regex? = nil) {
         if let host = action.hostRewrite { head.authority = host }
-        if let newPrefix = action.prefixRewrite, let prefix = matchedPrefix, head.path.hasPrefix(prefix) {
+        if let regex, let substitution = action.regexRewrite?.substitution {
+            // Envoy rewrites the path only; the query string stays as it was.
+            let cut = head.path.firstIndex(of: "?") ?? head.path.endIndex
+            let path = String(head.path[..<cut])
+            let rewritten = regex.replaceAll(in: path, with: substitution)
+            if rewritten != path {
+                head.headers.replaceOrAdd(name: "x-envoy-original-path", value: head.path)
+                head.path = rewritten + head.path[cut...]
+            }
+        } else if let newPrefix = action.prefixRewrite, let prefix = matchedPrefix, head.path.hasPrefix(prefix) {
             head.headers.replaceOrAdd(name: "x-envoy-original-path", value: head.path)
             head.path = newPrefix + head.path.dropFirst(prefix.count)
             if head.path.isEmpty { head.path = "/" }
