@@ -350,6 +350,9 @@ public struct Cluster: Codable, Sendable, Equatable {
     /// Envoy's consecutive-errors outlier detection; nil: off.
     public var outlierDetection: OutlierDetectionConfig?
     public var tls: UpstreamTLS?
+    /// Envoy's ORIGINAL_DST cluster with the host taken from the request: each request goes to
+    /// its own `:authority` (host, port 80 when absent), not to `endpoints` (Istio's PassthroughCluster).
+    public var originalDestination: Bool?
     public var endpoints: [Endpoint]
 
     public init(name: String, protocol: UpstreamProtocol? = nil, lbPolicy: LBPolicy? = nil, connectTimeoutMs: Int? = nil,

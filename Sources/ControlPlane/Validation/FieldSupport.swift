@@ -91,7 +91,7 @@ enum FieldSupport {
         "accessLogFormat": .warned("custom access log formats are not supported; Istio's default format is used"),
         "enableTracing": .warned("tracing is set per proxy (--tracing-*); not applied from the mesh config yet"),
         "defaultConfig": .warned("proxy defaults are set per proxy by its flags; ignored"),
-        "outboundTrafficPolicy": .warned("not applied yet: sidecars reach only services in the registry (REGISTRY_ONLY)"),
+        "outboundTrafficPolicy": .enforced,
         "enableAutoMtls": .warned("auto mTLS is always on for sidecars that have a mesh identity; ignored"),
         "extensionProviders": .enforced,
         "extensionProviders[].name": .enforced,
@@ -223,7 +223,7 @@ enum FieldSupport {
         "spec.egress[].bind": .warned("bind is not applied"),
         "spec.egress[].captureMode": .warned("captureMode is not applied (meshd captures no traffic)"),
         "spec.ingress": .warned("Sidecar ingress listeners are not supported; the sidecar's inbound port forwards to its app port"),
-        "spec.outboundTrafficPolicy": .warned("outboundTrafficPolicy is not applied; only services in the registry are reachable"),
+        "spec.outboundTrafficPolicy": .enforced,
         "spec.inboundConnectionPool": .warned("inbound connection limits are not applied"),
     ]
 

@@ -91,9 +91,16 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
             return .stop
         }
         guard let action = route.route, let clusterName = Self.pickCluster(action),
-              let cluster = stream.snapshot.clusters[clusterName] else {
+              var cluster = stream.snapshot.clusters[clusterName] else {
             stream.sendLocalReply(status: 503, body: "cluster not found", headers: [:], flag: .noClusterFound, from: self)
             return .stop
+        }
+        if cluster.originalDestination == true {
+            guard let endpoint = Self.originalDestination(head.authority) else {
+                stream.sendLocalReply(status: 503, body: "no healthy upstream", headers: [:], flag: .noHealthyUpstream, from: self)
+                return .stop
+            }
+            cluster.endpoints = [endpoint]
         }
         self.cluster = cluster
         stream.streamInfo.clusterName = cluster.name
@@ -449,6 +456,26 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
             guard percent >= 100 || Double.random(in: 0..<100) < percent else { return nil }
             return snapshot.clusters[p.cluster]
         }
+    }
+
+    /// The endpoint a request names in its `:authority` (`host`, `host:port`, `[v6]:port`).
+    static func originalDestination(_ authority: String) -> Endpoint? {
+        var host = Substring(authority), port = 80
+        if host.hasPrefix("[") {
+            guard let close = host.firstIndex(of: "]") else { return nil }
+            let rest = host[host.index(after: close)...]
+            host = host[host.index(after: host.startIndex)..<close]
+            if rest.hasPrefix(":") {
+                guard let p = Int(rest.dropFirst()) else { return nil }
+                port = p
+            } else if !rest.isEmpty { return nil }
+        } else if let colon = host.lastIndex(of: ":") {
+            guard let p = Int(host[host.index(after: colon)...]) else { return nil }
+            port = p
+            host = host[..<colon]
+        }
+        guard !host.isEmpty, (1...65535).contains(port) else { return nil }
+        return Endpoint(address: String(host), port: port)
     }
 
     static func rewrite(_ head: inout RequestHead, action: RouteAction, matchedPrefix: String?, regex: RE2Regex? = nil) {
