@@ -12,6 +12,9 @@ final class UpstreamPools: UpstreamClient {
 
     private let eventLoop: EventLoop
     private var pools: [PoolKey: EndpointPool] = [:]
+    /// Pools are dropped once idle when their number has doubled since the last sweep: endpoints
+    /// come and go (sidecars leaving, passthrough destinations), and each left a pool behind.
+    private var sweepAt = 64
     private var roundRobin: [String: Int] = [:]
     var connector: UpstreamConnector
     private let stats: LoopStats
@@ -111,6 +114,10 @@ final class UpstreamPools: UpstreamClient {
             p.cluster = cluster  // its limits may have changed with the config
             return p
         }
+        if pools.count >= sweepAt {
+            pools = pools.filter { !$0.value.isIdle }
+            sweepAt = max(64, pools.count * 2)
+        }
         let p = EndpointPool(key: key, cluster: cluster, connector: connector, eventLoop: eventLoop, stats: stats)
         pools[key] = p
         return p
@@ -145,6 +152,8 @@ final class EndpointPool {
     }
 
     var connectionCount: Int { connections.count }
+    /// Nothing open, opening, waiting or in flight: the pool can go.
+    var isIdle: Bool { connections.isEmpty && connecting == 0 && waiters.isEmpty && activeStreams == 0 }
     private var maxConnections: Int { key.http2 ? 1 : (cluster.maxConnectionsPerEndpoint ?? 1024) }
 
     func acquire(_ waiter: @escaping UpstreamPools.Waiter) {
