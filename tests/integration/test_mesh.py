@@ -520,3 +520,34 @@ spec:
     for path in ["/service/ratings", "/other/x"]:
         status, _, body = c.get("reviews", path)
         assert status == 200 and f'"path": "{path}"' in body.decode(), body
+
+
+def test_delegate_virtual_service_serves_the_root_routes_and_follows_edits(mesh):
+    root = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{uri: {prefix: /v2}}]
+    delegate: {name: reviews-v2}
+  - route: [{destination: {host: reviews, subset: v1}}]
+"""
+    delegate = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews-v2}
+spec:
+  http:
+  - match: [{uri: {prefix: /v2/jason}}]
+    route: [{destination: {host: reviews, subset: v1}}]
+  - route: [{destination: {host: reviews, subset: %s}}]
+"""
+    cp, client, _ = start_mesh(mesh, {"reviews.yaml": root, "delegate.yaml": delegate % "v2"})
+    assert tally(client.outbound, "reviews", 10, path="/v2/x") == {"reviews-v2": 10}
+    assert tally(client.outbound, "reviews", 10, path="/v2/jason/x") == {"reviews-v1": 10}
+    assert tally(client.outbound, "reviews", 10, path="/other") == {"reviews-v1": 10}
+    # Editing the delegate alone changes what the root serves.
+    cp.apply({"delegate.yaml": delegate % "v1"})
+    assert tally(client.outbound, "reviews", 10, path="/v2/x") == {"reviews-v1": 10}

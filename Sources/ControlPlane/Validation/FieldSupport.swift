@@ -115,7 +115,6 @@ enum FieldSupport {
         "spec.http": .enforced,
         "spec.http[].match[].statPrefix": .warned("stats are not kept per match; ignored"),
         "spec.http[].redirect.prefixRewrite": .warned("prefixRewrite is not applied; the redirect keeps the path (or uses uri)"),
-        "spec.http[].delegate": .warned("delegation is not supported yet; the route is skipped"),
         "spec.http[].retries.retryRemoteLocalities": .warned("meshd has no locality priorities: retries already go to any endpoint; ignored"),
         "spec.http[].fault.delay.exponentialDelay": .warned("exponential delays are not supported (nor by Istio); the delay is ignored"),
         "spec.http[].fault.abort.http2Error": .warned("http2Error aborts are not supported (nor by Istio); the abort is ignored"),
