@@ -501,10 +501,17 @@ public struct Endpoint: Codable, Sendable, Equatable, Hashable {
     /// SPIFFE ID it must present. The proxy then uses mutual TLS to it unless the cluster
     /// has TLS settings of its own.
     public var meshIdentity: String?
+    /// Envoy's priority level (0 first): traffic moves to the next level as this one's
+    /// endpoints are ejected (Istio's locality failover). nil: 0.
+    public var priority: Int?
+    /// Share of traffic within its priority (Istio's locality `distribute`); nil: equal shares.
+    public var weight: Int?
 
-    public init(address: String, port: Int, meshIdentity: String? = nil) {
+    public init(address: String, port: Int, meshIdentity: String? = nil, priority: Int? = nil, weight: Int? = nil) {
         self.address = address
         self.port = port
         self.meshIdentity = meshIdentity
+        self.priority = priority
+        self.weight = weight
     }
 }

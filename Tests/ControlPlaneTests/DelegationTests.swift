@@ -101,3 +101,71 @@ final class DelegationTests: XCTestCase {
         XCTAssertFalse(VirtualServiceDelegation.conflicts(nil, m(regex: "/a.*")))
     }
 }
+
+/// Istio's locality load balancing, translated per proxy.
+final class LocalityTranslationTests: XCTestCase {
+    private func endpoints(_ lb: String, outlier: Bool = true) throws -> [String: (Int?, Int?)] {
+        let yaml = """
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {name: reviews}
+        spec:
+          hosts: [reviews.default.svc.cluster.local]
+          ports: [{number: 9080, name: http, protocol: HTTP}]
+          resolution: STATIC
+          workloadSelector: {labels: {app: reviews}}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: WorkloadEntry
+        metadata: {name: same-zone}
+        spec: {address: 10.0.0.1, labels: {app: reviews}, locality: us-east/z1/s1}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: WorkloadEntry
+        metadata: {name: other-zone}
+        spec: {address: 10.0.0.2, labels: {app: reviews}, locality: us-east/z2}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: WorkloadEntry
+        metadata: {name: west}
+        spec: {address: 10.0.0.3, labels: {app: reviews}, locality: us-west/z1}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: WorkloadEntry
+        metadata: {name: eu}
+        spec: {address: 10.0.0.4, labels: {app: reviews, topology.kubernetes.io/region: eu}}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: reviews}
+        spec:
+          host: reviews
+          trafficPolicy:
+            \(outlier ? "outlierDetection: {consecutive5xxErrors: 1, interval: 1s, baseEjectionTime: 30s}" : "")
+            loadBalancer: {localityLbSetting: \(lb)}
+        """
+        let proxy = ProxyIdentity.sidecar(name: "client", namespace: "default",
+                                          labels: ["app": "client", "topology.kubernetes.io/region": "us-east",
+                                                   "topology.kubernetes.io/zone": "z1", "topology.istio.io/subzone": "s1"],
+                                          appPort: 80)
+        let t = Translator(store: ConfigStore.parse(yaml: yaml)).translate(for: proxy)
+        XCTAssertEqual(t.configWarnings, [])
+        let cluster = try XCTUnwrap(t.bootstrap.cluster("outbound|9080||reviews.default.svc.cluster.local"))
+        return Dictionary(uniqueKeysWithValues: cluster.endpoints.map { ($0.address, ($0.priority, $0.weight)) })
+    }
+
+    func testFailoverPrioritiesByNearnessWithOutlierDetectionOnly() throws {
+        let e = try endpoints("{enabled: true}")
+        XCTAssertEqual(e.mapValues(\.0), ["10.0.0.1": 0, "10.0.0.2": 2, "10.0.0.3": 3, "10.0.0.4": 3])
+        let target = try endpoints("{failover: [{from: us-east, to: eu}]}")
+        XCTAssertEqual(target.mapValues(\.0), ["10.0.0.1": 0, "10.0.0.2": 2, "10.0.0.3": 4, "10.0.0.4": 3])
+        XCTAssertEqual(try endpoints("{enabled: true}", outlier: false).mapValues { $0.0 ?? 0 }.values.max(), 0,
+                       "no outlier detection: nothing would ever fail over, so no priorities")
+        XCTAssertEqual(try endpoints("{enabled: false}").mapValues { $0.0 ?? 0 }.values.max(), 0)
+    }
+
+    func testDistributeSharesEachLocalitysPercent() throws {
+        let e = try endpoints(#"{distribute: [{from: "us-east/z1/*", to: {"us-east/*": 80, "us-west/z1/*": 20}}]}"#)
+        XCTAssertEqual(e.mapValues(\.1), ["10.0.0.1": 400, "10.0.0.2": 400, "10.0.0.3": 200, "10.0.0.4": 0])
+    }
+}

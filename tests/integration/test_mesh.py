@@ -337,7 +337,7 @@ def test_unknown_kinds_and_a_bad_file_do_not_block_the_good_files(mesh):
     assert any(re.match(r".*/k8s\.yaml:7: warning: Deployment/default/ratings-v1: kind: ", w) for w in warnings), warnings
     retries = [w for w in warnings if "spec.http[0].retries" in w]
     assert len(retries) == 1 and re.match(r".*/reviews\.yaml:10: warning: VirtualService/default/reviews: "
-                                          r"spec\.http\[0\]\.retries\.retryRemoteLocalities: meshd has no locality priorities", retries[0]), warnings
+                                          r"spec\.http\[0\]\.retries\.retryRemoteLocalities: retries are not steered to other localities", retries[0]), warnings
 
     # proxy-status: the client (whose routes come from reviews.yaml) has the warning.
     out = cp.meshd("proxy-status")

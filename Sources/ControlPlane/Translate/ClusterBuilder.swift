@@ -27,9 +27,12 @@ enum ClusterBuilder {
             // Auto mTLS (Istio's default): sidecar endpoints get mutual TLS unless the
             // DestinationRule sets a TLS mode of its own (DISABLE included).
             let autoMTLS = settings.tls?.mode == nil
-            endpoints = ctx.registry.endpoints(of: service, port: port, subset: subsetLabels).map {
-                Endpoint(address: $0.address, port: $0.port, meshIdentity: autoMTLS ? $0.meshIdentity : nil)
+            let found = ctx.registry.endpoints(of: service, port: port, subset: subsetLabels).map {
+                (Endpoint(address: $0.address, port: $0.port, meshIdentity: autoMTLS ? $0.meshIdentity : nil), $0.locality)
             }
+            endpoints = LocalityLoadBalancing.apply(settings.loadBalancer?.localityLbSetting,
+                                                    outlierDetection: settings.outlierDetection != nil,
+                                                    proxy: Locality.of(labels: ctx.proxy.labels), endpoints: found)
         }
         if service == nil {
             ctx.warn(key.name, "", "no service \(key.host) in the registry; the cluster has no endpoints")
@@ -144,8 +147,9 @@ enum ClusterBuilder {
                 ctx.warn(source, p + "connectionPool.tcp.idleTimeout", "not enforced yet (TCP proxying); connectionPool.http.idleTimeout applies to HTTP")
             }
         }
-        if s.loadBalancer?.localityLbSetting != nil {
-            ctx.warn(source, p + "loadBalancer.localityLbSetting", "locality load balancing is not supported; endpoints are used regardless of locality")
+        if let locality = s.loadBalancer?.localityLbSetting, !locality.failoverPriority.isEmpty {
+            ctx.warn(source, p + "loadBalancer.localityLbSetting.failoverPriority",
+                     "failover by label priority is not supported; failover follows region, zone and subzone")
         }
         if s.loadBalancer?.warmupDurationSecsMs != nil || s.loadBalancer?.warmup != nil {
             ctx.warn(source, p + "loadBalancer.warmup", "slow-start warmup is not supported; new endpoints take their full share at once")

@@ -79,7 +79,22 @@ final class UpstreamPools: UpstreamClient {
                 }
             }
         }
+        if cluster.endpoints.contains(where: { ($0.priority ?? 0) > 0 }) {
+            var total: [Int: Int] = [:], healthy: [Int: Int] = [:]
+            for e in cluster.endpoints { total[e.priority ?? 0, default: 0] += 1 }
+            for c in candidates { healthy[c.key.endpoint.priority ?? 0, default: 0] += 1 }
+            if let level = PriorityLoad.level(healthy: healthy, total: total, random: Double.random(in: 0..<1)) {
+                candidates = candidates.filter { ($0.key.endpoint.priority ?? 0) == level }
+            }
+        }
         let policy = cluster.lbPolicy ?? .roundRobin
+        if policy != .ringHash, policy != .maglev, candidates.contains(where: { $0.key.endpoint.weight != nil }),
+           let i = PriorityLoad.weighted(candidates.map { $0.key.endpoint.weight ?? 0 }, random: Double.random(in: 0..<1)) {
+            // Istio's locality distribute: weights decide, whatever the simple policy.
+            let chosen = candidates[i]
+            chosen.acquire(done)
+            return chosen.host
+        }
         // A hash keeps its endpoint on a retry too: the ring is not rebuilt per attempt.
         if !avoiding.isEmpty, policy != .ringHash, policy != .maglev {
             let others = candidates.filter { !avoiding.contains($0.host) }
