@@ -166,6 +166,6 @@ final class LocalityTranslationTests: XCTestCase {
 
     func testDistributeSharesEachLocalitysPercent() throws {
         let e = try endpoints(#"{distribute: [{from: "us-east/z1/*", to: {"us-east/*": 80, "us-west/z1/*": 20}}]}"#)
-        XCTAssertEqual(e.mapValues(\.1), ["10.0.0.1": 400, "10.0.0.2": 400, "10.0.0.3": 200, "10.0.0.4": 0])
+        XCTAssertEqual(e.mapValues(\.1), ["10.0.0.1": 40_000, "10.0.0.2": 40_000, "10.0.0.3": 20_000, "10.0.0.4": 0])
     }
 }

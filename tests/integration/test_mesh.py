@@ -551,3 +551,30 @@ spec:
     # Editing the delegate alone changes what the root serves.
     cp.apply({"delegate.yaml": delegate % "v1"})
     assert tally(client.outbound, "reviews", 10, path="/v2/x") == {"reviews-v1": 10}
+
+
+def test_locality_failover_stays_local_until_the_local_endpoint_is_ejected(mesh):
+    def where(region, zone):
+        return f"topology.kubernetes.io/region={region},topology.kubernetes.io/zone={zone}"
+    rule = """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  trafficPolicy:
+    outlierDetection: {consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 60s, maxEjectionPercent: 100}
+    loadBalancer: {simple: ROUND_ROBIN, localityLbSetting: {enabled: true}}
+"""
+    cp = ControlPlane(mesh, {"services.yaml": SERVICES, "dr.yaml": rule}).start()
+    client = cp.sidecar("client", with_app=False, extra_args=["--labels", f"app=client,{where('us-east', 'z1')}"])
+    local = cp.sidecar("reviews", "v1", extra_args=["--labels", f"app=reviews,version=v1,{where('us-east', 'z1')}"])
+    cp.sidecar("reviews", "v2", extra_args=["--labels", f"app=reviews,version=v2,{where('us-west', 'z1')}"])
+    cp.wait_ready()
+    # Both endpoints healthy: every request stays in the client's zone.
+    assert tally(client.outbound, "reviews", 40) == {"reviews-v1": 40}
+    # The local one fails (its app is gone): ejected, then everything fails over to us-west.
+    local.app.stop()
+    results = tally(client.outbound, "reviews", 40)
+    assert results.get("reviews-v2", 0) >= 37, results
+    assert tally(client.outbound, "reviews", 20) == {"reviews-v2": 20}
