@@ -1,3 +1,5 @@
+import Foundation
+
 /// The proxy's static bootstrap and the resources the control plane pushes.
 /// Field names follow Envoy's where one exists, in camelCase as in Istio's YAML.
 public struct Bootstrap: Codable, Sendable, Equatable {
@@ -350,6 +352,8 @@ public struct Cluster: Codable, Sendable, Equatable {
     /// Envoy's consecutive-errors outlier detection; nil: off.
     public var outlierDetection: OutlierDetectionConfig?
     public var tls: UpstreamTLS?
+    /// Envoy's slow start (Istio's `warmup`): ROUND_ROBIN and LEAST_REQUEST only.
+    public var slowStart: SlowStartConfig?
     /// Envoy's ORIGINAL_DST cluster with the host taken from the request: each request goes to
     /// its own `:authority` (host, port 80 when absent), not to `endpoints` (Istio's PassthroughCluster).
     public var originalDestination: Bool?
@@ -376,6 +380,28 @@ public struct Cluster: Codable, Sendable, Equatable {
         self.consistentHash = consistentHash
         self.tls = tls
         self.endpoints = endpoints
+    }
+}
+
+/// Envoy's `SlowStartConfig`: an endpoint new to the proxy gets a share that grows over
+/// `windowMs`, from `minWeightPercent` up, as (elapsed / window)^(1 / aggression).
+public struct SlowStartConfig: Codable, Sendable, Equatable {
+    public var windowMs: Int
+    public var aggression: Double?
+    public var minWeightPercent: Double?
+
+    public init(windowMs: Int, aggression: Double? = nil, minWeightPercent: Double? = nil) {
+        self.windowMs = windowMs
+        self.aggression = aggression
+        self.minWeightPercent = minWeightPercent
+    }
+
+    /// The weight factor (0…1] of an endpoint first used `elapsedMs` ago.
+    public func factor(elapsedMs: Int) -> Double {
+        guard windowMs > 0, elapsedMs < windowMs else { return 1 }
+        let time = max(0, Double(elapsedMs)) / Double(windowMs)
+        let aggression = (aggression ?? 1) > 0 ? (aggression ?? 1) : 1
+        return max((minWeightPercent ?? 10) / 100, min(1, time == 0 ? 0 : pow(time, 1 / aggression)))
     }
 }
 

@@ -223,7 +223,7 @@ final class ConnectionPoolTranslationTests: XCTestCase {
                      "connectionPool.http.maxConcurrentStreams",
                      "connectionPool.http.useClientProtocol", "outlierDetection.consecutiveErrors",
                      "loadBalancer.localityLbSetting.failoverPriority",
-                     "loadBalancer.warmup"] {
+                     ] {
             XCTAssertTrue(warned.contains("trafficPolicy." + path + ":"), "no warning for \(path): \(warned)")
         }
         // HTTP/1.1 (ratings' port): enforced, so no warning.

@@ -1,4 +1,5 @@
 @testable import FilterHost
+import MeshAPI
 import XCTest
 
 /// Envoy's priority load with the 1.4 overprovisioning factor, and locality weights.
@@ -34,5 +35,19 @@ final class PriorityLoadTests: XCTestCase {
         }
         XCTAssertEqual(counts, [800, 0, 200])
         XCTAssertNil(PriorityLoad.weighted([0, 0], random: 0.3))
+    }
+}
+
+/// Envoy's slow start factor: (elapsed / window)^(1 / aggression), never below minWeightPercent.
+final class SlowStartTests: XCTestCase {
+    func testFactorGrowsFromTheMinimumToOne() {
+        let linear = SlowStartConfig(windowMs: 10_000)
+        XCTAssertEqual(linear.factor(elapsedMs: 0), 0.1)
+        XCTAssertEqual(linear.factor(elapsedMs: 500), 0.1, "below the 10 % floor")
+        XCTAssertEqual(linear.factor(elapsedMs: 5000), 0.5, accuracy: 1e-9)
+        XCTAssertEqual(linear.factor(elapsedMs: 10_000), 1)
+        let aggressive = SlowStartConfig(windowMs: 10_000, aggression: 2, minWeightPercent: 1)
+        XCTAssertEqual(aggressive.factor(elapsedMs: 2500), 0.5, accuracy: 1e-9, "sqrt(0.25)")
+        XCTAssertEqual(aggressive.factor(elapsedMs: 0), 0.01)
     }
 }

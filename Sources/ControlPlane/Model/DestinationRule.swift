@@ -151,7 +151,19 @@ public struct LoadBalancerSettings: NodeDecodable, Equatable {
     public var localityLbSetting: LocalityLbSetting?
     public var zoneAwareLbSetting: JSONValue?
     public var warmupDurationSecsMs: Int?
-    public var warmup: JSONValue?
+    public var warmup: Warmup?
+
+    /// Istio's `WarmupConfiguration`.
+    public struct Warmup: NodeDecodable, Equatable {
+        public var durationMs: Int?
+        public var minimumPercent: Double?
+        public var aggression: Double?
+        init(_ r: ObjectReader) {
+            durationMs = r.durationMs("duration")
+            minimumPercent = r.double("minimumPercent")
+            aggression = r.double("aggression")
+        }
+    }
 
     init(_ r: ObjectReader) {
         simple = r.enumeration("simple", Self.simpleNames)
@@ -159,7 +171,7 @@ public struct LoadBalancerSettings: NodeDecodable, Equatable {
         localityLbSetting = r.object("localityLbSetting")
         zoneAwareLbSetting = r.json("zoneAwareLbSetting")
         warmupDurationSecsMs = r.durationMs("warmupDurationSecs")
-        warmup = r.json("warmup")
+        warmup = r.object("warmup")
     }
 }
 

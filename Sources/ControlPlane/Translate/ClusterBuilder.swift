@@ -48,7 +48,7 @@ enum ClusterBuilder {
         if settings.connectionPool?.http?.h2UpgradePolicy == "UPGRADE" { h2 = true }
         let pool = settings.connectionPool
         warnUnenforced(settings, http2: h2, source, ctx)
-        return Cluster(name: key.name, protocol: h2 ? .http2 : nil, lbPolicy: lbPolicy(settings.loadBalancer, source, ctx),
+        var cluster = Cluster(name: key.name, protocol: h2 ? .http2 : nil, lbPolicy: lbPolicy(settings.loadBalancer, source, ctx),
                        connectTimeoutMs: pool?.tcp?.connectTimeoutMs,
                        idleTimeoutMs: pool?.http?.idleTimeoutMs,
                        maxRetries: threshold(pool?.http?.maxRetries),
@@ -60,6 +60,17 @@ enum ClusterBuilder {
                        outlierDetection: settings.outlierDetection.map { outlier($0, source, ctx) },
                        consistentHash: settings.loadBalancer?.consistentHash.flatMap(consistentHash),
                        tls: tls(settings.tls, host: key.host, source, ctx), endpoints: endpoints)
+        if cluster.lbPolicy == .roundRobin || cluster.lbPolicy == .leastRequest { cluster.slowStart = slowStart(settings.loadBalancer) }
+        return cluster
+    }
+
+    /// Istio's `warmup` (or the older `warmupDurationSecs`) as Envoy's slow start.
+    static func slowStart(_ lb: LoadBalancerSettings?) -> SlowStartConfig? {
+        if let w = lb?.warmup, let ms = w.durationMs, ms > 0 {
+            return SlowStartConfig(windowMs: ms, aggression: w.aggression, minWeightPercent: w.minimumPercent)
+        }
+        if let ms = lb?.warmupDurationSecsMs, ms > 0 { return SlowStartConfig(windowMs: ms) }
+        return nil
     }
 
     /// Istio leaves every circuit breaker open by default (Envoy's thresholds at 2^32 − 1)
@@ -151,8 +162,8 @@ enum ClusterBuilder {
             ctx.warn(source, p + "loadBalancer.localityLbSetting.failoverPriority",
                      "failover by label priority is not supported; failover follows region, zone and subzone")
         }
-        if s.loadBalancer?.warmupDurationSecsMs != nil || s.loadBalancer?.warmup != nil {
-            ctx.warn(source, p + "loadBalancer.warmup", "slow-start warmup is not supported; new endpoints take their full share at once")
+        if slowStart(s.loadBalancer) != nil, let simple = s.loadBalancer?.simple, !["ROUND_ROBIN", "LEAST_REQUEST", "UNSPECIFIED"].contains(simple) {
+            ctx.warn(source, p + "loadBalancer.warmup", "warmup applies to ROUND_ROBIN and LEAST_REQUEST only (as in Envoy); ignored with \(simple)")
         }
     }
 

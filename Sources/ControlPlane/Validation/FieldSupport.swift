@@ -135,8 +135,8 @@ enum FieldSupport {
                 t[p + ".loadBalancer.consistentHash"] = .enforced
                 t[p + ".loadBalancer.localityLbSetting"] = .enforced
                 t[p + ".loadBalancer.localityLbSetting.failoverPriority"] = .warned("failover by label priority is not supported; failover follows region, zone and subzone")
-                t[p + ".loadBalancer.warmupDurationSecs"] = .warned("slow start is not supported; new endpoints get full load at once")
-                t[p + ".loadBalancer.warmup"] = .warned("slow start is not supported; new endpoints get full load at once")
+                t[p + ".loadBalancer.warmupDurationSecs"] = .enforced
+                t[p + ".loadBalancer.warmup"] = .enforced
                 for f in ["connectTimeout", "maxConnections", "tcpKeepalive"] {
                     t[p + ".connectionPool.tcp." + f] = .enforced
                 }

@@ -16,6 +16,7 @@ final class UpstreamPools: UpstreamClient {
     /// come and go (sidecars leaving, passthrough destinations), and each left a pool behind.
     private var sweepAt = 64
     private var roundRobin: [String: Int] = [:]
+    private var clustersSeen = Set<String>()
     var connector: UpstreamConnector
     private let stats: LoopStats
 
@@ -64,7 +65,9 @@ final class UpstreamPools: UpstreamClient {
             done(.failure(.connectFailure("no endpoints")))
             return nil
         }
-        var candidates = cluster.endpoints.map { pool(for: cluster, endpoint: $0) }
+        // Endpoints a cluster has when this loop first uses it are warm; later ones are new (slow start).
+        let warm = clustersSeen.insert(cluster.name).inserted
+        var candidates = cluster.endpoints.map { pool(for: cluster, endpoint: $0, warm: warm) }
         if let outlier = cluster.outlierDetection {
             let ejected = OutlierDetectors.shared.ejected(in: cluster)
             if !ejected.isEmpty {
@@ -95,6 +98,18 @@ final class UpstreamPools: UpstreamClient {
             chosen.acquire(done)
             return chosen.host
         }
+        if let slowStart = cluster.slowStart, policy == .roundRobin || policy == .leastRequest, candidates.count > 1 {
+            // Envoy's slow start: endpoints this loop began using within the window get less.
+            let now = NIODeadline.now()
+            let weights = candidates.map {
+                $0.addedAt == .distantPast ? 1000 : Int(1000 * slowStart.factor(elapsedMs: Int((now - $0.addedAt).nanoseconds / 1_000_000)))
+            }
+            if weights.contains(where: { $0 < 1000 }), let i = PriorityLoad.weighted(weights, random: Double.random(in: 0..<1)) {
+                let chosen = candidates[i]
+                chosen.acquire(done)
+                return chosen.host
+            }
+        }
         // A hash keeps its endpoint on a retry too: the ring is not rebuilt per attempt.
         if !avoiding.isEmpty, policy != .ringHash, policy != .maglev {
             let others = candidates.filter { !avoiding.contains($0.host) }
@@ -123,7 +138,7 @@ final class UpstreamPools: UpstreamClient {
         return chosen.host
     }
 
-    private func pool(for cluster: Cluster, endpoint: Endpoint) -> EndpointPool {
+    private func pool(for cluster: Cluster, endpoint: Endpoint, warm: Bool) -> EndpointPool {
         let key = PoolKey(cluster: cluster.name, endpoint: endpoint, http2: cluster.protocol == .http2, tls: cluster.tls)
         if let p = pools[key] {
             p.cluster = cluster  // its limits may have changed with the config
@@ -134,6 +149,7 @@ final class UpstreamPools: UpstreamClient {
             sweepAt = max(64, pools.count * 2)
         }
         let p = EndpointPool(key: key, cluster: cluster, connector: connector, eventLoop: eventLoop, stats: stats)
+        if warm { p.addedAt = .distantPast }
         pools[key] = p
         return p
     }
@@ -156,6 +172,8 @@ final class EndpointPool {
     private(set) var activeStreams = 0
     /// "address:port", as the access log shows it.
     let host: String
+    /// When this loop first saw the endpoint in its cluster (slow start counts from there).
+    var addedAt = NIODeadline.now()
 
     init(key: UpstreamPools.PoolKey, cluster: Cluster, connector: UpstreamConnector, eventLoop: EventLoop, stats: LoopStats) {
         self.key = key
