@@ -24,7 +24,8 @@ svg { border: 1px solid #ddd; background: #fafafa; }
 .node rect { fill: #fff; stroke: #567; rx: 6; } .node.service rect { fill: #eef4ff; stroke: #36c; }
 .node text { font-size: 12px; } .node .kind { fill: #888; font-size: 10px; }
 .edge path { fill: none; stroke: #7a8; stroke-width: 2; } .edge.errors path { stroke: #d33; }
-.edge text { font-size: 11px; fill: #333; } .edge .mtls { fill: #080; font-weight: bold; }
+.edge text { font-size: 11px; fill: #333; text-anchor: middle; } .mtls { fill: #080; color: #080; font-weight: bold; }
+#arrow path { fill: #7a8; }
 table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
 .SYNCED { color: #080; } .STALE { color: #a60; } .NACK { color: #b00; font-weight: bold; }
 </style></head>
@@ -39,7 +40,7 @@ table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: 3
 <script id="initial" type="application/json">__GRAPH_JSON__</script>
 <script>
 "use strict";
-const SVG = "http://www.w3.org/2000/svg", W = 170, H = 44, DX = 260, DY = 80;
+const SVG = "http://www.w3.org/2000/svg", W = 150, H = 44, DX = 340, DY = 80;
 function el(tag, attrs, text, ns) {
   const e = ns ? document.createElementNS(SVG, tag) : document.createElement(tag);
   for (const k in attrs || {}) e.setAttribute(k, attrs[k]);
@@ -48,9 +49,7 @@ function el(tag, attrs, text, ns) {
 }
 const rate = v => v >= 10 ? v.toFixed(0) : v.toFixed(2);
 const ms = v => v === undefined || v === null ? "-" : (v >= 10 ? v.toFixed(0) : v.toFixed(1)) + " ms";
-function label(e) {
-  return rate(e.requestsPerSecond) + " rps · " + (100 * e.errorRatio).toFixed(1) + "% err · p99 " + ms(e.p99Milliseconds);
-}
+const errors = e => (100 * e.errorRatio).toFixed(1) + "% err";
 function render(g) {
   const names = {}, pos = {}, perLayer = {};
   for (const n of g.nodes) {
@@ -60,6 +59,12 @@ function render(g) {
   }
   const svg = document.getElementById("graph");
   svg.replaceChildren();
+  const marker = el("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 7, markerHeight: 7,
+    orient: "auto" }, undefined, true);
+  marker.append(el("path", { d: "M0,0 L10,5 L0,10 z" }, undefined, true));
+  const defs = el("defs", {}, undefined, true);
+  defs.append(marker);
+  svg.append(defs);
   const layers = Object.keys(perLayer).length, rows = Math.max(1, ...Object.values(perLayer));
   svg.setAttribute("width", Math.max(900, 40 + layers * DX));
   svg.setAttribute("height", Math.max(120, 40 + rows * DY));
@@ -70,10 +75,11 @@ function render(g) {
     const mtls = e.connectionSecurityPolicy === "mutual_tls";
     const grp = el("g", { class: "edge" + (e.errorRatio > 0 ? " errors" : ""), "data-source": e.source,
       "data-target": e.target, "data-rps": e.requestsPerSecond, "data-security": e.connectionSecurityPolicy }, undefined, true);
-    grp.append(el("path", { d: `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}` }, undefined, true));
-    const t = el("text", { x: mx - 60, y: (y1 + y2) / 2 - 4 }, undefined, true);
-    if (mtls) t.append(el("tspan", { class: "mtls" }, "🔒 mTLS ", true));
-    t.append(el("tspan", {}, label(e), true));
+    grp.append(el("path", { d: `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`, "marker-end": "url(#arrow)" }, undefined, true));
+    const t = el("text", { x: mx, y: (y1 + y2) / 2 - 18 }, undefined, true);
+    if (mtls) t.append(el("tspan", { class: "mtls" }, "mTLS · ", true));
+    t.append(el("tspan", {}, rate(e.requestsPerSecond) + " rps", true));
+    t.append(el("tspan", { x: mx, dy: 13 }, errors(e) + " · p99 " + ms(e.p99Milliseconds), true));
     grp.append(t);
     svg.append(grp);
   }
@@ -89,8 +95,9 @@ function render(g) {
   edges.replaceChildren(...g.edges.map(e => {
     const tr = el("tr", { class: "edge-row" });
     for (const v of [names[e.source] || e.source, names[e.target] || e.target, rate(e.requestsPerSecond),
-                     (100 * e.errorRatio).toFixed(1) + "%", ms(e.p99Milliseconds),
-                     e.connectionSecurityPolicy === "mutual_tls" ? "🔒 mTLS" : e.connectionSecurityPolicy]) tr.append(el("td", {}, v));
+                     errors(e), ms(e.p99Milliseconds)]) tr.append(el("td", {}, v));
+    const mtls = e.connectionSecurityPolicy === "mutual_tls";
+    tr.append(el("td", mtls ? { class: "mtls" } : {}, mtls ? "mTLS" : e.connectionSecurityPolicy));
     return tr;
   }));
   const proxies = document.querySelector("#proxies tbody");
