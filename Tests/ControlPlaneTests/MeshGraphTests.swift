@@ -83,8 +83,14 @@ final class MeshGraphTests: XCTestCase {
                   destinationWorkload: d, destinationNamespace: "ns", security: security)
         }
         let one = TrafficTally.Counts(requests: 1, errors: 0, durationBuckets: [:])
-        let tally = TrafficTally(hops: [hop("a", "b", "mutual_tls"): one, hop("c", "b", "none"): one, hop("b", "a", "none"): one])
+        var direct = hop("gw", "a", "mutual_tls")
+        direct.service = "unknown"
+        let tally = TrafficTally(hops: [hop("a", "b", "mutual_tls"): one, hop("c", "b", "none"): one, hop("b", "a", "none"): one,
+                                        direct: one])
         let graph = MeshGraph.build(traffic: [(tally, 1)], proxies: [], scrapeInterval: 1)
+        XCTAssertEqual(graph.edges.filter { $0.source == "workload:gw.ns" }.map(\.target), ["workload:a.ns"],
+                       "an unknown service is no node: the edge goes to the workload")
+        XCTAssertFalse(graph.nodes.contains { $0.id == "service:unknown" })
         XCTAssertEqual(graph.edges.first { $0.source == "service:b.ns.svc.cluster.local" }?.connectionSecurityPolicy, "mixed")
         XCTAssertTrue(graph.nodes.allSatisfy { $0.layer < graph.nodes.count })
     }

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import MESHD
 from mesh_harness import ControlPlane, Load, get_json, service_entry, tally, wait_until
-from test_identity import mesh_sidecar
+from test_identity import REVIEWS, SERVICES, STRICT, mesh_sidecar
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 
@@ -26,13 +26,6 @@ spec:
   inline: |
     function envoy_on_response(handle) handle:headers():add("x-stamp", "1") end
 """
-PEER = """
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: istio-system}
-spec: {mtls: {mode: STRICT}}
-"""
-REVIEWS = "reviews.default.svc.cluster.local:9080"
 SOURCE = "workload:productpage-v1.default"
 SERVICE = "service:reviews.default.svc.cluster.local"
 TARGET = "workload:reviews-v1.default"
@@ -40,8 +33,7 @@ TARGET = "workload:reviews-v1.default"
 
 def start_mesh(mesh):
     """productpage's sidecar calling reviews over mutual TLS; the graph scraped every 0.5 s."""
-    files = {"services.yaml": service_entry("reviews") + "---" + service_entry("productpage"),
-             "peer.yaml": PEER, "plugin.yaml": PLUGIN}
+    files = {"services.yaml": SERVICES, "peer.yaml": STRICT, "plugin.yaml": PLUGIN}
     cp = ControlPlane(mesh, files).start(extra_args=("--graph-scrape-interval-ms", "500"))
     productpage = mesh_sidecar(cp, "productpage")
     mesh_sidecar(cp, "reviews")

@@ -40,7 +40,7 @@ table { border-collapse: collapse; } td, th { border: 1px solid #ccc; padding: 3
 <script id="initial" type="application/json">__GRAPH_JSON__</script>
 <script>
 "use strict";
-const SVG = "http://www.w3.org/2000/svg", W = 150, H = 44, DX = 340, DY = 80;
+const SVG = "http://www.w3.org/2000/svg", W = 150, H = 44, DX = 310, DY = 80;
 function el(tag, attrs, text, ns) {
   const e = ns ? document.createElementNS(SVG, tag) : document.createElement(tag);
   for (const k in attrs || {}) e.setAttribute(k, attrs[k]);

@@ -5,7 +5,8 @@ import Foundation
 /// each edge, and every connected proxy's sync state.
 public struct MeshGraph: Codable, Sendable, Equatable {
     public struct Node: Codable, Sendable, Equatable {
-        /// `workload:NAME.NAMESPACE` or `service:HOST`; `workload:unknown` is traffic from outside the mesh.
+        /// `workload:NAME.NAMESPACE` or `service:HOST`; `workload:unknown` is traffic from outside
+        /// the mesh. A hop whose service is unknown is one edge, workload to workload.
         public var id: String
         public var kind: String
         public var name: String
@@ -86,6 +87,12 @@ public struct MeshGraph: Codable, Sendable, Equatable {
             window = max(window, seconds)
             for (hop, counts) in tally.hops where counts.requests > 0 {
                 let source = workload(hop.sourceWorkload, hop.sourceNamespace)
+                // A request whose authority names no service (an address, say) still reached a
+                // workload: one edge straight to it.
+                if hop.service == "unknown" && hop.destinationWorkload != "unknown" {
+                    add(source, workload(hop.destinationWorkload, hop.destinationNamespace), counts, seconds, hop.security)
+                    continue
+                }
                 let service = "service:\(hop.service)"
                 if nodes[service] == nil {
                     let namespace = hop.service.split(separator: ".").dropFirst().first.map(String.init) ?? ""
@@ -107,13 +114,17 @@ public struct MeshGraph: Codable, Sendable, Equatable {
                         p99Milliseconds: e.counts.quantile(0.99), connectionSecurityPolicy: policy)
         }
         let layers = Self.layers(nodes: Array(nodes.keys), edges: edgeList.map { ($0.source, $0.target) })
+        // Callers first, as they are drawn left to right.
+        let edgesInOrder = edgeList.enumerated().sorted {
+            (layers[$0.element.source] ?? 0, $0.offset) < (layers[$1.element.source] ?? 0, $1.offset)
+        }.map(\.element)
         let nodeList = nodes.keys.sorted().map { id -> Node in
             var n = nodes[id]!
             n.layer = layers[id] ?? 0
             return n
         }
         return MeshGraph(generatedAt: now, windowSeconds: window, scrapeIntervalSeconds: scrapeInterval,
-                         nodes: nodeList, edges: edgeList, proxies: proxies)
+                         nodes: nodeList, edges: edgesInOrder, proxies: proxies)
     }
 
     /// Longest path from a node nothing calls, bounded by the node count so a cycle ends.
