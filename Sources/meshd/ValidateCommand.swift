@@ -22,6 +22,9 @@ struct ValidateCommand: ParsableCommand {
     @Option(name: [.customShort("f"), .customLong("filename")], help: "A YAML file or directory (repeatable).")
     var files: [String] = []
 
+    @Option(name: .customLong("mesh-config"), help: "Also check this mesh config file (MeshConfig YAML or the istio ConfigMap).")
+    var meshConfig: String?
+
     @Flag(help: "Fail (exit status 1) on warnings too: for CI, so that no field is ignored unnoticed.")
     var strict = false
 
@@ -31,10 +34,12 @@ struct ValidateCommand: ParsableCommand {
 
     func run() throws {
         let store = ConfigStore.load(files: files)
-        let errors = Validator.validate(store)
+        let mesh = meshConfig.map(MeshConfigFile.load(path:))
+        let errors = (mesh?.errors ?? []) + Validator.validate(store)
         // Warnings of resources that are refused anyway would only add noise.
         let refused = Set(errors.compactMap(\.resource))
-        let warnings = store.loadWarnings + Validator.warnings(store.resources.filter { !refused.contains($0.id) })
+        let warnings = (mesh?.warnings ?? []) + store.loadWarnings
+            + Validator.warnings(store.resources.filter { !refused.contains($0.id) })
         for w in warnings { FileHandle.standardError.write(Data((w.description + "\n").utf8)) }
         for e in errors { FileHandle.standardError.write(Data((e.description + "\n").utf8)) }
         let warned = warnings.isEmpty ? "" : ", \(Self.count(warnings.count, "warning"))"

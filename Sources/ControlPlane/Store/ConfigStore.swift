@@ -11,6 +11,8 @@ public struct ConfigStore: Sendable, Equatable {
     /// Documents skipped because meshd does not implement their kind (Kubernetes kinds,
     /// Gateway API, EnvoyFilter, …), each with what to use instead.
     public private(set) var loadWarnings: [ValidationError]
+    /// The mesh-wide settings (`--mesh-config`); Istio's defaults when none is given.
+    public var meshConfig = MeshConfig()
     /// The secrets the resources name (`credentialName`…), read from the secret directories
     /// beside the YAML (`CredentialReader`); part of the value, so a rotated secret is a change.
     public var credentials: [String: TLSCredential] = [:]

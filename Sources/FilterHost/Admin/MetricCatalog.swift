@@ -1,3 +1,5 @@
+import Transport
+
 /// Every metric family meshd's proxy exports: its HELP text, and for a counter kept in
 /// smaller units than it is shown in, how many kept units make one shown (base) unit. The type comes from
 /// where a series is kept (counter, gauge or histogram). Istio's standard metrics keep
@@ -98,30 +100,8 @@ public enum MetricCatalog {
     }()
 }
 
-/// Prometheus text exposition format 0.0.4: HELP and TYPE once per family, series sorted.
-public enum PrometheusText {
-    /// A label value escaped for the text format (backslash, double quote, newline).
-    public static func escape(_ value: String) -> String {
-        guard value.contains(where: { $0 == "\\" || $0 == "\"" || $0 == "\n" }) else { return value }
-        var out = ""
-        for c in value {
-            switch c {
-            case "\\": out += "\\\\"
-            case "\"": out += "\\\""
-            case "\n": out += "\\n"
-            default: out.append(c)
-            }
-        }
-        return out
-    }
-
-    /// A sample value: integers without a fraction, others in Swift's shortest form.
-    public static func number(_ v: Double) -> String {
-        if v.isInfinite { return v > 0 ? "+Inf" : "-Inf" }
-        if v == v.rounded(), abs(v) < 1e15 { return String(Int64(v)) }
-        return String(v)
-    }
-
+/// Rendering of the proxy's series (the format's basics are in Transport).
+extension PrometheusText {
     static func familyName(_ key: String) -> String { String(key.prefix { $0 != "{" }) }
 
     /// `name{a="b"}` split into name and the label text inside the braces ("" when none).

@@ -56,6 +56,8 @@ public struct StreamInfo {
     public var filterState: [String: JSONValue] = [:]
     /// This hop's place in the trace; nil when the proxy does no tracing.
     public var trace: TraceContext?
+    /// Tags filters add to this hop's span (Lua `handle:span():setTag`).
+    public var spanTags: [String: String] = [:]
 
     public init() {}
 

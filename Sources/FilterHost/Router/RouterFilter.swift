@@ -91,13 +91,20 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
             return .stop
         }
         guard let action = route.route, let clusterName = Self.pickCluster(action),
-              let cluster = stream.snapshot.clusters[clusterName] else {
+              var cluster = stream.snapshot.clusters[clusterName] else {
             stream.sendLocalReply(status: 503, body: "cluster not found", headers: [:], flag: .noClusterFound, from: self)
             return .stop
         }
+        if cluster.originalDestination == true {
+            guard let endpoint = Self.originalDestination(head.authority) else {
+                stream.sendLocalReply(status: 503, body: "no healthy upstream", headers: [:], flag: .noHealthyUpstream, from: self)
+                return .stop
+            }
+            cluster.endpoints = [endpoint]
+        }
         self.cluster = cluster
         stream.streamInfo.clusterName = cluster.name
-        Self.rewrite(&head, action: action, matchedPrefix: route.match.prefix)
+        Self.rewrite(&head, action: action, matchedPrefix: route.match.prefix, regex: selected.compiled.rewriteRegex)
         route.headers?.request?.apply(to: &head.headers)
         responseHeaders = route.headers?.response
         timeoutMs = action.timeoutMs ?? 15_000
@@ -451,9 +458,38 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         }
     }
 
-    static func rewrite(_ head: inout RequestHead, action: RouteAction, matchedPrefix: String?) {
+    /// The endpoint a request names in its `:authority` (`host`, `host:port`, `[v6]:port`).
+    static func originalDestination(_ authority: String) -> Endpoint? {
+        var host = Substring(authority), port = 80
+        if host.hasPrefix("[") {
+            guard let close = host.firstIndex(of: "]") else { return nil }
+            let rest = host[host.index(after: close)...]
+            host = host[host.index(after: host.startIndex)..<close]
+            if rest.hasPrefix(":") {
+                guard let p = Int(rest.dropFirst()) else { return nil }
+                port = p
+            } else if !rest.isEmpty { return nil }
+        } else if let colon = host.lastIndex(of: ":") {
+            guard let p = Int(host[host.index(after: colon)...]) else { return nil }
+            port = p
+            host = host[..<colon]
+        }
+        guard !host.isEmpty, (1...65535).contains(port) else { return nil }
+        return Endpoint(address: String(host), port: port)
+    }
+
+    static func rewrite(_ head: inout RequestHead, action: RouteAction, matchedPrefix: String?, regex: RE2Regex? = nil) {
         if let host = action.hostRewrite { head.authority = host }
-        if let newPrefix = action.prefixRewrite, let prefix = matchedPrefix, head.path.hasPrefix(prefix) {
+        if let regex, let substitution = action.regexRewrite?.substitution {
+            // Envoy rewrites the path only; the query string stays as it was.
+            let cut = head.path.firstIndex(of: "?") ?? head.path.endIndex
+            let path = String(head.path[..<cut])
+            let rewritten = regex.replaceAll(in: path, with: substitution)
+            if rewritten != path {
+                head.headers.replaceOrAdd(name: "x-envoy-original-path", value: head.path)
+                head.path = rewritten + head.path[cut...]
+            }
+        } else if let newPrefix = action.prefixRewrite, let prefix = matchedPrefix, head.path.hasPrefix(prefix) {
             head.headers.replaceOrAdd(name: "x-envoy-original-path", value: head.path)
             head.path = newPrefix + head.path.dropFirst(prefix.count)
             if head.path.isEmpty { head.path = "/" }

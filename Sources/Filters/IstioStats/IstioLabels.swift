@@ -1,4 +1,5 @@
 import FilterHost
+import Transport
 
 /// Who reports a request: the client's proxy (outbound, gateways) or the server's (inbound).
 enum Reporter: String, Sendable {
