@@ -6,22 +6,16 @@ import json
 import socket
 import threading
 import time
-import urllib.request
 
 from conftest import free_port, simple_config
-from mesh_harness import wait_until
+from mesh_harness import http_get, wait_until
 
 MUTATING = ["/healthcheck/fail", "/healthcheck/ok", "/drain_listeners", "/quitquitquit", "/reset_counters",
             "/reload", "/config"]
 
 
-def get(port, path="/", host="app"):
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"host": host})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
+def get(port, path="/"):
+    return http_get(f"http://127.0.0.1:{port}{path}", timeout=15)
 
 
 def test_help_lists_every_page_and_mutations_need_post(mesh):

@@ -3,20 +3,15 @@ an internal error text with addresses; the detail goes to the access log's
 upstream_transport_failure_reason."""
 import json
 import time
-import urllib.request
 
 from conftest import free_port, simple_config
+from mesh_harness import http_get
 
 PREFIX = "upstream connect error or disconnect/reset before headers. reset reason: "
 
 
 def get(port, path="/"):
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"host": "app"})
-    try:
-        with urllib.request.urlopen(req, timeout=15) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
+    return http_get(f"http://127.0.0.1:{port}{path}", timeout=15)
 
 
 def wait_entries(proxy, n, timeout=5):

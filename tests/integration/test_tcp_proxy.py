@@ -62,20 +62,25 @@ def exchange(port, line=b"hello", timeout=10.0):
         return read_line(s, timeout)
 
 
+def conversation(port, lines):
+    """With an echo server "one": each line is echoed, then the client ends its writes and
+    reads "one bye <bytes>" (the server's last words only come after it saw that FIN) and
+    the close."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        for line in lines:
+            s.sendall(line + b"\n")
+            assert read_line(s) == b"one " + line + b"\n"
+        s.shutdown(socket.SHUT_WR)
+        assert read_line(s) == b"one bye %d\n" % sum(len(l) + 1 for l in lines)
+        s.settimeout(10)
+        assert s.recv(10) == b""
+
+
 def test_half_close_passes_fin_and_keeps_reading(mesh):
     up = echo(mesh, "one")
     port = free_port()
     proxy = mesh.proxy(tcp_config(port, [{"cluster": "echo"}], {"echo": up}))
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(b"hello\n")
-        assert read_line(s) == b"one hello\n"
-        s.sendall(b"world\n")
-        assert read_line(s) == b"one world\n"
-        # The client ends its writes; the server's last words only come after it saw that FIN.
-        s.shutdown(socket.SHUT_WR)
-        assert read_line(s) == b"one bye 12\n"
-        s.settimeout(10)
-        assert s.recv(10) == b""
+    conversation(port, [b"hello", b"world"])
     lines = logs(proxy, 1)
     assert len(lines) == 1 and '"- - -" 0 - - - "-" 12 31 ' in lines[0], lines
     # The probe's connection counts too: the echo server answered its FIN with "one bye 0\n".
@@ -287,17 +292,6 @@ def tcp_series(proxy, family):
     return [l for l in proxy.admin("/stats/prometheus")[1].splitlines() if l.startswith(family + "{")]
 
 
-def conversation(port):
-    """Sends "hello\\n" and a FIN; reads "one hello\\n" and "one bye 6\\n" (20 bytes) to the close."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(b"hello\n")
-        assert read_line(s) == b"one hello\n"
-        s.shutdown(socket.SHUT_WR)
-        assert read_line(s) == b"one bye 6\n"
-        s.settimeout(10)
-        assert s.recv(10) == b""
-
-
 def test_istio_tcp_metrics_count_connections_and_bytes_exactly(mesh):
     up = echo(mesh, "one")
     port = free_port()
@@ -308,7 +302,7 @@ def test_istio_tcp_metrics_count_connections_and_bytes_exactly(mesh):
     wait_until(lambda: tcp_metrics(proxy)["istio_tcp_connections_closed_total"] == 1, 10, what="probe closed")
     before = tcp_metrics(proxy)
     for _ in range(3):
-        conversation(port)
+        conversation(port, [b"hello"])  # 6 bytes in; "one hello\n" + "one bye 6\n" = 20 out
     wait_until(lambda: tcp_metrics(proxy)["istio_tcp_connections_closed_total"] == before[TCP_FAMILIES[1]] + 3, 10,
                what="three connections closed")
     after = tcp_metrics(proxy)
