@@ -92,7 +92,7 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         }
         guard let action = route.route, let clusterName = Self.pickCluster(action),
               let cluster = stream.snapshot.clusters[clusterName] else {
-            stream.sendLocalReply(status: 503, body: "", headers: [:], flag: .noClusterFound, from: self)
+            stream.sendLocalReply(status: 503, body: "cluster not found", headers: [:], flag: .noClusterFound, from: self)
             return .stop
         }
         self.cluster = cluster
