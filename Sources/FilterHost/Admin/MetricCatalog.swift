@@ -96,6 +96,10 @@ public enum MetricCatalog {
         add("istio_response_bytes", "Response body sizes (Istio standard metric).")
         add("istio_request_messages_total", "gRPC messages sent by the client (Istio standard metric).")
         add("istio_response_messages_total", "gRPC messages sent by the server (Istio standard metric).")
+        add("istio_tcp_sent_bytes_total", "Bytes sent to the client of a TCP connection (Istio standard metric).")
+        add("istio_tcp_received_bytes_total", "Bytes received from the client of a TCP connection (Istio standard metric).")
+        add("istio_tcp_connections_opened_total", "TCP connections opened (Istio standard metric).")
+        add("istio_tcp_connections_closed_total", "TCP connections closed (Istio standard metric).")
         return f
     }()
 }

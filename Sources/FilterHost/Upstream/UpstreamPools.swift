@@ -62,7 +62,8 @@ final class UpstreamPools: UpstreamClient {
     @discardableResult
     func connection(for cluster: Cluster, avoiding: Set<String>, hash: UInt64?, _ done: @escaping Waiter) -> String? {
         guard !cluster.endpoints.isEmpty else {
-            done(.failure(.connectFailure("no endpoints")))
+            // Envoy: a cluster without hosts is answered 503 UH, "no healthy upstream".
+            done(.failure(.noHealthyUpstream))
             return nil
         }
         // Endpoints a cluster has when this loop first uses it are warm; later ones are new (slow start).
@@ -155,6 +156,16 @@ final class UpstreamPools: UpstreamClient {
     }
 
     var activeConnectionCount: Int { pools.values.reduce(0) { $0 + $1.connectionCount } }
+
+    /// Open connections per cluster and endpoint (`host:port`), for the admin /clusters page.
+    var connectionsByHost: [LoopStats.HostKey: Int] {
+        var out: [LoopStats.HostKey: Int] = [:]
+        for (key, pool) in pools where pool.connectionCount > 0 {
+            out[LoopStats.HostKey(cluster: key.cluster, host: "\(key.endpoint.address):\(key.endpoint.port)"), default: 0]
+                += pool.connectionCount
+        }
+        return out
+    }
 }
 
 /// The connections to one endpoint, and requests waiting for one. Connections and waiting
