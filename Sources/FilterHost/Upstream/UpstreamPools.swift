@@ -12,7 +12,17 @@ final class UpstreamPools: UpstreamClient {
 
     private let eventLoop: EventLoop
     private var pools: [PoolKey: EndpointPool] = [:]
-    private var roundRobin: [String: Int] = [:]
+    /// Per cluster name: the pools of its endpoints as of the cluster config they were
+    /// picked for, and its round-robin position. A request finds them with one hash of the
+    /// name and a comparison with the cluster it routes to (cheap for the same snapshot:
+    /// strings and arrays compare by identity first).
+    private var byCluster: [String: ClusterPools] = [:]
+
+    private struct ClusterPools {
+        var cluster: Cluster
+        var pools: [EndpointPool]
+        var roundRobin = 0
+    }
     var connector: UpstreamConnector
     private let stats: LoopStats
 
@@ -61,7 +71,8 @@ final class UpstreamPools: UpstreamClient {
             done(.failure(.connectFailure("no endpoints")))
             return nil
         }
-        var candidates = cluster.endpoints.map { pool(for: cluster, endpoint: $0) }
+        let entry = endpointPools(for: cluster)
+        var candidates = byCluster.values[entry].pools
         if let outlier = cluster.outlierDetection {
             let ejected = OutlierDetectors.shared.ejected(in: cluster)
             if !ejected.isEmpty {
@@ -91,8 +102,8 @@ final class UpstreamPools: UpstreamClient {
                 chosen = candidates.randomElement()!
             }
         case .roundRobin:
-            let i = roundRobin[cluster.name, default: 0]
-            roundRobin[cluster.name] = i &+ 1
+            let i = byCluster.values[entry].roundRobin
+            byCluster.values[entry].roundRobin = i &+ 1
             chosen = candidates[i % candidates.count]
         case .random:
             chosen = candidates.randomElement()!
@@ -103,6 +114,16 @@ final class UpstreamPools: UpstreamClient {
         }
         chosen.acquire(done)
         return chosen.host
+    }
+
+    /// The index in `byCluster` of `cluster`'s pools, made or refreshed when its config changed.
+    private func endpointPools(for cluster: Cluster) -> Dictionary<String, ClusterPools>.Index {
+        if let i = byCluster.index(forKey: cluster.name), byCluster.values[i].cluster == cluster { return i }
+        let position = byCluster[cluster.name]?.roundRobin ?? 0
+        // Pools persist across config changes (by endpoint); each learns the cluster's new limits.
+        byCluster[cluster.name] = ClusterPools(cluster: cluster, pools: cluster.endpoints.map { pool(for: cluster, endpoint: $0) },
+                                               roundRobin: position)
+        return byCluster.index(forKey: cluster.name)!
     }
 
     private func pool(for cluster: Cluster, endpoint: Endpoint) -> EndpointPool {
