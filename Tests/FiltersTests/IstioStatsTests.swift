@@ -113,6 +113,19 @@ final class IstioStatsTests: XCTestCase {
         XCTAssertNil(PeerMetadata.decode(String(repeating: "A", count: PeerMetadata.maxEncodedBytes + 4)))
     }
 
+    /// The per-value memo answers as decoding does, for a value seen before too, and stays
+    /// bounded however many distinct values arrive.
+    func testCachedPeerMetadataDecodesAsDecodeDoes() {
+        let encoded = PeerMetadata.encode(reviews)
+        for _ in 0..<2 {
+            XCTAssertEqual(PeerMetadata.decodeCached(encoded), reviews)
+            XCTAssertNil(PeerMetadata.decodeCached("not base64!"))
+            XCTAssertNil(PeerMetadata.decodeCached(String(repeating: "A", count: PeerMetadata.maxEncodedBytes + 4)))
+        }
+        for i in 0..<(PeerMetadata.maxCachedValues * 2) { XCTAssertNil(PeerMetadata.decodeCached("junk\(i)")) }
+        XCTAssertEqual(PeerMetadata.decodeCached(encoded), reviews)
+    }
+
     func testGRPCMessagesCountedAcrossChunkBoundaries() {
         var frames = ByteBuffer()
         for size in [0, 3, 70_000] {

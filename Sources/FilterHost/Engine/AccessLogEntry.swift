@@ -134,7 +134,23 @@ struct AccessLogEntry {
         var tm = tm()
         gmtime_r(&seconds, &tm)
         let ms = Int((t - Double(Int(t))) * 1000)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(tm.tm_year) + 1900, Int(tm.tm_mon) + 1,
-                      Int(tm.tm_mday), Int(tm.tm_hour), Int(tm.tm_min), Int(tm.tm_sec), ms)
+        // Digits by hand: String(format:) (Foundation's formatter) was 4–5 % of a sidecar's
+        // CPU with the access log on.
+        var out = ""
+        out.reserveCapacity(24)
+        func digits(_ value: Int, _ width: Int, then separator: String) {
+            let text = String(value)
+            for _ in text.utf8.count..<max(width, text.utf8.count) { out += "0" }
+            out += text
+            out += separator
+        }
+        digits(Int(tm.tm_year) + 1900, 4, then: "-")
+        digits(Int(tm.tm_mon) + 1, 2, then: "-")
+        digits(Int(tm.tm_mday), 2, then: "T")
+        digits(Int(tm.tm_hour), 2, then: ":")
+        digits(Int(tm.tm_min), 2, then: ":")
+        digits(Int(tm.tm_sec), 2, then: ".")
+        digits(ms, 3, then: "Z")
+        return out
     }
 }

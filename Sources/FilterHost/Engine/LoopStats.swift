@@ -76,17 +76,23 @@ final class LoopStats: StatsScope {
     }
 
     /// A free-form counter (a full Prometheus series name as the key).
+    /// One hash of the key for a series that exists (the common case on the request path).
     func count(_ key: String, _ n: Int = 1) {
-        if counters[key] == nil, !hasRoomForNewSeries { return }
-        counters[key, default: 0] += n
+        if let i = counters.index(forKey: key) {
+            counters.values[i] += n
+        } else if hasRoomForNewSeries {
+            counters[key] = n
+        }
     }
 
     func observe(_ key: String, _ value: Double, bounds: HistogramBounds) {
-        if histograms[key] == nil {
-            guard hasRoomForNewSeries else { return }
-            histograms[key] = HistogramCounts(bounds: bounds)
+        if let i = histograms.index(forKey: key) {
+            histograms.values[i].observe(value)
+        } else if hasRoomForNewSeries {
+            var h = HistogramCounts(bounds: bounds)
+            h.observe(value)
+            histograms[key] = h
         }
-        histograms[key]!.observe(value)
     }
 
     func listener(_ name: String) -> Listener {

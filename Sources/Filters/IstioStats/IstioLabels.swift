@@ -1,4 +1,5 @@
 import FilterHost
+import NIOConcurrencyHelpers
 import Transport
 
 /// Who reports a request: the client's proxy (outbound, gateways) or the server's (inbound).
@@ -7,7 +8,7 @@ enum Reporter: String, Sendable {
 }
 
 /// Everything Istio's standard labels are made of, for one finished request.
-struct IstioRequestFacts {
+struct IstioRequestFacts: Hashable, Sendable {
     var reporter: Reporter
     var local: WorkloadFacts
     /// The other end's facts from the exchange headers; nil when it sent none (not in the mesh).
@@ -76,6 +77,44 @@ struct IstioRequestFacts {
     static func bounded(_ value: String?, emptyAllowed: Bool = false) -> String {
         guard let value, !value.isEmpty || emptyAllowed else { return "unknown" }
         return value.count > maxValueLength ? String(value.prefix(maxValueLength)) : value
+    }
+}
+
+/// Istio's series keys for one set of label facts.
+struct IstioSeriesKeys: Sendable {
+    let requests: String
+    let duration: String
+    let requestBytes: String
+    let responseBytes: String
+    let requestMessages: String
+    let responseMessages: String
+
+    init(labels: String) {
+        requests = "istio_requests_total{\(labels)}"
+        duration = "istio_request_duration_milliseconds{\(labels)}"
+        requestBytes = "istio_request_bytes{\(labels)}"
+        responseBytes = "istio_response_bytes{\(labels)}"
+        requestMessages = "istio_request_messages_total{\(labels)}"
+        responseMessages = "istio_response_messages_total{\(labels)}"
+    }
+}
+
+/// Series keys by label facts: requests with the same facts (the usual case: one peer, one
+/// status) share them, so the label text (25 escaped, bounded values) is built once rather
+/// than per request, where it cost about 7 % of a sidecar's CPU in the mesh benchmark.
+/// Shared by every loop of a filter config; bounded: emptied when full.
+final class IstioSeriesCache: Sendable {
+    private let byFacts = NIOLockedValueBox<[IstioRequestFacts: IstioSeriesKeys]>([:])
+    static let maxEntries = 1024
+
+    func keys(for facts: IstioRequestFacts) -> IstioSeriesKeys {
+        if let known = byFacts.withLockedValue({ $0[facts] }) { return known }
+        let keys = IstioSeriesKeys(labels: facts.labels)
+        byFacts.withLockedValue { cache in
+            if cache.count >= Self.maxEntries { cache.removeAll(keepingCapacity: true) }
+            cache[facts] = keys
+        }
+        return keys
     }
 }
 
