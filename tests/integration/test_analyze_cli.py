@@ -66,10 +66,11 @@ def test_log_format_with_files_and_directories_and_kubernetes_registry(tmp_path)
     assert r.returncode == 79, (r.stdout, r.stderr)
     lines = r.stdout.splitlines()
     # The host and subset resolve through the Kubernetes Service and Deployment: only the gateway is missing.
+    # In file order, then line.
     assert lines == [
-        f'Error [IST0101] (VirtualService default/reviews {routing}:6) Referenced gateway not found: "bar"',
         f"Info [IST0118] (Service default/reviews {app}/kube.yaml:8) Port name weird (port: 9090, targetPort: 0) "
         "doesn't follow the naming convention of Istio port.",
+        f'Error [IST0101] (VirtualService default/reviews {routing}:6) Referenced gateway not found: "bar"',
     ], r.stdout
     assert f"Analyzers found issues when analyzing {app}, {routing}." in r.stderr
     # validate still skips the Kubernetes kinds with a note.
@@ -109,12 +110,12 @@ def test_json_and_yaml_formats(tmp_path):
     # As istioctl: only the log format sets the exit status.
     assert r.returncode == 0, r.stderr
     messages = json.loads(r.stdout)
-    assert messages[0] == {
+    assert messages[1] == {
         "code": "IST0101", "level": "Error", "message": 'Referenced gateway not found: "bar"',
         "origin": "VirtualService default/reviews", "reference": f"{routing}:6", "path": "spec.gateways[0]",
         "documentationUrl": "https://istio.io/latest/docs/reference/config/analysis/ist0101/",
     }
-    assert [m["code"] for m in messages] == ["IST0101", "IST0118"]
+    assert [m["code"] for m in messages] == ["IST0118", "IST0101"]
     r = meshd("analyze", "-o", "yaml", "--output-threshold", "Error", app, routing)
     assert r.returncode == 0, r.stderr
     assert [m["code"] for m in yaml.safe_load(r.stdout)] == ["IST0101"]

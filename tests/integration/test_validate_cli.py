@@ -126,8 +126,10 @@ def test_analyze_finds_what_the_samples_leave_undefined(tmp_path):
     assert r.returncode == 79, r.stderr
     assert re.search(r'^Error \[IST0101\] \(VirtualService default/bookinfo \S+/bookinfo-gateway.yaml:\d+\) '
                      r'Referenced host not found: "productpage"$', r.stdout, re.M), r.stdout
-    # The samples route reviews several ways: the VirtualServices conflict for the mesh.
-    assert re.search(r"^Error \[IST0109\] \(VirtualService default/reviews ", r.stdout, re.M), r.stdout
+    # Two sample Gateways serve every host on port 80 of one ingress workload.
+    assert re.search(r"^Error \[IST0145\] \(Gateway default/httpbin-gateway \S+/httpbin-gateway.yaml:\d+\) "
+                     r"Conflict with gateways istio-system/cert-manager-gateway \(workload selector istio=ingressgateway, "
+                     r"port 80, hosts \*\)\.$", r.stdout, re.M), r.stdout
     assert "Analyzers found issues when analyzing" in r.stderr
 
     # With the services defined, bookinfo's gateway and routing analyze clean of errors.
