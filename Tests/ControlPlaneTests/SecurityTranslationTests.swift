@@ -155,7 +155,7 @@ final class SecurityTranslationTests: XCTestCase {
         assertSnapshotBuilds(t.bootstrap)
         // `meshd analyze` says the same.
         let findings = Analyzer.analyze(ConfigStore.parse(yaml: y, file: "a.yaml")).map(\.description)
-        XCTAssertEqual(findings.filter { $0.contains("NotEnforced") }.count, 2, "\(findings)")
+        XCTAssertEqual(findings.filter { $0.contains("[MSH0002]") }.count, 2, "\(findings)")
     }
 
     func testValidationRefusesWhatTheProxiesCouldNotEvaluate() {

@@ -18,9 +18,8 @@ public enum Validator {
         case .destinationRule(let s): DestinationRuleRules.check(s, &c)
         case .gateway(let s): GatewayRules.check(s, &c)
         case .serviceEntry(let s): ServiceEntryRules.check(s, &c)
-        case .workloadEntry(let s): ServiceEntryRules.check(workloadEntry: s, "spec", &c, requireAddress: true)
-        case .workloadGroup(let s):
-            if let t = s.template { ServiceEntryRules.check(workloadEntry: t, "spec.template", &c, requireAddress: false) }
+        case .workloadEntry(let s): ServiceEntryRules.check(workloadEntry: s, "spec", &c, requireAddress: true, standalone: true)
+        case .workloadGroup(let s): ServiceEntryRules.check(s, &c)
         case .sidecar(let s): SidecarRules.check(s, &c)
         case .peerAuthentication(let s): SecurityRules.check(s, &c)
         case .requestAuthentication(let s): SecurityRules.check(s, &c)
