@@ -209,17 +209,15 @@ private struct Analysis {
     /// policies whose Gateway target does not exist.
     mutating func securityPolicies() {
         for ap in store.authorizationPolicies {
-            if ap.spec.action == "CUSTOM" {
-                add(.warning, "NotEnforced", ap, "spec.provider",
-                    "meshd has no external authorization provider yet; this CUSTOM policy denies every request its rules match")
+            if ap.spec.action == "CUSTOM", let name = ap.spec.provider?.name {
+                if case .envoyExtAuthzHttp? = store.meshConfig.provider(named: name)?.kind {} else {
+                    add(.warning, "NotEnforced", ap, "spec.provider.name",
+                        "no envoyExtAuthzHttp extension provider \"\(name)\" in the mesh config; this CUSTOM policy denies every request its rules match")
+                }
             }
             policyTargets(ap, (ap.spec.targetRef.map { [$0] } ?? []) + ap.spec.targetRefs)
         }
         for ra in store.requestAuthentications {
-            for (i, rule) in ra.spec.jwtRules.enumerated() where rule.jwks == nil && rule.jwksUri != nil {
-                add(.warning, "NotEnforced", ra, "spec.jwtRules[\(i)].jwksUri",
-                    "meshd does not fetch jwksUri yet; tokens from this issuer are refused (give jwks inline)")
-            }
             policyTargets(ra, (ra.spec.targetRef.map { [$0] } ?? []) + ra.spec.targetRefs)
         }
     }

@@ -70,7 +70,7 @@ public struct Translator: Sendable {
                 }
             }
         }
-        bootstrap.clusters = ClusterBuilder.build(ctx)
+        bootstrap.clusters = ClusterBuilder.build(ctx) + ctx.extraClusters.values
         bootstrap.luaPlugins = PluginBuilder.build(ctx)
         var translation = Translation(bootstrap: sorted(bootstrap), warnings: ctx.warnings.sorted(),
                                       configWarnings: ctx.used.sorted().flatMap { config.warnings[$0] ?? [] })
@@ -125,6 +125,7 @@ struct ValidatedConfig: Sendable {
 
     init(_ store: ConfigStore) {
         valid.meshConfig = store.meshConfig
+        valid.jwksCacheDurationMs = store.jwksCacheDurationMs
         for r in store.effective {
             if Validator.validate(r).isEmpty {
                 valid.add(r)
