@@ -113,7 +113,7 @@ final class ConfigWarningTests: XCTestCase {
         apiVersion: security.istio.io/v1
         kind: AuthorizationPolicy
         metadata: {name: deny, namespace: other}
-        spec: {action: CUSTOM, provider: {name: ext}, rules: [{}]}
+        spec: {action: DENY, rules: [{from: [{source: {trustDomains: [other.example]}}]}]}
         """
         let store = ConfigStore.parse(yaml: yaml, file: "mesh.yaml")
         let t = Translator(store: store).translate(for: .sidecar(name: "pp", namespace: "default", labels: ["app": "pp"]))
