@@ -44,9 +44,12 @@ struct ControlPlaneServeCommand: ParsableCommand {
         the same CA unless --tls-cert/--tls-key are given; proxies verify it with the root
         (<state-dir>/ca/ca-cert.pem, or cacerts/root-cert.pem) as --control-plane-ca.
 
-        Status port: /ready, /debug/syncz (every proxy: sent and acknowledged versions,
-        SYNCED/STALE/NACK with the reason), /debug/config_status, /debug/convergence
-        (converged: every proxy SYNCED and no push pending), /metrics.
+        Status port: / (the mesh page: a live graph of workloads and services with each
+        edge's rate, errors, p99 and mTLS, from the proxies' Istio metrics; `meshd dashboard`
+        prints its URL), /api/graph (the same as JSON), /ready, /debug/syncz (every proxy:
+        sent and acknowledged versions, SYNCED/STALE/NACK with the reason),
+        /debug/config_status, /debug/convergence (converged: every proxy SYNCED and no push
+        pending), /metrics.
         """
     )
 
@@ -88,6 +91,10 @@ struct ControlPlaneServeCommand: ParsableCommand {
             help: "How long proxies keep a JWKS fetched from a RequestAuthentication jwksUri (Envoy: 5 min).")
     var jwksCacheDurationMs: Int?
 
+    @Option(name: .customLong("graph-scrape-interval-ms"),
+            help: "How often the mesh page's data is scraped from every proxy's admin /stats/prometheus. 0 disables.")
+    var graphScrapeIntervalMs: Int = 2000
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
@@ -124,7 +131,11 @@ struct ControlPlaneServeCommand: ParsableCommand {
             secure = try DiscoveryServer(group: group, host: address, port: tlsPort, hub: runtime.hub, tls: context, signer: signer)
         }
         let secureServer = secure
-        let status = try StatusServer(group: group, host: address, port: statusPort, pages: Self.pages(runtime))
+        let statuses: MeshGraphCollector.Proxies = { runtime.hub.statuses }
+        let collector = graphScrapeIntervalMs > 0
+            ? MeshGraphCollector(proxies: statuses, interval: Double(graphScrapeIntervalMs) / 1000) : nil
+        let status = try StatusServer(group: group, host: address, port: statusPort, pages: Self.pages(runtime, graph: collector))
+        collector?.start()
         watcher.start()
         logger.info("control plane serving", metadata: ["discovery": "\(address):\(discovery.port ?? 0)",
                                                        "status": "\(address):\(status.port ?? 0)"])
@@ -137,6 +148,7 @@ struct ControlPlaneServeCommand: ParsableCommand {
             discovery.close()
             secureServer?.close()
             status.close()
+            collector?.stop()
             Foundation.exit(0)
         }
         dispatchMain()
@@ -209,14 +221,19 @@ struct ControlPlaneServeCommand: ParsableCommand {
                        serviceAccount: node.serviceAccount.isEmpty ? "default" : node.serviceAccount)
     }
 
-    static func pages(_ runtime: ControlPlaneRuntime<ConfigStore>) -> [String: StatusServer.Page] {
+    static func pages(_ runtime: ControlPlaneRuntime<ConfigStore>, graph collector: MeshGraphCollector?) -> [String: StatusServer.Page] {
         @Sendable func json(_ value: any Encodable) -> String {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             encoder.dateEncodingStrategy = .iso8601
             return (try? String(decoding: encoder.encode(value), as: UTF8.self)) ?? "null"
         }
+        @Sendable func graph() -> MeshGraph {
+            collector?.graph() ?? .empty()
+        }
         return [
+            "/": { (200, "text/html; charset=utf-8", GraphPage.html(graph())) },
+            "/api/graph": { (200, "application/json", json(graph())) },
             "/ready": { runtime.status.configVersion > 0 ? (200, "text/plain", "ready\n") : (503, "text/plain", "no good config yet\n") },
             "/debug/syncz": { (200, "application/json", json(runtime.hub.statuses)) },
             "/debug/config_status": { (200, "application/json", json(runtime.status)) },
@@ -238,6 +255,7 @@ struct ControlPlaneServeCommand: ParsableCommand {
                 for status in ["SYNCED", "STALE", "NACK"] {
                     out += "meshd_cp_proxies{status=\"\(status)\"} \(proxies.filter { $0.status.rawValue == status }.count)\n"
                 }
+                out += runtime.hub.metrics.prometheusText
                 return (200, "text/plain; version=0.0.4", out)
             },
         ]

@@ -161,3 +161,47 @@ final class MeshConfigTests: XCTestCase {
         XCTAssertEqual(t.bootstrap.clusters.first { $0.name == cluster }?.endpoints.map(\.port), [8000])
     }
 }
+
+/// outboundTrafficPolicy: Istio's last virtual host of a sidecar's outbound routes.
+final class OutboundTrafficPolicyTests: XCTestCase {
+    private let proxy = ProxyIdentity.sidecar(name: "sleep-1", namespace: "default", labels: ["app": "sleep"], appPort: 80)
+
+    private func lastVirtualHost(_ store: ConfigStore) -> VirtualHost? {
+        Translator(store: store).bootstrap(for: proxy).routeConfigs.first { $0.name == "outbound" }?.virtualHosts.last
+    }
+
+    func testAllowAnyByDefaultPassesUnknownHostsThrough() throws {
+        let store = ConfigStore.parse(yaml: "")
+        let vhost = try XCTUnwrap(lastVirtualHost(store))
+        XCTAssertEqual(vhost.name, "allow_any")
+        XCTAssertEqual(vhost.domains, ["*"])
+        XCTAssertEqual(vhost.routes.first?.route?.cluster, "PassthroughCluster")
+        XCTAssertEqual(vhost.routes.first?.route?.timeoutMs, 0, "Istio disables the timeout of passthrough traffic")
+        let b = Translator(store: store).bootstrap(for: proxy)
+        XCTAssertEqual(b.clusters.first { $0.name == "PassthroughCluster" }?.originalDestination, true)
+        assertSnapshotBuilds(b)
+    }
+
+    func testRegistryOnlyAnswers502AndASidecarResourceOverridesTheMesh() throws {
+        var store = ConfigStore.parse(yaml: "")
+        store.meshConfig = try XCTUnwrap(MeshConfigFile.parse("outboundTrafficPolicy: {mode: REGISTRY_ONLY}", file: "m").config)
+        let blocked = try XCTUnwrap(lastVirtualHost(store))
+        XCTAssertEqual(blocked.name, "block_all")
+        XCTAssertEqual(blocked.routes.first?.directResponse?.status, 502)
+        XCTAssertNil(Translator(store: store).bootstrap(for: proxy).clusters.first { $0.name == "PassthroughCluster" })
+
+        var withSidecar = ConfigStore.parse(yaml: """
+        apiVersion: networking.istio.io/v1
+        kind: Sidecar
+        metadata: {name: default, namespace: default}
+        spec:
+          outboundTrafficPolicy:
+            mode: ALLOW_ANY
+            egressProxy: {host: istio-egressgateway.istio-system.svc.cluster.local, port: {number: 80}}
+        """)
+        withSidecar.meshConfig = store.meshConfig
+        let egress = try XCTUnwrap(lastVirtualHost(withSidecar))
+        XCTAssertEqual(egress.name, "allow_any")
+        XCTAssertEqual(egress.routes.first?.route?.cluster, "outbound|80||istio-egressgateway.istio-system.svc.cluster.local")
+    }
+}

@@ -216,3 +216,21 @@ final class IstioStatsTests: XCTestCase {
         }
     }
 }
+
+final class IstioTCPStatsTests: XCTestCase {
+    func testTCPLabelSetIsIstiosWithTCPProtocolAndNoResponseCode() throws {
+        let config = try IstioStatsConfig(.object(["reporter": .string("source"),
+                                                   "workload": .object(["name": .string("gw"), "namespace": .string("istio-system")])]))
+        let facts = TCPConnectionFacts(listener: "0.0.0.0_31400", cluster: "outbound|9000||tcp-echo.default.svc.cluster.local",
+                                       serverName: nil, responseFlags: "-")
+        let labels = IstioTCPStats.facts(facts, config: config).labels
+        let keys = labels.split(separator: ",").map { String($0.prefix { $0 != "=" }) }
+        XCTAssertEqual(keys.count, 23, labels)
+        XCTAssertFalse(keys.contains("response_code"))
+        XCTAssertFalse(keys.contains("grpc_response_status"))
+        XCTAssertTrue(labels.contains(#"request_protocol="tcp""#))
+        XCTAssertTrue(labels.contains(#"destination_service="tcp-echo.default.svc.cluster.local""#))
+        XCTAssertTrue(labels.contains(#"source_workload="gw""#))
+        XCTAssertTrue(labels.hasSuffix(#"response_flags="-",connection_security_policy="unknown""#))
+    }
+}

@@ -104,3 +104,28 @@ def test_validate_checks_a_mesh_config_and_warns_what_meshd_does_not_do(tmp_path
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 1
     assert f'{mesh_config}:1: MeshConfig: trustDomin: unknown field "trustDomin" (did you mean "trustDomain"?)' in r.stderr
+
+
+def test_outbound_traffic_policy_allow_any_then_registry_only(mesh):
+    external = mesh.upstream("external")  # a server no ServiceEntry names
+    cp = ControlPlane(mesh, {"services.yaml": SERVICES})
+    path = write_mesh_config(cp, "{}\n")
+    cp.start(extra_args=["--mesh-config", path])
+    sleep = cp.sidecar("sleep", with_app=False)
+    cp.wait_ready()
+    c = Client(sleep.outbound)
+
+    # ALLOW_ANY (Istio's default): the request goes to the address it names, with no timeout.
+    status, headers, body = c.get(f"127.0.0.1:{external}", "/x")
+    assert status == 200, body
+    assert b'"service": "external"' in body, body
+
+    # REGISTRY_ONLY: Istio's block_all answers 502; services in the registry still work.
+    before = cp.syncz()
+    write_mesh_config(cp, "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n")
+    cp.wait_synced(changed_from=before)
+    status, _, body = c.get(f"127.0.0.1:{external}", "/x")
+    assert status == 502, body
+    reviews = cp.sidecar("reviews")
+    cp.wait_ready()
+    assert tally(sleep.outbound, REVIEWS, 3) == {"reviews-v1": 3}

@@ -8,6 +8,8 @@ struct SidecarScope {
     let applies: Bool
     /// The Sidecar resource that applies (`Kind/ns/name`), if any.
     let source: String?
+    /// Its `outboundTrafficPolicy` (it overrides the mesh config's).
+    let outboundTrafficPolicy: Sidecar.OutboundTrafficPolicy?
 
     init(proxy: ProxyIdentity, store: ConfigStore) {
         proxyNamespace = proxy.namespace
@@ -18,6 +20,7 @@ struct SidecarScope {
             ?? sidecars.first { $0.namespace == store.meshConfig.rootNamespace && $0.spec.workloadSelector == nil }
         sidecarNamespace = chosen?.namespace ?? proxy.namespace
         source = applies ? chosen?.id : nil
+        outboundTrafficPolicy = applies ? chosen?.spec.outboundTrafficPolicy : nil
         egress = chosen.map { sc in
             sc.spec.egress.flatMap(\.hosts).compactMap { h in
                 let parts = h.split(separator: "/", maxSplits: 1).map(String.init)

@@ -71,6 +71,10 @@ public struct Translator: Sendable {
             }
         }
         bootstrap.clusters = ClusterBuilder.build(ctx) + ctx.extraClusters.values
+        let routes = bootstrap.routeConfigs.flatMap(\.virtualHosts).flatMap(\.routes)
+        if routes.contains(where: { $0.route?.cluster == Naming.passthroughCluster }) {
+            bootstrap.clusters.append(SidecarBuilder.passthroughCluster)
+        }
         bootstrap.luaPlugins = PluginBuilder.build(ctx)
         var translation = Translation(bootstrap: sorted(bootstrap), warnings: ctx.warnings.sorted(),
                                       configWarnings: ctx.used.sorted().flatMap { config.warnings[$0] ?? [] })

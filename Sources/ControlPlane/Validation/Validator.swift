@@ -93,9 +93,6 @@ enum ValueSupport {
                 c.add("spec.workloadSelector", "workload selector specified without labels, will be applied to all services in namespace")
             }
         case .virtualService(let vs):
-            if vs.hosts.isEmpty {
-                c.add("spec", "a VirtualService without hosts is a delegate, and meshd does not support delegation yet; it is not used")
-            }
             for (i, http) in vs.http.enumerated() {
                 for (j, m) in http.match.enumerated() {
                     for key in (Array(m.headers.keys) + Array(m.withoutHeaders.keys)).sorted() where VirtualServiceRules.isJWTClaim(key) {

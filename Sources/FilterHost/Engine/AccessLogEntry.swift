@@ -12,6 +12,7 @@ struct AccessLogEntry {
     var responseCode: Int
     var responseFlags: String
     var responseCodeDetails: String?
+    var upstreamTransportFailureReason: String?
     var bytesReceived: Int
     var bytesSent: Int
     var durationMs: Int64
@@ -36,6 +37,7 @@ struct AccessLogEntry {
         responseFlags = i.flagsString
         // Envoy says where the response came from; meshd knows only "the upstream answered".
         responseCodeDetails = i.upstreamServiceTime == nil ? nil : "via_upstream"
+        upstreamTransportFailureReason = i.upstreamTransportFailureReason
         bytesReceived = i.bytesReceived
         bytesSent = i.bytesSent
         durationMs = (NIODeadline.now() - i.startTime).nanoseconds / 1_000_000
@@ -62,7 +64,7 @@ struct AccessLogEntry {
     var text: String {
         func d(_ s: String?) -> String { s ?? "-" }
         return "[\(startTime)] \"\(method) \(path) \(protocolName)\" \(responseCode) \(responseFlags) "
-            + "\(d(responseCodeDetails)) - \"-\" \(bytesReceived) \(bytesSent) \(durationMs) "
+            + "\(d(responseCodeDetails)) - \"\(d(upstreamTransportFailureReason))\" \(bytesReceived) \(bytesSent) \(durationMs) "
             + "\(d(upstreamServiceTime.map(String.init))) \"\(d(forwardedFor))\" \"\(d(userAgent))\" "
             + "\"\(d(requestID))\" \"\(authority)\" \"\(d(upstreamHost))\" \(d(upstreamCluster)) - "
             + "\(d(downstreamLocalAddress)) \(d(downstreamRemoteAddress)) \(d(requestedServerName)) \(d(routeName))\n"
@@ -87,7 +89,7 @@ struct AccessLogEntry {
         str("response_flags", responseFlags)
         str("response_code_details", responseCodeDetails)
         str("connection_termination_details", nil)
-        str("upstream_transport_failure_reason", nil)
+        str("upstream_transport_failure_reason", upstreamTransportFailureReason)
         num("bytes_received", bytesReceived)
         num("bytes_sent", bytesSent)
         num("duration", durationMs)

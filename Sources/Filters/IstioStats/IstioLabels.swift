@@ -1,4 +1,5 @@
 import FilterHost
+import Transport
 
 /// Who reports a request: the client's proxy (outbound, gateways) or the server's (inbound).
 enum Reporter: String, Sendable {
@@ -12,8 +13,11 @@ struct IstioRequestFacts {
     /// The other end's facts from the exchange headers; nil when it sent none (not in the mesh).
     var peer: WorkloadFacts?
     var destinationService: String
+    /// `http`, `grpc`, or `tcp` for a TCP connection.
     var requestProtocol: String
-    var responseCode: Int
+    /// Nil for a TCP connection: its series have no response_code or grpc_response_status
+    /// (Istio's TCP label set).
+    var responseCode: Int?
     var grpcStatus: String
     var responseFlags: String
     var connectionSecurityPolicy: String
@@ -25,6 +29,7 @@ struct IstioRequestFacts {
 
     /// Istio's label set, in Istio's order, as the text inside a series key's braces.
     var labels: String {
+        let tcp = responseCode == nil
         let source = reporter == .source ? local : peer
         let destination = reporter == .source ? peer : local
         let service = DestinationService(destinationService)
@@ -50,13 +55,14 @@ struct IstioRequestFacts {
             ("destination_service_namespace", service.namespace),
             ("destination_cluster", destination?.cluster),
             ("request_protocol", requestProtocol),
-            ("response_code", String(responseCode)),
+            ("response_code", responseCode.map(String.init)),
             ("grpc_response_status", grpcStatus),
             ("response_flags", responseFlags),
             ("connection_security_policy", connectionSecurityPolicy),
         ]
         var out = ""
-        for (i, (key, value)) in pairs.enumerated() {
+        for (i, (key, value)) in pairs.filter({ !tcp || ($0.0 != "response_code" && $0.0 != "grpc_response_status") })
+            .enumerated() {
             if i > 0 { out += "," }
             out += key
             out += "=\""
