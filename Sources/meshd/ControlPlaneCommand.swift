@@ -87,6 +87,10 @@ struct ControlPlaneServeCommand: ParsableCommand {
             help: "After start, how long proxies that reconnect with a config wait for the others (proxies retry at least every 6.25 s).")
     var reconnectGraceMs: Int = 7000
 
+    @Option(name: .customLong("jwks-cache-duration-ms"),
+            help: "How long proxies keep a JWKS fetched from a RequestAuthentication jwksUri (Envoy: 5 min).")
+    var jwksCacheDurationMs: Int?
+
     @Option(name: .customLong("graph-scrape-interval-ms"),
             help: "How often the mesh page's data is scraped from every proxy's admin /stats/prometheus. 0 disables.")
     var graphScrapeIntervalMs: Int = 2000
@@ -99,7 +103,8 @@ struct ControlPlaneServeCommand: ParsableCommand {
         let trustDomain = try state.trustDomain
         let runtime = ControlPlaneRuntime<ConfigStore>(directory: configDir, logger: logger,
                                                        debounce: Double(debounceMs) / 1000,
-                                                       compile: Self.compiler(meshConfig: state.meshConfigPath),
+                                                       compile: Self.compiler(meshConfig: state.meshConfigPath,
+                                                                              jwksCacheDurationMs: jwksCacheDurationMs),
                                                        prepare: Self.preparer(trustDomain: trustDomain))
         // The watcher's first look comes before the first load, so an edit made during it is seen.
         let watcher = DirectoryWatcher(directory: configDir, alsoWatching: state.meshConfigPath.map { [$0] } ?? [],
@@ -154,7 +159,8 @@ struct ControlPlaneServeCommand: ParsableCommand {
     /// stays), the others apply.
     /// The mesh config file, when given, is read again with every load (a SIGHUP or any change in
     /// the directory); one that cannot be used is refused and the last good one stays.
-    static func compiler(meshConfig meshConfigPath: String? = nil) -> ControlPlaneRuntime<ConfigStore>.Compile {
+    static func compiler(meshConfig meshConfigPath: String? = nil,
+                         jwksCacheDurationMs: Int? = nil) -> ControlPlaneRuntime<ConfigStore>.Compile {
         let cache = ConfigStore.ParseCache()
         let admission = FileAdmission()
         let lastGoodMesh = NIOLockedValueBox(MeshConfig())
@@ -173,6 +179,7 @@ struct ControlPlaneServeCommand: ParsableCommand {
                 outcome.warnings = mesh.warnings + outcome.warnings
             }
             outcome.store.meshConfig = lastGoodMesh.withLockedValue { $0 }
+            outcome.store.jwksCacheDurationMs = jwksCacheDurationMs
             return .init(config: outcome.store, refused: outcome.refused.map(\.description),
                          warnings: outcome.warnings.map(\.description))
         }

@@ -6,7 +6,7 @@ import os
 import subprocess
 
 from conftest import MESHD, raw_request
-from mesh_harness import Client, ControlPlane, http_get, service_entry, tally, wait_until
+from mesh_harness import Client, ControlPlane, http_get, service_entry, tally, wait_until, write_mesh_config
 
 SERVICES = service_entry("reviews") + "---" + service_entry("productpage")
 REVIEWS = "reviews.default.svc.cluster.local:9080"
@@ -19,14 +19,6 @@ kind: PeerAuthentication
 metadata: {{name: default, namespace: {namespace}}}
 spec: {{mtls: {{mode: STRICT}}}}
 """
-
-
-def write_mesh_config(cp, text):
-    path = os.path.join(cp.mesh.workdir, "mesh.yaml")
-    with open(path + ".tmp", "w") as f:
-        f.write(text)
-    os.replace(path + ".tmp", path)
-    return path
 
 
 def mesh_sidecar(cp, app, mesh_config):

@@ -77,7 +77,7 @@ extension Analysis {
         let levels = [
             all.first { $0.namespace == namespace && $0.spec.selector.map { !$0.matchLabels.isEmpty && labels.matches($0.matchLabels) } == true },
             all.first { $0.namespace == namespace && ($0.spec.selector?.matchLabels.isEmpty ?? true) },
-            all.first { $0.namespace == SidecarScope.rootNamespace && ($0.spec.selector?.matchLabels.isEmpty ?? true) },
+            all.first { $0.namespace == store.meshConfig.rootNamespace && ($0.spec.selector?.matchLabels.isEmpty ?? true) },
         ]
         return levels.compactMap { $0 }.first { $0.spec.mtls?.mode == "STRICT" }.map { "\($0.namespace)/\($0.name)" }
     }
@@ -148,18 +148,16 @@ extension Analysis {
     /// whose Gateway target does not exist, and selectors no declared workload matches (IST0127).
     mutating func securityPolicies() {
         for ap in store.authorizationPolicies {
-            if ap.spec.action == "CUSTOM" {
-                add(.notEnforced, ap, "spec.provider",
-                    "meshd has no external authorization provider yet; this CUSTOM policy denies every request its rules match")
+            if ap.spec.action == "CUSTOM", let name = ap.spec.provider?.name {
+                if case .envoyExtAuthzHttp? = store.meshConfig.provider(named: name)?.kind {} else {
+                    add(.notEnforced, ap, "spec.provider.name",
+                        "no envoyExtAuthzHttp extension provider \"\(name)\" in the mesh config; this CUSTOM policy denies every request its rules match")
+                }
             }
             policyTargets(ap, (ap.spec.targetRef.map { [$0] } ?? []) + ap.spec.targetRefs)
             policySelector(ap, ap.spec.selector)
         }
         for ra in store.requestAuthentications {
-            for (i, rule) in ra.spec.jwtRules.enumerated() where rule.jwks == nil && rule.jwksUri != nil {
-                add(.notEnforced, ra, "spec.jwtRules[\(i)].jwksUri",
-                    "meshd does not fetch jwksUri yet; tokens from this issuer are refused (give jwks inline)")
-            }
             policyTargets(ra, (ra.spec.targetRef.map { [$0] } ?? []) + ra.spec.targetRefs)
             policySelector(ra, ra.spec.selector)
         }
@@ -169,7 +167,7 @@ extension Analysis {
     /// A policy's selector selects a declared workload: in its namespace, or anywhere for the root namespace's.
     mutating func policySelector<T>(_ policy: Config<T>, _ selector: LabelSelector?) {
         guard inputDeclaresWorkloads, let labels = selector?.matchLabels, !labels.isEmpty else { return }
-        let ns: String? = policy.namespace == SidecarScope.rootNamespace ? nil : policy.namespace
+        let ns: String? = policy.namespace == store.meshConfig.rootNamespace ? nil : policy.namespace
         guard declaredWorkloads(selectedBy: labels, namespace: ns).isEmpty else { return }
         add(.noMatchingWorkloadsFound, policy, "spec.selector.matchLabels.\(labels.keys.sorted()[0])",
             "No matching workloads for this resource with the following labels: \(Self.selectorString(labels))")

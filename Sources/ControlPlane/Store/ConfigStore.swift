@@ -13,6 +13,9 @@ public struct ConfigStore: Sendable, Equatable {
     public private(set) var loadWarnings: [ValidationError]
     /// The mesh-wide settings (`--mesh-config`); Istio's defaults when none is given.
     public var meshConfig = MeshConfig()
+    /// How long a proxy keeps a JWKS fetched from a `jwksUri` (Envoy's remote_jwks
+    /// `cache_duration`, 5 min by default); `control-plane --jwks-cache-duration-ms`.
+    public var jwksCacheDurationMs: Int?
 
     public init(resources: [Resource] = [], loadErrors: [ValidationError] = [], loadWarnings: [ValidationError] = []) {
         self.resources = resources

@@ -70,7 +70,7 @@ public struct Translator: Sendable {
                 }
             }
         }
-        bootstrap.clusters = ClusterBuilder.build(ctx)
+        bootstrap.clusters = ClusterBuilder.build(ctx) + ctx.extraClusters.values
         let routes = bootstrap.routeConfigs.flatMap(\.virtualHosts).flatMap(\.routes)
         if routes.contains(where: { $0.route?.cluster == Naming.passthroughCluster }) {
             bootstrap.clusters.append(SidecarBuilder.passthroughCluster)
@@ -129,6 +129,7 @@ struct ValidatedConfig: Sendable {
 
     init(_ store: ConfigStore) {
         valid.meshConfig = store.meshConfig
+        valid.jwksCacheDurationMs = store.jwksCacheDurationMs
         for r in store.effective {
             if Validator.validate(r).isEmpty {
                 valid.add(r)

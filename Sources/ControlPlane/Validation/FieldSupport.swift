@@ -95,7 +95,10 @@ enum FieldSupport {
         "enableAutoMtls": .warned("auto mTLS is always on for sidecars that have a mesh identity; ignored"),
         "extensionProviders": .enforced,
         "extensionProviders[].name": .enforced,
-        "extensionProviders[].envoyExtAuthzHttp": .warned("not used yet: AuthorizationPolicy CUSTOM denies what it matches"),
+        "extensionProviders[].envoyExtAuthzHttp": .enforced,
+        "extensionProviders[].envoyExtAuthzHttp.includeRequestBodyInCheck": .warned("the request body is not sent to the authorizer: checks carry the headers only"),
+        "extensionProviders[].envoyExtAuthzHttp.clearRouteCache": .warned("the route is not recomputed after the authorizer's headers are added"),
+        "extensionProviders[].envoyExtAuthzHttp.includeHeadersInCheck": .warned("deprecated and not read: use includeRequestHeadersInCheck"),
         "extensionProviders[].envoyExtAuthzGrpc": .warned("gRPC external authorization is not supported"),
         "extensionProviders[].opentelemetry": .warned("not used yet: each proxy's collector is set by --tracing-collector"),
         "extensionProviders[].zipkin": .warned("Zipkin export is not supported; use opentelemetry"),
@@ -236,14 +239,11 @@ enum FieldSupport {
 
     static let requestAuthentication: [String: Support] = [
         "spec": .enforced,
-        "spec.jwtRules[].jwksUri": .warned("JWKS are not fetched yet: tokens of this issuer fail (Jwks remote fetch is failed); use jwks inline"),
-        "spec.jwtRules[].timeout": .warned("JWKS are not fetched yet, so no fetch timeout applies"),
         "spec.jwtRules[].spaceDelimitedClaims": .warned("claims are not split on spaces; such a claim matches as one string"),
     ]
 
     static let authorizationPolicy: [String: Support] = [
         "spec": .enforced,
-        "spec.provider": .warned("CUSTOM has no external authorizer in meshd: the policy denies every request it matches"),
         "spec.rules[].from[].source.trustDomains": .warned("trust domains are not matched; the rule ignores them"),
         "spec.rules[].from[].source.notTrustDomains": .warned("trust domains are not matched; the rule ignores them"),
     ]
