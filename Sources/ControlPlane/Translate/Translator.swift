@@ -72,6 +72,7 @@ public struct Translator: Sendable {
         }
         bootstrap.clusters = ClusterBuilder.build(ctx)
         bootstrap.luaPlugins = PluginBuilder.build(ctx)
+        bootstrap.telemetry = TelemetryBuilder.build(ctx)
         var translation = Translation(bootstrap: sorted(bootstrap), warnings: ctx.warnings.sorted(),
                                       configWarnings: ctx.used.sorted().flatMap { config.warnings[$0] ?? [] })
         translation.inboundFilters = inboundFilters
@@ -126,7 +127,7 @@ struct ValidatedConfig: Sendable {
     init(_ store: ConfigStore) {
         valid.meshConfig = store.meshConfig
         for r in store.effective {
-            if Validator.validate(r).isEmpty {
+            if Validator.validate(r, meshConfig: store.meshConfig).isEmpty {
                 valid.add(r)
                 let w = Validator.warnings(r)
                 if !w.isEmpty { warnings[r.id] = w.map(\.description) }

@@ -250,7 +250,7 @@ final class TCPProxySession: TimerTarget {
         downstream.close(promise: nil)
         loop.stats.count("meshd_tcp_downstream_cx_rx_bytes_total\(stats)", bytesReceived)
         loop.stats.count("meshd_tcp_downstream_cx_tx_bytes_total\(stats)", bytesSent)
-        if listener.accessLog ?? true { loop.accessLog.record(accessLogEntry()) }
+        if listener.accessLog ?? true { loop.accessLog.record(accessLogEntry(), telemetry: loop.snapshot.telemetry) }
     }
 
     /// Istio's access-log fields as they read for a TCP connection: no method, path or status.
