@@ -82,7 +82,7 @@ public indirect enum TelemetryExpression: Sendable, Equatable {
     }
 
     /// Evaluates with `lookup` giving each attribute's value (nil: absent). As in CEL, a
-    /// comparison with an absent value is an error, which makes a filter false.
+    /// comparison with an absent value is an error (nil), which a filter takes as false.
     public func evaluate(_ lookup: (Attribute) -> Value?) -> Value? {
         switch self {
         case .attribute(let a): return lookup(a)
@@ -90,14 +90,15 @@ public indirect enum TelemetryExpression: Sendable, Equatable {
         case .compare(let op, let l, let r):
             guard let a = l.evaluate(lookup), let b = r.evaluate(lookup) else { return nil }
             return .bool(Self.compare(op, a, b))
+        // CEL's commutative logic: false && error is false, true || error is true, else an error stays one.
         case .and(let l, let r):
-            guard case .bool(true) = l.evaluate(lookup) else { return .bool(false) }
-            guard case .bool(let b) = r.evaluate(lookup) else { return nil }
-            return .bool(b)
+            let (a, b) = (l.evaluate(lookup), r.evaluate(lookup))
+            if a == .bool(false) || b == .bool(false) { return .bool(false) }
+            return a == .bool(true) && b == .bool(true) ? .bool(true) : nil
         case .or(let l, let r):
-            if case .bool(true) = l.evaluate(lookup) { return .bool(true) }
-            guard case .bool(let b) = r.evaluate(lookup) else { return nil }
-            return .bool(b)
+            let (a, b) = (l.evaluate(lookup), r.evaluate(lookup))
+            if a == .bool(true) || b == .bool(true) { return .bool(true) }
+            return a == .bool(false) && b == .bool(false) ? .bool(false) : nil
         case .not(let e):
             guard case .bool(let b) = e.evaluate(lookup) else { return nil }
             return .bool(!b)
