@@ -171,13 +171,18 @@ struct ControlPlaneServeCommand: ParsableCommand {
             } catch {
                 return .init(config: nil, refused: ["\(directory): \(error)"])
             }
-            var outcome = admission.admit(store)
+            // The mesh config first: Telemetry resources are checked against its providers.
+            var meshRefused: [ControlPlane.ValidationError] = []
+            var meshWarnings: [ControlPlane.ValidationError] = []
             if let meshConfigPath {
                 let mesh = MeshConfigFile.load(path: meshConfigPath)
                 if let config = mesh.config { lastGoodMesh.withLockedValue { $0 = config } }
-                outcome.refused += mesh.errors
-                outcome.warnings = mesh.warnings + outcome.warnings
+                meshRefused = mesh.errors
+                meshWarnings = mesh.warnings
             }
+            var outcome = admission.admit(store, meshConfig: lastGoodMesh.withLockedValue { $0 })
+            outcome.refused = meshRefused + outcome.refused
+            outcome.warnings = meshWarnings + outcome.warnings
             outcome.store.meshConfig = lastGoodMesh.withLockedValue { $0 }
             outcome.store.jwksCacheDurationMs = jwksCacheDurationMs
             return .init(config: outcome.store, refused: outcome.refused.map(\.description),

@@ -78,8 +78,8 @@ final class MeshConfigTests: XCTestCase {
         let loaded = MeshConfigFile.parse(yaml, file: "m.yaml")
         XCTAssertEqual(loaded.errors, [])
         let warned = loaded.warnings.map { "\($0.location.line) \($0.path)" }
-        XCTAssertEqual(warned, ["2 defaultConfig", "5 accessLogFormat", "8 extensionProviders[0].datadog"],
-                       "one warning per unenforced subtree; enforced fields (trustDomain, prometheus) are quiet")
+        XCTAssertEqual(warned, ["3 defaultConfig.concurrency", "8 extensionProviders[0].datadog"],
+                       "one warning per unenforced subtree; enforced fields (trustDomain, tracing.sampling, accessLogFormat, prometheus) are quiet")
     }
 
     func testBadValuesAreRefusedWithTheirPath() {

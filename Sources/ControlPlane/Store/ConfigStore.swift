@@ -197,4 +197,7 @@ public struct ConfigStore: Sendable, Equatable {
     public var trafficExtensions: [Config<TrafficExtension>] {
         typed { if case .trafficExtension(let s) = $0 { s } else { nil } }
     }
+    public var telemetries: [Config<Telemetry>] {
+        typed { if case .telemetry(let s) = $0 { s } else { nil } }
+    }
 }

@@ -76,6 +76,7 @@ public struct Translator: Sendable {
             bootstrap.clusters.append(SidecarBuilder.passthroughCluster)
         }
         bootstrap.luaPlugins = PluginBuilder.build(ctx)
+        bootstrap.telemetry = TelemetryBuilder.build(ctx)
         var translation = Translation(bootstrap: sorted(bootstrap), warnings: ctx.warnings.sorted(),
                                       configWarnings: ctx.used.sorted().flatMap { config.warnings[$0] ?? [] })
         translation.inboundFilters = inboundFilters
@@ -131,7 +132,7 @@ struct ValidatedConfig: Sendable {
         valid.meshConfig = store.meshConfig
         valid.jwksCacheDurationMs = store.jwksCacheDurationMs
         for r in store.effective {
-            if Validator.validate(r).isEmpty {
+            if Validator.validate(r, meshConfig: store.meshConfig).isEmpty {
                 valid.add(r)
                 let w = Validator.warnings(r)
                 if !w.isEmpty { warnings[r.id] = w.map(\.description) }

@@ -3,14 +3,15 @@
 public enum Validator {
     /// The store's load errors followed by every resource's errors.
     public static func validate(_ store: ConfigStore) -> [ValidationError] {
-        store.loadErrors + validate(store.resources)
+        store.loadErrors + validate(store.resources, meshConfig: store.meshConfig)
     }
 
-    public static func validate(_ resources: [Resource]) -> [ValidationError] {
-        resources.flatMap(validate)
+    /// `meshConfig`: what Telemetry resources' provider names are checked against.
+    public static func validate(_ resources: [Resource], meshConfig: MeshConfig = MeshConfig()) -> [ValidationError] {
+        resources.flatMap { validate($0, meshConfig: meshConfig) }
     }
 
-    public static func validate(_ resource: Resource) -> [ValidationError] {
+    public static func validate(_ resource: Resource, meshConfig: MeshConfig = MeshConfig()) -> [ValidationError] {
         var c = Issues()
         c.list = resource.issues
         switch resource.spec {
@@ -26,6 +27,7 @@ public enum Validator {
         case .authorizationPolicy(let s): SecurityRules.check(s, &c)
         case .trafficExtension(let s): ExtensionRules.check(s, &c)
         case .luaPlugin(let s): ExtensionRules.check(s, &c)
+        case .telemetry(let s): TelemetryRules.check(s, meshConfig: meshConfig, &c)
         }
         // A field already reported as unreadable is not reported again as missing.
         let decodePaths = Set(resource.issues.map(\.path))

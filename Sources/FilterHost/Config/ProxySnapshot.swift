@@ -21,11 +21,13 @@ public final class ProxySnapshot: Sendable {
     public let perRouteConfigs: [Int: [String: any Sendable]]
     /// The validated `overloadManager` (off when absent).
     package let overload: OverloadPlan
+    /// The pushed telemetry, compiled (`bootstrap.telemetry`).
+    let telemetry: SnapshotTelemetry
 
     init(version: Int, bootstrap: Bootstrap, routeTables: [String: RouteTable], clusters: [String: Cluster],
          filterChains: [String: [HTTPFilterFactory]], extensionState: [String: any Sendable] = [:],
          perRouteConfigs: [Int: [String: any Sendable]] = [:], overload: OverloadPlan = .off,
-         networkFilters: [String: [NetworkFilterFactory]] = [:]) {
+         networkFilters: [String: [NetworkFilterFactory]] = [:], telemetry: SnapshotTelemetry = .notPushed) {
         self.networkFilters = networkFilters
         self.version = version
         self.bootstrap = bootstrap
@@ -35,6 +37,7 @@ public final class ProxySnapshot: Sendable {
         self.extensionState = extensionState
         self.perRouteConfigs = perRouteConfigs
         self.overload = overload
+        self.telemetry = telemetry
     }
 
     public func listener(named name: String) -> Listener? {
@@ -46,6 +49,7 @@ public final class ProxySnapshot: Sendable {
     public static func build(_ b: Bootstrap, version: Int, registry: FilterRegistry,
                              previous: ProxySnapshot? = nil) throws -> ProxySnapshot {
         let overload = try OverloadPlan(b.overloadManager)
+        let telemetry = try SnapshotTelemetry(b.telemetry)
         var clusters: [String: Cluster] = [:]
         for (i, c) in b.clusters.enumerated() {
             let path = "clusters[\(i)]"
@@ -133,7 +137,7 @@ public final class ProxySnapshot: Sendable {
         for e in extensions { state[e.name] = e.build.retained }
         return ProxySnapshot(version: version, bootstrap: b, routeTables: tables, clusters: clusters, filterChains: chains,
                              extensionState: state, perRouteConfigs: try perRouteConfigs(b, tables: tables, registry: registry),
-                             overload: overload, networkFilters: network)
+                             overload: overload, networkFilters: network, telemetry: telemetry)
     }
 
     /// A TCP proxy listener's `networkFilters`, built; errors name the entry.

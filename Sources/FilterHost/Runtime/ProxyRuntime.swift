@@ -56,7 +56,7 @@ public final class ProxyRuntime: Sendable {
         self.tracer = tracer
         startTracing = bootstrap.tracing
         startAccessLogEncoding = bootstrap.accessLogEncoding
-        let encoding = bootstrap.accessLogEncoding ?? .text
+        let encoding = bootstrap.accessLogEncoding
         contexts = LoopContexts(loops.map {
             LoopContext(eventLoop: $0, snapshot: snapshot, accessLog: AccessLogWriter(eventLoop: $0, encoding: encoding),
                         tracer: tracer)
@@ -201,7 +201,7 @@ public final class ProxyRuntime: Sendable {
             usleep(20_000)
         }
         flushAccessLogs()
-        tracer?.exporter?.shutdown()
+        for exporter in tracer?.allExporters ?? [] { exporter.shutdown() }
         return tracker.activeCount() == 0
     }
 
@@ -265,9 +265,10 @@ public final class ProxyRuntime: Sendable {
             return s
         }.map { [tracer, snapshot] parts in
             var total = parts.reduce(into: LoopStats.Snapshot()) { $0.merge($1) }
-            if let counters = tracer?.exporter?.counters {
-                total.counters["meshd_tracing_spans_exported_total"] = counters.exported
-                total.counters["meshd_tracing_spans_dropped_total"] = counters.dropped
+            if let exporters = tracer?.allExporters, !exporters.isEmpty {
+                let counters = exporters.map(\.counters)
+                total.counters["meshd_tracing_spans_exported_total"] = counters.reduce(0) { $0 + $1.exported }
+                total.counters["meshd_tracing_spans_dropped_total"] = counters.reduce(0) { $0 + $1.dropped }
             }
             for (cluster, ejected) in OutlierDetectors.shared.ejectedByCluster(snapshot.bootstrap.clusters) {
                 total.gauges["meshd_outlier_detection_ejections_active{cluster=\"\(cluster)\"}"] = ejected.count
