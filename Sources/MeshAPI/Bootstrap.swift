@@ -15,10 +15,14 @@ public struct Bootstrap: Codable, Sendable, Equatable {
     public var tracing: TracingConfig?
     /// Access-log line encoding (Istio's `accessLogEncoding`, default TEXT); read at start only.
     public var accessLogEncoding: AccessLogEncoding?
+    /// Access log and tracing from the mesh config and Telemetry resources, applied on every
+    /// swap. nil: the proxy's start settings (flags, `tracing`, `accessLogEncoding`) alone.
+    public var telemetry: ProxyTelemetry?
 
     public init(admin: AdminConfig? = nil, listeners: [Listener] = [], routeConfigs: [RouteConfig] = [],
                 clusters: [Cluster] = [], luaPlugins: [LuaPlugin] = [], overloadManager: OverloadManagerConfig? = nil,
-                tracing: TracingConfig? = nil, accessLogEncoding: AccessLogEncoding? = nil) {
+                tracing: TracingConfig? = nil, accessLogEncoding: AccessLogEncoding? = nil,
+                telemetry: ProxyTelemetry? = nil) {
         self.admin = admin
         self.listeners = listeners
         self.routeConfigs = routeConfigs
@@ -27,10 +31,11 @@ public struct Bootstrap: Codable, Sendable, Equatable {
         self.overloadManager = overloadManager
         self.tracing = tracing
         self.accessLogEncoding = accessLogEncoding
+        self.telemetry = telemetry
     }
 
     enum CodingKeys: String, CodingKey {
-        case admin, listeners, routeConfigs, clusters, luaPlugins, overloadManager, tracing, accessLogEncoding
+        case admin, listeners, routeConfigs, clusters, luaPlugins, overloadManager, tracing, accessLogEncoding, telemetry
     }
 
     public init(from decoder: Decoder) throws {
@@ -43,6 +48,7 @@ public struct Bootstrap: Codable, Sendable, Equatable {
         overloadManager = try c.decodeIfPresent(OverloadManagerConfig.self, forKey: .overloadManager)
         tracing = try c.decodeIfPresent(TracingConfig.self, forKey: .tracing)
         accessLogEncoding = try c.decodeIfPresent(AccessLogEncoding.self, forKey: .accessLogEncoding)
+        telemetry = try c.decodeIfPresent(ProxyTelemetry.self, forKey: .telemetry)
     }
 }
 

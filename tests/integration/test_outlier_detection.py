@@ -24,8 +24,9 @@ def health(proxy):
     """{"127.0.0.1:PORT": flags} from the proxy's /clusters page."""
     out = {}
     for line in proxy.admin("/clusters")[1].splitlines():
-        cluster, host, _, flags = line.split("::")
-        out[host] = flags
+        fields = line.split("::")
+        if len(fields) == 4 and fields[2] == "health_flags":
+            out[fields[1]] = fields[3]
     return out
 
 

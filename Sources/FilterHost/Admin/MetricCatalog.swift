@@ -59,6 +59,8 @@ public enum MetricCatalog {
         // Security filters and tracing.
         add("meshd_rbac_allowed_total", "Requests the AuthorizationPolicy filter allowed.")
         add("meshd_rbac_denied_total", "Requests the AuthorizationPolicy filter denied (403).")
+        add("meshd_rbac_dry_run_total", "What dry-run AuthorizationPolicies would have done, by action (ALLOW, DENY) and result (allowed, denied).")
+        add("meshd_ext_authz_total", "External authorization checks of CUSTOM policies by result (ok, denied, error, failure_mode_allowed).")
         add("meshd_jwt_authn_allowed_total", "Requests the RequestAuthentication filter let through (a valid token or none).")
         add("meshd_jwt_authn_denied_total", "Requests refused for an invalid JWT.")
         add("meshd_tracing_spans_exported_total", "Spans exported to the OTLP collector.")
@@ -96,6 +98,10 @@ public enum MetricCatalog {
         add("istio_response_bytes", "Response body sizes (Istio standard metric).")
         add("istio_request_messages_total", "gRPC messages sent by the client (Istio standard metric).")
         add("istio_response_messages_total", "gRPC messages sent by the server (Istio standard metric).")
+        add("istio_tcp_sent_bytes_total", "Bytes sent to the client of a TCP connection (Istio standard metric).")
+        add("istio_tcp_received_bytes_total", "Bytes received from the client of a TCP connection (Istio standard metric).")
+        add("istio_tcp_connections_opened_total", "TCP connections opened (Istio standard metric).")
+        add("istio_tcp_connections_closed_total", "TCP connections closed (Istio standard metric).")
         return f
     }()
 }

@@ -11,6 +11,8 @@ public final class ProxySnapshot: Sendable {
     /// Filter factories per listener name, in chain order, router excluded: the listener's
     /// `httpFilters`, then the Lua plugins attached to it.
     public let filterChains: [String: [HTTPFilterFactory]]
+    /// Network filter factories per TCP proxy listener name (`tcpProxy.networkFilters`).
+    public let networkFilters: [String: [NetworkFilterFactory]]
     /// What each chain extension retained, by extension name (Lua: its plugin versions,
     /// which the next build keeps for plugins that did not change).
     public let extensionState: [String: any Sendable]
@@ -19,13 +21,17 @@ public final class ProxySnapshot: Sendable {
     public let perRouteConfigs: [Int: [String: any Sendable]]
     /// The validated `overloadManager` (off when absent).
     package let overload: OverloadPlan
+    /// The pushed telemetry, compiled (`bootstrap.telemetry`).
+    let telemetry: SnapshotTelemetry
     /// Server TLS contexts by listener name (`tls` or `tlsByServerName`), taken at each accept.
     package let serverTLSContexts: [String: TLSServerContext]
 
     init(version: Int, bootstrap: Bootstrap, routeTables: [String: RouteTable], clusters: [String: Cluster],
          filterChains: [String: [HTTPFilterFactory]], extensionState: [String: any Sendable] = [:],
          perRouteConfigs: [Int: [String: any Sendable]] = [:], overload: OverloadPlan = .off,
+         networkFilters: [String: [NetworkFilterFactory]] = [:], telemetry: SnapshotTelemetry = .notPushed,
          serverTLSContexts: [String: TLSServerContext] = [:]) {
+        self.networkFilters = networkFilters
         self.version = version
         self.bootstrap = bootstrap
         self.routeTables = routeTables
@@ -34,6 +40,7 @@ public final class ProxySnapshot: Sendable {
         self.extensionState = extensionState
         self.perRouteConfigs = perRouteConfigs
         self.overload = overload
+        self.telemetry = telemetry
         self.serverTLSContexts = serverTLSContexts
     }
 
@@ -48,6 +55,7 @@ public final class ProxySnapshot: Sendable {
     public static func build(_ b: Bootstrap, version: Int, registry: FilterRegistry,
                              previous: ProxySnapshot? = nil, loadingTLS: Bool = false) throws -> ProxySnapshot {
         let overload = try OverloadPlan(b.overloadManager)
+        let telemetry = try SnapshotTelemetry(b.telemetry)
         var clusters: [String: Cluster] = [:]
         for (i, c) in b.clusters.enumerated() {
             let path = "clusters[\(i)]"
@@ -84,6 +92,7 @@ public final class ProxySnapshot: Sendable {
             (e.name, try e.ext.prepare(b, routeTables: tables, previous: previous?.extensionState[e.name]))
         }
         var chains: [String: [HTTPFilterFactory]] = [:]
+        var network: [String: [NetworkFilterFactory]] = [:]
         var seenNames = Set<String>()
         var seenPorts = Set<String>()
         for (i, l) in b.listeners.enumerated() {
@@ -106,6 +115,7 @@ public final class ProxySnapshot: Sendable {
                 if let t = tcp.idleTimeoutMs, t < 0 { throw ConfigError(path: path + ".tcpProxy.idleTimeoutMs", reason: "must not be negative") }
                 if let t = tcp.inspectTimeoutMs, t < 1 { throw ConfigError(path: path + ".tcpProxy.inspectTimeoutMs", reason: "must be at least 1") }
                 chains[l.name] = []
+                network[l.name] = try networkFilters(tcp, at: path + ".tcpProxy", registry: registry)
                 continue
             }
             guard tables[l.routeConfig] != nil else {
@@ -134,8 +144,20 @@ public final class ProxySnapshot: Sendable {
         let tlsContexts = try loadingTLS ? ListenerTLSContexts.build(b.listeners, previous: previous) : [:]
         return ProxySnapshot(version: version, bootstrap: b, routeTables: tables, clusters: clusters, filterChains: chains,
                              extensionState: state, perRouteConfigs: try perRouteConfigs(b, tables: tables, registry: registry),
-                             overload: overload,
+                             overload: overload, networkFilters: network, telemetry: telemetry,
                              serverTLSContexts: tlsContexts)
+    }
+
+    /// A TCP proxy listener's `networkFilters`, built; errors name the entry.
+    private static func networkFilters(_ tcp: TCPProxy, at path: String, registry: FilterRegistry) throws -> [NetworkFilterFactory] {
+        try (tcp.networkFilters ?? []).enumerated().map { i, f in
+            guard let builder = registry.networkBuilder(named: f.name) else {
+                throw ConfigError(path: "\(path).networkFilters[\(i)].name", reason: "unknown network filter '\(f.name)'")
+            }
+            do { return try builder(f.config) } catch let e as ConfigError {
+                throw ConfigError(path: "\(path).networkFilters[\(i)].config" + (e.path.isEmpty ? "" : "." + e.path), reason: e.reason)
+            }
+        }
     }
 
     /// Parses every `perFilterConfig` entry that has a registered parser, per route.

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import NIOHTTP1
 import Transport
 
 /// One stream's access-log fields, Envoy's command operators as Istio's default format
@@ -12,6 +13,7 @@ struct AccessLogEntry {
     var responseCode: Int
     var responseFlags: String
     var responseCodeDetails: String?
+    var upstreamTransportFailureReason: String?
     var bytesReceived: Int
     var bytesSent: Int
     var durationMs: Int64
@@ -26,8 +28,14 @@ struct AccessLogEntry {
     var downstreamRemoteAddress: String?
     var requestedServerName: String?
     var routeName: String?
+    /// The request's headers, for `%REQ(…)%` and filter expressions (nil for TCP).
+    var requestHeaders: HTTPHeaders?
+    /// The downstream connection is mutual TLS (the peer presented a verified certificate).
+    var mtls = false
 
-    init(_ i: StreamInfo) {
+    init(_ i: StreamInfo, requestHeaders: HTTPHeaders? = nil) {
+        self.requestHeaders = requestHeaders
+        mtls = i.connection?.tls?.peerCertificateValidated ?? false
         startTime = Self.timestamp(i.startWallTime)
         method = i.method
         path = i.path
@@ -36,6 +44,7 @@ struct AccessLogEntry {
         responseFlags = i.flagsString
         // Envoy says where the response came from; meshd knows only "the upstream answered".
         responseCodeDetails = i.upstreamServiceTime == nil ? nil : "via_upstream"
+        upstreamTransportFailureReason = i.upstreamTransportFailureReason
         bytesReceived = i.bytesReceived
         bytesSent = i.bytesSent
         durationMs = (NIODeadline.now() - i.startTime).nanoseconds / 1_000_000
@@ -62,7 +71,7 @@ struct AccessLogEntry {
     var text: String {
         func d(_ s: String?) -> String { s ?? "-" }
         return "[\(startTime)] \"\(method) \(path) \(protocolName)\" \(responseCode) \(responseFlags) "
-            + "\(d(responseCodeDetails)) - \"-\" \(bytesReceived) \(bytesSent) \(durationMs) "
+            + "\(d(responseCodeDetails)) - \"\(d(upstreamTransportFailureReason))\" \(bytesReceived) \(bytesSent) \(durationMs) "
             + "\(d(upstreamServiceTime.map(String.init))) \"\(d(forwardedFor))\" \"\(d(userAgent))\" "
             + "\"\(d(requestID))\" \"\(authority)\" \"\(d(upstreamHost))\" \(d(upstreamCluster)) - "
             + "\(d(downstreamLocalAddress)) \(d(downstreamRemoteAddress)) \(d(requestedServerName)) \(d(routeName))\n"
@@ -87,7 +96,7 @@ struct AccessLogEntry {
         str("response_flags", responseFlags)
         str("response_code_details", responseCodeDetails)
         str("connection_termination_details", nil)
-        str("upstream_transport_failure_reason", nil)
+        str("upstream_transport_failure_reason", upstreamTransportFailureReason)
         num("bytes_received", bytesReceived)
         num("bytes_sent", bytesSent)
         num("duration", durationMs)
@@ -132,7 +141,23 @@ struct AccessLogEntry {
         var tm = tm()
         gmtime_r(&seconds, &tm)
         let ms = Int((t - Double(Int(t))) * 1000)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(tm.tm_year) + 1900, Int(tm.tm_mon) + 1,
-                      Int(tm.tm_mday), Int(tm.tm_hour), Int(tm.tm_min), Int(tm.tm_sec), ms)
+        // Digits by hand: String(format:) (Foundation's formatter) was 4–5 % of a sidecar's
+        // CPU with the access log on.
+        var out = ""
+        out.reserveCapacity(24)
+        func digits(_ value: Int, _ width: Int, then separator: String) {
+            let text = String(value)
+            for _ in text.utf8.count..<max(width, text.utf8.count) { out += "0" }
+            out += text
+            out += separator
+        }
+        digits(Int(tm.tm_year) + 1900, 4, then: "-")
+        digits(Int(tm.tm_mon) + 1, 2, then: "-")
+        digits(Int(tm.tm_mday), 2, then: "T")
+        digits(Int(tm.tm_hour), 2, then: ":")
+        digits(Int(tm.tm_min), 2, then: ":")
+        digits(Int(tm.tm_sec), 2, then: ".")
+        digits(ms, 3, then: "Z")
+        return out
     }
 }

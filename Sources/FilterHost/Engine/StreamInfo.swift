@@ -25,6 +25,8 @@ public enum ResponseFlag: String, Sendable {
     case overloadManager = "OM"
     /// Denied by an authorization policy (Envoy's RbacAccessDenied).
     case rbacAccessDenied = "RBAC"
+    /// Denied by an external authorizer, or it failed (Envoy's UnauthorizedExternalService).
+    case unauthorizedExternalService = "UAEX"
 }
 
 /// Facts about one stream, filled in as it progresses; read by the access log and metrics.
@@ -48,6 +50,9 @@ public struct StreamInfo {
     public var bytesReceived: Int = 0
     public var bytesSent: Int = 0
     public var upstreamServiceTime: Int64?
+    /// Why the upstream connection failed (the access log's `UPSTREAM_TRANSPORT_FAILURE_REASON`);
+    /// kept out of the client's answer, which has Envoy's short text only.
+    public var upstreamTransportFailureReason: String?
     /// Envoy's dynamic metadata: namespace → key → value (a Lua plugin's strings, numbers,
     /// booleans and tables keep their types).
     public var dynamicMetadata: [String: [String: JSONValue]] = [:]

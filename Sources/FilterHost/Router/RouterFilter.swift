@@ -225,7 +225,7 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
 
     func attemptResponseHead(_ head: ResponseHead, endStream: Bool) {
         guard currentAttempt != nil else { return }
-        if let cluster { stats.upstreamResponse(cluster: cluster.name, code: head.status) }
+        if let cluster { stats.upstreamResponse(cluster: cluster.name, code: head.status, host: currentAttempt?.pickedHost) }
         // A 1xx interim answer is not the response: nothing to decide yet.
         if head.status != 101, head.status < 200 { return forwardHead(head, endStream: endStream) }
         recordOutlier(.response(head.status), currentAttempt?.pickedHost)
@@ -273,7 +273,7 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
             phase = .done
             cancelTimers()
             if let cluster { stats.upstreamResponse(cluster: cluster.name, code: 503) }
-            return stream.sendLocalReply(status: 503, body: "no healthy upstream", headers: [:], flag: .noHealthyUpstream, from: self)
+            return stream.sendLocalReply(status: 503, body: UpstreamFailureReply.body(.noHealthyUpstream), headers: [:], flag: .noHealthyUpstream, from: self)
         }
         recordOutlier(.localOriginFailure, attempt.pickedHost)
         if !responseStarted {
@@ -286,19 +286,16 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         }
         phase = .done
         cancelTimers()
-        let (status, flag, body): (Int, ResponseFlag, String) = switch failure {
-        case .connectFailure(let why):
-            (503, .upstreamConnectionFailure, "upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: \(why)")
-        case .reset(let why):
-            (502, .upstreamConnectionTermination, "upstream connect error or disconnect/reset before headers. reset reason: connection termination, \(why)")
-        case .protocolError(let why):
-            (502, .upstreamProtocolError, "upstream protocol error: \(why)")
-        case .overflow:
-            (503, .upstreamOverflow, "upstream connect error or disconnect/reset before headers. reset reason: overflow")
-        case .noHealthyUpstream:
-            (503, .noHealthyUpstream, "no healthy upstream")
+        let (status, flag): (Int, ResponseFlag) = switch failure {
+        case .connectFailure: (503, .upstreamConnectionFailure)
+        case .reset: (502, .upstreamConnectionTermination)
+        case .protocolError: (502, .upstreamProtocolError)
+        case .overflow: (503, .upstreamOverflow)
+        case .noHealthyUpstream: (503, .noHealthyUpstream)
         }
-        if let cluster { stats.upstreamResponse(cluster: cluster.name, code: status) }
+        let body = UpstreamFailureReply.body(failure)
+        stream.streamInfo.upstreamTransportFailureReason = UpstreamFailureReply.transportReason(failure)
+        if let cluster { stats.upstreamResponse(cluster: cluster.name, code: status, host: attempt.pickedHost) }
         if responseStarted { stream.resetStream(flag: flag) } else {
             stream.sendLocalReply(status: status, body: body, headers: [:], flag: flag, from: self)
         }
@@ -312,7 +309,7 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         guard let cluster else { return }
         stats.count("meshd_upstream_rq_pending_overflow_total{cluster=\"\(cluster.name)\"}")
         stats.upstreamResponse(cluster: cluster.name, code: 503)
-        stream.sendLocalReply(status: 503, body: "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+        stream.sendLocalReply(status: 503, body: UpstreamFailureReply.body(.overflow("")),
                               headers: ["x-envoy-overloaded": "true"], flag: .upstreamOverflow, from: self)
     }
 

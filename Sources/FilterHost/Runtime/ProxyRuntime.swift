@@ -22,6 +22,8 @@ public final class ProxyRuntime: Sendable {
     let tracer: Tracer?
     private let startTracing: TracingConfig?
     private let startAccessLogEncoding: AccessLogEncoding?
+    /// When the proxy started (admin /server_info's uptime).
+    public let startTime = Date()
 
     struct State {
         var snapshot: ProxySnapshot
@@ -31,6 +33,8 @@ public final class ProxyRuntime: Sendable {
         var accepted = 1
         var rejected = 0
         var draining = false
+        /// Admin POST /healthcheck/fail (until /healthcheck/ok): health checks answer failed.
+        var healthCheckFailed = false
     }
 
     struct BoundListener {
@@ -52,7 +56,7 @@ public final class ProxyRuntime: Sendable {
         self.tracer = tracer
         startTracing = bootstrap.tracing
         startAccessLogEncoding = bootstrap.accessLogEncoding
-        let encoding = bootstrap.accessLogEncoding ?? .text
+        let encoding = bootstrap.accessLogEncoding
         contexts = LoopContexts(loops.map {
             LoopContext(eventLoop: $0, snapshot: snapshot, accessLog: AccessLogWriter(eventLoop: $0, encoding: encoding),
                         tracer: tracer)
@@ -196,7 +200,7 @@ public final class ProxyRuntime: Sendable {
             usleep(20_000)
         }
         flushAccessLogs()
-        tracer?.exporter?.shutdown()
+        for exporter in tracer?.allExporters ?? [] { exporter.shutdown() }
         return tracker.activeCount() == 0
     }
 
@@ -213,6 +217,40 @@ public final class ProxyRuntime: Sendable {
 
     public var isDraining: Bool { state.withLockedValue { $0.draining } }
 
+    public var isHealthCheckFailed: Bool { state.withLockedValue { $0.healthCheckFailed } }
+
+    /// Admin /healthcheck/fail and /healthcheck/ok (Envoy's): a failed proxy reports DRAINING
+    /// and its readiness answers 503, so load balancers and probes take it out of rotation.
+    public func setHealthCheckFailed(_ failed: Bool) {
+        state.withLockedValue { $0.healthCheckFailed = failed }
+    }
+
+    /// Admin /drain_listeners: the data listeners stop accepting (their sockets close; a later
+    /// config keeps them closed) and the proxy reports DRAINING. Open connections finish what
+    /// they have; with `drainConnections` they are also asked to end (HTTP/1 `connection:
+    /// close` after the current response, HTTP/2 GOAWAY). Never waits: runs on an event loop.
+    public func stopListeners(drainConnections: Bool) {
+        let listeners = state.withLockedValue { s -> [BoundListener] in
+            s.draining = true
+            return Array(s.listeners.values)
+        }
+        for l in listeners { l.channel.close(promise: nil) }
+        if drainConnections { tracker.drain() }
+    }
+
+    /// Each bound data listener's name and local address, sorted by name.
+    public var listenerAddresses: [(name: String, address: SocketAddress?)] {
+        state.withLockedValue { s in
+            s.listeners.keys.sorted().map { ($0, s.listeners[$0]!.channel.isActive ? s.listeners[$0]!.channel.localAddress : nil) }
+        }
+    }
+
+    /// Admin /reset_counters: every loop's counters and the connection counters to zero.
+    public func resetCounters() -> EventLoopFuture<Void> {
+        tracker.resetCounters()
+        return contexts.forEach { $0.stats.resetCounters() }.map { _ in }
+    }
+
     public func flushAccessLogs() {
         _ = try? contexts.forEach { $0.accessLog.flush() }.wait()
     }
@@ -222,12 +260,14 @@ public final class ProxyRuntime: Sendable {
         contexts.forEach { ctx -> LoopStats.Snapshot in
             var s = ctx.stats.snapshot
             s.gauges["meshd_upstream_cx_active"] = ctx.pools.activeConnectionCount
+            for (key, n) in ctx.pools.connectionsByHost { s.hosts[key, default: .init()].connections += n }
             return s
         }.map { [tracer, snapshot] parts in
             var total = parts.reduce(into: LoopStats.Snapshot()) { $0.merge($1) }
-            if let counters = tracer?.exporter?.counters {
-                total.counters["meshd_tracing_spans_exported_total"] = counters.exported
-                total.counters["meshd_tracing_spans_dropped_total"] = counters.dropped
+            if let exporters = tracer?.allExporters, !exporters.isEmpty {
+                let counters = exporters.map(\.counters)
+                total.counters["meshd_tracing_spans_exported_total"] = counters.reduce(0) { $0 + $1.exported }
+                total.counters["meshd_tracing_spans_dropped_total"] = counters.reduce(0) { $0 + $1.dropped }
             }
             for (cluster, ejected) in OutlierDetectors.shared.ejectedByCluster(snapshot.bootstrap.clusters) {
                 total.gauges["meshd_outlier_detection_ejections_active{cluster=\"\(cluster)\"}"] = ejected.count

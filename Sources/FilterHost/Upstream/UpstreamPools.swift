@@ -15,8 +15,17 @@ final class UpstreamPools: UpstreamClient {
     /// Pools are dropped once idle when their number has doubled since the last sweep: endpoints
     /// come and go (sidecars leaving, passthrough destinations), and each left a pool behind.
     private var sweepAt = 64
-    private var roundRobin: [String: Int] = [:]
-    private var clustersSeen = Set<String>()
+    /// Per cluster name: the pools of its endpoints as of the cluster config they were
+    /// picked for, and its round-robin position. A request finds them with one hash of the
+    /// name and a comparison with the cluster it routes to (cheap for the same snapshot:
+    /// strings and arrays compare by identity first).
+    private var byCluster: [String: ClusterPools] = [:]
+
+    private struct ClusterPools {
+        var cluster: Cluster
+        var pools: [EndpointPool]
+        var roundRobin = 0
+    }
     var connector: UpstreamConnector
     private let stats: LoopStats
 
@@ -62,12 +71,12 @@ final class UpstreamPools: UpstreamClient {
     @discardableResult
     func connection(for cluster: Cluster, avoiding: Set<String>, hash: UInt64?, _ done: @escaping Waiter) -> String? {
         guard !cluster.endpoints.isEmpty else {
-            done(.failure(.connectFailure("no endpoints")))
+            // Envoy: a cluster without hosts is answered 503 UH, "no healthy upstream".
+            done(.failure(.noHealthyUpstream))
             return nil
         }
-        // Endpoints a cluster has when this loop first uses it are warm; later ones are new (slow start).
-        let warm = clustersSeen.insert(cluster.name).inserted
-        var candidates = cluster.endpoints.map { pool(for: cluster, endpoint: $0, warm: warm) }
+        let entry = endpointPools(for: cluster)
+        var candidates = byCluster.values[entry].pools
         if let outlier = cluster.outlierDetection {
             let ejected = OutlierDetectors.shared.ejected(in: cluster)
             if !ejected.isEmpty {
@@ -124,8 +133,8 @@ final class UpstreamPools: UpstreamClient {
                 chosen = candidates.randomElement()!
             }
         case .roundRobin:
-            let i = roundRobin[cluster.name, default: 0]
-            roundRobin[cluster.name] = i &+ 1
+            let i = byCluster.values[entry].roundRobin
+            byCluster.values[entry].roundRobin = i &+ 1
             chosen = candidates[i % candidates.count]
         case .random:
             chosen = candidates.randomElement()!
@@ -136,6 +145,18 @@ final class UpstreamPools: UpstreamClient {
         }
         chosen.acquire(done)
         return chosen.host
+    }
+
+    /// The index in `byCluster` of `cluster`'s pools, made or refreshed when its config changed.
+    /// Endpoints a cluster has when this loop first uses it are warm; later ones are new (slow start).
+    private func endpointPools(for cluster: Cluster) -> Dictionary<String, ClusterPools>.Index {
+        if let i = byCluster.index(forKey: cluster.name), byCluster.values[i].cluster == cluster { return i }
+        let known = byCluster[cluster.name]
+        // Pools persist across config changes (by endpoint); each learns the cluster's new limits.
+        byCluster[cluster.name] = ClusterPools(cluster: cluster,
+                                               pools: cluster.endpoints.map { pool(for: cluster, endpoint: $0, warm: known == nil) },
+                                               roundRobin: known?.roundRobin ?? 0)
+        return byCluster.index(forKey: cluster.name)!
     }
 
     private func pool(for cluster: Cluster, endpoint: Endpoint, warm: Bool) -> EndpointPool {
@@ -155,6 +176,16 @@ final class UpstreamPools: UpstreamClient {
     }
 
     var activeConnectionCount: Int { pools.values.reduce(0) { $0 + $1.connectionCount } }
+
+    /// Open connections per cluster and endpoint (`host:port`), for the admin /clusters page.
+    var connectionsByHost: [LoopStats.HostKey: Int] {
+        var out: [LoopStats.HostKey: Int] = [:]
+        for (key, pool) in pools where pool.connectionCount > 0 {
+            out[LoopStats.HostKey(cluster: key.cluster, host: "\(key.endpoint.address):\(key.endpoint.port)"), default: 0]
+                += pool.connectionCount
+        }
+        return out
+    }
 }
 
 /// The connections to one endpoint, and requests waiting for one. Connections and waiting
