@@ -55,11 +55,11 @@ final class TelemetryTests: XCTestCase {
         extensionProviders:
         - name: file
           envoyFileAccessLog:
-            path: /tmp/access.log
+            path: /var/log/meshd/access.log
             logFormat: {labels: {code: "%RESPONSE_CODE%", path: "%REQ(:PATH)%"}}
         """)
         let log = try XCTUnwrap(telemetry(store, .sidecar(name: "a", namespace: "foo", appPort: 80))?.accessLog)
-        XCTAssertEqual(log, AccessLogSettings(path: "/tmp/access.log", encoding: .json,
+        XCTAssertEqual(log, AccessLogSettings(path: "/var/log/meshd/access.log", encoding: .json,
                                               labels: ["code": "%RESPONSE_CODE%", "path": "%REQ(:PATH)%"]))
     }
 
