@@ -43,9 +43,9 @@ struct ControlPlaneServeCommand: ParsableCommand {
         the same CA unless --tls-cert/--tls-key are given; proxies verify it with the root
         (<state-dir>/ca/ca-cert.pem, or cacerts/root-cert.pem) as --control-plane-ca.
 
-        Status port: /ready, /debug/syncz (every proxy: sent and acknowledged versions,
-        SYNCED/STALE/NACK with the reason), /debug/config_status, /debug/convergence
-        (converged: every proxy SYNCED and no push pending), /metrics.
+        Status port: /ready, /debug/syncz (every proxy: sent and acknowledged versions, overall
+        and per resource type, SYNCED/STALE/NACK with the reason), /debug/config_status,
+        /debug/convergence (converged: every proxy SYNCED and no push pending), /version, /metrics.
         """
     )
 
@@ -198,6 +198,7 @@ struct ControlPlaneServeCommand: ParsableCommand {
         return [
             "/ready": { runtime.status.configVersion > 0 ? (200, "text/plain", "ready\n") : (503, "text/plain", "no good config yet\n") },
             "/debug/syncz": { (200, "application/json", json(runtime.hub.statuses)) },
+            "/version": { (200, "application/json", json(["component": "control-plane", "version": MeshdVersion.current])) },
             "/debug/config_status": { (200, "application/json", json(runtime.status)) },
             "/debug/convergence": { (200, "application/json", json(runtime.convergence)) },
             "/metrics": {
