@@ -1,6 +1,6 @@
 # meshd — `make demo` runs the main job, `make test` the whole suite. Both install what is missing first.
 SWIFT ?= swift
-APT_PACKAGES := liblua5.4-dev libnghttp2-dev libre2-dev libssl-dev pkg-config curl nghttp2-client openssl python3 python3-pip prometheus
+APT_PACKAGES := liblua5.4-dev libnghttp2-dev libre2-dev libssl-dev pkg-config curl nghttp2-client openssl python3 python3-pip prometheus chromium
 # module:package — what the integration tests import, and the pip package that provides it
 PIP_PACKAGES := grpc:grpcio grpc_tools:grpcio-tools pytest:pytest yaml:pyyaml opentelemetry.proto:opentelemetry-proto
 PYTHON ?= python3
@@ -38,8 +38,9 @@ build: deps
 	$(FIRST_BUILD_NOTE)
 	$(SWIFT) build --product meshd
 
+# HOLD=1 keeps the mesh running (mesh page live) until Ctrl-C.
 demo: build
-	$(PYTHON) examples/bookinfo/demo.py $(MESHD)
+	$(PYTHON) examples/bookinfo/demo.py $(MESHD) $(if $(HOLD),--hold)
 
 proxy-demo: build
 	./examples/proxy-demo/run.sh $(MESHD)

@@ -14,6 +14,7 @@ public enum FilterCatalog {
         r.register(RBACConfig.name, RBACFactory.build)
         r.register(LuaFilterFactory.name, LuaFilterFactory.build)
         r.register(IstioStatsFactory.name, IstioStatsFactory.build)
+        r.register(network: IstioStatsFactory.name, IstioTCPStatsFactory.build)
         r.register(extension: LuaChainExtension(), named: LuaFilterFactory.name)
         return r
     }()

@@ -18,7 +18,7 @@ package struct LuaRaise: Error {
 /// What a meshd userdata is. The raw value indexes the VM's metatable list.
 package enum LuaKind: UInt32, CaseIterable {
     case handle = 0, headers, buffer, streamInfo, dynamicMetadata, connection, ssl, metadata, publicKey, sharedDict
-    case route, virtualHost, filterState, parsedName
+    case route, virtualHost, filterState, parsedName, span
 }
 
 /// A live run, found from `self` of a method call. `owner` is whatever opened the slot

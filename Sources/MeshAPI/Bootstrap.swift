@@ -1,3 +1,5 @@
+import Foundation
+
 /// The proxy's static bootstrap and the resources the control plane pushes.
 /// Field names follow Envoy's where one exists, in camelCase as in Istio's YAML.
 public struct Bootstrap: Codable, Sendable, Equatable {
@@ -262,6 +264,8 @@ public struct RouteAction: Codable, Sendable, Equatable {
     /// Replaces the whole path (the query string is kept unless the rewrite has its own).
     public var pathRewrite: String?
     public var hostRewrite: String?
+    /// Envoy's `regex_rewrite`: every match of `pattern` in the path (not the query) replaced.
+    public var regexRewrite: RegexRewrite?
     /// Retries of a failed attempt; none when unset.
     public var retryPolicy: RetryPolicy?
     /// Copies of the request sent to other clusters, fire and forget.
@@ -269,15 +273,28 @@ public struct RouteAction: Codable, Sendable, Equatable {
 
     public init(cluster: String? = nil, weightedClusters: [WeightedCluster]? = nil, timeoutMs: Int? = nil,
                 prefixRewrite: String? = nil, pathRewrite: String? = nil, hostRewrite: String? = nil,
-                retryPolicy: RetryPolicy? = nil, requestMirrorPolicies: [MirrorPolicy]? = nil) {
+                regexRewrite: RegexRewrite? = nil, retryPolicy: RetryPolicy? = nil,
+                requestMirrorPolicies: [MirrorPolicy]? = nil) {
         self.cluster = cluster
         self.weightedClusters = weightedClusters
         self.timeoutMs = timeoutMs
         self.prefixRewrite = prefixRewrite
         self.pathRewrite = pathRewrite
         self.hostRewrite = hostRewrite
+        self.regexRewrite = regexRewrite
         self.retryPolicy = retryPolicy
         self.requestMirrorPolicies = requestMirrorPolicies
+    }
+}
+
+/// Envoy's `RegexMatchAndSubstitute`: RE2 `pattern`, and `substitution` where `\1` is group 1.
+public struct RegexRewrite: Codable, Sendable, Equatable {
+    public var pattern: String
+    public var substitution: String
+
+    public init(pattern: String, substitution: String) {
+        self.pattern = pattern
+        self.substitution = substitution
     }
 }
 
@@ -335,6 +352,11 @@ public struct Cluster: Codable, Sendable, Equatable {
     /// Envoy's consecutive-errors outlier detection; nil: off.
     public var outlierDetection: OutlierDetectionConfig?
     public var tls: UpstreamTLS?
+    /// Envoy's slow start (Istio's `warmup`): ROUND_ROBIN and LEAST_REQUEST only.
+    public var slowStart: SlowStartConfig?
+    /// Envoy's ORIGINAL_DST cluster with the host taken from the request: each request goes to
+    /// its own `:authority` (host, port 80 when absent), not to `endpoints` (Istio's PassthroughCluster).
+    public var originalDestination: Bool?
     public var endpoints: [Endpoint]
 
     public init(name: String, protocol: UpstreamProtocol? = nil, lbPolicy: LBPolicy? = nil, connectTimeoutMs: Int? = nil,
@@ -358,6 +380,28 @@ public struct Cluster: Codable, Sendable, Equatable {
         self.consistentHash = consistentHash
         self.tls = tls
         self.endpoints = endpoints
+    }
+}
+
+/// Envoy's `SlowStartConfig`: an endpoint new to the proxy gets a share that grows over
+/// `windowMs`, from `minWeightPercent` up, as (elapsed / window)^(1 / aggression).
+public struct SlowStartConfig: Codable, Sendable, Equatable {
+    public var windowMs: Int
+    public var aggression: Double?
+    public var minWeightPercent: Double?
+
+    public init(windowMs: Int, aggression: Double? = nil, minWeightPercent: Double? = nil) {
+        self.windowMs = windowMs
+        self.aggression = aggression
+        self.minWeightPercent = minWeightPercent
+    }
+
+    /// The weight factor (0…1] of an endpoint first used `elapsedMs` ago.
+    public func factor(elapsedMs: Int) -> Double {
+        guard windowMs > 0, elapsedMs < windowMs else { return 1 }
+        let time = max(0, Double(elapsedMs)) / Double(windowMs)
+        let aggression = (aggression ?? 1) > 0 ? (aggression ?? 1) : 1
+        return max((minWeightPercent ?? 10) / 100, min(1, time == 0 ? 0 : pow(time, 1 / aggression)))
     }
 }
 
@@ -483,10 +527,17 @@ public struct Endpoint: Codable, Sendable, Equatable, Hashable {
     /// SPIFFE ID it must present. The proxy then uses mutual TLS to it unless the cluster
     /// has TLS settings of its own.
     public var meshIdentity: String?
+    /// Envoy's priority level (0 first): traffic moves to the next level as this one's
+    /// endpoints are ejected (Istio's locality failover). nil: 0.
+    public var priority: Int?
+    /// Share of traffic within its priority (Istio's locality `distribute`); nil: equal shares.
+    public var weight: Int?
 
-    public init(address: String, port: Int, meshIdentity: String? = nil) {
+    public init(address: String, port: Int, meshIdentity: String? = nil, priority: Int? = nil, weight: Int? = nil) {
         self.address = address
         self.port = port
         self.meshIdentity = meshIdentity
+        self.priority = priority
+        self.weight = weight
     }
 }

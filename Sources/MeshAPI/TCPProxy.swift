@@ -8,11 +8,16 @@ public struct TCPProxy: Codable, Sendable, Equatable {
     /// How long to wait for a ClientHello when a route matches on `serverNames` (default 15000,
     /// Envoy's `listener_filters_timeout`); after it, the connection is matched without one.
     public var inspectTimeoutMs: Int?
+    /// Filters that watch each connection, by name and config (Envoy's network filters in
+    /// front of `tcp_proxy`; `istio.stats` makes Istio's TCP metrics).
+    public var networkFilters: [HTTPFilterConfig]?
 
-    public init(routes: [TCPProxyRoute], idleTimeoutMs: Int? = nil, inspectTimeoutMs: Int? = nil) {
+    public init(routes: [TCPProxyRoute], idleTimeoutMs: Int? = nil, inspectTimeoutMs: Int? = nil,
+                networkFilters: [HTTPFilterConfig]? = nil) {
         self.routes = routes
         self.idleTimeoutMs = idleTimeoutMs
         self.inspectTimeoutMs = inspectTimeoutMs
+        self.networkFilters = networkFilters
     }
 }
 

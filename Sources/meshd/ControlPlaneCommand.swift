@@ -5,6 +5,7 @@ import FilterHost
 import Foundation
 import Logging
 import MeshAPI
+import NIOConcurrencyHelpers
 import NIOPosix
 import Transport
 import LuaRuntime
@@ -43,9 +44,12 @@ struct ControlPlaneServeCommand: ParsableCommand {
         the same CA unless --tls-cert/--tls-key are given; proxies verify it with the root
         (<state-dir>/ca/ca-cert.pem, or cacerts/root-cert.pem) as --control-plane-ca.
 
-        Status port: /ready, /debug/syncz (every proxy: sent and acknowledged versions, overall
-        and per resource type, SYNCED/STALE/NACK with the reason), /debug/config_status,
-        /debug/convergence (converged: every proxy SYNCED and no push pending), /version, /metrics.
+        Status port: / (the mesh page: a live graph of workloads and services with each
+        edge's rate, errors, p99 and mTLS, from the proxies' Istio metrics; `meshd dashboard`
+        prints its URL), /api/graph (the same as JSON), /ready, /debug/syncz (every proxy:
+        sent and acknowledged versions, overall and per resource type, SYNCED/STALE/NACK with
+        the reason), /debug/config_status, /debug/convergence (converged: every proxy SYNCED
+        and no push pending), /version, /metrics.
         """
     )
 
@@ -83,23 +87,30 @@ struct ControlPlaneServeCommand: ParsableCommand {
             help: "After start, how long proxies that reconnect with a config wait for the others (proxies retry at least every 6.25 s).")
     var reconnectGraceMs: Int = 7000
 
+    @Option(name: .customLong("graph-scrape-interval-ms"),
+            help: "How often the mesh page's data is scraped from every proxy's admin /stats/prometheus. 0 disables.")
+    var graphScrapeIntervalMs: Int = 2000
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
     func run() throws {
         let logger = ProcessLogging.bootstrap(level: logLevel, label: "meshd.control-plane")
+        let trustDomain = try state.trustDomain
         let runtime = ControlPlaneRuntime<ConfigStore>(directory: configDir, logger: logger,
                                                        debounce: Double(debounceMs) / 1000,
-                                                       compile: Self.compiler(), prepare: Self.preparer(trustDomain: state.trustDomain))
+                                                       compile: Self.compiler(meshConfig: state.meshConfigPath),
+                                                       prepare: Self.preparer(trustDomain: trustDomain))
         // The watcher's first look comes before the first load, so an edit made during it is seen.
-        let watcher = DirectoryWatcher(directory: configDir, debounce: Double(debounceMs) / 1000) { mayRefuse in
+        let watcher = DirectoryWatcher(directory: configDir, alsoWatching: state.meshConfigPath.map { [$0] } ?? [],
+                                       debounce: Double(debounceMs) / 1000) { mayRefuse in
             runtime.reload(mayRefuse: mayRefuse) || mayRefuse
         }
         runtime.reload()
         runtime.hub.holdReconnectingProxies(for: Double(reconnectGraceMs) / 1000)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let stateDirectory = try state.directory(configDir: configDir)
-        let authority = try CertificateAuthority(stateDirectory: stateDirectory, trustDomain: state.trustDomain)
+        let authority = try CertificateAuthority(stateDirectory: stateDirectory, trustDomain: trustDomain)
         logger.info("mesh CA ready", metadata: ["origin": "\(authority.origin)", "trust_domain": "\(authority.trustDomain)",
                                                 "root_sha256": "\(authority.rootFingerprint)"])
         let signer = CertificateSigner(authority: authority, defaultTTL: TimeInterval(certTTLSeconds), logger: logger)
@@ -115,7 +126,11 @@ struct ControlPlaneServeCommand: ParsableCommand {
             secure = try DiscoveryServer(group: group, host: address, port: tlsPort, hub: runtime.hub, tls: context, signer: signer)
         }
         let secureServer = secure
-        let status = try StatusServer(group: group, host: address, port: statusPort, pages: Self.pages(runtime))
+        let statuses: MeshGraphCollector.Proxies = { runtime.hub.statuses }
+        let collector = graphScrapeIntervalMs > 0
+            ? MeshGraphCollector(proxies: statuses, interval: Double(graphScrapeIntervalMs) / 1000) : nil
+        let status = try StatusServer(group: group, host: address, port: statusPort, pages: Self.pages(runtime, graph: collector))
+        collector?.start()
         watcher.start()
         logger.info("control plane serving", metadata: ["discovery": "\(address):\(discovery.port ?? 0)",
                                                        "status": "\(address):\(status.port ?? 0)"])
@@ -128,6 +143,7 @@ struct ControlPlaneServeCommand: ParsableCommand {
             discovery.close()
             secureServer?.close()
             status.close()
+            collector?.stop()
             Foundation.exit(0)
         }
         dispatchMain()
@@ -136,9 +152,12 @@ struct ControlPlaneServeCommand: ParsableCommand {
     /// Loads and validates the directory (files whose text did not change since the last load
     /// are not parsed again); a file with an error is refused alone (its last good version
     /// stays), the others apply.
-    static func compiler() -> ControlPlaneRuntime<ConfigStore>.Compile {
+    /// The mesh config file, when given, is read again with every load (a SIGHUP or any change in
+    /// the directory); one that cannot be used is refused and the last good one stays.
+    static func compiler(meshConfig meshConfigPath: String? = nil) -> ControlPlaneRuntime<ConfigStore>.Compile {
         let cache = ConfigStore.ParseCache()
         let admission = FileAdmission()
+        let lastGoodMesh = NIOLockedValueBox(MeshConfig())
         return { directory in
             let store: ConfigStore
             do {
@@ -146,7 +165,14 @@ struct ControlPlaneServeCommand: ParsableCommand {
             } catch {
                 return .init(config: nil, refused: ["\(directory): \(error)"])
             }
-            let outcome = admission.admit(store)
+            var outcome = admission.admit(store)
+            if let meshConfigPath {
+                let mesh = MeshConfigFile.load(path: meshConfigPath)
+                if let config = mesh.config { lastGoodMesh.withLockedValue { $0 = config } }
+                outcome.refused += mesh.errors
+                outcome.warnings = mesh.warnings + outcome.warnings
+            }
+            outcome.store.meshConfig = lastGoodMesh.withLockedValue { $0 }
             return .init(config: outcome.store, refused: outcome.refused.map(\.description),
                          warnings: outcome.warnings.map(\.description))
         }
@@ -188,14 +214,19 @@ struct ControlPlaneServeCommand: ParsableCommand {
                        serviceAccount: node.serviceAccount.isEmpty ? "default" : node.serviceAccount)
     }
 
-    static func pages(_ runtime: ControlPlaneRuntime<ConfigStore>) -> [String: StatusServer.Page] {
+    static func pages(_ runtime: ControlPlaneRuntime<ConfigStore>, graph collector: MeshGraphCollector?) -> [String: StatusServer.Page] {
         @Sendable func json(_ value: any Encodable) -> String {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             encoder.dateEncodingStrategy = .iso8601
             return (try? String(decoding: encoder.encode(value), as: UTF8.self)) ?? "null"
         }
+        @Sendable func graph() -> MeshGraph {
+            collector?.graph() ?? .empty()
+        }
         return [
+            "/": { (200, "text/html; charset=utf-8", GraphPage.html(graph())) },
+            "/api/graph": { (200, "application/json", json(graph())) },
             "/ready": { runtime.status.configVersion > 0 ? (200, "text/plain", "ready\n") : (503, "text/plain", "no good config yet\n") },
             "/debug/syncz": { (200, "application/json", json(runtime.hub.statuses)) },
             "/version": { (200, "application/json", json(["component": "control-plane", "version": MeshdVersion.current])) },
@@ -218,6 +249,7 @@ struct ControlPlaneServeCommand: ParsableCommand {
                 for status in ["SYNCED", "STALE", "NACK"] {
                     out += "meshd_cp_proxies{status=\"\(status)\"} \(proxies.filter { $0.status.rawValue == status }.count)\n"
                 }
+                out += runtime.hub.metrics.prometheusText
                 return (200, "text/plain; version=0.0.4", out)
             },
         ]

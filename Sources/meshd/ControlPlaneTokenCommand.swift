@@ -4,14 +4,38 @@ import Foundation
 import Logging
 import Transport
 
+struct MeshConfigError: Error, CustomStringConvertible {
+    var errors: [ControlPlane.ValidationError]
+    var description: String { "the mesh config cannot be used:\n" + errors.map(\.description).joined(separator: "\n") }
+}
+
 /// Where the CA's state lives: the flag, else beside the config directory.
 struct StateDirectoryOptions: ParsableArguments {
     @Option(name: .customLong("state-dir"),
             help: "Directory of the CA (its root, or a plug-in CA in cacerts/) and the token key; default: <config-dir>.state beside the config directory.")
     var stateDir: String?
 
-    @Option(name: .customLong("trust-domain"), help: "SPIFFE trust domain of workload identities (Istio's meshConfig.trustDomain).")
-    var trustDomain: String = "cluster.local"
+    @Option(name: .customLong("trust-domain"), help: "SPIFFE trust domain of workload identities; default: the mesh config's trustDomain (cluster.local).")
+    var trustDomainFlag: String?
+
+    @Option(name: .customLong("mesh-config"),
+            help: "Istio's mesh config: a MeshConfig YAML file (istiod's --meshConfig) or the istio ConfigMap with data.mesh.")
+    var meshConfigPath: String?
+
+    /// The mesh config file's settings (Istio's defaults without one); a file that cannot be
+    /// used stops the command, as it stops istiod.
+    func meshConfig() throws -> MeshConfig {
+        guard let meshConfigPath else { return MeshConfig() }
+        let loaded = MeshConfigFile.load(path: meshConfigPath)
+        guard let config = loaded.config else {
+            throw MeshConfigError(errors: loaded.errors)
+        }
+        return config
+    }
+
+    var trustDomain: String {
+        get throws { try trustDomainFlag ?? meshConfig().trustDomain }
+    }
 
     func directory(configDir: String?) throws -> String {
         if let stateDir { return stateDir }

@@ -8,7 +8,7 @@ struct Meshd: ParsableCommand {
         commandName: "meshd",
         abstract: "A service mesh: proxy with native and Lua filters, and its control plane.",
         subcommands: [ControlPlaneCommand.self, ProxyCommand.self, SidecarCommand.self, GatewayCommand.self, ProxyStatusCommand.self,
-                      ProxyConfigCommand.self, ValidateCommand.self, AnalyzeCommand.self, PluginCommand.self,
+                      ProxyConfigCommand.self, ValidateCommand.self, AnalyzeCommand.self, PluginCommand.self, DashboardCommand.self,
                       VersionCommand.self, DemoAppCommand.self]
     )
 

@@ -1,15 +1,15 @@
 import Dispatch
+import FilterHost
 import Foundation
 import Logging
 
 enum ProcessLogging {
     /// Logs go to stderr as one line each, with key=value metadata.
     static func bootstrap(level: String, label: String) -> Logger {
-        let parsed = Logger.Level(rawValue: level.lowercased()) ?? .info
+        // The level can change while the process runs: admin POST /logging?level=… (Envoy's).
+        LogLevels.shared.setAll(LogLevels.parse(level) ?? .info)
         LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = parsed
-            return h
+            RuntimeLevelLogHandler(label: label, levels: .shared, inner: StreamLogHandler.standardError(label: label))
         }
         return Logger(label: label)
     }

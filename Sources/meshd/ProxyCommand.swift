@@ -95,8 +95,11 @@ struct ProxyCommand: ParsableCommand {
         }
         var admin: AdminServer?
         if port >= 0 {
+            let options = ["config": config, "concurrency": "\(concurrency)", "log_level": logLevel,
+                           "drain_time_s": "\(drainTimeout)", "admin_port": "\(port)"]
             admin = try AdminServer(runtime: runtime, watcher: watcher,
-                                    host: bootstrap.admin?.address ?? adminAddress, port: port)
+                                    host: bootstrap.admin?.address ?? adminAddress, port: port,
+                                    process: AdminServer.Process(commandLineOptions: options))
             logger.info("admin listening", metadata: ["port": "\(admin?.port ?? 0)"])
         }
         let drainSeconds = drainTimeout

@@ -151,7 +151,10 @@ struct ManagedProxyOptions: ParsableArguments {
         }
         let admin: AdminServer
         do {
-            admin = try AdminServer(runtime: runtime, watcher: nil, host: "127.0.0.1", port: adminPort, readiness: readiness)
+            let options = ["name": name, "namespace": namespace, "concurrency": "\(concurrency)", "log_level": logLevel,
+                           "drain_time_s": "\(drainTimeout)", "control_plane": controlPlane, "admin_port": "\(adminPort)"]
+            admin = try AdminServer(runtime: runtime, watcher: nil, host: "127.0.0.1", port: adminPort, readiness: readiness,
+                                    process: AdminServer.Process(commandLineOptions: options))
         } catch {
             throw ValidationError("cannot listen on the admin port 127.0.0.1:\(adminPort) (--admin-port): \(error)")
         }

@@ -27,6 +27,9 @@ struct ValidateCommand: ParsableCommand {
     @Option(name: [.customShort("f"), .customLong("filename")], help: "A YAML file or directory (repeatable).")
     var files: [String] = []
 
+    @Option(name: .customLong("mesh-config"), help: "Also check this mesh config file (MeshConfig YAML or the istio ConfigMap).")
+    var meshConfig: String?
+
     @Flag(help: "Fail (exit status 1) on warnings too: for CI, so that no field is ignored unnoticed.")
     var strict = false
 
@@ -38,10 +41,12 @@ struct ValidateCommand: ParsableCommand {
 
     func run() throws {
         let store = ConfigStore.load(files: files)
-        let errors = Validator.validate(store)
+        let mesh = meshConfig.map(MeshConfigFile.load(path:))
+        let errors = (mesh?.errors ?? []) + Validator.validate(store)
         // Warnings of resources that are refused anyway would only add noise.
         let refused = Set(errors.compactMap(\.resource))
-        let warnings = store.loadWarnings + Validator.warnings(store.resources.filter { !refused.contains($0.id) })
+        let warnings = (mesh?.warnings ?? []) + store.loadWarnings
+            + Validator.warnings(store.resources.filter { !refused.contains($0.id) })
         let failed = !errors.isEmpty || (strict && !warnings.isEmpty)
         if output.format != .table {
             try output.emit(["valid": !failed, "resources": store.resources.count,

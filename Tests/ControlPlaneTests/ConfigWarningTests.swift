@@ -26,7 +26,7 @@ final class ConfigWarningTests: XCTestCase {
         let store = ConfigStore.parse(yaml: yaml, file: "dr.yaml")
         XCTAssertEqual(Validator.validate(store), [])
         XCTAssertEqual(Validator.warnings(store).map(\.description), [
-            "dr.yaml:8: warning: DestinationRule/default/reviews: spec.trafficPolicy.loadBalancer.localityLbSetting: locality load balancing is not supported; every endpoint is used alike",
+            "dr.yaml:8: warning: DestinationRule/default/reviews: spec.trafficPolicy.loadBalancer.localityLbSetting.failoverPriority: failover by label priority is not supported; failover follows region, zone and subzone",
             "dr.yaml:12: warning: DestinationRule/default/reviews: spec.trafficPolicy.connectionPool.tcp.maxConnectionDuration: not enforced by meshd; ignored",
             "dr.yaml:15: warning: DestinationRule/default/reviews: spec.trafficPolicy.outlierDetection.consecutiveErrors: deprecated and not applied; use consecutive5xxErrors or consecutiveGatewayErrors",
         ])
@@ -120,7 +120,7 @@ final class ConfigWarningTests: XCTestCase {
         let store = ConfigStore.parse(yaml: yaml, file: "mesh.yaml")
         let t = Translator(store: store).translate(for: .sidecar(name: "pp", namespace: "default", labels: ["app": "pp"]))
         XCTAssertEqual(t.configWarnings, [
-            "mesh.yaml:17: warning: VirtualService/default/reviews: spec.http[0].retries.retryRemoteLocalities: meshd has no locality priorities: retries already go to any endpoint; ignored",
+            "mesh.yaml:17: warning: VirtualService/default/reviews: spec.http[0].retries.retryRemoteLocalities: retries are not steered to other localities (a retry already avoids the endpoint that failed); ignored",
         ])
         let other = Translator(store: store).translate(for: .sidecar(name: "x", namespace: "other", labels: [:]))
         XCTAssertTrue(other.configWarnings.contains { $0.contains("AuthorizationPolicy/other/deny") }, "\(other.configWarnings)")

@@ -215,15 +215,15 @@ final class ConnectionPoolTranslationTests: XCTestCase {
             outlierDetection: {consecutiveErrors: 3}
             loadBalancer:
               simple: ROUND_ROBIN
-              localityLbSetting: {enabled: true}
+              localityLbSetting: {enabled: true, failoverPriority: [topology.istio.io/network]}
               warmupDurationSecs: 60s
         """)
         let warned = t.warnings.joined(separator: "\n")
         for path in ["connectionPool.tcp.maxConnectionDuration", "connectionPool.tcp.idleTimeout",
                      "connectionPool.http.maxConcurrentStreams",
                      "connectionPool.http.useClientProtocol", "outlierDetection.consecutiveErrors",
-                     "loadBalancer.localityLbSetting",
-                     "loadBalancer.warmup"] {
+                     "loadBalancer.localityLbSetting.failoverPriority",
+                     ] {
             XCTAssertTrue(warned.contains("trafficPolicy." + path + ":"), "no warning for \(path): \(warned)")
         }
         // HTTP/1.1 (ratings' port): enforced, so no warning.

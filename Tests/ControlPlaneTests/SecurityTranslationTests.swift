@@ -190,7 +190,7 @@ final class SecurityTranslationTests: XCTestCase {
     }
 }
 
-private extension Listener {
+extension Listener {
     /// The listener's filters without `istio.stats` (first on every listener); nil when none is left.
     var securityFilters: [HTTPFilterConfig]? {
         let filters = (httpFilters ?? []).filter { $0.name != "istio.stats" }

@@ -22,6 +22,7 @@ final class SidecarTranslationTests: XCTestCase {
         XCTAssertEqual(b.listeners.map { "\($0.name)@\($0.address):\($0.port)->\($0.routeConfig)" },
                        ["inbound@127.0.0.1:15006->inbound", "outbound@127.0.0.1:15001->outbound"])
         XCTAssertEqual(b.clusters.map(\.name), [
+            "PassthroughCluster",
             "inbound|9080||",
             "outbound|9080|v1|details.default.svc.cluster.local",
             "outbound|9080|v1|productpage.default.svc.cluster.local",
@@ -200,15 +201,15 @@ final class SidecarTranslationTests: XCTestCase {
                                       extra: sidecar)
         let b = Translator(store: store).bootstrap(for: productpage)
         assertSnapshotBuilds(b)
-        XCTAssertEqual(b.routeConfig("outbound")?.virtualHosts.map(\.name), ["vs:default/reviews"])
+        XCTAssertEqual(b.routeConfig("outbound")?.virtualHosts.map(\.name), ["vs:default/reviews", "allow_any"])
         XCTAssertEqual(b.clusters.map(\.name), [
-            "inbound|9080||", "outbound|9080|v1|reviews.default.svc.cluster.local",
+            "PassthroughCluster", "inbound|9080||", "outbound|9080|v1|reviews.default.svc.cluster.local",
             "outbound|9080|v2|reviews.default.svc.cluster.local", "outbound|9080|v3|reviews.default.svc.cluster.local",
             "outbound|9080||reviews.default.svc.cluster.local",
         ])
         // Another workload is not narrowed.
         let ratings = ProxyIdentity.sidecar(name: "ratings-v1", labels: ["app": "ratings"])
-        XCTAssertEqual(Translator(store: store).bootstrap(for: ratings).routeConfig("outbound")?.virtualHosts.count, 4)
+        XCTAssertEqual(Translator(store: store).bootstrap(for: ratings).routeConfig("outbound")?.virtualHosts.count, 5)
     }
 
     func testDeterministicAndRegisteredWorkloadsAppear() throws {
@@ -236,7 +237,7 @@ final class SidecarTranslationTests: XCTestCase {
         XCTAssertNil(b.cluster("outbound|80||www.googleapis.com")?.tls)
         // The VirtualService sends port 80 to the 443 cluster; only the HTTP port gets a virtual host.
         let vhosts = try XCTUnwrap(b.routeConfig("outbound")?.virtualHosts)
-        XCTAssertEqual(vhosts.map(\.name), ["vs:default/rewrite-port-for-googleapis"])
+        XCTAssertEqual(vhosts.map(\.name), ["vs:default/rewrite-port-for-googleapis", "allow_any"])
         XCTAssertEqual(vhosts[0].domains, ["www.googleapis.com:80", "www.googleapis.com"])
         XCTAssertEqual(vhosts[0].routes.first?.route?.cluster, "outbound|443||www.googleapis.com")
         // No ServiceEntry for reviews: its DestinationRule alone makes no cluster.

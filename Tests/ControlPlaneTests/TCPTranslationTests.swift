@@ -36,7 +36,13 @@ final class TCPTranslationTests: XCTestCase {
         let t = Translator(store: store).translate(for: ingress)
         XCTAssertEqual(t.warnings.filter { !$0.contains("without endpoints") }, [])
         let snapshot = try XCTUnwrap(assertSnapshotBuilds(t.bootstrap))
-        XCTAssertEqual(t.bootstrap.listeners, [Listener(name: "gateway_31400", address: "0.0.0.0", port: 41400, routeConfig: "",
+        // Istio's TCP stats watch the gateway's TCP listener, reporting as the source.
+        let statsFilters = t.bootstrap.listeners.first?.tcpProxy?.networkFilters
+        XCTAssertEqual(statsFilters?.map(\.name), ["istio.stats"])
+        XCTAssertEqual(statsFilters?.first?.config?["reporter"]?.stringValue, "source")
+        var listeners = t.bootstrap.listeners
+        for i in listeners.indices { listeners[i].tcpProxy?.networkFilters = nil }
+        XCTAssertEqual(listeners, [Listener(name: "gateway_31400", address: "0.0.0.0", port: 41400, routeConfig: "",
                                                         tcpProxy: TCPProxy(routes: [TCPProxyRoute(name: "default/tcp-echo/tcp[0]",
                                                             cluster: "outbound|9000|v1|tcp-echo.default.svc.cluster.local")]))])
         XCTAssertEqual(snapshot.clusters["outbound|9000|v1|tcp-echo.default.svc.cluster.local"]?.endpoints,

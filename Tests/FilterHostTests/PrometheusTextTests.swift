@@ -1,4 +1,5 @@
 @testable import FilterHost
+import Transport
 import XCTest
 
 final class PrometheusTextTests: XCTestCase {

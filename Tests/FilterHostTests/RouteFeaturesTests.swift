@@ -87,6 +87,25 @@ final class RouteFeaturesTests: XCTestCase {
         XCTAssertEqual(RedirectAction(port: 9090).location(for: head("[::1]:8080", "/")), "http://[::1]:9090/")
     }
 
+    /// Envoy's regex_rewrite (Istio's uriRegexRewrite): every match in the path, never the query.
+    func testRegexRewriteChangesThePathOnlyAndIsCheckedWhenCompiled() throws {
+        let action = RouteAction(cluster: "a", regexRewrite: RegexRewrite(pattern: "^/service/([^/]+)(/.*)$", substitution: #"\2/instance/\1"#))
+        let route = Route(match: RouteMatch(prefix: "/"), route: action)
+        let compiled = try CompiledRoute(route, at: "r")
+        var h = RequestHead(method: "GET", scheme: "http", authority: "a", path: "/service/foo/v1/api?x=/service/y/z", headers: [:], version: .http11)
+        RouterFilter.rewrite(&h, action: action, matchedPrefix: "/", regex: compiled.rewriteRegex)
+        XCTAssertEqual(h.path, "/v1/api/instance/foo?x=/service/y/z")
+        XCTAssertEqual(h.headers.first(name: "x-envoy-original-path"), "/service/foo/v1/api?x=/service/y/z")
+        var global = RequestHead(method: "GET", scheme: "http", authority: "a", path: "/aaa/b", headers: [:], version: .http11)
+        let all = RouteAction(cluster: "a", regexRewrite: RegexRewrite(pattern: "a", substitution: "x"))
+        RouterFilter.rewrite(&global, action: all, matchedPrefix: nil, regex: try CompiledRoute(Route(match: RouteMatch(prefix: "/"), route: all), at: "r").rewriteRegex)
+        XCTAssertEqual(global.path, "/xxx/b", "every match is replaced, as RE2::GlobalReplace")
+        let bad = Route(match: RouteMatch(prefix: "/"), route: RouteAction(cluster: "a", regexRewrite: RegexRewrite(pattern: "(a)", substitution: #"\2"#)))
+        XCTAssertThrowsError(try CompiledRoute(bad, at: "r")) { error in
+            XCTAssertTrue("\(error)".contains("r.route.regexRewrite.substitution"), "\(error)")
+        }
+    }
+
     func testPathRewriteKeepsTheQueryAndHeaderMutations() {
         var h = RequestHead(method: "GET", scheme: "http", authority: "a", path: "/item/42?full=1", headers: [:], version: .http11)
         RouterFilter.rewrite(&h, action: RouteAction(cluster: "a", pathRewrite: "/item"), matchedPrefix: nil)

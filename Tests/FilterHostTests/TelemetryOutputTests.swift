@@ -38,6 +38,12 @@ final class TelemetryOutputTests: XCTestCase {
         XCTAssertEqual(object["start_time"] as? String, "2023-11-14T22:13:20.250Z")
     }
 
+    /// Every field is zero-padded to its width (the digits are written by hand).
+    func testTimestampIsPaddedRFC3339InUTC() {
+        XCTAssertEqual(AccessLogEntry.timestamp(1_672_628_645.0625), "2023-01-02T03:04:05.062Z")
+        XCTAssertEqual(AccessLogEntry.timestamp(1_700_000_000.25), "2023-11-14T22:13:20.250Z")
+    }
+
     func testTextLineHasIstiosFieldsInOrder() throws {
         let line = AccessLogEntry(try info()).text
         XCTAssertTrue(line.hasPrefix("[2023-11-14T22:13:20.250Z] \"GET /a?b=\"c\" HTTP/1.1\" 503 UF - - \"-\" 0 0 "), line)

@@ -113,6 +113,19 @@ final class IstioStatsTests: XCTestCase {
         XCTAssertNil(PeerMetadata.decode(String(repeating: "A", count: PeerMetadata.maxEncodedBytes + 4)))
     }
 
+    /// The per-value memo answers as decoding does, for a value seen before too, and stays
+    /// bounded however many distinct values arrive.
+    func testCachedPeerMetadataDecodesAsDecodeDoes() {
+        let encoded = PeerMetadata.encode(reviews)
+        for _ in 0..<2 {
+            XCTAssertEqual(PeerMetadata.decodeCached(encoded), reviews)
+            XCTAssertNil(PeerMetadata.decodeCached("not base64!"))
+            XCTAssertNil(PeerMetadata.decodeCached(String(repeating: "A", count: PeerMetadata.maxEncodedBytes + 4)))
+        }
+        for i in 0..<(PeerMetadata.maxCachedValues * 2) { XCTAssertNil(PeerMetadata.decodeCached("junk\(i)")) }
+        XCTAssertEqual(PeerMetadata.decodeCached(encoded), reviews)
+    }
+
     func testGRPCMessagesCountedAcrossChunkBoundaries() {
         var frames = ByteBuffer()
         for size in [0, 3, 70_000] {
@@ -214,5 +227,23 @@ final class IstioStatsTests: XCTestCase {
                                                                    "workload": .object(["name": .string("a")])]))) {
             XCTAssertEqual(($0 as? ConfigError)?.path, "tags")
         }
+    }
+}
+
+final class IstioTCPStatsTests: XCTestCase {
+    func testTCPLabelSetIsIstiosWithTCPProtocolAndNoResponseCode() throws {
+        let config = try IstioStatsConfig(.object(["reporter": .string("source"),
+                                                   "workload": .object(["name": .string("gw"), "namespace": .string("istio-system")])]))
+        let facts = TCPConnectionFacts(listener: "0.0.0.0_31400", cluster: "outbound|9000||tcp-echo.default.svc.cluster.local",
+                                       serverName: nil, responseFlags: "-")
+        let labels = IstioTCPStats.facts(facts, config: config).labels
+        let keys = labels.split(separator: ",").map { String($0.prefix { $0 != "=" }) }
+        XCTAssertEqual(keys.count, 23, labels)
+        XCTAssertFalse(keys.contains("response_code"))
+        XCTAssertFalse(keys.contains("grpc_response_status"))
+        XCTAssertTrue(labels.contains(#"request_protocol="tcp""#))
+        XCTAssertTrue(labels.contains(#"destination_service="tcp-echo.default.svc.cluster.local""#))
+        XCTAssertTrue(labels.contains(#"source_workload="gw""#))
+        XCTAssertTrue(labels.hasSuffix(#"response_flags="-",connection_security_policy="unknown""#))
     }
 }

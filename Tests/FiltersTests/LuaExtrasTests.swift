@@ -20,6 +20,34 @@ final class LuaExtrasTests: XCTestCase {
         return (s, LuaTest.vm(factory, loop))
     }
 
+    /// handle:span() (a meshd extension): tags set in Lua reach the span this hop reports.
+    func testSpanTagsSetInLuaReachTheSpan() throws {
+        let (s, _) = try headers(#"""
+        function envoy_on_request(h)
+          local span = h:span()
+          span:setTag("plugin.user", h:headers():get("x-user") or "none")
+          span:setTag("http.method", "OVERRIDDEN")
+          h:headers():add("x-tag", span:getTag("plugin.user"))
+          h:headers():add("x-missing", tostring(span:getTag("nope")))
+          h:headers():add("x-trace", span:traceId() .. "/" .. tostring(span:sampled()))
+          local ok, err = pcall(function() for i = 1, 100 do span:setTag("k" .. i, "v") end end)
+          h:headers():add("x-limit", tostring(ok) .. ":" .. tostring(err):match("at most %d+ tags") )
+        end
+        """#)
+        XCTAssertEqual(s.upstream("x-tag"), "none")
+        XCTAssertEqual(s.upstream("x-missing"), "nil")
+        XCTAssertEqual(s.upstream("x-trace"), "/false", "no tracing: empty ids, not sampled")
+        XCTAssertEqual(s.upstream("x-limit"), "false:at most 64 tags")
+        XCTAssertEqual(s.streamInfo.spanTags["plugin.user"], "none")
+        XCTAssertEqual(s.streamInfo.spanTags.count, 64)
+        var info = s.streamInfo
+        info.trace = TraceContext(traceIDHigh: 1, traceIDLow: 2, spanID: 3, sampled: true)
+        let span = Tracer(config: TracingConfig(samplingPercentage: 100)).span(info, context: info.trace!, kind: .server,
+                                                                             scheme: "http", peer: nil)
+        XCTAssertTrue(span.tags.contains { $0 == ("plugin.user", "none") })
+        XCTAssertEqual(span.tags.filter { $0.0 == "http.method" }.map(\.1), ["OVERRIDDEN"], "a plugin's tag replaces the standard one")
+    }
+
     func testJSONRoundTrip() throws {
         let (s, vm) = try headers(#"""
         function envoy_on_request(h)

@@ -6,7 +6,9 @@ Starts the control plane on a copy of examples/bookinfo, the bookinfo services (
 traffic through the gateway and prints a live table (requests per reviews version, the
 header the reviews Lua plugin adds, errors); then edits the weights and the plugin on disk
 and shows the change taking effect with no restart and no failed request; then stops
-everything and checks nothing is left running.
+everything and checks nothing is left running. The control plane's mesh page (a live graph
+of the traffic, with each hop's rate, errors, p99 and mTLS) is at the URL it prints; with
+`--hold` (`make demo HOLD=1`) the mesh keeps running, with light traffic, until Ctrl-C.
 """
 import http.client
 import json
@@ -22,7 +24,9 @@ import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MESHD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else ".build/debug/meshd")
+ARGS = [a for a in sys.argv[1:] if not a.startswith("--")]
+HOLD = "--hold" in sys.argv[1:]
+MESHD = os.path.abspath(ARGS[0] if ARGS else ".build/debug/meshd")
 WORKLOADS = [  # (app, version, services it calls)
     ("productpage", "v1", ["reviews", "details"]),
     ("details", "v1", []),
@@ -88,8 +92,9 @@ def convergence(status_port):
 class Traffic:
     """Bounded load through the gateway: a few threads, each one keep-alive connection."""
 
-    def __init__(self, port, threads=4):
+    def __init__(self, port, threads=4, pause=0.0):
         self.port = port
+        self.pause = pause
         self.lock = threading.Lock()
         self.stop_flag = threading.Event()
         self.reset()
@@ -107,6 +112,8 @@ class Traffic:
         sent = 0
         while not self.stop_flag.is_set() and sent < 100_000:
             sent += 1
+            if self.pause:
+                self.stop_flag.wait(self.pause)
             try:
                 conn.request("GET", "/productpage")
                 r = conn.getresponse()
@@ -139,6 +146,26 @@ def jason_version(port):
     req = urllib.request.Request(f"http://127.0.0.1:{port}/productpage", headers={"end-user": "jason"})
     with urllib.request.urlopen(req, timeout=10) as r:
         return json.loads(r.read())["calls"]["reviews"]["body"]["service"]
+
+
+def hold(gateway_port, dashboard):
+    """Keeps the mesh up, with a few requests a second through the gateway, until Ctrl-C (or SIGTERM)."""
+    def interrupt(*_):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, interrupt)
+    traffic = Traffic(gateway_port, threads=1, pause=0.2)
+    for t in traffic.threads:
+        t.start()
+    print(f"\nholding the mesh: {dashboard} (gateway http://127.0.0.1:{gateway_port}/productpage); Ctrl-C stops it")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("\nCtrl-C: stopping the mesh")
+    finally:
+        traffic.stop_flag.set()
+        for t in traffic.threads:
+            t.join(timeout=15)
 
 
 def main():
@@ -216,6 +243,9 @@ def main():
                                  capture_output=True, text=True).stdout.splitlines()
             identity = next((line.split()[1] for line in out if line.startswith("default ")), "none")
             print(f"  {name:<22} {identity}")
+        dashboard = subprocess.run([MESHD, "dashboard", "--control-plane", f"127.0.0.1:{status}"],
+                                   capture_output=True, text=True).stdout.strip()
+        print(f"\nmesh page (live graph of the traffic, mTLS on each hop): {dashboard}")
         print(f"\nend-user: jason → {jason_version(gateway_port)} (header-match route)\n")
 
         header = f"{'phase':<34} {'reqs':>7} {'v1':>8} {'v2':>8} {'v3':>8} {'x-reviews-plugin':>22} {'errors':>7}"
@@ -251,6 +281,8 @@ def main():
             t.join()
         print(f"\nfailed requests across both phases: {before_errors + traffic.errors}")
         subprocess.run([MESHD, "proxy-status", "--control-plane-status", f"127.0.0.1:{status}"])
+        if HOLD:
+            hold(gateway_port, dashboard)
     finally:
         codes = mesh.stop()
         left = [n for n, p in mesh.procs if p.poll() is None]

@@ -120,10 +120,10 @@ def tally(port, host, count, headers=None, path="/"):
 
 class Load:
     """Bounded background traffic: `threads` keep-alive clients, each stopping at `max_requests`
-    or `max_seconds`. Records (time, label) for every request."""
+    or `max_seconds`, waiting `pause` seconds between requests. Records (time, label) for every request."""
 
-    def __init__(self, port, host, threads=2, max_requests=20_000, max_seconds=30.0, headers=None):
-        self.port, self.host, self.headers = port, host, headers
+    def __init__(self, port, host, threads=2, max_requests=20_000, max_seconds=30.0, headers=None, pause=0.0):
+        self.port, self.host, self.headers, self.pause = port, host, headers, pause
         self.max_requests, self.max_seconds = max_requests, max_seconds
         self.lock = threading.Lock()
         self.results = []
@@ -144,6 +144,8 @@ class Load:
         try:
             for _ in range(self.max_requests):
                 if self.stop_flag.is_set() or time.time() > deadline:
+                    break
+                if self.pause and self.stop_flag.wait(self.pause):
                     break
                 status, headers, _ = client.get(self.host, headers=self.headers)
                 with self.lock:

@@ -17,8 +17,10 @@ from mesh_harness import Client, ControlPlane, http_get, service_entry, wait_unt
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
 
-# Istio's own name: Istio dashboards query it, so it keeps its unit (promtool's one finding).
+# Istio's own names: Istio's dashboards query them, so they keep their unit and, as Istio
+# exports its control-plane counters, no `_total` (promtool's only findings).
 ISTIO_UNIT_FINDING = 'istio_request_duration_milliseconds use base unit "seconds" instead of "milliseconds"'
+PILOT_PUSHES_FINDING = 'pilot_xds_pushes counter metrics should have "_total" suffix'
 
 OK_REQUESTS = 23
 FAILED_REQUESTS = 4
@@ -29,7 +31,7 @@ def promtool_findings(text):
     """promtool's lint findings for an exposition, minus the one Istio's naming forces."""
     r = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
     findings = [l for l in (r.stdout + r.stderr).splitlines() if l.strip()]
-    return [f for f in findings if f != ISTIO_UNIT_FINDING]
+    return [f for f in findings if f not in (ISTIO_UNIT_FINDING, PILOT_PUSHES_FINDING)]
 
 
 class Prometheus:
@@ -188,3 +190,55 @@ def test_a_taken_prometheus_port_refuses_start(mesh):
         assert "cannot listen on the Prometheus port" in w.process.stderr()
     finally:
         blocker.close()
+
+
+def control_plane_metrics(cp):
+    """{sample name with labels: value} of the control plane's /metrics."""
+    status, text = http_get(f"http://127.0.0.1:{cp.status_port}/metrics")
+    assert status == 200
+    return text, {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                  if line and not line.startswith("#")}
+
+
+VIRTUAL_SERVICE = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  http:
+  - timeout: %s
+    route: [{destination: {host: reviews.default.svc.cluster.local}}]
+"""
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="needs Debian's prometheus package (promtool)")
+def test_control_plane_push_and_convergence_metrics(mesh):
+    """Istio's pilot_xds_pushes{type} and pilot_proxy_convergence_time (seconds, Istio's buckets)."""
+    cp = ControlPlane(mesh, {"services.yaml": service_entry("reviews") + "---" + service_entry("productpage"),
+                             "vs.yaml": VIRTUAL_SERVICE % "5s"}).start()
+    cp.sidecar("productpage", "v1", with_app=False)
+    cp.sidecar("reviews", "v1")
+    cp.wait_ready(timeout=60)
+    text, before = control_plane_metrics(cp)
+    assert promtool_findings(text) == []
+    assert "# TYPE pilot_xds_pushes counter" in text and "# TYPE pilot_proxy_convergence_time histogram" in text
+    buckets = [l.split('le="')[1].split('"')[0] for l in text.splitlines() if l.startswith("pilot_proxy_convergence_time_bucket")]
+    assert buckets == ["0.1", "0.5", "1", "3", "5", "10", "20", "30", "+Inf"]
+    # Each proxy's first config carried every type and was acknowledged: one convergence each at least.
+    for t in ("lds", "rds", "cds"):
+        assert before[f'pilot_xds_pushes{{type="{t}"}}'] >= 2, (t, text)
+    assert before["pilot_proxy_convergence_time_count"] >= 2
+    assert before['pilot_proxy_convergence_time_bucket{le="+Inf"}'] == before["pilot_proxy_convergence_time_count"]
+
+    # A route change: both proxies get new routes (rds), nothing else changes type, and each
+    # acknowledgment is one more convergence, well within the 30 s bucket.
+    cp.apply({"vs.yaml": VIRTUAL_SERVICE % "7s"})
+    _, after = control_plane_metrics(cp)
+    assert after['pilot_xds_pushes{type="rds"}'] - before['pilot_xds_pushes{type="rds"}'] == 2, (before, after)
+    assert after['pilot_xds_pushes{type="lds"}'] == before['pilot_xds_pushes{type="lds"}']
+    assert after['pilot_xds_pushes{type="cds"}'] == before['pilot_xds_pushes{type="cds"}']
+    converged = after["pilot_proxy_convergence_time_count"] - before["pilot_proxy_convergence_time_count"]
+    assert converged == 2, (before, after)
+    assert after['pilot_proxy_convergence_time_bucket{le="30"}'] == after["pilot_proxy_convergence_time_count"]
+    assert 0 < after["pilot_proxy_convergence_time_sum"] - before["pilot_proxy_convergence_time_sum"] < 60

@@ -337,7 +337,7 @@ def test_unknown_kinds_and_a_bad_file_do_not_block_the_good_files(mesh):
     assert any(re.match(r".*/k8s\.yaml:7: warning: Deployment/default/ratings-v1: kind: ", w) for w in warnings), warnings
     retries = [w for w in warnings if "spec.http[0].retries" in w]
     assert len(retries) == 1 and re.match(r".*/reviews\.yaml:10: warning: VirtualService/default/reviews: "
-                                          r"spec\.http\[0\]\.retries\.retryRemoteLocalities: meshd has no locality priorities", retries[0]), warnings
+                                          r"spec\.http\[0\]\.retries\.retryRemoteLocalities: retries are not steered to other localities", retries[0]), warnings
 
     # proxy-status: the client (whose routes come from reviews.yaml) has the warning.
     out = cp.meshd("proxy-status")
@@ -494,3 +494,87 @@ def test_sidecar_that_goes_away_leaves_the_registry(mesh):
     assert endpoints("reviews-v1") == [f"127.0.0.1:{reviews['v1'].inbound}"]
     assert gone.name not in proxy_status_rows(cp) and gone.id not in proxy_status_rows(cp)
     assert tally(client.outbound, "reviews", 40) == {"reviews-v1": 40}
+
+
+def test_uri_regex_rewrite_rewrites_the_path_and_keeps_the_query(mesh):
+    vs = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{uri: {prefix: /service/}}]
+    rewrite:
+      uriRegexRewrite: {match: '^/service/([^/]+)(/.*)$', rewrite: '\\2/instance/\\1'}
+    route: [{destination: {host: reviews, subset: v1}}]
+  - route: [{destination: {host: reviews, subset: v1}}]
+"""
+    cp, client, _ = start_mesh(mesh, {"reviews.yaml": vs}, versions=("v1",))
+    c = Client(client.outbound)
+    status, _, body = c.get("reviews", "/service/ratings/stars?full=1")
+    body = body.decode()
+    assert status == 200, body
+    assert '"path": "/stars/instance/ratings?full=1"' in body, body
+    # A path the pattern does not match is sent as it is; so is a path of another route.
+    for path in ["/service/ratings", "/other/x"]:
+        status, _, body = c.get("reviews", path)
+        assert status == 200 and f'"path": "{path}"' in body.decode(), body
+
+
+def test_delegate_virtual_service_serves_the_root_routes_and_follows_edits(mesh):
+    root = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{uri: {prefix: /v2}}]
+    delegate: {name: reviews-v2}
+  - route: [{destination: {host: reviews, subset: v1}}]
+"""
+    delegate = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews-v2}
+spec:
+  http:
+  - match: [{uri: {prefix: /v2/jason}}]
+    route: [{destination: {host: reviews, subset: v1}}]
+  - route: [{destination: {host: reviews, subset: %s}}]
+"""
+    cp, client, _ = start_mesh(mesh, {"reviews.yaml": root, "delegate.yaml": delegate % "v2"})
+    assert tally(client.outbound, "reviews", 10, path="/v2/x") == {"reviews-v2": 10}
+    assert tally(client.outbound, "reviews", 10, path="/v2/jason/x") == {"reviews-v1": 10}
+    assert tally(client.outbound, "reviews", 10, path="/other") == {"reviews-v1": 10}
+    # Editing the delegate alone changes what the root serves.
+    cp.apply({"delegate.yaml": delegate % "v1"})
+    assert tally(client.outbound, "reviews", 10, path="/v2/x") == {"reviews-v1": 10}
+
+
+def test_locality_failover_stays_local_until_the_local_endpoint_is_ejected(mesh):
+    def where(region, zone):
+        return f"topology.kubernetes.io/region={region},topology.kubernetes.io/zone={zone}"
+    rule = """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  trafficPolicy:
+    outlierDetection: {consecutive5xxErrors: 2, interval: 1s, baseEjectionTime: 60s, maxEjectionPercent: 100}
+    loadBalancer: {simple: ROUND_ROBIN, localityLbSetting: {enabled: true}}
+"""
+    cp = ControlPlane(mesh, {"services.yaml": SERVICES, "dr.yaml": rule}).start()
+    client = cp.sidecar("client", with_app=False, extra_args=["--labels", f"app=client,{where('us-east', 'z1')}"])
+    local = cp.sidecar("reviews", "v1", extra_args=["--labels", f"app=reviews,version=v1,{where('us-east', 'z1')}"])
+    cp.sidecar("reviews", "v2", extra_args=["--labels", f"app=reviews,version=v2,{where('us-west', 'z1')}"])
+    cp.wait_ready()
+    # Both endpoints healthy: every request stays in the client's zone.
+    assert tally(client.outbound, "reviews", 40) == {"reviews-v1": 40}
+    # The local one fails (its app is gone): ejected, then everything fails over to us-west.
+    local.app.stop()
+    results = tally(client.outbound, "reviews", 40)
+    assert results.get("reviews-v2", 0) >= 37, results
+    assert tally(client.outbound, "reviews", 20) == {"reviews-v2": 20}

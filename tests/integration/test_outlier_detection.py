@@ -24,8 +24,9 @@ def health(proxy):
     """{"127.0.0.1:PORT": flags} from the proxy's /clusters page."""
     out = {}
     for line in proxy.admin("/clusters")[1].splitlines():
-        cluster, host, _, flags = line.split("::")
-        out[host] = flags
+        fields = line.split("::")
+        if len(fields) == 4 and fields[2] == "health_flags":
+            out[fields[1]] = fields[3]
     return out
 
 
@@ -92,3 +93,37 @@ def test_never_ejects_more_than_max_ejection_percent(mesh):
         send(port, f"/more/{i}")
     grew = {f"127.0.0.1:{p}" for p in ups if len(seen(p)) > before[p]}
     assert grew == in_service, (grew, in_service)
+
+
+def test_slow_start_gives_a_new_endpoint_a_small_share_first(mesh):
+    """Envoy's slow start (Istio's warmup): an endpoint added while traffic flows starts at
+    minWeightPercent of a warm one's share and grows over the window."""
+    old, new = scripted(mesh, "old"), scripted(mesh, "new")
+    port = free_port()
+
+    def cfg(ups, window_ms):
+        c = config(port, ups, None)
+        c["clusters"][0].pop("outlierDetection")
+        if window_ms:
+            c["clusters"][0]["slowStart"] = {"windowMs": window_ms, "minWeightPercent": 10}
+        return c
+    proxy = mesh.proxy(cfg([old], 60_000), concurrency=1)
+    for i in range(20):
+        assert send(port, f"/warm/{i}")[0] == 200
+    proxy.write_config(cfg([old, new], 60_000))
+    proxy.wait_version(2)
+    before = len(seen(new))
+    for i in range(300):
+        assert send(port, f"/after/{i}")[0] == 200
+    share = (len(seen(new)) - before) / 300
+    # At most a few seconds into a minute's window, the new endpoint's weight is 10 % (a
+    # share near 9 %); without slow start round robin would give it half.
+    assert 0 < share < 0.3, share
+
+    # Without slow start: an even split.
+    proxy.write_config(cfg([old, new], 0))
+    proxy.wait_version(3)
+    before = len(seen(new))
+    for i in range(100):
+        send(port, f"/even/{i}")
+    assert 40 <= len(seen(new)) - before <= 60

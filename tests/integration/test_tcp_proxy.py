@@ -12,7 +12,7 @@ import pytest
 
 from certs import make_certs
 from conftest import free_port, wait_for_port
-from mesh_harness import ControlPlane, wait_until
+from mesh_harness import ControlPlane, http_get, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SAMPLES = os.environ.get("MESHD_ISTIO_SAMPLES", "")
@@ -62,20 +62,25 @@ def exchange(port, line=b"hello", timeout=10.0):
         return read_line(s, timeout)
 
 
+def conversation(port, lines):
+    """With an echo server "one": each line is echoed, then the client ends its writes and
+    reads "one bye <bytes>" (the server's last words only come after it saw that FIN) and
+    the close."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        for line in lines:
+            s.sendall(line + b"\n")
+            assert read_line(s) == b"one " + line + b"\n"
+        s.shutdown(socket.SHUT_WR)
+        assert read_line(s) == b"one bye %d\n" % sum(len(l) + 1 for l in lines)
+        s.settimeout(10)
+        assert s.recv(10) == b""
+
+
 def test_half_close_passes_fin_and_keeps_reading(mesh):
     up = echo(mesh, "one")
     port = free_port()
     proxy = mesh.proxy(tcp_config(port, [{"cluster": "echo"}], {"echo": up}))
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(b"hello\n")
-        assert read_line(s) == b"one hello\n"
-        s.sendall(b"world\n")
-        assert read_line(s) == b"one world\n"
-        # The client ends its writes; the server's last words only come after it saw that FIN.
-        s.shutdown(socket.SHUT_WR)
-        assert read_line(s) == b"one bye 12\n"
-        s.settimeout(10)
-        assert s.recv(10) == b""
+    conversation(port, [b"hello", b"world"])
     lines = logs(proxy, 1)
     assert len(lines) == 1 and '"- - -" 0 - - - "-" 12 31 ' in lines[0], lines
     # The probe's connection counts too: the echo server answered its FIN with "one bye 0\n".
@@ -253,12 +258,79 @@ def test_istio_tcp_echo_samples(mesh):
     cp = ControlPlane(mesh, {"registry.yaml": REGISTRY.format(v1=v1, v2=v2),
                              "tcp-echo.yaml": sample("tcp-echo-all-v1.yaml", gw_port)})
     cp.start()
-    cp.gateway()
+    gateway = cp.gateway()
     cp.wait_ready()
     wait_for_port(gw_port)
     assert Counter(exchange(gw_port, b"world") for _ in range(20)) == {b"one world\n": 20}
+
+    # The control plane gives the gateway's TCP listener Istio's TCP stats.
+    def closed_to_tcp_echo():
+        text = http_get(f"http://127.0.0.1:{gateway.admin}/stats/prometheus")[1]
+        return sum(int(l.rsplit(" ", 1)[1]) for l in text.splitlines()
+                   if l.startswith("istio_tcp_connections_closed_total{")
+                   and 'destination_service="tcp-echo.default.svc.cluster.local"' in l and 'reporter="source"' in l)
+    wait_until(lambda: closed_to_tcp_echo() >= 20, 10, what="gateway TCP metrics")
 
     cp.apply({"zz-tcp-echo-20-v2.yaml": sample("tcp-echo-20-v2.yaml", gw_port)})
     counts = Counter(exchange(gw_port).split(b" ")[0] for _ in range(300))
     assert set(counts) == {b"one", b"two"}, counts
     assert abs(counts[b"two"] / 300 - 0.20) <= 0.07, counts
+
+
+# -- Istio's TCP metrics (istio.stats as a network filter)
+
+TCP_FAMILIES = ["istio_tcp_connections_opened_total", "istio_tcp_connections_closed_total",
+                "istio_tcp_received_bytes_total", "istio_tcp_sent_bytes_total"]
+ECHO_CLUSTER = "outbound|9000||tcp-echo.default.svc.cluster.local"
+
+
+def tcp_metrics(proxy):
+    return {name: proxy.stat(name) for name in TCP_FAMILIES}
+
+
+def tcp_series(proxy, family):
+    return [l for l in proxy.admin("/stats/prometheus")[1].splitlines() if l.startswith(family + "{")]
+
+
+def test_istio_tcp_metrics_count_connections_and_bytes_exactly(mesh):
+    up = echo(mesh, "one")
+    port = free_port()
+    stats = {"name": "istio.stats", "config": {"reporter": "source", "workload": {
+        "name": "ingressgateway", "namespace": "istio-system", "labels": {"app": "istio-ingressgateway"}}}}
+    proxy = mesh.proxy(tcp_config(port, [{"cluster": ECHO_CLUSTER}], {ECHO_CLUSTER: up}, networkFilters=[stats]))
+    # The harness's readiness probe was one connection: wait until it is counted closed.
+    wait_until(lambda: tcp_metrics(proxy)["istio_tcp_connections_closed_total"] == 1, 10, what="probe closed")
+    before = tcp_metrics(proxy)
+    for _ in range(3):
+        conversation(port, [b"hello"])  # 6 bytes in; "one hello\n" + "one bye 6\n" = 20 out
+    wait_until(lambda: tcp_metrics(proxy)["istio_tcp_connections_closed_total"] == before[TCP_FAMILIES[1]] + 3, 10,
+               what="three connections closed")
+    after = tcp_metrics(proxy)
+    assert {k: after[k] - before[k] for k in TCP_FAMILIES} == {
+        "istio_tcp_connections_opened_total": 3, "istio_tcp_connections_closed_total": 3,
+        "istio_tcp_received_bytes_total": 3 * 6, "istio_tcp_sent_bytes_total": 3 * 20}
+    # The same bytes as the proxy's own TCP counters.
+    assert after["istio_tcp_received_bytes_total"] == proxy.stat("meshd_tcp_downstream_cx_rx_bytes_total")
+    assert after["istio_tcp_sent_bytes_total"] == proxy.stat("meshd_tcp_downstream_cx_tx_bytes_total")
+
+    [series] = tcp_series(proxy, "istio_tcp_connections_opened_total")
+    for label in ['reporter="source"', 'source_workload="ingressgateway"', 'source_workload_namespace="istio-system"',
+                  'source_app="istio-ingressgateway"', 'destination_service="tcp-echo.default.svc.cluster.local"',
+                  'destination_service_name="tcp-echo"', 'destination_service_namespace="default"',
+                  'request_protocol="tcp"', 'response_flags="-"', 'connection_security_policy="unknown"']:
+        assert label in series, (label, series)
+    assert "response_code" not in series and "grpc_response_status" not in series
+    text = proxy.admin("/stats/prometheus")[1]
+    assert "# TYPE istio_tcp_sent_bytes_total counter" in text
+    assert "# HELP istio_tcp_sent_bytes_total Bytes sent" in text
+
+
+def test_istio_tcp_metrics_flag_a_failed_upstream(mesh):
+    port, dead = free_port(), free_port()
+    stats = {"name": "istio.stats", "config": {"reporter": "source", "workload": {"name": "gw"}}}
+    proxy = mesh.proxy(tcp_config(port, [{"cluster": "down"}], {"down": dead}, networkFilters=[stats]))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.settimeout(10)
+        assert s.recv(10) == b""
+    wait_until(lambda: any('response_flags="UF"' in l for l in tcp_series(proxy, "istio_tcp_connections_closed_total")),
+               10, what="a UF connection counted")

@@ -188,3 +188,32 @@ def http_admin(port, path):
     import urllib.request
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
         return r.status, r.read().decode()
+
+
+SPAN_TAG_PLUGIN = """
+apiVersion: extensions.meshd.io/v1alpha1
+kind: LuaPlugin
+metadata: {name: span-tags}
+spec:
+  selector: {matchLabels: {app: client}}
+  inline: |
+    function envoy_on_request(h)
+      h:span():setTag("plugin.user", h:headers():get("x-user") or "anonymous")
+    end
+"""
+
+
+def test_a_lua_plugin_tags_the_span_its_hop_reports(mesh):
+    receiver = OTLPReceiver()
+    try:
+        cp, client = start_chain(mesh, receiver.port)
+        cp.apply({"span-tags.yaml": SPAN_TAG_PLUGIN}, changed=[client.id])
+        status, _, body = Client(client.outbound, timeout=10).get("productpage", headers={"x-user": "jason"})
+        assert status == 200, body
+        trace_id = leaf_headers(body)["traceparent"].split("-")[1]
+        spans = wait_until(lambda: (lambda s: s if len(s) >= 4 else None)(receiver.trace(trace_id)),
+                           timeout=30, what="4 spans of the trace")
+        tagged = [tags(s)["istio.canonical_service"] for _, s in spans if tags(s).get("plugin.user") == "jason"]
+        assert tagged == ["client"], [tags(s) for _, s in spans]
+    finally:
+        receiver.close()

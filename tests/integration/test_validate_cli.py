@@ -105,7 +105,7 @@ spec:
     lines = r.stderr.splitlines()
     assert any(l.startswith(f"{f}:2: warning: Deployment/default/ratings-v1: kind: meshd has no Kubernetes API server") for l in lines), lines
     assert (f"{f}:12: warning: VirtualService/default/ratings: spec.http[0].retries.retryRemoteLocalities: "
-            "meshd has no locality priorities: retries already go to any endpoint; ignored") in lines
+            "retries are not steered to other localities (a retry already avoids the endpoint that failed); ignored") in lines
     assert r.stdout.strip() == "✔ 1 resources valid, 2 warnings"
 
     r = meshd("validate", "--strict", "-f", str(f))

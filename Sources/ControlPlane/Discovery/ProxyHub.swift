@@ -32,6 +32,8 @@ public final class ProxyHub: Sendable {
         /// Warnings of the config last sent (fields meshd does not enforce, in resources that
         /// make up this proxy's config), as `meshd validate` prints them.
         public let warnings: [String]
+        /// The Lua plugins of the config the proxy acknowledged last (what it runs).
+        public let plugins: [String]
         /// The proxy's meshd version ("" from a proxy that does not say).
         public let proxyVersion: String
         /// Per resource type, what was sent and what the proxy acknowledged (as istioctl's
@@ -86,6 +88,11 @@ public final class ProxyHub: Sendable {
         var nonce = 0
         var nackReason: String?
         var needsFull = true
+        /// The plugins of the config last acknowledged.
+        var ackedPlugins: [String] = []
+        /// When the change that the config in flight (sent, not acknowledged yet) answers was
+        /// taken up: its acknowledgment ends a convergence.
+        var convergingSince: DispatchTime?
         /// Reconnected with a config while the hub holds such proxies: sent nothing yet.
         var held = false
         let connectedAt = Date()
@@ -112,7 +119,9 @@ public final class ProxyHub: Sendable {
     private let logger: Logger
     public typealias MembershipHandler = @Sendable (Meshd_Discovery_V1_Node, Bool) -> Void
     private let work = DispatchQueue(label: "meshd.discovery.push")
-    private let pushAllPending = NIOLockedValueBox(false)
+    /// A `pushAll` waiting to start, with the earliest change it answers.
+    private let pushAllPending = NIOLockedValueBox<DispatchTime?>(nil)
+    private let metricsBox = NIOLockedValueBox(PushMetrics())
     /// Pushes scheduled on `work` and not finished, and how many were ever scheduled.
     private let pushWork = NIOLockedValueBox((pending: 0, scheduled: 0))
     private let firstPush: FirstPush
@@ -162,7 +171,8 @@ public final class ProxyHub: Sendable {
             logger.info("proxy connected", metadata: ["proxy": "\(subscriber.id)", "version": "\(request.versionInfo)",
                                                       "held": "\(subscriber.held)"])
             onMembershipChange(subscriber.node, true)
-            if firstPush == .immediately { onWork { self.push(to: subscriber) } }
+            let connected = DispatchTime.now()
+            if firstPush == .immediately { onWork { self.push(to: subscriber, changedAt: connected) } }
             return
         }
         subscribers.withLockedValue { _ in
@@ -170,11 +180,19 @@ public final class ProxyHub: Sendable {
             if request.hasErrorDetail {
                 subscriber.nackReason = request.errorDetail.message
                 subscriber.needsFull = true
+                subscriber.convergingSince = nil
                 logger.warning("proxy refused config (NACK)", metadata: ["proxy": "\(subscriber.id)", "reason": "\(request.errorDetail.message)"])
             } else {
                 subscriber.ackedVersion = request.versionInfo
                 if request.versionInfo == subscriber.sentVersion { subscriber.acked = subscriber.sent }
                 subscriber.nackReason = nil
+                subscriber.ackedPlugins = (Array(subscriber.sent.own.keys) + subscriber.sent.shared.entries.keys)
+                    .filter { $0.hasPrefix("plugin/") }
+                    .map { String($0.dropFirst("plugin/".count)) }.sorted()
+                if let since = subscriber.convergingSince {
+                    subscriber.convergingSince = nil
+                    metricsBox.withLockedValue { $0.recordConvergence(since: since) }
+                }
             }
         }
     }
@@ -211,7 +229,8 @@ public final class ProxyHub: Sendable {
             }
         }
         logger.info("registry settled; sending held proxies their config", metadata: ["proxies": "\(released.count)"])
-        for s in released { push(to: s) }
+        let now = DispatchTime.now()
+        for s in released { push(to: s, changedAt: now) }
     }
 
     public func setSource(_ newSource: @escaping ConfigSource) {
@@ -219,17 +238,21 @@ public final class ProxyHub: Sendable {
     }
 
     /// Recomputes every proxy's config and sends what changed, soon, on the push queue.
-    public func pushAll() {
+    /// `changedAt`: when the change this push answers was taken up (convergence is timed from it).
+    public func pushAll(changedAt: DispatchTime = .now()) {
         let alreadyPending = pushAllPending.withLockedValue { pending in
-            defer { pending = true }
-            return pending
+            defer { pending = min(pending ?? changedAt, changedAt) }
+            return pending != nil
         }
         guard !alreadyPending else { return }
         onWork {
-            self.pushAllPending.withLockedValue { $0 = false }
+            let changedAt = self.pushAllPending.withLockedValue { pending in
+                defer { pending = nil }
+                return pending ?? .now()
+            }
             let started = DispatchTime.now()
             let all = self.subscribers.withLockedValue { Array($0.values) }
-            let sent = all.reduce(0) { $0 + (self.push(to: $1) ? 1 : 0) }
+            let sent = all.reduce(0) { $0 + (self.push(to: $1, changedAt: changedAt) ? 1 : 0) }
             let ms = (DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1_000_000
             self.logger.debug("pushed", metadata: ["proxies": "\(all.count)", "sent": "\(sent)", "ms": "\(ms)"])
         }
@@ -255,13 +278,14 @@ public final class ProxyHub: Sendable {
     /// pushes happen one at a time and a config computed from an older registry never
     /// goes out after a newer one.
     @discardableResult
-    private func push(to s: Subscriber) -> Bool {
+    private func push(to s: Subscriber, changedAt: DispatchTime) -> Bool {
         dispatchPrecondition(condition: .onQueue(work))
         guard !subscribers.withLockedValue({ _ in s.held }) else { return false }
         guard let next = handlers.withLockedValue({ $0.source })(s.node) else { return false }
-        let parts: [ByteBuffer]? = subscribers.withLockedValue { _ in
+        let sent: (parts: [ByteBuffer], types: Set<String>)? = subscribers.withLockedValue { _ in
             guard s.needsFull || next.version != s.sentVersion else { return nil }
             let full = s.needsFull
+            var types = full ? next.shared.types : []
             var r = Meshd_Discovery_V1_DiscoveryResponse()
             r.typeURL = Discovery.typeURL
             r.versionInfo = next.version
@@ -274,24 +298,35 @@ public final class ProxyHub: Sendable {
                 res.version = next.own[name]!.version
                 res.body = Data(next.own[name]!.body)
                 r.resources.append(res)
+                types.insert(PushMetrics.type(ofResource: name))
             }
             if !full { r.removedResources = s.sent.own.keys.filter { next[$0] == nil }.sorted() }
+            types.formUnion(r.removedResources.map(PushMetrics.type(ofResource:)))
             // The shared part's encoding follows this one's: one response with both.
-            let shared = full ? next.shared.fullEncoding() : next.shared.changeEncoding(since: s.sent.shared)
+            let shared: ByteBuffer
+            if full {
+                shared = next.shared.fullEncoding()
+            } else {
+                let change = next.shared.change(since: s.sent.shared)
+                shared = change.bytes
+                types.formUnion(change.types)
+            }
             s.sent = next
             s.sentVersion = next.version
             s.needsFull = false
+            s.convergingSince = min(s.convergingSince ?? changedAt, changedAt)
             guard let envelope: [UInt8] = try? r.serializedBytes() else { return nil }
             var head = ByteBuffer()
             head.reserveCapacity(5 + envelope.count)
             head.writeInteger(UInt8(0))
             head.writeInteger(UInt32(envelope.count + shared.readableBytes))
             head.writeBytes(envelope)
-            return shared.readableBytes == 0 ? [head] : [head, shared]
+            return (shared.readableBytes == 0 ? [head] : [head, shared], types)
         }
-        guard let parts else { return false }
+        guard let sent else { return false }
+        metricsBox.withLockedValue { $0.recordPush(types: sent.types) }
         let call = s.call
-        s.eventLoop.execute { call.value.send(parts) }
+        s.eventLoop.execute { call.value.send(sent.parts) }
         return true
     }
 
@@ -304,10 +339,14 @@ public final class ProxyHub: Sendable {
                 return ProxyStatus(id: s.id, kind: s.node.kind, name: s.node.name, namespace: s.node.namespace,
                                    address: s.node.address, adminAddress: s.node.adminAddress, sentVersion: s.sentVersion,
                                    ackedVersion: s.ackedVersion, status: status, nackReason: s.nackReason,
-                                   connectedAt: s.connectedAt, warnings: s.sent.warnings, proxyVersion: s.node.meshdVersion,
+                                   connectedAt: s.connectedAt, warnings: s.sent.warnings, plugins: s.ackedPlugins,
+                                   proxyVersion: s.node.meshdVersion,
                                    resources: TypeSync.of(sent: s.sentVersion.isEmpty ? nil : s.sent, acked: s.acked,
                                                           nacked: s.nackReason != nil))
             }.sorted { $0.id < $1.id }
         }
     }
+
+    /// Pushes by type and convergence times so far.
+    public var metrics: PushMetrics { metricsBox.withLockedValue { $0 } }
 }

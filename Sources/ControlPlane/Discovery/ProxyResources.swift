@@ -58,6 +58,7 @@ public final class SharedResources: Sendable {
 
     private struct Encoded {
         var full: ByteBuffer?
+        var types: Set<String>?
         /// Changes from a few earlier sets, most recent last.
         var diffs: [Diff] = []
     }
@@ -67,6 +68,8 @@ public final class SharedResources: Sendable {
         /// is gone this entry matches nothing, even if another object reuses its address.
         weak var from: SharedResources?
         var bytes: ByteBuffer
+        /// `PushMetrics` types of what changed.
+        var types: Set<String>
     }
 
     static let diffsKept = 8
@@ -96,17 +99,29 @@ public final class SharedResources: Sendable {
 
     /// What changed since `old`: changed and new resources, and the names `old` had that are
     /// gone, as the `resources` and `removed_resources` fields of a DiscoveryResponse.
-    func changeEncoding(since old: SharedResources) -> ByteBuffer {
-        if old === self { return ByteBuffer() }
-        if let hit = encoded.withLockedValue({ e in e.diffs.last { $0.from === old }?.bytes }) { return hit }
+    func changeEncoding(since old: SharedResources) -> ByteBuffer { change(since: old).bytes }
+
+    /// `changeEncoding`, and the `PushMetrics` types of the resources in it.
+    func change(since old: SharedResources) -> (bytes: ByteBuffer, types: Set<String>) {
+        if old === self { return (ByteBuffer(), []) }
+        if let hit = encoded.withLockedValue({ e in e.diffs.last { $0.from === old } }) { return (hit.bytes, hit.types) }
         let changed = entries.filter { old.entries[$0.key]?.version != $0.value.version }
         let removed = old.entries.keys.filter { entries[$0] == nil }
         let bytes = Self.encode(changed: changed, removed: removed)
+        let types = Set((changed.keys + removed).map(PushMetrics.type(ofResource:)))
         encoded.withLockedValue { e in
-            e.diffs.append(Diff(from: old, bytes: bytes))
+            e.diffs.append(Diff(from: old, bytes: bytes, types: types))
             if e.diffs.count > Self.diffsKept { e.diffs.removeFirst(e.diffs.count - Self.diffsKept) }
         }
-        return bytes
+        return (bytes, types)
+    }
+
+    /// The `PushMetrics` types of every resource (what a full push carries).
+    var types: Set<String> {
+        if let cached = encoded.withLockedValue({ $0.types }) { return cached }
+        let types = Set(entries.keys.map(PushMetrics.type(ofResource:)))
+        encoded.withLockedValue { $0.types = types }
+        return types
     }
 
     /// Resources sorted by name. Protobuf messages concatenate: these bytes after an encoded

@@ -148,18 +148,30 @@ public struct LoadBalancerSettings: NodeDecodable, Equatable {
 
     public var simple: String?
     public var consistentHash: ConsistentHash?
-    public var localityLbSetting: JSONValue?
+    public var localityLbSetting: LocalityLbSetting?
     public var zoneAwareLbSetting: JSONValue?
     public var warmupDurationSecsMs: Int?
-    public var warmup: JSONValue?
+    public var warmup: Warmup?
+
+    /// Istio's `WarmupConfiguration`.
+    public struct Warmup: NodeDecodable, Equatable {
+        public var durationMs: Int?
+        public var minimumPercent: Double?
+        public var aggression: Double?
+        init(_ r: ObjectReader) {
+            durationMs = r.durationMs("duration")
+            minimumPercent = r.double("minimumPercent")
+            aggression = r.double("aggression")
+        }
+    }
 
     init(_ r: ObjectReader) {
         simple = r.enumeration("simple", Self.simpleNames)
         consistentHash = r.object("consistentHash")
-        localityLbSetting = r.json("localityLbSetting")
+        localityLbSetting = r.object("localityLbSetting")
         zoneAwareLbSetting = r.json("zoneAwareLbSetting")
         warmupDurationSecsMs = r.durationMs("warmupDurationSecs")
-        warmup = r.json("warmup")
+        warmup = r.object("warmup")
     }
 }
 
@@ -275,5 +287,38 @@ public struct ClientTLSSettings: NodeDecodable, Equatable {
         sni = r.string("sni")
         insecureSkipVerify = r.bool("insecureSkipVerify")
         caCrl = r.string("caCrl")
+    }
+}
+
+/// Istio's `LocalityLoadBalancerSetting`.
+public struct LocalityLbSetting: NodeDecodable, Equatable {
+    public struct Distribute: NodeDecodable, Equatable {
+        public var from: String?
+        public var to: [String: Int]
+        init(_ r: ObjectReader) {
+            from = r.string("from")
+            to = r.intMap("to")
+        }
+    }
+
+    public struct Failover: NodeDecodable, Equatable {
+        public var from: String?
+        public var to: String?
+        init(_ r: ObjectReader) {
+            from = r.string("from")
+            to = r.string("to")
+        }
+    }
+
+    public var distribute: [Distribute]
+    public var failover: [Failover]
+    public var failoverPriority: [String]
+    public var enabled: Bool?
+
+    init(_ r: ObjectReader) {
+        distribute = r.objects("distribute")
+        failover = r.objects("failover")
+        failoverPriority = r.strings("failoverPriority")
+        enabled = r.bool("enabled")
     }
 }

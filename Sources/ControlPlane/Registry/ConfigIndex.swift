@@ -4,7 +4,10 @@ struct ConfigIndex {
     let store: ConfigStore
     let destinationRules: [Config<DestinationRule>]
     let gateways: [Config<Gateway>]
+    /// Root VirtualServices with their delegates' routes merged in (VirtualServiceDelegation).
     let virtualServices: [Config<VirtualService>]
+    /// What delegation could not do: (resource id, field path, message).
+    let delegationWarnings: [(String, String, String)]
     /// Positions in `destinationRules` by FQDN host, and of those whose host is a wildcard.
     private let destinationRulesByHost: [String: [Int]]
     private let wildcardDestinationRules: [Int]
@@ -13,7 +16,9 @@ struct ConfigIndex {
         self.store = store
         destinationRules = store.destinationRules
         gateways = store.gateways
-        virtualServices = store.virtualServices
+        let delegation = VirtualServiceDelegation.resolve(store.virtualServices)
+        virtualServices = delegation.virtualServices
+        delegationWarnings = delegation.warnings
         var byHost: [String: [Int]] = [:]
         var wildcards: [Int] = []
         for (i, dr) in destinationRules.enumerated() {

@@ -51,7 +51,8 @@ public struct Registry: Sendable, Equatable {
             guard let address = we.spec.address else { return nil }
             return WorkloadInstance(name: we.name, namespace: we.namespace, address: address, ports: we.spec.ports,
                                     labels: we.spec.labels, serviceAccount: we.spec.serviceAccount,
-                                    origin: .workloadEntry(we.location))
+                                    origin: .workloadEntry(we.location),
+                                    locality: Locality(we.spec.locality) ?? Locality.of(labels: we.spec.labels))
         }
         reindex()
     }
@@ -77,7 +78,7 @@ public struct Registry: Sendable, Equatable {
         let registered = dynamic.values.map {
             WorkloadInstance(name: $0.name, namespace: $0.namespace, address: $0.address, ports: $0.ports,
                              labels: $0.labels, serviceAccount: $0.serviceAccount, origin: .dynamic,
-                             meshIdentity: $0.meshIdentity)
+                             meshIdentity: $0.meshIdentity, locality: Locality.of(labels: $0.labels))
         }
         workloads = (entries + registered).sorted { ($0.id, $0.address) < ($1.id, $1.address) }
         var index: [LabelKey: [Int]] = [:]
@@ -112,12 +113,14 @@ public struct Registry: Sendable, Equatable {
         var out: [ServiceEndpoint] = []
         if let selector = service.selector {
             out = workloads(selectedBy: selector, namespace: service.namespace).map {
-                ServiceEndpoint(address: $0.address, port: target($0.ports), labels: $0.labels, meshIdentity: $0.meshIdentity)
+                ServiceEndpoint(address: $0.address, port: target($0.ports), labels: $0.labels, meshIdentity: $0.meshIdentity,
+                                locality: $0.locality)
             }
         } else if !service.inlineEndpoints.isEmpty {
             out = service.inlineEndpoints.compactMap { e in
                 guard let address = e.address, !address.hasPrefix("unix://") else { return nil }
-                return ServiceEndpoint(address: address, port: target(e.ports), labels: e.labels)
+                return ServiceEndpoint(address: address, port: target(e.ports), labels: e.labels,
+                                       locality: Locality(e.locality) ?? Locality.of(labels: e.labels))
             }
         } else if service.resolution != "STATIC", !service.isWildcard {
             // DNS: the proxy resolves the host. NONE: meshd captures no traffic, so there is no

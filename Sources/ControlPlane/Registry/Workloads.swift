@@ -42,6 +42,8 @@ public struct WorkloadInstance: Sendable, Hashable {
     public var serviceAccount: String?
     public var origin: Origin
     public var meshIdentity: String? = nil
+    /// WorkloadEntry `locality`, else the topology labels.
+    public var locality: Locality? = nil
 
     public var id: String { "\(namespace)/\(name)" }
 }
@@ -53,6 +55,7 @@ public struct ServiceEndpoint: Sendable, Hashable, Comparable {
     public var labels: [String: String]
     /// See `DynamicWorkload.meshIdentity`.
     public var meshIdentity: String? = nil
+    public var locality: Locality? = nil
 
     public static func < (a: ServiceEndpoint, b: ServiceEndpoint) -> Bool { (a.address, a.port) < (b.address, b.port) }
 }

@@ -61,6 +61,8 @@ public final class ControlPlaneRuntime<Compiled: Sendable & Equatable>: Sendable
         /// Rebuilds asked for (a good config, a batch of joins/leaves) and not yet handed to the hub.
         var rebuildsPending = 0
         var rebuildsRequested = 0
+        /// When the earliest change not yet handed to the hub was taken up.
+        var changedAt: DispatchTime?
     }
 
     /// Whether the mesh has converged: every connected proxy SYNCED (it acknowledged the last
@@ -129,6 +131,7 @@ public final class ControlPlaneRuntime<Compiled: Sendable & Equatable>: Sendable
             s.status.accepted += 1
             s.rebuildsPending += 1
             s.rebuildsRequested += 1
+            s.changedAt = s.changedAt ?? started
             return (s.status.configVersion, fresh)
         }
         for line in compiled.refused.prefix(20) {
@@ -174,6 +177,7 @@ public final class ControlPlaneRuntime<Compiled: Sendable & Equatable>: Sendable
         // Other proxies route to this workload (or stop): they all get new endpoints, batched.
         let schedule = state.withLockedValue { s -> Bool in
             if joined { s.connected[node.id] = node } else { s.connected.removeValue(forKey: node.id) }
+            s.changedAt = s.changedAt ?? .now()
             guard !s.membershipPushScheduled else { return false }
             s.membershipPushScheduled = true
             s.rebuildsPending += 1
@@ -197,13 +201,16 @@ public final class ControlPlaneRuntime<Compiled: Sendable & Equatable>: Sendable
     /// the hub has the push queued, so there is no moment when neither shows it.
     private func rebuildAndPush() {
         defer { state.withLockedValue { $0.rebuildsPending -= 1 } }
-        let (config, connected) = state.withLockedValue { ($0.config, Array($0.connected.values)) }
+        let (config, connected, changedAt) = state.withLockedValue { s in
+            defer { s.changedAt = nil }
+            return (s.config, Array(s.connected.values), s.changedAt ?? .now())
+        }
         guard let config else { return }
         let source = prepare(config, connected.sorted { $0.id < $1.id })
         state.withLockedValue {
             $0.source = source
             $0.pushes += 1
         }
-        hub.pushAll()
+        hub.pushAll(changedAt: changedAt)
     }
 }

@@ -22,6 +22,8 @@ public final class DirectoryWatcher: @unchecked Sendable {
     public typealias OnChange = @Sendable (_ mayRefuse: Bool) -> Bool
 
     private let directory: String
+    /// Files outside the directory that count as part of it (the mesh config file).
+    private let files: [String]
     private let interval: TimeInterval
     private let debounce: TimeInterval
     private let refusalDelay: TimeInterval
@@ -36,14 +38,15 @@ public final class DirectoryWatcher: @unchecked Sendable {
 
     /// The fingerprint is taken here: make the watcher before loading the directory the first
     /// time, so a change made while that load runs is not missed.
-    public init(directory: String, interval: TimeInterval = 0.1, debounce: TimeInterval = 0.1,
-                refusalDelay: TimeInterval = 1.0, onChange: @escaping OnChange) {
+    public init(directory: String, alsoWatching files: [String] = [], interval: TimeInterval = 0.1,
+                debounce: TimeInterval = 0.1, refusalDelay: TimeInterval = 1.0, onChange: @escaping OnChange) {
         self.directory = directory
+        self.files = files
         self.interval = interval
         self.debounce = debounce
         self.refusalDelay = refusalDelay
         self.onChange = onChange
-        self.last = Self.fingerprint(directory)
+        self.last = Self.fingerprint(directory, files)
     }
 
     public func start() {
@@ -63,7 +66,7 @@ public final class DirectoryWatcher: @unchecked Sendable {
 
     private func tick() {
         guard !settling else { return }
-        let now = Self.fingerprint(directory)
+        let now = Self.fingerprint(directory, files)
         guard now != last else { return }
         last = now
         changedAt = .now()
@@ -74,7 +77,7 @@ public final class DirectoryWatcher: @unchecked Sendable {
     /// `debounce` after a change: fire if nothing changed since, else wait again. A config
     /// that does not load yet is tried again every `interval` until refused or replaced.
     private func settle() {
-        let now = Self.fingerprint(directory)
+        let now = Self.fingerprint(directory, files)
         if now != last {
             last = now
             changedAt = .now()
@@ -93,8 +96,9 @@ public final class DirectoryWatcher: @unchecked Sendable {
     /// ones too; symlinked folders are not entered, symlinked files are followed), sorted.
     /// Plain `readdir`/`stat`: this runs ten times a second, and Foundation's enumerator and
     /// attribute dictionaries cost several times more for a directory of hundreds of files.
-    static func fingerprint(_ directory: String) -> String {
+    static func fingerprint(_ directory: String, _ files: [String] = []) -> String {
         var parts: [String] = []
+        for file in files { parts.append(file + ":" + stamp(file)) }
         func walk(_ dir: String, _ prefix: String) {
             guard let handle = opendir(dir) else { return }
             defer { closedir(handle) }
@@ -110,21 +114,23 @@ public final class DirectoryWatcher: @unchecked Sendable {
                 if (link.st_mode & S_IFMT) == S_IFDIR {
                     walk(full, path)
                 } else if name.hasSuffix(".yaml") || name.hasSuffix(".yml") || name.hasSuffix(".lua") {
-                    var st = stat()
-                    guard stat(full, &st) == 0 else {
-                        parts.append("\(path):-1:0")
-                        continue
-                    }
-                    #if os(Linux)
-                    let times = "\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec):\(st.st_ctim.tv_sec).\(st.st_ctim.tv_nsec)"
-                    #else
-                    let times = "\(st.st_mtimespec.tv_sec).\(st.st_mtimespec.tv_nsec):\(st.st_ctimespec.tv_sec).\(st.st_ctimespec.tv_nsec)"
-                    #endif
-                    parts.append("\(path):\(st.st_size):\(times):\(st.st_ino)")
+                    parts.append(path + ":" + stamp(full))
                 }
             }
         }
         walk(directory, "")
         return parts.sorted().joined(separator: "|")
+    }
+
+    /// `size:mtime:ctime:inode` of a file (symlinks followed), `-1:0` when it cannot be read.
+    private static func stamp(_ path: String) -> String {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return "-1:0" }
+        #if os(Linux)
+        let times = "\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec):\(st.st_ctim.tv_sec).\(st.st_ctim.tv_nsec)"
+        #else
+        let times = "\(st.st_mtimespec.tv_sec).\(st.st_mtimespec.tv_nsec):\(st.st_ctimespec.tv_sec).\(st.st_ctimespec.tv_nsec)"
+        #endif
+        return "\(st.st_size):\(times):\(st.st_ino)"
     }
 }

@@ -11,6 +11,8 @@ public struct ConfigStore: Sendable, Equatable {
     /// Documents skipped because meshd does not implement their kind (Kubernetes kinds,
     /// Gateway API, EnvoyFilter, …), each with what to use instead.
     public private(set) var loadWarnings: [ValidationError]
+    /// The mesh-wide settings (`--mesh-config`); Istio's defaults when none is given.
+    public var meshConfig = MeshConfig()
 
     public init(resources: [Resource] = [], loadErrors: [ValidationError] = [], loadWarnings: [ValidationError] = []) {
         self.resources = resources

@@ -27,9 +27,12 @@ enum ClusterBuilder {
             // Auto mTLS (Istio's default): sidecar endpoints get mutual TLS unless the
             // DestinationRule sets a TLS mode of its own (DISABLE included).
             let autoMTLS = settings.tls?.mode == nil
-            endpoints = ctx.registry.endpoints(of: service, port: port, subset: subsetLabels).map {
-                Endpoint(address: $0.address, port: $0.port, meshIdentity: autoMTLS ? $0.meshIdentity : nil)
+            let found = ctx.registry.endpoints(of: service, port: port, subset: subsetLabels).map {
+                (Endpoint(address: $0.address, port: $0.port, meshIdentity: autoMTLS ? $0.meshIdentity : nil), $0.locality)
             }
+            endpoints = LocalityLoadBalancing.apply(settings.loadBalancer?.localityLbSetting,
+                                                    outlierDetection: settings.outlierDetection != nil,
+                                                    proxy: Locality.of(labels: ctx.proxy.labels), endpoints: found)
         }
         if service == nil {
             ctx.warn(key.name, "", "no service \(key.host) in the registry; the cluster has no endpoints")
@@ -45,7 +48,7 @@ enum ClusterBuilder {
         if settings.connectionPool?.http?.h2UpgradePolicy == "UPGRADE" { h2 = true }
         let pool = settings.connectionPool
         warnUnenforced(settings, http2: h2, source, ctx)
-        return Cluster(name: key.name, protocol: h2 ? .http2 : nil, lbPolicy: lbPolicy(settings.loadBalancer, source, ctx),
+        var cluster = Cluster(name: key.name, protocol: h2 ? .http2 : nil, lbPolicy: lbPolicy(settings.loadBalancer, source, ctx),
                        connectTimeoutMs: pool?.tcp?.connectTimeoutMs,
                        idleTimeoutMs: pool?.http?.idleTimeoutMs,
                        maxRetries: threshold(pool?.http?.maxRetries),
@@ -57,6 +60,17 @@ enum ClusterBuilder {
                        outlierDetection: settings.outlierDetection.map { outlier($0, source, ctx) },
                        consistentHash: settings.loadBalancer?.consistentHash.flatMap(consistentHash),
                        tls: tls(settings.tls, host: key.host, source, ctx), endpoints: endpoints)
+        if cluster.lbPolicy == .roundRobin || cluster.lbPolicy == .leastRequest { cluster.slowStart = slowStart(settings.loadBalancer) }
+        return cluster
+    }
+
+    /// Istio's `warmup` (or the older `warmupDurationSecs`) as Envoy's slow start.
+    static func slowStart(_ lb: LoadBalancerSettings?) -> SlowStartConfig? {
+        if let w = lb?.warmup, let ms = w.durationMs, ms > 0 {
+            return SlowStartConfig(windowMs: ms, aggression: w.aggression, minWeightPercent: w.minimumPercent)
+        }
+        if let ms = lb?.warmupDurationSecsMs, ms > 0 { return SlowStartConfig(windowMs: ms) }
+        return nil
     }
 
     /// Istio leaves every circuit breaker open by default (Envoy's thresholds at 2^32 − 1)
@@ -144,11 +158,12 @@ enum ClusterBuilder {
                 ctx.warn(source, p + "connectionPool.tcp.idleTimeout", "not enforced yet (TCP proxying); connectionPool.http.idleTimeout applies to HTTP")
             }
         }
-        if s.loadBalancer?.localityLbSetting != nil {
-            ctx.warn(source, p + "loadBalancer.localityLbSetting", "locality load balancing is not supported; endpoints are used regardless of locality")
+        if let locality = s.loadBalancer?.localityLbSetting, !locality.failoverPriority.isEmpty {
+            ctx.warn(source, p + "loadBalancer.localityLbSetting.failoverPriority",
+                     "failover by label priority is not supported; failover follows region, zone and subzone")
         }
-        if s.loadBalancer?.warmupDurationSecsMs != nil || s.loadBalancer?.warmup != nil {
-            ctx.warn(source, p + "loadBalancer.warmup", "slow-start warmup is not supported; new endpoints take their full share at once")
+        if slowStart(s.loadBalancer) != nil, let simple = s.loadBalancer?.simple, !["ROUND_ROBIN", "LEAST_REQUEST", "UNSPECIFIED"].contains(simple) {
+            ctx.warn(source, p + "loadBalancer.warmup", "warmup applies to ROUND_ROBIN and LEAST_REQUEST only (as in Envoy); ignored with \(simple)")
         }
     }
 

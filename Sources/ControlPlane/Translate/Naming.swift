@@ -30,6 +30,10 @@ public enum Naming {
 
     /// The route sent to a service when no VirtualService routes it, and the inbound route.
     public static let defaultRoute = "default"
+    /// Istio's names for where hosts no service claims go.
+    public static let passthroughCluster = "PassthroughCluster"
+    public static let allowAny = "allow_any"
+    public static let blockAll = "block_all"
 }
 
 /// One outbound cluster: a service host and port, optionally narrowed to a subset.

@@ -9,8 +9,8 @@ import MeshAPI
 enum PeerAuthenticationPolicy {
     enum Mode: String, Sendable { case strict = "STRICT", permissive = "PERMISSIVE", disable = "DISABLE" }
 
-    static func mode(namespace: String, labels: [String: String], port: Int?, store: ConfigStore,
-                     rootNamespace: String = SidecarScope.rootNamespace) -> Mode {
+    static func mode(namespace: String, labels: [String: String], port: Int?, store: ConfigStore) -> Mode {
+        let rootNamespace = store.meshConfig.rootNamespace
         let all = store.peerAuthentications.sorted { ($0.namespace, $0.name) < ($1.namespace, $1.name) }
         let workload = all.first {
             $0.namespace == namespace && $0.spec.selector.map { !$0.matchLabels.isEmpty && labels.matches($0.matchLabels) } == true

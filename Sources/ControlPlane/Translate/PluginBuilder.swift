@@ -28,7 +28,7 @@ enum PluginBuilder {
     /// nil: the plugin does not apply to this proxy.
     private static func attachments(_ s: PluginDefinition, _ ctx: TranslationContext) -> [PluginAttachment?]? {
         guard !s.targetRefs.isEmpty else {
-            let inScope = s.namespace == ctx.proxy.namespace || s.namespace == SidecarScope.rootNamespace
+            let inScope = s.namespace == ctx.proxy.namespace || s.namespace == ctx.store.meshConfig.rootNamespace
             guard inScope, ctx.proxy.labels.matches(s.selector ?? [:]) else { return nil }
             return modeAttachment(s.modes, ctx).map { [$0] }
         }

@@ -43,7 +43,7 @@ extension RouteBuilder {
         if let ignore = r.retryIgnorePreviousHosts { out.retryOtherHosts = ignore }
         if r.retryRemoteLocalities == true {
             ctx.warn(id, path + ".retries.retryRemoteLocalities",
-                     "meshd has no locality priorities: retries already go to any endpoint; ignored")
+                     "retries are not steered to other localities (a retry already avoids the endpoint that failed); ignored")
         }
         if let ms = r.backoffMs { out.backoffBaseIntervalMs = ms }
         return out

@@ -27,10 +27,8 @@ struct RouteBuilder {
             let path = "spec.http[\(i)]"
             let blocks: [HTTPMatchRequest?] = http.match.isEmpty ? [nil] : http.match.filter { applies($0, vs) }
             guard !blocks.isEmpty else { continue }
-            if http.delegate != nil {
-                ctx.warn(vs.id, path + ".delegate", "delegation is not supported yet; route skipped")
-                continue
-            }
+            // Delegation was resolved by ConfigIndex; what is left could not be (and was warned).
+            if http.delegate != nil { continue }
             for block in blocks {
                 var route = Route(name: http.name, match: match(block))
                 if let redirect = http.redirect {
@@ -162,8 +160,8 @@ struct RouteBuilder {
                     action.pathRewrite = uri
                 }
             }
-            if rewrite.uriRegexRewrite != nil {
-                ctx.warn(vs.id, path + ".rewrite.uriRegexRewrite", "uriRegexRewrite is not supported yet; ignored")
+            if let rr = rewrite.uriRegexRewrite, let pattern = rr.match, let substitution = rr.rewrite {
+                action.regexRewrite = RegexRewrite(pattern: pattern, substitution: substitution)
             }
             action.hostRewrite = rewrite.authority
         }

@@ -56,7 +56,7 @@ enum SecurityBuilder {
                 return ctx.listenersByGateway["Gateway/\(ref.namespace ?? c.namespace)/\(name)"]?.contains(listener) ?? false
             }
         }
-        guard c.namespace == ctx.proxy.namespace || c.namespace == SidecarScope.rootNamespace else { return false }
+        guard c.namespace == ctx.proxy.namespace || c.namespace == ctx.store.meshConfig.rootNamespace else { return false }
         return ctx.proxy.labels.matches(selector?.matchLabels ?? [:])
     }
 

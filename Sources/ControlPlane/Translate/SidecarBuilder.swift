@@ -126,7 +126,36 @@ enum SidecarBuilder {
                 vhosts.append(VirtualHost(name: name, domains: domains, routes: routes, includeRequestAttemptCount: true))
             }
         }
+        if claimed.insert("*").inserted { vhosts.append(catchAll(ctx)) }
         return vhosts
+    }
+
+    /// Istio's last virtual host, for hosts no service claims: under ALLOW_ANY (Istio's default)
+    /// `allow_any` sends them to their own address (PassthroughCluster, no timeout) or to the
+    /// Sidecar's `egressProxy`; under REGISTRY_ONLY `block_all` answers 502.
+    private static func catchAll(_ ctx: TranslationContext) -> VirtualHost {
+        let sidecarPolicy = ctx.scope.outboundTrafficPolicy
+        let mode = sidecarPolicy?.mode ?? ctx.store.meshConfig.outboundTrafficPolicyMode ?? "ALLOW_ANY"
+        guard mode == "ALLOW_ANY" else {
+            return VirtualHost(name: Naming.blockAll, domains: ["*"], routes: [
+                Route(name: Naming.blockAll, match: RouteMatch(prefix: "/"), directResponse: DirectResponse(status: 502)),
+            ], includeRequestAttemptCount: true)
+        }
+        var cluster = Naming.passthroughCluster
+        if let egress = sidecarPolicy?.egressProxy, let host = egress.host {
+            let fqdn = HostNames.fqdn(host, namespace: ctx.scope.sidecarNamespace)
+            cluster = ctx.cluster(host: fqdn, port: egress.port?.number ?? 80, subset: egress.subset)
+        }
+        return VirtualHost(name: Naming.allowAny, domains: ["*"], routes: [
+            Route(name: Naming.allowAny, match: RouteMatch(prefix: "/"), route: RouteAction(cluster: cluster, timeoutMs: 0)),
+        ], includeRequestAttemptCount: true)
+    }
+
+    /// Envoy's ORIGINAL_DST cluster that `allow_any` uses: each request goes to its `:authority`.
+    static var passthroughCluster: Cluster {
+        var cluster = Cluster(name: Naming.passthroughCluster, connectTimeoutMs: 10_000, endpoints: [])
+        cluster.originalDestination = true
+        return cluster
     }
 
     /// The app behind the sidecar, with Istio's open circuit breakers (as its outbound clusters).

@@ -1,8 +1,6 @@
 /// What a sidecar may reach: services and VirtualServices exported to its namespace and,
 /// when a Sidecar resource applies to it, named by that resource's `egress[].hosts`.
 struct SidecarScope {
-    static let rootNamespace = "istio-system"
-
     /// `(namespace part, host pattern)` from the applicable Sidecar; nil: no Sidecar, all visible.
     let egress: [(namespace: String, host: String)]?
     let sidecarNamespace: String
@@ -10,6 +8,8 @@ struct SidecarScope {
     let applies: Bool
     /// The Sidecar resource that applies (`Kind/ns/name`), if any.
     let source: String?
+    /// Its `outboundTrafficPolicy` (it overrides the mesh config's).
+    let outboundTrafficPolicy: Sidecar.OutboundTrafficPolicy?
 
     init(proxy: ProxyIdentity, store: ConfigStore) {
         proxyNamespace = proxy.namespace
@@ -17,9 +17,10 @@ struct SidecarScope {
         let sidecars = store.sidecars
         let chosen = sidecars.first { $0.namespace == proxy.namespace && $0.spec.workloadSelector.map { proxy.labels.matches($0.labels) } == true }
             ?? sidecars.first { $0.namespace == proxy.namespace && $0.spec.workloadSelector == nil }
-            ?? sidecars.first { $0.namespace == Self.rootNamespace && $0.spec.workloadSelector == nil }
+            ?? sidecars.first { $0.namespace == store.meshConfig.rootNamespace && $0.spec.workloadSelector == nil }
         sidecarNamespace = chosen?.namespace ?? proxy.namespace
         source = applies ? chosen?.id : nil
+        outboundTrafficPolicy = applies ? chosen?.spec.outboundTrafficPolicy : nil
         egress = chosen.map { sc in
             sc.spec.egress.flatMap(\.hosts).compactMap { h in
                 let parts = h.split(separator: "/", maxSplits: 1).map(String.init)

@@ -42,6 +42,7 @@ enum TCPGateway {
         guard !routes.isEmpty else { return nil }
         return Listener(name: Naming.gatewayListener(port: port), address: ctx.proxy.address,
                         port: ctx.proxy.gatewayPorts[port] ?? port, routeConfig: "",
-                        tcpProxy: TCPProxy(routes: routes))
+                        tcpProxy: TCPProxy(routes: routes,
+                                           networkFilters: [StatsFilterBuilder.filter(for: ctx.proxy, reporter: .source)]))
     }
 }

@@ -29,9 +29,10 @@ final class TranslationContext {
         self.registry = registry
         self.index = ConfigIndex(store)
         self.scope = SidecarScope(proxy: proxy, store: store)
+        for (id, path, message) in index.delegationWarnings { warn(id, path, message) }
         if let sidecar = scope.source { used.insert(sidecar) }
         for (id, namespace, selector) in Self.policies(store)
-        where (namespace == proxy.namespace || namespace == SidecarScope.rootNamespace) && proxy.labels.matches(selector) {
+        where (namespace == proxy.namespace || namespace == store.meshConfig.rootNamespace) && proxy.labels.matches(selector) {
             used.insert(id)
         }
     }

@@ -100,7 +100,8 @@ public final class TranslationSnapshot: Sendable {
     /// the selector's keys, so dropping every other key changes no match.
     /// (ServiceEntry selectors and subset labels select *endpoints*, not the proxy.)
     static func selectorLabelKeys(_ store: ConfigStore) -> Set<String> {
-        var keys = Set<String>()
+        // A proxy's locality orders its endpoints (locality load balancing).
+        var keys: Set<String> = [Locality.regionLabel, Locality.zoneLabel, Locality.subzoneLabel]
         for dr in store.destinationRules { keys.formUnion(dr.spec.workloadSelector?.matchLabels.keys ?? [:].keys) }
         for sc in store.sidecars { keys.formUnion(sc.spec.workloadSelector?.labels.keys ?? [:].keys) }
         for vs in store.virtualServices {

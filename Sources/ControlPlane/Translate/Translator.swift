@@ -71,6 +71,10 @@ public struct Translator: Sendable {
             }
         }
         bootstrap.clusters = ClusterBuilder.build(ctx)
+        let routes = bootstrap.routeConfigs.flatMap(\.virtualHosts).flatMap(\.routes)
+        if routes.contains(where: { $0.route?.cluster == Naming.passthroughCluster }) {
+            bootstrap.clusters.append(SidecarBuilder.passthroughCluster)
+        }
         bootstrap.luaPlugins = PluginBuilder.build(ctx)
         var translation = Translation(bootstrap: sorted(bootstrap), warnings: ctx.warnings.sorted(),
                                       configWarnings: ctx.used.sorted().flatMap { config.warnings[$0] ?? [] })
@@ -124,6 +128,7 @@ struct ValidatedConfig: Sendable {
     var warnings: [String: [String]] = [:]
 
     init(_ store: ConfigStore) {
+        valid.meshConfig = store.meshConfig
         for r in store.effective {
             if Validator.validate(r).isEmpty {
                 valid.add(r)

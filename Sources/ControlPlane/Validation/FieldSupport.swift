@@ -63,16 +63,59 @@ enum FieldSupport {
         }
     }
 
+    /// The present fields `table` does not enforce, each with what meshd does instead: only the
+    /// topmost field of a warned subtree, in the order given.
+    static func unenforced(_ fields: [FieldPosition], in table: [String: Support]) -> [(FieldPosition, String)] {
+        var out: [(FieldPosition, String)] = []
+        for field in fields {
+            guard case .warned(let what) = support(field.pattern, in: table),
+                  !enforcesPart(of: field.pattern, in: table) else { continue }
+            let covered = out.contains { prior, _ in
+                field.path.count > prior.path.count && field.path.hasPrefix(prior.path)
+                    && ".[".contains(field.path[field.path.index(field.path.startIndex, offsetBy: prior.path.count)])
+            }
+            if !covered { out.append((field, what)) }
+        }
+        return out
+    }
+
     // MARK: tables
+
+    /// MeshConfig (`--mesh-config`): patterns are the fields' own paths (no `spec.`).
+    static let meshConfig: [String: Support] = {
+        var t: [String: Support] = [
+        "trustDomain": .enforced, "rootNamespace": .enforced,
+        "trustDomainAliases": .warned("trust domain aliases are not accepted: peers must be of trustDomain"),
+        "accessLogFile": .warned("access logs are set per proxy (--access-log); not applied from the mesh config yet"),
+        "accessLogEncoding": .warned("access logs are set per proxy (--access-log-encoding); not applied from the mesh config yet"),
+        "accessLogFormat": .warned("custom access log formats are not supported; Istio's default format is used"),
+        "enableTracing": .warned("tracing is set per proxy (--tracing-*); not applied from the mesh config yet"),
+        "defaultConfig": .warned("proxy defaults are set per proxy by its flags; ignored"),
+        "outboundTrafficPolicy": .enforced,
+        "enableAutoMtls": .warned("auto mTLS is always on for sidecars that have a mesh identity; ignored"),
+        "extensionProviders": .enforced,
+        "extensionProviders[].name": .enforced,
+        "extensionProviders[].envoyExtAuthzHttp": .warned("not used yet: AuthorizationPolicy CUSTOM denies what it matches"),
+        "extensionProviders[].envoyExtAuthzGrpc": .warned("gRPC external authorization is not supported"),
+        "extensionProviders[].opentelemetry": .warned("not used yet: each proxy's collector is set by --tracing-collector"),
+        "extensionProviders[].zipkin": .warned("Zipkin export is not supported; use opentelemetry"),
+        "extensionProviders[].prometheus": .enforced,
+        "extensionProviders[].envoyFileAccessLog": .warned("not used yet: access logs are set per proxy (--access-log)"),
+        "defaultProviders": .warned("not used yet: providers are chosen per proxy by its flags"),
+        ]
+        for kind in ExtensionProvider.unsupportedKinds {
+            t["extensionProviders[]." + kind] = .warned("\(kind) providers are not supported by meshd; the provider is unused")
+        }
+        return t
+    }()
+
 
     static let virtualService: [String: Support] = [
         "spec.hosts": .enforced, "spec.gateways": .enforced, "spec.exportTo": .enforced,
         "spec.http": .enforced,
         "spec.http[].match[].statPrefix": .warned("stats are not kept per match; ignored"),
         "spec.http[].redirect.prefixRewrite": .warned("prefixRewrite is not applied; the redirect keeps the path (or uses uri)"),
-        "spec.http[].delegate": .warned("delegation is not supported yet; the route is skipped"),
-        "spec.http[].rewrite.uriRegexRewrite": .warned("uriRegexRewrite is not supported yet; the path is not rewritten"),
-        "spec.http[].retries.retryRemoteLocalities": .warned("meshd has no locality priorities: retries already go to any endpoint; ignored"),
+        "spec.http[].retries.retryRemoteLocalities": .warned("retries are not steered to other localities (a retry already avoids the endpoint that failed); ignored"),
         "spec.http[].fault.delay.exponentialDelay": .warned("exponential delays are not supported (nor by Istio); the delay is ignored"),
         "spec.http[].fault.abort.http2Error": .warned("http2Error aborts are not supported (nor by Istio); the abort is ignored"),
         // Enforced by gateways (TCP and TLS PASSTHROUGH servers); on sidecars the translator
@@ -90,9 +133,10 @@ enum FieldSupport {
             for p in [policy, policy + ".portLevelSettings[]"] {
                 t[p + ".loadBalancer.simple"] = .enforced
                 t[p + ".loadBalancer.consistentHash"] = .enforced
-                t[p + ".loadBalancer.localityLbSetting"] = .warned("locality load balancing is not supported; every endpoint is used alike")
-                t[p + ".loadBalancer.warmupDurationSecs"] = .warned("slow start is not supported; new endpoints get full load at once")
-                t[p + ".loadBalancer.warmup"] = .warned("slow start is not supported; new endpoints get full load at once")
+                t[p + ".loadBalancer.localityLbSetting"] = .enforced
+                t[p + ".loadBalancer.localityLbSetting.failoverPriority"] = .warned("failover by label priority is not supported; failover follows region, zone and subzone")
+                t[p + ".loadBalancer.warmupDurationSecs"] = .enforced
+                t[p + ".loadBalancer.warmup"] = .enforced
                 for f in ["connectTimeout", "maxConnections", "tcpKeepalive"] {
                     t[p + ".connectionPool.tcp." + f] = .enforced
                 }
@@ -155,7 +199,7 @@ enum FieldSupport {
         "spec.workloadSelector": .enforced,
         "spec.endpoints[].address": .enforced, "spec.endpoints[].ports": .enforced, "spec.endpoints[].labels": .enforced,
         "spec.endpoints[].network": .warned("networks are not modelled; the endpoint is used directly"),
-        "spec.endpoints[].locality": .warned("locality is not used for load balancing"),
+        "spec.endpoints[].locality": .enforced,
         "spec.endpoints[].weight": .warned("endpoint weights are not applied; endpoints share load alike"),
         "spec.endpoints[].serviceAccount": .warned("the endpoint gets no mesh identity: auto mTLS applies only to sidecars that registered with a token"),
         "spec.addresses": .warned("meshd captures no traffic by IP address; the service is reached by host name"),
@@ -168,7 +212,7 @@ enum FieldSupport {
     static let workloadEntry: [String: Support] = [
         "spec.address": .enforced, "spec.ports": .enforced, "spec.labels": .enforced,
         "spec.network": .warned("networks are not modelled; the endpoint is used directly"),
-        "spec.locality": .warned("locality is not used for load balancing"),
+        "spec.locality": .enforced,
         "spec.weight": .warned("endpoint weights are not applied; endpoints share load alike"),
         "spec.serviceAccount": .warned("the endpoint gets no mesh identity: auto mTLS applies only to sidecars that registered with a token"),
     ]
@@ -179,7 +223,7 @@ enum FieldSupport {
         "spec.egress[].bind": .warned("bind is not applied"),
         "spec.egress[].captureMode": .warned("captureMode is not applied (meshd captures no traffic)"),
         "spec.ingress": .warned("Sidecar ingress listeners are not supported; the sidecar's inbound port forwards to its app port"),
-        "spec.outboundTrafficPolicy": .warned("outboundTrafficPolicy is not applied; only services in the registry are reachable"),
+        "spec.outboundTrafficPolicy": .enforced,
         "spec.inboundConnectionPool": .warned("inbound connection limits are not applied"),
     ]
 

@@ -46,15 +46,8 @@ extension Validator {
         if let note = FieldSupport.kindNote(resource.kind), resource.fields.contains(where: { $0.path.hasPrefix("spec.") }) {
             c.add("spec", note)
         }
-        let table = FieldSupport.table(resource.kind)
-        var warned: [String] = []
-        for field in resource.fields where field.path.hasPrefix("spec.") {
-            guard case .warned(let what) = FieldSupport.support(field.pattern, in: table),
-                  !FieldSupport.enforcesPart(of: field.pattern, in: table) else { continue }
-            if warned.contains(where: { field.path.hasPrefix($0) && ".[".contains(field.path[field.path.index(field.path.startIndex, offsetBy: $0.count)]) }) {
-                continue
-            }
-            warned.append(field.path)
+        for (field, what) in FieldSupport.unenforced(resource.fields.filter { $0.path.hasPrefix("spec.") },
+                                                     in: FieldSupport.table(resource.kind)) {
             c.add(field.path, what)
         }
         ValueSupport.check(resource.spec, &c)
@@ -100,9 +93,6 @@ enum ValueSupport {
                 c.add("spec.workloadSelector", "workload selector specified without labels, will be applied to all services in namespace")
             }
         case .virtualService(let vs):
-            if vs.hosts.isEmpty {
-                c.add("spec", "a VirtualService without hosts is a delegate, and meshd does not support delegation yet; it is not used")
-            }
             for (i, http) in vs.http.enumerated() {
                 for (j, m) in http.match.enumerated() {
                     for key in (Array(m.headers.keys) + Array(m.withoutHeaders.keys)).sorted() where VirtualServiceRules.isJWTClaim(key) {

@@ -1,4 +1,5 @@
 import Foundation
+import Transport
 
 /// VirtualService rules, after Istio's: hosts, match blocks, regexes, weights, one action per route.
 enum VirtualServiceRules {
@@ -131,6 +132,12 @@ enum VirtualServiceRules {
                 if let m = rr.match { CommonRules.regex(m, p + ".rewrite.uriRegexRewrite.match", &c) }
                 else { c.add(p + ".rewrite.uriRegexRewrite.match", "match is required") }
                 if rr.rewrite == nil { c.add(p + ".rewrite.uriRegexRewrite.rewrite", "rewrite is required") }
+                // A substitution naming a group the pattern lacks is NACKed by Envoy: refused here.
+                if let m = rr.match, let rewrite = rr.rewrite, let re = try? RE2Regex(m) {
+                    do { try re.checkRewrite(rewrite) } catch {
+                        c.add(p + ".rewrite.uriRegexRewrite.rewrite", error.description)
+                    }
+                }
             }
         }
         if let r = route.retries {

@@ -11,8 +11,9 @@ import Transport
 /// still waiting for its first config from the control plane). Draining is checked apart.
 public typealias Readiness = @Sendable () -> String?
 
-/// The admin endpoint (Envoy's :15000): readiness, Prometheus stats, config dump, and
-/// config changes by POST. Off the data path; served by one of the proxy's loops.
+/// The admin endpoint (Envoy's :15000): the pages of `AdminEndpoints` (readiness, stats,
+/// clusters, listeners, config dump, logging, health-check and drain controls, config changes
+/// by POST). Off the data path; served by one of the proxy's loops.
 /// It has its own socket, connection cap and idle timeout, outside the data listeners'
 /// budget, so it stays reachable when they are full.
 public final class AdminServer: Sendable {
@@ -34,8 +35,25 @@ public final class AdminServer: Sendable {
         case prometheus
     }
 
+    /// What the admin pages need of the process beyond the runtime.
+    public struct Process: Sendable {
+        /// The version `/server_info` reports.
+        public var version: String
+        /// The options the process was started with (`/server_info`'s command_line_options).
+        public var commandLineOptions: [String: String]
+        /// POST /quitquitquit: ends the process cleanly (the SIGTERM path: drain, then exit 0).
+        public var quit: @Sendable () -> Void
+
+        public init(version: String = ServerVersion.current, commandLineOptions: [String: String] = [:],
+                    quit: @escaping @Sendable () -> Void = { kill(getpid(), SIGTERM) }) {
+            self.version = version
+            self.commandLineOptions = commandLineOptions
+            self.quit = quit
+        }
+    }
+
     public init(runtime: ProxyRuntime, watcher: ConfigWatcher?, host: String, port: Int,
-                readiness: @escaping Readiness = { nil }, role: Role = .admin) throws {
+                readiness: @escaping Readiness = { nil }, role: Role = .admin, process: Process = Process()) throws {
         self.runtime = runtime
         self.watcher = watcher
         let handlerRuntime = runtime
@@ -56,8 +74,9 @@ public final class AdminServer: Sendable {
                     try sync.addHandler(IdleConnectionCloser())
                     try sync.configureHTTPServerPipeline(withErrorHandling: true)
                     try sync.addHandler(NIOHTTPServerRequestAggregator(maxContentLength: 8 << 20))
-                    try sync.addHandler(AdminHandler(runtime: handlerRuntime, watcher: watcher, readiness: readiness,
-                                                      role: role))
+                    let endpoints = AdminEndpoints(runtime: handlerRuntime, watcher: watcher, readiness: readiness,
+                                                   process: process)
+                    try sync.addHandler(AdminHandler(endpoints: endpoints, role: role))
                 }
             }
             .bind(host: host, port: port).wait()
@@ -78,172 +97,59 @@ final class IdleConnectionCloser: ChannelInboundHandler {
     }
 }
 
+/// One admin connection: requests in, the endpoint's answer out, in order.
 final class AdminHandler: ChannelInboundHandler {
     typealias InboundIn = NIOHTTPServerRequestFull
     typealias OutboundOut = HTTPServerResponsePart
 
-    let runtime: ProxyRuntime
-    let watcher: ConfigWatcher?
-    let readiness: Readiness
+    let endpoints: AdminEndpoints
     let role: AdminServer.Role
 
-    init(runtime: ProxyRuntime, watcher: ConfigWatcher?, readiness: @escaping Readiness, role: AdminServer.Role) {
-        self.runtime = runtime
-        self.watcher = watcher
-        self.readiness = readiness
+    init(endpoints: AdminEndpoints, role: AdminServer.Role) {
+        self.endpoints = endpoints
         self.role = role
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let req = unwrapInboundIn(data)
-        let path = String(req.head.uri.split(separator: "?").first ?? "")
-        let keepAlive = req.head.isKeepAlive
+        let full = unwrapInboundIn(data)
+        let request = AdminRequest(method: full.head.method, uri: full.head.uri, body: full.body.map { String(buffer: $0) })
+        let keepAlive = full.head.isKeepAlive
         let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        func reply(_ status: HTTPResponseStatus, _ body: String, type: String = "text/plain") {
-            handler.value.send(context: ctx.value, status, body, type: type, keepAlive: keepAlive)
-        }
+        let answer: EventLoopFuture<AdminResponse>
         switch role {
-        case .admin: break
+        case .admin:
+            answer = endpoints.answer(request, on: context.eventLoop)
         case .health:
-            guard req.head.method == .GET, path == "/healthz/ready" else { return reply(.notFound, "unknown health path: \(path)\n") }
+            answer = request.method == .GET && request.path == "/healthz/ready"
+                ? endpoints.answer(request, on: context.eventLoop)
+                : context.eventLoop.makeSucceededFuture(AdminResponse(.notFound, "unknown health path: \(request.path)\n"))
         case .prometheus:
-            guard req.head.method == .GET, path == "/stats/prometheus" else {
-                return reply(.notFound, "unknown Prometheus path: \(path)\n")
-            }
+            answer = request.method == .GET && request.path == "/stats/prometheus"
+                ? endpoints.answer(request, on: context.eventLoop)
+                : context.eventLoop.makeSucceededFuture(AdminResponse(.notFound, "unknown Prometheus path: \(request.path)\n"))
         }
-        switch (req.head.method, path) {
-        case (.GET, "/ready"), (.GET, "/healthz/ready"):
-            if runtime.isDraining {
-                reply(.serviceUnavailable, "DRAINING\n")
-            } else if let waiting = readiness() {
-                reply(.serviceUnavailable, "INITIALIZING: \(waiting)\n")
-            } else {
-                reply(.ok, "LIVE\n")
-            }
-        case (.GET, "/stats/prometheus"), (.GET, "/stats"):
-            let runtime = self.runtime
-            runtime.collectStats().hop(to: context.eventLoop).whenComplete { result in
-                let text = (try? result.get()).map { AdminPages.prometheus($0, runtime: runtime) } ?? ""
-                handler.value.send(context: ctx.value, .ok, text, type: "text/plain; version=0.0.4", keepAlive: keepAlive)
-            }
-        case (.GET, "/overload"):
-            let runtime = self.runtime
-            runtime.collectStats().hop(to: context.eventLoop).whenComplete { result in
-                let text = OverloadPage.json(runtime.overload.current, stats: (try? result.get()) ?? .init())
-                handler.value.send(context: ctx.value, .ok, text, type: "application/json", keepAlive: keepAlive)
-            }
-        case (.GET, "/clusters"):
-            reply(.ok, AdminPages.clusters(runtime.snapshot.bootstrap.clusters), type: "text/plain")
-        case (.GET, "/config_dump"):
-            reply(.ok, AdminPages.configDump(runtime), type: "application/json")
-        case (.GET, "/certs"):
-            reply(.ok, AdminPages.certificates(WorkloadCertificates.shared.current), type: "application/json")
-        case (.POST, "/reload"):
-            guard let watcher else { return reply(.badRequest, "no config file to reload\n") }
-            applyOffLoop(context.eventLoop, ctx, handler, keepAlive) { watcher.reload(force: true) }
-        case (.POST, "/config"):
-            let text = req.body.map { String(buffer: $0) } ?? ""
-            let runtime = self.runtime
-            applyOffLoop(context.eventLoop, ctx, handler, keepAlive) {
-                do { return runtime.apply(try BootstrapLoader.parse(text, file: "POST /config")) }
-                catch let e as ConfigError { return runtime.refuseExternally(e) }
-                catch { return runtime.refuseExternally(ConfigError(path: "", reason: "\(error)")) }
-            }
-        default:
-            reply(.notFound, "unknown admin path: \(path)\n")
+        answer.whenComplete { result in
+            let response = (try? result.get()) ?? AdminResponse(.internalServerError, "admin page failed\n")
+            handler.value.send(context: ctx.value, response, keepAlive: keepAlive)
         }
     }
 
-    /// Builds and applies a config on a background queue (compiling plugins, binding
-    /// listeners and waiting for them must not stall this event loop), then answers here.
-    private func applyOffLoop(_ loop: EventLoop, _ ctx: NIOLoopBound<ChannelHandlerContext>,
-                              _ handler: NIOLoopBound<AdminHandler>, _ keepAlive: Bool,
-                              _ apply: @escaping @Sendable () -> Result<Int, ConfigError>?) {
-        DispatchQueue.global().async {
-            let result = apply()
-            loop.execute {
-                handler.value.send(context: ctx.value, AdminPages.status(of: result), AdminPages.describe(result),
-                                   type: "text/plain", keepAlive: keepAlive)
-            }
-        }
-    }
-
-    func send(context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ body: String, type: String, keepAlive: Bool) {
+    func send(context: ChannelHandlerContext, _ response: AdminResponse, keepAlive: Bool) {
         var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: type)
-        headers.add(name: "content-length", value: String(body.utf8.count))
+        headers.add(name: "content-type", value: response.contentType)
+        headers.add(name: "content-length", value: String(response.body.utf8.count))
         headers.add(name: "server", value: "meshd")
+        headers.add(name: "x-content-type-options", value: "nosniff")
         if !keepAlive { headers.add(name: "connection", value: "close") }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
+        let head = HTTPResponseHead(version: .http1_1, status: response.status, headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: response.body)))), promise: nil)
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if !keepAlive { done.assumeIsolated().whenComplete { _ in context.close(promise: nil) } }
-    }
-}
-
-enum AdminPages {
-    static func status(of result: Result<Int, ConfigError>?) -> HTTPResponseStatus {
-        switch result {
-        case .failure: return .badRequest
-        default: return .ok
+        let after = response.afterSent
+        done.assumeIsolated().whenComplete { _ in
+            if !keepAlive { context.close(promise: nil) }
+            after?()
         }
-    }
-
-    static func describe(_ result: Result<Int, ConfigError>?) -> String {
-        switch result {
-        case .success(let v): return "applied version \(v)\n"
-        case .failure(let e): return "refused: \(e.description)\n"
-        case nil: return "unchanged\n"
-        }
-    }
-
-    /// Envoy's /clusters text: `cluster::host::health_flags::healthy`, or
-    /// `/failed_outlier_check` for an endpoint ejected by outlier detection.
-    static func clusters(_ clusters: [Cluster]) -> String {
-        let ejected = OutlierDetectors.shared.ejectedByCluster(clusters)
-        var out = ""
-        for c in clusters {
-            for e in c.endpoints {
-                let host = OutlierDetectors.host(e)
-                let flags = ejected[c.name]?.contains(host) == true ? "/failed_outlier_check" : "healthy"
-                out += "\(c.name)::\(host)::health_flags::\(flags)\n"
-            }
-        }
-        return out
-    }
-
-    static func configDump(_ runtime: ProxyRuntime) -> String {
-        struct Dump: Encodable {
-            let version: Int
-            let acceptedUpdates: Int
-            let rejectedUpdates: Int
-            let lastRejection: String?
-            let config: Bootstrap
-        }
-        let s = runtime.status
-        let dump = Dump(version: s.version, acceptedUpdates: s.accepted, rejectedUpdates: s.rejected,
-                        lastRejection: s.lastError, config: runtime.snapshot.bootstrap)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return (try? String(decoding: encoder.encode(dump), as: UTF8.self)) ?? "{}"
-    }
-
-    static func prometheus(_ stats: LoopStats.Snapshot, runtime: ProxyRuntime) -> String {
-        var counters = stats.counters
-        var gauges = stats.gauges
-        for (l, n) in runtime.tracker.totalByListener { counters["meshd_downstream_cx_total{listener=\"\(l)\"}"] = n }
-        for (l, n) in runtime.tracker.activeByListener { gauges["meshd_downstream_cx_active{listener=\"\(l)\"}"] = n }
-        for (l, n) in runtime.tracker.overflowByListener { counters["meshd_downstream_cx_overflow_total{listener=\"\(l)\"}"] = n }
-        gauges["meshd_downstream_cx_budget"] = runtime.tracker.processLimit
-        let s = runtime.status
-        gauges["meshd_config_version"] = s.version
-        for e in runtime.registry.extensions { gauges.merge(e.ext.gauges()) { a, _ in a } }
-        let overload = runtime.overload.metrics()
-        gauges.merge(overload.gauges) { a, _ in a }
-        counters.merge(overload.counters) { a, _ in a }
-        counters["meshd_config_updates_accepted_total"] = s.accepted
-        counters["meshd_config_updates_rejected_total"] = s.rejected
-        return PrometheusText.render(counters: counters, gauges: gauges, histograms: stats.histograms)
     }
 }

@@ -1,3 +1,5 @@
+import Transport
+
 /// Every metric family meshd's proxy exports: its HELP text, and for a counter kept in
 /// smaller units than it is shown in, how many kept units make one shown (base) unit. The type comes from
 /// where a series is kept (counter, gauge or histogram). Istio's standard metrics keep
@@ -94,34 +96,16 @@ public enum MetricCatalog {
         add("istio_response_bytes", "Response body sizes (Istio standard metric).")
         add("istio_request_messages_total", "gRPC messages sent by the client (Istio standard metric).")
         add("istio_response_messages_total", "gRPC messages sent by the server (Istio standard metric).")
+        add("istio_tcp_sent_bytes_total", "Bytes sent to the client of a TCP connection (Istio standard metric).")
+        add("istio_tcp_received_bytes_total", "Bytes received from the client of a TCP connection (Istio standard metric).")
+        add("istio_tcp_connections_opened_total", "TCP connections opened (Istio standard metric).")
+        add("istio_tcp_connections_closed_total", "TCP connections closed (Istio standard metric).")
         return f
     }()
 }
 
-/// Prometheus text exposition format 0.0.4: HELP and TYPE once per family, series sorted.
-public enum PrometheusText {
-    /// A label value escaped for the text format (backslash, double quote, newline).
-    public static func escape(_ value: String) -> String {
-        guard value.contains(where: { $0 == "\\" || $0 == "\"" || $0 == "\n" }) else { return value }
-        var out = ""
-        for c in value {
-            switch c {
-            case "\\": out += "\\\\"
-            case "\"": out += "\\\""
-            case "\n": out += "\\n"
-            default: out.append(c)
-            }
-        }
-        return out
-    }
-
-    /// A sample value: integers without a fraction, others in Swift's shortest form.
-    public static func number(_ v: Double) -> String {
-        if v.isInfinite { return v > 0 ? "+Inf" : "-Inf" }
-        if v == v.rounded(), abs(v) < 1e15 { return String(Int64(v)) }
-        return String(v)
-    }
-
+/// Rendering of the proxy's series (the format's basics are in Transport).
+extension PrometheusText {
     static func familyName(_ key: String) -> String { String(key.prefix { $0 != "{" }) }
 
     /// `name{a="b"}` split into name and the label text inside the braces ("" when none).

@@ -11,6 +11,8 @@ public final class ProxySnapshot: Sendable {
     /// Filter factories per listener name, in chain order, router excluded: the listener's
     /// `httpFilters`, then the Lua plugins attached to it.
     public let filterChains: [String: [HTTPFilterFactory]]
+    /// Network filter factories per TCP proxy listener name (`tcpProxy.networkFilters`).
+    public let networkFilters: [String: [NetworkFilterFactory]]
     /// What each chain extension retained, by extension name (Lua: its plugin versions,
     /// which the next build keeps for plugins that did not change).
     public let extensionState: [String: any Sendable]
@@ -22,7 +24,9 @@ public final class ProxySnapshot: Sendable {
 
     init(version: Int, bootstrap: Bootstrap, routeTables: [String: RouteTable], clusters: [String: Cluster],
          filterChains: [String: [HTTPFilterFactory]], extensionState: [String: any Sendable] = [:],
-         perRouteConfigs: [Int: [String: any Sendable]] = [:], overload: OverloadPlan = .off) {
+         perRouteConfigs: [Int: [String: any Sendable]] = [:], overload: OverloadPlan = .off,
+         networkFilters: [String: [NetworkFilterFactory]] = [:]) {
+        self.networkFilters = networkFilters
         self.version = version
         self.bootstrap = bootstrap
         self.routeTables = routeTables
@@ -78,6 +82,7 @@ public final class ProxySnapshot: Sendable {
             (e.name, try e.ext.prepare(b, routeTables: tables, previous: previous?.extensionState[e.name]))
         }
         var chains: [String: [HTTPFilterFactory]] = [:]
+        var network: [String: [NetworkFilterFactory]] = [:]
         var seenNames = Set<String>()
         var seenPorts = Set<String>()
         for (i, l) in b.listeners.enumerated() {
@@ -100,6 +105,7 @@ public final class ProxySnapshot: Sendable {
                 if let t = tcp.idleTimeoutMs, t < 0 { throw ConfigError(path: path + ".tcpProxy.idleTimeoutMs", reason: "must not be negative") }
                 if let t = tcp.inspectTimeoutMs, t < 1 { throw ConfigError(path: path + ".tcpProxy.inspectTimeoutMs", reason: "must be at least 1") }
                 chains[l.name] = []
+                network[l.name] = try networkFilters(tcp, at: path + ".tcpProxy", registry: registry)
                 continue
             }
             guard tables[l.routeConfig] != nil else {
@@ -127,7 +133,19 @@ public final class ProxySnapshot: Sendable {
         for e in extensions { state[e.name] = e.build.retained }
         return ProxySnapshot(version: version, bootstrap: b, routeTables: tables, clusters: clusters, filterChains: chains,
                              extensionState: state, perRouteConfigs: try perRouteConfigs(b, tables: tables, registry: registry),
-                             overload: overload)
+                             overload: overload, networkFilters: network)
+    }
+
+    /// A TCP proxy listener's `networkFilters`, built; errors name the entry.
+    private static func networkFilters(_ tcp: TCPProxy, at path: String, registry: FilterRegistry) throws -> [NetworkFilterFactory] {
+        try (tcp.networkFilters ?? []).enumerated().map { i, f in
+            guard let builder = registry.networkBuilder(named: f.name) else {
+                throw ConfigError(path: "\(path).networkFilters[\(i)].name", reason: "unknown network filter '\(f.name)'")
+            }
+            do { return try builder(f.config) } catch let e as ConfigError {
+                throw ConfigError(path: "\(path).networkFilters[\(i)].config" + (e.path.isEmpty ? "" : "." + e.path), reason: e.reason)
+            }
+        }
     }
 
     /// Parses every `perFilterConfig` entry that has a registered parser, per route.

@@ -11,6 +11,9 @@ struct QueryString {
         }
     }
 
+    /// Every name/value pair, in order.
+    var all: [(name: String, value: String)] { pairs.map { (name: $0.0, value: $0.1) } }
+
     /// The first value of `name`, or nil when the parameter is absent.
     func first(_ name: String) -> String? {
         pairs.first { $0.0 == name }?.1

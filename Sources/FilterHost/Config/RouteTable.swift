@@ -31,6 +31,8 @@ public struct CompiledRoute: Sendable {
     let pathRegex: RE2Regex?
     let headerRegexes: [RE2Regex?]
     let queryRegexes: [RE2Regex?]
+    /// The route action's `regexRewrite` pattern, its substitution checked.
+    package let rewriteRegex: RE2Regex?
     /// The route's retry policy, parsed once (nil: none, or no retries).
     let retryPolicy: CompiledRetryPolicy?
     /// Its virtual host's `includeRequestAttemptCount`.
@@ -51,6 +53,15 @@ public struct CompiledRoute: Sendable {
         }
         queryRegexes = try (m.queryParams ?? []).enumerated().map { i, q in
             try Self.regex(q.safeRegex, at: path + ".match.queryParams[\(i)].safeRegex")
+        }
+        let rewrite = route.route?.regexRewrite
+        rewriteRegex = try Self.regex(rewrite?.pattern, at: path + ".route.regexRewrite.pattern")
+        if let rewriteRegex, let rewrite {
+            do {
+                try rewriteRegex.checkRewrite(rewrite.substitution)
+            } catch {
+                throw ConfigError(path: path + ".route.regexRewrite.substitution", reason: error.description)
+            }
         }
         retryPolicy = route.route?.retryPolicy.flatMap { ($0.numRetries ?? 1) > 0 ? CompiledRetryPolicy($0) : nil }
         let actions = [route.route != nil, route.directResponse != nil, route.redirect != nil].filter { $0 }.count

@@ -12,6 +12,7 @@ struct AccessLogEntry {
     var responseCode: Int
     var responseFlags: String
     var responseCodeDetails: String?
+    var upstreamTransportFailureReason: String?
     var bytesReceived: Int
     var bytesSent: Int
     var durationMs: Int64
@@ -36,6 +37,7 @@ struct AccessLogEntry {
         responseFlags = i.flagsString
         // Envoy says where the response came from; meshd knows only "the upstream answered".
         responseCodeDetails = i.upstreamServiceTime == nil ? nil : "via_upstream"
+        upstreamTransportFailureReason = i.upstreamTransportFailureReason
         bytesReceived = i.bytesReceived
         bytesSent = i.bytesSent
         durationMs = (NIODeadline.now() - i.startTime).nanoseconds / 1_000_000
@@ -62,7 +64,7 @@ struct AccessLogEntry {
     var text: String {
         func d(_ s: String?) -> String { s ?? "-" }
         return "[\(startTime)] \"\(method) \(path) \(protocolName)\" \(responseCode) \(responseFlags) "
-            + "\(d(responseCodeDetails)) - \"-\" \(bytesReceived) \(bytesSent) \(durationMs) "
+            + "\(d(responseCodeDetails)) - \"\(d(upstreamTransportFailureReason))\" \(bytesReceived) \(bytesSent) \(durationMs) "
             + "\(d(upstreamServiceTime.map(String.init))) \"\(d(forwardedFor))\" \"\(d(userAgent))\" "
             + "\"\(d(requestID))\" \"\(authority)\" \"\(d(upstreamHost))\" \(d(upstreamCluster)) - "
             + "\(d(downstreamLocalAddress)) \(d(downstreamRemoteAddress)) \(d(requestedServerName)) \(d(routeName))\n"
@@ -87,7 +89,7 @@ struct AccessLogEntry {
         str("response_flags", responseFlags)
         str("response_code_details", responseCodeDetails)
         str("connection_termination_details", nil)
-        str("upstream_transport_failure_reason", nil)
+        str("upstream_transport_failure_reason", upstreamTransportFailureReason)
         num("bytes_received", bytesReceived)
         num("bytes_sent", bytesSent)
         num("duration", durationMs)
@@ -132,7 +134,23 @@ struct AccessLogEntry {
         var tm = tm()
         gmtime_r(&seconds, &tm)
         let ms = Int((t - Double(Int(t))) * 1000)
-        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", Int(tm.tm_year) + 1900, Int(tm.tm_mon) + 1,
-                      Int(tm.tm_mday), Int(tm.tm_hour), Int(tm.tm_min), Int(tm.tm_sec), ms)
+        // Digits by hand: String(format:) (Foundation's formatter) was 4–5 % of a sidecar's
+        // CPU with the access log on.
+        var out = ""
+        out.reserveCapacity(24)
+        func digits(_ value: Int, _ width: Int, then separator: String) {
+            let text = String(value)
+            for _ in text.utf8.count..<max(width, text.utf8.count) { out += "0" }
+            out += text
+            out += separator
+        }
+        digits(Int(tm.tm_year) + 1900, 4, then: "-")
+        digits(Int(tm.tm_mon) + 1, 2, then: "-")
+        digits(Int(tm.tm_mday), 2, then: "T")
+        digits(Int(tm.tm_hour), 2, then: ":")
+        digits(Int(tm.tm_min), 2, then: ":")
+        digits(Int(tm.tm_sec), 2, then: ".")
+        digits(ms, 3, then: "Z")
+        return out
     }
 }

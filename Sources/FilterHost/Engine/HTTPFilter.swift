@@ -115,5 +115,14 @@ public struct FilterRegistry: Sendable {
 
     public func builder(named name: String) -> HTTPFilterFactoryBuilder? { builders[name] }
 
+    /// Network filters (`tcpProxy.networkFilters`) by name.
+    private var networkBuilders: [String: NetworkFilterFactoryBuilder] = [:]
+
+    public mutating func register(network name: String, _ builder: @escaping NetworkFilterFactoryBuilder) {
+        networkBuilders[name] = builder
+    }
+
+    public func networkBuilder(named name: String) -> NetworkFilterFactoryBuilder? { networkBuilders[name] }
+
     public var names: [String] { builders.keys.sorted() }
 }

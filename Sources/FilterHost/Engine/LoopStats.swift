@@ -10,9 +10,16 @@ final class LoopStats: StatsScope {
         var counters: [String: Int] = [:]
         var gauges: [String: Int] = [:]
         var histograms: [String: HistogramCounts] = [:]
+        /// Per upstream host (`HostKey`): Envoy's /clusters host counters; not exported to
+        /// Prometheus (a series per endpoint is what Envoy keeps out of its stats too).
+        var hosts: [HostKey: HostCounts] = [:]
 
         mutating func merge(_ other: Snapshot) {
             counters.merge(other.counters, uniquingKeysWith: +)
+            hosts.merge(other.hosts) { a, b in
+                HostCounts(requests: a.requests + b.requests, errors: a.errors + b.errors,
+                           connections: a.connections + b.connections)
+            }
             gauges.merge(other.gauges, uniquingKeysWith: +)
             histograms.merge(other.histograms) { a, b in
                 var a = a
@@ -35,12 +42,27 @@ final class LoopStats: StatsScope {
         var byCode: [Int: Int] = [:]
     }
 
+    struct HostKey: Hashable, Sendable {
+        var cluster: String
+        var host: String
+    }
+
+    /// Answers an upstream host gave (or that stood for it: a connect failure is a 503).
+    struct HostCounts: Sendable {
+        var requests = 0
+        /// 5xx answers (Envoy's rq_error); the rest are rq_success.
+        var errors = 0
+        /// Connections open now (filled in when the loops' copies are collected).
+        var connections = 0
+    }
+
     /// Free-form series (counters plus histograms) one loop keeps; past it new series are
     /// dropped and counted in `meshd_stats_series_overflow_total`.
     static let maxFreeFormSeries = 20_000
 
     private var listeners: [String: Listener] = [:]
     private var clusters: [String: Cluster] = [:]
+    private var hosts: [HostKey: HostCounts] = [:]
     private var counters: [String: Int] = [:]
     private var histograms: [String: HistogramCounts] = [:]
     private var overflowedSeries = 0
@@ -54,17 +76,23 @@ final class LoopStats: StatsScope {
     }
 
     /// A free-form counter (a full Prometheus series name as the key).
+    /// One hash of the key for a series that exists (the common case on the request path).
     func count(_ key: String, _ n: Int = 1) {
-        if counters[key] == nil, !hasRoomForNewSeries { return }
-        counters[key, default: 0] += n
+        if let i = counters.index(forKey: key) {
+            counters.values[i] += n
+        } else if hasRoomForNewSeries {
+            counters[key] = n
+        }
     }
 
     func observe(_ key: String, _ value: Double, bounds: HistogramBounds) {
-        if histograms[key] == nil {
-            guard hasRoomForNewSeries else { return }
-            histograms[key] = HistogramCounts(bounds: bounds)
+        if let i = histograms.index(forKey: key) {
+            histograms.values[i].observe(value)
+        } else if hasRoomForNewSeries {
+            var h = HistogramCounts(bounds: bounds)
+            h.observe(value)
+            histograms[key] = h
         }
-        histograms[key]!.observe(value)
     }
 
     func listener(_ name: String) -> Listener {
@@ -74,7 +102,13 @@ final class LoopStats: StatsScope {
         return l
     }
 
-    func upstreamResponse(cluster: String, code: Int) {
+    /// An answer from `host` of `cluster` (nil when no endpoint was picked).
+    func upstreamResponse(cluster: String, code: Int, host: String? = nil) {
+        if let host {
+            // Endpoints come from config (bounded), never from requests.
+            hosts[HostKey(cluster: cluster, host: host), default: HostCounts()].requests += 1
+            if code >= 500 { hosts[HostKey(cluster: cluster, host: host)]!.errors += 1 }
+        }
         let c: Cluster
         if let existing = clusters[cluster] { c = existing } else {
             c = Cluster()
@@ -84,8 +118,24 @@ final class LoopStats: StatsScope {
         c.byCode[code, default: 0] += 1
     }
 
+    /// Admin /reset_counters: every counter back to zero (series stay, at 0); gauges and
+    /// histograms are left alone, as Envoy does.
+    func resetCounters() {
+        for key in counters.keys { counters[key] = 0 }
+        overflowedSeries = 0
+        for l in listeners.values {
+            l.requests = 0
+            l.byClass = [Int](repeating: 0, count: l.byClass.count)
+        }
+        for c in clusters.values {
+            c.requests = 0
+            for code in c.byCode.keys { c.byCode[code] = 0 }
+        }
+        for key in hosts.keys { hosts[key] = HostCounts() }
+    }
+
     var snapshot: Snapshot {
-        var s = Snapshot(counters: counters, histograms: histograms)
+        var s = Snapshot(counters: counters, histograms: histograms, hosts: hosts)
         if overflowedSeries > 0 { s.counters["meshd_stats_series_overflow_total"] = overflowedSeries }
         for (name, l) in listeners {
             let label = "listener=\"\(PrometheusText.escape(name))\""

@@ -48,6 +48,9 @@ public struct StreamInfo {
     public var bytesReceived: Int = 0
     public var bytesSent: Int = 0
     public var upstreamServiceTime: Int64?
+    /// Why the upstream connection failed (the access log's `UPSTREAM_TRANSPORT_FAILURE_REASON`);
+    /// kept out of the client's answer, which has Envoy's short text only.
+    public var upstreamTransportFailureReason: String?
     /// Envoy's dynamic metadata: namespace → key → value (a Lua plugin's strings, numbers,
     /// booleans and tables keep their types).
     public var dynamicMetadata: [String: [String: JSONValue]] = [:]
@@ -56,6 +59,8 @@ public struct StreamInfo {
     public var filterState: [String: JSONValue] = [:]
     /// This hop's place in the trace; nil when the proxy does no tracing.
     public var trace: TraceContext?
+    /// Tags filters add to this hop's span (Lua `handle:span():setTag`).
+    public var spanTags: [String: String] = [:]
 
     public init() {}
 

@@ -93,5 +93,13 @@ final class ConnectionTracker: Sendable {
 
     var totalByListener: [String: Int] { state.withLockedValue { $0.totals } }
 
+    /// Admin /reset_counters: the connection counters back to zero (the open counts stay).
+    func resetCounters() {
+        state.withLockedValue { s in
+            for key in s.totals.keys { s.totals[key] = 0 }
+            for key in s.overflows.keys { s.overflows[key] = 0 }
+        }
+    }
+
     var overflowByListener: [String: Int] { state.withLockedValue { $0.overflows } }
 }

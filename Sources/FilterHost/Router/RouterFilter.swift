@@ -91,13 +91,20 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
             return .stop
         }
         guard let action = route.route, let clusterName = Self.pickCluster(action),
-              let cluster = stream.snapshot.clusters[clusterName] else {
+              var cluster = stream.snapshot.clusters[clusterName] else {
             stream.sendLocalReply(status: 503, body: "cluster not found", headers: [:], flag: .noClusterFound, from: self)
             return .stop
         }
+        if cluster.originalDestination == true {
+            guard let endpoint = Self.originalDestination(head.authority) else {
+                stream.sendLocalReply(status: 503, body: "no healthy upstream", headers: [:], flag: .noHealthyUpstream, from: self)
+                return .stop
+            }
+            cluster.endpoints = [endpoint]
+        }
         self.cluster = cluster
         stream.streamInfo.clusterName = cluster.name
-        Self.rewrite(&head, action: action, matchedPrefix: route.match.prefix)
+        Self.rewrite(&head, action: action, matchedPrefix: route.match.prefix, regex: selected.compiled.rewriteRegex)
         route.headers?.request?.apply(to: &head.headers)
         responseHeaders = route.headers?.response
         timeoutMs = action.timeoutMs ?? 15_000
@@ -218,7 +225,7 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
 
     func attemptResponseHead(_ head: ResponseHead, endStream: Bool) {
         guard currentAttempt != nil else { return }
-        if let cluster { stats.upstreamResponse(cluster: cluster.name, code: head.status) }
+        if let cluster { stats.upstreamResponse(cluster: cluster.name, code: head.status, host: currentAttempt?.pickedHost) }
         // A 1xx interim answer is not the response: nothing to decide yet.
         if head.status != 101, head.status < 200 { return forwardHead(head, endStream: endStream) }
         recordOutlier(.response(head.status), currentAttempt?.pickedHost)
@@ -266,7 +273,7 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
             phase = .done
             cancelTimers()
             if let cluster { stats.upstreamResponse(cluster: cluster.name, code: 503) }
-            return stream.sendLocalReply(status: 503, body: "no healthy upstream", headers: [:], flag: .noHealthyUpstream, from: self)
+            return stream.sendLocalReply(status: 503, body: UpstreamFailureReply.body(.noHealthyUpstream), headers: [:], flag: .noHealthyUpstream, from: self)
         }
         recordOutlier(.localOriginFailure, attempt.pickedHost)
         if !responseStarted {
@@ -279,19 +286,16 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         }
         phase = .done
         cancelTimers()
-        let (status, flag, body): (Int, ResponseFlag, String) = switch failure {
-        case .connectFailure(let why):
-            (503, .upstreamConnectionFailure, "upstream connect error or disconnect/reset before headers. reset reason: connection failure, transport failure reason: \(why)")
-        case .reset(let why):
-            (502, .upstreamConnectionTermination, "upstream connect error or disconnect/reset before headers. reset reason: connection termination, \(why)")
-        case .protocolError(let why):
-            (502, .upstreamProtocolError, "upstream protocol error: \(why)")
-        case .overflow:
-            (503, .upstreamOverflow, "upstream connect error or disconnect/reset before headers. reset reason: overflow")
-        case .noHealthyUpstream:
-            (503, .noHealthyUpstream, "no healthy upstream")
+        let (status, flag): (Int, ResponseFlag) = switch failure {
+        case .connectFailure: (503, .upstreamConnectionFailure)
+        case .reset: (502, .upstreamConnectionTermination)
+        case .protocolError: (502, .upstreamProtocolError)
+        case .overflow: (503, .upstreamOverflow)
+        case .noHealthyUpstream: (503, .noHealthyUpstream)
         }
-        if let cluster { stats.upstreamResponse(cluster: cluster.name, code: status) }
+        let body = UpstreamFailureReply.body(failure)
+        stream.streamInfo.upstreamTransportFailureReason = UpstreamFailureReply.transportReason(failure)
+        if let cluster { stats.upstreamResponse(cluster: cluster.name, code: status, host: attempt.pickedHost) }
         if responseStarted { stream.resetStream(flag: flag) } else {
             stream.sendLocalReply(status: status, body: body, headers: [:], flag: flag, from: self)
         }
@@ -305,7 +309,7 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         guard let cluster else { return }
         stats.count("meshd_upstream_rq_pending_overflow_total{cluster=\"\(cluster.name)\"}")
         stats.upstreamResponse(cluster: cluster.name, code: 503)
-        stream.sendLocalReply(status: 503, body: "upstream connect error or disconnect/reset before headers. reset reason: overflow",
+        stream.sendLocalReply(status: 503, body: UpstreamFailureReply.body(.overflow("")),
                               headers: ["x-envoy-overloaded": "true"], flag: .upstreamOverflow, from: self)
     }
 
@@ -451,9 +455,38 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         }
     }
 
-    static func rewrite(_ head: inout RequestHead, action: RouteAction, matchedPrefix: String?) {
+    /// The endpoint a request names in its `:authority` (`host`, `host:port`, `[v6]:port`).
+    static func originalDestination(_ authority: String) -> Endpoint? {
+        var host = Substring(authority), port = 80
+        if host.hasPrefix("[") {
+            guard let close = host.firstIndex(of: "]") else { return nil }
+            let rest = host[host.index(after: close)...]
+            host = host[host.index(after: host.startIndex)..<close]
+            if rest.hasPrefix(":") {
+                guard let p = Int(rest.dropFirst()) else { return nil }
+                port = p
+            } else if !rest.isEmpty { return nil }
+        } else if let colon = host.lastIndex(of: ":") {
+            guard let p = Int(host[host.index(after: colon)...]) else { return nil }
+            port = p
+            host = host[..<colon]
+        }
+        guard !host.isEmpty, (1...65535).contains(port) else { return nil }
+        return Endpoint(address: String(host), port: port)
+    }
+
+    static func rewrite(_ head: inout RequestHead, action: RouteAction, matchedPrefix: String?, regex: RE2Regex? = nil) {
         if let host = action.hostRewrite { head.authority = host }
-        if let newPrefix = action.prefixRewrite, let prefix = matchedPrefix, head.path.hasPrefix(prefix) {
+        if let regex, let substitution = action.regexRewrite?.substitution {
+            // Envoy rewrites the path only; the query string stays as it was.
+            let cut = head.path.firstIndex(of: "?") ?? head.path.endIndex
+            let path = String(head.path[..<cut])
+            let rewritten = regex.replaceAll(in: path, with: substitution)
+            if rewritten != path {
+                head.headers.replaceOrAdd(name: "x-envoy-original-path", value: head.path)
+                head.path = rewritten + head.path[cut...]
+            }
+        } else if let newPrefix = action.prefixRewrite, let prefix = matchedPrefix, head.path.hasPrefix(prefix) {
             head.headers.replaceOrAdd(name: "x-envoy-original-path", value: head.path)
             head.path = newPrefix + head.path.dropFirst(prefix.count)
             if head.path.isEmpty { head.path = "/" }

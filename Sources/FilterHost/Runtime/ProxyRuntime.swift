@@ -22,6 +22,8 @@ public final class ProxyRuntime: Sendable {
     let tracer: Tracer?
     private let startTracing: TracingConfig?
     private let startAccessLogEncoding: AccessLogEncoding?
+    /// When the proxy started (admin /server_info's uptime).
+    public let startTime = Date()
 
     struct State {
         var snapshot: ProxySnapshot
@@ -31,6 +33,8 @@ public final class ProxyRuntime: Sendable {
         var accepted = 1
         var rejected = 0
         var draining = false
+        /// Admin POST /healthcheck/fail (until /healthcheck/ok): health checks answer failed.
+        var healthCheckFailed = false
     }
 
     struct BoundListener {
@@ -214,6 +218,40 @@ public final class ProxyRuntime: Sendable {
 
     public var isDraining: Bool { state.withLockedValue { $0.draining } }
 
+    public var isHealthCheckFailed: Bool { state.withLockedValue { $0.healthCheckFailed } }
+
+    /// Admin /healthcheck/fail and /healthcheck/ok (Envoy's): a failed proxy reports DRAINING
+    /// and its readiness answers 503, so load balancers and probes take it out of rotation.
+    public func setHealthCheckFailed(_ failed: Bool) {
+        state.withLockedValue { $0.healthCheckFailed = failed }
+    }
+
+    /// Admin /drain_listeners: the data listeners stop accepting (their sockets close; a later
+    /// config keeps them closed) and the proxy reports DRAINING. Open connections finish what
+    /// they have; with `drainConnections` they are also asked to end (HTTP/1 `connection:
+    /// close` after the current response, HTTP/2 GOAWAY). Never waits: runs on an event loop.
+    public func stopListeners(drainConnections: Bool) {
+        let listeners = state.withLockedValue { s -> [BoundListener] in
+            s.draining = true
+            return Array(s.listeners.values)
+        }
+        for l in listeners { l.channel.close(promise: nil) }
+        if drainConnections { tracker.drain() }
+    }
+
+    /// Each bound data listener's name and local address, sorted by name.
+    public var listenerAddresses: [(name: String, address: SocketAddress?)] {
+        state.withLockedValue { s in
+            s.listeners.keys.sorted().map { ($0, s.listeners[$0]!.channel.isActive ? s.listeners[$0]!.channel.localAddress : nil) }
+        }
+    }
+
+    /// Admin /reset_counters: every loop's counters and the connection counters to zero.
+    public func resetCounters() -> EventLoopFuture<Void> {
+        tracker.resetCounters()
+        return contexts.forEach { $0.stats.resetCounters() }.map { _ in }
+    }
+
     public func flushAccessLogs() {
         _ = try? contexts.forEach { $0.accessLog.flush() }.wait()
     }
@@ -223,6 +261,7 @@ public final class ProxyRuntime: Sendable {
         contexts.forEach { ctx -> LoopStats.Snapshot in
             var s = ctx.stats.snapshot
             s.gauges["meshd_upstream_cx_active"] = ctx.pools.activeConnectionCount
+            for (key, n) in ctx.pools.connectionsByHost { s.hosts[key, default: .init()].connections += n }
             return s
         }.map { [tracer, snapshot] parts in
             var total = parts.reduce(into: LoopStats.Snapshot()) { $0.merge($1) }

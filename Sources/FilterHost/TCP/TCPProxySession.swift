@@ -39,6 +39,9 @@ final class TCPProxySession: TimerTarget {
     private var lastActivity = NIODeadline.now()
     private var idleTimer: LoopTimers.Token?
     private var inspectTimer: LoopTimers.Token?
+    /// The listener's network filters (Istio's TCP stats), from the snapshot at accept.
+    private var observers: [TCPConnectionObserver] = []
+    private var reportedOpen = false
 
     static let defaultIdleTimeoutMs = 3_600_000
     static let defaultInspectTimeoutMs = 15_000
@@ -59,6 +62,7 @@ final class TCPProxySession: TimerTarget {
         guard case .idle = state else { return }
         state = .inspecting
         loop.stats.count("meshd_tcp_downstream_cx_total\(stats)")
+        observers = (loop.snapshot.networkFilters[listener.name] ?? []).map { $0.makeObserver(stats: loop.stats) }
         let idle = listener.tcpProxy?.idleTimeoutMs ?? Self.defaultIdleTimeoutMs
         if idle > 0 { idleTimer = loop.timers.arm(after: .milliseconds(Int64(idle)), self) }
         if table.needsServerName {
@@ -217,6 +221,7 @@ final class TCPProxySession: TimerTarget {
             return
         }
         state = .proxying(upstream)
+        reportOpen()
         if let pending, pending.readableBytes > 0 { upstream.writeAndFlush(pending, promise: nil) }
         pending = nil
         if downstreamEnded { endOutput(of: upstream, otherEnded: upstreamEnded) }
@@ -250,7 +255,24 @@ final class TCPProxySession: TimerTarget {
         downstream.close(promise: nil)
         loop.stats.count("meshd_tcp_downstream_cx_rx_bytes_total\(stats)", bytesReceived)
         loop.stats.count("meshd_tcp_downstream_cx_tx_bytes_total\(stats)", bytesSent)
+        reportOpen()
+        let facts = self.facts
+        for o in observers { o.closed(facts, bytesReceived: bytesReceived, bytesSent: bytesSent) }
         if listener.accessLog ?? true { loop.accessLog.record(accessLogEntry()) }
+    }
+
+    private var facts: TCPConnectionFacts {
+        TCPConnectionFacts(listener: listener.name, cluster: cluster, serverName: serverName,
+                           responseFlags: flags.isEmpty ? "-" : flags.joined(separator: ","))
+    }
+
+    /// As Istio: a connection counts as opened once it reached its upstream, or when it ends
+    /// without having done so (its flags then say why).
+    private func reportOpen() {
+        guard !reportedOpen else { return }
+        reportedOpen = true
+        let facts = self.facts
+        for o in observers { o.opened(facts) }
     }
 
     /// Istio's access-log fields as they read for a TCP connection: no method, path or status.

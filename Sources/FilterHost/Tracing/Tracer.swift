@@ -86,6 +86,10 @@ public final class Tracer: Sendable {
             ("peer.address", peer ?? "-"),
             ("guid:x-request-id", info.requestID ?? "-"),
         ]
+        for (key, value) in info.spanTags.sorted(by: { $0.key < $1.key }) {
+            tags.removeAll { $0.0 == key }
+            tags.append((key, value))
+        }
         let isError = code >= 500 || code == 0
         if isError { tags.append(("error", "true")) }
         return SpanRecord(context: context, name: Self.operationName(authority: info.authority), kind: kind,

@@ -36,9 +36,14 @@ final class CircuitBreakers: Sendable {
     func tryAcquire(_ resource: Resource, of cluster: Cluster) -> Bool {
         let key = Key(cluster: cluster.name, resource: resource), max = resource.limit(of: cluster)
         return counts.withLockedValue { counts in
-            let n = counts[key, default: 0]
-            guard n < max else { return false }
-            counts[key] = n + 1
+            // One hash of the key while the cluster has requests out (the common case).
+            guard let i = counts.index(forKey: key) else {
+                guard max > 0 else { return false }
+                counts[key] = 1
+                return true
+            }
+            guard counts.values[i] < max else { return false }
+            counts.values[i] += 1
             return true
         }
     }
@@ -52,8 +57,9 @@ final class CircuitBreakers: Sendable {
         guard n > 0 else { return }
         let key = Key(cluster: cluster, resource: resource)
         counts.withLockedValue { counts in
-            let left = counts[key, default: 0] - n
-            counts[key] = left > 0 ? left : nil
+            guard let i = counts.index(forKey: key) else { return }
+            let left = counts.values[i] - n
+            if left > 0 { counts.values[i] = left } else { counts.remove(at: i) }
         }
     }
 

@@ -12,7 +12,20 @@ final class UpstreamPools: UpstreamClient {
 
     private let eventLoop: EventLoop
     private var pools: [PoolKey: EndpointPool] = [:]
-    private var roundRobin: [String: Int] = [:]
+    /// Pools are dropped once idle when their number has doubled since the last sweep: endpoints
+    /// come and go (sidecars leaving, passthrough destinations), and each left a pool behind.
+    private var sweepAt = 64
+    /// Per cluster name: the pools of its endpoints as of the cluster config they were
+    /// picked for, and its round-robin position. A request finds them with one hash of the
+    /// name and a comparison with the cluster it routes to (cheap for the same snapshot:
+    /// strings and arrays compare by identity first).
+    private var byCluster: [String: ClusterPools] = [:]
+
+    private struct ClusterPools {
+        var cluster: Cluster
+        var pools: [EndpointPool]
+        var roundRobin = 0
+    }
     var connector: UpstreamConnector
     private let stats: LoopStats
 
@@ -58,10 +71,12 @@ final class UpstreamPools: UpstreamClient {
     @discardableResult
     func connection(for cluster: Cluster, avoiding: Set<String>, hash: UInt64?, _ done: @escaping Waiter) -> String? {
         guard !cluster.endpoints.isEmpty else {
-            done(.failure(.connectFailure("no endpoints")))
+            // Envoy: a cluster without hosts is answered 503 UH, "no healthy upstream".
+            done(.failure(.noHealthyUpstream))
             return nil
         }
-        var candidates = cluster.endpoints.map { pool(for: cluster, endpoint: $0) }
+        let entry = endpointPools(for: cluster)
+        var candidates = byCluster.values[entry].pools
         if let outlier = cluster.outlierDetection {
             let ejected = OutlierDetectors.shared.ejected(in: cluster)
             if !ejected.isEmpty {
@@ -76,7 +91,34 @@ final class UpstreamPools: UpstreamClient {
                 }
             }
         }
+        if cluster.endpoints.contains(where: { ($0.priority ?? 0) > 0 }) {
+            var total: [Int: Int] = [:], healthy: [Int: Int] = [:]
+            for e in cluster.endpoints { total[e.priority ?? 0, default: 0] += 1 }
+            for c in candidates { healthy[c.key.endpoint.priority ?? 0, default: 0] += 1 }
+            if let level = PriorityLoad.level(healthy: healthy, total: total, random: Double.random(in: 0..<1)) {
+                candidates = candidates.filter { ($0.key.endpoint.priority ?? 0) == level }
+            }
+        }
         let policy = cluster.lbPolicy ?? .roundRobin
+        if policy != .ringHash, policy != .maglev, candidates.contains(where: { $0.key.endpoint.weight != nil }),
+           let i = PriorityLoad.weighted(candidates.map { $0.key.endpoint.weight ?? 0 }, random: Double.random(in: 0..<1)) {
+            // Istio's locality distribute: weights decide, whatever the simple policy.
+            let chosen = candidates[i]
+            chosen.acquire(done)
+            return chosen.host
+        }
+        if let slowStart = cluster.slowStart, policy == .roundRobin || policy == .leastRequest, candidates.count > 1 {
+            // Envoy's slow start: endpoints this loop began using within the window get less.
+            let now = NIODeadline.now()
+            let weights = candidates.map {
+                $0.addedAt == .distantPast ? 1000 : Int(1000 * slowStart.factor(elapsedMs: Int((now - $0.addedAt).nanoseconds / 1_000_000)))
+            }
+            if weights.contains(where: { $0 < 1000 }), let i = PriorityLoad.weighted(weights, random: Double.random(in: 0..<1)) {
+                let chosen = candidates[i]
+                chosen.acquire(done)
+                return chosen.host
+            }
+        }
         // A hash keeps its endpoint on a retry too: the ring is not rebuilt per attempt.
         if !avoiding.isEmpty, policy != .ringHash, policy != .maglev {
             let others = candidates.filter { !avoiding.contains($0.host) }
@@ -91,8 +133,8 @@ final class UpstreamPools: UpstreamClient {
                 chosen = candidates.randomElement()!
             }
         case .roundRobin:
-            let i = roundRobin[cluster.name, default: 0]
-            roundRobin[cluster.name] = i &+ 1
+            let i = byCluster.values[entry].roundRobin
+            byCluster.values[entry].roundRobin = i &+ 1
             chosen = candidates[i % candidates.count]
         case .random:
             chosen = candidates.randomElement()!
@@ -105,18 +147,45 @@ final class UpstreamPools: UpstreamClient {
         return chosen.host
     }
 
-    private func pool(for cluster: Cluster, endpoint: Endpoint) -> EndpointPool {
+    /// The index in `byCluster` of `cluster`'s pools, made or refreshed when its config changed.
+    /// Endpoints a cluster has when this loop first uses it are warm; later ones are new (slow start).
+    private func endpointPools(for cluster: Cluster) -> Dictionary<String, ClusterPools>.Index {
+        if let i = byCluster.index(forKey: cluster.name), byCluster.values[i].cluster == cluster { return i }
+        let known = byCluster[cluster.name]
+        // Pools persist across config changes (by endpoint); each learns the cluster's new limits.
+        byCluster[cluster.name] = ClusterPools(cluster: cluster,
+                                               pools: cluster.endpoints.map { pool(for: cluster, endpoint: $0, warm: known == nil) },
+                                               roundRobin: known?.roundRobin ?? 0)
+        return byCluster.index(forKey: cluster.name)!
+    }
+
+    private func pool(for cluster: Cluster, endpoint: Endpoint, warm: Bool) -> EndpointPool {
         let key = PoolKey(cluster: cluster.name, endpoint: endpoint, http2: cluster.protocol == .http2, tls: cluster.tls)
         if let p = pools[key] {
             p.cluster = cluster  // its limits may have changed with the config
             return p
         }
+        if pools.count >= sweepAt {
+            pools = pools.filter { !$0.value.isIdle }
+            sweepAt = max(64, pools.count * 2)
+        }
         let p = EndpointPool(key: key, cluster: cluster, connector: connector, eventLoop: eventLoop, stats: stats)
+        if warm { p.addedAt = .distantPast }
         pools[key] = p
         return p
     }
 
     var activeConnectionCount: Int { pools.values.reduce(0) { $0 + $1.connectionCount } }
+
+    /// Open connections per cluster and endpoint (`host:port`), for the admin /clusters page.
+    var connectionsByHost: [LoopStats.HostKey: Int] {
+        var out: [LoopStats.HostKey: Int] = [:]
+        for (key, pool) in pools where pool.connectionCount > 0 {
+            out[LoopStats.HostKey(cluster: key.cluster, host: "\(key.endpoint.address):\(key.endpoint.port)"), default: 0]
+                += pool.connectionCount
+        }
+        return out
+    }
 }
 
 /// The connections to one endpoint, and requests waiting for one. Connections and waiting
@@ -134,6 +203,8 @@ final class EndpointPool {
     private(set) var activeStreams = 0
     /// "address:port", as the access log shows it.
     let host: String
+    /// When this loop first saw the endpoint in its cluster (slow start counts from there).
+    var addedAt = NIODeadline.now()
 
     init(key: UpstreamPools.PoolKey, cluster: Cluster, connector: UpstreamConnector, eventLoop: EventLoop, stats: LoopStats) {
         self.key = key
@@ -145,6 +216,8 @@ final class EndpointPool {
     }
 
     var connectionCount: Int { connections.count }
+    /// Nothing open, opening, waiting or in flight: the pool can go.
+    var isIdle: Bool { connections.isEmpty && connecting == 0 && waiters.isEmpty && activeStreams == 0 }
     private var maxConnections: Int { key.http2 ? 1 : (cluster.maxConnectionsPerEndpoint ?? 1024) }
 
     func acquire(_ waiter: @escaping UpstreamPools.Waiter) {

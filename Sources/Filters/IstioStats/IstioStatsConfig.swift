@@ -15,6 +15,8 @@ struct IstioStatsConfig: Sendable {
     let nodeID: String
     /// `x-envoy-peer-metadata` for this workload, encoded once.
     let encodedMetadata: String
+    /// The metric series keys of the label sets seen so far.
+    let series = IstioSeriesCache()
 
     init(_ config: JSONValue?) throws {
         guard let config, config.objectValue != nil else {

@@ -60,15 +60,15 @@ final class IstioStatsFilter: HTTPFilter {
         guard !recorded, let stats = stream.stats else { return }
         recorded = true
         let info = stream.streamInfo
-        let labels = facts(info).labels
-        stats.count("istio_requests_total{\(labels)}", 1)
+        let keys = config.series.keys(for: facts(info))
+        stats.count(keys.requests, 1)
         let ms = Double((NIODeadline.now() - info.startTime).nanoseconds) / 1e6
-        stats.observe("istio_request_duration_milliseconds{\(labels)}", ms, bounds: .envoyDefault)
-        stats.observe("istio_request_bytes{\(labels)}", Double(requestBytes), bounds: .envoyDefault)
-        stats.observe("istio_response_bytes{\(labels)}", Double(responseBytes), bounds: .envoyDefault)
+        stats.observe(keys.duration, ms, bounds: .envoyDefault)
+        stats.observe(keys.requestBytes, Double(requestBytes), bounds: .envoyDefault)
+        stats.observe(keys.responseBytes, Double(responseBytes), bounds: .envoyDefault)
         if isGRPC {
-            stats.count("istio_request_messages_total{\(labels)}", requestMessages.messages)
-            stats.count("istio_response_messages_total{\(labels)}", responseMessages.messages)
+            stats.count(keys.requestMessages, requestMessages.messages)
+            stats.count(keys.responseMessages, responseMessages.messages)
         }
     }
 
@@ -113,7 +113,7 @@ final class IstioStatsFilter: HTTPFilter {
     static func takePeer(_ headers: inout HTTPHeaders) -> WorkloadFacts? {
         let value = headers.first(name: PeerMetadata.header)
         strip(&headers)
-        return value.flatMap(PeerMetadata.decode)
+        return value.flatMap(PeerMetadata.decodeCached)
     }
 
     static func strip(_ headers: inout HTTPHeaders) {

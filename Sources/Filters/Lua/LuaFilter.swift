@@ -41,8 +41,12 @@ package final class LuaFilter: HTTPFilter {
         stats = stream.stats
     }
 
+    /// One direction's run. Read by borrowing (`_read`): a getter would copy the whole
+    /// struct, retains included, for every field read through it.
     package subscript(run response: Bool) -> LuaRun {
-        get { response ? resp : req }
+        _read {
+            if response { yield resp } else { yield req }
+        }
         _modify {
             if response { yield &resp } else { yield &req }
         }

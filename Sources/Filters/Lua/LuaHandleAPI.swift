@@ -22,6 +22,7 @@ package enum LuaHandleAPI {
         m.append(("connectionStreamInfo", { L in LuaObjects.host(L) { L in try LuaHandleAPI.child(L, .streamInfo) } }))
         m.append(("connection", { L in LuaObjects.host(L) { L in try LuaHandleAPI.child(L, .connection) } }))
         m.append(("route", { L in LuaObjects.host(L) { L in try LuaHandleAPI.child(L, .route) } }))
+        m.append(("span", { L in LuaObjects.host(L) { L in try LuaHandleAPI.child(L, .span) } }))
         m.append(("virtualHost", { L in LuaObjects.host(L) { L in try LuaHandleAPI.child(L, .virtualHost) } }))
         m.append(("httpCall", { L in LuaObjects.host(L) { L in try LuaHTTPCallAPI.httpCall(L) } }))
         m.append(("setUpstreamOverrideHost", { L in LuaObjects.unsupported(L, "setUpstreamOverrideHost") }))

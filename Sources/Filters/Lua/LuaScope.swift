@@ -43,6 +43,7 @@ package enum LuaFilterLibrary {
             .metadata: LuaRouteAPI.metadataMethods,
             .route: LuaRouteAPI.routeMethods,
             .virtualHost: LuaRouteAPI.virtualHostMethods,
+            .span: LuaSpanAPI.methods,
         ]
         var methods: [LuaKind: [(String, LuaHostFn)]] = [:]
         for kind in LuaKind.allCases where kind != .sharedDict {

@@ -78,7 +78,7 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnect
         if upgradeRequested {
             keepAlive = false
         } else if endStream {
-            if ["POST", "PUT", "PATCH"].contains(head.method), !headers.contains(name: "content-length") {
+            if Self.expectsBody(head.method), !headers.contains(name: "content-length") {
                 headers.add(name: "content-length", value: "0")
             }
         } else if !headers.contains(name: "content-length") {
@@ -87,6 +87,15 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnect
         let h = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: head.method), uri: head.path, headers: headers)
         context.write(wrapOutboundOut(.head(h)), promise: nil)
         if endStream { endRequest(nil) } else { context.flush() }
+    }
+
+    /// Methods whose empty body is still announced (`content-length: 0`); a switch, not an
+    /// array literal, since this runs for every request.
+    private static func expectsBody(_ method: String) -> Bool {
+        switch method {
+        case "POST", "PUT", "PATCH": return true
+        default: return false
+        }
     }
 
     package func sendData(_ data: ByteBuffer, endStream: Bool) {
