@@ -24,6 +24,19 @@ static inline int meshd_SSL_CTX_set_max_proto_version(SSL_CTX *ctx, int version)
     return (int)SSL_CTX_set_max_proto_version(ctx, version);
 }
 
+static inline int meshd_SSL_set_min_proto_version(SSL *ssl, int version) {
+    return (int)SSL_set_min_proto_version(ssl, version);
+}
+
+static inline int meshd_SSL_set_max_proto_version(SSL *ssl, int version) {
+    return (int)SSL_set_max_proto_version(ssl, version);
+}
+
+/* Adds `cert` (up-referenced) to the chain of the certificate set last on `ctx`. */
+static inline int meshd_SSL_CTX_add1_chain_cert(SSL_CTX *ctx, X509 *cert) {
+    return (int)SSL_CTX_add1_chain_cert(ctx, cert);
+}
+
 static inline long meshd_SSL_CTX_set_mode(SSL_CTX *ctx, long mode) {
     return SSL_CTX_set_mode(ctx, mode);
 }

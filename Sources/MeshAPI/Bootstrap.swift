@@ -15,10 +15,14 @@ public struct Bootstrap: Codable, Sendable, Equatable {
     public var tracing: TracingConfig?
     /// Access-log line encoding (Istio's `accessLogEncoding`, default TEXT); read at start only.
     public var accessLogEncoding: AccessLogEncoding?
+    /// Access log and tracing from the mesh config and Telemetry resources, applied on every
+    /// swap. nil: the proxy's start settings (flags, `tracing`, `accessLogEncoding`) alone.
+    public var telemetry: ProxyTelemetry?
 
     public init(admin: AdminConfig? = nil, listeners: [Listener] = [], routeConfigs: [RouteConfig] = [],
                 clusters: [Cluster] = [], luaPlugins: [LuaPlugin] = [], overloadManager: OverloadManagerConfig? = nil,
-                tracing: TracingConfig? = nil, accessLogEncoding: AccessLogEncoding? = nil) {
+                tracing: TracingConfig? = nil, accessLogEncoding: AccessLogEncoding? = nil,
+                telemetry: ProxyTelemetry? = nil) {
         self.admin = admin
         self.listeners = listeners
         self.routeConfigs = routeConfigs
@@ -27,10 +31,11 @@ public struct Bootstrap: Codable, Sendable, Equatable {
         self.overloadManager = overloadManager
         self.tracing = tracing
         self.accessLogEncoding = accessLogEncoding
+        self.telemetry = telemetry
     }
 
     enum CodingKeys: String, CodingKey {
-        case admin, listeners, routeConfigs, clusters, luaPlugins, overloadManager, tracing, accessLogEncoding
+        case admin, listeners, routeConfigs, clusters, luaPlugins, overloadManager, tracing, accessLogEncoding, telemetry
     }
 
     public init(from decoder: Decoder) throws {
@@ -43,6 +48,7 @@ public struct Bootstrap: Codable, Sendable, Equatable {
         overloadManager = try c.decodeIfPresent(OverloadManagerConfig.self, forKey: .overloadManager)
         tracing = try c.decodeIfPresent(TracingConfig.self, forKey: .tracing)
         accessLogEncoding = try c.decodeIfPresent(AccessLogEncoding.self, forKey: .accessLogEncoding)
+        telemetry = try c.decodeIfPresent(ProxyTelemetry.self, forKey: .telemetry)
     }
 }
 
@@ -62,6 +68,11 @@ public struct Listener: Codable, Sendable, Equatable {
     public var address: String
     public var port: Int
     public var tls: ListenerTLS?
+    /// TLS chosen per connection by the client's SNI (Envoy's filter chains matched on
+    /// `server_names`): the most specific entry's `serverNames` wins (exact, then the longest
+    /// `*.suffix`, then an entry without names); none matching: the handshake is refused.
+    /// Used instead of `tls`. Contexts are taken at each accept, so a change needs no rebind.
+    public var tlsByServerName: [ListenerTLS]?
     /// Name of the RouteConfig the router uses.
     public var routeConfig: String
     /// Filters before the router, in order. The router is always last.
@@ -116,6 +127,9 @@ public struct Listener: Codable, Sendable, Equatable {
         self.maxConnections = maxConnections
         self.tcpProxy = tcpProxy
     }
+
+    /// The TLS entries this listener terminates with (`tlsByServerName`, else `tls`).
+    public var serverTLS: [ListenerTLS] { tlsByServerName ?? tls.map { [$0] } ?? [] }
 }
 
 /// PeerAuthentication's effective mode on an inbound listener (DISABLE is no `meshTLS`).
@@ -126,20 +140,65 @@ public enum MeshTLSMode: String, Codable, Sendable, Equatable {
     case permissive = "PERMISSIVE"
 }
 
+/// A listener's TLS termination (one of Envoy's filter chains' `DownstreamTlsContext`).
+/// Certificates come as files (a static bootstrap) or as PEM text (what the control plane
+/// pushes from its secret store); every field but the certificate is optional.
 public struct ListenerTLS: Codable, Sendable, Equatable {
-    public var certificateChain: String
-    public var privateKey: String
-    /// CA bundle; when set, clients must present a certificate it signed (mTLS).
+    /// Files: the certificate chain and its key (PEM).
+    public var certificateChain: String?
+    public var privateKey: String?
+    /// CA bundle file; when set (or `caCertificatesPEM`), clients are asked for a certificate
+    /// it signed (mTLS).
     public var caCertificates: String?
+    /// PEM text: up to two certificates (one RSA and one ECDSA, OpenSSL serves the one the
+    /// client supports), used instead of the files.
+    public var certificates: [CertificatePEM]?
+    public var caCertificatesPEM: String?
     /// ALPN protocols offered, in preference order (default ["h2", "http/1.1"]).
     public var alpn: [String]?
+    /// The SNI names this entry serves in `Listener.tlsByServerName` (Envoy's filter chain
+    /// `server_names`): exact names or `*.suffix`; nil or empty: any name, and no SNI at all.
+    public var serverNames: [String]?
+    /// With a CA: false lets a client in without a certificate (Istio's OPTIONAL_MUTUAL); a
+    /// certificate it does present must verify. Default true (MUTUAL).
+    public var requireClientCertificate: Bool?
+    /// The client certificate must carry one of these SANs (URI or DNS), exactly.
+    public var subjectAltNames: [String]?
+    /// The client certificate's SubjectPublicKeyInfo SHA-256 (base64) or the certificate's
+    /// SHA-256 (hex, colons allowed) must be one of these (either list matching is enough).
+    public var verifyCertificateSpki: [String]?
+    public var verifyCertificateHash: [String]?
+    /// Protocol range (default TLS 1.2 up to TLS 1.3).
+    public var minProtocolVersion: TLSProtocolVersion?
+    public var maxProtocolVersion: TLSProtocolVersion?
+    /// OpenSSL cipher names for TLS 1.2 and lower (TLS 1.3 suites are not configurable, as in Envoy).
+    public var cipherSuites: [String]?
 
-    public init(certificateChain: String, privateKey: String, caCertificates: String? = nil, alpn: [String]? = nil) {
+    public init(certificateChain: String? = nil, privateKey: String? = nil, caCertificates: String? = nil,
+                alpn: [String]? = nil, certificates: [CertificatePEM]? = nil, caCertificatesPEM: String? = nil) {
         self.certificateChain = certificateChain
         self.privateKey = privateKey
         self.caCertificates = caCertificates
         self.alpn = alpn
+        self.certificates = certificates
+        self.caCertificatesPEM = caCertificatesPEM
     }
+}
+
+/// A certificate chain and its private key, as PEM text.
+public struct CertificatePEM: Codable, Sendable, Equatable, Hashable {
+    public var certificateChain: String
+    public var privateKey: String
+
+    public init(certificateChain: String, privateKey: String) {
+        self.certificateChain = certificateChain
+        self.privateKey = privateKey
+    }
+}
+
+/// Istio's TLS protocol version names.
+public enum TLSProtocolVersion: String, Codable, Sendable, Equatable, Hashable, CaseIterable {
+    case tls10 = "TLSV1_0", tls11 = "TLSV1_1", tls12 = "TLSV1_2", tls13 = "TLSV1_3"
 }
 
 /// A filter in a listener's chain: a registered name plus its own config.
@@ -506,6 +565,11 @@ public struct UpstreamTLS: Codable, Sendable, Equatable, Hashable {
     public var istioMutual: Bool?
     /// The peer's certificate must carry one of these SANs (URI or DNS), e.g. a SPIFFE ID.
     public var subjectAltNames: [String]?
+    /// The same as `certificateChain`, `privateKey` and `caCertificates`, as PEM text (what the
+    /// control plane pushes from its secret store); a file and its PEM form do not go together.
+    public var certificateChainPEM: String?
+    public var privateKeyPEM: String?
+    public var caCertificatesPEM: String?
 
     public init(sni: String? = nil, caCertificates: String? = nil, insecureSkipVerify: Bool? = nil,
                 certificateChain: String? = nil, privateKey: String? = nil, istioMutual: Bool? = nil,
@@ -539,5 +603,26 @@ public struct Endpoint: Codable, Sendable, Equatable, Hashable {
         self.meshIdentity = meshIdentity
         self.priority = priority
         self.weight = weight
+    }
+}
+
+extension Bootstrap {
+    /// The same config with private keys given as PEM text replaced by "[redacted]" (as Envoy's
+    /// config dump shows secrets): what debug pages show.
+    public var redactingPrivateKeys: Bootstrap {
+        var b = self
+        func redact(_ tls: inout ListenerTLS) {
+            tls.certificates = tls.certificates?.map { CertificatePEM(certificateChain: $0.certificateChain, privateKey: "[redacted]") }
+        }
+        for i in b.listeners.indices {
+            if b.listeners[i].tls != nil { redact(&b.listeners[i].tls!) }
+            if let entries = b.listeners[i].tlsByServerName {
+                b.listeners[i].tlsByServerName = entries.map { var e = $0; redact(&e); return e }
+            }
+        }
+        for i in b.clusters.indices where b.clusters[i].tls?.privateKeyPEM != nil {
+            b.clusters[i].tls?.privateKeyPEM = "[redacted]"
+        }
+        return b
     }
 }

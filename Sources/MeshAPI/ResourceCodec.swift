@@ -13,7 +13,8 @@ public struct ResourceEntry: Sendable, Equatable {
     }
 }
 
-/// Splits a Bootstrap into resources ("listener/…", "route/…", "cluster/…", "plugin/…") with
+/// Splits a Bootstrap into resources ("listener/…", "route/…", "cluster/…", "plugin/…",
+/// "telemetry/proxy") with
 /// content versions, and puts resources back together. Both ends of the discovery stream
 /// use it, so the control plane can send only what changed.
 public enum ResourceCodec {
@@ -36,6 +37,7 @@ public enum ResourceCodec {
         for r in bootstrap.routeConfigs { add("route", r.name, r) }
         for c in bootstrap.clusters { add("cluster", c.name, c) }
         for p in bootstrap.luaPlugins { add("plugin", p.name, p) }
+        if let t = bootstrap.telemetry { add("telemetry", "proxy", t) }
         return out
     }
 
@@ -51,6 +53,7 @@ public enum ResourceCodec {
                 case "route": b.routeConfigs.append(try decoder.decode(RouteConfig.self, from: Data(entry.body)))
                 case "cluster": b.clusters.append(try decoder.decode(Cluster.self, from: Data(entry.body)))
                 case "plugin": b.luaPlugins.append(try decoder.decode(LuaPlugin.self, from: Data(entry.body)))
+                case "telemetry": b.telemetry = try decoder.decode(ProxyTelemetry.self, from: Data(entry.body))
                 default: throw DecodeError(resource: key, reason: "unknown resource type '\(kind)'")
                 }
             } catch let e as DecodeError {

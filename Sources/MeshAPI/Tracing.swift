@@ -1,8 +1,9 @@
 /// Tracing for one proxy process, read at start (`meshd proxy`: the bootstrap's `tracing`;
-/// `meshd sidecar`/`gateway`: their `--tracing-*` flags, since the control plane does not
-/// serve Istio's mesh config yet). Field names follow Istio's MeshConfig and Telemetry.
+/// `meshd sidecar`/`gateway`: their `--tracing-*` flags). The sampling and collector given
+/// here win over what the control plane pushes (`ProxyTelemetry.tracing`); nil: the pushed
+/// ones apply. Field names follow Istio's MeshConfig and Telemetry.
 public struct TracingConfig: Codable, Sendable, Equatable {
-    /// Percent of new traces sampled, 0–100 (Istio's default: 1). A caller's decision wins.
+    /// Percent of new traces sampled, 0–100; nil: the pushed value, else Istio's default 1. A caller's decision wins.
     public var samplingPercentage: Double?
     /// Where spans go: Istio's `extensionProviders[].opentelemetry` (OTLP/HTTP protobuf,
     /// `POST /v1/traces`). nil: trace context is still propagated, spans are not exported.
@@ -28,7 +29,7 @@ public struct TracingConfig: Codable, Sendable, Equatable {
 }
 
 /// Istio's `MeshConfig.ExtensionProvider.OpenTelemetryTracingProvider`: the collector's host and port.
-public struct OpenTelemetryProvider: Codable, Sendable, Equatable {
+public struct OpenTelemetryProvider: Codable, Sendable, Hashable {
     public var service: String
     public var port: Int
 

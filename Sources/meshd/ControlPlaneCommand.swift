@@ -87,6 +87,10 @@ struct ControlPlaneServeCommand: ParsableCommand {
             help: "After start, how long proxies that reconnect with a config wait for the others (proxies retry at least every 6.25 s).")
     var reconnectGraceMs: Int = 7000
 
+    @Option(name: .customLong("jwks-cache-duration-ms"),
+            help: "How long proxies keep a JWKS fetched from a RequestAuthentication jwksUri (Envoy: 5 min).")
+    var jwksCacheDurationMs: Int?
+
     @Option(name: .customLong("graph-scrape-interval-ms"),
             help: "How often the mesh page's data is scraped from every proxy's admin /stats/prometheus. 0 disables.")
     var graphScrapeIntervalMs: Int = 2000
@@ -99,7 +103,9 @@ struct ControlPlaneServeCommand: ParsableCommand {
         let trustDomain = try state.trustDomain
         let runtime = ControlPlaneRuntime<ConfigStore>(directory: configDir, logger: logger,
                                                        debounce: Double(debounceMs) / 1000,
-                                                       compile: Self.compiler(meshConfig: state.meshConfigPath),
+                                                       compile: Self.compiler(meshConfig: state.meshConfigPath,
+                                                                              jwksCacheDurationMs: jwksCacheDurationMs,
+                                                                              secrets: CredentialReader(directory: configDir)),
                                                        prepare: Self.preparer(trustDomain: trustDomain))
         // The watcher's first look comes before the first load, so an edit made during it is seen.
         let watcher = DirectoryWatcher(directory: configDir, alsoWatching: state.meshConfigPath.map { [$0] } ?? [],
@@ -153,8 +159,10 @@ struct ControlPlaneServeCommand: ParsableCommand {
     /// are not parsed again); a file with an error is refused alone (its last good version
     /// stays), the others apply.
     /// The mesh config file, when given, is read again with every load (a SIGHUP or any change in
-    /// the directory); one that cannot be used is refused and the last good one stays.
-    static func compiler(meshConfig meshConfigPath: String? = nil) -> ControlPlaneRuntime<ConfigStore>.Compile {
+    /// the directory); one that cannot be used is refused and the last good one stays. The
+    /// secrets the config names are read with every load too (`secrets`).
+    static func compiler(meshConfig meshConfigPath: String? = nil, jwksCacheDurationMs: Int? = nil,
+                         secrets reader: CredentialReader) -> ControlPlaneRuntime<ConfigStore>.Compile {
         let cache = ConfigStore.ParseCache()
         let admission = FileAdmission()
         let lastGoodMesh = NIOLockedValueBox(MeshConfig())
@@ -165,16 +173,26 @@ struct ControlPlaneServeCommand: ParsableCommand {
             } catch {
                 return .init(config: nil, refused: ["\(directory): \(error)"])
             }
-            var outcome = admission.admit(store)
+            // The mesh config first: Telemetry resources are checked against its providers.
+            var meshRefused: [ControlPlane.ValidationError] = []
+            var meshWarnings: [ControlPlane.ValidationError] = []
             if let meshConfigPath {
                 let mesh = MeshConfigFile.load(path: meshConfigPath)
                 if let config = mesh.config { lastGoodMesh.withLockedValue { $0 = config } }
-                outcome.refused += mesh.errors
-                outcome.warnings = mesh.warnings + outcome.warnings
+                meshRefused = mesh.errors
+                meshWarnings = mesh.warnings
             }
+            var outcome = admission.admit(store, meshConfig: lastGoodMesh.withLockedValue { $0 })
+            outcome.refused = meshRefused + outcome.refused
+            outcome.warnings = meshWarnings + outcome.warnings
             outcome.store.meshConfig = lastGoodMesh.withLockedValue { $0 }
+            outcome.store.jwksCacheDurationMs = jwksCacheDurationMs
+            // Secrets are read for what is served; one that cannot be read is a warning on the
+            // field naming it (its server or client certificate is left out), never a refusal.
+            let (credentials, problems) = CredentialReferences(outcome.store).read(with: reader)
+            outcome.store.credentials = credentials
             return .init(config: outcome.store, refused: outcome.refused.map(\.description),
-                         warnings: outcome.warnings.map(\.description))
+                         warnings: (outcome.warnings + problems).map(\.description))
         }
     }
 

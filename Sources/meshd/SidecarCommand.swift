@@ -71,12 +71,12 @@ struct ManagedProxyOptions: ParsableArguments {
     var tracingCollector: String?
 
     @Option(name: .customLong("tracing-sampling"),
-            help: "Percent of new traces sampled, 0-100 (Istio's default 1). A caller's sampling decision wins.")
-    var tracingSampling: Double = 1
+            help: "Percent of new traces sampled, 0-100. Wins over the control plane's telemetry (mesh config, Telemetry); unset: theirs, else Istio's default 1. A caller's sampling decision wins.")
+    var tracingSampling: Double?
 
     @Option(name: .customLong("access-log-encoding"),
-            help: "Access-log lines on stdout: TEXT (Istio's default format) or JSON (Istio's accessLogEncoding).")
-    var accessLogEncoding: String = "TEXT"
+            help: "Access-log encoding, TEXT (Istio's default format) or JSON (Istio's accessLogEncoding). Wins over the control plane's; unset: theirs, else TEXT.")
+    var accessLogEncoding: String?
 
     @Option(name: .customLong("mesh-id"), help: "Mesh id for spans' istio.mesh_id (Istio's default: the trust domain, cluster.local).")
     var meshID: String = "cluster.local"
@@ -112,7 +112,7 @@ struct ManagedProxyOptions: ParsableArguments {
             }
             collector = OpenTelemetryProvider(service: String(parts[0]), port: port)
         }
-        guard (0...100).contains(tracingSampling) else {
+        if let tracingSampling, !(0...100).contains(tracingSampling) {
             throw ValidationError("invalid --tracing-sampling \(tracingSampling): want 0-100")
         }
         return TracingConfig(
@@ -132,8 +132,11 @@ struct ManagedProxyOptions: ParsableArguments {
         do {
             let overload = try overloadConfig.flatMap { try BootstrapLoader.load(file: $0).overloadManager }
             let tracing = try tracing(nodeID: "\(kind)~\(address)~\(name).\(namespace)")
-            guard let encoding = AccessLogEncoding(rawValue: accessLogEncoding.uppercased()) else {
-                throw ValidationError("invalid --access-log-encoding \(accessLogEncoding): want TEXT or JSON")
+            let encoding = try accessLogEncoding.map { flag in
+                guard let e = AccessLogEncoding(rawValue: flag.uppercased()) else {
+                    throw ValidationError("invalid --access-log-encoding \(flag): want TEXT or JSON")
+                }
+                return e
             }
             runtime = try ProxyRuntime(group: group, registry: FilterCatalog.registry,
                                        bootstrap: Bootstrap(overloadManager: overload, tracing: tracing,

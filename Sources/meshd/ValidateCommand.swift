@@ -40,8 +40,9 @@ struct ValidateCommand: ParsableCommand {
     }
 
     func run() throws {
-        let store = ConfigStore.load(files: files)
+        var store = ConfigStore.load(files: files)
         let mesh = meshConfig.map(MeshConfigFile.load(path:))
+        if let config = mesh?.config { store.meshConfig = config }
         let errors = (mesh?.errors ?? []) + Validator.validate(store)
         // Warnings of resources that are refused anyway would only add noise.
         let refused = Set(errors.compactMap(\.resource))

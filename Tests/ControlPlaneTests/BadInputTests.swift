@@ -288,8 +288,8 @@ final class BadInputTests: XCTestCase {
         """
         XCTAssertEqual(errors(yaml), [
             "test.yaml:4: DestinationRule/default/r: spec.host: host is required",
-            "test.yaml:5: DestinationRule/default/r: spec.subsets[1].name: duplicate subset name \"v1\"",
-            "test.yaml:5: DestinationRule/default/r: spec.subsets[2].name: subset name is required",
+            "test.yaml:5: DestinationRule/default/r: spec.subsets[1].name: duplicate subset names: v1",
+            "test.yaml:5: DestinationRule/default/r: spec.subsets[2].name: subset name cannot be empty",
             "test.yaml:13: ServiceEntry/default/se: spec.resolution: STATIC resolution needs endpoints or a workloadSelector",
         ])
     }

@@ -78,8 +78,8 @@ final class MeshConfigTests: XCTestCase {
         let loaded = MeshConfigFile.parse(yaml, file: "m.yaml")
         XCTAssertEqual(loaded.errors, [])
         let warned = loaded.warnings.map { "\($0.location.line) \($0.path)" }
-        XCTAssertEqual(warned, ["2 defaultConfig", "5 accessLogFormat", "8 extensionProviders[0].datadog"],
-                       "one warning per unenforced subtree; enforced fields (trustDomain, prometheus) are quiet")
+        XCTAssertEqual(warned, ["3 defaultConfig.concurrency", "8 extensionProviders[0].datadog"],
+                       "one warning per unenforced subtree; enforced fields (trustDomain, tracing.sampling, accessLogFormat, prometheus) are quiet")
     }
 
     func testBadValuesAreRefusedWithTheirPath() {
@@ -116,6 +116,49 @@ final class MeshConfigTests: XCTestCase {
         store.meshConfig = try XCTUnwrap(MeshConfigFile.parse("rootNamespace: mesh-root", file: "m.yaml").config)
         let after = Translator(store: store).translate(for: proxy).bootstrap.listeners.first { $0.name == "inbound" }
         XCTAssertEqual(after?.securityFilters?.map(\.name), ["meshd.rbac"])
+    }
+
+    /// A CUSTOM policy's provider becomes the RBAC filter's external authorizer, with a
+    /// cluster for its service; one the mesh config lacks is announced and denies (Istio).
+    func testACustomPolicysProviderComesFromTheMeshConfig() throws {
+        let yaml = """
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {name: ext-authz, namespace: foo}
+        spec:
+          hosts: [ext-authz.foo.svc.cluster.local]
+          ports: [{number: 8000, name: http, protocol: HTTP}]
+          resolution: STATIC
+          endpoints: [{address: 127.0.0.1}]
+        ---
+        apiVersion: security.istio.io/v1
+        kind: AuthorizationPolicy
+        metadata: {name: ext, namespace: foo}
+        spec:
+          action: CUSTOM
+          provider: {name: authz}
+          rules: [{to: [{operation: {paths: ["/headers"]}}]}]
+        """
+        let proxy = ProxyIdentity.sidecar(name: "x", namespace: "foo", appPort: 80)
+        var store = ConfigStore.parse(yaml: yaml)
+        let unknown = Translator(store: store).translate(for: proxy)
+        XCTAssertTrue(unknown.warnings.contains { $0.contains("no extension provider \"authz\"") }, "\(unknown.warnings)")
+        store.meshConfig = try XCTUnwrap(MeshConfigFile.parse("""
+        extensionProviders:
+        - name: authz
+          envoyExtAuthzHttp: {service: foo/ext-authz.foo.svc.cluster.local, port: 8000, timeout: 2s, failOpen: true,
+                              statusOnError: "503", headersToUpstreamOnAllow: [x-user]}
+        """, file: "m.yaml").config)
+        let t = Translator(store: store).translate(for: proxy)
+        XCTAssertFalse(t.warnings.contains { $0.contains("authz") }, "\(t.warnings)")
+        let rbac = try XCTUnwrap(t.bootstrap.listeners.first { $0.name == "inbound" }?.securityFilters?.first { $0.name == "meshd.rbac" })
+        let cluster = "outbound|8000||ext-authz.foo.svc.cluster.local"
+        XCTAssertEqual(rbac.config?["providers"]?["authz"], .object([
+            "cluster": .string(cluster), "timeoutMs": .number(2000), "failOpen": .bool(true), "statusOnError": .number(503),
+            "headersToUpstreamOnAllow": .array([.string("x-user")]),
+        ]))
+        XCTAssertEqual(rbac.config?["policies"]?.arrayValue?.first?["provider"], .string("authz"))
+        XCTAssertEqual(t.bootstrap.clusters.first { $0.name == cluster }?.endpoints.map(\.port), [8000])
     }
 }
 

@@ -146,16 +146,22 @@ final class SecurityTranslationTests: XCTestCase {
           jwtRules: [{issuer: https://remote.example, jwksUri: https://remote.example/jwks}]
         """
         let t = Translator(store: ConfigStore.parse(yaml: y)).translate(for: httpbin)
-        XCTAssertEqual(t.warnings.count, 2, "\(t.warnings)")
+        XCTAssertEqual(t.warnings.count, 1, "\(t.warnings)")
         XCTAssertTrue(t.warnings.contains { $0.contains("CUSTOM policy denies every request its rules match") })
-        XCTAssertTrue(t.warnings.contains { $0.contains("jwksUri") && $0.contains("refused") })
         let inbound = try XCTUnwrap(t.bootstrap.listeners.first { $0.name == "inbound" })
-        XCTAssertEqual(inbound.securityFilters?.first?.config?["providers"]?.arrayValue?.first?["jwks"], nil)
+        // The jwksUri is fetched by the proxy through a cluster of its own, over TLS.
+        let jwt = inbound.securityFilters?.first?.config?["providers"]?.arrayValue?.first
+        XCTAssertEqual(jwt?["jwks"], nil)
+        XCTAssertEqual(jwt?["remoteJwks"], .object(["cluster": .string("outbound|443||remote.example"), "path": .string("/jwks"),
+                                                    "authority": .string("remote.example")]))
+        let cluster = try XCTUnwrap(t.bootstrap.clusters.first { $0.name == "outbound|443||remote.example" })
+        XCTAssertEqual(cluster.tls?.sni, "remote.example")
+        XCTAssertEqual(cluster.endpoints, [Endpoint(address: "remote.example", port: 443)])
         XCTAssertEqual(inbound.securityFilters?.last?.config?["policies"]?.arrayValue?.first?["action"], .string("CUSTOM"))
         assertSnapshotBuilds(t.bootstrap)
         // `meshd analyze` says the same.
         let findings = Analyzer.analyze(ConfigStore.parse(yaml: y, file: "a.yaml")).map(\.description)
-        XCTAssertEqual(findings.filter { $0.contains("NotEnforced") }.count, 2, "\(findings)")
+        XCTAssertEqual(findings.filter { $0.contains("[MSH0002]") }.count, 1, "the CUSTOM policy without a provider; the jwksUri is fetched: \(findings)")
     }
 
     func testValidationRefusesWhatTheProxiesCouldNotEvaluate() {

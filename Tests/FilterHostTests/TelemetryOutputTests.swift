@@ -2,6 +2,7 @@
 import Foundation
 import MeshAPI
 import NIOCore
+import NIOHTTP1
 import Transport
 import XCTest
 
@@ -60,5 +61,50 @@ final class TelemetryOutputTests: XCTestCase {
         for _ in 0..<5 { exporter.submit(span) }
         XCTAssertLessThan((NIODeadline.now() - start).nanoseconds, 100_000_000)
         XCTAssertEqual(exporter.counters, SpanExporter.Counters(exported: 0, dropped: 3))
+    }
+}
+
+/// Pushed telemetry: custom formats, JSON labels and filters as the proxy renders them.
+final class PushedAccessLogTests: XCTestCase {
+    private func entry(code: Int, user: String?) throws -> AccessLogEntry {
+        var i = StreamInfo()
+        i.startWallTime = 1_700_000_000.25
+        i.method = "GET"
+        i.path = "/status/503?x=1"
+        i.authority = "svc:9080"
+        i.responseCode = code
+        i.bytesSent = 12
+        var headers = HTTPHeaders()
+        if let user { headers.add(name: "X-User", value: user) }
+        return AccessLogEntry(i, requestHeaders: headers)
+    }
+
+    func testACustomTextFormat() throws {
+        let log = try CompiledAccessLog(AccessLogSettings(format: "%REQ(:METHOD)% %REQ(X-USER?USER-AGENT):3% %RESPONSE_CODE% %BYTES_SENT% %UPSTREAM_HOST%"))
+        XCTAssertEqual(try entry(code: 503, user: "bobby").line(for: log, encoding: .text), "GET bob 503 12 -\n")
+        XCTAssertEqual(try entry(code: 503, user: nil).line(for: log, encoding: .text), "GET - 503 12 -\n")
+    }
+
+    func testJSONLabelsKeepNumbersNumbers() throws {
+        let log = try CompiledAccessLog(AccessLogSettings(encoding: .json, labels: ["code": "%RESPONSE_CODE%", "who": "u=%REQ(X-USER)%",
+                                                                                   "host": "%UPSTREAM_HOST%"]))
+        let line = try XCTUnwrap(try entry(code: 200, user: "bob").line(for: log, encoding: .json))
+        let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        XCTAssertEqual(object["code"] as? Int, 200)
+        XCTAssertEqual(object["who"] as? String, "u=bob")
+        XCTAssertTrue(object["host"] is NSNull)
+    }
+
+    func testAFilterKeepsOnlyWhatItMatches() throws {
+        let log = try CompiledAccessLog(AccessLogSettings(filter: "response.code >= 500 && request.headers['x-user'] == 'bob'"))
+        XCTAssertNotNil(try entry(code: 503, user: "bob").line(for: log, encoding: .text))
+        XCTAssertNil(try entry(code: 200, user: "bob").line(for: log, encoding: .text))
+        XCTAssertNil(try entry(code: 503, user: nil).line(for: log, encoding: .text), "absent header: the filter is false")
+    }
+
+    func testABadPushedFormatRefusesTheConfig() {
+        XCTAssertThrowsError(try SnapshotTelemetry(ProxyTelemetry(accessLog: AccessLogSettings(format: "%BOGUS%")))) { error in
+            XCTAssertEqual((error as? ConfigError)?.path, "telemetry.accessLog.format")
+        }
     }
 }

@@ -89,6 +89,57 @@ final class RBACFilterTests: XCTestCase {
         XCTAssertEqual(try status(custom, path: "/int"), 200)
     }
 
+    /// A matching CUSTOM policy holds the request for its authorizer's check; a check that
+    /// gets no answer follows `failOpen`, else answers `statusOnError` with flag UAEX.
+    func testCustomAsksItsProviderAndANoAnswerFollowsFailOpen() throws {
+        for failOpen in [false, true] {
+            let s = try harness("""
+            {name: meshd.rbac, config: {providers: {authz: {cluster: c, failOpen: \(failOpen), statusOnError: 503}},
+             policies: [{name: ns.c, action: CUSTOM, provider: authz, rules: [{to: [{operation: {paths: [/ext*]}}]}]}]}}
+            """)
+            let upstream = LuaLimitsTests.PendingUpstream()
+            s.upstreamClient = upstream
+            s.sendRequest(path: "/int")
+            XCTAssertNotNil(s.upstreamHead, "not matched: no check")
+            XCTAssertEqual(upstream.waiting.count, 0)
+
+            let held = try harness("""
+            {name: meshd.rbac, config: {providers: {authz: {cluster: c, failOpen: \(failOpen), statusOnError: 503}},
+             policies: [{name: ns.c, action: CUSTOM, provider: authz, rules: [{to: [{operation: {paths: [/ext*]}}]}]}]}}
+            """)
+            held.upstreamClient = upstream
+            held.sendRequest(path: "/ext/a")
+            XCTAssertNil(held.upstreamHead, "held while the check is out")
+            XCTAssertNil(held.localReply)
+            XCTAssertEqual(upstream.waiting.count, 1)
+            upstream.failAll()
+            loop.run()
+            if failOpen {
+                XCTAssertNotNil(held.upstreamHead)
+            } else {
+                XCTAssertEqual(held.localReply?.status, 503)
+                XCTAssertEqual(held.localReply?.body, "")
+                XCTAssertEqual(held.streamInfo.responseFlags, [.unauthorizedExternalService])
+            }
+        }
+    }
+
+    /// Dry-run policies never deny; their results are in the RBAC filter's metadata.
+    func testDryRunPoliciesAreEvaluatedButNotEnforced() throws {
+        let policies = """
+        [{name: ns.deny, action: DENY, dryRun: true, rules: [{}]},
+         {name: ns.allow, action: ALLOW, dryRun: true, rules: [{to: [{operation: {paths: [/ip]}}]}]}]
+        """
+        let s = try harness("{name: meshd.rbac, config: {policies: \(policies)}}")
+        s.sendRequest(path: "/headers")
+        XCTAssertNotNil(s.upstreamHead)
+        let metadata = s.streamInfo.dynamicMetadata["envoy.filters.http.rbac"]
+        XCTAssertEqual(metadata?["istio_dry_run_deny_shadow_engine_result"], .string("denied"))
+        XCTAssertEqual(metadata?["istio_dry_run_deny_shadow_effective_policy_id"], .string("ns.deny"))
+        XCTAssertEqual(metadata?["istio_dry_run_allow_shadow_engine_result"], .string("denied"))
+        XCTAssertNil(metadata?["istio_dry_run_allow_shadow_effective_policy_id"])
+    }
+
     func testDeniesAreCountedAndNameThePolicy() throws {
         let s = try harness("{name: meshd.rbac, config: {policies: [{name: ns.d, action: DENY, rules: [{}]}]}}")
         s.sendRequest()

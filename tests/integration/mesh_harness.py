@@ -4,6 +4,7 @@ traffic. Every process is started through the `mesh` fixture (conftest.Mesh), wh
 """
 import collections
 import http.client
+import http.server
 import json
 import os
 import signal
@@ -340,3 +341,51 @@ spec:
   resolution: STATIC
   workloadSelector: {{labels: {{app: {app}}}}}
 """
+
+
+class LoopbackHTTP:
+    """A small HTTP/1.1 server on a free loopback port, run on threads of this process:
+    `answer(method, path, headers)` gives (status, headers dict, body bytes) for each request.
+    Stopped with `stop()` (also safe when not started or already stopped)."""
+
+    def __init__(self, answer):
+        self.port = free_port()
+        self.answer = answer
+        self.server = None
+
+    def start(self):
+        answer = self.answer
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def handle_any(self):
+                status, headers, body = answer(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = handle_any
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self):
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+def write_mesh_config(cp, text):
+    """Writes the mesh config file (atomically) beside the control plane's config directory."""
+    path = os.path.join(cp.mesh.workdir, "mesh.yaml")
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+    return path

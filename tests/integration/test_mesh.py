@@ -351,7 +351,7 @@ def test_unknown_kinds_and_a_bad_file_do_not_block_the_good_files(mesh):
     cp.wait_ready()
     cp.apply({"details.yaml": BROKEN_DETAILS.replace("[0-9", "[0-9]")}, changed=[client.id])
     assert cp.config_status()["refused"] == []
-    assert cp.process.stderr().count("spec.http[0].retries.retryRemoteLocalities: meshd has no locality") == 1
+    assert cp.process.stderr().count("spec.http[0].retries.retryRemoteLocalities: retries are not steered to other localities") == 1
 
 
 def test_control_plane_killed_under_load_then_restarted(mesh):

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import free_port
-from mesh_harness import Client, ControlPlane, service_entry, wait_until
+from mesh_harness import Client, ControlPlane, LoopbackHTTP, http_get, service_entry, wait_until
 
 cryptography = pytest.importorskip("cryptography")
 from cryptography.hazmat.primitives import hashes  # noqa: E402
@@ -80,9 +80,9 @@ def request(cp_client, path="/", headers=None):
     return status, hdrs, body.decode(errors="replace")
 
 
-def start(mesh, files=None, gateway=False):
+def start(mesh, files=None, gateway=False, extra_args=()):
     cp = ControlPlane(mesh, {"services.yaml": service_entry("reviews"), **(files or {})})
-    cp.start()
+    cp.start(extra_args=extra_args)
     client = cp.sidecar("client", "v1", with_app=False)
     reviews = cp.sidecar("reviews", "v1")
     gw = cp.gateway() if gateway else None
@@ -191,6 +191,93 @@ def test_jwt_request_authentication_with_request_principals(mesh):
                 assert hdrs.get("www-authenticate", "").startswith("Bearer realm="), name
     finally:
         c.close()
+
+
+def dry_run_count(proxy, action, result):
+    text = http_get(f"http://127.0.0.1:{proxy.admin}/stats/prometheus")[1]
+    return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
+               if line.startswith("meshd_rbac_dry_run_total{") and f'action="{action}"' in line and f'result="{result}"' in line)
+
+
+def test_dry_run_policies_are_evaluated_and_counted_but_not_enforced(mesh):
+    dry = "metadata: {name: %s, namespace: default, annotations: {istio.io/dry-run: \"true\"}}"
+    files = {"authz.yaml": policy("deny-all", "{action: DENY, rules: [{}]}").replace(
+        "metadata: {name: deny-all, namespace: default}", dry % "deny-all")
+        + "---" + policy("allow-ip", "{action: ALLOW, rules: [{to: [{operation: {paths: [/ip]}}]}]}").replace(
+        "metadata: {name: allow-ip, namespace: default}", dry % "allow-ip")}
+    cp, client_proxy, reviews, _ = start(mesh, files)
+    c = Client(client_proxy.outbound, timeout=10)
+    try:
+        # Either policy enforced would refuse /headers; in dry-run both only count.
+        assert request(c, "/headers")[0] == 200
+        assert request(c, "/ip")[0] == 200
+        assert dry_run_count(reviews, "DENY", "denied") == 2
+        assert dry_run_count(reviews, "ALLOW", "denied") == 1
+        assert dry_run_count(reviews, "ALLOW", "allowed") == 1
+
+        # Without the annotation the same DENY policy is enforced.
+        cp.apply({"authz.yaml": policy("deny-all", "{action: DENY, rules: [{}]}")}, changed=[reviews.id], timeout=30)
+        status, _, body = request(c, "/ip")
+        assert (status, body) == (403, "RBAC: access denied")
+    finally:
+        c.close()
+
+
+class JWKSServer(LoopbackHTTP):
+    """A JWKS on loopback at /jwks; its keys can be swapped (rotation) and it can be down."""
+
+    def __init__(self, jwks):
+        super().__init__(self.serve)
+        self.jwks = jwks
+        self.fetches = 0
+
+    def serve(self, method, path, headers):
+        self.fetches += 1
+        return (200 if path == "/jwks" else 404), {"content-type": "application/json"}, self.jwks.encode()
+
+
+def test_jwks_uri_is_fetched_cached_and_refreshed(mesh):
+    old, new = Signer("rsa", kid="old"), Signer("rsa", kid="new")
+    jwks = JWKSServer(old.jwks())
+    files = {"authn.yaml": policy("jwks-uri", f"""
+  selector: {{matchLabels: {{app: reviews}}}}
+  jwtRules:
+  - issuer: "{ISSUER}"
+    jwksUri: http://127.0.0.1:{jwks.port}/jwks
+    timeout: 2s""", kind="RequestAuthentication")}
+    # Envoy keeps a fetched JWKS 5 minutes; 3 s here, so a rotation shows within the test.
+    cp, client_proxy, _, _ = start(mesh, files, extra_args=["--jwks-cache-duration-ms", "3000"])
+    c = Client(client_proxy.outbound, timeout=15)
+    try:
+        # The JWKS server is down: a token of the issuer fails closed, no token follows policy.
+        status, _, body = request(c, "/", {"authorization": f"Bearer {old.token()}"})
+        assert (status, body) == (401, "Jwks remote fetch is failed")
+        assert request(c)[0] == 200
+
+        # Up: fetched on the next token, then served from the cache.
+        jwks.start()
+        status, _, body = request(c, "/", {"authorization": f"Bearer {old.token()}"})
+        assert status == 200, body
+        fetches = jwks.fetches
+        assert fetches >= 1
+        assert request(c, "/", {"authorization": f"Bearer {old.token()}"})[0] == 200
+        assert jwks.fetches == fetches, "a fresh JWKS is not fetched again"
+
+        # Rotation: the new key verifies once the cached set expired and was fetched again.
+        jwks.jwks = new.jwks()
+        wait_until(lambda: request(c, "/", {"authorization": f"Bearer {new.token()}"})[0] == 200, 30,
+                   what="the rotated JWKS fetched")
+        status, _, body = request(c, "/", {"authorization": f"Bearer {old.token()}"})
+        assert (status, body) == (401, "Jwks doesn't have key to match kid or alg from Jwt")
+
+        # Down again: once the cached set expires, tokens fail closed again.
+        jwks.stop()
+        wait_until(lambda: request(c, "/", {"authorization": f"Bearer {new.token()}"})[2] == "Jwks remote fetch is failed",
+                   30, what="the expired JWKS refused")
+        assert request(c)[0] == 200
+    finally:
+        c.close()
+        jwks.stop()
 
 
 def test_gateway_policy_by_selector(mesh):

@@ -122,9 +122,15 @@ spec:
 @needs_samples
 def test_analyze_finds_what_the_samples_leave_undefined(tmp_path):
     r = meshd("analyze", SAMPLES)
-    assert r.returncode == 1
-    assert "Error [ReferencedResourceNotFound] " in r.stdout
-    assert 'VirtualService/default/bookinfo: spec.http[0].route[0].destination.host: host "productpage"' in r.stdout
+    # istioctl's exit status when analyzers found an Error (AnalyzerFoundIssuesError).
+    assert r.returncode == 79, r.stderr
+    assert re.search(r'^Error \[IST0101\] \(VirtualService default/bookinfo \S+/bookinfo-gateway.yaml:\d+\) '
+                     r'Referenced host not found: "productpage"$', r.stdout, re.M), r.stdout
+    # Two sample Gateways serve every host on port 80 of one ingress workload.
+    assert re.search(r"^Error \[IST0145\] \(Gateway default/httpbin-gateway \S+/httpbin-gateway.yaml:\d+\) "
+                     r"Conflict with gateways istio-system/cert-manager-gateway \(workload selector istio=ingressgateway, "
+                     r"port 80, hosts \*\)\.$", r.stdout, re.M), r.stdout
+    assert "Analyzers found issues when analyzing" in r.stderr
 
     # With the services defined, bookinfo's gateway and routing analyze clean of errors.
     (tmp_path / "services.yaml").write_text("""\
@@ -162,8 +168,8 @@ spec:
   inline: "function envoy_on_request(h) end"
 """)
     r = meshd("analyze", str(tmp_path))
-    assert r.returncode == 1
+    assert r.returncode == 79
     out = r.stdout.splitlines()
-    assert f"Warning [UnboundGateway] {tmp_path}/a.yaml:1: Gateway/default/unused: no VirtualService binds this Gateway" in out
-    assert (f"Error [ReferencedResourceNotFound] {tmp_path}/a.yaml:8: LuaPlugin/default/p: spec.targetRefs[0]: "
-            "target VirtualService default/nope not found") in out
+    assert f"Warning [MSH0004] (Gateway default/unused {tmp_path}/a.yaml:1) no VirtualService binds this Gateway" in out
+    assert (f"Error [IST0101] (LuaPlugin default/p {tmp_path}/a.yaml:12) "
+            'Referenced target VirtualService not found: "default/nope"') in out

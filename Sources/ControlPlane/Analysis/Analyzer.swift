@@ -1,240 +1,154 @@
-/// Cross-reference checks over a whole store, like `istioctl analyze`: what one resource
-/// names that another should define. Schema and per-resource rules are the Validator's.
+import Foundation
+
+/// Checks over a whole store, like `istioctl analyze`: what one resource names that another
+/// should define, what several resources claim at once, what no workload is selected by.
+/// Istio's message codes (AnalysisMessage) where Istio has one; schema and per-resource rules
+/// are the Validator's (reported here as IST0106 by `report`).
 public enum Analyzer {
-    public static func analyze(_ store: ConfigStore, registry: Registry? = nil) -> [Finding] {
-        var a = Analysis(store: store, registry: registry ?? Registry(store: store))
+    /// What the analysis reads besides the store.
+    public struct Inputs: Sendable {
+        /// Kubernetes Services, workloads and Secrets of the analyzed files.
+        public var kubernetes: KubernetesInventory
+        /// Where a Gateway's `credentialName` is looked up as `<directory>/<credentialName>/tls.crt|tls.key`.
+        public var secretDirectories: [String]
+
+        public init(kubernetes: KubernetesInventory = KubernetesInventory(), secretDirectories: [String] = []) {
+            self.kubernetes = kubernetes
+            self.secretDirectories = secretDirectories
+        }
+    }
+
+    /// The analyzers, as `meshd analyze --list-analyzers` prints them (istioctl's names where Istio has the analyzer).
+    public static let analyzers: [(name: String, description: String)] = [
+        ("authz.AuthorizationPoliciesAnalyzer", "Checks the necessary preconditions for the AuthorizationPolicy resources (a selector selects workloads)"),
+        ("destinationrule.CaCertificateAnalyzer", "Checks if caCertificates is set when TLS mode is SIMPLE/MUTUAL"),
+        ("destinationrule.PodNotSelectedAnalyzer", "Checks that the subsets of a DestinationRule select workloads"),
+        ("destinationrule.UnknownHostAnalyzer", "Checks that the host of a DestinationRule is a service of the mesh"),
+        ("gateway.ConflictingGatewayAnalyzer", "Checks a gateway's selector, port number and hosts"),
+        ("gateway.IngressGatewayPortAnalyzer", "Checks a gateway's ports against the gateway's Kubernetes service ports"),
+        ("gateway.SecretAnalyzer", "Checks a gateway's referenced credentials (a secret directory or a Kubernetes Secret with tls.crt and tls.key)"),
+        ("meshd.DuplicateResourceAnalyzer", "Checks that no resource is defined twice"),
+        ("meshd.FieldSupportAnalyzer", "Reports fields meshd accepts but does not enforce, and kinds it skips"),
+        ("meshd.PluginTargetAnalyzer", "Checks the targets of LuaPlugins and TrafficExtensions"),
+        ("meshd.UnboundGatewayAnalyzer", "Checks that some VirtualService binds each Gateway"),
+        ("peerauthentication.MTLSAnalyzer", "Checks that no DestinationRule disables TLS to workloads a STRICT PeerAuthentication covers"),
+        ("schema.ValidationAnalyzer", "Runs schema validation as an analyzer and reports any violations"),
+        ("security.SelectorAnalyzer", "Checks that the selectors of PeerAuthentications and RequestAuthentications select workloads"),
+        ("service.PortNameAnalyzer", "Checks the port names associated with each Kubernetes service"),
+        ("serviceentry.ProtocolAdressesAnalyzer", "Checks the addresses associated with a ServiceEntry serving TCP (or unset) protocol ports"),
+        ("sidecar.SelectorAnalyzer", "Validates that sidecars that define a workload selector match at least one workload, and that there aren't multiple sidecar resources that select overlapping workloads"),
+        ("virtualservice.ConflictingMeshGatewayHostsAnalyzer", "Checks if multiple virtual services associated with the mesh gateway have conflicting hosts"),
+        ("virtualservice.DestinationHostAnalyzer", "Checks the destination hosts associated with each virtual service"),
+        ("virtualservice.DestinationRuleAnalyzer", "Checks the destination rules associated with each virtual service"),
+        ("virtualservice.GatewayAnalyzer", "Checks the gateways associated with each virtual service"),
+        ("virtualservice.MatchAnalyzer", "Checks for rules and matches a previous rule makes unreachable"),
+    ]
+
+    public static func analyze(_ store: ConfigStore, registry: Registry? = nil, inputs: Inputs = Inputs()) -> [Finding] {
+        var registry = registry ?? Registry(store: store)
+        let k8s = inputs.kubernetes.registryEntries()
+        registry.add(services: k8s.services, workloads: k8s.workloads)
+        var a = Analysis(store: store, registry: registry, inputs: inputs)
         a.run()
-        return a.findings.sorted { ($0.location, $0.path, $0.message) < ($1.location, $1.path, $1.message) }
+        return sorted(a.findings)
+    }
+
+    /// Everything `meshd analyze` reports: the store's load errors and every resource's
+    /// validation errors (IST0106), kinds skipped and fields not enforced (warnings), then the analysis.
+    public static func report(_ store: ConfigStore, inputs: Inputs = Inputs()) -> [Finding] {
+        // Files that are not YAML are parse errors (`parseErrors`), not messages.
+        let invalid = store.loadErrors.filter { $0.resource != nil } + Validator.validate(store.resources)
+        var findings = invalid.map {
+            Finding(.schemaValidationError, location: $0.location, resource: $0.resource, path: $0.path,
+                    message: "Schema validation error: " + ($0.path.isEmpty ? "" : "\($0.path): ") + $0.reason)
+        }
+        findings += store.loadWarnings.filter { !inputs.kubernetes.reads($0.resource) }.map {
+            Finding(.kindSkipped, location: $0.location, resource: $0.resource, path: $0.path, message: $0.reason)
+        }
+        let refused = Set(invalid.compactMap(\.resource))
+        findings += Validator.warnings(store.resources.filter { !refused.contains($0.id) }).map {
+            Finding(.notEnforced, location: $0.location, resource: $0.resource, path: $0.path, message: "\($0.path): \($0.reason)")
+        }
+        return sorted(findings + analyze(store, inputs: inputs))
+    }
+
+    /// Files that could not be read or parsed as YAML: istioctl's "Error(s) adding files" (exit status 65).
+    public static func parseErrors(_ store: ConfigStore) -> [ValidationError] {
+        store.loadErrors.filter { $0.resource == nil }
+    }
+
+    static func sorted(_ findings: [Finding]) -> [Finding] {
+        findings.sorted { ($0.location, $0.path, $0.code, $0.message) < ($1.location, $1.path, $1.code, $1.message) }
     }
 }
 
-private struct Analysis {
+/// One analysis run: the store, its lookups and what was found.
+struct Analysis {
     let store: ConfigStore
     let registry: Registry
     let index: ConfigIndex
+    let inputs: Analyzer.Inputs
+    /// Resources by id, for the line of a finding's field.
+    let resources: [String: Resource]
     var findings: [Finding] = []
 
-    init(store: ConfigStore, registry: Registry) {
+    init(store: ConfigStore, registry: Registry, inputs: Analyzer.Inputs) {
         self.store = store
         self.registry = registry
         self.index = ConfigIndex(store)
+        self.inputs = inputs
+        var byID: [String: Resource] = [:]
+        for r in store.effective { byID[r.id] = r }
+        resources = byID
     }
 
-    mutating func add<T>(_ severity: Finding.Severity, _ code: String, _ c: Config<T>, _ path: String, _ message: String) {
-        findings.append(Finding(severity, code, location: c.location, resource: c.id, path: path, message: message))
+    var kubernetes: KubernetesInventory { inputs.kubernetes }
+
+    /// Whether the input says which workloads exist (Kubernetes Pods or workload controllers,
+    /// WorkloadEntries): only then can a selector be found to select nothing. Otherwise meshd's
+    /// workloads are sidecars that register when they connect, which no file lists.
+    var inputDeclaresWorkloads: Bool { !kubernetes.workloads.isEmpty || !store.workloadEntries.isEmpty }
+
+    /// Workloads the input declares in `namespace` (any namespace when nil) whose labels contain `selector`.
+    func declaredWorkloads(selectedBy selector: [String: String], namespace: String?) -> [WorkloadInstance] {
+        registry.workloads.filter { w in
+            guard case .workloadEntry = w.origin else { return false }
+            return (namespace == nil || w.namespace == namespace) && w.labels.matches(selector)
+        }
+    }
+
+    mutating func add<T>(_ type: AnalysisMessage, _ c: Config<T>, _ path: String, _ message: String) {
+        let location = resources[c.id]?.location(of: path) ?? c.location
+        findings.append(Finding(type, location: location, resource: c.id, path: path, message: message))
     }
 
     mutating func run() {
         for (old, new) in store.duplicates {
-            findings.append(Finding(.warning, "DuplicateResource", location: old.location, resource: old.id,
+            findings.append(Finding(.duplicateResource, location: old.location, resource: old.id,
                                     message: "defined again at \(new.location); the later definition is used"))
         }
         for vs in index.virtualServices { virtualService(vs) }
         meshHostConflicts()
-        for gw in index.gateways where index.virtualServices(boundTo: gw).isEmpty {
-            add(.warning, "UnboundGateway", gw, "", "no VirtualService binds this Gateway")
-        }
+        gateways()
         for dr in index.destinationRules { destinationRule(dr) }
+        for se in store.serviceEntries { serviceEntryAddresses(se) }
+        sidecarSelectors()
+        securityPolicies()
+        kubernetesPortNames()
         for p in store.luaPlugins { targets(p, p.spec.targetRefs) }
         for t in store.trafficExtensions {
             targets(t, t.spec.targetRefs)
-            if t.spec.wasm != nil { add(.warning, "UnsupportedExtension", t, "spec.wasm", "meshd runs Lua only; this Wasm extension is ignored") }
-        }
-        securityPolicies()
-    }
-
-    // MARK: VirtualService
-
-    mutating func virtualService(_ vs: Config<VirtualService>) {
-        for (i, g) in vs.spec.gateways.enumerated() { gatewayRef(vs, g, "spec.gateways[\(i)]") }
-        for (i, route) in vs.spec.http.enumerated() {
-            let p = "spec.http[\(i)]"
-            for (j, m) in route.match.enumerated() {
-                for (k, g) in m.gateways.enumerated() { gatewayRef(vs, g, "\(p).match[\(j)].gateways[\(k)]") }
-            }
-            for (j, d) in route.route.enumerated() { destination(vs, d.destination, "\(p).route[\(j)].destination") }
-            destination(vs, route.mirror, p + ".mirror")
-            for (j, m) in route.mirrors.enumerated() { destination(vs, m.destination, "\(p).mirrors[\(j)].destination") }
-        }
-        for (i, route) in vs.spec.tcp.enumerated() {
-            for (j, d) in route.route.enumerated() { destination(vs, d.destination, "spec.tcp[\(i)].route[\(j)].destination") }
-        }
-        for (i, route) in vs.spec.tls.enumerated() {
-            for (j, d) in route.route.enumerated() { destination(vs, d.destination, "spec.tls[\(i)].route[\(j)].destination") }
+            if t.spec.wasm != nil { add(.unsupportedExtension, t, "spec.wasm", "meshd runs Lua only; this Wasm extension is ignored") }
         }
     }
 
-    mutating func gatewayRef(_ vs: Config<VirtualService>, _ ref: String, _ path: String) {
-        guard ref != "mesh", index.gateway(ref, from: vs.namespace) == nil else { return }
-        let (ns, name) = ConfigIndex.split(ref, vs.namespace)
-        add(.error, "ReferencedResourceNotFound", vs, path, "gateway \"\(ref)\" not found (no Gateway \(ns)/\(name))")
+    /// A label selector as Kubernetes prints it: `app=a,version=v1`.
+    static func selectorString(_ labels: [String: String]) -> String {
+        labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
     }
 
-    mutating func destination(_ vs: Config<VirtualService>, _ d: Destination?, _ path: String) {
-        guard let d, let host = d.host, !host.isEmpty else { return }
-        let fqdn = HostNames.fqdn(host, namespace: vs.namespace)
-        let service = registry.service(host: host, namespace: vs.namespace)
-        if service == nil {
-            add(.error, "ReferencedResourceNotFound", vs, path + ".host",
-                "host \"\(host)\"\(fqdn == host ? "" : " (\(fqdn))") is not a known service: no ServiceEntry defines it")
-        }
-        if let service {
-            if let port = d.port?.number, service.port(port) == nil {
-                add(.error, "ReferencedResourceNotFound", vs, path + ".port.number",
-                    "port \(port) is not a port of \(service.host) (ports: \(service.ports.map { String($0.number) }.joined(separator: ", ")))")
-            } else if d.port == nil, service.ports.count > 1 {
-                add(.warning, "DestinationPortRequired", vs, path + ".port",
-                    "\(service.host) has several ports; name the port (the lowest one is used)")
-            }
-        }
-        if let subset = d.subset {
-            let dr = index.destinationRule(for: fqdn)
-            if dr == nil {
-                add(.error, "ReferencedResourceNotFound", vs, path + ".subset",
-                    "subset \"\(subset)\" of host \"\(host)\" not found: no DestinationRule for \(fqdn)")
-            } else if !dr!.spec.subsets.contains(where: { $0.name == subset }) {
-                add(.error, "ReferencedResourceNotFound", vs, path + ".subset",
-                    "subset \"\(subset)\" of host \"\(host)\" is not defined by \(dr!.id)")
-            }
-        }
-    }
-
-    /// Two VirtualServices for sidecars claiming the same host: only the first one is used.
-    mutating func meshHostConflicts() {
-        var owner: [String: Config<VirtualService>] = [:]
-        for vs in index.virtualServices where vs.spec.appliesToMesh {
-            for (i, h) in vs.spec.hosts.enumerated() {
-                let fqdn = HostNames.fqdn(h, namespace: vs.namespace)
-                if let first = owner[fqdn] {
-                    add(.warning, "ConflictingMeshVirtualServiceHosts", vs, "spec.hosts[\(i)]",
-                        "host \(fqdn) is also claimed by \(first.id) (\(first.location)), which is used")
-                } else {
-                    owner[fqdn] = vs
-                }
-            }
-        }
-    }
-
-    // MARK: DestinationRule
-
-    mutating func destinationRule(_ dr: Config<DestinationRule>) {
-        guard let host = dr.spec.host else { return }
-        let fqdn = HostNames.fqdn(host, namespace: dr.namespace)
-        let services = registry.services.filter { HostNames.matches(pattern: fqdn, host: $0.host) }
-        guard let service = services.first else {
-            add(.warning, "ReferencedResourceNotFound", dr, "spec.host",
-                "host \"\(host)\"\(fqdn == host ? "" : " (\(fqdn))") is not a known service: no ServiceEntry defines it")
-            return
-        }
-        if dr.spec.trafficPolicy?.settings.tls?.mode == "DISABLE", let selector = service.selector,
-           PeerAuthenticationPolicy.mode(namespace: service.namespace, labels: selector, port: nil, store: store) == .strict {
-            // Plaintext to workloads that accept only mutual TLS: every request fails.
-            add(.warning, "ConflictingMeshTLS", dr, "spec.trafficPolicy.tls.mode",
-                "DISABLE sends plaintext to \(service.host), whose workloads a STRICT PeerAuthentication allows only mutual TLS")
-        }
-        guard services.count == 1, service.selector != nil || !service.inlineEndpoints.isEmpty,
-              let port = service.ports.first else { return }
-        let declaresWorkloads = declaresWorkloads(service)
-        for (i, s) in dr.spec.subsets.enumerated() where !s.labels.isEmpty {
-            guard registry.endpoints(of: service, port: port, subset: s.labels).isEmpty else { continue }
-            let subset = "subset \"\(s.name ?? "")\" of \(service.host)"
-            if let selector = service.selector, !declaresWorkloads {
-                // Nothing is missing: the config leaves the workloads to the sidecars.
-                add(.info, "SubsetEndpointsFromSidecars", dr, "spec.subsets[\(i)]",
-                    "\(subset) has no WorkloadEntry; its endpoints come from sidecars registering when they connect ("
-                    + sidecarCommand(namespace: service.namespace, labels: selector.merging(s.labels) { $1 }) + ")")
-            } else {
-                add(.warning, "SubsetSelectsNoEndpoints", dr, "spec.subsets[\(i)]",
-                    "subset \"\(s.name ?? "")\" selects no endpoints of \(service.host)")
-            }
-        }
-    }
-
-    /// Whether the config itself gives the service workloads: inline endpoints, or
-    /// WorkloadEntries its selector matches (rather than only sidecars registered at runtime).
-    func declaresWorkloads(_ service: RegistryService) -> Bool {
-        guard let selector = service.selector else { return !service.inlineEndpoints.isEmpty }
-        return registry.workloads(selectedBy: selector, namespace: service.namespace).contains {
-            if case .workloadEntry = $0.origin { return true }
-            return false
-        }
-    }
-
-    /// How a sidecar registers as a workload with these labels.
-    func sidecarCommand(namespace: String, labels: [String: String]) -> String {
-        let list = labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-        return "meshd sidecar" + (namespace == "default" ? "" : " --namespace \(namespace)") + " --labels \(list)"
-    }
-
-    // MARK: plugins
-
-    mutating func targets<T>(_ plugin: Config<T>, _ refs: [PolicyTargetReference]) {
-        for (i, ref) in refs.enumerated() {
-            guard let kind = ref.kind, let name = ref.name else { continue }
-            let ns = ref.namespace ?? plugin.namespace
-            let path = "spec.targetRefs[\(i)]"
-            switch kind {
-            case "Gateway":
-                if !index.gateways.contains(where: { $0.namespace == ns && $0.name == name }) {
-                    add(.error, "ReferencedResourceNotFound", plugin, path, "target Gateway \(ns)/\(name) not found")
-                }
-            case "VirtualService":
-                guard let vs = index.virtualServices.first(where: { $0.namespace == ns && $0.name == name }) else {
-                    add(.error, "ReferencedResourceNotFound", plugin, path, "target VirtualService \(ns)/\(name) not found")
-                    continue
-                }
-                if let section = ref.sectionName, !vs.spec.http.contains(where: { $0.name == section }) {
-                    add(.error, "ReferencedResourceNotFound", plugin, path + ".sectionName",
-                        "VirtualService \(ns)/\(name) has no http route named \"\(section)\"")
-                }
-            case "Service":
-                if registry.service(host: name, namespace: ns) == nil
-                    && !store.serviceEntries.contains(where: { $0.namespace == ns && $0.name == name }) {
-                    add(.error, "ReferencedResourceNotFound", plugin, path,
-                        "target Service \(name) (\(HostNames.fqdn(name, namespace: ns))) not found")
-                }
-            case "ServiceEntry":
-                if !store.serviceEntries.contains(where: { $0.namespace == ns && $0.name == name }) {
-                    add(.error, "ReferencedResourceNotFound", plugin, path, "target ServiceEntry \(ns)/\(name) not found")
-                }
-            default:
-                add(.info, "UnsupportedTarget", plugin, path, "meshd does not attach plugins to \(kind) targets; ignored")
-            }
-        }
-    }
-
-    // MARK: security policies
-
-    /// What meshd enforces differently from Istio (each also a translation warning), and
-    /// policies whose Gateway target does not exist.
-    mutating func securityPolicies() {
-        for ap in store.authorizationPolicies {
-            if ap.spec.action == "CUSTOM" {
-                add(.warning, "NotEnforced", ap, "spec.provider",
-                    "meshd has no external authorization provider yet; this CUSTOM policy denies every request its rules match")
-            }
-            policyTargets(ap, (ap.spec.targetRef.map { [$0] } ?? []) + ap.spec.targetRefs)
-        }
-        for ra in store.requestAuthentications {
-            for (i, rule) in ra.spec.jwtRules.enumerated() where rule.jwks == nil && rule.jwksUri != nil {
-                add(.warning, "NotEnforced", ra, "spec.jwtRules[\(i)].jwksUri",
-                    "meshd does not fetch jwksUri yet; tokens from this issuer are refused (give jwks inline)")
-            }
-            policyTargets(ra, (ra.spec.targetRef.map { [$0] } ?? []) + ra.spec.targetRefs)
-        }
-    }
-
-    mutating func policyTargets<T>(_ policy: Config<T>, _ refs: [PolicyTargetReference]) {
-        for (i, ref) in refs.enumerated() {
-            let path = "spec.targetRefs[\(i)]"
-            guard ref.kind == "Gateway", let name = ref.name else {
-                add(.warning, "NotEnforced", policy, path, "meshd attaches policies to Gateway targets only; this target is not enforced")
-                continue
-            }
-            let ns = ref.namespace ?? policy.namespace
-            if !index.gateways.contains(where: { $0.namespace == ns && $0.name == name }) {
-                add(.error, "ReferencedResourceNotFound", policy, path, "target Gateway \(ns)/\(name) not found")
-            }
-        }
+    /// Go's `%q` of a string (enough for names and hosts).
+    static func quoted(_ s: String) -> String {
+        "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
     }
 }

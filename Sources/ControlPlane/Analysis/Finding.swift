@@ -1,35 +1,70 @@
-/// One thing `Analyzer` found: `Error [Code] file:line: Kind/ns/name: path: message`.
+import Foundation
+import Yams
+
+/// One thing `Analyzer` found, printed as istioctl prints an analysis message:
+/// `Warning [IST0101] (VirtualService default/foo file.yaml:12) Referenced gateway not found: "bar"`.
 public struct Finding: Sendable, Hashable, CustomStringConvertible {
-    public enum Severity: String, Sendable, Hashable, Comparable {
-        case error = "Error", warning = "Warning", info = "Info"
+    public typealias Severity = AnalysisMessage.Level
 
-        private var rank: Int { self == .error ? 0 : self == .warning ? 1 : 2 }
-        public static func < (a: Severity, b: Severity) -> Bool { a.rank < b.rank }
-    }
-
-    public var severity: Severity
-    /// What kind of problem, e.g. `ReferencedResourceNotFound`.
-    public var code: String
+    public var type: AnalysisMessage
     public var location: SourceLocation
-    /// `Kind/namespace/name`.
+    /// `Kind/namespace/name`, nil for a file that is not one resource (invalid YAML).
     public var resource: String?
+    /// The field the finding is about (its line is `location`'s).
     public var path: String
     public var message: String
 
-    public init(_ severity: Severity, _ code: String, location: SourceLocation, resource: String?, path: String = "",
-                message: String) {
-        self.severity = severity
-        self.code = code
+    public init(_ type: AnalysisMessage, location: SourceLocation, resource: String?, path: String = "", message: String) {
+        self.type = type
         self.location = location
         self.resource = resource
         self.path = path
         self.message = message
     }
 
+    public var severity: Severity { type.level }
+    public var code: String { type.code }
+
+    /// `Kind namespace/name`, as istioctl names a resource.
+    public var origin: String? {
+        guard let resource else { return nil }
+        let parts = resource.split(separator: "/", maxSplits: 2, omittingEmptySubsequences: false)
+        return parts.count == 3 ? "\(parts[0]) \(parts[1])/\(parts[2])" : resource
+    }
+
     public var description: String {
-        var s = "\(severity.rawValue) [\(code)] \(location): "
-        if let resource { s += resource + ": " }
-        if !path.isEmpty { s += path + ": " }
-        return s + message
+        let place = origin.map { "(\($0) \(location))" } ?? "(\(location))"
+        return "\(severity.rawValue) [\(code)] \(place) \(message)"
+    }
+
+    /// istioctl's JSON/YAML form of a message (`-o json|yaml`), plus the field path.
+    public var fields: [(String, String)] {
+        var out: [(String, String)] = [("code", code)]
+        if let url = type.documentationURL { out.append(("documentationUrl", url)) }
+        out.append(("level", severity.rawValue))
+        out.append(("message", message))
+        if let origin { out.append(("origin", origin)) }
+        if !path.isEmpty { out.append(("path", path)) }
+        out.append(("reference", location.description))
+        return out
+    }
+}
+
+/// How `meshd analyze` prints findings: istioctl's `log`, `json` and `yaml` formats.
+public enum FindingFormat: String, Sendable, CaseIterable {
+    case log, json, yaml
+
+    public func render(_ findings: [Finding]) -> String {
+        let objects = findings.map { Dictionary($0.fields, uniquingKeysWith: { a, _ in a }) }
+        if objects.isEmpty && self != .log { return "[]" }
+        switch self {
+        case .log:
+            return findings.map(\.description).joined(separator: "\n")
+        case .json:
+            let data = (try? JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data("[]".utf8)
+            return String(decoding: data, as: UTF8.self)
+        case .yaml:
+            return ((try? Yams.dump(object: objects, sortKeys: true)) ?? "[]\n").trimmingCharacters(in: .newlines)
+        }
     }
 }

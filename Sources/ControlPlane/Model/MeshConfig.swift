@@ -37,6 +37,7 @@ public struct MeshConfig: NodeDecodable, Equatable {
         accessLogFile = r.string("accessLogFile")
         accessLogEncoding = r.enumeration("accessLogEncoding", ["TEXT", "JSON"])
         accessLogFormat = r.string("accessLogFormat")
+        if let format = accessLogFormat, !format.isEmpty { Self.checkFormat(format, r, "accessLogFormat") }
         enableTracing = r.bool("enableTracing")
         defaultConfig = r.object("defaultConfig")
         outboundTrafficPolicyMode = r.node("outboundTrafficPolicy") == nil ? nil
@@ -46,6 +47,11 @@ public struct MeshConfig: NodeDecodable, Equatable {
         defaultProviders = r.object("defaultProviders")
         // The rest of the proto: known, kept unread, warned by FieldSupport.meshConfig.
         for key in MeshConfig.otherFields { _ = r.node(key) }
+    }
+
+    /// A format string the proxies could not render is refused at its line.
+    static func checkFormat(_ format: String, _ r: ObjectReader, _ key: String) {
+        do { _ = try AccessLogFormat(parsing: format) } catch { r.ctx.report(r.child(key), "invalid access log format: \(error)") }
     }
 
     /// The extension provider named `name`, if the mesh config declares one.
@@ -243,12 +249,34 @@ public struct ExtensionProvider: NodeDecodable, Equatable {
         public var labels: JSONValue?
         public var omitEmptyValues: Bool
 
+        /// Istio's built-in `envoy` provider: stdout, the mesh's format.
+        public static let stdout = FileAccessLog(path: "/dev/stdout")
+
+        public init(path: String, text: String? = nil, labels: JSONValue? = nil) {
+            self.path = path
+            self.text = text
+            self.labels = labels
+            omitEmptyValues = false
+        }
+
         init(_ r: ObjectReader) {
             path = r.string("path") ?? ""
             omitEmptyValues = r.bool("omitEmptyValues") ?? false
             let format = r.object("logFormat", as: LogFormat.self)
             text = format?.text
+            if let text { MeshConfig.checkFormat(text, r, "logFormat") }
             labels = format?.labels
+            if case .object(let l)? = labels {
+                for (key, value) in l.sorted(by: { $0.key < $1.key }) {
+                    guard case .string(let f) = value else {
+                        r.ctx.report(r.child("logFormat") + ".labels." + key, "a label's value is a format string")
+                        continue
+                    }
+                    do { _ = try AccessLogFormat(parsing: f) } catch {
+                        r.ctx.report(r.child("logFormat") + ".labels." + key, "invalid access log format: \(error)")
+                    }
+                }
+            }
         }
 
         struct LogFormat: NodeDecodable {

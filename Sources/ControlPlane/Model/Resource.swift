@@ -12,6 +12,7 @@ public enum ResourceKind: String, Sendable, CaseIterable, Comparable {
     case authorizationPolicy = "AuthorizationPolicy"
     case trafficExtension = "TrafficExtension"
     case luaPlugin = "LuaPlugin"
+    case telemetry = "Telemetry"
 
     public var group: String {
         switch self {
@@ -23,6 +24,8 @@ public enum ResourceKind: String, Sendable, CaseIterable, Comparable {
             "extensions.istio.io"
         case .luaPlugin:
             "extensions.meshd.io"
+        case .telemetry:
+            "telemetry.istio.io"
         }
     }
 
@@ -30,6 +33,7 @@ public enum ResourceKind: String, Sendable, CaseIterable, Comparable {
         switch group {
         case "networking.istio.io": ["v1", "v1beta1", "v1alpha3"]
         case "security.istio.io": ["v1", "v1beta1"]
+        case "telemetry.istio.io": ["v1", "v1alpha1"]
         default: ["v1alpha1"]
         }
     }
@@ -84,6 +88,7 @@ public enum ResourceSpec: Sendable, Equatable {
     case authorizationPolicy(AuthorizationPolicy)
     case trafficExtension(TrafficExtension)
     case luaPlugin(LuaPluginSpec)
+    case telemetry(Telemetry)
 }
 
 /// One loaded document: what it is, where it came from, and what was wrong with its fields.

@@ -57,6 +57,15 @@ public struct Registry: Sendable, Equatable {
         reindex()
     }
 
+    /// Adds services and workloads declared other than by ServiceEntries and WorkloadEntries
+    /// (the Kubernetes objects `meshd analyze` reads). A host a ServiceEntry defines keeps it.
+    mutating func add(services extra: [RegistryService], workloads declared: [WorkloadInstance]) {
+        services = (services + extra.filter { serviceIndex[$0.host] == nil }).sorted { $0.host < $1.host }
+        serviceIndex = Dictionary(services.enumerated().map { ($0.element.host, $0.offset) }, uniquingKeysWith: { a, _ in a })
+        entries += declared
+        reindex()
+    }
+
     // MARK: runtime registration
 
     /// Adds (or replaces, by `namespace/name`) a workload registered by a sidecar.

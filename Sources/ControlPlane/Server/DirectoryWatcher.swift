@@ -5,7 +5,7 @@ import Glibc
 import Darwin
 #endif
 
-/// Notices changes under a config directory by polling a fingerprint of its YAML files
+/// Notices changes under a config directory by polling a fingerprint of its YAML and secret files
 /// (path, size, modification and change times, inode). Polling catches every editor's way of
 /// saving and works on any filesystem; the inode and change time catch a rename-over by a file
 /// of the same size whose modification time was kept (`cp -p`, `rsync -t`, tar). A change fires
@@ -92,8 +92,11 @@ public final class DirectoryWatcher: @unchecked Sendable {
         }
     }
 
-    /// `path:size:mtime:ctime:inode` of every YAML and Lua file under `directory` (nested folders, hidden
-    /// ones too; symlinked folders are not entered, symlinked files are followed), sorted.
+    /// `path:size:mtime:ctime:inode` of every YAML and Lua file and every secret file (`tls.crt`,
+    /// `key`, … of a secret directory: a rotation reloads, and is pushed) under `directory`
+    /// (nested folders, hidden ones too; symlinked folders are not entered, symlinked files are
+    /// followed), and of `files` (outside it), sorted. Secret files are never read as config:
+    /// the store reads YAML only.
     /// Plain `readdir`/`stat`: this runs ten times a second, and Foundation's enumerator and
     /// attribute dictionaries cost several times more for a directory of hundreds of files.
     static func fingerprint(_ directory: String, _ files: [String] = []) -> String {
@@ -113,7 +116,8 @@ public final class DirectoryWatcher: @unchecked Sendable {
                 guard lstat(full, &link) == 0 else { continue }
                 if (link.st_mode & S_IFMT) == S_IFDIR {
                     walk(full, path)
-                } else if name.hasSuffix(".yaml") || name.hasSuffix(".yml") || name.hasSuffix(".lua") {
+                } else if name.hasSuffix(".yaml") || name.hasSuffix(".yml") || name.hasSuffix(".lua")
+                            || TLSCredential.fileNames.contains(name) {
                     parts.append(path + ":" + stamp(full))
                 }
             }

@@ -13,6 +13,12 @@ public struct ConfigStore: Sendable, Equatable {
     public private(set) var loadWarnings: [ValidationError]
     /// The mesh-wide settings (`--mesh-config`); Istio's defaults when none is given.
     public var meshConfig = MeshConfig()
+    /// The secrets the resources name (`credentialName`…), read from the secret directories
+    /// beside the YAML (`CredentialReader`); part of the value, so a rotated secret is a change.
+    public var credentials: [String: TLSCredential] = [:]
+    /// How long a proxy keeps a JWKS fetched from a `jwksUri` (Envoy's remote_jwks
+    /// `cache_duration`, 5 min by default); `control-plane --jwks-cache-duration-ms`.
+    public var jwksCacheDurationMs: Int?
 
     public init(resources: [Resource] = [], loadErrors: [ValidationError] = [], loadWarnings: [ValidationError] = []) {
         self.resources = resources
@@ -193,5 +199,8 @@ public struct ConfigStore: Sendable, Equatable {
     }
     public var trafficExtensions: [Config<TrafficExtension>] {
         typed { if case .trafficExtension(let s) = $0 { s } else { nil } }
+    }
+    public var telemetries: [Config<Telemetry>] {
+        typed { if case .telemetry(let s) = $0 { s } else { nil } }
     }
 }

@@ -125,6 +125,7 @@ enum DocumentParser {
         case .authorizationPolicy: return .authorizationPolicy(d(AuthorizationPolicy.self))
         case .trafficExtension: return .trafficExtension(d(TrafficExtension.self))
         case .luaPlugin: return .luaPlugin(d(LuaPluginSpec.self))
+        case .telemetry: return .telemetry(d(Telemetry.self))
         }
     }
 

@@ -21,8 +21,9 @@ public final class FileAdmission: Sendable {
 
     public init() {}
 
-    public func admit(_ loaded: ConfigStore) -> Outcome {
-        let refused = loaded.loadErrors + Validator.validate(loaded.resources)
+    /// `meshConfig`: the one to serve with (Telemetry providers are checked against it).
+    public func admit(_ loaded: ConfigStore, meshConfig: MeshConfig = MeshConfig()) -> Outcome {
+        let refused = loaded.loadErrors + Validator.validate(loaded.resources, meshConfig: meshConfig)
         let bad = Set(refused.map(\.location.file))
         var byFile: [String: [Resource]] = [:]
         for r in loaded.resources { byFile[r.location.file, default: []].append(r) }

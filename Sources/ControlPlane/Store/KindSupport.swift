@@ -21,8 +21,6 @@ enum KindSupport: Equatable {
         let group = apiVersion.contains("/") ? String(apiVersion.split(separator: "/")[0]) : ""
         if let known = ResourceKind(rawValue: kind), known.group == group { return .implemented }
         switch (group, kind) {
-        case ("telemetry.istio.io", "Telemetry"):
-            return .skipped("Telemetry is not implemented by meshd; skipped (proxies keep their built-in access log and metrics)")
         case ("networking.istio.io", "EnvoyFilter"):
             return .skipped("EnvoyFilter is not supported (meshd proxies are not Envoy); skipped. Use a LuaPlugin or a TrafficExtension")
         case ("networking.istio.io", "ProxyConfig"):

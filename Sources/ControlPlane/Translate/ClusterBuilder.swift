@@ -59,7 +59,9 @@ enum ClusterBuilder {
                        tcpKeepalive: pool?.tcp?.tcpKeepalive.map(keepalive),
                        outlierDetection: settings.outlierDetection.map { outlier($0, source, ctx) },
                        consistentHash: settings.loadBalancer?.consistentHash.flatMap(consistentHash),
-                       tls: tls(settings.tls, host: key.host, source, ctx), endpoints: endpoints)
+                       tls: tls(settings.tls, host: key.host, source, ctx,
+                                credentialsApply: ctx.proxy.kind == .gateway || dr?.spec.workloadSelector != nil),
+                       endpoints: endpoints)
         if cluster.lbPolicy == .roundRobin || cluster.lbPolicy == .leastRequest { cluster.slowStart = slowStart(settings.loadBalancer) }
         return cluster
     }
@@ -181,7 +183,10 @@ enum ClusterBuilder {
         }
     }
 
-    static func tls(_ tls: ClientTLSSettings?, host: String, _ source: String, _ ctx: TranslationContext) -> UpstreamTLS? {
+    /// - Parameter credentialsApply: whether `credentialName` is used: as in Istio, at gateways,
+    ///   and at sidecars only for a DestinationRule with a `workloadSelector`.
+    static func tls(_ tls: ClientTLSSettings?, host: String, _ source: String, _ ctx: TranslationContext,
+                    credentialsApply: Bool = false) -> UpstreamTLS? {
         guard let tls else { return nil }
         if tls.caCrl != nil {
             ctx.warn(source, "trafficPolicy.tls.caCrl", "certificate revocation lists are not checked")
@@ -189,14 +194,20 @@ enum ClusterBuilder {
         let sans = tls.subjectAltNames.isEmpty ? nil : tls.subjectAltNames
         switch tls.mode {
         case "SIMPLE", "MUTUAL":
-            if tls.credentialName != nil {
-                ctx.warn(source, "trafficPolicy.tls.credentialName", "credentialName needs a secret store, which meshd does not have; use file paths")
-            }
             let mutual = tls.mode == "MUTUAL"
-            return UpstreamTLS(sni: tls.sni ?? (host.hasPrefix("*") ? nil : host), caCertificates: tls.caCertificates,
-                               insecureSkipVerify: tls.insecureSkipVerify,
-                               certificateChain: mutual ? tls.clientCertificate : nil, privateKey: mutual ? tls.privateKey : nil,
-                               subjectAltNames: sans)
+            var out = UpstreamTLS(sni: tls.sni ?? (host.hasPrefix("*") ? nil : host), caCertificates: tls.caCertificates,
+                                  insecureSkipVerify: tls.insecureSkipVerify,
+                                  certificateChain: mutual ? tls.clientCertificate : nil, privateKey: mutual ? tls.privateKey : nil,
+                                  subjectAltNames: sans)
+            if let name = tls.credentialName {
+                guard credentialsApply else {
+                    ctx.warn(source, "trafficPolicy.tls.credentialName",
+                             "credentialName applies at gateways, and at sidecars only when the DestinationRule has a workloadSelector (as in Istio); this sidecar uses the certificate paths")
+                    return out
+                }
+                return credentialTLS(out: &out, name: name, mutual: mutual, source, ctx)
+            }
+            return out
         case "ISTIO_MUTUAL":
             // The proxy's workload certificate; the peer is verified against the mesh root and
             // its SPIFFE ID (subjectAltNames, else the endpoint's registered identity).
@@ -204,5 +215,30 @@ enum ClusterBuilder {
         default:
             return nil
         }
+    }
+
+    /// The client certificate (MUTUAL) and the CA from the secret store: the CA of
+    /// `<name>-cacert` when that secret exists, else of `<name>` (Istio's order). A secret that
+    /// could not be read leaves the cluster without TLS material of its own: connections fail
+    /// verification rather than go out without the client certificate.
+    private static func credentialTLS(out: inout UpstreamTLS, name: String, mutual: Bool, _ source: String,
+                                      _ ctx: TranslationContext) -> UpstreamTLS {
+        let secret = ctx.store.credentials[name]
+        out.caCertificates = nil
+        out.certificateChain = nil
+        out.privateKey = nil
+        out.caCertificatesPEM = ctx.store.credentials[name + "-cacert"]?.caCertificates ?? secret?.caCertificates
+        if mutual {
+            guard let chain = secret?.certificateChain, let key = secret?.privateKey else {
+                ctx.warn(source, "trafficPolicy.tls.credentialName",
+                         "secret \"\(name)\" has no usable certificate (see the control plane's warnings); connections to this cluster fail")
+                out.insecureSkipVerify = false
+                out.caCertificatesPEM = out.caCertificatesPEM ?? ""
+                return out
+            }
+            out.certificateChainPEM = chain
+            out.privateKeyPEM = key
+        }
+        return out
     }
 }

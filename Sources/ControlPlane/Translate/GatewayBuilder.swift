@@ -3,7 +3,8 @@ import MeshAPI
 /// A gateway's listeners: one per server port of the Gateways whose selector matches the
 /// proxy's labels, with a virtual host per VirtualService bound to them. A virtual host's
 /// domains are the intersections of the server's hosts and the VirtualService's hosts.
-/// HTTPS servers terminate TLS with `serverCertificate`/`privateKey` files; `httpsRedirect`
+/// HTTPS servers terminate TLS (`ServerTLSBuilder`), each server with its own certificate
+/// chosen by SNI among its hosts, as Istio makes one filter chain per server; `httpsRedirect`
 /// answers every request with a 301 to https.
 enum GatewayBuilder {
     static func build(_ ctx: TranslationContext) -> (listeners: [Listener], routeConfigs: [RouteConfig]) {
@@ -19,7 +20,8 @@ enum GatewayBuilder {
         var configs: [RouteConfig] = []
         for port in byPort.keys.sorted() {
             let listenerName = Naming.gatewayListener(port: port)
-            var tls: ListenerTLS?
+            var tls: [ListenerTLS] = []
+            var claimedNames: [String: String] = [:]
             var meshTLS: MeshTLSMode?
             var plain = false
             var served: [(gateway: Config<Gateway>, server: Server)] = []
@@ -41,13 +43,21 @@ enum GatewayBuilder {
                     // The gateway's own workload certificate; clients need one from the mesh root.
                     meshTLS = .strict
                 } else if proto == .https {
-                    guard let serverTLS = listenerTLS(s.tls) else {
-                        ctx.warn(gw.id, path + ".tls", "meshd terminates TLS with serverCertificate and privateKey files only (no credentialName, no PASSTHROUGH); server skipped")
+                    guard let t = s.tls, ServerTLSBuilder.terminatingModes.contains(t.mode ?? "") else {
+                        ctx.warn(gw.id, path + ".tls.mode", "meshd terminates TLS in SIMPLE, MUTUAL, OPTIONAL_MUTUAL and ISTIO_MUTUAL modes on HTTPS servers; server skipped")
                         continue
                     }
-                    if tls == nil { tls = serverTLS } else if tls != serverTLS {
-                        ctx.warn(gw.id, path + ".tls", "port \(port) already has a certificate; one certificate per port (no SNI selection yet)")
+                    let names = ServerTLSBuilder.serverNames(s)
+                    guard let entry = ServerTLSBuilder.entry(t, serverNames: names, gw.id, path + ".tls", ctx) else { continue }
+                    // Envoy refuses two filter chains with the same match; the first server keeps a name.
+                    for name in names ?? ["*"] {
+                        if let other = claimedNames[name] {
+                            ctx.warn(gw.id, path + ".hosts", "\(name) on port \(port) already has a certificate from \(other); that one is served")
+                        } else {
+                            claimedNames[name] = "\(gw.id) \(path)"
+                        }
                     }
+                    tls.append(entry)
                 } else if proto.isHTTP {
                     plain = true
                 } else {
@@ -75,33 +85,32 @@ enum GatewayBuilder {
                 }
             }
             guard !served.isEmpty else { continue }
-            if meshTLS != nil && (tls != nil || plain) {
+            if meshTLS != nil && (!tls.isEmpty || plain) {
                 ctx.warn(served[0].gateway.id, "spec.servers", "port \(port) mixes ISTIO_MUTUAL with other servers; the listener uses its own certificate files or plaintext")
                 meshTLS = nil
             }
-            if tls != nil && plain {
+            if !tls.isEmpty && plain {
                 ctx.warn(served[0].gateway.id, "spec.servers", "port \(port) has both HTTP and HTTPS servers; the listener uses TLS")
             }
             let config = RouteConfig(name: Naming.gatewayRouteConfig(port: port),
                                      virtualHosts: virtualHosts(served, port: port, ctx))
             var listener = Listener(name: listenerName, address: ctx.proxy.address,
-                                    port: ctx.proxy.gatewayPorts[port] ?? port, tls: tls,
+                                    port: ctx.proxy.gatewayPorts[port] ?? port,
                                     routeConfig: config.name,
                                     httpFilters: [StatsFilterBuilder.filter(for: ctx.proxy, reporter: .source)]
                                         + (RouteFilterBuilder.filters(for: config) ?? []))
             listener.meshTLS = meshTLS
+            // One server for any name: plain `tls`; else an entry per server, picked by SNI.
+            if tls.count == 1, tls[0].serverNames == nil {
+                listener.tls = tls[0]
+            } else if !tls.isEmpty {
+                listener.tlsByServerName = tls
+            }
             listeners.append(listener)
             configs.append(config)
             ctx.outboundListeners.append(listenerName)
         }
         return (listeners, configs)
-    }
-
-    private static func listenerTLS(_ t: ServerTLSSettings?) -> ListenerTLS? {
-        guard let t, ["SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL"].contains(t.mode ?? ""),
-              let cert = t.serverCertificate ?? t.tlsCertificates.first?.serverCertificate,
-              let key = t.privateKey ?? t.tlsCertificates.first?.privateKey else { return nil }
-        return ListenerTLS(certificateChain: cert, privateKey: key, caCertificates: t.mode == "SIMPLE" ? nil : t.caCertificates)
     }
 
     private static func virtualHosts(_ served: [(gateway: Config<Gateway>, server: Server)], port: Int,

@@ -24,7 +24,10 @@ enum SecurityBuilder {
             applies($0, selector: $0.spec.selector, targetRefs: refs($0.spec.targetRef, $0.spec.targetRefs), ctx, listener)
         }
         if !authz.isEmpty {
-            out.append(HTTPFilterConfig(name: "meshd.rbac", config: .object(["policies": .array(authz.map { policy($0, ctx) })])))
+            var config: [String: JSONValue] = ["policies": .array(authz.map { policy($0, ctx) })]
+            let providers = ExtAuthzBuilder.providers(for: authz, ctx)
+            if !providers.isEmpty { config["providers"] = .object(providers) }
+            out.append(HTTPFilterConfig(name: "meshd.rbac", config: .object(config)))
         }
         return out
     }
@@ -65,16 +68,15 @@ enum SecurityBuilder {
     private static func provider(_ ra: Config<RequestAuthentication>, _ i: Int, _ rule: RequestAuthentication.JWTRule,
                                  _ ctx: TranslationContext) -> JSONValue? {
         let path = "spec.jwtRules[\(i)]"
-        if rule.jwks == nil && rule.jwksUri != nil {
-            // No keys: a token from this issuer cannot verify (fails closed); requests without one follow policy.
-            ctx.warn(ra.id, path + ".jwksUri", "meshd does not fetch jwksUri yet; tokens from this issuer are refused (give jwks inline)")
+        var o = provider(rule, jwks: rule.jwks, ra.id, path, ctx)
+        if rule.jwks == nil, let uri = rule.jwksUri {
+            o["remoteJwks"] = RemoteJWKSBuilder.remote(uri: uri, timeoutMs: rule.timeoutMs, ra.id, path + ".jwksUri", ctx)
         }
-        return provider(rule, jwks: rule.jwks, ra.id, path, ctx)
+        return .object(o)
     }
 
     private static func provider(_ rule: RequestAuthentication.JWTRule, jwks: String?, _ id: String, _ path: String,
-                                 _ ctx: TranslationContext) -> JSONValue {
-        if rule.timeoutMs != nil { ctx.warn(id, path + ".timeout", "timeout applies to jwksUri fetches, which meshd does not make yet") }
+                                 _ ctx: TranslationContext) -> [String: JSONValue] {
         if !rule.spaceDelimitedClaims.isEmpty {
             ctx.warn(id, path + ".spaceDelimitedClaims", "not supported yet: these claims match as single strings")
         }
@@ -95,16 +97,13 @@ enum SecurityBuilder {
                 .object(["header": .string(c.header ?? ""), "claim": .string(c.claim ?? "")])
             })
         }
-        return .object(o)
+        return o
     }
 
     // MARK: AuthorizationPolicy
 
     private static func policy(_ ap: Config<AuthorizationPolicy>, _ ctx: TranslationContext) -> JSONValue {
         let action = ap.spec.action ?? "ALLOW"
-        if action == "CUSTOM" {
-            ctx.warn(ap.id, "spec.provider", "meshd has no external authorization provider yet; this CUSTOM policy denies every request its rules match (fails closed)")
-        }
         let rules: [JSONValue] = ap.spec.rules.map { rule in
             var r: [String: JSONValue] = [:]
             if !rule.from.isEmpty {
@@ -123,7 +122,16 @@ enum SecurityBuilder {
             }
             return .object(r)
         }
-        return .object(["name": .string("\(ap.namespace).\(ap.name)"), "action": .string(action), "rules": .array(rules)])
+        var o: [String: JSONValue] = ["name": .string("\(ap.namespace).\(ap.name)"), "action": .string(action), "rules": .array(rules)]
+        if action == "CUSTOM", let provider = ap.spec.provider?.name { o["provider"] = .string(provider) }
+        if ap.meta.annotations["istio.io/dry-run"] == "true" {
+            o["dryRun"] = .bool(true)
+            if action != "ALLOW" && action != "DENY" {
+                ctx.warn(ap.id, "metadata.annotations[istio.io/dry-run]",
+                         "dry-run is evaluated for ALLOW and DENY policies; this \(action) policy is neither enforced nor evaluated")
+            }
+        }
+        return .object(o)
     }
 
     /// A source's or operation's fields; `serviceAccounts` entries become `namespace/name`

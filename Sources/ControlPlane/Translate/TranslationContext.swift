@@ -10,6 +10,8 @@ final class TranslationContext {
     let scope: SidecarScope
 
     var clusterKeys = Set<ClusterKey>()
+    /// Clusters for destinations outside the registry (a `jwksUri`'s host), by name.
+    var extraClusters: [String: Cluster] = [:]
     private(set) var warnings = Set<String>()
     /// Resources (`Kind/ns/name`) this proxy's config was made from: their warnings are its own.
     private(set) var used = Set<String>()

@@ -96,7 +96,7 @@ public final class TranslationSnapshot: Sendable {
     /// Every label key a selector matched against a *proxy's* labels uses: DestinationRule and
     /// Sidecar `workloadSelector`, VirtualService match `sourceLabels`, LuaPlugin and
     /// TrafficExtension `selector`, Gateway `selector`, AuthorizationPolicy and
-    /// RequestAuthentication `selector`. `labels.matches(selector)` only reads
+    /// RequestAuthentication and Telemetry `selector`. `labels.matches(selector)` only reads
     /// the selector's keys, so dropping every other key changes no match.
     /// (ServiceEntry selectors and subset labels select *endpoints*, not the proxy.)
     static func selectorLabelKeys(_ store: ConfigStore) -> Set<String> {
@@ -113,6 +113,7 @@ public final class TranslationSnapshot: Sendable {
         for t in store.trafficExtensions { keys.formUnion(t.spec.selector?.matchLabels.keys ?? [:].keys) }
         for g in store.gateways { keys.formUnion(g.spec.selector.keys) }
         for p in TranslationContext.policies(store) { keys.formUnion(p.selector.keys) }
+        for t in store.telemetries { keys.formUnion(t.spec.selector?.matchLabels.keys ?? [:].keys) }
         return keys
     }
 
@@ -168,6 +169,7 @@ public final class TranslationSnapshot: Sendable {
         reuse("route", bootstrap.routeConfigs, old.routeConfigs, name: \.name) { $0.routeConfigs.append($1) }
         reuse("cluster", bootstrap.clusters, old.clusters, name: \.name) { $0.clusters.append($1) }
         reuse("plugin", bootstrap.luaPlugins, old.luaPlugins, name: \.name) { $0.luaPlugins.append($1) }
+        fresh.telemetry = bootstrap.telemetry
         out.merge(ResourceCodec.resources(of: fresh)) { _, new in new }
         return out
     }

@@ -70,12 +70,13 @@ public struct Translator: Sendable {
                 }
             }
         }
-        bootstrap.clusters = ClusterBuilder.build(ctx)
+        bootstrap.clusters = ClusterBuilder.build(ctx) + ctx.extraClusters.values
         let routes = bootstrap.routeConfigs.flatMap(\.virtualHosts).flatMap(\.routes)
         if routes.contains(where: { $0.route?.cluster == Naming.passthroughCluster }) {
             bootstrap.clusters.append(SidecarBuilder.passthroughCluster)
         }
         bootstrap.luaPlugins = PluginBuilder.build(ctx)
+        bootstrap.telemetry = TelemetryBuilder.build(ctx)
         var translation = Translation(bootstrap: sorted(bootstrap), warnings: ctx.warnings.sorted(),
                                       configWarnings: ctx.used.sorted().flatMap { config.warnings[$0] ?? [] })
         translation.inboundFilters = inboundFilters
@@ -129,8 +130,10 @@ struct ValidatedConfig: Sendable {
 
     init(_ store: ConfigStore) {
         valid.meshConfig = store.meshConfig
+        valid.credentials = store.credentials
+        valid.jwksCacheDurationMs = store.jwksCacheDurationMs
         for r in store.effective {
-            if Validator.validate(r).isEmpty {
+            if Validator.validate(r, meshConfig: store.meshConfig).isEmpty {
                 valid.add(r)
                 let w = Validator.warnings(r)
                 if !w.isEmpty { warnings[r.id] = w.map(\.description) }

@@ -34,6 +34,7 @@ enum FieldSupport {
         case .peerAuthentication, .workloadGroup: ["spec": .enforced]
         case .requestAuthentication: requestAuthentication
         case .authorizationPolicy: authorizationPolicy
+        case .telemetry: telemetry
         }
     }
 
@@ -86,28 +87,54 @@ enum FieldSupport {
         var t: [String: Support] = [
         "trustDomain": .enforced, "rootNamespace": .enforced,
         "trustDomainAliases": .warned("trust domain aliases are not accepted: peers must be of trustDomain"),
-        "accessLogFile": .warned("access logs are set per proxy (--access-log); not applied from the mesh config yet"),
-        "accessLogEncoding": .warned("access logs are set per proxy (--access-log-encoding); not applied from the mesh config yet"),
-        "accessLogFormat": .warned("custom access log formats are not supported; Istio's default format is used"),
-        "enableTracing": .warned("tracing is set per proxy (--tracing-*); not applied from the mesh config yet"),
+        "accessLogFile": .enforced, "accessLogEncoding": .enforced, "accessLogFormat": .enforced,
+        "enableTracing": .enforced,
         "defaultConfig": .warned("proxy defaults are set per proxy by its flags; ignored"),
+        "defaultConfig.tracing": .warned("only tracing.sampling is applied"),
+        "defaultConfig.tracing.sampling": .enforced,
         "outboundTrafficPolicy": .enforced,
         "enableAutoMtls": .warned("auto mTLS is always on for sidecars that have a mesh identity; ignored"),
         "extensionProviders": .enforced,
         "extensionProviders[].name": .enforced,
-        "extensionProviders[].envoyExtAuthzHttp": .warned("not used yet: AuthorizationPolicy CUSTOM denies what it matches"),
+        "extensionProviders[].envoyExtAuthzHttp": .enforced,
+        "extensionProviders[].envoyExtAuthzHttp.includeRequestBodyInCheck": .warned("the request body is not sent to the authorizer: checks carry the headers only"),
+        "extensionProviders[].envoyExtAuthzHttp.clearRouteCache": .warned("the route is not recomputed after the authorizer's headers are added"),
+        "extensionProviders[].envoyExtAuthzHttp.includeHeadersInCheck": .warned("deprecated and not read: use includeRequestHeadersInCheck"),
         "extensionProviders[].envoyExtAuthzGrpc": .warned("gRPC external authorization is not supported"),
-        "extensionProviders[].opentelemetry": .warned("not used yet: each proxy's collector is set by --tracing-collector"),
+        "extensionProviders[].opentelemetry": .enforced,
+        "extensionProviders[].opentelemetry.maxTagLength": .warned("tags are not truncated"),
+        "extensionProviders[].opentelemetry.http": .warned("spans are exported with OTLP/HTTP to POST /v1/traces; ignored"),
+        "extensionProviders[].opentelemetry.grpc": .warned("OTLP/gRPC export is not supported; spans go over OTLP/HTTP"),
+        "extensionProviders[].opentelemetry.resourceDetectors": .warned("not supported; ignored"),
+        "extensionProviders[].opentelemetry.dynatraceSampler": .warned("not supported; ignored"),
         "extensionProviders[].zipkin": .warned("Zipkin export is not supported; use opentelemetry"),
         "extensionProviders[].prometheus": .enforced,
-        "extensionProviders[].envoyFileAccessLog": .warned("not used yet: access logs are set per proxy (--access-log)"),
-        "defaultProviders": .warned("not used yet: providers are chosen per proxy by its flags"),
+        "extensionProviders[].envoyFileAccessLog": .enforced,
+        "extensionProviders[].envoyFileAccessLog.omitEmptyValues": .warned("empty values are written as \"-\" (TEXT) or null (JSON)"),
+        "defaultProviders": .enforced,
+        "defaultProviders.metrics": .warned("the istio.stats filter always reports to Prometheus"),
         ]
         for kind in ExtensionProvider.unsupportedKinds {
             t["extensionProviders[]." + kind] = .warned("\(kind) providers are not supported by meshd; the provider is unused")
         }
         return t
     }()
+
+    /// Telemetry: access logging and tracing are applied per proxy; metrics are not yet.
+    static let telemetry: [String: Support] = [
+        "spec.selector": .enforced,
+        "spec.targetRef": .warned("policy targets are not applied to telemetry; use a selector"),
+        "spec.targetRefs": .warned("policy targets are not applied to telemetry; use a selector"),
+        "spec.accessLogging": .enforced,
+        "spec.accessLogging[].match": .warned("entries for one side only (CLIENT or SERVER) are not applied; use CLIENT_AND_SERVER"),
+        "spec.tracing": .enforced,
+        "spec.tracing[].match": .warned("entries for one side only (CLIENT or SERVER) are not applied; use CLIENT_AND_SERVER"),
+        "spec.tracing[].customTags{}.formatter": .warned("formatter tags are not supported; the tag is not added"),
+        "spec.tracing[].useRequestIdForTraceSampling": .warned("sampling always draws its own random number; ignored"),
+        "spec.tracing[].enableIstioTags": .warned("Istio's tags are always added"),
+        "spec.tracing[].disableContextPropagation": .warned("trace context is always propagated"),
+        "spec.metrics": .warned("metric overrides are not applied yet: the istio.stats filter reports every standard metric with its standard labels"),
+    ]
 
 
     static let virtualService: [String: Support] = [
@@ -159,7 +186,9 @@ enum FieldSupport {
                 for f in ["clientCertificate", "privateKey", "caCertificates", "sni", "insecureSkipVerify"] {
                     t[p + ".tls." + f] = .enforced
                 }
-                t[p + ".tls.credentialName"] = .warned("credentialName needs a secret store, which meshd does not have; use file paths")
+                // From the secret store at gateways (and sidecars of a DestinationRule with a
+                // workloadSelector); other sidecars are warned by the translator, proxy by proxy.
+                t[p + ".tls.credentialName"] = .enforced
                 t[p + ".tls.subjectAltNames"] = .enforced
                 t[p + ".tls.caCrl"] = .warned("certificate revocation lists are not checked")
                 t[p + ".loadBalancer.zoneAwareLbSetting"] = .warned("zone-aware load balancing is not supported; every endpoint is used alike")
@@ -181,16 +210,13 @@ enum FieldSupport {
         "spec.servers[].tls.httpsRedirect": .enforced, "spec.servers[].tls.mode": .enforced,
         "spec.servers[].tls.serverCertificate": .enforced, "spec.servers[].tls.privateKey": .enforced,
         "spec.servers[].tls.caCertificates": .enforced,
-        "spec.servers[].tls.credentialName": .warned("credentialName needs a secret store, which meshd does not have; the server is skipped (use serverCertificate and privateKey files)"),
-        "spec.servers[].tls.credentialNames": .warned("credentialNames need a secret store, which meshd does not have; the server is skipped"),
-        "spec.servers[].tls.tlsCertificates": .warned("tlsCertificates are not supported; the server is skipped"),
-        "spec.servers[].tls.caCertCredentialName": .warned("caCertCredentialName needs a secret store, which meshd does not have; use caCertificates"),
-        "spec.servers[].tls.subjectAltNames": .warned("client certificates are not checked against subjectAltNames"),
-        "spec.servers[].tls.verifyCertificateSpki": .warned("client certificates are not pinned"),
-        "spec.servers[].tls.verifyCertificateHash": .warned("client certificates are not pinned"),
-        "spec.servers[].tls.minProtocolVersion": .warned("the TLS version range is the proxy's default"),
-        "spec.servers[].tls.maxProtocolVersion": .warned("the TLS version range is the proxy's default"),
-        "spec.servers[].tls.cipherSuites": .warned("the cipher suites are the proxy's default"),
+        // From the secret store: `<config dir>/<name>/` (docs/security.md).
+        "spec.servers[].tls.credentialName": .enforced, "spec.servers[].tls.credentialNames": .enforced,
+        "spec.servers[].tls.tlsCertificates": .warned("tlsCertificates are not supported: ignored (a server with no other certificate is skipped)"),
+        "spec.servers[].tls.caCertCredentialName": .enforced,
+        "spec.servers[].tls.subjectAltNames": .enforced, "spec.servers[].tls.verifyCertificateSpki": .enforced,
+        "spec.servers[].tls.verifyCertificateHash": .enforced, "spec.servers[].tls.minProtocolVersion": .enforced,
+        "spec.servers[].tls.maxProtocolVersion": .enforced, "spec.servers[].tls.cipherSuites": .enforced,
         "spec.servers[].tls.caCrl": .warned("certificate revocation lists are not checked"),
     ]
 
@@ -236,14 +262,11 @@ enum FieldSupport {
 
     static let requestAuthentication: [String: Support] = [
         "spec": .enforced,
-        "spec.jwtRules[].jwksUri": .warned("JWKS are not fetched yet: tokens of this issuer fail (Jwks remote fetch is failed); use jwks inline"),
-        "spec.jwtRules[].timeout": .warned("JWKS are not fetched yet, so no fetch timeout applies"),
         "spec.jwtRules[].spaceDelimitedClaims": .warned("claims are not split on spaces; such a claim matches as one string"),
     ]
 
     static let authorizationPolicy: [String: Support] = [
         "spec": .enforced,
-        "spec.provider": .warned("CUSTOM has no external authorizer in meshd: the policy denies every request it matches"),
         "spec.rules[].from[].source.trustDomains": .warned("trust domains are not matched; the rule ignores them"),
         "spec.rules[].from[].source.notTrustDomains": .warned("trust domains are not matched; the rule ignores them"),
     ]

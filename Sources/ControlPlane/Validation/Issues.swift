@@ -113,6 +113,23 @@ enum CommonRules {
         }
     }
 
+    /// Kubernetes label keys and values, as Istio's labels.Instance.Validate checks them:
+    /// a key is `[prefix/]name`, the name up to 63 of letters, digits, '-', '_', '.' starting and
+    /// ending alphanumeric; a value is empty or the same shape.
+    static func labels(_ labels: [String: String], _ path: String, _ c: inout Issues) {
+        func isName(_ s: Substring) -> Bool {
+            guard (1...63).contains(s.count), let f = s.first, let l = s.last else { return false }
+            let alnum: (Character) -> Bool = { $0.isASCII && ($0.isLetter || $0.isNumber) }
+            return alnum(f) && alnum(l) && s.allSatisfy { alnum($0) || "-_.".contains($0) }
+        }
+        for (k, v) in labels.sorted(by: { $0.key < $1.key }) {
+            let parts = k.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+            let keyOK = parts.count == 1 ? isName(parts[0]) : fqdnError(String(parts[0])) == nil && isName(parts[1])
+            if !keyOK { c.add("\(path).\(k)", "invalid tag key: \"\(k)\"") }
+            if !v.isEmpty && !isName(Substring(v)) { c.add("\(path).\(k)", "invalid tag value: \"\(v)\"") }
+        }
+    }
+
     static func selector(_ labels: [String: String]?, _ path: String, _ c: inout Issues) {
         guard let labels else { return }
         for (k, _) in labels.sorted(by: { $0.key < $1.key }) where k.isEmpty { c.add(path, "label names must not be empty") }

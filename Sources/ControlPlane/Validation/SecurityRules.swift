@@ -19,14 +19,32 @@ enum SecurityRules {
         }
         for (i, rule) in s.jwtRules.enumerated() {
             let p = "spec.jwtRules[\(i)]"
-            if (rule.issuer ?? "").isEmpty { c.add(p + ".issuer", "issuer is required") }
+            // Istio's validateJwtRule, message for message.
+            if (rule.issuer ?? "").isEmpty && (rule.jwksUri ?? "").isEmpty {
+                c.add(p + ".issuer", "issuer or jwksUri must be non-empty string")
+            }
+            for (j, a) in rule.audiences.enumerated() where a.isEmpty {
+                c.add("\(p).audiences[\(j)]", "audience must be non-empty string")
+            }
+            if let uri = rule.jwksUri, !uri.isEmpty, let reason = jwksURIError(uri) { c.add(p + ".jwksUri", reason) }
             if rule.jwks != nil && rule.jwksUri != nil { c.add(p, "only one of jwks or jwksUri may be set") }
             if let jwks = rule.jwks, let reason = jwksError(jwks) { c.add(p + ".jwks", reason) }
             for (j, h) in rule.fromHeaders.enumerated() where (h.name ?? "").isEmpty {
-                c.add("\(p).fromHeaders[\(j)].name", "name is required")
+                c.add("\(p).fromHeaders[\(j)].name", "location header name must be non-empty string")
             }
-            for (j, o) in rule.outputClaimToHeaders.enumerated() where (o.header ?? "").isEmpty || (o.claim ?? "").isEmpty {
-                c.add("\(p).outputClaimToHeaders[\(j)]", "header and claim are required")
+            for (j, q) in rule.fromParams.enumerated() where q.isEmpty {
+                c.add("\(p).fromParams[\(j)]", "location query must be non-empty string")
+            }
+            for (j, k) in rule.fromCookies.enumerated() where k.isEmpty {
+                c.add("\(p).fromCookies[\(j)]", "cookie name must be non-empty string")
+            }
+            for (j, o) in rule.outputClaimToHeaders.enumerated() {
+                let op = "\(p).outputClaimToHeaders[\(j)]"
+                if (o.header ?? "").isEmpty || (o.claim ?? "").isEmpty {
+                    c.add(op, "outputClaimToHeaders header and claim value must be non-empty string")
+                } else if let header = o.header, !isStrictHeaderName(header) {
+                    c.add(op + ".header", "header name \(header) is not a valid header name")
+                }
             }
         }
     }
@@ -107,6 +125,18 @@ extension SecurityRules {
         guard parts.count == 2 else { return true }
         let bits = address.protocol == .inet ? 32 : 128
         return Int(parts[1]).map { (0...bits).contains($0) } ?? false
+    }
+
+    /// Istio's ParseJwksURI: a URL of scheme http or https.
+    static func jwksURIError(_ uri: String) -> String? {
+        guard let u = URLComponents(string: uri) else { return "jwksUri \"\(uri)\" is not a valid URL" }
+        let scheme = u.scheme ?? ""
+        return scheme == "http" || scheme == "https" ? nil : "URI scheme \"\(scheme)\" is not supported"
+    }
+
+    /// Istio's ValidateStrictHTTPHeaderName: letters, digits, '-' and '_'.
+    static func isStrictHeaderName(_ name: String) -> Bool {
+        !name.isEmpty && name.allSatisfy { ($0.isASCII && ($0.isLetter || $0.isNumber)) || $0 == "-" || $0 == "_" }
     }
 
     /// Why an inline JWKS cannot serve (shape only; the proxies build the keys).

@@ -1,3 +1,5 @@
+import MeshAPI
+
 /// ServiceEntry and WorkloadEntry rules.
 enum ServiceEntryRules {
     static func check(_ se: ServiceEntry, _ c: inout Issues) {
@@ -50,10 +52,53 @@ enum ServiceEntryRules {
         CommonRules.exportTo(se.exportTo, "spec.exportTo", &c)
     }
 
-    static func check(workloadEntry e: WorkloadEntry, _ p: String, _ c: inout Issues, requireAddress: Bool) {
+    /// Istio's validateWorkloadEntry. `standalone`: a WorkloadEntry resource, whose address
+    /// may be a host name (a ServiceEntry's endpoints are checked against its resolution).
+    static func check(workloadEntry e: WorkloadEntry, _ p: String, _ c: inout Issues, requireAddress: Bool,
+                      standalone: Bool = false) {
         if requireAddress && (e.address ?? "").isEmpty && e.network == nil { c.add(p + ".address", "address is required") }
-        for (name, port) in e.ports.sorted(by: { $0.key < $1.key }) { CommonRules.port(port, "\(p).ports.\(name)", &c) }
+        if let address = e.address, !address.isEmpty {
+            if address.hasPrefix("unix://") {
+                if !e.ports.isEmpty { c.add(p + ".ports", "unix endpoint \(address) must not include ports") }
+            } else if standalone, !isIP(address), CommonRules.fqdnError(address) != nil {
+                c.add(p + ".address", "endpoint address \"\(address)\" is not a valid FQDN or an IP address")
+            }
+        }
+        for (name, port) in e.ports.sorted(by: { $0.key < $1.key }) {
+            if !CommonRules.isNamespaceName(name) { c.add("\(p).ports.\(name)", "invalid port name: \(name)") }
+            CommonRules.port(port, "\(p).ports.\(name)", &c)
+        }
+        CommonRules.labels(e.labels, p + ".labels", &c)
         if let w = e.weight, w < 0 { c.add(p + ".weight", "weight must not be negative") }
+    }
+
+    /// Istio's ValidateWorkloadGroup: a template (whose address may be left out), valid
+    /// metadata labels and a readiness probe with non-negative numbers and a usable method.
+    static func check(_ wg: WorkloadGroup, _ c: inout Issues) {
+        if let t = wg.template { check(workloadEntry: t, "spec.template", &c, requireAddress: false) }
+        else { c.add("spec.template", "template is required") }
+        if let labels = wg.metadata?.labels { CommonRules.labels(labels, "spec.metadata.labels", &c) }
+        guard let probe = wg.probe else { return }
+        let p = "spec.probe"
+        for field in ["periodSeconds", "initialDelaySeconds", "timeoutSeconds", "successThreshold", "failureThreshold"] {
+            if case .number(let n) = probe[field], n < 0 { c.add("\(p).\(field)", "\(field) must be non-negative") }
+        }
+        let methods = ["httpGet", "tcpSocket", "exec"].filter { probe[$0] != nil }
+        guard methods.count == 1, let method = methods.first, let m = probe[method] else {
+            return c.add(p, "exactly one of httpGet, tcpSocket or exec is required")
+        }
+        let mp = "\(p).\(method)"
+        switch method {
+        case "exec":
+            if (m["command"]?.arrayValue ?? []).isEmpty { c.add(mp + ".command", "exec.command is required") }
+        default:
+            var port: Int?
+            if case .number(let n) = m["port"] { port = Int(n) }
+            if !(1...65535).contains(port ?? 0) { c.add(mp + ".port", "port number \(port ?? 0) must be in 1-65535") }
+            if method == "httpGet", let scheme = m["scheme"]?.stringValue, !scheme.isEmpty, scheme != "HTTP", scheme != "HTTPS" {
+                c.add(mp + ".scheme", "httpGet.scheme must be one of \"HTTPS\", \"HTTP\"")
+            }
+        }
     }
 
     static func isIP(_ s: String) -> Bool {

@@ -3,14 +3,15 @@
 public enum Validator {
     /// The store's load errors followed by every resource's errors.
     public static func validate(_ store: ConfigStore) -> [ValidationError] {
-        store.loadErrors + validate(store.resources)
+        store.loadErrors + validate(store.resources, meshConfig: store.meshConfig)
     }
 
-    public static func validate(_ resources: [Resource]) -> [ValidationError] {
-        resources.flatMap(validate)
+    /// `meshConfig`: what Telemetry resources' provider names are checked against.
+    public static func validate(_ resources: [Resource], meshConfig: MeshConfig = MeshConfig()) -> [ValidationError] {
+        resources.flatMap { validate($0, meshConfig: meshConfig) }
     }
 
-    public static func validate(_ resource: Resource) -> [ValidationError] {
+    public static func validate(_ resource: Resource, meshConfig: MeshConfig = MeshConfig()) -> [ValidationError] {
         var c = Issues()
         c.list = resource.issues
         switch resource.spec {
@@ -18,15 +19,15 @@ public enum Validator {
         case .destinationRule(let s): DestinationRuleRules.check(s, &c)
         case .gateway(let s): GatewayRules.check(s, &c)
         case .serviceEntry(let s): ServiceEntryRules.check(s, &c)
-        case .workloadEntry(let s): ServiceEntryRules.check(workloadEntry: s, "spec", &c, requireAddress: true)
-        case .workloadGroup(let s):
-            if let t = s.template { ServiceEntryRules.check(workloadEntry: t, "spec.template", &c, requireAddress: false) }
+        case .workloadEntry(let s): ServiceEntryRules.check(workloadEntry: s, "spec", &c, requireAddress: true, standalone: true)
+        case .workloadGroup(let s): ServiceEntryRules.check(s, &c)
         case .sidecar(let s): SidecarRules.check(s, &c)
         case .peerAuthentication(let s): SecurityRules.check(s, &c)
         case .requestAuthentication(let s): SecurityRules.check(s, &c)
         case .authorizationPolicy(let s): SecurityRules.check(s, &c)
         case .trafficExtension(let s): ExtensionRules.check(s, &c)
         case .luaPlugin(let s): ExtensionRules.check(s, &c)
+        case .telemetry(let s): TelemetryRules.check(s, meshConfig: meshConfig, &c)
         }
         // A field already reported as unreadable is not reported again as missing.
         let decodePaths = Set(resource.issues.map(\.path))
@@ -79,9 +80,13 @@ enum ValueSupport {
             for (i, s) in gw.servers.enumerated() {
                 let p = "spec.servers[\(i)]"
                 let proto = s.port?.effectiveProtocol ?? .unspecified
-                if proto == .https, let mode = s.tls?.mode, !["SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL"].contains(mode) {
-                    c.add(p + ".tls.mode", "\(mode) is not supported (meshd terminates TLS with certificate files only); the server is skipped")
-                } else if proto != .https && !proto.isHTTP {
+                if proto == .https, let mode = s.tls?.mode, !["SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL", "ISTIO_MUTUAL"].contains(mode) {
+                    c.add(p + ".tls.mode", "\(mode) is not supported on HTTPS servers (meshd terminates TLS: SIMPLE, MUTUAL, OPTIONAL_MUTUAL, ISTIO_MUTUAL); the server is skipped")
+                }
+                if let min = s.tls?.minProtocolVersion, min == "TLSV1_0" || min == "TLSV1_1" {
+                    c.add(p + ".tls.minProtocolVersion", "OpenSSL 3 refuses TLS 1.0 and 1.1 at its default security level; TLS 1.2 is the lowest version served")
+                }
+                if proto != .https && !proto.isHTTP {
                     c.add(p + ".port.protocol", "\(proto.rawValue) servers are not supported yet (HTTP and HTTPS only); the server is skipped")
                 }
             }

@@ -26,7 +26,7 @@ enum AdminPages {
     static func configDump(_ runtime: ProxyRuntime, resource: String?) -> String? {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let bootstrap = runtime.snapshot.bootstrap
+        let bootstrap = runtime.snapshot.bootstrap.redactingPrivateKeys
         guard let resource, !resource.isEmpty else {
             struct Dump: Encodable {
                 let version: Int

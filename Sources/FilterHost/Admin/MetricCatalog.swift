@@ -59,6 +59,8 @@ public enum MetricCatalog {
         // Security filters and tracing.
         add("meshd_rbac_allowed_total", "Requests the AuthorizationPolicy filter allowed.")
         add("meshd_rbac_denied_total", "Requests the AuthorizationPolicy filter denied (403).")
+        add("meshd_rbac_dry_run_total", "What dry-run AuthorizationPolicies would have done, by action (ALLOW, DENY) and result (allowed, denied).")
+        add("meshd_ext_authz_total", "External authorization checks of CUSTOM policies by result (ok, denied, error, failure_mode_allowed).")
         add("meshd_jwt_authn_allowed_total", "Requests the RequestAuthentication filter let through (a valid token or none).")
         add("meshd_jwt_authn_denied_total", "Requests refused for an invalid JWT.")
         add("meshd_tracing_spans_exported_total", "Spans exported to the OTLP collector.")

@@ -21,11 +21,16 @@ public final class ProxySnapshot: Sendable {
     public let perRouteConfigs: [Int: [String: any Sendable]]
     /// The validated `overloadManager` (off when absent).
     package let overload: OverloadPlan
+    /// The pushed telemetry, compiled (`bootstrap.telemetry`).
+    let telemetry: SnapshotTelemetry
+    /// Server TLS contexts by listener name (`tls` or `tlsByServerName`), taken at each accept.
+    package let serverTLSContexts: [String: TLSServerContext]
 
     init(version: Int, bootstrap: Bootstrap, routeTables: [String: RouteTable], clusters: [String: Cluster],
          filterChains: [String: [HTTPFilterFactory]], extensionState: [String: any Sendable] = [:],
          perRouteConfigs: [Int: [String: any Sendable]] = [:], overload: OverloadPlan = .off,
-         networkFilters: [String: [NetworkFilterFactory]] = [:]) {
+         networkFilters: [String: [NetworkFilterFactory]] = [:], telemetry: SnapshotTelemetry = .notPushed,
+         serverTLSContexts: [String: TLSServerContext] = [:]) {
         self.networkFilters = networkFilters
         self.version = version
         self.bootstrap = bootstrap
@@ -35,6 +40,8 @@ public final class ProxySnapshot: Sendable {
         self.extensionState = extensionState
         self.perRouteConfigs = perRouteConfigs
         self.overload = overload
+        self.telemetry = telemetry
+        self.serverTLSContexts = serverTLSContexts
     }
 
     public func listener(named name: String) -> Listener? {
@@ -42,10 +49,13 @@ public final class ProxySnapshot: Sendable {
     }
 
     /// Validates and compiles a bootstrap. Every error names the field path. Lua plugins
-    /// unchanged since `previous` keep their version (and VMs).
+    /// unchanged since `previous` keep their version (and VMs). With `loadingTLS` the
+    /// listeners' server TLS contexts are made too (their certificates must load); a running
+    /// proxy asks for them, a check of a translated config (whose files live elsewhere) does not.
     public static func build(_ b: Bootstrap, version: Int, registry: FilterRegistry,
-                             previous: ProxySnapshot? = nil) throws -> ProxySnapshot {
+                             previous: ProxySnapshot? = nil, loadingTLS: Bool = false) throws -> ProxySnapshot {
         let overload = try OverloadPlan(b.overloadManager)
+        let telemetry = try SnapshotTelemetry(b.telemetry)
         var clusters: [String: Cluster] = [:]
         for (i, c) in b.clusters.enumerated() {
             let path = "clusters[\(i)]"
@@ -94,7 +104,7 @@ public final class ProxySnapshot: Sendable {
             guard (0...65535).contains(l.port) else { throw ConfigError(path: path + ".port", reason: "port \(l.port) out of range") }
             try ListenerLimits.validate(l, path: path)
             if let tcp = l.tcpProxy {
-                guard l.tls == nil else {
+                guard l.serverTLS.isEmpty else {
                     throw ConfigError(path: path + ".tls", reason: "a tcpProxy listener does not terminate TLS (route by serverNames instead)")
                 }
                 guard (l.httpFilters ?? []).isEmpty, l.meshTLS == nil else {
@@ -131,9 +141,11 @@ public final class ProxySnapshot: Sendable {
         }
         var state: [String: any Sendable] = [:]
         for e in extensions { state[e.name] = e.build.retained }
+        let tlsContexts = try loadingTLS ? ListenerTLSContexts.build(b.listeners, previous: previous) : [:]
         return ProxySnapshot(version: version, bootstrap: b, routeTables: tables, clusters: clusters, filterChains: chains,
                              extensionState: state, perRouteConfigs: try perRouteConfigs(b, tables: tables, registry: registry),
-                             overload: overload, networkFilters: network)
+                             overload: overload, networkFilters: network, telemetry: telemetry,
+                             serverTLSContexts: tlsContexts)
     }
 
     /// A TCP proxy listener's `networkFilters`, built; errors name the entry.

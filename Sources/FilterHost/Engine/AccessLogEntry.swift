@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import NIOHTTP1
 import Transport
 
 /// One stream's access-log fields, Envoy's command operators as Istio's default format
@@ -27,8 +28,14 @@ struct AccessLogEntry {
     var downstreamRemoteAddress: String?
     var requestedServerName: String?
     var routeName: String?
+    /// The request's headers, for `%REQ(…)%` and filter expressions (nil for TCP).
+    var requestHeaders: HTTPHeaders?
+    /// The downstream connection is mutual TLS (the peer presented a verified certificate).
+    var mtls = false
 
-    init(_ i: StreamInfo) {
+    init(_ i: StreamInfo, requestHeaders: HTTPHeaders? = nil) {
+        self.requestHeaders = requestHeaders
+        mtls = i.connection?.tls?.peerCertificateValidated ?? false
         startTime = Self.timestamp(i.startWallTime)
         method = i.method
         path = i.path

@@ -77,7 +77,9 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
         streamInfo.protocolVersion = head.version
         streamInfo.connection = downstream.connectionInfo
         HeaderSanitizer.prepareRequest(&head, connection: downstream.connectionInfo, requestIDs: &loop.requestIDs)
-        if let tracer = loop.tracer { streamInfo.trace = tracer.begin(&head.headers, random: &loop.requestIDs) }
+        if let tracer = loop.tracer {
+            streamInfo.trace = tracer.begin(&head.headers, random: &loop.requestIDs, telemetry: snapshot.telemetry)
+        }
         if listener.meshTLS != nil { HeaderSanitizer.setClientCertDetails(&head.headers, connection: downstream.connectionInfo) }
         streamInfo.method = head.method
         streamInfo.path = head.path
@@ -226,11 +228,14 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
             counters.byClass[min(5, max(0, (streamInfo.responseCode ?? 0) / 100))] += 1
             counters.requestTime.observe(Double((NIODeadline.now() - streamInfo.startTime).nanoseconds) / 1e9)
         }
-        if listener.accessLog ?? true { loop.accessLog.record(streamInfo) }
+        if listener.accessLog ?? true {
+            loop.accessLog.record(streamInfo, requestHeaders: requestHead?.headers, telemetry: snapshot.telemetry)
+        }
         // Only a sampled stream becomes a span: the peer's address string is made for it alone.
         if let tracer = loop.tracer, streamInfo.trace?.sampled == true {
             tracer.end(streamInfo, kind: listener.trafficDirection == .inbound ? .server : .client,
-                       scheme: connectionInfo.isTLS ? "https" : "http", peer: connectionInfo.remoteAddress?.ipAddress)
+                       scheme: connectionInfo.isTLS ? "https" : "http", peer: connectionInfo.remoteAddress?.ipAddress,
+                       telemetry: snapshot.telemetry, requestHeaders: requestHead?.headers)
         }
     }
 }

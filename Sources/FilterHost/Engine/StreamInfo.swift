@@ -25,6 +25,8 @@ public enum ResponseFlag: String, Sendable {
     case overloadManager = "OM"
     /// Denied by an authorization policy (Envoy's RbacAccessDenied).
     case rbacAccessDenied = "RBAC"
+    /// Denied by an external authorizer, or it failed (Envoy's UnauthorizedExternalService).
+    case unauthorizedExternalService = "UAEX"
 }
 
 /// Facts about one stream, filled in as it progresses; read by the access log and metrics.

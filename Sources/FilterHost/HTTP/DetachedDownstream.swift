@@ -15,7 +15,7 @@ package final class DetachedDownstream {
             throw ConfigError(path: "listeners", reason: "no listener named '\(name)'")
         }
         let loop = LoopContext(eventLoop: eventLoop, snapshot: snapshot, accessLog: AccessLogWriter(eventLoop: eventLoop))
-        setup = ConnectionSetup(listener: listener, contexts: LoopContexts([loop]), tlsContext: nil,
+        setup = ConnectionSetup(listener: listener, contexts: LoopContexts([loop]), boundTLSContext: nil,
                                 tracker: ConnectionTracker())
     }
 

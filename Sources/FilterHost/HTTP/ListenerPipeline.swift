@@ -97,16 +97,18 @@ final class ProtocolSelector: ChannelInboundHandler, RemovableChannelHandler, Ti
 struct ConnectionSetup: Sendable {
     let listener: Listener
     let contexts: LoopContexts
-    let tlsContext: TLSServerContext?
+    /// The TLS context of the snapshot this listener was bound with: used only when a swap
+    /// has removed the listener and an accept was already under way.
+    let boundTLSContext: TLSServerContext?
     let tracker: ConnectionTracker
     /// Set per connection by `initialize`: the limits in force at its accept, and when that was.
     private(set) var limits: ListenerLimits
     private(set) var acceptedAt = NIODeadline.uptimeNanoseconds(0)
 
-    init(listener: Listener, contexts: LoopContexts, tlsContext: TLSServerContext?, tracker: ConnectionTracker) {
+    init(listener: Listener, contexts: LoopContexts, boundTLSContext: TLSServerContext?, tracker: ConnectionTracker) {
         self.listener = listener
         self.contexts = contexts
-        self.tlsContext = tlsContext
+        self.boundTLSContext = boundTLSContext
         self.tracker = tracker
         self.limits = ListenerLimits(listener)
     }
@@ -118,6 +120,10 @@ struct ConnectionSetup: Sendable {
         setup.limits = ListenerLimits(loop.snapshot.listener(named: listener.name) ?? listener)
         setup.acceptedAt = .now()
         let sync = channel.pipeline.syncOperations
+        // The current snapshot's context (its newest certificates), or the one this listener
+        // was bound with when a swap removed it (its open connections drain).
+        let tlsContext = loop.snapshot.listener(named: listener.name) == nil
+            ? boundTLSContext : loop.snapshot.serverTLSContexts[listener.name]
         // Envoy's reject_incoming_connections: accepted, then closed without a word.
         if loop.overload.contains(.rejectIncomingConnections) {
             loop.stats.count("meshd_downstream_cx_overload_reject_total{listener=\"\(listener.name)\"}")

@@ -50,13 +50,13 @@ public final class ProxyRuntime: Sendable {
         self.registry = registry
         self.logger = logger
         self.tracker = ConnectionTracker(processLimit: maxDownstreamConnections ?? ConnectionBudget.defaultDownstreamLimit)
-        let snapshot = try ProxySnapshot.build(bootstrap, version: 1, registry: registry)
+        let snapshot = try ProxySnapshot.build(bootstrap, version: 1, registry: registry, loadingTLS: true)
         let loops = group.makeIterator().map { $0 }
         let tracer = bootstrap.tracing.map(Tracer.init(config:))
         self.tracer = tracer
         startTracing = bootstrap.tracing
         startAccessLogEncoding = bootstrap.accessLogEncoding
-        let encoding = bootstrap.accessLogEncoding ?? .text
+        let encoding = bootstrap.accessLogEncoding
         contexts = LoopContexts(loops.map {
             LoopContext(eventLoop: $0, snapshot: snapshot, accessLog: AccessLogWriter(eventLoop: $0, encoding: encoding),
                         tracer: tracer)
@@ -76,18 +76,14 @@ public final class ProxyRuntime: Sendable {
         let snapshot = self.snapshot
         var bound: [String: BoundListener] = [:]
         for l in snapshot.bootstrap.listeners {
-            bound[l.name] = try bind(l)
+            bound[l.name] = try bind(l, tls: snapshot.serverTLSContexts[l.name])
         }
         state.withLockedValue { $0.listeners = bound }
         overload.configure(snapshot.overload)
     }
 
-    private func bind(_ l: Listener) throws -> BoundListener {
-        let tls: TLSServerContext? = try l.tls.map {
-            try TLSServerContext(certificateChainFile: $0.certificateChain, privateKeyFile: $0.privateKey,
-                                 alpnProtocols: $0.alpn ?? ["h2", "http/1.1"], caCertificatesFile: $0.caCertificates)
-        }
-        let setup = ConnectionSetup(listener: l, contexts: contexts, tlsContext: tls, tracker: tracker)
+    private func bind(_ l: Listener, tls: TLSServerContext?) throws -> BoundListener {
+        let setup = ConnectionSetup(listener: l, contexts: contexts, boundTLSContext: tls, tracker: tracker)
         let channel = try ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -124,7 +120,8 @@ public final class ProxyRuntime: Sendable {
         warnIfStartOnlyChanged(bootstrap)
         let next: ProxySnapshot
         do {
-            next = try ProxySnapshot.build(bootstrap, version: current.version + 1, registry: registry, previous: current)
+            next = try ProxySnapshot.build(bootstrap, version: current.version + 1, registry: registry, previous: current,
+                                         loadingTLS: true)
         } catch let e as ConfigError {
             return refuse(e)
         } catch {
@@ -135,7 +132,9 @@ public final class ProxyRuntime: Sendable {
         var keep: [String: BoundListener] = [:]
         var fresh: [String: BoundListener] = [:]
         for l in bootstrap.listeners {
-            if let b = old[l.name], b.config.address == l.address, b.config.port == l.port, b.config.tls == l.tls,
+            // TLS is not compared: each accept takes the current snapshot's context, so new
+            // certificates serve from the next connection without a rebind.
+            if let b = old[l.name], b.config.address == l.address, b.config.port == l.port,
                (b.config.tcpProxy == nil) == (l.tcpProxy == nil) {
                 keep[l.name] = BoundListener(config: l, channel: b.channel)
                 continue
@@ -145,7 +144,7 @@ public final class ProxyRuntime: Sendable {
                 try? b.channel.close().wait()
             }
             do {
-                fresh[l.name] = try bind(l)
+                fresh[l.name] = try bind(l, tls: next.serverTLSContexts[l.name])
             } catch {
                 for f in fresh.values { f.channel.close(promise: nil) }
                 return refuse(ConfigError(path: "listeners[\(l.name)]", reason: "cannot listen: \(error)"))
@@ -201,7 +200,7 @@ public final class ProxyRuntime: Sendable {
             usleep(20_000)
         }
         flushAccessLogs()
-        tracer?.exporter?.shutdown()
+        for exporter in tracer?.allExporters ?? [] { exporter.shutdown() }
         return tracker.activeCount() == 0
     }
 
@@ -265,9 +264,10 @@ public final class ProxyRuntime: Sendable {
             return s
         }.map { [tracer, snapshot] parts in
             var total = parts.reduce(into: LoopStats.Snapshot()) { $0.merge($1) }
-            if let counters = tracer?.exporter?.counters {
-                total.counters["meshd_tracing_spans_exported_total"] = counters.exported
-                total.counters["meshd_tracing_spans_dropped_total"] = counters.dropped
+            if let exporters = tracer?.allExporters, !exporters.isEmpty {
+                let counters = exporters.map(\.counters)
+                total.counters["meshd_tracing_spans_exported_total"] = counters.reduce(0) { $0 + $1.exported }
+                total.counters["meshd_tracing_spans_dropped_total"] = counters.reduce(0) { $0 + $1.dropped }
             }
             for (cluster, ejected) in OutlierDetectors.shared.ejectedByCluster(snapshot.bootstrap.clusters) {
                 total.gauges["meshd_outlier_detection_ejections_active{cluster=\"\(cluster)\"}"] = ejected.count

@@ -1,4 +1,5 @@
 import NIOCore
+import Transport
 
 /// Reads the server name (SNI) from the first bytes of a TLS connection without terminating
 /// it, as Envoy's `tls_inspector` does. Bytes are only looked at, never consumed: they are
@@ -65,26 +66,14 @@ enum ClientHelloReader {
         guard !r.atEnd else { return .clientHello(serverName: nil) }
         guard let extLength = r.u16(), var exts = r.take(extLength) else { return .notTLS }
         while !exts.atEnd {
-            guard let type = exts.u16(), let length = exts.u16(), var ext = exts.take(length) else { return .notTLS }
+            guard let type = exts.u16(), let length = exts.u16(), let ext = exts.take(length) else { return .notTLS }
             guard type == 0 else { continue }
-            guard let listLength = ext.u16(), var list = ext.take(listLength) else { return .notTLS }
-            while !list.atEnd {
-                guard let nameType = list.u8(), let nameLength = list.u16(), let name = list.take(nameLength) else { return .notTLS }
-                if nameType == 0 { return .clientHello(serverName: hostName(name.rest)) }
+            switch ServerNameExtension.parse(ext.rest) {
+            case .hostName(let name): return .clientHello(serverName: name)
+            case .malformed: return .notTLS
             }
-            return .clientHello(serverName: nil)
         }
         return .clientHello(serverName: nil)
-    }
-
-    /// A DNS name as SNI allows it (RFC 6066: ASCII, no trailing dot), lowercased; else nil.
-    private static func hostName(_ bytes: ArraySlice<UInt8>) -> String? {
-        guard !bytes.isEmpty, bytes.count <= 255 else { return nil }
-        for b in bytes {
-            let ok = (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A) || (b >= 0x30 && b <= 0x39) || b == 0x2D || b == 0x2E || b == 0x5F
-            if !ok { return nil }
-        }
-        return String(decoding: bytes, as: UTF8.self).lowercased()
     }
 
     private struct Cursor {

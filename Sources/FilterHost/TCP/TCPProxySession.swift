@@ -258,7 +258,7 @@ final class TCPProxySession: TimerTarget {
         reportOpen()
         let facts = self.facts
         for o in observers { o.closed(facts, bytesReceived: bytesReceived, bytesSent: bytesSent) }
-        if listener.accessLog ?? true { loop.accessLog.record(accessLogEntry()) }
+        if listener.accessLog ?? true { loop.accessLog.record(accessLogEntry(), telemetry: loop.snapshot.telemetry) }
     }
 
     private var facts: TCPConnectionFacts {

@@ -4,8 +4,9 @@ import MeshAPI
 /// `meshd.jwt_authn` (Envoy's jwt_authn as Istio configures it for RequestAuthentication):
 /// `{providers: [{issuer, audiences, jwks, fromHeaders: [{name, prefix}], fromParams,
 /// fromCookies, forwardOriginalToken, outputPayloadToHeader, outputClaimToHeaders:
-/// [{header, claim}]}]}`. `jwks` is the JWKS document as a string; without it no token
-/// of the issuer verifies.
+/// [{header, claim}], remoteJwks}]}`. `jwks` is the JWKS document as a string;
+/// `remoteJwks` (a `RemoteJWKS`) fetches it from the issuer's `jwksUri` instead; with neither
+/// no token of the issuer verifies.
 struct JWTConfig: Sendable {
     static let name = "meshd.jwt_authn"
     /// Where verified payloads go, keyed by issuer (Envoy's `payload_in_metadata`, as Istio sets it).
@@ -41,13 +42,14 @@ struct JWTProvider: Sendable {
     let issuer: String
     let audiences: [String]
     let keys: [JWK]
+    let remote: RemoteJWKS?
     let locations: [TokenLocation]
     let forwardOriginalToken: Bool
     let outputPayloadToHeader: String?
     let outputClaimToHeaders: [(header: String, claim: String)]
 
     private static let fields: Set<String> = ["issuer", "audiences", "jwks", "fromHeaders", "fromParams", "fromCookies",
-                                              "forwardOriginalToken", "outputPayloadToHeader", "outputClaimToHeaders"]
+                                              "forwardOriginalToken", "outputPayloadToHeader", "outputClaimToHeaders", "remoteJwks"]
 
     init(_ v: JSONValue) throws {
         guard let o = v.objectValue else { throw ConfigError(path: "", reason: "must be a map") }
@@ -59,8 +61,8 @@ struct JWTProvider: Sendable {
         }
         self.issuer = issuer
         audiences = try Self.strings(o["audiences"], "audiences")
-        // No usable key (no `jwks`: a jwksUri meshd does not fetch; or a JWKS with no valid
-        // key, which the control plane refuses first): tokens of this issuer fail, as in Envoy.
+        // No usable key (neither `jwks` nor `remoteJwks`; or a JWKS with no valid key, which
+        // the control plane refuses first): tokens of this issuer fail, as in Envoy.
         // A bad JWKS must not make the whole snapshot refused.
         if let v = o["jwks"] {
             guard let text = v.stringValue else { throw ConfigError(path: "jwks", reason: "must be a string (the JWKS document)") }
@@ -68,6 +70,7 @@ struct JWTProvider: Sendable {
         } else {
             keys = []
         }
+        remote = try o["remoteJwks"].map { try RemoteJWKS($0, at: "remoteJwks") }
         var locations: [TokenLocation] = []
         for (i, h) in (o["fromHeaders"]?.arrayValue ?? []).enumerated() {
             guard let name = h["name"]?.stringValue, !name.isEmpty else {
@@ -87,6 +90,9 @@ struct JWTProvider: Sendable {
             return (header, claim)
         }
     }
+
+    /// The inline keys, else those fetched from `jwksUri` so far.
+    var verificationKeys: [JWK] { remote?.keys ?? keys }
 
     private static func strings(_ v: JSONValue?, _ path: String) throws -> [String] {
         guard let v else { return [] }

@@ -9,9 +9,18 @@ import Transport
 /// decides; a token that fails any check → 401 (403 for a wrong audience) with Envoy's text.
 /// A verified token's payload goes to dynamic metadata under its issuer, where the RBAC
 /// filter finds `request.auth.*` and `requestPrincipals`.
+/// A token whose issuer's keys come from `jwksUri` waits (the headers held) while a stale or
+/// missing key set is fetched.
 final class JWTFilter: HTTPFilter {
+    private enum Fetch {
+        case none
+        /// Key sets being fetched before the held headers are verified.
+        case waiting(RequestHead, [HTTPCallout], remaining: Int)
+    }
+
     private let config: JWTConfig
     private unowned let stream: StreamControl
+    private var fetch = Fetch.none
 
     init(config: JWTConfig, stream: StreamControl) {
         self.config = config
@@ -21,6 +30,45 @@ final class JWTFilter: HTTPFilter {
     func onRequestHeaders(_ head: inout RequestHead, endStream: Bool) -> FilterHeadersStatus {
         let found = tokens(in: head)
         guard !found.isEmpty else { return .continue }
+        let stale = Self.staleRemotes(found)
+        guard stale.isEmpty else {
+            // Answers come on a later loop tick, never from inside `fetch`.
+            let callouts = stale.compactMap { $0.fetch(stream) { [weak self] in self?.fetched() } }
+            fetch = .waiting(head, callouts, remaining: stale.count)
+            return .stop
+        }
+        return authenticate(&head, found) ? .continue : .stop
+    }
+
+    func onStreamComplete() {
+        if case .waiting(_, let callouts, _) = fetch { for c in callouts { c.cancel() } }
+        fetch = .none
+    }
+
+    private func fetched() {
+        guard case .waiting(var head, let callouts, let remaining) = fetch else { return }
+        guard remaining <= 1 else {
+            fetch = .waiting(head, callouts, remaining: remaining - 1)
+            return
+        }
+        fetch = .none
+        if authenticate(&head, tokens(in: head)) { stream.continueRequest(from: self, replacingHead: head) }
+    }
+
+    /// The remote key sets the tokens' issuers need fetched first (each once).
+    private static func staleRemotes(_ found: [(String, [JWTProvider])]) -> [RemoteJWKS] {
+        var out: [RemoteJWKS] = []
+        for (token, candidates) in found {
+            guard let issuer = (try? JWT(token))?.issuer else { continue }
+            for p in candidates where p.issuer == issuer {
+                if let remote = p.remote, remote.needsFetch, !out.contains(where: { $0 === remote }) { out.append(remote) }
+            }
+        }
+        return out
+    }
+
+    /// Verifies every token; false when a failure was answered.
+    private func authenticate(_ head: inout RequestHead, _ found: [(String, [JWTProvider])]) -> Bool {
         for (token, candidates) in found {
             switch verify(token, candidates) {
             case .failure(let failure):
@@ -30,14 +78,14 @@ final class JWTFilter: HTTPFilter {
                 headers.add(name: "www-authenticate",
                             value: "Bearer realm=\"\(head.scheme)://\(head.authority)\(path)\", error=\"invalid_token\"")
                 stream.sendLocalReply(status: failure.status, body: failure.message, headers: headers, flag: nil, from: self)
-                return .stop
+                return false
             case .success(let (jwt, provider)):
                 stream.streamInfo.dynamicMetadata[JWTConfig.metadataNamespace, default: [:]][provider.issuer] = .object(jwt.claims)
                 apply(provider, jwt, token, to: &head.headers)
             }
         }
         stream.stats?.count("meshd_jwt_authn_allowed_total", 1)
-        return .continue
+        return true
     }
 
     /// Each distinct token with the providers whose locations found it.

@@ -84,8 +84,9 @@ struct JWT {
         if !provider.audiences.isEmpty && !audiences.contains(where: provider.audiences.contains) {
             throw .audienceNotAllowed
         }
-        guard !provider.keys.isEmpty else { throw .jwksUnavailable }
-        let candidates = provider.keys.filter { (kid == nil || $0.kid == nil || $0.kid == kid) && $0.accepts(alg: alg) }
+        let keys = provider.verificationKeys
+        guard !keys.isEmpty else { throw .jwksUnavailable }
+        let candidates = keys.filter { (kid == nil || $0.kid == nil || $0.kid == kid) && $0.accepts(alg: alg) }
         guard !candidates.isEmpty else { throw .noMatchingKey }
         for key in candidates where verifySignature(key) { return }
         throw .verificationFails

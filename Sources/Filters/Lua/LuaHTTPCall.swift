@@ -6,12 +6,11 @@ import FilterHost
 import Transport
 import LuaRuntime
 
-/// One `handle:httpCall()`: a request to a configured cluster through the loop's upstream
-/// pools, its response collected whole (up to a limit). A synchronous call hands the answer
-/// to the waiting script; an asynchronous one runs detached and its answer is dropped.
-/// Any failure (no connection, reset, timeout, body over the limit) answers the script
-/// with a made-up 503 and the body "upstream failure", as Envoy does.
-package final class LuaHTTPCall: UpstreamResponseHandler, TimerTarget {
+/// One `handle:httpCall()`: an `HTTPCallout` whose answer goes to the script. A synchronous
+/// call hands the answer to the waiting script; an asynchronous one runs detached and its
+/// answer is dropped. Any failure (no connection, reset, timeout, body over the limit)
+/// answers the script with a made-up 503 and the body "upstream failure", as Envoy does.
+package final class LuaHTTPCall {
     package struct Answer: Sendable {
         package var status: Int
         package var headers: HTTPHeaders
@@ -61,16 +60,8 @@ package final class LuaHTTPCall: UpstreamResponseHandler, TimerTarget {
     /// The filter whose script waits; nil for an asynchronous call.
     private weak var filter: LuaFilter?
     private let response: Bool
-    private let eventLoop: EventLoop
-    private let timers: LoopTimers
-    private let bodyLimit: Int
     private let returnDuplicateHeaders: Bool
-    private var upstream: UpstreamRequest?
-    private var timeout: LoopTimers.Token?
-    private var head: ResponseHead?
-    private var body = ByteBuffer()
-    private var finished = false
-    private var starting = false
+    private var callout: HTTPCallout?
     /// The in-flight counts this call is part of (its stream's and its VM's), until it ends.
     private var counts: [LuaInFlight]
 
@@ -78,12 +69,17 @@ package final class LuaHTTPCall: UpstreamResponseHandler, TimerTarget {
          returnDuplicateHeaders: Bool, counts: [LuaInFlight] = []) {
         self.filter = filter
         self.response = response
-        self.eventLoop = eventLoop
-        self.timers = timers
-        self.bodyLimit = bodyLimit
         self.returnDuplicateHeaders = returnDuplicateHeaders
         self.counts = counts
         for c in counts { c.enter() }
+        callout = HTTPCallout(eventLoop: eventLoop, timers: timers, bodyLimit: bodyLimit) { [self] result in
+            switch result {
+            case .success(let (head, body)):
+                finish(Answer(status: head.status, headers: head.headers, body: body, returnDuplicateHeaders: returnDuplicateHeaders))
+            case .failure:
+                finish(.failure(returnDuplicateHeaders: returnDuplicateHeaders))
+            }
+        }
     }
 
     private func leaveCounts() {
@@ -91,100 +87,26 @@ package final class LuaHTTPCall: UpstreamResponseHandler, TimerTarget {
         counts = []
     }
 
-    /// Sends the request. An answer never comes back from inside this call: one known at
-    /// once (no endpoints) is handed over on the next loop tick.
+    /// Sends the request; the answer never comes back from inside this call.
     package func start(cluster: Cluster, request: RequestHead, body requestBody: ByteBuffer?, timeoutMs: Int, upstream client: UpstreamClient) {
-        starting = true
-        defer { starting = false }
-        if timeoutMs > 0 { timeout = timers.arm(after: .milliseconds(Int64(timeoutMs)), self) }
-        client.connection(for: cluster) { result in
-            guard !self.finished else {
-                // Answered (timed out) or abandoned meanwhile: hand the connection back unused.
-                if case .success(let (c, _)) = result { c.onStateChange?() }
-                return
-            }
-            switch result {
-            case .success(let (connection, _)):
-                guard let stream = connection.startStream(handler: self) else { return self.fail() }
-                self.upstream = stream
-                let hasBody = (requestBody?.readableBytes ?? 0) > 0
-                stream.sendHead(request, endStream: !hasBody)
-                if hasBody, let requestBody { stream.sendData(requestBody, endStream: true) }
-            case .failure:
-                self.fail()
-            }
-        }
+        callout?.start(cluster: cluster, request: request, body: requestBody, timeoutMs: timeoutMs, upstream: client)
     }
 
     /// The stream went away while its script waited: drop the request.
     package func cancel() {
-        guard !finished else { return }
-        finished = true
+        guard let callout else { return }
+        self.callout = nil
+        callout.cancel()
         leaveCounts()
         filter = nil
-        timers.cancel(timeout)
-        timeout = nil
-        upstream?.cancel()
-        upstream = nil
-    }
-
-    // MARK: UpstreamResponseHandler
-
-    package func upstreamHead(_ head: ResponseHead, endStream: Bool) {
-        self.head = head
-        if endStream { complete() }
-    }
-
-    package func upstreamData(_ data: ByteBuffer, endStream: Bool) {
-        guard !finished else { return }
-        guard body.readableBytes + data.readableBytes <= bodyLimit else {
-            upstream?.cancel()
-            return fail()
-        }
-        var data = data
-        body.writeBuffer(&data)
-        if endStream { complete() }
-    }
-
-    package func upstreamTrailers(_ trailers: HTTPHeaders) { complete() }
-
-    package func upstreamWritabilityChanged(_ writable: Bool) {}
-
-    package func upstreamFailed(_ failure: UpstreamFailure) { fail() }
-
-    package func timerFired(_ token: LoopTimers.Token) {
-        guard token == timeout else { return }
-        timeout = nil
-        upstream?.cancel()
-        fail()
-    }
-
-    // MARK: answering
-
-    private func complete() {
-        guard let head else { return fail() }
-        finish(Answer(status: head.status, headers: head.headers, body: body, returnDuplicateHeaders: returnDuplicateHeaders))
-    }
-
-    private func fail() {
-        finish(.failure(returnDuplicateHeaders: returnDuplicateHeaders))
     }
 
     private func finish(_ answer: Answer) {
-        guard !finished else { return }
-        finished = true
+        callout = nil
         leaveCounts()
-        upstream = nil
-        timers.cancel(timeout)
-        timeout = nil
         guard let filter else { return }
         self.filter = nil
-        let direction = response
-        if starting {
-            eventLoop.assumeIsolated().execute { filter.httpCallFinished(direction, self, answer) }
-        } else {
-            filter.httpCallFinished(direction, self, answer)
-        }
+        filter.httpCallFinished(response, self, answer)
     }
 }
 

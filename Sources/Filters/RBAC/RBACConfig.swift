@@ -4,7 +4,10 @@ import MeshAPI
 
 /// `meshd.rbac`: the AuthorizationPolicies that apply to a workload, in Istio's own shape:
 /// `{policies: [{name, action: ALLOW|DENY|AUDIT|CUSTOM, rules: [{from: [{source}], to:
-/// [{operation}], when: [{key, values, notValues}]}]}], destinationPort, remoteFromForwardedFor}`.
+/// [{operation}], when: [{key, values, notValues}]}], provider, dryRun}], providers: {name:
+/// ExtAuthzProvider}, destinationPort, remoteFromForwardedFor}`. A CUSTOM policy whose
+/// `provider` is not among `providers` denies what it matches (Istio's answer to a provider
+/// it cannot use).
 /// `destinationPort` is the workload's port (a sidecar's app port); without it the
 /// listener's own port is used. `remoteFromForwardedFor` (a sidecar's inbound listener):
 /// `remote.ip` is the client the previous hop saw, from X-Forwarded-For; without it (a
@@ -12,36 +15,48 @@ import MeshAPI
 struct RBACConfig: Sendable {
     static let name = "meshd.rbac"
 
+    /// The enforced policies.
     let policies: [RBACPolicy]
+    /// Policies annotated `istio.io/dry-run: "true"`: evaluated and reported, never enforced.
+    let dryRun: [RBACPolicy]
+    let providers: [String: ExtAuthzProvider]
     let destinationPort: Int?
     let remoteFromForwardedFor: Bool
 
     init(_ config: JSONValue?) throws {
         guard let config, let o = config.objectValue else { throw ConfigError(path: "", reason: "must be a map") }
-        for key in o.keys.sorted() where !["policies", "destinationPort", "remoteFromForwardedFor"].contains(key) {
-            throw ConfigError(path: key, reason: "unknown field (known: destinationPort, policies, remoteFromForwardedFor)")
+        for key in o.keys.sorted() where !["policies", "providers", "destinationPort", "remoteFromForwardedFor"].contains(key) {
+            throw ConfigError(path: key, reason: "unknown field (known: destinationPort, policies, providers, remoteFromForwardedFor)")
         }
         if case .bool(let b) = o["remoteFromForwardedFor"] { remoteFromForwardedFor = b } else { remoteFromForwardedFor = false }
         if case .number(let n) = o["destinationPort"] { destinationPort = Int(n) } else { destinationPort = nil }
-        policies = try (o["policies"]?.arrayValue ?? []).enumerated().map { i, p in
-            try RBACPolicy(p, at: "policies[\(i)]")
+        let all = try (o["policies"]?.arrayValue ?? []).enumerated().map { i, p in
+            (try RBACPolicy(p, at: "policies[\(i)]"), p["dryRun"] == .bool(true))
         }
+        policies = all.filter { !$0.1 }.map { $0.0 }
+        dryRun = all.filter { $0.1 }.map { $0.0 }
+        var providers: [String: ExtAuthzProvider] = [:]
+        for (name, v) in o["providers"]?.objectValue ?? [:] { providers[name] = try ExtAuthzProvider(v, at: "providers.\(name)") }
+        self.providers = providers
     }
 }
 
 struct RBACPolicy: Sendable {
     enum Action: String, Sendable {
         case allow = "ALLOW", deny = "DENY", audit = "AUDIT"
-        /// No external authorizer is built in: a CUSTOM policy denies what it matches (fails closed).
+        /// Asks the policy's external authorizer about what it matches.
         case custom = "CUSTOM"
     }
 
     let name: String
     let action: Action
     let rules: [RBACRule]
+    /// A CUSTOM policy's authorizer (a `providers` key).
+    let provider: String?
 
     init(_ v: JSONValue, at path: String) throws {
         name = v["name"]?.stringValue ?? ""
+        provider = v["provider"]?.stringValue
         let actionText = v["action"]?.stringValue ?? "ALLOW"
         guard let action = Action(rawValue: actionText) else {
             throw ConfigError(path: path + ".action", reason: "\"\(actionText)\" is not one of ALLOW, DENY, AUDIT, CUSTOM")
@@ -50,8 +65,9 @@ struct RBACPolicy: Sendable {
         rules = try (v["rules"]?.arrayValue ?? []).enumerated().map { i, r in try RBACRule(r, at: "\(path).rules[\(i)]") }
     }
 
-    init(name: String, action: Action, rules: [RBACRule]) {
+    init(name: String, action: Action, rules: [RBACRule], provider: String? = nil) {
         self.name = name
+        self.provider = provider
         self.action = action
         self.rules = rules
     }

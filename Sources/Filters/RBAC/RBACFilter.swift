@@ -1,15 +1,27 @@
 import FilterHost
 import MeshAPI
+import NIOCore
 import NIOHTTP1
 import Transport
 
 /// Enforces AuthorizationPolicies on the request headers, in Istio's order: a matching
-/// CUSTOM or DENY policy denies; then, when any ALLOW policy applies, one must match. AUDIT
-/// policies never deny: a match sets Envoy's `access_log_hint`. A denied request gets 403
-/// `RBAC: access denied` and the `RBAC` response flag, as from Envoy's RBAC filter.
+/// CUSTOM policy asks its external authorizer, whose denial ends the request; then a matching
+/// DENY policy denies; then, when any ALLOW policy applies, one must match. AUDIT policies
+/// never deny: a match sets Envoy's `access_log_hint`. A request denied by policy gets 403
+/// `RBAC: access denied` and the `RBAC` response flag, as from Envoy's RBAC filter; one the
+/// authorizer denies gets its answer and the `UAEX` flag, as from Envoy's ext_authz filter.
 final class RBACFilter: HTTPFilter {
+    private enum Check {
+        case none
+        /// Waiting for the authorizer; the request headers are held.
+        case pending(HTTPCallout, ExtAuthzProvider, RequestHead)
+        /// Allowed: these of the authorizer's headers go on the response.
+        case allowed(HTTPHeaders)
+    }
+
     private let config: RBACConfig
     private unowned let stream: StreamControl
+    private var check = Check.none
 
     init(config: RBACConfig, stream: StreamControl) {
         self.config = config
@@ -17,34 +29,135 @@ final class RBACFilter: HTTPFilter {
     }
 
     func onRequestHeaders(_ head: inout RequestHead, endStream: Bool) -> FilterHeadersStatus {
-        let request = RBACRequest(head: head, connection: stream.connectionInfo,
-                                  metadata: stream.streamInfo.dynamicMetadata[JWTConfig.metadataNamespace],
-                                  destinationPort: config.destinationPort,
-                                  remoteFromForwardedFor: config.remoteFromForwardedFor)
-        switch Self.decide(config.policies, request) {
-        case .allow(let audited):
-            if audited { stream.streamInfo.dynamicMetadata["envoy.common", default: [:]]["access_log_hint"] = .bool(true) }
-            stream.stats?.count("meshd_rbac_allowed_total", 1)
-            return .continue
-        case .deny(let policy):
-            stream.stats?.count("meshd_rbac_denied_total", 1)
-            if let policy {
-                stream.streamInfo.dynamicMetadata["envoy.filters.http.rbac", default: [:]]["enforced_effective_policy_id"] = .string(policy)
-            }
-            stream.sendLocalReply(status: 403, body: "RBAC: access denied", headers: HTTPHeaders(),
-                                  flag: .rbacAccessDenied, from: self)
+        if !config.dryRun.isEmpty { recordDryRun(request(head)) }
+        switch Self.decide(config.policies, request(head)) {
+        case .check(let policy):
+            guard let name = policy.provider, let provider = config.providers[name], let upstream = stream.upstream,
+                  let cluster = stream.snapshot.clusters[provider.cluster] else { return deny(policy.name) }
+            startCheck(provider, cluster: cluster, upstream: upstream, head: head)
             return .stop
+        case .allow(let audited):
+            return allow(audited: audited)
+        case .deny(let policy):
+            return deny(policy)
         }
     }
 
-    enum Decision: Equatable {
+    func onResponseHeaders(_ head: inout ResponseHead, endStream: Bool) -> FilterHeadersStatus {
+        if case .allowed(let headers) = check {
+            for (name, value) in headers { head.headers.add(name: name, value: value) }
+        }
+        return .continue
+    }
+
+    func onStreamComplete() {
+        if case .pending(let callout, _, _) = check { callout.cancel() }
+        check = .none
+    }
+
+    private func request(_ head: RequestHead) -> RBACRequest {
+        RBACRequest(head: head, connection: stream.connectionInfo,
+                    metadata: stream.streamInfo.dynamicMetadata[JWTConfig.metadataNamespace],
+                    destinationPort: config.destinationPort, remoteFromForwardedFor: config.remoteFromForwardedFor)
+    }
+
+    private func allow(audited: Bool) -> FilterHeadersStatus {
+        if audited { stream.streamInfo.dynamicMetadata["envoy.common", default: [:]]["access_log_hint"] = .bool(true) }
+        stream.stats?.count("meshd_rbac_allowed_total", 1)
+        return .continue
+    }
+
+    private func deny(_ policy: String?) -> FilterHeadersStatus {
+        stream.stats?.count("meshd_rbac_denied_total", 1)
+        if let policy {
+            stream.streamInfo.dynamicMetadata["envoy.filters.http.rbac", default: [:]]["enforced_effective_policy_id"] = .string(policy)
+        }
+        stream.sendLocalReply(status: 403, body: "RBAC: access denied", headers: HTTPHeaders(),
+                              flag: .rbacAccessDenied, from: self)
+        return .stop
+    }
+
+    /// Istio's dry-run: the shadow engines' results in the RBAC filter's metadata, as Envoy's
+    /// shadow rules with Istio's prefixes (`istio_dry_run_allow_` for the ALLOW policies,
+    /// `istio_dry_run_deny_` for the DENY ones), and counted; the request is not affected.
+    private func recordDryRun(_ request: RBACRequest) {
+        for action in [RBACPolicy.Action.allow, .deny] {
+            let policies = config.dryRun.filter { $0.action == action }
+            guard !policies.isEmpty else { continue }
+            let matched = policies.first { $0.matches(request) }
+            let allowed = (action == .allow) == (matched != nil)
+            let prefix = action == .allow ? "istio_dry_run_allow_" : "istio_dry_run_deny_"
+            var metadata = stream.streamInfo.dynamicMetadata["envoy.filters.http.rbac", default: [:]]
+            metadata[prefix + "shadow_engine_result"] = .string(allowed ? "allowed" : "denied")
+            if let matched { metadata[prefix + "shadow_effective_policy_id"] = .string(matched.name) }
+            stream.streamInfo.dynamicMetadata["envoy.filters.http.rbac"] = metadata
+            let result = allowed ? "allowed" : "denied"
+            stream.stats?.count("meshd_rbac_dry_run_total{action=\"\(action.rawValue)\",result=\"\(result)\"}", 1)
+        }
+    }
+
+    // MARK: external authorization
+
+    private func startCheck(_ provider: ExtAuthzProvider, cluster: Cluster, upstream: UpstreamClient, head: RequestHead) {
+        let callout = HTTPCallout(eventLoop: stream.eventLoop, timers: stream.timers, bodyLimit: stream.bufferLimit) { [weak self] result in
+            self?.checked(result)
+        }
+        check = .pending(callout, provider, head)
+        callout.start(cluster: cluster, request: provider.checkRequest(for: head), body: nil, timeoutMs: provider.timeoutMs,
+                      upstream: upstream)
+    }
+
+    private func checked(_ result: Result<(ResponseHead, ByteBuffer), HTTPCallout.Failure>) {
+        guard case .pending(_, let provider, var head) = check else { return }
+        check = .none
+        switch result {
+        case .success(let (answer, _)) where answer.status == 200:  // Envoy allows on 200 only
+            stream.stats?.count("meshd_ext_authz_total{result=\"ok\"}", 1)
+            for (name, value) in ExtAuthzProvider.headers(answer.headers, provider.upstreamOnAllow) {
+                head.headers.replaceOrAdd(name: name, value: value)
+            }
+            check = .allowed(ExtAuthzProvider.headers(answer.headers, provider.downstreamOnAllow))
+            resume(head)
+        case .success(let (answer, body)):
+            stream.stats?.count("meshd_ext_authz_total{result=\"denied\"}", 1)
+            stream.sendLocalReply(status: answer.status, body: String(buffer: body), headers: provider.denyHeaders(answer.headers),
+                                  flag: .unauthorizedExternalService, from: self)
+        case .failure where provider.failOpen:
+            stream.stats?.count("meshd_ext_authz_total{result=\"failure_mode_allowed\"}", 1)
+            resume(head)
+        case .failure:
+            stream.stats?.count("meshd_ext_authz_total{result=\"error\"}", 1)
+            stream.sendLocalReply(status: provider.statusOnError, body: "", headers: HTTPHeaders(),
+                                  flag: .unauthorizedExternalService, from: self)
+        }
+    }
+
+    /// The authorizer let the request through: the DENY and ALLOW policies have their say.
+    private func resume(_ head: RequestHead) {
+        switch Self.decide(config.policies, request(head), afterCustom: true) {
+        case .allow(let audited):
+            _ = allow(audited: audited)
+            stream.continueRequest(from: self, replacingHead: head)
+        case .deny(let policy):
+            _ = deny(policy)
+        case .check:
+            break  // afterCustom never asks again
+        }
+    }
+
+    enum Decision {
+        /// A CUSTOM policy matched: its authorizer decides first.
+        case check(RBACPolicy)
         case allow(audited: Bool)
         /// The policy that denied; nil when no ALLOW policy matched.
         case deny(String?)
     }
 
-    static func decide(_ policies: [RBACPolicy], _ request: RBACRequest) -> Decision {
-        if let denying = policies.first(where: { ($0.action == .custom || $0.action == .deny) && $0.matches(request) }) {
+    static func decide(_ policies: [RBACPolicy], _ request: RBACRequest, afterCustom: Bool = false) -> Decision {
+        if !afterCustom, let custom = policies.first(where: { $0.action == .custom && $0.matches(request) }) {
+            return .check(custom)
+        }
+        if let denying = policies.first(where: { $0.action == .deny && $0.matches(request) }) {
             return .deny(denying.name)
         }
         let allows = policies.filter { $0.action == .allow }

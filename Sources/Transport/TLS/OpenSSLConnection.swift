@@ -193,6 +193,16 @@ package final class OpenSSLConnection {
         let verified = SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER != 0 && SSL_get_verify_result(ssl) == X509_V_OK
         return TLSConnectionFacts(version: protocolVersion, cipher: cipher, cipherID: cipherID, sessionID: sessionID,
                                   peerCertificate: peer, peerCertificateValidated: peer != nil && verified,
-                                  localCertificate: (contextOwner as? TLSServerContext)?.localCertificate)
+                                  localCertificate: serverContext?.localCertificate)
+    }
+
+    /// Server: the context this connection ended up with (the SNI entry, if the listener has several).
+    package var serverContext: TLSServerContext? {
+        (contextOwner as? TLSServerContext)?.selected(SSL_get_SSL_CTX(ssl))
+    }
+
+    /// Server: why the client's certificate fails the context's checks beyond its chain, or nil.
+    package var clientCertificateRefusal: String? {
+        serverContext?.clientCertificateChecks.refusal(SSL_get0_peer_certificate(ssl))
     }
 }

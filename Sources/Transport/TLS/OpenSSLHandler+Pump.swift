@@ -32,6 +32,9 @@ extension OpenSSLHandler {
                     "peer certificate SANs \(presented) match none of \(expectedSubjectAltNames)"))
             }
         }
+        if !isClient, let refusal = connection.clientCertificateRefusal {
+            return fail(context: context, error: TLSError(refusal))
+        }
         state = .active
         negotiatedProtocol = connection.negotiatedProtocol
         serverName = connection.serverName

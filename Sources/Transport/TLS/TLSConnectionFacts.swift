@@ -72,14 +72,7 @@ public struct TLSCertificateFacts: Sendable, Equatable {
 
     /// Reads an OpenSSL `X509*` (not retained).
     package init?(x509 cert: OpaquePointer) {
-        let length = i2d_X509(cert, nil)
-        guard length > 0 else { return nil }
-        var der = [UInt8](repeating: 0, count: Int(length))
-        let written = der.withUnsafeMutableBufferPointer { buffer -> Int32 in
-            var cursor = buffer.baseAddress
-            return i2d_X509(cert, &cursor)
-        }
-        guard written == length else { return nil }
+        guard let der = Self.encodeDER({ i2d_X509(cert, $0) }) else { return nil }
         var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var digestLength: UInt32 = 0
         guard X509_digest(cert, EVP_sha256(), &digest, &digestLength) == 1 else { return nil }
@@ -95,6 +88,19 @@ public struct TLSCertificateFacts: Sendable, Equatable {
         sha256Digest = Self.hex(digest.prefix(Int(digestLength)))
         validFrom = Self.seconds(X509_get0_notBefore(cert))
         expiration = Self.seconds(X509_get0_notAfter(cert))
+    }
+
+    /// The DER bytes an OpenSSL `i2d_*` function writes: `encode(nil)` gives the length,
+    /// `encode(&cursor)` writes them.
+    package static func encodeDER(_ encode: (UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?) -> Int32) -> [UInt8]? {
+        let length = encode(nil)
+        guard length > 0 else { return nil }
+        var der = [UInt8](repeating: 0, count: Int(length))
+        let written = der.withUnsafeMutableBufferPointer { buffer -> Int32 in
+            var cursor = buffer.baseAddress
+            return encode(&cursor)
+        }
+        return written == length ? der : nil
     }
 
     private static func pem(_ der: [UInt8]) -> String {

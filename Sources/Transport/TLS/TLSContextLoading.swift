@@ -60,6 +60,77 @@ package enum TLSContextLoading {
         }
     }
 
+    /// A certificate (its chain) and its key, from files or PEM text. Called once per key
+    /// type: OpenSSL keeps an RSA and an ECDSA certificate side by side.
+    package static func useCertificate(_ ctx: OpaquePointer, _ certificate: TLSKeyPair) throws {
+        switch (certificate.chain, certificate.key) {
+        case let (.file(chain), .file(key)):
+            try useCertificateChain(ctx, file: chain)
+            try usePrivateKey(ctx, file: key, certificateFile: chain)
+        case (.file, .pem), (.pem, .file):
+            throw TLSConfigurationError(operation: "a certificate and its key must both be files or both be PEM text",
+                                        reason: "mixed")
+        case let (.pem(chainPEM), .pem(keyPEM)):
+            let chain: [X509Certificate]
+            let key: PrivateKey
+            do {
+                chain = try X509Certificate.chain(pem: chainPEM)
+                key = try PrivateKey(pem: keyPEM)
+            } catch {
+                throw TLSConfigurationError(operation: "cannot read the certificate or key", reason: "\(error)")
+            }
+            guard let leaf = chain.first else {
+                throw TLSConfigurationError(operation: "cannot load certificate chain", reason: "no certificate found")
+            }
+            OpenSSLErrorQueue.clear()
+            guard SSL_CTX_use_certificate(ctx, leaf.pointer) == 1 else {
+                throw TLSConfigurationError(operation: "cannot use certificate", reason: OpenSSLErrorQueue.drain(or: "unknown"))
+            }
+            for intermediate in chain.dropFirst() where meshd_SSL_CTX_add1_chain_cert(ctx, intermediate.pointer) != 1 {
+                throw TLSConfigurationError(operation: "cannot add chain certificate", reason: OpenSSLErrorQueue.drain(or: "unknown"))
+            }
+            guard leaf.matches(key), SSL_CTX_use_PrivateKey(ctx, key.pointer) == 1, SSL_CTX_check_private_key(ctx) == 1 else {
+                throw TLSConfigurationError(operation: "the private key does not match the certificate",
+                                            reason: OpenSSLErrorQueue.drain(or: "key mismatch"))
+            }
+        }
+    }
+
+    /// Peers must verify against `ca`; with `advertise` (a server asking for client
+    /// certificates) its subjects are the CertificateRequest's list.
+    package static func trust(_ ctx: OpaquePointer, _ ca: TLSMaterial, advertise: Bool) throws {
+        switch ca {
+        case .file(let file):
+            try loadVerifyFile(ctx, file: file)
+            if advertise, let names = SSL_load_client_CA_file(file) { SSL_CTX_set_client_CA_list(ctx, names) }
+        case .pem(let pem):
+            let certificates = (try? X509Certificate.chain(pem: pem)) ?? []
+            guard !certificates.isEmpty, let store = SSL_CTX_get_cert_store(ctx) else {
+                throw TLSConfigurationError(operation: "cannot load CA certificates", reason: "no certificates found")
+            }
+            for c in certificates {
+                guard X509_STORE_add_cert(store, c.pointer) == 1, !advertise || SSL_CTX_add_client_CA(ctx, c.pointer) == 1 else {
+                    throw TLSConfigurationError(operation: "cannot load CA certificates", reason: OpenSSLErrorQueue.drain(or: "unknown"))
+                }
+            }
+        }
+    }
+
+    package static func setMaximumVersion(_ ctx: OpaquePointer, _ version: TLSVersion) throws {
+        guard meshd_SSL_CTX_set_max_proto_version(ctx, version.openSSLValue) == 1 else {
+            throw TLSConfigurationError(operation: "cannot set maximum TLS version", reason: OpenSSLErrorQueue.drain(or: "unsupported"))
+        }
+    }
+
+    /// Fails when OpenSSL knows none of the names; unknown names among known ones are skipped.
+    package static func setCipherList(_ ctx: OpaquePointer, _ list: String) throws {
+        OpenSSLErrorQueue.clear()
+        guard SSL_CTX_set_cipher_list(ctx, list) == 1 else {
+            throw TLSConfigurationError(operation: "no usable cipher suite in", file: list,
+                                        reason: OpenSSLErrorQueue.drain(or: "no cipher match"))
+        }
+    }
+
     /// Settings both sides share: version floor, no compression or renegotiation, and
     /// write modes that suit memory BIOs driven from ByteBuffers (which may move between retries).
     package static func applyDefaults(_ ctx: OpaquePointer, minimumVersion: TLSVersion) throws {
@@ -78,5 +149,18 @@ package enum TLSContextLoading {
                                         reason: OpenSSLErrorQueue.drain(or: "out of memory"))
         }
         return ctx
+    }
+}
+
+/// OpenSSL's cipher names, for checking config before it reaches a proxy.
+public enum TLSCipherSuites {
+    /// Whether OpenSSL knows `name` as a TLS 1.2 (or lower) cipher suite.
+    public static func isKnown(_ name: String) -> Bool {
+        guard !name.isEmpty, !name.contains(":"), let ctx = SSL_CTX_new(TLS_server_method()) else { return false }
+        defer {
+            SSL_CTX_free(ctx)
+            OpenSSLErrorQueue.clear()
+        }
+        return SSL_CTX_set_cipher_list(ctx, name) == 1
     }
 }
