@@ -65,13 +65,14 @@ public enum ResourceCodec {
         return b
     }
 
-    /// A short content hash (FNV-1a, 64 bit) in hex.
+    /// A short content hash (FNV-1a, 64 bit) in hex, always 16 digits.
     public static func fnv1a(_ bytes: [UInt8]) -> String {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for b in bytes {
             h ^= UInt64(b)
             h = h &* 0x0000_0100_0000_01B3
         }
-        return String(h, radix: 16)
+        let hex = String(h, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
     }
 }

@@ -61,6 +61,9 @@ public nonisolated struct Meshd_Discovery_V1_Node: Sendable {
   /// The proxy's admin endpoint, for `meshd proxy-config`.
   public var adminAddress: String = String()
 
+  /// The proxy's meshd version, for `meshd proxy-status` and `meshd version`.
+  public var meshdVersion: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -247,7 +250,7 @@ fileprivate nonisolated let _protobuf_package = "meshd.discovery.v1"
 
 nonisolated extension Meshd_Discovery_V1_Node: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Node"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}kind\0\u{1}name\0\u{1}namespace\0\u{1}labels\0\u{3}service_account\0\u{1}address\0\u{3}inbound_port\0\u{3}outbound_port\0\u{3}app_port\0\u{3}admin_address\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}kind\0\u{1}name\0\u{1}namespace\0\u{1}labels\0\u{3}service_account\0\u{1}address\0\u{3}inbound_port\0\u{3}outbound_port\0\u{3}app_port\0\u{3}admin_address\0\u{3}meshd_version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -266,6 +269,7 @@ nonisolated extension Meshd_Discovery_V1_Node: SwiftProtobuf.Message, SwiftProto
       case 9: try { try decoder.decodeSingularUInt32Field(value: &self.outboundPort) }()
       case 10: try { try decoder.decodeSingularUInt32Field(value: &self.appPort) }()
       case 11: try { try decoder.decodeSingularStringField(value: &self.adminAddress) }()
+      case 12: try { try decoder.decodeSingularStringField(value: &self.meshdVersion) }()
       default: break
       }
     }
@@ -305,6 +309,9 @@ nonisolated extension Meshd_Discovery_V1_Node: SwiftProtobuf.Message, SwiftProto
     if !self.adminAddress.isEmpty {
       try visitor.visitSingularStringField(value: self.adminAddress, fieldNumber: 11)
     }
+    if !self.meshdVersion.isEmpty {
+      try visitor.visitSingularStringField(value: self.meshdVersion, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -320,6 +327,7 @@ nonisolated extension Meshd_Discovery_V1_Node: SwiftProtobuf.Message, SwiftProto
     if lhs.outboundPort != rhs.outboundPort {return false}
     if lhs.appPort != rhs.appPort {return false}
     if lhs.adminAddress != rhs.adminAddress {return false}
+    if lhs.meshdVersion != rhs.meshdVersion {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

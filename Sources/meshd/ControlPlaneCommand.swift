@@ -47,9 +47,9 @@ struct ControlPlaneServeCommand: ParsableCommand {
         Status port: / (the mesh page: a live graph of workloads and services with each
         edge's rate, errors, p99 and mTLS, from the proxies' Istio metrics; `meshd dashboard`
         prints its URL), /api/graph (the same as JSON), /ready, /debug/syncz (every proxy:
-        sent and acknowledged versions, SYNCED/STALE/NACK with the reason),
-        /debug/config_status, /debug/convergence (converged: every proxy SYNCED and no push
-        pending), /metrics.
+        sent and acknowledged versions, overall and per resource type, SYNCED/STALE/NACK with
+        the reason), /debug/config_status, /debug/convergence (converged: every proxy SYNCED
+        and no push pending), /version, /metrics.
         """
     )
 
@@ -247,6 +247,7 @@ struct ControlPlaneServeCommand: ParsableCommand {
             "/api/graph": { (200, "application/json", json(graph())) },
             "/ready": { runtime.status.configVersion > 0 ? (200, "text/plain", "ready\n") : (503, "text/plain", "no good config yet\n") },
             "/debug/syncz": { (200, "application/json", json(runtime.hub.statuses)) },
+            "/version": { (200, "application/json", json(["component": "control-plane", "version": MeshdVersion.current])) },
             "/debug/config_status": { (200, "application/json", json(runtime.status)) },
             "/debug/convergence": { (200, "application/json", json(runtime.convergence)) },
             "/metrics": {

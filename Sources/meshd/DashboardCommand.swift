@@ -23,7 +23,7 @@ struct DashboardCommand: ParsableCommand {
     func run() throws {
         let url = "http://\(controlPlane)/"
         print(url)
-        if (try? StatusFetch.json("\(url)api/graph")) == nil {
+        if (try? StatusFetch.json(controlPlane, "/api/graph", what: "the control plane")) == nil {
             FileHandle.standardError.write(Data("warning: no control plane answers at \(controlPlane) (is it running, on this status port?)\n".utf8))
         }
         guard open else { return }

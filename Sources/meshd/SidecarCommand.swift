@@ -196,6 +196,7 @@ struct ManagedProxyOptions: ParsableArguments {
         node.outboundPort = UInt32(outboundPort)
         node.appPort = UInt32(appPort)
         node.adminAddress = "127.0.0.1:\(admin.port ?? adminPort)"
+        node.meshdVersion = MeshdVersion.current
         node.id = "\(kind)~\(address)~\(name).\(namespace)"  // as the tracing node_id above
         let tls = try controlPlaneCA.map { try TLSClientContext(caCertificatesFile: $0, verifyPeer: true, alpnProtocols: ["h2"]) }
         let client = try DiscoveryClient(runtime: runtime, node: node, controlPlane: controlPlane, logger: logger,

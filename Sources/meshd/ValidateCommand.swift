@@ -16,6 +16,11 @@ struct ValidateCommand: ParsableCommand {
         fields meshd does not enforce (and what it does instead), documents of kinds it does
         not implement (skipped: Kubernetes kinds, Gateway API, EnvoyFilter, WasmPlugin,
         Telemetry). They do not fail validation unless --strict is given.
+
+        A misspelled field is refused with the field meant, if one is near
+        (`unknown field "wieght" (did you mean "weight"?)`). With -o json or -o yaml the
+        result is one document on stdout: valid, resources, errors and warnings (each with
+        file, line, resource, path, reason).
         """
     )
 
@@ -27,6 +32,8 @@ struct ValidateCommand: ParsableCommand {
 
     @Flag(help: "Fail (exit status 1) on warnings too: for CI, so that no field is ignored unnoticed.")
     var strict = false
+
+    @OptionGroup var output: OutputOptions
 
     func validate() throws {
         if files.isEmpty { throw ArgumentParser.ValidationError("give at least one file with -f") }
@@ -41,6 +48,13 @@ struct ValidateCommand: ParsableCommand {
         let refused = Set(errors.compactMap(\.resource))
         let warnings = (mesh?.warnings ?? []) + store.loadWarnings
             + Validator.warnings(store.resources.filter { !refused.contains($0.id) })
+        let failed = !errors.isEmpty || (strict && !warnings.isEmpty)
+        if output.format != .table {
+            try output.emit(["valid": !failed, "resources": store.resources.count,
+                             "errors": errors.map(Self.record), "warnings": warnings.map(Self.record)] as [String: Any])
+            if failed { throw ExitCode(1) }
+            return
+        }
         for w in warnings { FileHandle.standardError.write(Data((w.description + "\n").utf8)) }
         for e in errors { FileHandle.standardError.write(Data((e.description + "\n").utf8)) }
         let warned = warnings.isEmpty ? "" : ", \(Self.count(warnings.count, "warning"))"
@@ -55,6 +69,11 @@ struct ValidateCommand: ParsableCommand {
         let bad = refused.count
         FileHandle.standardError.write(Data("✘ \(Self.count(errors.count, "error"))\(bad > 0 ? " in \(Self.count(bad, "resource"))" : "")\(warned)\n".utf8))
         throw ExitCode(1)
+    }
+
+    static func record(_ issue: ControlPlane.ValidationError) -> [String: Any] {
+        ["file": issue.location.file, "line": issue.location.line, "resource": issue.resource ?? "",
+         "path": issue.path, "reason": issue.reason, "message": issue.description]
     }
 
     static func count(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }

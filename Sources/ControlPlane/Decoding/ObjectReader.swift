@@ -89,7 +89,7 @@ final class ObjectReader {
         let known = Set(asked)
         for (key, _) in entries where !known.contains(key) {
             var reason = "unknown field \"\(key)\""
-            if let near = asked.first(where: { Self.isNear($0, key) }) { reason += " (did you mean \"\(near)\"?)" }
+            if let near = Spelling.suggestion(for: key, among: asked) { reason += " (did you mean \"\(near)\"?)" }
             ctx.report(child(key), reason)
         }
     }
@@ -210,18 +210,5 @@ final class ObjectReader {
     }
 
     /// One edit apart, or equal ignoring case: enough to catch a typo.
-    static func isNear(_ a: String, _ b: String) -> Bool {
-        if a.lowercased() == b.lowercased() { return true }
-        let x = Array(a), y = Array(b)
-        guard abs(x.count - y.count) <= 1 else { return false }
-        var prev = Array(0...y.count)
-        for i in 1...max(1, x.count) where !x.isEmpty {
-            var cur = [i] + Array(repeating: 0, count: y.count)
-            for j in stride(from: 1, through: y.count, by: 1) {
-                cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x[i - 1] == y[j - 1] ? 0 : 1))
-            }
-            prev = cur
-        }
-        return prev[y.count] <= 1
-    }
+    static func isNear(_ a: String, _ b: String) -> Bool { Spelling.distance(a, b) <= 1 }
 }

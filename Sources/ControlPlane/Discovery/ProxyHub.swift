@@ -34,6 +34,40 @@ public final class ProxyHub: Sendable {
         public let warnings: [String]
         /// The Lua plugins of the config the proxy acknowledged last (what it runs).
         public let plugins: [String]
+        /// The proxy's meshd version ("" from a proxy that does not say).
+        public let proxyVersion: String
+        /// Per resource type, what was sent and what the proxy acknowledged (as istioctl's
+        /// CDS, LDS, EDS, RDS and ECDS columns).
+        public let resources: [TypeSync]
+    }
+
+    /// One resource type of one proxy: content hashes of what was sent and acknowledged.
+    public struct TypeSync: Sendable, Codable, Equatable {
+        /// istioctl's column: CDS, LDS, EDS, RDS or ECDS.
+        public let type: String
+        public let sent: String
+        public let acked: String
+        /// SYNCED, NOT SENT, STALE, STALE (Never Acknowledged), or NACK (the proxy refused the
+        /// push that changed this type).
+        public let status: String
+
+        /// meshd's resource types by istioctl's names. Endpoints travel inside clusters (no
+        /// separate EDS), so EDS follows the clusters' state; Lua plugins are meshd's extension
+        /// configs (ECDS).
+        public static let columns: [(column: String, type: String)] =
+            [("CDS", "cluster"), ("LDS", "listener"), ("EDS", "cluster"), ("RDS", "route"), ("ECDS", "plugin")]
+
+        static func of(sent: ProxyResources?, acked: ProxyResources?, nacked: Bool) -> [TypeSync] {
+            columns.map { column, type in
+                let sentVersion = sent?.typeVersions[type] ?? "", ackedVersion = acked?.typeVersions[type] ?? ""
+                let status = if sentVersion.isEmpty && ackedVersion.isEmpty { "NOT SENT" }
+                    else if sentVersion == ackedVersion { "SYNCED" }
+                    else if nacked { "NACK" }
+                    else if acked == nil { "STALE (Never Acknowledged)" }
+                    else { "STALE" }
+                return TypeSync(type: column, sent: sentVersion, acked: ackedVersion, status: status)
+            }
+        }
     }
 
     /// Makes a proxy's config from its identity; nil when the control plane has no good config yet.
@@ -48,6 +82,9 @@ public final class ProxyHub: Sendable {
         var sent = ProxyResources(shared: .empty, own: [:])
         var sentVersion = ""
         var ackedVersion = ""
+        /// What the proxy last acknowledged; nil before its first ACK (or when it reconnected
+        /// holding a config this control plane did not send).
+        var acked: ProxyResources?
         var nonce = 0
         var nackReason: String?
         var needsFull = true
@@ -147,6 +184,7 @@ public final class ProxyHub: Sendable {
                 logger.warning("proxy refused config (NACK)", metadata: ["proxy": "\(subscriber.id)", "reason": "\(request.errorDetail.message)"])
             } else {
                 subscriber.ackedVersion = request.versionInfo
+                if request.versionInfo == subscriber.sentVersion { subscriber.acked = subscriber.sent }
                 subscriber.nackReason = nil
                 subscriber.ackedPlugins = (Array(subscriber.sent.own.keys) + subscriber.sent.shared.entries.keys)
                     .filter { $0.hasPrefix("plugin/") }
@@ -301,7 +339,10 @@ public final class ProxyHub: Sendable {
                 return ProxyStatus(id: s.id, kind: s.node.kind, name: s.node.name, namespace: s.node.namespace,
                                    address: s.node.address, adminAddress: s.node.adminAddress, sentVersion: s.sentVersion,
                                    ackedVersion: s.ackedVersion, status: status, nackReason: s.nackReason,
-                                   connectedAt: s.connectedAt, warnings: s.sent.warnings, plugins: s.ackedPlugins)
+                                   connectedAt: s.connectedAt, warnings: s.sent.warnings, plugins: s.ackedPlugins,
+                                   proxyVersion: s.node.meshdVersion,
+                                   resources: TypeSync.of(sent: s.sentVersion.isEmpty ? nil : s.sent, acked: s.acked,
+                                                          nacked: s.nackReason != nil))
             }.sorted { $0.id < $1.id }
         }
     }

@@ -16,6 +16,9 @@ public struct ProxyResources: Sendable {
     public let version: String
     /// The warnings of the config these were made from (not sent; shown by proxy-status).
     public let warnings: [String]
+    /// A content hash per resource type ("cluster", "listener", "route", "plugin"), so
+    /// proxy-status can say which types a proxy has acknowledged.
+    public let typeVersions: [String: String]
 
     public init(shared: SharedResources, own: [String: ResourceEntry], warnings: [String] = []) {
         self.shared = shared
@@ -23,6 +26,10 @@ public struct ProxyResources: Sendable {
         self.warnings = warnings
         let ownPart = own.keys.sorted().map { "\($0)=\(own[$0]!.version)" }.joined(separator: ";")
         version = ResourceCodec.fnv1a(Array("\(shared.version)|\(ownPart)".utf8))
+        let ownTypes = SharedResources.typeVersions(own)
+        typeVersions = Dictionary(uniqueKeysWithValues: Set(ownTypes.keys).union(shared.typeVersions.keys).map { type in
+            (type, ResourceCodec.fnv1a(Array("\(shared.typeVersions[type] ?? "")|\(ownTypes[type] ?? "")".utf8)))
+        })
     }
 
     /// A whole Bootstrap as the proxy's own resources (nothing shared).
@@ -45,6 +52,8 @@ public final class SharedResources: Sendable {
     public let entries: [String: ResourceEntry]
     /// A content hash of every name and version.
     public let version: String
+    /// The same per resource type (the name's part before "/").
+    public let typeVersions: [String: String]
     private let encoded = NIOLockedValueBox(Encoded())
 
     private struct Encoded {
@@ -69,6 +78,15 @@ public final class SharedResources: Sendable {
         self.entries = entries
         let joined = entries.keys.sorted().map { "\($0)=\(entries[$0]!.version)" }.joined(separator: ";")
         version = ResourceCodec.fnv1a(Array(joined.utf8))
+        typeVersions = Self.typeVersions(entries)
+    }
+
+    static func typeVersions(_ entries: [String: ResourceEntry]) -> [String: String] {
+        var parts: [String: String] = [:]
+        for name in entries.keys.sorted() {
+            parts[String(name.prefix { $0 != "/" }), default: ""] += "\(name)=\(entries[name]!.version);"
+        }
+        return parts.mapValues { ResourceCodec.fnv1a(Array($0.utf8)) }
     }
 
     /// Every resource, as the `resources` field of a DiscoveryResponse (no other field set).
