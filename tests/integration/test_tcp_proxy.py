@@ -38,9 +38,17 @@ def tcp_config(port, routes, clusters, **tcp_extra):
     }
 
 
+def tcp_proxy(mesh, config):
+    """A proxy whose readiness probe (the harness connects once to see the port listening)
+    is already in its access log: that line is logged when the probe's session ends, which
+    can be after a test's first connection, so `logs` could otherwise drop the wrong line."""
+    proxy = mesh.proxy(config)
+    proxy.access_log(wait_lines=1)
+    return proxy
+
+
 def logs(proxy, n):
-    """The access-log lines of the `n` connections after the harness's readiness probe
-    (it connects once to see the port listening: the first line)."""
+    """The access-log lines of the `n` connections after the readiness probe's (see `tcp_proxy`)."""
     return proxy.access_log(wait_lines=n + 1)[1:]
 
 
@@ -79,7 +87,7 @@ def conversation(port, lines):
 def test_half_close_passes_fin_and_keeps_reading(mesh):
     up = echo(mesh, "one")
     port = free_port()
-    proxy = mesh.proxy(tcp_config(port, [{"cluster": "echo"}], {"echo": up}))
+    proxy = tcp_proxy(mesh, tcp_config(port, [{"cluster": "echo"}], {"echo": up}))
     conversation(port, [b"hello", b"world"])
     lines = logs(proxy, 1)
     assert len(lines) == 1 and '"- - -" 0 - - - "-" 12 31 ' in lines[0], lines
@@ -125,7 +133,7 @@ def test_weighted_routes_over_connections(mesh):
 def test_idle_timeout_closes(mesh):
     up = echo(mesh, "one")
     port = free_port()
-    proxy = mesh.proxy(tcp_config(port, [{"cluster": "echo"}], {"echo": up}, idleTimeoutMs=400))
+    proxy = tcp_proxy(mesh, tcp_config(port, [{"cluster": "echo"}], {"echo": up}, idleTimeoutMs=400))
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(b"hi\n")
         assert read_line(s) == b"one hi\n"
@@ -140,7 +148,7 @@ def test_upstream_down_and_no_endpoints(mesh):
     dead = free_port()
     port = free_port()
     config = tcp_config(port, [{"cluster": "down"}], {"down": dead})
-    proxy = mesh.proxy(config)
+    proxy = tcp_proxy(mesh, config)
     assert closed_without_reply(port)
     lines = logs(proxy, 1)
     assert " UF " in lines[0], lines
@@ -181,7 +189,7 @@ def tls_exchange(port, server_name, timeout=10.0):
 def test_tls_passthrough_by_sni(mesh, certs):
     alpha, beta = echo(mesh, "alpha", tls=certs), echo(mesh, "beta", tls=certs)
     port = free_port()
-    proxy = mesh.proxy(tcp_config(port, [
+    proxy = tcp_proxy(mesh, tcp_config(port, [
         {"match": {"serverNames": ["alpha.test"]}, "cluster": "alpha"},
         {"match": {"serverNames": ["*.beta.test"]}, "cluster": "beta"},
     ], {"alpha": alpha, "beta": beta}))
@@ -197,7 +205,7 @@ def test_tls_passthrough_by_sni(mesh, certs):
 def test_bad_or_absent_sni_is_closed_cleanly(mesh, certs):
     alpha = echo(mesh, "alpha", tls=certs)
     port = free_port()
-    proxy = mesh.proxy(tcp_config(port, [{"match": {"serverNames": ["alpha.test"]}, "cluster": "alpha"}],
+    proxy = tcp_proxy(mesh, tcp_config(port, [{"match": {"serverNames": ["alpha.test"]}, "cluster": "alpha"}],
                                   {"alpha": alpha}, inspectTimeoutMs=500))
     # An unknown name, no name at all, plain text, and a client that sends nothing.
     for name in ("other.test", None):
@@ -297,7 +305,7 @@ def test_istio_tcp_metrics_count_connections_and_bytes_exactly(mesh):
     port = free_port()
     stats = {"name": "istio.stats", "config": {"reporter": "source", "workload": {
         "name": "ingressgateway", "namespace": "istio-system", "labels": {"app": "istio-ingressgateway"}}}}
-    proxy = mesh.proxy(tcp_config(port, [{"cluster": ECHO_CLUSTER}], {ECHO_CLUSTER: up}, networkFilters=[stats]))
+    proxy = tcp_proxy(mesh, tcp_config(port, [{"cluster": ECHO_CLUSTER}], {ECHO_CLUSTER: up}, networkFilters=[stats]))
     # The harness's readiness probe was one connection: wait until it is counted closed.
     wait_until(lambda: tcp_metrics(proxy)["istio_tcp_connections_closed_total"] == 1, 10, what="probe closed")
     before = tcp_metrics(proxy)
@@ -328,7 +336,7 @@ def test_istio_tcp_metrics_count_connections_and_bytes_exactly(mesh):
 def test_istio_tcp_metrics_flag_a_failed_upstream(mesh):
     port, dead = free_port(), free_port()
     stats = {"name": "istio.stats", "config": {"reporter": "source", "workload": {"name": "gw"}}}
-    proxy = mesh.proxy(tcp_config(port, [{"cluster": "down"}], {"down": dead}, networkFilters=[stats]))
+    proxy = tcp_proxy(mesh, tcp_config(port, [{"cluster": "down"}], {"down": dead}, networkFilters=[stats]))
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.settimeout(10)
         assert s.recv(10) == b""
