@@ -214,6 +214,18 @@ final class MeshTLSTranslationTests: XCTestCase {
         XCTAssertEqual(istio.endpoints.map(\.meshIdentity), [nil])
         let simple = try cluster(dr("{mode: SIMPLE, sni: reviews.example, subjectAltNames: [reviews.example], caCertificates: /ca.pem}"))
         XCTAssertEqual(simple.tls, UpstreamTLS(sni: "reviews.example", caCertificates: "/ca.pem", subjectAltNames: ["reviews.example"]))
+        // A destination whose PeerAuthentication is DISABLE refuses TLS: auto mTLS sends it plaintext, as Istio.
+        func peer(_ namespace: String, _ selector: String, _ mode: String) -> String {
+            "\n---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: pa, namespace: \(namespace)}\n"
+                + "spec: {\(selector)mtls: {mode: \(mode)}}\n"
+        }
+        XCTAssertEqual(try cluster(services + peer("istio-system", "", "DISABLE")).endpoints.map(\.meshIdentity), [nil])
+        XCTAssertEqual(try cluster(services + peer("default", "selector: {matchLabels: {app: reviews}}, ", "DISABLE"))
+            .endpoints.map(\.meshIdentity), [nil])
+        XCTAssertEqual(try cluster(services + peer("default", "selector: {matchLabels: {app: other}}, ", "DISABLE"))
+            .endpoints.map(\.meshIdentity), ["spiffe://cluster.local/ns/default/sa/reviews"], "another workload's policy")
+        XCTAssertEqual(try cluster(services + peer("istio-system", "", "PERMISSIVE")).endpoints.map(\.meshIdentity),
+                       ["spiffe://cluster.local/ns/default/sa/reviews"])
     }
 
     func testInboundListenerCarriesThePeerAuthenticationMode() throws {

@@ -319,3 +319,16 @@ def test_gateway_istio_mutual_server_requires_a_mesh_client_certificate(mesh):
     assert isinstance(result, bytes) and result.startswith(b"HTTP/1.1 200"), result
     _, result = tls_get(port)  # no client certificate
     assert not (isinstance(result, bytes) and result.startswith(b"HTTP/")), result
+
+
+def test_a_destination_under_peer_authentication_disable_is_reached_in_plaintext(mesh):
+    """Auto mTLS sends plaintext to a workload whose PeerAuthentication is DISABLE (it would
+    refuse TLS), as Istio does; the app sees no client certificate."""
+    disable = STRICT.replace("STRICT", "DISABLE")
+    cp = ControlPlane(mesh, {"services.yaml": SERVICES, "peer.yaml": disable}).start()
+    mesh_sidecar(cp, "reviews")
+    productpage = mesh_sidecar(cp, "productpage")
+    cp.wait_ready()
+    status, _, body = Client(productpage.outbound).get(REVIEWS)
+    assert status == 200, body
+    assert "x-forwarded-client-cert" not in json.loads(body)["headers"]

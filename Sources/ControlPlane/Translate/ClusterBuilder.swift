@@ -25,10 +25,14 @@ enum ClusterBuilder {
         let visible = service.map { ctx.scope.visible(namespace: $0.namespace, host: $0.host, exportTo: $0.exportTo) } ?? false
         if let service, let port, subsetFound, visible {
             // Auto mTLS (Istio's default): sidecar endpoints get mutual TLS unless the
-            // DestinationRule sets a TLS mode of its own (DISABLE included).
+            // DestinationRule sets a TLS mode of its own (DISABLE included), or the endpoint's
+            // PeerAuthentication is DISABLE (it would refuse TLS; Istio sends plaintext then).
             let autoMTLS = settings.tls?.mode == nil
-            let found = ctx.registry.endpoints(of: service, port: port, subset: subsetLabels).map {
-                (Endpoint(address: $0.address, port: $0.port, meshIdentity: autoMTLS ? $0.meshIdentity : nil), $0.locality)
+            let found = ctx.registry.endpoints(of: service, port: port, subset: subsetLabels).map { e in
+                let mutual = autoMTLS && e.meshIdentity != nil
+                    && PeerAuthenticationPolicy.mode(namespace: service.namespace, labels: e.labels, port: e.port,
+                                                     store: ctx.store) != .disable
+                return (Endpoint(address: e.address, port: e.port, meshIdentity: mutual ? e.meshIdentity : nil), e.locality)
             }
             endpoints = LocalityLoadBalancing.apply(settings.loadBalancer?.localityLbSetting,
                                                     outlierDetection: settings.outlierDetection != nil,
