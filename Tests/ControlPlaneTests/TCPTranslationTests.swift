@@ -158,7 +158,7 @@ final class TCPTranslationTests: XCTestCase {
           rules:
           - from: [{source: {ipBlocks: [10.0.0.0/8], requestPrincipals: ["*"]}}]
             to: [{operation: {methods: [GET], paths: [/admin]}}]
-            when: [{key: request.auth.claims[iss], values: [x]}, {key: destination.port, values: ["31400"]}]
+            when: [{key: "request.auth.claims[iss]", values: [x]}, {key: destination.port, values: ["31400"]}]
         ---
         apiVersion: security.istio.io/v1
         kind: AuthorizationPolicy
@@ -172,7 +172,7 @@ final class TCPTranslationTests: XCTestCase {
         kind: RequestAuthentication
         metadata: {name: jwt, namespace: istio-system}
         spec:
-          jwtRules: [{issuer: "https://example.com", jwks: '{"keys": []}'}]
+          jwtRules: [{issuer: "https://example.com", jwksUri: "https://example.com/jwks.json"}]
         """)
         let policies = try XCTUnwrap(config?["policies"]?.arrayValue)
         let byName = Dictionary(uniqueKeysWithValues: policies.map { ($0["name"]?.stringValue ?? "", $0) })

@@ -59,12 +59,13 @@ public struct Translator: Sendable {
             (bootstrap.listeners, bootstrap.routeConfigs) = GatewayBuilder.build(ctx)
             for i in bootstrap.listeners.indices {
                 let name = bootstrap.listeners[i].name
-                if bootstrap.listeners[i].tcpProxy != nil {
+                if var tcp = bootstrap.listeners[i].tcpProxy {
                     // Bytes get Istio's network RBAC in front of the stats filter.
                     let bound = bootstrap.listeners[i].port
                     let serverPort = ctx.proxy.gatewayPorts.first { $0.value == bound }?.key ?? bound
-                    let rbac = SecurityBuilder.networkFilters(ctx, listener: name, serverPort: serverPort)
-                    bootstrap.listeners[i].tcpProxy?.networkFilters = rbac + (bootstrap.listeners[i].tcpProxy?.networkFilters ?? [])
+                    tcp.networkFilters = SecurityBuilder.networkFilters(ctx, listener: name, serverPort: serverPort)
+                        + (tcp.networkFilters ?? [])
+                    bootstrap.listeners[i].tcpProxy = tcp
                     continue
                 }
                 let security = SecurityBuilder.filters(ctx, listener: name)
