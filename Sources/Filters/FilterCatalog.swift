@@ -15,6 +15,7 @@ public enum FilterCatalog {
         r.register(LuaFilterFactory.name, LuaFilterFactory.build)
         r.register(IstioStatsFactory.name, IstioStatsFactory.build)
         r.register(network: IstioStatsFactory.name, IstioTCPStatsFactory.build)
+        r.register(network: RBACConfig.name, RBACNetworkFactory.build)
         r.register(extension: LuaChainExtension(), named: LuaFilterFactory.name)
         return r
     }()

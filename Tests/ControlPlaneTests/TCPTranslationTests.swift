@@ -109,22 +109,84 @@ final class TCPTranslationTests: XCTestCase {
         ])
     }
 
-    func testAuthorizationOnATCPGatewayIsWarnedNotSilentlyDropped() throws {
-        let policy = """
+    /// The TCP proxy listener's `meshd.rbac` network filter config for `policies`.
+    private func tcpRBAC(_ policies: String, file: StaticString = #filePath, line: UInt = #line) throws -> (JSONValue?, [String]) {
+        let store = try bookinfoStore(self, samples: ["tcp-echo-all-v1.yaml"], extra: registry + "\n---\n" + policies)
+        let t = Translator(store: store).translate(for: ingress)
+        assertSnapshotBuilds(t.bootstrap, file: file, line: line)
+        let listener = try XCTUnwrap(t.bootstrap.listeners.first { $0.name == "gateway_31400" }, file: file, line: line)
+        XCTAssertNil(listener.httpFilters, file: file, line: line)
+        return (listener.tcpProxy?.networkFilters?.first { $0.name == "meshd.rbac" }?.config, t.warnings)
+    }
+
+    func testAuthorizationOnATCPGatewayBecomesNetworkRBACWithTheServerPort() throws {
+        let (config, warnings) = try tcpRBAC("""
         apiVersion: security.istio.io/v1
         kind: AuthorizationPolicy
-        metadata: {name: deny-all, namespace: istio-system}
+        metadata: {name: deny-local, namespace: istio-system}
         spec:
           selector: {matchLabels: {istio: ingressgateway}}
           action: DENY
+          rules: [{from: [{source: {remoteIpBlocks: [127.0.0.1/32]}}], to: [{operation: {ports: ["31400"]}}]}]
+        """)
+        XCTAssertEqual(config?["destinationPort"], .number(31400))
+        XCTAssertEqual(config?["policies"]?.arrayValue?.first?["rules"], .array([.object([
+            "from": .array([.object(["source": .object(["remoteIpBlocks": .array([.string("127.0.0.1/32")])])])]),
+            "to": .array([.object(["operation": .object(["ports": .array([.string("31400")])])])]),
+        ])]))
+        XCTAssertFalse(warnings.contains { $0.contains("TCP") }, "\(warnings)")
+    }
+
+    func testHTTPFieldsDropAnAllowRuleAndWidenADenyRule() throws {
+        let (config, warnings) = try tcpRBAC("""
+        apiVersion: security.istio.io/v1
+        kind: AuthorizationPolicy
+        metadata: {name: allow-get, namespace: istio-system}
+        spec:
+          action: ALLOW
+          rules:
+          - to: [{operation: {methods: [GET]}}]
+          - from: [{source: {requestPrincipals: ["*"]}}]
+          - when: [{key: "request.headers[x-user]", values: [a]}]
+          - to: [{operation: {ports: ["31400"]}}]
+        ---
+        apiVersion: security.istio.io/v1
+        kind: AuthorizationPolicy
+        metadata: {name: deny-get, namespace: istio-system}
+        spec:
+          action: DENY
+          rules:
+          - from: [{source: {ipBlocks: [10.0.0.0/8], requestPrincipals: ["*"]}}]
+            to: [{operation: {methods: [GET], paths: [/admin]}}]
+            when: [{key: "request.auth.claims[iss]", values: [x]}, {key: destination.port, values: ["31400"]}]
+        ---
+        apiVersion: security.istio.io/v1
+        kind: AuthorizationPolicy
+        metadata: {name: ext, namespace: istio-system}
+        spec:
+          action: CUSTOM
+          provider: {name: my-authz}
           rules: [{}]
-        """
-        let store = try bookinfoStore(self, samples: ["tcp-echo-all-v1.yaml"], extra: registry + "\n---\n" + policy)
-        let t = Translator(store: store).translate(for: ingress)
-        assertSnapshotBuilds(t.bootstrap)
-        XCTAssertNil(t.bootstrap.listeners.first?.httpFilters)
-        XCTAssertTrue(t.warnings.contains("Listener/gateway_31400: AuthorizationPolicy and RequestAuthentication are not applied to TCP or TLS passthrough traffic"),
-                      "\(t.warnings)")
+        ---
+        apiVersion: security.istio.io/v1
+        kind: RequestAuthentication
+        metadata: {name: jwt, namespace: istio-system}
+        spec:
+          jwtRules: [{issuer: "https://example.com", jwksUri: "https://example.com/jwks.json"}]
+        """)
+        let policies = try XCTUnwrap(config?["policies"]?.arrayValue)
+        let byName = Dictionary(uniqueKeysWithValues: policies.map { ($0["name"]?.stringValue ?? "", $0) })
+        XCTAssertEqual(policies.count, 2, "CUSTOM is HTTP only")
+        XCTAssertEqual(byName["istio-system.allow-get"]?["rules"], .array([.object([
+            "to": .array([.object(["operation": .object(["ports": .array([.string("31400")])])])]),
+        ])]), "an ALLOW rule naming an HTTP field is dropped")
+        XCTAssertEqual(byName["istio-system.deny-get"]?["rules"], .array([.object([
+            "from": .array([.object(["source": .object(["ipBlocks": .array([.string("10.0.0.0/8")])])])]),
+            "to": .array([.object(["operation": .object([:])])]),
+            "when": .array([.object(["key": .string("destination.port"), "values": .array([.string("31400")])])]),
+        ])]), "a DENY rule loses its HTTP fields")
+        XCTAssertTrue(warnings.contains("AuthorizationPolicy/istio-system/ext: spec.action: CUSTOM authorization is HTTP only: not applied to the TCP traffic of listener gateway_31400"), "\(warnings)")
+        XCTAssertTrue(warnings.contains("RequestAuthentication/istio-system/jwt: JWTs are HTTP: this RequestAuthentication does not apply to the TCP traffic of listener gateway_31400"), "\(warnings)")
     }
 
     func testSidecarsWarnAboutTCPRoutes() throws {

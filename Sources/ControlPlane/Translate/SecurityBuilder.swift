@@ -20,9 +20,7 @@ enum SecurityBuilder {
         if !providers.isEmpty {
             out.append(HTTPFilterConfig(name: "meshd.jwt_authn", config: .object(["providers": .array(providers)])))
         }
-        let authz = ctx.store.authorizationPolicies.filter {
-            applies($0, selector: $0.spec.selector, targetRefs: refs($0.spec.targetRef, $0.spec.targetRefs), ctx, listener)
-        }
+        let authz = authorizationPolicies(ctx, listener: listener)
         if !authz.isEmpty {
             var config: [String: JSONValue] = ["policies": .array(authz.map { policy($0, ctx) })]
             let providers = ExtAuthzBuilder.providers(for: authz, ctx)
@@ -30,6 +28,36 @@ enum SecurityBuilder {
             out.append(HTTPFilterConfig(name: "meshd.rbac", config: .object(config)))
         }
         return out
+    }
+
+    /// The network filter for a gateway's TCP proxy listener: `meshd.rbac` with the policies
+    /// in their TCP form (`TCPAuthorization`). RequestAuthentication and CUSTOM policies have
+    /// nothing to act on in bytes; Istio ignores them there, and so is it said.
+    /// `serverPort` is the Gateway server's port, the `destination.port` the policies name
+    /// (the listener may be bound elsewhere, `ProxyIdentity.gatewayPorts`).
+    static func networkFilters(_ ctx: TranslationContext, listener: String, serverPort: Int) -> [HTTPFilterConfig] {
+        for ra in ctx.store.requestAuthentications
+        where applies(ra, selector: ra.spec.selector, targetRefs: refs(ra.spec.targetRef, ra.spec.targetRefs), ctx, listener) {
+            ctx.warn(ra.id, "", "JWTs are HTTP: this RequestAuthentication does not apply to the TCP traffic of listener \(listener)")
+        }
+        let authz = authorizationPolicies(ctx, listener: listener)
+        var policies: [JSONValue] = []
+        for ap in authz {
+            if let tcp = TCPAuthorization.policy(policy(ap, ctx)) {
+                policies.append(tcp)
+            } else {
+                ctx.warn(ap.id, "spec.action", "CUSTOM authorization is HTTP only: not applied to the TCP traffic of listener \(listener)")
+            }
+        }
+        guard !policies.isEmpty else { return [] }
+        return [HTTPFilterConfig(name: "meshd.rbac", config: .object(["policies": .array(policies),
+                                                                      "destinationPort": .number(Double(serverPort))]))]
+    }
+
+    private static func authorizationPolicies(_ ctx: TranslationContext, listener: String?) -> [Config<AuthorizationPolicy>] {
+        ctx.store.authorizationPolicies.filter {
+            applies($0, selector: $0.spec.selector, targetRefs: refs($0.spec.targetRef, $0.spec.targetRefs), ctx, listener)
+        }
     }
 
     /// The sidecar's filters with the app's port as the policies' `destination.port`, and

@@ -58,13 +58,17 @@ public struct Translator: Sendable {
         case .gateway:
             (bootstrap.listeners, bootstrap.routeConfigs) = GatewayBuilder.build(ctx)
             for i in bootstrap.listeners.indices {
-                let security = SecurityBuilder.filters(ctx, listener: bootstrap.listeners[i].name)
-                if !security.isEmpty, bootstrap.listeners[i].tcpProxy != nil {
-                    // HTTP filters cannot run on bytes; Istio's TCP RBAC (ports, IPs, principals) is not built yet.
-                    ctx.warn("Listener/\(bootstrap.listeners[i].name)", "",
-                             "AuthorizationPolicy and RequestAuthentication are not applied to TCP or TLS passthrough traffic")
+                let name = bootstrap.listeners[i].name
+                if var tcp = bootstrap.listeners[i].tcpProxy {
+                    // Bytes get Istio's network RBAC in front of the stats filter.
+                    let bound = bootstrap.listeners[i].port
+                    let serverPort = ctx.proxy.gatewayPorts.first { $0.value == bound }?.key ?? bound
+                    tcp.networkFilters = SecurityBuilder.networkFilters(ctx, listener: name, serverPort: serverPort)
+                        + (tcp.networkFilters ?? [])
+                    bootstrap.listeners[i].tcpProxy = tcp
                     continue
                 }
+                let security = SecurityBuilder.filters(ctx, listener: name)
                 if !security.isEmpty {
                     bootstrap.listeners[i].httpFilters = StatsFilterBuilder.prepending(security, to: bootstrap.listeners[i].httpFilters)
                 }

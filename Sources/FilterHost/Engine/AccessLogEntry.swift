@@ -13,6 +13,8 @@ struct AccessLogEntry {
     var responseCode: Int
     var responseFlags: String
     var responseCodeDetails: String?
+    /// Why a network filter closed a connection (e.g. `rbac_access_denied_matched_policy[...]`).
+    var connectionTerminationDetails: String?
     var upstreamTransportFailureReason: String?
     var bytesReceived: Int
     var bytesSent: Int
@@ -71,7 +73,7 @@ struct AccessLogEntry {
     var text: String {
         func d(_ s: String?) -> String { s ?? "-" }
         return "[\(startTime)] \"\(method) \(path) \(protocolName)\" \(responseCode) \(responseFlags) "
-            + "\(d(responseCodeDetails)) - \"\(d(upstreamTransportFailureReason))\" \(bytesReceived) \(bytesSent) \(durationMs) "
+            + "\(d(responseCodeDetails)) \(d(connectionTerminationDetails)) \"\(d(upstreamTransportFailureReason))\" \(bytesReceived) \(bytesSent) \(durationMs) "
             + "\(d(upstreamServiceTime.map(String.init))) \"\(d(forwardedFor))\" \"\(d(userAgent))\" "
             + "\"\(d(requestID))\" \"\(authority)\" \"\(d(upstreamHost))\" \(d(upstreamCluster)) - "
             + "\(d(downstreamLocalAddress)) \(d(downstreamRemoteAddress)) \(d(requestedServerName)) \(d(routeName))\n"
@@ -95,7 +97,7 @@ struct AccessLogEntry {
         num("response_code", responseCode)
         str("response_flags", responseFlags)
         str("response_code_details", responseCodeDetails)
-        str("connection_termination_details", nil)
+        str("connection_termination_details", connectionTerminationDetails)
         str("upstream_transport_failure_reason", upstreamTransportFailureReason)
         num("bytes_received", bytesReceived)
         num("bytes_sent", bytesSent)

@@ -47,7 +47,8 @@ extension AccessLogEntry {
         case .responseCode: return String(responseCode)
         case .responseFlags: return responseFlags
         case .responseCodeDetails: return responseCodeDetails
-        case .connectionTerminationDetails, .upstreamTransportFailureReason, .upstreamLocalAddress: return nil
+        case .connectionTerminationDetails: return connectionTerminationDetails
+        case .upstreamTransportFailureReason, .upstreamLocalAddress: return nil
         case .bytesReceived: return String(bytesReceived)
         case .bytesSent: return String(bytesSent)
         case .duration: return String(durationMs)

@@ -42,6 +42,8 @@ final class TCPProxySession: TimerTarget {
     /// The listener's network filters (Istio's TCP stats), from the snapshot at accept.
     private var observers: [TCPConnectionObserver] = []
     private var reportedOpen = false
+    /// Why a network filter closed the connection (Envoy's connection termination details).
+    private var terminationDetails: String?
 
     static let defaultIdleTimeoutMs = 3_600_000
     static let defaultInspectTimeoutMs = 15_000
@@ -166,6 +168,7 @@ final class TCPProxySession: TimerTarget {
         loop.timers.cancel(inspectTimer)
         inspectTimer = nil
         state = .connecting
+        guard admitted() else { return finish() }
         guard let choice = table.choose(serverName: serverName, source: downstream.remoteAddress,
                                         destination: downstream.localAddress) else {
             flags.append("NR")
@@ -213,6 +216,19 @@ final class TCPProxySession: TimerTarget {
                     finish()
                 }
             }
+    }
+
+    /// Envoy's network filters before `tcp_proxy`: the first rejection closes the connection
+    /// before any upstream is picked.
+    private func admitted() -> Bool {
+        let facts = self.facts
+        for o in observers {
+            if case .reject(let details) = o.admit(facts) {
+                terminationDetails = details
+                return false
+            }
+        }
+        return true
     }
 
     private func connected(_ upstream: Channel) {
@@ -263,7 +279,9 @@ final class TCPProxySession: TimerTarget {
 
     private var facts: TCPConnectionFacts {
         TCPConnectionFacts(listener: listener.name, cluster: cluster, serverName: serverName,
-                           responseFlags: flags.isEmpty ? "-" : flags.joined(separator: ","))
+                           responseFlags: flags.isEmpty ? "-" : flags.joined(separator: ","),
+                           connection: ConnectionInfo(remoteAddress: downstream.remoteAddress, localAddress: downstream.localAddress,
+                                                      serverName: serverName))
     }
 
     /// As Istio: a connection counts as opened once it reached its upstream, or when it ends
@@ -277,12 +295,14 @@ final class TCPProxySession: TimerTarget {
 
     /// Istio's access-log fields as they read for a TCP connection: no method, path or status.
     private func accessLogEntry() -> AccessLogEntry {
-        AccessLogEntry(tcpStart: startWallTime, flags: flags.isEmpty ? "-" : flags.joined(separator: ","),
+        var entry = AccessLogEntry(tcpStart: startWallTime, flags: flags.isEmpty ? "-" : flags.joined(separator: ","),
                        bytesReceived: bytesReceived, bytesSent: bytesSent,
                        durationMs: (NIODeadline.now() - start).nanoseconds / 1_000_000,
                        upstreamHost: upstreamHost, upstreamCluster: cluster,
                        downstreamLocal: downstream.localAddress, downstreamRemote: downstream.remoteAddress,
                        serverName: serverName, routeName: routeName)
+        entry.connectionTerminationDetails = terminationDetails
+        return entry
     }
 }
 

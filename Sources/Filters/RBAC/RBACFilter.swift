@@ -81,18 +81,30 @@ final class RBACFilter: HTTPFilter {
     /// shadow rules with Istio's prefixes (`istio_dry_run_allow_` for the ALLOW policies,
     /// `istio_dry_run_deny_` for the DENY ones), and counted; the request is not affected.
     private func recordDryRun(_ request: RBACRequest) {
-        for action in [RBACPolicy.Action.allow, .deny] {
-            let policies = config.dryRun.filter { $0.action == action }
-            guard !policies.isEmpty else { continue }
-            let matched = policies.first { $0.matches(request) }
-            let allowed = (action == .allow) == (matched != nil)
-            let prefix = action == .allow ? "istio_dry_run_allow_" : "istio_dry_run_deny_"
+        for result in Self.dryRun(config.dryRun, request) {
+            let prefix = result.action == .allow ? "istio_dry_run_allow_" : "istio_dry_run_deny_"
             var metadata = stream.streamInfo.dynamicMetadata["envoy.filters.http.rbac", default: [:]]
-            metadata[prefix + "shadow_engine_result"] = .string(allowed ? "allowed" : "denied")
-            if let matched { metadata[prefix + "shadow_effective_policy_id"] = .string(matched.name) }
+            metadata[prefix + "shadow_engine_result"] = .string(result.allowed ? "allowed" : "denied")
+            if let matched = result.matched { metadata[prefix + "shadow_effective_policy_id"] = .string(matched) }
             stream.streamInfo.dynamicMetadata["envoy.filters.http.rbac"] = metadata
-            let result = allowed ? "allowed" : "denied"
-            stream.stats?.count("meshd_rbac_dry_run_total{action=\"\(action.rawValue)\",result=\"\(result)\"}", 1)
+            stream.stats?.count(result.stat, 1)
+        }
+    }
+
+    struct DryRunResult {
+        let action: RBACPolicy.Action
+        /// The first matching policy's name.
+        let matched: String?
+        var allowed: Bool { (action == .allow) == (matched != nil) }
+        var stat: String { "meshd_rbac_dry_run_total{action=\"\(action.rawValue)\",result=\"\(allowed ? "allowed" : "denied")\"}" }
+    }
+
+    /// The shadow engines' answers: one for the ALLOW dry-run policies, one for the DENY ones.
+    static func dryRun(_ policies: [RBACPolicy], _ request: RBACRequest) -> [DryRunResult] {
+        [RBACPolicy.Action.allow, .deny].compactMap { action in
+            let these = policies.filter { $0.action == action }
+            guard !these.isEmpty else { return nil }
+            return DryRunResult(action: action, matched: these.first { $0.matches(request) }?.name)
         }
     }
 

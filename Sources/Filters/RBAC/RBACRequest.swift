@@ -5,16 +5,17 @@ import NIOCore
 import Transport
 
 /// The facts of one request that policies look at, read from the headers, the connection
-/// (peer certificate, addresses, SNI) and the JWT filter's metadata.
+/// (peer certificate, addresses, SNI) and the JWT filter's metadata. A TCP connection has no
+/// head: its HTTP attributes have no values.
 struct RBACRequest {
-    let head: RequestHead
+    let head: RequestHead?
     let connection: ConnectionInfo
     /// Verified JWT payloads by issuer (the jwt_authn filter's dynamic metadata).
     let payloads: [JSONValue]
     let destinationPort: Int?
     let remoteFromForwardedFor: Bool
 
-    init(head: RequestHead, connection: ConnectionInfo, metadata: [String: JSONValue]?, destinationPort: Int?,
+    init(head: RequestHead?, connection: ConnectionInfo, metadata: [String: JSONValue]?, destinationPort: Int?,
          remoteFromForwardedFor: Bool = false) {
         self.head = head
         self.connection = connection
@@ -56,7 +57,7 @@ struct RBACRequest {
             // The engine has appended the peer to X-Forwarded-For; the entry before it is the
             // client as the previous hop saw it (Envoy without use_remote_address, no trusted
             // hops). A gateway trusts no hop: its remote is the peer.
-            let entries = head.headers["x-forwarded-for"].flatMap { $0.split(separator: ",") }
+            let entries = (head?.headers["x-forwarded-for"] ?? []).flatMap { $0.split(separator: ",") }
                 .map { $0.trimmingCharacters(in: .whitespaces) }
             if remoteFromForwardedFor, entries.count >= 2 { return [entries[entries.count - 2]] }
             return values(.sourceIP)
@@ -64,14 +65,17 @@ struct RBACRequest {
         case .destinationPort:
             return (destinationPort ?? connection.localAddress?.port).map { [String($0)] } ?? []
         case .sni: return connection.serverName.map { [$0] } ?? []
-        case .method: return [head.method]
-        case .path: return [String(head.path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0])]
+        case .method: return head.map { [$0.method] } ?? []
+        case .path:
+            guard let head else { return [] }
+            return [String(head.path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0])]
         case .host:
             // Matched with and without the port, so `hosts: [example.com]` also covers `example.com:8080`.
+            guard let head else { return [] }
             let authority = head.authority.isEmpty ? (head.headers.first(name: "host") ?? "") : head.authority
             return authority.isEmpty ? [] : [authority, Self.hostWithoutPort(authority)]
         case .header(let name):
-            let v = head.headers[name]
+            let v = head?.headers[name] ?? []
             return v.isEmpty ? [] : [v.joined(separator: ",")]
         }
     }
