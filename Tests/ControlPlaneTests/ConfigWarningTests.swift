@@ -5,6 +5,31 @@ import XCTest
 /// Nothing accepted is ignored silently: fields meshd does not enforce, and kinds it skips,
 /// are warnings naming the field's own line and what meshd does instead.
 final class ConfigWarningTests: XCTestCase {
+    /// Gateways proxy TCP (and MONGO, REDIS, MYSQL) and TLS PASSTHROUGH: no warning for those;
+    /// what is still skipped is warned at its line.
+    func testGatewayServerProtocolsMeshdSkipsAreWarnedAndTheOthersAreNot() {
+        let yaml = """
+        apiVersion: networking.istio.io/v1
+        kind: Gateway
+        metadata: {name: gw}
+        spec:
+          selector: {istio: ingressgateway}
+          servers:
+          - {port: {number: 31400, name: tcp, protocol: TCP}, hosts: ["*"]}
+          - {port: {number: 27017, name: mongo, protocol: MONGO}, hosts: ["*"]}
+          - {port: {number: 443, name: tls, protocol: TLS}, hosts: [a.example], tls: {mode: PASSTHROUGH}}
+          - {port: {number: 8443, name: https, protocol: HTTPS}, hosts: [b.example], tls: {mode: PASSTHROUGH}}
+          - {port: {number: 9443, name: tls-term, protocol: TLS}, hosts: [c.example], tls: {mode: SIMPLE, credentialName: c}}
+          - {port: {number: 15443, name: tls-auto, protocol: TLS}, hosts: ["*.local"], tls: {mode: AUTO_PASSTHROUGH}}
+          - {port: {number: 5353, name: udp, protocol: UDP}, hosts: ["*"]}
+        """
+        let store = ConfigStore.parse(yaml: yaml, file: "gw.yaml")
+        XCTAssertEqual(Validator.validate(store).map(\.description), [])
+        let warned = Validator.warnings(store).map { "\($0.location.line) \($0.path)" }
+        XCTAssertEqual(warned.filter { !$0.hasSuffix("credentialName") && !$0.hasSuffix(".tls") },
+                       ["11 spec.servers[4].tls.mode", "12 spec.servers[5].tls.mode", "13 spec.servers[6].port.protocol"])
+    }
+
     func testNotEnforcedFieldsAreWarnedAtTheirOwnLineOncePerSubtree() {
         let yaml = """
         apiVersion: networking.istio.io/v1

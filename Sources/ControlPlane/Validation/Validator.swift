@@ -80,14 +80,17 @@ enum ValueSupport {
             for (i, s) in gw.servers.enumerated() {
                 let p = "spec.servers[\(i)]"
                 let proto = s.port?.effectiveProtocol ?? .unspecified
-                if proto == .https, let mode = s.tls?.mode, !["SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL", "ISTIO_MUTUAL"].contains(mode) {
-                    c.add(p + ".tls.mode", "\(mode) is not supported on HTTPS servers (meshd terminates TLS: SIMPLE, MUTUAL, OPTIONAL_MUTUAL, ISTIO_MUTUAL); the server is skipped")
+                let mode = s.tls?.mode
+                if mode == "AUTO_PASSTHROUGH" {
+                    c.add(p + ".tls.mode", "AUTO_PASSTHROUGH (SNI-encoded cluster names for multi-network) is not supported; the server is skipped")
+                } else if proto == .tls, mode != "PASSTHROUGH" {
+                    c.add(p + ".tls.mode", "TLS servers that terminate TLS before TCP routes are not supported (use HTTPS, or PASSTHROUGH); the server is skipped")
                 }
                 if let min = s.tls?.minProtocolVersion, min == "TLSV1_0" || min == "TLSV1_1" {
                     c.add(p + ".tls.minProtocolVersion", "OpenSSL 3 refuses TLS 1.0 and 1.1 at its default security level; TLS 1.2 is the lowest version served")
                 }
-                if proto != .https && !proto.isHTTP {
-                    c.add(p + ".port.protocol", "\(proto.rawValue) servers are not supported yet (HTTP and HTTPS only); the server is skipped")
+                if proto == .udp {
+                    c.add(p + ".port.protocol", "UDP servers are not supported; the server is skipped")
                 }
             }
         case .serviceEntry(let se):
