@@ -64,8 +64,9 @@ final class IstioStatsFilter: HTTPFilter {
         guard !recorded, let stats = stream.stats else { return }
         recorded = true
         let info = stream.streamInfo
-        let series = SeriesKeys(config: config, facts: facts(info), overrides: stream.snapshot.metricOverrides,
-                                attributes: StreamAttributes(info, requestHeaders: requestHeaders))
+        let overrides = stream.snapshot.metricOverrides
+        let series = SeriesKeys(config: config, facts: facts(info), overrides: overrides,
+                                attributes: overrides.isEmpty ? nil : StreamAttributes(info, requestHeaders: requestHeaders))
         if let k = series.keys(.requestCount) { stats.count(k.requests, 1) }
         let ms = Double((NIODeadline.now() - info.startTime).nanoseconds) / 1e6
         if let k = series.keys(.requestDuration) { stats.observe(k.duration, ms, bounds: .envoyDefault) }
@@ -82,11 +83,12 @@ final class IstioStatsFilter: HTTPFilter {
         let config: IstioStatsConfig
         let facts: IstioRequestFacts
         let overrides: CompiledMetricOverrides
-        let attributes: StreamAttributes
+        /// nil when there are no overrides (the usual case: nothing to evaluate).
+        let attributes: StreamAttributes?
         /// Istio's standard labels: one cache look-up per stream, not one per metric.
         let standard: IstioSeriesKeys
 
-        init(config: IstioStatsConfig, facts: IstioRequestFacts, overrides: CompiledMetricOverrides, attributes: StreamAttributes) {
+        init(config: IstioStatsConfig, facts: IstioRequestFacts, overrides: CompiledMetricOverrides, attributes: StreamAttributes?) {
             self.config = config
             self.facts = facts
             self.overrides = overrides
@@ -96,7 +98,7 @@ final class IstioStatsFilter: HTTPFilter {
 
         /// nil: the metric is disabled.
         func keys(_ metric: IstioMetric) -> IstioSeriesKeys? {
-            guard let o = overrides.override(metric, config.reporter) else { return standard }
+            guard let o = overrides.override(metric, config.reporter), let attributes else { return standard }
             if o.disabled { return nil }
             return config.series.keys(for: facts, tags: IstioTagResult.evaluate(o, attributes))
         }
