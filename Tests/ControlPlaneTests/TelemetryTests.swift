@@ -99,6 +99,64 @@ final class TelemetryTests: XCTestCase {
         XCTAssertEqual(c.accessLog, AccessLogSettings(path: "/dev/stdout"), "a selector selects in its own namespace only")
     }
 
+    /// Istio's merge of `metrics[].overrides`: mesh, then namespace, then workload, each
+    /// applied to the metrics and reporters it matches; a later `disabled` wins, tags merge.
+    func testMetricOverridesMergeWorkloadOverNamespaceOverMesh() throws {
+        let yaml = """
+        apiVersion: telemetry.istio.io/v1
+        kind: Telemetry
+        metadata: {name: mesh-default, namespace: istio-system}
+        spec:
+          metrics:
+          - providers: [{name: prometheus}]
+            overrides:
+            - tagOverrides: {request_protocol: {operation: REMOVE}}
+            - match: {metric: REQUEST_DURATION}
+              disabled: true
+        ---
+        apiVersion: telemetry.istio.io/v1
+        kind: Telemetry
+        metadata: {name: users, namespace: foo}
+        spec:
+          metrics:
+          - overrides:
+            - match: {metric: REQUEST_COUNT, mode: SERVER}
+              tagOverrides: {x_user: {value: "request.headers['x-user']"}}
+        ---
+        apiVersion: telemetry.istio.io/v1
+        kind: Telemetry
+        metadata: {name: durations-of-a, namespace: foo}
+        spec:
+          selector: {matchLabels: {app: a}}
+          metrics:
+          - overrides:
+            - match: {metric: REQUEST_DURATION, mode: CLIENT}
+              disabled: false
+            - match: {metric: TCP_SENT_BYTES}
+              disabled: true
+        """
+        let store = ConfigStore.parse(yaml: yaml)
+        XCTAssertEqual(Validator.validate(store), [])
+        func overrides(_ name: String, _ ns: String) throws -> [String: MetricOverride] {
+            let t = try XCTUnwrap(telemetry(store, .sidecar(name: name, namespace: ns, labels: ["app": name], appPort: 80)))
+            return Dictionary(uniqueKeysWithValues: (t.metricOverrides ?? []).map { ("\($0.metric.rawValue)/\($0.reporter.rawValue)", $0) })
+        }
+        let a = try overrides("a", "foo")
+        XCTAssertEqual(a["REQUEST_COUNT/destination"], MetricOverride(metric: .requestCount, reporter: .destination, tags: [
+            "request_protocol": .remove, "x_user": .upsert(expression: "request.headers['x-user']")]))
+        XCTAssertEqual(a["REQUEST_COUNT/source"]?.tags, ["request_protocol": .remove], "the namespace's SERVER entry is one-sided")
+        XCTAssertEqual(a["REQUEST_DURATION/source"]?.disabled, false, "the workload turns the client's durations back on")
+        XCTAssertEqual(a["REQUEST_DURATION/destination"]?.disabled, true)
+        XCTAssertNil(a.keys.first { $0.hasPrefix("TCP_") }, "TCP metrics are not overridden (warned)")
+        let b = try overrides("b", "foo")
+        XCTAssertEqual(b["REQUEST_DURATION/source"]?.disabled, true, "only a's selector turns them back on")
+        let c = try overrides("c", "bar")
+        XCTAssertNil(c["REQUEST_COUNT/destination"]?.tags["x_user"], "foo's namespace entry stays in foo")
+        XCTAssertEqual(c["GRPC_REQUEST_MESSAGES/source"]?.tags, ["request_protocol": .remove], "ALL_METRICS")
+        let warnings = Translator(store: store).translate(for: .sidecar(name: "a", namespace: "foo", labels: ["app": "a"], appPort: 80)).warnings
+        XCTAssertTrue(warnings.contains { $0.contains("Telemetry/foo/durations-of-a: spec.metrics[0].overrides[1].match.metric: overrides of TCP metrics are not applied") }, "\(warnings)")
+    }
+
     func testUnknownProvidersAndBadExpressionsAreRefusedAtTheirLines() {
         let found = errors("""
         apiVersion: telemetry.istio.io/v1
@@ -117,6 +175,7 @@ final class TelemetryTests: XCTestCase {
             - tagOverrides:
                 x: {value: "request.headers['x-user']"}
                 y: {value: "upstream_peer.labels['app'].value"}
+                bad-name: {operation: REMOVE}
         """, file: "t.yaml")
         func has(_ prefix: String) {
             XCTAssertTrue(found.contains { $0.hasPrefix(prefix) }, "\(prefix) in \(found)")
@@ -126,7 +185,8 @@ final class TelemetryTests: XCTestCase {
         has("t.yaml:9: Telemetry/foo/bad: spec.accessLogging[0].filter.expression: invalid expression: cannot compare int with string")
         has("t.yaml:11: Telemetry/foo/bad: spec.accessLogging[1].filter.expression: invalid expression: unknown or unsupported attribute \"request.size\"")
         has("t.yaml:16: Telemetry/foo/bad: spec.metrics[0].overrides[0].tagOverrides.y.value: invalid expression: unknown or unsupported attribute \"upstream_peer.labels\"")
-        XCTAssertEqual(found.count, 5, "\(found)")
+        has("t.yaml:17: Telemetry/foo/bad: spec.metrics[0].overrides[0].tagOverrides.bad-name: \"bad-name\" is not a Prometheus label name")
+        XCTAssertEqual(found.count, 6, "\(found)")
     }
 
     func testAMeshConfigFormatWithAnUnknownOperatorIsRefusedAtItsLine() {

@@ -35,7 +35,7 @@ final class IstioStatsTests: XCTestCase {
     }
 
     func testSourceReporterPutsItselfOnTheSourceSide() {
-        let l = parse(facts(.source, local: productpage, peer: reviews).labels)
+        let l = parse(facts(.source, local: productpage, peer: reviews).labels())
         XCTAssertEqual(l.count, 25, "Istio's 25 standard labels")
         XCTAssertEqual(l["reporter"], "source")
         XCTAssertEqual(l["source_workload"], "productpage-v1")
@@ -56,7 +56,7 @@ final class IstioStatsTests: XCTestCase {
     }
 
     func testDestinationReporterWithoutPeerSaysUnknown() {
-        let l = parse(facts(.destination, local: reviews, peer: nil).labels)
+        let l = parse(facts(.destination, local: reviews, peer: nil).labels())
         XCTAssertEqual(l["reporter"], "destination")
         XCTAssertEqual(l["destination_workload"], "reviews-v2")
         XCTAssertEqual(l["destination_canonical_revision"], "v2")
@@ -81,7 +81,7 @@ final class IstioStatsTests: XCTestCase {
         var peer = reviews
         peer.workload = "a\"b\\c\nd"
         peer.namespace = String(repeating: "n", count: 1000)
-        let text = facts(.destination, local: productpage, peer: peer).labels
+        let text = facts(.destination, local: productpage, peer: peer).labels()
         XCTAssertTrue(text.contains(#"source_workload="a\"b\\c\nd""#), text)
         XCTAssertEqual(parse(text)["source_workload_namespace"]?.count, IstioRequestFacts.maxValueLength)
     }
@@ -236,7 +236,7 @@ final class IstioTCPStatsTests: XCTestCase {
                                                    "workload": .object(["name": .string("gw"), "namespace": .string("istio-system")])]))
         let facts = TCPConnectionFacts(listener: "0.0.0.0_31400", cluster: "outbound|9000||tcp-echo.default.svc.cluster.local",
                                        serverName: nil, responseFlags: "-")
-        let labels = IstioTCPStats.facts(facts, config: config).labels
+        let labels = IstioTCPStats.facts(facts, config: config).labels()
         let keys = labels.split(separator: ",").map { String($0.prefix { $0 != "=" }) }
         XCTAssertEqual(keys.count, 23, labels)
         XCTAssertFalse(keys.contains("response_code"))
@@ -245,5 +245,95 @@ final class IstioTCPStatsTests: XCTestCase {
         XCTAssertTrue(labels.contains(#"destination_service="tcp-echo.default.svc.cluster.local""#))
         XCTAssertTrue(labels.contains(#"source_workload="gw""#))
         XCTAssertTrue(labels.hasSuffix(#"response_flags="-",connection_security_policy="unknown""#))
+    }
+}
+
+/// Telemetry metric overrides pushed to the proxy, applied as the filter records.
+final class IstioStatsOverrideTests: XCTestCase {
+    let loop = EmbeddedEventLoop()
+
+    /// One filter config (one series cache) and the stats of every request through it.
+    final class Proxy {
+        let factory: HTTPFilterFactory
+        let bootstrap: Bootstrap
+        var counters: [String: Int] = [:]
+        var histograms: Set<String> = []
+
+        init(_ overrides: [MetricOverride]) throws {
+            factory = try IstioStatsFactory.build(.object([
+                "reporter": .string("destination"),
+                "workload": .object(["name": .string("reviews-v2"), "namespace": .string("default")]),
+            ]))
+            var bootstrap = Bootstrap()
+            bootstrap.telemetry = ProxyTelemetry(metricOverrides: overrides)
+            self.bootstrap = bootstrap
+        }
+
+        func request(user: String?, loop: EmbeddedEventLoop) throws {
+            let h = try ChainHarness(eventLoop: loop, factories: [factory], bootstrap: bootstrap)
+            h.sendRequest(headers: user.map { [("x-user", $0)] } ?? [])
+            h.streamInfo.responseCode = 200
+            h.sendResponse(status: 200, body: ["ok"])
+            h.complete()
+            counters.merge(h.counters.values, uniquingKeysWith: +)
+            histograms.formUnion(h.counters.histograms.keys)
+        }
+    }
+
+    private func labels(_ key: String) -> [String: String] {
+        var out: [String: String] = [:]
+        let inner = key.drop { $0 != "{" }.dropFirst().dropLast()
+        for pair in inner.split(separator: ",") {
+            let kv = pair.split(separator: "=", maxSplits: 1)
+            out[String(kv[0])] = String(kv[1].dropFirst().dropLast())
+        }
+        return out
+    }
+
+    func testADisabledMetricIsNotRecordedAndTheOthersAre() throws {
+        let h = try Proxy([MetricOverride(metric: .requestDuration, reporter: .destination, disabled: true),
+                           MetricOverride(metric: .requestCount, reporter: .source, disabled: true)])
+        try h.request(user: nil, loop: loop)
+        XCTAssertTrue(h.histograms.filter { $0.hasPrefix("istio_request_duration_milliseconds{") }.isEmpty)
+        XCTAssertEqual(h.histograms.filter { $0.hasPrefix("istio_request_bytes{") }.count, 1)
+        XCTAssertEqual(h.counters.keys.filter { $0.hasPrefix("istio_requests_total{") }.count, 1,
+                       "a CLIENT-only override does not touch the destination reporter")
+    }
+
+    func testTagOverridesUpsertAndRemoveLabelsPerRequest() throws {
+        let h = try Proxy([MetricOverride(metric: .requestCount, reporter: .destination, tags: [
+            "x_user": .upsert(expression: "request.headers['x-user']"),
+            "request_protocol": .remove,
+            "response_code": .upsert(expression: "'fixed'"),
+        ])])
+        for user in ["alice", "bob", "alice", String(repeating: "z", count: 1000), nil] {
+            try h.request(user: user, loop: loop)
+        }
+        let keys = h.counters.keys.filter { $0.hasPrefix("istio_requests_total{") }
+        let users = Set(keys.map { labels($0)["x_user"] })
+        XCTAssertEqual(users, ["alice", "bob", String(repeating: "z", count: 256), "unknown"],
+                       "the cache keys series by the override's result; long values cut; a missing header is unknown")
+        XCTAssertEqual(h.counters.first { labels($0.key)["x_user"] == "alice" }?.value, 2)
+        for key in keys {
+            let l = labels(key)
+            XCTAssertNil(l["request_protocol"])
+            XCTAssertEqual(l["response_code"], "fixed", "an UPSERT of a standard label replaces its value")
+            XCTAssertTrue(key.hasSuffix(",x_user=\"\(l["x_user"]!)\"}"), "an added label follows Istio's")
+        }
+        // Other metrics keep Istio's standard labels.
+        let size = try XCTUnwrap(h.histograms.first { $0.hasPrefix("istio_request_bytes{") })
+        XCTAssertEqual(labels(size)["request_protocol"], "http")
+        XCTAssertNil(labels(size)["x_user"])
+        XCTAssertEqual(h.histograms.filter { $0.hasPrefix("istio_request_bytes{") }.count, 1)
+    }
+
+    func testABadPushedExpressionRefusesTheConfig() {
+        var bootstrap = Bootstrap()
+        bootstrap.telemetry = ProxyTelemetry(metricOverrides: [
+            MetricOverride(metric: .requestCount, reporter: .source, tags: ["x": .upsert(expression: "request.size")])])
+        XCTAssertThrowsError(try ProxySnapshot.build(bootstrap, version: 1, registry: FilterCatalog.registry))
+        bootstrap.telemetry = ProxyTelemetry(metricOverrides: [
+            MetricOverride(metric: .requestCount, reporter: .source, tags: ["bad-name": .remove])])
+        XCTAssertThrowsError(try ProxySnapshot.build(bootstrap, version: 1, registry: FilterCatalog.registry))
     }
 }

@@ -1,14 +1,15 @@
 """Telemetry pushed by the control plane: the mesh config's access-log and tracing settings and
 Telemetry resources (mesh / namespace / workload), applied by sidecars on hot swap; access
 lines parsed for JSON, TEXT and a custom format, a filter expression, sampling 100 vs 0 seen by
-an OTLP receiver, and bad Telemetry refused with file and line."""
+an OTLP receiver, metric overrides (a disabled metric, tags added and removed) scraped, and bad
+Telemetry refused with file and line."""
 import json
 import os
 import subprocess
 import uuid
 
 from conftest import MESHD
-from mesh_harness import Client, ControlPlane, service_entry, wait_until
+from mesh_harness import Client, ControlPlane, http_get, service_entry, wait_until
 from test_access_log import ISTIO_TEXT
 from test_mesh_config import write_mesh_config
 from test_tracing import OTLPReceiver, tags
@@ -201,3 +202,51 @@ def test_bad_telemetry_is_refused_with_file_and_line(mesh, tmp_path):
     bad = os.path.join(cp.config_dir, "bad.yaml")
     wait_until(lambda: any(e.startswith(f"{bad}:6:") and "unknown provider" in e
                            for e in cp.config_status()["refused"]), 10, what="the bad Telemetry refused")
+
+
+def istio_series(proxy, name):
+    """`name`'s series on `proxy`'s /stats/prometheus, as label dicts."""
+    status, text = http_get(f"http://127.0.0.1:{proxy.admin}/stats/prometheus")
+    assert status == 200
+    out = []
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            inner = line[len(name) + 1:line.rindex("}")]
+            out.append(dict((k, v.strip('"')) for k, v in (pair.split("=", 1) for pair in inner.split('",') if pair)))
+    return out
+
+
+def test_metric_overrides_disable_a_metric_and_add_and_remove_labels(mesh):
+    telemetry = """
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: reviews-metrics, namespace: default}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  metrics:
+  - providers: [{name: prometheus}]
+    overrides:
+    - match: {metric: REQUEST_DURATION}
+      disabled: true
+    - match: {metric: REQUEST_COUNT, mode: SERVER}
+      tagOverrides:
+        x_user: {value: "request.headers['x-user']"}
+        request_protocol: {operation: REMOVE}
+"""
+    cp, path, client, reviews = start(mesh, "trustDomain: cluster.local\n", {"telemetry.yaml": telemetry})
+    request(client, "m-1", {"x-user": "alice"})
+    request(client, "m-2", {"x-user": "alice"})
+    request(client, "m-3")
+
+    def served():
+        got = [s for s in istio_series(reviews, "istio_requests_total") if s["reporter"] == "destination"]
+        return got if len(got) == 2 else None
+    series = wait_until(served, 10, what="reviews' two request series")
+    assert sorted(s["x_user"] for s in series) == ["alice", "unknown"], series
+    assert all("request_protocol" not in s for s in series), series
+    assert istio_series(reviews, "istio_request_duration_milliseconds_count") == [], "disabled for reviews"
+    assert istio_series(reviews, "istio_request_bytes_count"), "the other metrics stay"
+    # The client's sidecar is not selected: its series keep Istio's labels and durations.
+    client_series = wait_until(lambda: istio_series(client, "istio_requests_total"), 10, what="the client's series")
+    assert all(s["request_protocol"] == "http" and "x_user" not in s for s in client_series), client_series
+    assert istio_series(client, "istio_request_duration_milliseconds_count")

@@ -27,7 +27,9 @@ enum TelemetryBuilder {
         guard mesh != MeshConfig() || !applying.isEmpty else { return nil }
         for t in applying { ctx.use(t.id) }
         let r = resolve(applying)
-        return ProxyTelemetry(accessLog: accessLog(r, mesh, ctx), tracing: tracing(r, mesh, ctx))
+        let overrides = TelemetryMetrics.resolve(applying, mesh, ctx)
+        return ProxyTelemetry(accessLog: accessLog(r, mesh, ctx), tracing: tracing(r, mesh, ctx),
+                              metricOverrides: overrides.isEmpty ? nil : overrides)
     }
 
     /// The Telemetry resources for the proxy, mesh level first, workload level last.

@@ -120,7 +120,7 @@ enum FieldSupport {
         return t
     }()
 
-    /// Telemetry: access logging and tracing are applied per proxy; metrics are not yet.
+    /// Telemetry: access logging, tracing and Prometheus metric overrides are applied per proxy.
     static let telemetry: [String: Support] = [
         "spec.selector": .enforced,
         "spec.targetRef": .warned("policy targets are not applied to telemetry; use a selector"),
@@ -133,7 +133,9 @@ enum FieldSupport {
         "spec.tracing[].useRequestIdForTraceSampling": .warned("sampling always draws its own random number; ignored"),
         "spec.tracing[].enableIstioTags": .warned("Istio's tags are always added"),
         "spec.tracing[].disableContextPropagation": .warned("trace context is always propagated"),
-        "spec.metrics": .warned("metric overrides are not applied yet: the istio.stats filter reports every standard metric with its standard labels"),
+        "spec.metrics": .enforced,
+        "spec.metrics[].reportingInterval": .warned("Prometheus scrapes the proxy; there is no reporting interval to set"),
+        "spec.metrics[].overrides[].match.customMetric": .warned("custom metrics are not supported; the override is not applied"),
     ]
 
 

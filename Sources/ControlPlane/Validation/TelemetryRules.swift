@@ -44,6 +44,9 @@ enum TelemetryRules {
                 }
                 for (tag, override) in o.tagOverrides.sorted(by: { $0.key < $1.key }) {
                     let tp = "\(p).overrides[\(j)].tagOverrides.\(tag)"
+                    if !MetricOverride.isLabelName(tag) {
+                        c.add(tp, "\"\(tag)\" is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)")
+                    }
                     if override.operation == "REMOVE" {
                         if override.value != nil { c.add(tp + ".value", "a REMOVE override takes no value") }
                         continue

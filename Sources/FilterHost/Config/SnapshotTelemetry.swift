@@ -19,12 +19,14 @@ struct SnapshotTelemetry: Sendable {
 
     var accessLog: AccessLog
     var tracing: Tracing
+    var metricOverrides: CompiledMetricOverrides
 
     static let notPushed = SnapshotTelemetry(accessLog: .startSettings, tracing: .startSettings)
 
-    init(accessLog: AccessLog, tracing: Tracing) {
+    init(accessLog: AccessLog, tracing: Tracing, metricOverrides: CompiledMetricOverrides = .none) {
         self.accessLog = accessLog
         self.tracing = tracing
+        self.metricOverrides = metricOverrides
     }
 
     init(_ pushed: ProxyTelemetry?) throws {
@@ -37,6 +39,7 @@ struct SnapshotTelemetry: Sendable {
             throw ConfigError(path: "telemetry.tracing.samplingPercentage", reason: "must be in 0-100")
         }
         accessLog = try pushed.accessLog.map { .on(try CompiledAccessLog($0)) } ?? .off
+        metricOverrides = try CompiledMetricOverrides(pushed.metricOverrides ?? [])
     }
 }
 

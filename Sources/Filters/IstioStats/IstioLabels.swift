@@ -1,11 +1,10 @@
 import FilterHost
+import MeshAPI
 import NIOConcurrencyHelpers
 import Transport
 
 /// Who reports a request: the client's proxy (outbound, gateways) or the server's (inbound).
-enum Reporter: String, Sendable {
-    case source, destination
-}
+typealias Reporter = MetricReporter
 
 /// Everything Istio's standard labels are made of, for one finished request.
 struct IstioRequestFacts: Hashable, Sendable {
@@ -28,13 +27,14 @@ struct IstioRequestFacts: Hashable, Sendable {
     /// A label value is cut at this many characters (peer-sent values are not trusted).
     static let maxValueLength = 256
 
-    /// Istio's label set, in Istio's order, as the text inside a series key's braces.
-    var labels: String {
+    /// Istio's label set, in Istio's order, as the text inside a series key's braces; tag
+    /// overrides replace or drop a standard label, or add one after them.
+    func labels(tags: [IstioTagResult] = []) -> String {
         let tcp = responseCode == nil
         let source = reporter == .source ? local : peer
         let destination = reporter == .source ? peer : local
         let service = DestinationService(destinationService)
-        let pairs: [(String, String?)] = [
+        let standard: [(String, String?)] = [
             ("reporter", reporter.rawValue),
             ("source_workload", source?.workload),
             ("source_canonical_service", source?.canonicalService),
@@ -61,13 +61,23 @@ struct IstioRequestFacts: Hashable, Sendable {
             ("response_flags", responseFlags),
             ("connection_security_policy", connectionSecurityPolicy),
         ]
+        var pairs = standard.filter { !tcp || ($0.0 != "response_code" && $0.0 != "grpc_response_status") }
+            .map { ($0.0, Self.bounded($0.1, emptyAllowed: $0.0 == "grpc_response_status")) }
+        for tag in tags {
+            switch tag {
+            case .removed(let name):
+                pairs.removeAll { $0.0 == name }
+            case .set(let name, let value):
+                let bounded = Self.bounded(value, emptyAllowed: true)
+                if let i = pairs.firstIndex(where: { $0.0 == name }) { pairs[i].1 = bounded } else { pairs.append((name, bounded)) }
+            }
+        }
         var out = ""
-        for (i, (key, value)) in pairs.filter({ !tcp || ($0.0 != "response_code" && $0.0 != "grpc_response_status") })
-            .enumerated() {
+        for (i, (key, value)) in pairs.enumerated() {
             if i > 0 { out += "," }
             out += key
             out += "=\""
-            out += PrometheusText.escape(Self.bounded(value, emptyAllowed: key == "grpc_response_status"))
+            out += PrometheusText.escape(value)
             out += "\""
         }
         return out
@@ -99,20 +109,43 @@ struct IstioSeriesKeys: Sendable {
     }
 }
 
+/// What a Telemetry tag override did to one label of one request.
+enum IstioTagResult: Hashable, Sendable {
+    case set(name: String, value: String)
+    case removed(String)
+
+    /// The override's tags for this request, in the override's (name) order.
+    static func evaluate(_ override: CompiledMetricOverrides.Override, _ attributes: StreamAttributes) -> [IstioTagResult] {
+        override.tags.map { tag in
+            switch tag.operation {
+            case .remove: .removed(tag.name)
+            case .upsert(let expression): .set(name: tag.name, value: attributes.labelValue(expression))
+            }
+        }
+    }
+}
+
 /// Series keys by label facts: requests with the same facts (the usual case: one peer, one
 /// status) share them, so the label text (25 escaped, bounded values) is built once rather
 /// than per request, where it cost about 7 % of a sidecar's CPU in the mesh benchmark.
-/// Shared by every loop of a filter config; bounded: emptied when full.
+/// Shared by every loop of a filter config; bounded: emptied when full. A tag override's
+/// results are part of the key: the same facts with another `x_user` are another series.
 final class IstioSeriesCache: Sendable {
-    private let byFacts = NIOLockedValueBox<[IstioRequestFacts: IstioSeriesKeys]>([:])
+    private struct LabelSet: Hashable {
+        var facts: IstioRequestFacts
+        var tags: [IstioTagResult]
+    }
+
+    private let byLabels = NIOLockedValueBox<[LabelSet: IstioSeriesKeys]>([:])
     static let maxEntries = 1024
 
-    func keys(for facts: IstioRequestFacts) -> IstioSeriesKeys {
-        if let known = byFacts.withLockedValue({ $0[facts] }) { return known }
-        let keys = IstioSeriesKeys(labels: facts.labels)
-        byFacts.withLockedValue { cache in
+    func keys(for facts: IstioRequestFacts, tags: [IstioTagResult] = []) -> IstioSeriesKeys {
+        let set = LabelSet(facts: facts, tags: tags)
+        if let known = byLabels.withLockedValue({ $0[set] }) { return known }
+        let keys = IstioSeriesKeys(labels: facts.labels(tags: tags))
+        byLabels.withLockedValue { cache in
             if cache.count >= Self.maxEntries { cache.removeAll(keepingCapacity: true) }
-            cache[facts] = keys
+            cache[set] = keys
         }
         return keys
     }

@@ -1,4 +1,5 @@
 import FilterHost
+import MeshAPI
 import NIOCore
 import NIOHTTP1
 import Transport
@@ -20,6 +21,8 @@ final class IstioStatsFilter: HTTPFilter {
     private var requestMessages = GRPCMessageCounter()
     private var responseMessages = GRPCMessageCounter()
     private var recorded = false
+    /// Kept only when Telemetry tag overrides may read them.
+    private var requestHeaders: HTTPHeaders?
 
     init(config: IstioStatsConfig, stream: StreamControl) {
         self.config = config
@@ -29,6 +32,7 @@ final class IstioStatsFilter: HTTPFilter {
     func onRequestHeaders(_ head: inout RequestHead, endStream: Bool) -> FilterHeadersStatus {
         authority = head.authority
         isGRPC = head.headers.first(name: "content-type")?.lowercased().hasPrefix("application/grpc") ?? false
+        if !stream.snapshot.metricOverrides.isEmpty { requestHeaders = head.headers }
         exchange(&head.headers, fromPeer: config.reporter == .destination)
         return .continue
     }
@@ -60,15 +64,43 @@ final class IstioStatsFilter: HTTPFilter {
         guard !recorded, let stats = stream.stats else { return }
         recorded = true
         let info = stream.streamInfo
-        let keys = config.series.keys(for: facts(info))
-        stats.count(keys.requests, 1)
+        let overrides = stream.snapshot.metricOverrides
+        let series = SeriesKeys(config: config, facts: facts(info), overrides: overrides,
+                                attributes: overrides.isEmpty ? nil : StreamAttributes(info, requestHeaders: requestHeaders))
+        if let k = series.keys(.requestCount) { stats.count(k.requests, 1) }
         let ms = Double((NIODeadline.now() - info.startTime).nanoseconds) / 1e6
-        stats.observe(keys.duration, ms, bounds: .envoyDefault)
-        stats.observe(keys.requestBytes, Double(requestBytes), bounds: .envoyDefault)
-        stats.observe(keys.responseBytes, Double(responseBytes), bounds: .envoyDefault)
+        if let k = series.keys(.requestDuration) { stats.observe(k.duration, ms, bounds: .envoyDefault) }
+        if let k = series.keys(.requestSize) { stats.observe(k.requestBytes, Double(requestBytes), bounds: .envoyDefault) }
+        if let k = series.keys(.responseSize) { stats.observe(k.responseBytes, Double(responseBytes), bounds: .envoyDefault) }
         if isGRPC {
-            stats.count(keys.requestMessages, requestMessages.messages)
-            stats.count(keys.responseMessages, responseMessages.messages)
+            if let k = series.keys(.grpcRequestMessages) { stats.count(k.requestMessages, requestMessages.messages) }
+            if let k = series.keys(.grpcResponseMessages) { stats.count(k.responseMessages, responseMessages.messages) }
+        }
+    }
+
+    /// Each metric's series keys for one stream, with the Telemetry overrides for its reporter.
+    struct SeriesKeys {
+        let config: IstioStatsConfig
+        let facts: IstioRequestFacts
+        let overrides: CompiledMetricOverrides
+        /// nil when there are no overrides (the usual case: nothing to evaluate).
+        let attributes: StreamAttributes?
+        /// Istio's standard labels: one cache look-up per stream, not one per metric.
+        let standard: IstioSeriesKeys
+
+        init(config: IstioStatsConfig, facts: IstioRequestFacts, overrides: CompiledMetricOverrides, attributes: StreamAttributes?) {
+            self.config = config
+            self.facts = facts
+            self.overrides = overrides
+            self.attributes = attributes
+            standard = config.series.keys(for: facts)
+        }
+
+        /// nil: the metric is disabled.
+        func keys(_ metric: IstioMetric) -> IstioSeriesKeys? {
+            guard let o = overrides.override(metric, config.reporter), let attributes else { return standard }
+            if o.disabled { return nil }
+            return config.series.keys(for: facts, tags: IstioTagResult.evaluate(o, attributes))
         }
     }
 

@@ -26,7 +26,7 @@ final class IstioTCPStats: TCPConnectionObserver {
     }
 
     func opened(_ facts: TCPConnectionFacts) {
-        labels = Self.facts(facts, config: config).labels
+        labels = Self.facts(facts, config: config).labels()
         stats.count("istio_tcp_connections_opened_total{\(labels)}", 1)
     }
 
