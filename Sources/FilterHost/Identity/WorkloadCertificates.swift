@@ -16,7 +16,6 @@ public final class WorkloadCertificates: Sendable {
         public let root: TLSCertificateFacts
         public let chainPEM: String
         public let rootPEM: String
-        let directory: String
         /// Server contexts by ALPN list; client contexts by HTTP/2 or not.
         let servers: [[String]: TLSServerContext]
         let clients: [Bool: TLSClientContext]
@@ -25,12 +24,11 @@ public final class WorkloadCertificates: Sendable {
     }
 
     private let state = NIOLockedValueBox<Issued?>(nil)
-    private let directory = NIOLockedValueBox<String?>(nil)
 
     public var current: Issued? { state.withLockedValue { $0 } }
 
-    /// Installs a new certificate: the key stays in this process (and a 0700 directory of its own,
-    /// which OpenSSL's file-based loading reads); every context is built before the swap.
+    /// Installs a new certificate: the key never leaves this process (OpenSSL loads it from
+    /// memory); every context is built before the swap.
     public func install(chain: [String], rootPEM: String, key: PrivateKey) throws {
         guard let leafPEM = chain.first else { throw CryptoError(plain: "the control plane sent an empty certificate chain") }
         let leaf = try X509Certificate(pem: leafPEM)
@@ -39,29 +37,20 @@ public final class WorkloadCertificates: Sendable {
             throw CryptoError(plain: "cannot read the issued certificate or the root")
         }
         let generation = (current?.generation ?? 0) + 1
-        let dir = try privateDirectory()
-        let chainFile = dir + "/cert-chain-\(generation).pem", keyFile = dir + "/key-\(generation).pem"
-        let rootFile = dir + "/root-cert-\(generation).pem"
-        try write(chainFile, chain.joined())
-        try write(keyFile, key.pem)
-        try write(rootFile, rootPEM)
-        defer {
-            // Contexts hold what they loaded; the files are not needed after.
-            for f in [chainFile, keyFile, rootFile] { try? FileManager.default.removeItem(atPath: f) }
-        }
+        let pair = TLSKeyPair(chain: .pem(chain.joined()), key: .pem(key.pem))
         var servers: [[String]: TLSServerContext] = [:]
         for alpn in [["h2", "http/1.1"], ["http/1.1"], ["h2"]] {
-            servers[alpn] = try TLSServerContext(certificateChainFile: chainFile, privateKeyFile: keyFile,
-                                                 alpnProtocols: alpn, caCertificatesFile: rootFile)
+            var configuration = TLSServerConfiguration(certificates: [pair], caCertificates: .pem(rootPEM))
+            configuration.alpnProtocols = alpn
+            servers[alpn] = try TLSServerContext(configuration)
         }
         var clients: [Bool: TLSClientContext] = [:]
         for http2 in [false, true] {
-            clients[http2] = try TLSClientContext(caCertificatesFile: rootFile, verifyPeer: true,
-                                                  alpnProtocols: http2 ? ["h2"] : ["http/1.1"],
-                                                  certificateChainFile: chainFile, privateKeyFile: keyFile)
+            clients[http2] = try TLSClientContext(caCertificates: .pem(rootPEM), verifyPeer: true,
+                                                  alpnProtocols: http2 ? ["h2"] : ["http/1.1"], certificate: pair)
         }
         let issued = Issued(generation: generation, leaf: leafFacts, root: rootFacts, chainPEM: chain.joined(),
-                            rootPEM: rootPEM, directory: dir, servers: servers, clients: clients)
+                            rootPEM: rootPEM, servers: servers, clients: clients)
         state.withLockedValue { $0 = issued }
     }
 
@@ -74,22 +63,5 @@ public final class WorkloadCertificates: Sendable {
     /// The context for mutual TLS to another mesh workload, or nil before the first certificate.
     public func clientContext(http2: Bool) -> TLSClientContext? {
         state.withLockedValue { $0?.clients[http2] }
-    }
-
-    private func privateDirectory() throws -> String {
-        try directory.withLockedValue { dir in
-            if let dir { return dir }
-            var template = Array((NSTemporaryDirectory() + "/meshd-identity-XXXXXX").utf8CString)
-            guard let made = mkdtemp(&template) else { throw CryptoError(plain: "cannot create a private directory") }
-            let path = String(cString: made)
-            dir = path
-            return path
-        }
-    }
-
-    private func write(_ path: String, _ text: String) throws {
-        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw CryptoError(plain: "cannot write \(path)")
-        }
     }
 }
