@@ -92,8 +92,9 @@ public struct CompiledRoute: Sendable {
 
     func matches(path fullPath: String, authority: String, method: String, headers: HTTPHeaders) -> Bool {
         let m = route.match
-        let parts = fullPath.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        let path = parts.first.map(String.init) ?? fullPath
+        // The path without its query, as a slice: splitting made an array per request.
+        let queryStart = fullPath.firstIndex(of: "?")
+        let path = fullPath[..<(queryStart ?? fullPath.endIndex)]
         if let prefix = m.prefix, !path.hasPrefix(prefix) { return false }
         if let exact = m.path, path != exact { return false }
         if let re = pathRegex, !re.wholeMatch(path) { return false }
@@ -120,7 +121,7 @@ public struct CompiledRoute: Sendable {
             if !ok { return false }
         }
         if let query = m.queryParams, !query.isEmpty {
-            let params = QueryString(parts.count > 1 ? parts[1] : "")
+            let params = QueryString(queryStart.map { fullPath[fullPath.index(after: $0)...] } ?? "")
             for (i, q) in query.enumerated() {
                 let value = params.first(q.name)
                 let ok: Bool
