@@ -140,7 +140,7 @@ package final class FilterIterator<D: FilterDirection> {
 
     /// The chain's filters, in request order; a response iterator walks them backwards.
     private var filters: [HTTPFilter]
-    private var reversed: Bool
+    private let reversed: Bool
     /// Where events go past the last filter. The owner of the chain outlives it (it holds
     /// the chain), so no reference count is taken per event.
     private unowned(unsafe) var ends: FilterChainEnds
@@ -222,9 +222,11 @@ package final class FilterIterator<D: FilterDirection> {
     }
 
     /// Stop moving anything; later events are dropped (the stream is being answered locally or reset).
+    /// The queue keeps its storage for the chain's next stream (the router's early resume
+    /// passes each request head through it).
     package func abort() {
         aborted = true
-        queue.removeAll()
+        queue.removeAll(keepingCapacity: true)
         accumulating = nil
         watcher = nil
     }
@@ -390,7 +392,7 @@ package final class FilterIterator<D: FilterDirection> {
 
     private func overflow() {
         aborted = true
-        queue.removeAll()
+        queue.removeAll(keepingCapacity: true)
         ends.bodyOverflowed(D.side)
     }
 }

@@ -30,6 +30,9 @@ final class UpstreamPools: UpstreamClient {
         /// above 0 (nil: one level), and whether any endpoint has a locality weight.
         let priorityTotals: [Int: Int]?
         let anyWeighted: Bool
+        /// When the newest endpoint leaves its slow-start window (nil: no slow start, or
+        /// every endpoint was warm): after it, no request weighs the endpoints.
+        let slowStartEnds: NIODeadline?
 
         init(cluster: Cluster, pools: [EndpointPool], roundRobin: Int) {
             self.cluster = cluster
@@ -43,6 +46,10 @@ final class UpstreamPools: UpstreamClient {
                 priorityTotals = nil
             }
             anyWeighted = cluster.endpoints.contains { $0.weight != nil }
+            slowStartEnds = cluster.slowStart.flatMap { slowStart in
+                pools.lazy.map(\.addedAt).filter { $0 != .distantPast }.max()
+                    .map { $0 + .milliseconds(Int64(slowStart.windowMs)) }
+            }
         }
     }
     var connector: UpstreamConnector
@@ -126,9 +133,9 @@ final class UpstreamPools: UpstreamClient {
             chosen.acquire(done)
             return chosen.host
         }
-        if let slowStart = cluster.slowStart, policy == .roundRobin || policy == .leastRequest, candidates.count > 1 {
+        if let slowStart = cluster.slowStart, let ends = byCluster.values[entry].slowStartEnds,
+           policy == .roundRobin || policy == .leastRequest, candidates.count > 1, case let now = NIODeadline.now(), now < ends {
             // Envoy's slow start: endpoints this loop began using within the window get less.
-            let now = NIODeadline.now()
             let weights = candidates.map {
                 $0.addedAt == .distantPast ? 1000 : Int(1000 * slowStart.factor(elapsedMs: Int((now - $0.addedAt).nanoseconds / 1_000_000)))
             }
