@@ -132,7 +132,7 @@ final class ConfigWarningTests: XCTestCase {
           hosts: [reviews]
           exportTo: ["."]
           http:
-          - retries: {attempts: 3, retryRemoteLocalities: true}
+          - match: [{uri: {prefix: /}, statPrefix: reviews}]
             route: [{destination: {host: reviews}}]
         ---
         apiVersion: security.istio.io/v1
@@ -143,7 +143,7 @@ final class ConfigWarningTests: XCTestCase {
         let store = ConfigStore.parse(yaml: yaml, file: "mesh.yaml")
         let t = Translator(store: store).translate(for: .sidecar(name: "pp", namespace: "default", labels: ["app": "pp"]))
         XCTAssertEqual(t.configWarnings, [
-            "mesh.yaml:17: warning: VirtualService/default/reviews: spec.http[0].retries.retryRemoteLocalities: retries are not steered to other localities (a retry already avoids the endpoint that failed); ignored",
+            "mesh.yaml:17: warning: VirtualService/default/reviews: spec.http[0].match[0].statPrefix: stats are not kept per match; ignored",
         ])
         let other = Translator(store: store).translate(for: .sidecar(name: "x", namespace: "other", labels: [:]))
         XCTAssertTrue(other.configWarnings.contains { $0.contains("AuthorizationPolicy/other/deny") }, "\(other.configWarnings)")

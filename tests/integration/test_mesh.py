@@ -578,3 +578,46 @@ spec:
     results = tally(client.outbound, "reviews", 40)
     assert results.get("reviews-v2", 0) >= 37, results
     assert tally(client.outbound, "reviews", 20) == {"reviews-v2": 20}
+
+
+def test_retry_remote_localities_lets_a_retry_leave_a_failing_local_locality(mesh):
+    """Istio's retryRemoteLocalities is Envoy's previous_priorities (update frequency 2): the
+    third attempt leaves out the locality the first two tried. Without it, retries stay in the
+    local locality as long as its endpoint is not ejected."""
+    def where(region):
+        return f"topology.kubernetes.io/region={region},topology.kubernetes.io/zone=z1"
+    rule = """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  trafficPolicy:
+    outlierDetection: {consecutive5xxErrors: 100000, interval: 60s, baseEjectionTime: 60s}
+    loadBalancer: {simple: ROUND_ROBIN, localityLbSetting: {enabled: true}}
+"""
+    routes = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - route: [{destination: {host: reviews}}]
+    retries: {attempts: 2, retryOn: 5xx%s}
+"""
+    cp = ControlPlane(mesh, {"services.yaml": SERVICES, "dr.yaml": rule,
+                             "vs.yaml": routes % ", retryRemoteLocalities: true"}).start()
+    client = cp.sidecar("client", with_app=False, extra_args=["--labels", f"app=client,{where('us-east')}"])
+    local = cp.sidecar("reviews", "v1", extra_args=["--labels", f"app=reviews,version=v1,{where('us-east')}"])
+    cp.sidecar("reviews", "v2", extra_args=["--labels", f"app=reviews,version=v2,{where('us-west')}"])
+    cp.wait_ready()
+    assert tally(client.outbound, "reviews", 10) == {"reviews-v1": 10}
+    # The local endpoint answers 503 (its app is gone) but is never ejected: the first two
+    # attempts go to it, the third to us-west.
+    local.app.stop()
+    assert tally(client.outbound, "reviews", 20) == {"reviews-v2": 20}
+    # Without the flag, every attempt stays local.
+    cp.apply({"vs.yaml": routes % ""})
+    results = tally(client.outbound, "reviews", 10)
+    assert set(results) == {"status 503: "}, results

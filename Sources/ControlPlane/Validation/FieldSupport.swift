@@ -144,7 +144,6 @@ enum FieldSupport {
         "spec.http": .enforced,
         "spec.http[].match[].statPrefix": .warned("stats are not kept per match; ignored"),
         "spec.http[].redirect.prefixRewrite": .warned("prefixRewrite is not applied; the redirect keeps the path (or uses uri)"),
-        "spec.http[].retries.retryRemoteLocalities": .warned("retries are not steered to other localities (a retry already avoids the endpoint that failed); ignored"),
         "spec.http[].fault.delay.exponentialDelay": .warned("exponential delays are not supported (nor by Istio); the delay is ignored"),
         "spec.http[].fault.abort.http2Error": .warned("http2Error aborts are not supported (nor by Istio); the abort is ignored"),
         // Enforced by gateways (TCP and TLS PASSTHROUGH servers); on sidecars the translator

@@ -74,9 +74,10 @@ final class UpstreamAttempt: UpstreamResponseHandler {
         }
     }
 
-    func start(cluster: Cluster, head: RequestHead, endStream: Bool, avoiding: Set<String> = [], hash: UInt64? = nil,
-               client: UpstreamClient) {
-        pickedHost = client.connection(for: cluster, avoiding: avoiding, hash: hash) { [weak self] result in
+    func start(cluster: Cluster, head: RequestHead, endStream: Bool, avoiding: Set<String> = [],
+               excludingPriorities: Set<Int> = [], hash: UInt64? = nil, client: UpstreamClient) {
+        pickedHost = client.connection(for: cluster, avoiding: avoiding, excludingPriorities: excludingPriorities,
+                                       hash: hash) { [weak self] result in
             guard let self, case .connecting = self.state else {
                 // Cancelled meanwhile: hand the connection back unused.
                 if case .success(let (c, _)) = result { c.onStateChange?() }
