@@ -5,7 +5,7 @@ import XCTest
 /// Nothing accepted is ignored silently: fields meshd does not enforce, and kinds it skips,
 /// are warnings naming the field's own line and what meshd does instead.
 final class ConfigWarningTests: XCTestCase {
-    /// Gateways proxy TCP (and MONGO, REDIS, MYSQL) and TLS PASSTHROUGH: no warning for those;
+    /// Gateways proxy TCP (and MONGO, REDIS, MYSQL) and TLS PASSTHROUGH / AUTO_PASSTHROUGH: no warning for those;
     /// what is still skipped is warned at its line.
     func testGatewayServerProtocolsMeshdSkipsAreWarnedAndTheOthersAreNot() {
         let yaml = """
@@ -27,7 +27,7 @@ final class ConfigWarningTests: XCTestCase {
         XCTAssertEqual(Validator.validate(store).map(\.description), [])
         let warned = Validator.warnings(store).map { "\($0.location.line) \($0.path)" }
         XCTAssertEqual(warned.filter { !$0.hasSuffix("credentialName") && !$0.hasSuffix(".tls") },
-                       ["11 spec.servers[4].tls.mode", "12 spec.servers[5].tls.mode", "13 spec.servers[6].port.protocol"])
+                       ["11 spec.servers[4].tls.mode", "13 spec.servers[6].port.protocol"])
     }
 
     func testNotEnforcedFieldsAreWarnedAtTheirOwnLineOncePerSubtree() {

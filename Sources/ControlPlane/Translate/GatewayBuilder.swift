@@ -25,13 +25,13 @@ enum GatewayBuilder {
             var meshTLS: MeshTLSMode?
             var plain = false
             var served: [(gateway: Config<Gateway>, server: Server)] = []
-            var passthrough: [(gateway: Config<Gateway>, index: Int)] = []
+            var passthrough: [(gateway: Config<Gateway>, server: Server, index: Int)] = []
             for (gw, s, i) in byPort[port]! {
                 let path = "spec.servers[\(i)]"
                 let proto = s.port?.effectiveProtocol ?? .unspecified
                 switch TCPGateway.kind(of: s) {
                 case .bytes:
-                    passthrough.append((gw, i))
+                    passthrough.append((gw, s, i))
                     continue
                 case .unsupported(let why):
                     ctx.warn(gw.id, path + ".tls.mode", why + "; server skipped")
@@ -69,17 +69,17 @@ enum GatewayBuilder {
             }
             if !passthrough.isEmpty {
                 if served.isEmpty {
-                    if let listener = TCPGateway.listener(port: port, passthrough.map(\.gateway), ctx) {
+                    if let listener = TCPGateway.listener(port: port, passthrough.map { ($0.gateway, $0.server) }, ctx) {
                         listeners.append(listener)
-                        for (gw, _) in passthrough { ctx.listenersByGateway[gw.id, default: []].insert(listenerName) }
+                        for (gw, _, _) in passthrough { ctx.listenersByGateway[gw.id, default: []].insert(listenerName) }
                         ctx.outboundListeners.append(listenerName)
                     } else {
-                        for (gw, i) in passthrough {
-                            ctx.warn(gw.id, "spec.servers[\(i)]", "no VirtualService has tcp or tls routes for port \(port); no listener")
+                        for (gw, _, i) in passthrough {
+                            ctx.warn(gw.id, "spec.servers[\(i)]", "no VirtualService has tcp or tls routes for port \(port) (nor, for AUTO_PASSTHROUGH, a mesh service its hosts cover); no listener")
                         }
                     }
                 } else {
-                    for (gw, i) in passthrough {
+                    for (gw, _, i) in passthrough {
                         ctx.warn(gw.id, "spec.servers[\(i)]", "port \(port) already serves HTTP; TCP and TLS passthrough need a port of their own; server skipped")
                     }
                 }
