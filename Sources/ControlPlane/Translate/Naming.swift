@@ -1,3 +1,5 @@
+import MeshAPI
+
 /// The names the translator gives what it makes (Envoy's and Istio's where they have one).
 public enum Naming {
     /// Sidecar listeners and their route configs.

@@ -63,7 +63,7 @@ enum TCPGateway {
         && covers(server, gw, service) {
             let dr = ctx.index.destinationRule(for: service.host, clientNamespace: ctx.proxy.namespace, clientLabels: ctx.proxy.labels)
             for port in service.ports.sorted() {
-                for subset in [""] + (dr?.spec.subsets.map(\.name) ?? []) {
+                for subset in [""] + (dr?.spec.subsets.compactMap(\.name) ?? []) {
                     let cluster = ctx.sniDnatCluster(host: service.host, port: port.number, subset: subset)
                     out.append(TCPProxyRoute(name: cluster, match: TCPProxyMatch(serverNames: [cluster]), cluster: cluster))
                 }
