@@ -74,8 +74,10 @@ enum GatewayBuilder {
                         for (gw, _, _) in passthrough { ctx.listenersByGateway[gw.id, default: []].insert(listenerName) }
                         ctx.outboundListeners.append(listenerName)
                     } else {
-                        for (gw, _, i) in passthrough {
-                            ctx.warn(gw.id, "spec.servers[\(i)]", "no VirtualService has tcp or tls routes for port \(port) (nor, for AUTO_PASSTHROUGH, a mesh service its hosts cover); no listener")
+                        for (gw, s, i) in passthrough {
+                            ctx.warn(gw.id, "spec.servers[\(i)]", s.tls?.mode == "AUTO_PASSTHROUGH"
+                                     ? "no VirtualService has tcp or tls routes for port \(port), nor is a mesh service its hosts cover visible; no listener"
+                                     : "no VirtualService has tcp or tls routes for port \(port); no listener")
                         }
                     }
                 } else {
