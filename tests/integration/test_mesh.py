@@ -300,7 +300,7 @@ spec:
   http:
   - retries:
       attempts: 3
-      retryRemoteLocalities: true
+    match: [{uri: {prefix: /}, statPrefix: reviews}]
     route:
     - destination: {host: reviews, subset: v2}
 """
@@ -335,15 +335,15 @@ def test_unknown_kinds_and_a_bad_file_do_not_block_the_good_files(mesh):
     assert any(re.match(r".*/k8s\.yaml:3: warning: ServiceAccount/default/ratings: kind: meshd has no Kubernetes API server", w)
                for w in warnings), warnings
     assert any(re.match(r".*/k8s\.yaml:7: warning: Deployment/default/ratings-v1: kind: ", w) for w in warnings), warnings
-    retries = [w for w in warnings if "spec.http[0].retries" in w]
-    assert len(retries) == 1 and re.match(r".*/reviews\.yaml:10: warning: VirtualService/default/reviews: "
-                                          r"spec\.http\[0\]\.retries\.retryRemoteLocalities: retries are not steered to other localities", retries[0]), warnings
+    unenforced = [w for w in warnings if "spec.http[0].match" in w]
+    assert len(unenforced) == 1 and re.match(r".*/reviews\.yaml:10: warning: VirtualService/default/reviews: "
+                                             r"spec\.http\[0\]\.match\[0\]\.statPrefix: stats are not kept per match", unenforced[0]), warnings
 
     # proxy-status: the client (whose routes come from reviews.yaml) has the warning.
     out = cp.meshd("proxy-status")
     rows = proxy_status_rows(cp)
     assert re.search(r"\bSYNCED\s+(SYNCED|NOT SENT)\s+\S+\s+1\s*$", rows[client.id]), rows[client.id]
-    assert "VirtualService/default/reviews: spec.http[0].retries.retryRemoteLocalities" in out, out
+    assert "VirtualService/default/reviews: spec.http[0].match[0].statPrefix" in out, out
 
     # Logged once, not per push or per reload: a proxy joining (a push to all) and a change
     # to another file (fixing the bad one, which then applies) log it no more.
@@ -351,7 +351,7 @@ def test_unknown_kinds_and_a_bad_file_do_not_block_the_good_files(mesh):
     cp.wait_ready()
     cp.apply({"details.yaml": BROKEN_DETAILS.replace("[0-9", "[0-9]")}, changed=[client.id])
     assert cp.config_status()["refused"] == []
-    assert cp.process.stderr().count("spec.http[0].retries.retryRemoteLocalities: retries are not steered to other localities") == 1
+    assert cp.process.stderr().count("spec.http[0].match[0].statPrefix: stats are not kept per match") == 1
 
 
 def test_control_plane_killed_under_load_then_restarted(mesh):
