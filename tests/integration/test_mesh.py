@@ -553,9 +553,12 @@ spec:
     assert tally(client.outbound, "reviews", 10, path="/v2/x") == {"reviews-v1": 10}
 
 
+def where(region, zone="z1"):
+    """Topology labels for a sidecar in `region`/`zone`."""
+    return f"topology.kubernetes.io/region={region},topology.kubernetes.io/zone={zone}"
+
+
 def test_locality_failover_stays_local_until_the_local_endpoint_is_ejected(mesh):
-    def where(region, zone):
-        return f"topology.kubernetes.io/region={region},topology.kubernetes.io/zone={zone}"
     rule = """
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -584,8 +587,6 @@ def test_retry_remote_localities_lets_a_retry_leave_a_failing_local_locality(mes
     """Istio's retryRemoteLocalities is Envoy's previous_priorities (update frequency 2): the
     third attempt leaves out the locality the first two tried. Without it, retries stay in the
     local locality as long as its endpoint is not ejected."""
-    def where(region):
-        return f"topology.kubernetes.io/region={region},topology.kubernetes.io/zone=z1"
     rule = """
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
