@@ -158,15 +158,7 @@ enum GatewayBuilder {
     static func domains(_ server: Server, _ gw: Config<Gateway>, _ vs: Config<VirtualService>) -> [String] {
         var out: [String] = []
         for sh in server.hosts {
-            let parts = sh.split(separator: "/", maxSplits: 1).map(String.init)
-            let (ns, pattern) = parts.count == 2 ? (parts[0], parts[1].lowercased()) : ("*", sh.lowercased())
-            let nsOK = switch ns {
-            case "*": true
-            case ".": vs.namespace == gw.namespace
-            case "~": false
-            default: vs.namespace == ns
-            }
-            guard nsOK else { continue }
+            guard let pattern = hostPattern(sh, admitting: vs.namespace, gatewayNamespace: gw.namespace) else { continue }
             for h in vs.spec.hosts {
                 let written = h.lowercased()
                 for candidate in [written, HostNames.fqdn(written, namespace: vs.namespace)] {
@@ -175,5 +167,19 @@ enum GatewayBuilder {
             }
         }
         return out
+    }
+
+    /// The host pattern of a server host `[namespace/]host` (lowercased) when its namespace part
+    /// admits resources of `namespace` (`*` any, `.` the Gateway's own, `~` none); else nil.
+    static func hostPattern(_ serverHost: String, admitting namespace: String, gatewayNamespace: String) -> String? {
+        let parts = serverHost.split(separator: "/", maxSplits: 1).map(String.init)
+        let (ns, pattern) = parts.count == 2 ? (parts[0], parts[1].lowercased()) : ("*", serverHost.lowercased())
+        let admitted = switch ns {
+        case "*": true
+        case ".": namespace == gatewayNamespace
+        case "~": false
+        default: namespace == ns
+        }
+        return admitted ? pattern : nil
     }
 }

@@ -72,19 +72,12 @@ enum TCPGateway {
         return out
     }
 
-    /// A server host (`[namespace/]host`) covers the service: its namespace part names the
-    /// service's namespace (or any) and its host pattern matches the service host.
+    /// A server host (`[namespace/]host`) covers the service: its namespace part admits the
+    /// service's namespace and its host pattern matches the service host.
     private static func covers(_ server: Server, _ gw: Config<Gateway>, _ service: RegistryService) -> Bool {
         server.hosts.contains { sh in
-            let parts = sh.split(separator: "/", maxSplits: 1).map(String.init)
-            let (ns, pattern) = parts.count == 2 ? (parts[0], parts[1].lowercased()) : ("*", sh.lowercased())
-            let nsOK = switch ns {
-            case "*": true
-            case ".": service.namespace == gw.namespace
-            case "~": false
-            default: service.namespace == ns
-            }
-            return nsOK && HostNames.matches(pattern: pattern, host: service.host)
+            GatewayBuilder.hostPattern(sh, admitting: service.namespace, gatewayNamespace: gw.namespace)
+                .map { HostNames.matches(pattern: $0, host: service.host) } ?? false
         }
     }
 }
