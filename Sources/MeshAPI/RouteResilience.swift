@@ -22,10 +22,15 @@ public struct RetryPolicy: Codable, Sendable, Equatable {
     /// Envoy's `previous_hosts` retry host predicate: a retry goes to an endpoint not tried
     /// yet for this request while one exists (default false).
     public var retryOtherHosts: Bool?
+    /// Envoy's `previous_priorities` retry priority with this `update_frequency`: once that
+    /// many attempts were made (and at each multiple), a retry leaves out the priorities
+    /// (localities) already tried. Istio sets 2 for `retryRemoteLocalities`. Unset: none.
+    public var previousPrioritiesUpdateFrequency: Int?
 
     public init(retryOn: String, numRetries: Int? = nil, perTryTimeoutMs: Int? = nil, retriableStatusCodes: [Int]? = nil,
                 retriableHeaders: [HeaderMatcher]? = nil, backoffBaseIntervalMs: Int? = nil,
-                backoffMaxIntervalMs: Int? = nil, retryOtherHosts: Bool? = nil) {
+                backoffMaxIntervalMs: Int? = nil, retryOtherHosts: Bool? = nil,
+                previousPrioritiesUpdateFrequency: Int? = nil) {
         self.retryOn = retryOn
         self.numRetries = numRetries
         self.perTryTimeoutMs = perTryTimeoutMs
@@ -34,6 +39,7 @@ public struct RetryPolicy: Codable, Sendable, Equatable {
         self.backoffBaseIntervalMs = backoffBaseIntervalMs
         self.backoffMaxIntervalMs = backoffMaxIntervalMs
         self.retryOtherHosts = retryOtherHosts
+        self.previousPrioritiesUpdateFrequency = previousPrioritiesUpdateFrequency
     }
 }
 

@@ -51,3 +51,20 @@ public struct TCPProxyMatch: Codable, Sendable, Equatable {
         self.destinationPrefixes = destinationPrefixes
     }
 }
+
+/// Istio's SNI form of an outbound cluster name (`model.BuildDNSSrvSubsetKey`):
+/// `outbound|9080|v1|reviews.default.svc.cluster.local` is
+/// `outbound_.9080_.v1_.reviews.default.svc.cluster.local`. A sidecar sends it as the SNI of
+/// mesh mTLS; an AUTO_PASSTHROUGH gateway routes on it without terminating TLS.
+public enum IstioSNI {
+    public static func name(direction: String = "outbound", port: Int, subset: String, host: String) -> String {
+        "\(direction)_.\(port)_.\(subset)_.\(host)"
+    }
+
+    /// The SNI form of a `direction|port|subset|host` cluster name; nil for any other name.
+    public static func name(forCluster cluster: String) -> String? {
+        let parts = cluster.split(separator: "|", omittingEmptySubsequences: false)
+        guard parts.count == 4, let port = Int(parts[1]), !parts[3].isEmpty else { return nil }
+        return name(direction: String(parts[0]), port: port, subset: String(parts[2]), host: String(parts[3]))
+    }
+}

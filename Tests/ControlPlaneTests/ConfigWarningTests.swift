@@ -5,7 +5,7 @@ import XCTest
 /// Nothing accepted is ignored silently: fields meshd does not enforce, and kinds it skips,
 /// are warnings naming the field's own line and what meshd does instead.
 final class ConfigWarningTests: XCTestCase {
-    /// Gateways proxy TCP (and MONGO, REDIS, MYSQL) and TLS PASSTHROUGH: no warning for those;
+    /// Gateways proxy TCP (and MONGO, REDIS, MYSQL) and TLS PASSTHROUGH / AUTO_PASSTHROUGH: no warning for those;
     /// what is still skipped is warned at its line.
     func testGatewayServerProtocolsMeshdSkipsAreWarnedAndTheOthersAreNot() {
         let yaml = """
@@ -27,7 +27,7 @@ final class ConfigWarningTests: XCTestCase {
         XCTAssertEqual(Validator.validate(store).map(\.description), [])
         let warned = Validator.warnings(store).map { "\($0.location.line) \($0.path)" }
         XCTAssertEqual(warned.filter { !$0.hasSuffix("credentialName") && !$0.hasSuffix(".tls") },
-                       ["11 spec.servers[4].tls.mode", "12 spec.servers[5].tls.mode", "13 spec.servers[6].port.protocol"])
+                       ["11 spec.servers[4].tls.mode", "13 spec.servers[6].port.protocol"])
     }
 
     func testNotEnforcedFieldsAreWarnedAtTheirOwnLineOncePerSubtree() {
@@ -132,7 +132,7 @@ final class ConfigWarningTests: XCTestCase {
           hosts: [reviews]
           exportTo: ["."]
           http:
-          - retries: {attempts: 3, retryRemoteLocalities: true}
+          - match: [{uri: {prefix: /}, statPrefix: reviews}]
             route: [{destination: {host: reviews}}]
         ---
         apiVersion: security.istio.io/v1
@@ -143,7 +143,7 @@ final class ConfigWarningTests: XCTestCase {
         let store = ConfigStore.parse(yaml: yaml, file: "mesh.yaml")
         let t = Translator(store: store).translate(for: .sidecar(name: "pp", namespace: "default", labels: ["app": "pp"]))
         XCTAssertEqual(t.configWarnings, [
-            "mesh.yaml:17: warning: VirtualService/default/reviews: spec.http[0].retries.retryRemoteLocalities: retries are not steered to other localities (a retry already avoids the endpoint that failed); ignored",
+            "mesh.yaml:17: warning: VirtualService/default/reviews: spec.http[0].match[0].statPrefix: stats are not kept per match; ignored",
         ])
         let other = Translator(store: store).translate(for: .sidecar(name: "x", namespace: "other", labels: [:]))
         XCTAssertTrue(other.configWarnings.contains { $0.contains("AuthorizationPolicy/other/deny") }, "\(other.configWarnings)")

@@ -67,14 +67,18 @@ final class ResilienceTranslationTests: XCTestCase {
         }
     }
 
-    func testRetryRemoteLocalitiesIsWarnedAbout() throws {
+    /// Istio: Envoy's previous_priorities retry priority with update_frequency 2.
+    func testRetryRemoteLocalitiesSetsPreviousPriorities() throws {
         let (routes, t) = try ratingsRoutes("""
           - retries: {attempts: 2, retryRemoteLocalities: true}
             route: [{destination: {host: ratings}}]
+          - retries: {attempts: 2}
+            route: [{destination: {host: ratings}}]
         """)
         XCTAssertEqual(routes[0].route?.retryPolicy?.numRetries, 2)
-        XCTAssertEqual(t.warnings.count, 1)
-        XCTAssertTrue(t.warnings[0].contains("retryRemoteLocalities"), t.warnings[0])
+        XCTAssertEqual(routes[0].route?.retryPolicy?.previousPrioritiesUpdateFrequency, 2)
+        XCTAssertNil(routes[1].route?.retryPolicy?.previousPrioritiesUpdateFrequency)
+        XCTAssertEqual(t.warnings, [])
     }
 
     func testMirrorsBecomeMirrorPoliciesWithTheirShares() throws {

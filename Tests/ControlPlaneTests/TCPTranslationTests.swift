@@ -105,8 +105,70 @@ final class TCPTranslationTests: XCTestCase {
                                                   cluster: "outbound|9000||tcp-echo.default.svc.cluster.local")])
         XCTAssertEqual(t.warnings.filter { $0.contains("edge") }, [
             "Gateway/istio-system/edge-tcp: spec.servers[0]: port 8080 already serves HTTP; TCP and TLS passthrough need a port of their own; server skipped",
-            "Gateway/istio-system/edge: spec.servers[1].tls.mode: AUTO_PASSTHROUGH (SNI-encoded cluster names for multi-network) is not supported; server skipped",
         ])
+        XCTAssertNotNil(t.bootstrap.listeners.first { $0.name == "gateway_15443" }?.tcpProxy)
+    }
+
+    /// Istio's east-west gateway: per service port and subset its hosts cover, a route on the
+    /// SNI a sidecar sends to an SNI-DNAT cluster that carries the bytes as they are, to
+    /// sidecar endpoints only.
+    func testAutoPassthroughRoutesEachServicePortAndSubsetBySNIToSNIDNATClusters() throws {
+        let yaml = """
+        apiVersion: networking.istio.io/v1
+        kind: Gateway
+        metadata: {name: cross-network-gateway, namespace: istio-system}
+        spec:
+          selector: {istio: eastwestgateway}
+          servers:
+          - port: {number: 15443, name: tls, protocol: TLS}
+            hosts: ["*.local"]
+            tls: {mode: AUTO_PASSTHROUGH}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {name: reviews}
+        spec:
+          hosts: [reviews.default.svc.cluster.local]
+          ports: [{number: 9080, name: http, protocol: HTTP}]
+          resolution: STATIC
+          workloadSelector: {labels: {app: reviews}}
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: ServiceEntry
+        metadata: {name: external}
+        spec:
+          hosts: [api.example.com]
+          ports: [{number: 443, name: tls, protocol: TLS}]
+          resolution: DNS
+        ---
+        apiVersion: networking.istio.io/v1
+        kind: DestinationRule
+        metadata: {name: reviews}
+        spec:
+          host: reviews
+          trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}
+          subsets: [{name: v1, labels: {version: v1}}]
+        """
+        let store = ConfigStore.parse(yaml: yaml, file: "eastwest.yaml")
+        let registry = Registry(store: store, dynamic: [
+            DynamicWorkload(name: "reviews-v1", address: "127.0.0.1", ports: ["http": 15006],
+                            labels: ["app": "reviews", "version": "v1"], meshIdentity: "spiffe://cluster.local/ns/default/sa/reviews"),
+            DynamicWorkload(name: "reviews-plain", address: "127.0.0.2", ports: ["http": 9080], labels: ["app": "reviews", "version": "v1"]),
+        ])
+        let gateway = ProxyIdentity.gateway(name: "eastwest", namespace: "istio-system", labels: ["istio": "eastwestgateway"])
+        let t = Translator(store: store, registry: registry).translate(for: gateway)
+        assertSnapshotBuilds(t.bootstrap)
+        XCTAssertEqual(t.warnings, [])
+        let all = "outbound_.9080_._.reviews.default.svc.cluster.local", v1 = "outbound_.9080_.v1_.reviews.default.svc.cluster.local"
+        let tcp = try XCTUnwrap(t.bootstrap.listeners.first { $0.name == "gateway_15443" }?.tcpProxy)
+        XCTAssertEqual(tcp.routes, [all, v1].map { TCPProxyRoute(name: $0, match: TCPProxyMatch(serverNames: [$0]), cluster: $0) })
+        for name in [all, v1] {
+            let cluster = try XCTUnwrap(t.bootstrap.clusters.first { $0.name == name })
+            XCTAssertNil(cluster.tls, name)
+            XCTAssertEqual(cluster.endpoints, [Endpoint(address: "127.0.0.1", port: 15006)], name)
+        }
+        XCTAssertEqual(IstioSNI.name(forCluster: "outbound|9080|v1|reviews.default.svc.cluster.local"), v1)
+        XCTAssertNil(IstioSNI.name(forCluster: "PassthroughCluster"))
     }
 
     /// The TCP proxy listener's `meshd.rbac` network filter config for `policies`.

@@ -129,7 +129,7 @@ final class TranslationSnapshotTests: XCTestCase {
 
     func testOnlyLabelsThatSelectorsUseSeparateProxies() throws {
         let snapshot = TranslationSnapshot(store: store(), registry: Registry(store: store()))
-        XCTAssertEqual(snapshot.selectorLabelKeys, ["track", "team", "isolated", "app", "istio", "topology.kubernetes.io/region", "topology.kubernetes.io/zone", "topology.istio.io/subzone"], "and the locality labels")
+        XCTAssertEqual(snapshot.selectorLabelKeys, ["track", "team", "isolated", "app", "istio", "topology.kubernetes.io/region", "topology.kubernetes.io/zone", "topology.istio.io/subzone", "topology.istio.io/network"], "and the locality and network labels")
         let p = proxies
         func shared(_ proxy: ProxyIdentity) -> SharedResources { snapshot.resources(for: proxy).shared }
         // Name, ports, and labels no selector reads (version, pod) do not matter...

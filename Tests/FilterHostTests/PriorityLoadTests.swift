@@ -4,12 +4,22 @@ import XCTest
 
 /// Envoy's priority load with the 1.4 overprovisioning factor, and locality weights.
 final class PriorityLoadTests: XCTestCase {
-    private func shares(healthy: [Int: Int], total: [Int: Int]) -> [Int: Int] {
+    private func shares(healthy: [Int: Int], total: [Int: Int], excluding: Set<Int> = []) -> [Int: Int] {
         var out: [Int: Int] = [:]
         for i in 0..<1000 {
-            if let p = PriorityLoad.level(healthy: healthy, total: total, random: (Double(i) + 0.5) / 1000) { out[p, default: 0] += 1 }
+            if let p = PriorityLoad.level(healthy: healthy, total: total, random: (Double(i) + 0.5) / 1000,
+                                          excluding: excluding) { out[p, default: 0] += 1 }
         }
         return out
+    }
+
+    /// Envoy's previous_priorities: excluded levels count as having no healthy endpoint; when
+    /// nothing is left, the original loads apply.
+    func testExcludedLevelsGetNoLoadUnlessNothingElseIsHealthy() {
+        XCTAssertEqual(shares(healthy: [0: 2, 1: 2], total: [0: 2, 1: 2], excluding: [0]), [1: 1000])
+        XCTAssertEqual(shares(healthy: [0: 2, 1: 1, 2: 1], total: [0: 2, 1: 4, 2: 4], excluding: [0]), [1: 500, 2: 500])
+        XCTAssertEqual(shares(healthy: [0: 2, 1: 0], total: [0: 2, 1: 2], excluding: [0]), [0: 1000])
+        XCTAssertEqual(shares(healthy: [0: 2, 1: 2], total: [0: 2, 1: 2], excluding: [0, 1]), [0: 1000])
     }
 
     func testAHealthyFirstLevelTakesEverything() {

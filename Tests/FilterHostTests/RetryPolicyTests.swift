@@ -193,4 +193,23 @@ final class RetryPolicyTests: XCTestCase {
         XCTAssertThrowsError(try build("{cluster: a, requestMirrorPolicies: [{cluster: a, percent: 150}]}"))
         XCTAssertThrowsError(try build("{cluster: a, retryPolicy: {retryOn: retriable-headers, retriableHeaders: [{name: x, safeRegex: a.*}]}}"))
     }
+
+    /// Envoy's previous_priorities with Istio's update_frequency 2: the first retry keeps the
+    /// original load; from the second attempt count on (and at each multiple), the priorities
+    /// tried are left out, and stay out.
+    func testPreviousPrioritiesExcludeWhatWasTriedEveryUpdateFrequencyAttempts() {
+        var p = PreviousPriorities(updateFrequency: 2)
+        XCTAssertEqual(p.exclusionForNextAttempt(), [])
+        p.attempted(priority: 0)
+        XCTAssertEqual(p.exclusionForNextAttempt(), [])
+        p.attempted(priority: 0)
+        XCTAssertEqual(p.exclusionForNextAttempt(), [0])
+        p.attempted(priority: 1)
+        XCTAssertEqual(p.exclusionForNextAttempt(), [0], "between updates the last exclusion holds")
+        p.attempted(priority: 2)
+        XCTAssertEqual(p.exclusionForNextAttempt(), [0, 1, 2])
+        XCTAssertEqual(CompiledRetryPolicy(RetryPolicy(retryOn: "5xx", previousPrioritiesUpdateFrequency: 2))
+            .previousPrioritiesUpdateFrequency, 2)
+        XCTAssertNil(CompiledRetryPolicy(RetryPolicy(retryOn: "5xx")).previousPrioritiesUpdateFrequency)
+    }
 }

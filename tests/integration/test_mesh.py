@@ -300,7 +300,7 @@ spec:
   http:
   - retries:
       attempts: 3
-      retryRemoteLocalities: true
+    match: [{uri: {prefix: /}, statPrefix: reviews}]
     route:
     - destination: {host: reviews, subset: v2}
 """
@@ -335,15 +335,15 @@ def test_unknown_kinds_and_a_bad_file_do_not_block_the_good_files(mesh):
     assert any(re.match(r".*/k8s\.yaml:3: warning: ServiceAccount/default/ratings: kind: meshd has no Kubernetes API server", w)
                for w in warnings), warnings
     assert any(re.match(r".*/k8s\.yaml:7: warning: Deployment/default/ratings-v1: kind: ", w) for w in warnings), warnings
-    retries = [w for w in warnings if "spec.http[0].retries" in w]
-    assert len(retries) == 1 and re.match(r".*/reviews\.yaml:10: warning: VirtualService/default/reviews: "
-                                          r"spec\.http\[0\]\.retries\.retryRemoteLocalities: retries are not steered to other localities", retries[0]), warnings
+    unenforced = [w for w in warnings if "spec.http[0].match" in w]
+    assert len(unenforced) == 1 and re.match(r".*/reviews\.yaml:10: warning: VirtualService/default/reviews: "
+                                             r"spec\.http\[0\]\.match\[0\]\.statPrefix: stats are not kept per match", unenforced[0]), warnings
 
     # proxy-status: the client (whose routes come from reviews.yaml) has the warning.
     out = cp.meshd("proxy-status")
     rows = proxy_status_rows(cp)
     assert re.search(r"\bSYNCED\s+(SYNCED|NOT SENT)\s+\S+\s+1\s*$", rows[client.id]), rows[client.id]
-    assert "VirtualService/default/reviews: spec.http[0].retries.retryRemoteLocalities" in out, out
+    assert "VirtualService/default/reviews: spec.http[0].match[0].statPrefix" in out, out
 
     # Logged once, not per push or per reload: a proxy joining (a push to all) and a change
     # to another file (fixing the bad one, which then applies) log it no more.
@@ -351,7 +351,7 @@ def test_unknown_kinds_and_a_bad_file_do_not_block_the_good_files(mesh):
     cp.wait_ready()
     cp.apply({"details.yaml": BROKEN_DETAILS.replace("[0-9", "[0-9]")}, changed=[client.id])
     assert cp.config_status()["refused"] == []
-    assert cp.process.stderr().count("spec.http[0].retries.retryRemoteLocalities: retries are not steered to other localities") == 1
+    assert cp.process.stderr().count("spec.http[0].match[0].statPrefix: stats are not kept per match") == 1
 
 
 def test_control_plane_killed_under_load_then_restarted(mesh):
@@ -553,9 +553,12 @@ spec:
     assert tally(client.outbound, "reviews", 10, path="/v2/x") == {"reviews-v1": 10}
 
 
+def where(region, zone="z1"):
+    """Topology labels for a sidecar in `region`/`zone`."""
+    return f"topology.kubernetes.io/region={region},topology.kubernetes.io/zone={zone}"
+
+
 def test_locality_failover_stays_local_until_the_local_endpoint_is_ejected(mesh):
-    def where(region, zone):
-        return f"topology.kubernetes.io/region={region},topology.kubernetes.io/zone={zone}"
     rule = """
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -578,3 +581,44 @@ spec:
     results = tally(client.outbound, "reviews", 40)
     assert results.get("reviews-v2", 0) >= 37, results
     assert tally(client.outbound, "reviews", 20) == {"reviews-v2": 20}
+
+
+def test_retry_remote_localities_lets_a_retry_leave_a_failing_local_locality(mesh):
+    """Istio's retryRemoteLocalities is Envoy's previous_priorities (update frequency 2): the
+    third attempt leaves out the locality the first two tried. Without it, retries stay in the
+    local locality as long as its endpoint is not ejected."""
+    rule = """
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  trafficPolicy:
+    outlierDetection: {consecutive5xxErrors: 100000, interval: 60s, baseEjectionTime: 60s}
+    loadBalancer: {simple: ROUND_ROBIN, localityLbSetting: {enabled: true}}
+"""
+    routes = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - route: [{destination: {host: reviews}}]
+    retries: {attempts: 2, retryOn: 5xx%s}
+"""
+    cp = ControlPlane(mesh, {"services.yaml": SERVICES, "dr.yaml": rule,
+                             "vs.yaml": routes % ", retryRemoteLocalities: true"}).start()
+    client = cp.sidecar("client", with_app=False, extra_args=["--labels", f"app=client,{where('us-east')}"])
+    local = cp.sidecar("reviews", "v1", extra_args=["--labels", f"app=reviews,version=v1,{where('us-east')}"])
+    cp.sidecar("reviews", "v2", extra_args=["--labels", f"app=reviews,version=v2,{where('us-west')}"])
+    cp.wait_ready()
+    assert tally(client.outbound, "reviews", 10) == {"reviews-v1": 10}
+    # The local endpoint answers 503 (its app is gone) but is never ejected: the first two
+    # attempts go to it, the third to us-west.
+    local.app.stop()
+    assert tally(client.outbound, "reviews", 20) == {"reviews-v2": 20}
+    # Without the flag, every attempt stays local.
+    cp.apply({"vs.yaml": routes % ""})
+    results = tally(client.outbound, "reviews", 10)
+    assert set(results) == {"status 503: "}, results

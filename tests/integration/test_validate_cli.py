@@ -93,7 +93,7 @@ metadata: {name: ratings}
 spec:
   hosts: [ratings]
   http:
-  - retries: {attempts: 3, retryRemoteLocalities: true}
+  - match: [{uri: {prefix: /}, statPrefix: ratings}]
     route:
     - destination: {host: ratings}
       weight: 33
@@ -104,8 +104,8 @@ spec:
     assert r.returncode == 0, r.stderr
     lines = r.stderr.splitlines()
     assert any(l.startswith(f"{f}:2: warning: Deployment/default/ratings-v1: kind: meshd has no Kubernetes API server") for l in lines), lines
-    assert (f"{f}:12: warning: VirtualService/default/ratings: spec.http[0].retries.retryRemoteLocalities: "
-            "retries are not steered to other localities (a retry already avoids the endpoint that failed); ignored") in lines
+    assert (f"{f}:12: warning: VirtualService/default/ratings: spec.http[0].match[0].statPrefix: "
+            "stats are not kept per match; ignored") in lines
     assert r.stdout.strip() == "✔ 1 resources valid, 2 warnings"
 
     r = meshd("validate", "--strict", "-f", str(f))

@@ -42,7 +42,11 @@ public struct Registry: Sendable, Equatable {
                 list.append(RegistryService(host: host, namespace: se.namespace, ports: ports,
                                             resolution: se.spec.resolution ?? "NONE", exportTo: se.spec.exportTo,
                                             source: se.id, location: se.location,
-                                            selector: se.spec.workloadSelector?.labels, inlineEndpoints: se.spec.endpoints))
+                                            selector: se.spec.workloadSelector?.labels, inlineEndpoints: se.spec.endpoints,
+                                            gatewayOf: NetworkGateway.network(nil, labels: se.meta.labels).map {
+                                                .init(network: $0, port: se.meta.annotations[NetworkGateway.portAnnotation]
+                                                    .flatMap { Int($0) } ?? NetworkGateway.defaultPort)
+                                            }))
             }
         }
         services = list.sorted { $0.host < $1.host }
@@ -52,7 +56,8 @@ public struct Registry: Sendable, Equatable {
             return WorkloadInstance(name: we.name, namespace: we.namespace, address: address, ports: we.spec.ports,
                                     labels: we.spec.labels, serviceAccount: we.spec.serviceAccount,
                                     origin: .workloadEntry(we.location),
-                                    locality: Locality(we.spec.locality) ?? Locality.of(labels: we.spec.labels))
+                                    locality: Locality(we.spec.locality) ?? Locality.of(labels: we.spec.labels),
+                                    network: NetworkGateway.network(we.spec.network, labels: we.spec.labels))
         }
         reindex()
     }
@@ -87,7 +92,8 @@ public struct Registry: Sendable, Equatable {
         let registered = dynamic.values.map {
             WorkloadInstance(name: $0.name, namespace: $0.namespace, address: $0.address, ports: $0.ports,
                              labels: $0.labels, serviceAccount: $0.serviceAccount, origin: .dynamic,
-                             meshIdentity: $0.meshIdentity, locality: Locality.of(labels: $0.labels))
+                             meshIdentity: $0.meshIdentity, locality: Locality.of(labels: $0.labels),
+                             network: NetworkGateway.network(nil, labels: $0.labels))
         }
         workloads = (entries + registered).sorted { ($0.id, $0.address) < ($1.id, $1.address) }
         var index: [LabelKey: [Int]] = [:]
@@ -123,13 +129,14 @@ public struct Registry: Sendable, Equatable {
         if let selector = service.selector {
             out = workloads(selectedBy: selector, namespace: service.namespace).map {
                 ServiceEndpoint(address: $0.address, port: target($0.ports), labels: $0.labels, meshIdentity: $0.meshIdentity,
-                                locality: $0.locality)
+                                locality: $0.locality, network: $0.network)
             }
         } else if !service.inlineEndpoints.isEmpty {
             out = service.inlineEndpoints.compactMap { e in
                 guard let address = e.address, !address.hasPrefix("unix://") else { return nil }
                 return ServiceEndpoint(address: address, port: target(e.ports), labels: e.labels,
-                                       locality: Locality(e.locality) ?? Locality.of(labels: e.labels))
+                                       locality: Locality(e.locality) ?? Locality.of(labels: e.labels),
+                                       network: NetworkGateway.network(e.network, labels: e.labels))
             }
         } else if service.resolution != "STATIC", !service.isWildcard {
             // DNS: the proxy resolves the host. NONE: meshd captures no traffic, so there is no

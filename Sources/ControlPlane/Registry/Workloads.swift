@@ -44,6 +44,8 @@ public struct WorkloadInstance: Sendable, Hashable {
     public var meshIdentity: String? = nil
     /// WorkloadEntry `locality`, else the topology labels.
     public var locality: Locality? = nil
+    /// WorkloadEntry `network`, else the label `topology.istio.io/network` (nil: unknown).
+    public var network: String? = nil
 
     public var id: String { "\(namespace)/\(name)" }
 }
@@ -56,6 +58,8 @@ public struct ServiceEndpoint: Sendable, Hashable, Comparable {
     /// See `DynamicWorkload.meshIdentity`.
     public var meshIdentity: String? = nil
     public var locality: Locality? = nil
+    /// The network the endpoint is on (Istio's multi-network); nil: unknown, reachable directly.
+    public var network: String? = nil
 
     public static func < (a: ServiceEndpoint, b: ServiceEndpoint) -> Bool { (a.address, a.port) < (b.address, b.port) }
 }
@@ -83,6 +87,14 @@ public struct RegistryService: Sendable, Equatable {
     public var location: SourceLocation
     var selector: [String: String]?
     var inlineEndpoints: [WorkloadEntry]
+    /// Set when the ServiceEntry is labelled `topology.istio.io/network`: the service is that
+    /// network's gateway, on this port (`NetworkGateway`).
+    var gatewayOf: GatewayRole? = nil
+
+    struct GatewayRole: Sendable, Equatable {
+        var network: String
+        var port: Int
+    }
 
     public var isWildcard: Bool { host.hasPrefix("*") }
 

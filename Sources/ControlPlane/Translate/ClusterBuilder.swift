@@ -4,10 +4,21 @@ import MeshAPI
 /// (filtered by the subset's labels), load balancing, timeouts and TLS from the DestinationRule.
 enum ClusterBuilder {
     static func build(_ ctx: TranslationContext) -> [Cluster] {
-        ctx.clusterKeys.sorted().map { build($0, ctx) }
+        ctx.clusterKeys.sorted().map { build($0, ctx) } + ctx.sniDnatKeys.sorted().map { sniDnat($0, ctx) }
     }
 
-    static func build(_ key: ClusterKey, _ ctx: TranslationContext) -> Cluster {
+    /// Istio's SNI-DNAT cluster (an AUTO_PASSTHROUGH gateway's): the service cluster under its
+    /// SNI name, carrying bytes as they come (no TLS of its own, no HTTP), to the endpoints
+    /// with a mesh identity only, so a connection always lands on a sidecar's mTLS listener.
+    static func sniDnat(_ key: ClusterKey, _ ctx: TranslationContext) -> Cluster {
+        var cluster = build(key, ctx, sniDnat: true)
+        cluster.name = key.sniName
+        cluster.protocol = nil
+        cluster.tls = nil
+        return cluster
+    }
+
+    static func build(_ key: ClusterKey, _ ctx: TranslationContext, sniDnat: Bool = false) -> Cluster {
         let service = ctx.registry.service(host: key.host)
         let port = service?.port(key.port)
         let dr = ctx.index.destinationRule(for: key.host, clientNamespace: ctx.proxy.namespace, clientLabels: ctx.proxy.labels)
@@ -28,7 +39,13 @@ enum ClusterBuilder {
             // DestinationRule sets a TLS mode of its own (DISABLE included), or the endpoint's
             // PeerAuthentication is DISABLE (it would refuse TLS; Istio sends plaintext then).
             let autoMTLS = settings.tls?.mode == nil
-            let found = ctx.registry.endpoints(of: service, port: port, subset: subsetLabels).map { e in
+            let network = NetworkGateway.network(nil, labels: ctx.proxy.labels)
+            let all = ctx.registry.endpoints(of: service, port: port, subset: subsetLabels)
+            // An SNI-DNAT cluster ends on its gateway's network: it never hops to another gateway.
+            let reachable = sniDnat ? all.filter { $0.network == nil || $0.network == network }
+                : ctx.registry.reachable(all, from: network)
+            let found = reachable.compactMap { e -> (Endpoint, Locality?)? in
+                if sniDnat { return e.meshIdentity == nil ? nil : (Endpoint(address: e.address, port: e.port), e.locality) }
                 let mutual = autoMTLS && e.meshIdentity != nil
                     && PeerAuthenticationPolicy.mode(namespace: service.namespace, labels: e.labels, port: e.port,
                                                      store: ctx.store) != .disable

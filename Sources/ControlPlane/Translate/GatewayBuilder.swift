@@ -25,13 +25,13 @@ enum GatewayBuilder {
             var meshTLS: MeshTLSMode?
             var plain = false
             var served: [(gateway: Config<Gateway>, server: Server)] = []
-            var passthrough: [(gateway: Config<Gateway>, index: Int)] = []
+            var passthrough: [(gateway: Config<Gateway>, server: Server, index: Int)] = []
             for (gw, s, i) in byPort[port]! {
                 let path = "spec.servers[\(i)]"
                 let proto = s.port?.effectiveProtocol ?? .unspecified
                 switch TCPGateway.kind(of: s) {
                 case .bytes:
-                    passthrough.append((gw, i))
+                    passthrough.append((gw, s, i))
                     continue
                 case .unsupported(let why):
                     ctx.warn(gw.id, path + ".tls.mode", why + "; server skipped")
@@ -69,17 +69,19 @@ enum GatewayBuilder {
             }
             if !passthrough.isEmpty {
                 if served.isEmpty {
-                    if let listener = TCPGateway.listener(port: port, passthrough.map(\.gateway), ctx) {
+                    if let listener = TCPGateway.listener(port: port, passthrough.map { ($0.gateway, $0.server) }, ctx) {
                         listeners.append(listener)
-                        for (gw, _) in passthrough { ctx.listenersByGateway[gw.id, default: []].insert(listenerName) }
+                        for (gw, _, _) in passthrough { ctx.listenersByGateway[gw.id, default: []].insert(listenerName) }
                         ctx.outboundListeners.append(listenerName)
                     } else {
-                        for (gw, i) in passthrough {
-                            ctx.warn(gw.id, "spec.servers[\(i)]", "no VirtualService has tcp or tls routes for port \(port); no listener")
+                        for (gw, s, i) in passthrough {
+                            ctx.warn(gw.id, "spec.servers[\(i)]", s.tls?.mode == "AUTO_PASSTHROUGH"
+                                     ? "no VirtualService has tcp or tls routes for port \(port), nor is a mesh service its hosts cover visible; no listener"
+                                     : "no VirtualService has tcp or tls routes for port \(port); no listener")
                         }
                     }
                 } else {
-                    for (gw, i) in passthrough {
+                    for (gw, _, i) in passthrough {
                         ctx.warn(gw.id, "spec.servers[\(i)]", "port \(port) already serves HTTP; TCP and TLS passthrough need a port of their own; server skipped")
                     }
                 }
@@ -156,15 +158,7 @@ enum GatewayBuilder {
     static func domains(_ server: Server, _ gw: Config<Gateway>, _ vs: Config<VirtualService>) -> [String] {
         var out: [String] = []
         for sh in server.hosts {
-            let parts = sh.split(separator: "/", maxSplits: 1).map(String.init)
-            let (ns, pattern) = parts.count == 2 ? (parts[0], parts[1].lowercased()) : ("*", sh.lowercased())
-            let nsOK = switch ns {
-            case "*": true
-            case ".": vs.namespace == gw.namespace
-            case "~": false
-            default: vs.namespace == ns
-            }
-            guard nsOK else { continue }
+            guard let pattern = hostPattern(sh, admitting: vs.namespace, gatewayNamespace: gw.namespace) else { continue }
             for h in vs.spec.hosts {
                 let written = h.lowercased()
                 for candidate in [written, HostNames.fqdn(written, namespace: vs.namespace)] {
@@ -173,5 +167,19 @@ enum GatewayBuilder {
             }
         }
         return out
+    }
+
+    /// The host pattern of a server host `[namespace/]host` (lowercased) when its namespace part
+    /// admits resources of `namespace` (`*` any, `.` the Gateway's own, `~` none); else nil.
+    static func hostPattern(_ serverHost: String, admitting namespace: String, gatewayNamespace: String) -> String? {
+        let parts = serverHost.split(separator: "/", maxSplits: 1).map(String.init)
+        let (ns, pattern) = parts.count == 2 ? (parts[0], parts[1].lowercased()) : ("*", serverHost.lowercased())
+        let admitted = switch ns {
+        case "*": true
+        case ".": namespace == gatewayNamespace
+        case "~": false
+        default: namespace == ns
+        }
+        return admitted ? pattern : nil
     }
 }

@@ -1,3 +1,5 @@
+import MeshAPI
+
 /// The names the translator gives what it makes (Envoy's and Istio's where they have one).
 public enum Naming {
     /// Sidecar listeners and their route configs.
@@ -43,6 +45,8 @@ struct ClusterKey: Hashable, Comparable {
     var subset: String
 
     var name: String { Naming.outboundCluster(host: host, port: port, subset: subset) }
+    /// `outbound_.PORT_.SUBSET_.HOST`: the SNI a sidecar sends for this cluster.
+    var sniName: String { IstioSNI.name(port: port, subset: subset, host: host) }
 
     static func < (a: ClusterKey, b: ClusterKey) -> Bool { a.name < b.name }
 }

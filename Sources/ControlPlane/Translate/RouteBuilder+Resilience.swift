@@ -41,10 +41,8 @@ extension RouteBuilder {
         }
         if let ms = r.perTryTimeoutMs { out.perTryTimeoutMs = ms }
         if let ignore = r.retryIgnorePreviousHosts { out.retryOtherHosts = ignore }
-        if r.retryRemoteLocalities == true {
-            ctx.warn(id, path + ".retries.retryRemoteLocalities",
-                     "retries are not steered to other localities (a retry already avoids the endpoint that failed); ignored")
-        }
+        // Istio: Envoy's previous_priorities retry priority, update_frequency 2.
+        if r.retryRemoteLocalities == true { out.previousPrioritiesUpdateFrequency = 2 }
         if let ms = r.backoffMs { out.backoffBaseIntervalMs = ms }
         return out
     }

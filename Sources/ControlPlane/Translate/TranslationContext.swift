@@ -10,6 +10,8 @@ final class TranslationContext {
     let scope: SidecarScope
 
     var clusterKeys = Set<ClusterKey>()
+    /// Istio's SNI-DNAT clusters an AUTO_PASSTHROUGH gateway forwards to (`ClusterBuilder.sniDnat`).
+    var sniDnatKeys = Set<ClusterKey>()
     /// Clusters for destinations outside the registry (a `jwksUri`'s host), by name.
     var extraClusters: [String: Cluster] = [:]
     private(set) var warnings = Set<String>()
@@ -67,5 +69,12 @@ final class TranslationContext {
         let key = ClusterKey(host: host, port: port, subset: subset ?? "")
         clusterKeys.insert(key)
         return key.name
+    }
+
+    /// The SNI-DNAT cluster for a destination (named in Istio's SNI form), recorded so it is built.
+    func sniDnatCluster(host: String, port: Int, subset: String) -> String {
+        let key = ClusterKey(host: host, port: port, subset: subset)
+        sniDnatKeys.insert(key)
+        return key.sniName
     }
 }

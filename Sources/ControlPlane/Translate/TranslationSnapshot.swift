@@ -101,7 +101,8 @@ public final class TranslationSnapshot: Sendable {
     /// (ServiceEntry selectors and subset labels select *endpoints*, not the proxy.)
     static func selectorLabelKeys(_ store: ConfigStore) -> Set<String> {
         // A proxy's locality orders its endpoints (locality load balancing).
-        var keys: Set<String> = [Locality.regionLabel, Locality.zoneLabel, Locality.subzoneLabel]
+        // Its network decides which endpoints it reaches directly and which through a gateway.
+        var keys: Set<String> = [Locality.regionLabel, Locality.zoneLabel, Locality.subzoneLabel, NetworkGateway.networkLabel]
         for dr in store.destinationRules { keys.formUnion(dr.spec.workloadSelector?.matchLabels.keys ?? [:].keys) }
         for sc in store.sidecars { keys.formUnion(sc.spec.workloadSelector?.labels.keys ?? [:].keys) }
         for vs in store.virtualServices {

@@ -144,7 +144,6 @@ enum FieldSupport {
         "spec.http": .enforced,
         "spec.http[].match[].statPrefix": .warned("stats are not kept per match; ignored"),
         "spec.http[].redirect.prefixRewrite": .warned("prefixRewrite is not applied; the redirect keeps the path (or uses uri)"),
-        "spec.http[].retries.retryRemoteLocalities": .warned("retries are not steered to other localities (a retry already avoids the endpoint that failed); ignored"),
         "spec.http[].fault.delay.exponentialDelay": .warned("exponential delays are not supported (nor by Istio); the delay is ignored"),
         "spec.http[].fault.abort.http2Error": .warned("http2Error aborts are not supported (nor by Istio); the abort is ignored"),
         // Enforced by gateways (TCP and TLS PASSTHROUGH servers); on sidecars the translator
@@ -226,7 +225,7 @@ enum FieldSupport {
         "spec.hosts": .enforced, "spec.ports": .enforced, "spec.resolution": .enforced, "spec.exportTo": .enforced,
         "spec.workloadSelector": .enforced,
         "spec.endpoints[].address": .enforced, "spec.endpoints[].ports": .enforced, "spec.endpoints[].labels": .enforced,
-        "spec.endpoints[].network": .warned("networks are not modelled; the endpoint is used directly"),
+        "spec.endpoints[].network": .enforced,
         "spec.endpoints[].locality": .enforced,
         "spec.endpoints[].weight": .warned("endpoint weights are not applied; endpoints share load alike"),
         "spec.endpoints[].serviceAccount": .warned("the endpoint gets no mesh identity: auto mTLS applies only to sidecars that registered with a token"),
@@ -239,7 +238,8 @@ enum FieldSupport {
 
     static let workloadEntry: [String: Support] = [
         "spec.address": .enforced, "spec.ports": .enforced, "spec.labels": .enforced,
-        "spec.network": .warned("networks are not modelled; the endpoint is used directly"),
+        // Multi-network (NetworkGateway): another network's sidecars through its gateway, the rest dropped.
+        "spec.network": .enforced,
         "spec.locality": .enforced,
         "spec.weight": .warned("endpoint weights are not applied; endpoints share load alike"),
         "spec.serviceAccount": .warned("the endpoint gets no mesh identity: auto mTLS applies only to sidecars that registered with a token"),

@@ -81,9 +81,7 @@ enum ValueSupport {
                 let p = "spec.servers[\(i)]"
                 let proto = s.port?.effectiveProtocol ?? .unspecified
                 let mode = s.tls?.mode
-                if mode == "AUTO_PASSTHROUGH" {
-                    c.add(p + ".tls.mode", "AUTO_PASSTHROUGH (SNI-encoded cluster names for multi-network) is not supported; the server is skipped")
-                } else if proto == .tls, mode != "PASSTHROUGH" {
+                if proto == .tls, mode != "PASSTHROUGH", mode != "AUTO_PASSTHROUGH" {
                     c.add(p + ".tls.mode", "TLS servers that terminate TLS before TCP routes are not supported (use HTTPS, or PASSTHROUGH); the server is skipped")
                 }
                 if let min = s.tls?.minProtocolVersion, min == "TLSV1_0" || min == "TLSV1_1" {

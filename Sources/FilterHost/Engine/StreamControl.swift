@@ -84,6 +84,11 @@ public protocol UpstreamClient: AnyObject {
     @discardableResult
     func connection(for cluster: Cluster, avoiding: Set<String>, hash: UInt64?,
                     _ done: @escaping (Result<(UpstreamConnection, String), UpstreamFailure>) -> Void) -> String?
+    /// The same, leaving out the endpoints of priorities in `excludingPriorities` while another
+    /// priority has a healthy one (a retry's previous_priorities).
+    @discardableResult
+    func connection(for cluster: Cluster, avoiding: Set<String>, excludingPriorities: Set<Int>, hash: UInt64?,
+                    _ done: @escaping (Result<(UpstreamConnection, String), UpstreamFailure>) -> Void) -> String?
 }
 
 extension UpstreamClient {
@@ -98,6 +103,12 @@ extension UpstreamClient {
     public func connection(for cluster: Cluster, avoiding: Set<String>, hash: UInt64?,
                            _ done: @escaping (Result<(UpstreamConnection, String), UpstreamFailure>) -> Void) -> String? {
         connection(for: cluster, avoiding: avoiding, done)
+    }
+
+    @discardableResult
+    public func connection(for cluster: Cluster, avoiding: Set<String>, excludingPriorities: Set<Int>, hash: UInt64?,
+                           _ done: @escaping (Result<(UpstreamConnection, String), UpstreamFailure>) -> Void) -> String? {
+        connection(for: cluster, avoiding: avoiding, hash: hash, done)
     }
 }
 

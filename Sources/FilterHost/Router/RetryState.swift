@@ -71,6 +71,8 @@ struct CompiledRetryPolicy: Sendable {
     let backoffBaseMs: Int
     let backoffMaxMs: Int
     let retryOtherHosts: Bool
+    /// Envoy's previous_priorities `update_frequency` (nil: retries keep the cluster's priority load).
+    let previousPrioritiesUpdateFrequency: Int?
 
     init(_ p: RetryPolicy) {
         conditions = RetryConditions.parse(p.retryOn).0
@@ -81,6 +83,7 @@ struct CompiledRetryPolicy: Sendable {
         backoffBaseMs = max(1, p.backoffBaseIntervalMs ?? 25)
         backoffMaxMs = max(backoffBaseMs, p.backoffMaxIntervalMs ?? backoffBaseMs * 10)
         retryOtherHosts = p.retryOtherHosts ?? false
+        previousPrioritiesUpdateFrequency = p.previousPrioritiesUpdateFrequency.map { max(1, $0) }
     }
 
     /// Whether `outcome` is one the policy retries (Envoy's `wouldRetryFromHeaders` /
@@ -169,5 +172,27 @@ struct RetryState {
         guard acquireBudget() else { return .overflow }
         retriesMade += 1
         return .retry(backoffMs: policy.backoffMs(retry: retriesMade, random: random))
+    }
+}
+
+/// Envoy's previous_priorities retry priority (Istio's `retryRemoteLocalities`): the
+/// priorities (locality failover levels) of the endpoints attempted, and those a retry leaves
+/// out. The excluded set is recomputed once `updateFrequency` attempts were made and at each
+/// multiple; in between the last one holds, as Envoy keeps its last adjusted load.
+struct PreviousPriorities {
+    let updateFrequency: Int
+    private(set) var attempted: [Int] = []
+    private(set) var excluded: Set<Int> = []
+
+    init(updateFrequency: Int) { self.updateFrequency = max(1, updateFrequency) }
+
+    mutating func attempted(priority: Int) { attempted.append(priority) }
+
+    /// The priorities the next attempt leaves out (the pools drop the exclusion when it
+    /// leaves no healthy endpoint, as Envoy falls back to the original load).
+    mutating func exclusionForNextAttempt() -> Set<Int> {
+        if attempted.count < updateFrequency { return [] }
+        if attempted.count % updateFrequency == 0 { excluded.formUnion(attempted) }
+        return excluded
     }
 }

@@ -41,6 +41,8 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
     /// The cluster whose retry budget this stream holds one of, while it does.
     private var heldRetryBudget: String?
     private var triedHosts: Set<String> = []
+    /// With a retry policy's previous_priorities: the priorities tried, and those left out.
+    private var previousPriorities: PreviousPriorities?
     private var mirrors: [Cluster] = []
     /// Attempts made (connected or not), and those whose head went out.
     private var attemptsMade = 0
@@ -110,7 +112,10 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         timeoutMs = action.timeoutMs ?? 15_000
         upstreamHead = head
         requestComplete = endStream
-        if let policy = selected.compiled.retryPolicy { retry = RetryState(policy: policy) }
+        if let policy = selected.compiled.retryPolicy {
+            retry = RetryState(policy: policy)
+            previousPriorities = policy.previousPrioritiesUpdateFrequency.map(PreviousPriorities.init)
+        }
         sendsAttemptCount = selected.compiled.sendsAttemptCount
         mirrors = Self.pickMirrors(action, snapshot: stream.snapshot)
         if retry != nil || !mirrors.isEmpty { replay = RequestReplay(limit: stream.bufferLimit) }
@@ -175,8 +180,9 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         // A retry sends the head alone when a body or trailers follow from the replay.
         let headEnds = requestComplete && (replay?.body?.readableBytes ?? 0) == 0 && replay?.trailers == nil
         let avoiding = retry?.policy.retryOtherHosts == true ? triedHosts : []
+        let excludedPriorities = retry == nil ? [] : previousPriorities?.exclusionForNextAttempt() ?? []
         attempt.start(cluster: cluster, head: head, endStream: attemptsStarted == 0 ? requestComplete : headEnds,
-                      avoiding: avoiding, hash: requestHash?.hash, client: client)
+                      avoiding: avoiding, excludingPriorities: excludedPriorities, hash: requestHash?.hash, client: client)
     }
 
     private func replayAbandoned() {
@@ -209,6 +215,10 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         attemptsStarted += 1
         // Only a retry reads them: without a policy no set is made per request.
         if retry != nil { triedHosts.insert(host) }
+        if previousPriorities != nil, let cluster {
+            let endpoint = cluster.endpoints.first { "\($0.address):\($0.port)" == host }
+            previousPriorities?.attempted(priority: endpoint?.priority ?? 0)
+        }
         stream.streamInfo.upstreamHost = host
         sentAt = .now()
         if attemptsStarted == 1 {

@@ -78,12 +78,13 @@ final class UpstreamAttempt: UpstreamResponseHandler {
     /// the attempt alone (a closure over the cluster and head copied both into a box per request).
     private var pending: (cluster: Cluster, head: RequestHead, endStream: Bool)?
 
-    func start(cluster: Cluster, head: RequestHead, endStream: Bool, avoiding: Set<String> = [], hash: UInt64? = nil,
-               client: UpstreamClient) {
+    func start(cluster: Cluster, head: RequestHead, endStream: Bool, avoiding: Set<String> = [],
+               excludingPriorities: Set<Int> = [], hash: UInt64? = nil, client: UpstreamClient) {
         pending = (cluster, head, endStream)
         // Held strongly until the pool answers: a cancelled attempt is still `.ended` then,
         // and hands the connection back (no weak reference, whose side table is an allocation).
-        pickedHost = client.connection(for: cluster, avoiding: avoiding, hash: hash) { result in
+        pickedHost = client.connection(for: cluster, avoiding: avoiding, excludingPriorities: excludingPriorities,
+                                       hash: hash) { result in
             self.connectionResult(result)
         }
     }

@@ -96,6 +96,12 @@ final class UpstreamPools: UpstreamClient {
 
     @discardableResult
     func connection(for cluster: Cluster, avoiding: Set<String>, hash: UInt64?, _ done: @escaping Waiter) -> String? {
+        connection(for: cluster, avoiding: avoiding, excludingPriorities: [], hash: hash, done)
+    }
+
+    @discardableResult
+    func connection(for cluster: Cluster, avoiding: Set<String>, excludingPriorities: Set<Int>, hash: UInt64?,
+                    _ done: @escaping Waiter) -> String? {
         guard !cluster.endpoints.isEmpty else {
             // Envoy: a cluster without hosts is answered 503 UH, "no healthy upstream".
             done(.failure(.noHealthyUpstream))
@@ -120,7 +126,8 @@ final class UpstreamPools: UpstreamClient {
         if let total = byCluster.values[entry].priorityTotals {
             var healthy: [Int: Int] = [:]
             for c in candidates { healthy[c.key.endpoint.priority ?? 0, default: 0] += 1 }
-            if let level = PriorityLoad.level(healthy: healthy, total: total, random: Double.random(in: 0..<1)) {
+            if let level = PriorityLoad.level(healthy: healthy, total: total, random: Double.random(in: 0..<1),
+                                              excluding: excludingPriorities) {
                 candidates = candidates.filter { ($0.key.endpoint.priority ?? 0) == level }
             }
         }

@@ -4,7 +4,9 @@ import Transport
 /// How one upstream connection is secured: the cluster's own TLS settings (DestinationRule
 /// SIMPLE / MUTUAL / ISTIO_MUTUAL) win; without them an endpoint that is a mesh sidecar gets
 /// mutual TLS with this proxy's workload certificate (Istio's auto mTLS), verified by its
-/// SPIFFE ID; anything else is plaintext.
+/// SPIFFE ID; anything else is plaintext. Mesh mTLS sends the cluster name in Istio's SNI form
+/// (`outbound_.9080_._.reviews.default.svc.cluster.local`) unless the rule names an SNI, as
+/// Istio's sidecars do: an AUTO_PASSTHROUGH gateway routes on it.
 struct UpstreamTLSPlan {
     var context: TLSClientContext?
     var serverName: String?
@@ -20,6 +22,7 @@ struct UpstreamTLSPlan {
         if let tls = cluster.tls {
             serverName = tls.sni
             if tls.istioMutual == true {
+                serverName = tls.sni ?? IstioSNI.name(forCluster: cluster.name)
                 guard let context = certificates.clientContext(http2: http2) else { throw NoWorkloadCertificate() }
                 self.context = context
                 verifyHostName = false
@@ -30,6 +33,7 @@ struct UpstreamTLSPlan {
             }
         } else if let identity = endpoint.meshIdentity, let context = certificates.clientContext(http2: http2) {
             self.context = context
+            serverName = IstioSNI.name(forCluster: cluster.name)
             verifyHostName = false
             subjectAltNames = [identity]
         }
