@@ -82,11 +82,21 @@ extension OpenSSLHandler {
                 writeCiphertext(context: context, flush: true)
             }
         case .closed:
-            // The peer's close_notify is EOF: answer with ours and close.
-            sendCloseNotifyThenClose(context: context, promise: nil)
+            peerClosed(context: context)
         case .failed(let error):
             fail(context: context, error: error)
         }
+    }
+
+    /// The peer's close_notify is EOF. A channel that allows remote half-closure (a TCP proxy's)
+    /// hears it as the end of input and may keep writing, as after a FIN (TLS 1.3 and OpenSSL
+    /// allow writing after the peer's close_notify); any other answers with ours and closes.
+    private func peerClosed(context: ChannelHandlerContext) {
+        let halfClosure = (try? context.channel.syncOptions?.getOption(.allowRemoteHalfClosure)) ?? false
+        guard halfClosure else { return sendCloseNotifyThenClose(context: context, promise: nil) }
+        guard !inputClosed else { return }
+        inputClosed = true
+        context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
     }
 
     /// Encrypts the flushed plaintext; each write's promise rides on the ciphertext write

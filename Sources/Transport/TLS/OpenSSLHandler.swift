@@ -32,6 +32,9 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     package var flushedWriteCount = 0
     /// After close(mode: .output) no more plaintext may be written.
     package var outputClosed = false
+    /// The peer's close_notify arrived on a channel that allows remote half-closure: its end
+    /// of the stream was passed on as `ChannelEvent.inputClosed`; writing goes on.
+    package var inputClosed = false
     package var receivedBytes = false
     package var closePromise: EventLoopPromise<Void>?
     package var closeTimeout: Scheduled<Void>?
