@@ -7,26 +7,7 @@ import XCTest
 /// A Sidecar's egress listeners with a port (TCP, TLS, HTTP, sniffed) and a sidecar's inbound
 /// listener for a workload serving bytes.
 final class SidecarEgressTests: XCTestCase {
-    private let registry = """
-    apiVersion: networking.istio.io/v1
-    kind: ServiceEntry
-    metadata: {name: tcp-echo}
-    spec:
-      hosts: [tcp-echo.default.svc.cluster.local]
-      location: MESH_INTERNAL
-      ports: [{number: 9000, name: tcp, protocol: TCP}]
-      resolution: STATIC
-      workloadSelector: {labels: {app: tcp-echo}}
-    ---
-    apiVersion: networking.istio.io/v1
-    kind: WorkloadEntry
-    metadata: {name: tcp-echo-v1}
-    spec: {address: 10.0.0.41, labels: {app: tcp-echo, version: v1}}
-    ---
-    apiVersion: networking.istio.io/v1
-    kind: WorkloadEntry
-    metadata: {name: tcp-echo-v2}
-    spec: {address: 10.0.0.42, labels: {app: tcp-echo, version: v2}}
+    private let registry = tcpEchoRegistryYAML + "\n" + """
     ---
     apiVersion: networking.istio.io/v1
     kind: DestinationRule

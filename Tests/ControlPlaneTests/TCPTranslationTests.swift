@@ -9,27 +9,7 @@ final class TCPTranslationTests: XCTestCase {
     private let ingress = ProxyIdentity.gateway(name: "ingress", namespace: "istio-system",
                                                 labels: ["istio": "ingressgateway"], ports: [31400: 41400])
 
-    private let registry = """
-    apiVersion: networking.istio.io/v1
-    kind: ServiceEntry
-    metadata: {name: tcp-echo}
-    spec:
-      hosts: [tcp-echo.default.svc.cluster.local]
-      location: MESH_INTERNAL
-      ports: [{number: 9000, name: tcp, protocol: TCP}]
-      resolution: STATIC
-      workloadSelector: {labels: {app: tcp-echo}}
-    ---
-    apiVersion: networking.istio.io/v1
-    kind: WorkloadEntry
-    metadata: {name: tcp-echo-v1}
-    spec: {address: 10.0.0.41, labels: {app: tcp-echo, version: v1}}
-    ---
-    apiVersion: networking.istio.io/v1
-    kind: WorkloadEntry
-    metadata: {name: tcp-echo-v2}
-    spec: {address: 10.0.0.42, labels: {app: tcp-echo, version: v2}}
-    """
+    private let registry = tcpEchoRegistryYAML
 
     func testTCPEchoSamples() throws {
         let store = try bookinfoStore(self, samples: ["tcp-echo-all-v1.yaml"], extra: registry)

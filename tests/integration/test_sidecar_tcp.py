@@ -15,29 +15,19 @@ from certs import make_certs
 from conftest import free_port, wait_for_port
 from mesh_harness import ControlPlane, http_get, service_entry, wait_until
 from test_identity import token
-from test_tcp_proxy import closed_without_reply, exchange, read_line
+from test_tcp_proxy import closed_without_reply, exchange, read_line, tcp_echo_service
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def tcp_echo_registry(port):
-    return f"""
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {{name: tcp-echo}}
-spec:
-  hosts: [tcp-echo.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  ports: [{{number: {port}, name: tcp, protocol: TCP}}]
-  resolution: STATIC
-  workloadSelector: {{labels: {{app: tcp-echo}}}}
----
+    return tcp_echo_service(port) + """---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
-metadata: {{name: tcp-echo-destination}}
+metadata: {name: tcp-echo-destination}
 spec:
   host: tcp-echo
-  subsets: [{{name: v1, labels: {{version: v1}}}}, {{name: v2, labels: {{version: v2}}}}]
+  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
 """
 
 
@@ -152,9 +142,10 @@ spec:
   action: DENY
   rules: [{from: [{source: {principals: ["cluster.local/ns/default/sa/sleep"]}}]}]
 """
-    cp.apply({"zz-policy.yaml": deny})
+    echoes = [v1.id, v2.id]
+    cp.apply({"zz-policy.yaml": deny}, changed=echoes)
     assert closed_without_reply(port)
-    cp.apply({"zz-policy.yaml": deny.replace("sa/sleep", "sa/other")})
+    cp.apply({"zz-policy.yaml": deny.replace("sa/sleep", "sa/other")}, changed=echoes)
     assert exchange(port, b"again").endswith(b" again\n")
 
 

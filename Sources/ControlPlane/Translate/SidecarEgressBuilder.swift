@@ -44,7 +44,7 @@ enum SidecarEgressBuilder {
             }
             if !proto.isHTTP || proto == .unspecified {
                 listener.tcpProxy = TCPProxy(routes: routes(ctx, scope, port: number, sni: proto.isTLS || proto == .unspecified,
-                                                            bytes: !proto.isTLS))
+                                                            bytes: !proto.isTLS, sniffed: proto == .unspecified))
             }
             listeners.append(listener)
         }
@@ -53,14 +53,16 @@ enum SidecarEgressBuilder {
 
     /// The `tls` and `tcp` routes of the VirtualServices for the port's hosts, then each
     /// service on the port: by SNI (`sni`), and the first one for bytes without a name
-    /// (`bytes`; without destination addresses only one service can take those). Under
+    /// (`bytes`; without destination addresses only one service can take those). On a
+    /// `sniffed` listener the services whose port is HTTP are the route config's, not these. Under
     /// ALLOW_ANY a ClientHello naming another host passes through to it (Istio's
     /// PassthroughCluster, by SNI since there is no original destination); under
     /// REGISTRY_ONLY, and for bytes no route takes, the connection is closed (BlackHoleCluster).
-    private static func routes(_ ctx: TranslationContext, _ scope: SidecarScope, port: Int, sni: Bool, bytes: Bool)
-        -> [TCPProxyRoute] {
+    private static func routes(_ ctx: TranslationContext, _ scope: SidecarScope, port: Int, sni: Bool, bytes: Bool,
+                               sniffed: Bool) -> [TCPProxyRoute] {
         let services = ctx.registry.services.filter {
-            $0.port(port) != nil && scope.visible(namespace: $0.namespace, host: $0.host, exportTo: $0.exportTo)
+            guard let p = $0.port(port), !(sniffed && p.protocol.isHTTP) else { return false }
+            return scope.visible(namespace: $0.namespace, host: $0.host, exportTo: $0.exportTo)
         }
         let serviceHosts = Set(ctx.registry.services.map(\.host))
         let virtualServices = ctx.index.virtualServices.filter { vs in
