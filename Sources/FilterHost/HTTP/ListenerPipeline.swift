@@ -185,6 +185,8 @@ struct ConnectionSetup: Sendable {
         let sync = channel.pipeline.syncOperations
         let current = loop.snapshot.listener(named: listener.name) ?? listener
         if chosen == .bytes {
+            // Behind mesh TLS a client's close_notify is its half-close, passed on like a FIN.
+            (try? sync.handler(type: OpenSSLHandler.self))?.endsInputOnCloseNotify = true
             return try sync.addHandler(TCPDownstreamHandler(session: session(channel, current, info: info)), position: .after(selector))
         }
         let factory = StreamFactory(loop: loop, listenerName: listener.name, fallback: listener)

@@ -211,8 +211,9 @@ final class TCPProxySession: TimerTarget {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     if let tlsContext {
-                        try sync.addHandler(OpenSSLHandler(client: tlsContext, serverName: sni, subjectAltNames: sans,
-                                                           verifyHostName: verifyHost))
+                        let tls = OpenSSLHandler(client: tlsContext, serverName: sni, subjectAltNames: sans, verifyHostName: verifyHost)
+                        tls.endsInputOnCloseNotify = true  // the server's half-close, passed on like a FIN
+                        try sync.addHandler(tls)
                     }
                     try sync.addHandler(TCPUpstreamHandler(session: bound.value))
                 }

@@ -88,12 +88,10 @@ extension OpenSSLHandler {
         }
     }
 
-    /// The peer's close_notify is EOF. A channel that allows remote half-closure (a TCP proxy's)
-    /// hears it as the end of input and may keep writing, as after a FIN (TLS 1.3 and OpenSSL
-    /// allow writing after the peer's close_notify); any other answers with ours and closes.
+    /// The peer's close_notify is EOF: the end of input (`endsInputOnCloseNotify`), else we
+    /// answer with ours and close.
     private func peerClosed(context: ChannelHandlerContext) {
-        let halfClosure = (try? context.channel.syncOptions?.getOption(.allowRemoteHalfClosure)) ?? false
-        guard halfClosure else { return sendCloseNotifyThenClose(context: context, promise: nil) }
+        guard endsInputOnCloseNotify else { return sendCloseNotifyThenClose(context: context, promise: nil) }
         guard !inputClosed else { return }
         inputClosed = true
         context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
