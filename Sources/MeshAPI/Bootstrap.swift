@@ -103,8 +103,12 @@ public struct Listener: Codable, Sendable, Equatable {
     /// Mesh mutual TLS with this proxy's workload certificate (a sidecar's inbound listener,
     /// from PeerAuthentication); nil: plaintext. Read at each accept, so a change needs no rebind.
     public var meshTLS: MeshTLSMode?
-    /// Set: the listener proxies raw bytes (no HTTP, no `tls`); `routeConfig` and the HTTP
-    /// fields are unused and may be left empty.
+    /// Set: the listener proxies raw bytes (no `tls`; `meshTLS` may terminate mesh mTLS
+    /// first). With an empty `routeConfig` it carries bytes only and the HTTP fields are
+    /// unused; with a `routeConfig` too, each connection is HTTP or bytes as its start says
+    /// (Istio's protocol sniffing: after mesh TLS its ALPN, Istio's TCP names meaning bytes;
+    /// in cleartext an HTTP/1 request line or the HTTP/2 preface meaning HTTP, anything else
+    /// bytes, and silence for `requestHeadersTimeoutMs` bytes too).
     public var tcpProxy: TCPProxy?
 
     public init(name: String, address: String, port: Int, tls: ListenerTLS? = nil, routeConfig: String,

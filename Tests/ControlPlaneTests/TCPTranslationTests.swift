@@ -9,27 +9,7 @@ final class TCPTranslationTests: XCTestCase {
     private let ingress = ProxyIdentity.gateway(name: "ingress", namespace: "istio-system",
                                                 labels: ["istio": "ingressgateway"], ports: [31400: 41400])
 
-    private let registry = """
-    apiVersion: networking.istio.io/v1
-    kind: ServiceEntry
-    metadata: {name: tcp-echo}
-    spec:
-      hosts: [tcp-echo.default.svc.cluster.local]
-      location: MESH_INTERNAL
-      ports: [{number: 9000, name: tcp, protocol: TCP}]
-      resolution: STATIC
-      workloadSelector: {labels: {app: tcp-echo}}
-    ---
-    apiVersion: networking.istio.io/v1
-    kind: WorkloadEntry
-    metadata: {name: tcp-echo-v1}
-    spec: {address: 10.0.0.41, labels: {app: tcp-echo, version: v1}}
-    ---
-    apiVersion: networking.istio.io/v1
-    kind: WorkloadEntry
-    metadata: {name: tcp-echo-v2}
-    spec: {address: 10.0.0.42, labels: {app: tcp-echo, version: v2}}
-    """
+    private let registry = tcpEchoRegistryYAML
 
     func testTCPEchoSamples() throws {
         let store = try bookinfoStore(self, samples: ["tcp-echo-all-v1.yaml"], extra: registry)
@@ -262,7 +242,7 @@ final class TCPTranslationTests: XCTestCase {
         """
         let store = try bookinfoStore(self, samples: [], extra: registry + "\n---\n" + yaml)
         let t = Translator(store: store).translate(for: .sidecar(name: "pp", labels: ["app": "productpage"], appPort: 9080))
-        XCTAssertTrue(t.warnings.contains("VirtualService/default/echo-mesh: spec.tcp: tcp and tls routes are served by gateways only; sidecars do not proxy TCP yet; ignored here"),
+        XCTAssertTrue(t.warnings.contains("VirtualService/default/echo-mesh: spec.tcp: tcp and tls routes reach a sidecar through a Sidecar egress listener with a port (meshd captures no traffic); this sidecar has none, so they are ignored here"),
                       "\(t.warnings)")
     }
 }

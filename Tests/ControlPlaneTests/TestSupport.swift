@@ -139,3 +139,26 @@ extension Bootstrap {
 extension RouteConfig {
     func virtualHost(domain: String) -> VirtualHost? { virtualHosts.first { $0.domains.contains(domain) } }
 }
+
+/// Istio's tcp-echo service (port 9000) and two workloads, v1 and v2.
+let tcpEchoRegistryYAML = """
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: tcp-echo}
+spec:
+  hosts: [tcp-echo.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{number: 9000, name: tcp, protocol: TCP}]
+  resolution: STATIC
+  workloadSelector: {labels: {app: tcp-echo}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: tcp-echo-v1}
+spec: {address: 10.0.0.41, labels: {app: tcp-echo, version: v1}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: tcp-echo-v2}
+spec: {address: 10.0.0.42, labels: {app: tcp-echo, version: v2}}
+"""

@@ -230,17 +230,22 @@ def test_bad_or_absent_sni_is_closed_cleanly(mesh, certs):
 # -- Istio's tcp-echo samples through a gateway
 
 
-REGISTRY = """
+def tcp_echo_service(port=9000):
+    """Istio's tcp-echo as a ServiceEntry selecting workloads labelled app=tcp-echo."""
+    return f"""
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {{name: tcp-echo}}
 spec:
   hosts: [tcp-echo.default.svc.cluster.local]
   location: MESH_INTERNAL
-  ports: [{{number: 9000, name: tcp, protocol: TCP}}]
+  ports: [{{number: {port}, name: tcp, protocol: TCP}}]
   resolution: STATIC
   workloadSelector: {{labels: {{app: tcp-echo}}}}
----
+"""
+
+
+REGISTRY = tcp_echo_service().replace("{", "{{").replace("}", "}}") + """---
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: {{name: tcp-echo-v1}}

@@ -70,8 +70,13 @@ public enum PortProtocol: String, Sendable, CaseIterable {
 
     public static let names: [String] = allCases.map(\.rawValue).filter { !$0.isEmpty }
 
-    /// meshd proxies HTTP; ports without a protocol are treated as HTTP too.
+    /// meshd proxies HTTP; ports without a protocol are treated as HTTP too (a Sidecar egress
+    /// listener sniffs them).
     public var isHTTP: Bool { [.http, .http2, .grpc, .grpcWeb, .unspecified].contains(self) }
+    /// Proxied as bytes, as Istio does (mongo, redis, mysql get no protocol filter here).
+    public var isTCP: Bool { [.tcp, .tls, .https, .mongo, .redis, .mysql].contains(self) }
+    /// Bytes routed by the ClientHello's SNI (`tls` routes; Istio's sidecars treat HTTPS so).
+    public var isTLS: Bool { [.tls, .https].contains(self) }
     public var isHTTP2: Bool { [.http2, .grpc, .grpcWeb].contains(self) }
 }
 

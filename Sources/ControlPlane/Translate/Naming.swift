@@ -14,6 +14,9 @@ public enum Naming {
     /// `inbound|APPPORT||`: the sidecar's own app.
     public static func inboundCluster(appPort: Int) -> String { "inbound|\(appPort)||" }
 
+    /// A sidecar's listener (and route config) for a Sidecar `egress[]` entry with a port.
+    public static func egressListener(port: Int) -> String { "egress_\(port)" }
+
     /// A gateway's listener and route config for one server port.
     public static func gatewayListener(port: Int) -> String { "gateway_\(port)" }
     public static func gatewayRouteConfig(port: Int) -> String { "http.\(port)" }

@@ -35,10 +35,12 @@ enum SecurityBuilder {
     /// nothing to act on in bytes; Istio ignores them there, and so is it said.
     /// `serverPort` is the Gateway server's port, the `destination.port` the policies name
     /// (the listener may be bound elsewhere, `ProxyIdentity.gatewayPorts`).
-    static func networkFilters(_ ctx: TranslationContext, listener: String, serverPort: Int) -> [HTTPFilterConfig] {
+    /// `listener` nil: a sidecar's inbound listener (its `serverPort` is the app's, set per proxy by `inboundNetwork`).
+    static func networkFilters(_ ctx: TranslationContext, listener: String?, serverPort: Int) -> [HTTPFilterConfig] {
+        let name = listener ?? Naming.inbound
         for ra in ctx.store.requestAuthentications
         where applies(ra, selector: ra.spec.selector, targetRefs: refs(ra.spec.targetRef, ra.spec.targetRefs), ctx, listener) {
-            ctx.warn(ra.id, "", "JWTs are HTTP: this RequestAuthentication does not apply to the TCP traffic of listener \(listener)")
+            ctx.warn(ra.id, "", "JWTs are HTTP: this RequestAuthentication does not apply to the TCP traffic of listener \(name)")
         }
         let authz = authorizationPolicies(ctx, listener: listener)
         var policies: [JSONValue] = []
@@ -46,7 +48,7 @@ enum SecurityBuilder {
             if let tcp = TCPAuthorization.policy(policy(ap, ctx)) {
                 policies.append(tcp)
             } else {
-                ctx.warn(ap.id, "spec.action", "CUSTOM authorization is HTTP only: not applied to the TCP traffic of listener \(listener)")
+                ctx.warn(ap.id, "spec.action", "CUSTOM authorization is HTTP only: not applied to the TCP traffic of listener \(name)")
             }
         }
         guard !policies.isEmpty else { return [] }
@@ -61,12 +63,12 @@ enum SecurityBuilder {
     }
 
     /// The sidecar's filters with the app's port as the policies' `destination.port`, and
-    /// `remote.ip` from X-Forwarded-For (the client the previous hop, e.g. a gateway, saw).
-    static func inbound(_ filters: [HTTPFilterConfig], appPort: Int) -> [HTTPFilterConfig] {
+    /// (HTTP) `remote.ip` from X-Forwarded-For (the client the previous hop, e.g. a gateway, saw).
+    static func inbound(_ filters: [HTTPFilterConfig], appPort: Int, http: Bool = true) -> [HTTPFilterConfig] {
         filters.map { f in
             guard f.name == "meshd.rbac", case .object(var o) = f.config else { return f }
             o["destinationPort"] = .number(Double(appPort))
-            o["remoteFromForwardedFor"] = .bool(true)
+            if http { o["remoteFromForwardedFor"] = .bool(true) }
             return HTTPFilterConfig(name: f.name, config: .object(o))
         }
     }

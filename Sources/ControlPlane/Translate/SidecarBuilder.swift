@@ -1,8 +1,9 @@
 import MeshAPI
 
 /// A sidecar's listeners: `outbound` with a virtual host per reachable service port (routes
-/// from the VirtualService bound to `mesh` for that host, or a default route), and `inbound`
-/// sending everything to the app.
+/// from the VirtualService bound to `mesh` for that host, or a default route), the Sidecar's
+/// egress listeners with a port (`SidecarEgressBuilder`), and `inbound` sending everything
+/// to the app (HTTP, bytes, or either).
 ///
 /// Domains of a service port's virtual host: the short name (same namespace only),
 /// `name.namespace`, `name.namespace.svc` and the FQDN, each with `:PORT`; the service's
@@ -16,43 +17,88 @@ enum SidecarBuilder {
         return [RouteConfig(name: Naming.outbound, virtualHosts: outbound(ctx))]
     }
 
-    /// What depends on the proxy's own address and ports: the `outbound` listener and, when the
-    /// sidecar fronts an app, the `inbound` listener, route config and cluster.
-    /// `outboundFilters`: the native filters the shared `outbound` routes use; `meshTLS`: the
-    /// inbound listener's PeerAuthentication mode (nil: plaintext).
-    static func local(_ proxy: ProxyIdentity, outboundFilters: [HTTPFilterConfig]? = nil, meshTLS: MeshTLSMode? = nil)
-        -> (listeners: [Listener], routeConfigs: [RouteConfig], clusters: [Cluster]) {
+    /// What a sidecar's own listeners take from its shared part: the inbound side's security
+    /// filters and protocols (bytes when a service its workload is part of has a TCP port —
+    /// `tcp`, `tls`, `https`, `mongo`, `redis`, `mysql`, by protocol or name — HTTP when one
+    /// has an HTTP port or none says), and the egress listeners.
+    static func shared(_ ctx: TranslationContext) -> SidecarShared {
+        var out = SidecarShared()
+        out.inboundFilters = SecurityBuilder.filters(ctx)
+        let proxy = ctx.proxy
+        let protocols = ctx.registry.services.filter {
+            $0.namespace == proxy.namespace && $0.selector.map { proxy.labels.matches($0) } == true
+        }.flatMap(\.ports).map(\.protocol)
+        if protocols.contains(where: \.isTCP) {
+            out.inboundHTTP = protocols.contains(where: \.isHTTP)
+            out.inboundNetworkFilters = SecurityBuilder.networkFilters(ctx, listener: nil, serverPort: 0)
+        }
+        (out.egressListeners, out.egressRouteConfigs) = SidecarEgressBuilder.build(ctx)
+        return out
+    }
+
+    /// What depends on the proxy's own address and ports: the `outbound` listener, the egress
+    /// listeners and, when the sidecar fronts an app, the `inbound` listener, route config and
+    /// cluster. `outboundFilters`: the native filters the shared `outbound` routes use;
+    /// `meshTLS`: the inbound listener's PeerAuthentication mode (nil: plaintext).
+    ///
+    /// The inbound listener is one port for every service port of the workload (meshd
+    /// captures no traffic, so there is no original destination port to tell them apart): when
+    /// the workload serves bytes it proxies them to the app too. With HTTP beside, each
+    /// connection says which it is: behind mesh TLS by its ALPN (a sidecar's TCP proxy offers
+    /// Istio's `istio-peer-exchange`/`istio`), in cleartext by its first bytes.
+    static func local(_ proxy: ProxyIdentity, outboundFilters: [HTTPFilterConfig]? = nil, shared: SidecarShared = SidecarShared(),
+                      meshTLS: MeshTLSMode? = nil) -> (listeners: [Listener], routeConfigs: [RouteConfig], clusters: [Cluster]) {
         var listeners = [Listener(name: Naming.outbound, address: proxy.address, port: proxy.outboundPort,
                                   routeConfig: Naming.outbound,
                                   httpFilters: [StatsFilterBuilder.filter(for: proxy, reporter: .source)] + (outboundFilters ?? []))]
         listeners[0].trafficDirection = .outbound
+        for var egress in shared.egressListeners {
+            if egress.address.isEmpty { egress.address = proxy.address }
+            let stats = StatsFilterBuilder.filter(for: proxy, reporter: .source)
+            if !egress.routeConfig.isEmpty { egress.httpFilters = [stats] + (egress.httpFilters ?? []) }
+            if var tcp = egress.tcpProxy {
+                tcp.networkFilters = (tcp.networkFilters ?? []) + [stats]
+                egress.tcpProxy = tcp
+            }
+            listeners.append(egress)
+        }
         guard let app = proxy.appPort else { return (listeners, [], []) }
         let cluster = Naming.inboundCluster(appPort: app)
+        let stats = StatsFilterBuilder.filter(for: proxy, reporter: .destination)
         var inbound = Listener(name: Naming.inbound, address: proxy.address, port: proxy.inboundPort,
-                               routeConfig: Naming.inbound,
-                               httpFilters: [StatsFilterBuilder.filter(for: proxy, reporter: .destination)])
+                               routeConfig: shared.inboundHTTP ? Naming.inbound : "",
+                               httpFilters: shared.inboundHTTP ? [stats] : nil)
         inbound.trafficDirection = .inbound
         inbound.meshTLS = meshTLS
+        if shared.inboundNetworkFilters != nil {
+            inbound.tcpProxy = TCPProxy(routes: [TCPProxyRoute(name: Naming.inbound, cluster: cluster)], networkFilters: [stats])
+        }
         listeners.append(inbound)
         let config = RouteConfig(name: Naming.inbound, virtualHosts: [
             VirtualHost(name: "inbound|\(app)", domains: ["*"], routes: [RouteBuilder.defaultRoute(cluster: cluster, outbound: false)],
                         includeRequestAttemptCount: true),
         ])
-        return (listeners, [config], [inboundCluster(cluster, app: app)])
+        return (listeners, shared.inboundHTTP ? [config] : [], [inboundCluster(cluster, app: app)])
     }
 
-    private static func outbound(_ ctx: TranslationContext) -> [VirtualHost] {
+    /// The virtual hosts of the services (and VirtualService hosts) visible in `scope`: every
+    /// HTTP port, or only `port` (a Sidecar egress listener's, whose names then also go without
+    /// a port).
+    static func outbound(_ ctx: TranslationContext, scope: SidecarScope? = nil, port only: Int? = nil) -> [VirtualHost] {
         let proxy = ctx.proxy
+        let scope = scope ?? ctx.scope
         let services = ctx.registry.services.filter {
-            ctx.scope.visible(namespace: $0.namespace, host: $0.host, exportTo: $0.exportTo)
+            scope.visible(namespace: $0.namespace, host: $0.host, exportTo: $0.exportTo)
         }
         let meshServices = ctx.index.virtualServices.filter {
             $0.spec.appliesToMesh && ConfigIndex.exported($0.spec.exportTo, from: $0.namespace, to: proxy.namespace)
         }
-        for vs in meshServices where !vs.spec.tcp.isEmpty || !vs.spec.tls.isEmpty {
-            // Sidecars have one outbound listener, routed by Host; bytes have no Host.
-            ctx.warn(vs.id, vs.spec.tcp.isEmpty ? "spec.tls" : "spec.tcp",
-                     "tcp and tls routes are served by gateways only; sidecars do not proxy TCP yet; ignored here")
+        if only == nil, ctx.scope.portListeners.isEmpty {
+            for vs in meshServices where !vs.spec.tcp.isEmpty || !vs.spec.tls.isEmpty {
+                // The outbound listener is routed by Host; bytes have no Host.
+                ctx.warn(vs.id, vs.spec.tcp.isEmpty ? "spec.tls" : "spec.tcp",
+                         "tcp and tls routes reach a sidecar through a Sidecar egress listener with a port (meshd captures no traffic); this sidecar has none, so they are ignored here")
+            }
         }
         // Every (VirtualService, host pattern) pair, in order; exact names indexed by name.
         var exact: [String: [Config<VirtualService>]] = [:]
@@ -65,13 +111,13 @@ enum SidecarBuilder {
         }
         /// The VirtualService for a host: the first naming it exactly, else the longest wildcard covering it.
         func owner(_ host: String) -> Config<VirtualService>? {
-            if let vs = exact[host]?.first(where: { ctx.scope.visible(namespace: $0.namespace, host: host, exportTo: []) }) {
+            if let vs = exact[host]?.first(where: { scope.visible(namespace: $0.namespace, host: host, exportTo: []) }) {
                 return vs
             }
             var best: (Config<VirtualService>, Int)?
             for (vs, pattern) in wildcards {
                 guard HostNames.matches(pattern: pattern, host: host),
-                      ctx.scope.visible(namespace: vs.namespace, host: pattern, exportTo: []) else { continue }
+                      scope.visible(namespace: vs.namespace, host: pattern, exportTo: []) else { continue }
                 if pattern == host { return vs }
                 if best == nil || pattern.count > best!.1 { best = (vs, pattern.count) }
             }
@@ -90,7 +136,7 @@ enum SidecarBuilder {
             }
             let vs = owner(service.host)
             let aliases = HostNames.aliases(of: service.host, clientNamespace: proxy.namespace)
-            for (k, port) in service.ports.filter({ $0.protocol.isHTTP }).enumerated() {
+            for (k, port) in service.ports.filter({ $0.protocol.isHTTP && (only == nil || $0.number == only) }).enumerated() {
                 var domains = aliases.map { "\($0):\(port.number)" }
                 if k == 0 { domains += aliases }
                 domains = domains.filter { claimed.insert($0).inserted }
@@ -130,13 +176,17 @@ enum SidecarBuilder {
         return vhosts
     }
 
+    /// The outbound traffic policy's mode: the Sidecar's, else the mesh config's (ALLOW_ANY).
+    static func allowsAny(_ ctx: TranslationContext) -> Bool {
+        (ctx.scope.outboundTrafficPolicy?.mode ?? ctx.store.meshConfig.outboundTrafficPolicyMode ?? "ALLOW_ANY") == "ALLOW_ANY"
+    }
+
     /// Istio's last virtual host, for hosts no service claims: under ALLOW_ANY (Istio's default)
     /// `allow_any` sends them to their own address (PassthroughCluster, no timeout) or to the
     /// Sidecar's `egressProxy`; under REGISTRY_ONLY `block_all` answers 502.
     private static func catchAll(_ ctx: TranslationContext) -> VirtualHost {
         let sidecarPolicy = ctx.scope.outboundTrafficPolicy
-        let mode = sidecarPolicy?.mode ?? ctx.store.meshConfig.outboundTrafficPolicyMode ?? "ALLOW_ANY"
-        guard mode == "ALLOW_ANY" else {
+        guard allowsAny(ctx) else {
             return VirtualHost(name: Naming.blockAll, domains: ["*"], routes: [
                 Route(name: Naming.blockAll, match: RouteMatch(prefix: "/"), directResponse: DirectResponse(status: 502)),
             ], includeRequestAttemptCount: true)
@@ -173,4 +223,17 @@ extension SidecarBuilder {
         PeerAuthenticationPolicy.listenerMode(
             PeerAuthenticationPolicy.mode(namespace: proxy.namespace, labels: proxy.labels, port: proxy.appPort, store: store))
     }
+}
+
+/// What a sidecar's own listeners take from its shared part (see `SidecarBuilder.shared`).
+struct SidecarShared: Sendable, Equatable {
+    /// Security filters for the inbound listener's HTTP (`SecurityBuilder.filters`).
+    var inboundFilters: [HTTPFilterConfig] = []
+    /// The inbound listener serves HTTP.
+    var inboundHTTP = true
+    /// Set when it proxies bytes too: their network filters (Istio's network RBAC).
+    var inboundNetworkFilters: [HTTPFilterConfig]?
+    /// The egress listeners, address empty for the proxy's own, without the stats filter.
+    var egressListeners: [Listener] = []
+    var egressRouteConfigs: [RouteConfig] = []
 }

@@ -2,7 +2,9 @@
 /// when a Sidecar resource applies to it, named by that resource's `egress[].hosts`.
 struct SidecarScope {
     /// `(namespace part, host pattern)` from the applicable Sidecar; nil: no Sidecar, all visible.
-    let egress: [(namespace: String, host: String)]?
+    private(set) var egress: [(namespace: String, host: String)]?
+    /// Its `egress[]` entries with a port: each is a listener of its own (`SidecarEgressBuilder`).
+    let portListeners: [Sidecar.EgressListener]
     let sidecarNamespace: String
     let proxyNamespace: String
     let applies: Bool
@@ -21,11 +23,21 @@ struct SidecarScope {
         sidecarNamespace = chosen?.namespace ?? proxy.namespace
         source = applies ? chosen?.id : nil
         outboundTrafficPolicy = applies ? chosen?.spec.outboundTrafficPolicy : nil
-        egress = chosen.map { sc in
-            sc.spec.egress.flatMap(\.hosts).compactMap { h in
-                let parts = h.split(separator: "/", maxSplits: 1).map(String.init)
-                return parts.count == 2 ? (parts[0], parts[1].lowercased()) : nil
-            }
+        egress = chosen.map { Self.parse($0.spec.egress.flatMap(\.hosts)) }
+        portListeners = applies ? (chosen?.spec.egress ?? []).filter { $0.port?.number != nil } : []
+    }
+
+    /// The scope of one egress listener: only its own hosts are visible.
+    func narrowed(to hosts: [String]) -> SidecarScope {
+        var scope = self
+        scope.egress = Self.parse(hosts)
+        return scope
+    }
+
+    private static func parse(_ hosts: [String]) -> [(namespace: String, host: String)] {
+        hosts.compactMap { h in
+            let parts = h.split(separator: "/", maxSplits: 1).map(String.init)
+            return parts.count == 2 ? (parts[0], parts[1].lowercased()) : nil
         }
     }
 

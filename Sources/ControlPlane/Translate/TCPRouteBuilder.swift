@@ -14,9 +14,11 @@ struct TCPRouteBuilder {
     /// Sidecar: the service the listener is for (its destination port is the default).
     let service: RegistryService?
 
-    func routes(_ vs: Config<VirtualService>) -> [TCPProxyRoute] {
+    /// `tls: false` / `tcp: false` leave those routes out (a sidecar listener for bytes without
+    /// TLS, or for TLS only).
+    func routes(_ vs: Config<VirtualService>, tls includeTLS: Bool = true, tcp includeTCP: Bool = true) -> [TCPProxyRoute] {
         var out: [TCPProxyRoute] = []
-        for (i, tls) in vs.spec.tls.enumerated() {
+        for (i, tls) in vs.spec.tls.enumerated() where includeTLS {
             for m in tls.match where applies(gateways: m.gateways, port: m.port, labels: m.sourceLabels,
                                               namespace: m.sourceNamespace, vs) {
                 guard let target = destinations(tls.route, vs) else { continue }
@@ -29,7 +31,7 @@ struct TCPRouteBuilder {
                 out.append(route)
             }
         }
-        for (i, tcp) in vs.spec.tcp.enumerated() {
+        for (i, tcp) in vs.spec.tcp.enumerated() where includeTCP {
             let blocks: [TCPRoute.Match?] = tcp.match.isEmpty ? [nil] : tcp.match.map { $0 }
             for m in blocks {
                 if let m, !applies(gateways: m.gateways, port: m.port, labels: m.sourceLabels, namespace: m.sourceNamespace, vs) {

@@ -42,10 +42,10 @@ public final class TranslationSnapshot: Sendable {
         var filters: [String]
     }
 
-    /// A sidecar's own part, and the inbound mesh TLS mode and security filters it was made with.
+    /// A sidecar's own part, and the inbound mesh TLS mode and shared part it was made with.
     struct OwnPart: Sendable {
         var meshTLS: MeshTLSMode?
-        var inboundFilters: [HTTPFilterConfig]
+        var shared: SidecarShared
         var entries: [String: ResourceEntry]
     }
 
@@ -98,13 +98,19 @@ public final class TranslationSnapshot: Sendable {
     /// TrafficExtension `selector`, Gateway `selector`, AuthorizationPolicy and
     /// RequestAuthentication and Telemetry `selector`. `labels.matches(selector)` only reads
     /// the selector's keys, so dropping every other key changes no match.
-    /// (ServiceEntry selectors and subset labels select *endpoints*, not the proxy.)
+    /// ServiceEntry `workloadSelector` too when the entry has a port carrying bytes: the
+    /// services a sidecar's workload is part of decide whether its inbound proxies bytes.
+    /// (Other ServiceEntry selectors and subset labels select *endpoints*, not the proxy.)
     static func selectorLabelKeys(_ store: ConfigStore) -> Set<String> {
         // A proxy's locality orders its endpoints (locality load balancing).
         // Its network decides which endpoints it reaches directly and which through a gateway.
         var keys: Set<String> = [Locality.regionLabel, Locality.zoneLabel, Locality.subzoneLabel, NetworkGateway.networkLabel]
         for dr in store.destinationRules { keys.formUnion(dr.spec.workloadSelector?.matchLabels.keys ?? [:].keys) }
         for sc in store.sidecars { keys.formUnion(sc.spec.workloadSelector?.labels.keys ?? [:].keys) }
+        // The services selecting a sidecar's workload say whether its inbound carries bytes.
+        for se in store.serviceEntries where se.spec.ports.contains(where: { $0.effectiveProtocol.isTCP }) {
+            keys.formUnion(se.spec.workloadSelector?.labels.keys ?? [:].keys)
+        }
         for vs in store.virtualServices {
             for http in vs.spec.http { for m in http.match { keys.formUnion(m.sourceLabels.keys) } }
             for tcp in vs.spec.tcp { for m in tcp.match { keys.formUnion(m.sourceLabels.keys) } }
@@ -134,19 +140,20 @@ public final class TranslationSnapshot: Sendable {
 
     private func own(for proxy: ProxyIdentity, filters outboundFilters: [HTTPFilterConfig]?) -> [String: ResourceEntry] {
         let key = OwnKey(proxy: proxy, filters: outboundFilters?.map(\.name) ?? [])
-        // The shared part first (it takes the memo's lock too): its security filters go on the inbound listener.
-        let filters = shared(for: proxy).translation.inboundFilters
+        // The shared part first (it takes the memo's lock too): its security filters go on the
+        // inbound listener, its egress listeners are bound at the proxy's address.
+        let sidecar = shared(for: proxy).translation.sidecar
         return memo.withLockedValue { memo in
             let meshTLS = SidecarBuilder.meshTLS(proxy, config.valid)
-            // A cached part is reused only with the same PeerAuthentication mode and security filters.
-            if let hit = memo.own[key] ?? memo.previousOwn[key], hit.meshTLS == meshTLS, hit.inboundFilters == filters {
+            // A cached part is reused only with the same PeerAuthentication mode and shared part.
+            if let hit = memo.own[key] ?? memo.previousOwn[key], hit.meshTLS == meshTLS, hit.shared == sidecar {
                 memo.own[key] = hit
                 return hit.entries
             }
-            let local = Translator.local(proxy, outboundFilters: outboundFilters, inboundFilters: filters, meshTLS: meshTLS)
+            let local = Translator.local(proxy, outboundFilters: outboundFilters, shared: sidecar, meshTLS: meshTLS)
             let entries = ResourceCodec.resources(of: Bootstrap(listeners: local.listeners, routeConfigs: local.routeConfigs,
                                                                 clusters: local.clusters))
-            memo.own[key] = OwnPart(meshTLS: meshTLS, inboundFilters: filters, entries: entries)
+            memo.own[key] = OwnPart(meshTLS: meshTLS, shared: sidecar, entries: entries)
             return entries
         }
     }

@@ -9,9 +9,9 @@ public struct Translation: Sendable, Equatable {
     /// The warnings of the resources this config was made from (fields meshd does not
     /// enforce), as `meshd validate` prints them: what `proxy-status` shows for the proxy.
     public var configWarnings: [String] = []
-    /// A sidecar's security filters for its inbound listener (`SecurityBuilder`); they depend
-    /// on the shared part (namespace, labels), the listener on the proxy itself.
-    var inboundFilters: [HTTPFilterConfig] = []
+    /// What a sidecar's own listeners take from its shared part (namespace, labels): the
+    /// inbound listener's security filters and protocols, the egress listeners.
+    var sidecar = SidecarShared()
 
     public init(bootstrap: Bootstrap, warnings: [String], configWarnings: [String] = []) {
         self.bootstrap = bootstrap
@@ -50,11 +50,12 @@ public struct Translator: Sendable {
     static func translateShared(for proxy: ProxyIdentity, _ config: ValidatedConfig, _ registry: Registry) -> Translation {
         let ctx = TranslationContext(proxy: proxy, store: config.valid, registry: registry)
         var bootstrap = Bootstrap()
-        var inboundFilters: [HTTPFilterConfig] = []
+        var sidecar = SidecarShared()
         switch proxy.kind {
         case .sidecar:
             bootstrap.routeConfigs = SidecarBuilder.build(ctx)
-            inboundFilters = SecurityBuilder.filters(ctx)
+            sidecar = SidecarBuilder.shared(ctx)
+            bootstrap.routeConfigs += sidecar.egressRouteConfigs
         case .gateway:
             (bootstrap.listeners, bootstrap.routeConfigs) = GatewayBuilder.build(ctx)
             for i in bootstrap.listeners.indices {
@@ -76,14 +77,16 @@ public struct Translator: Sendable {
         }
         bootstrap.clusters = ClusterBuilder.build(ctx) + ctx.extraClusters.values
         let routes = bootstrap.routeConfigs.flatMap(\.virtualHosts).flatMap(\.routes)
-        if routes.contains(where: { $0.route?.cluster == Naming.passthroughCluster }) {
+        let byteRoutes = (bootstrap.listeners + sidecar.egressListeners).flatMap { $0.tcpProxy?.routes ?? [] }
+        if routes.contains(where: { $0.route?.cluster == Naming.passthroughCluster })
+            || byteRoutes.contains(where: { $0.cluster == Naming.passthroughCluster }) {
             bootstrap.clusters.append(SidecarBuilder.passthroughCluster)
         }
         bootstrap.luaPlugins = PluginBuilder.build(ctx)
         bootstrap.telemetry = TelemetryBuilder.build(ctx)
         var translation = Translation(bootstrap: sorted(bootstrap), warnings: ctx.warnings.sorted(),
                                       configWarnings: ctx.used.sorted().flatMap { config.warnings[$0] ?? [] })
-        translation.inboundFilters = inboundFilters
+        translation.sidecar = sidecar
         return translation
     }
 
@@ -93,7 +96,7 @@ public struct Translator: Sendable {
         if proxy.kind == .sidecar {
             let outbound = bootstrap.routeConfigs.first { $0.name == Naming.outbound }
             let local = Self.local(proxy, outboundFilters: RouteFilterBuilder.filters(for: outbound),
-                                   inboundFilters: shared.inboundFilters, meshTLS: SidecarBuilder.meshTLS(proxy, store))
+                                   shared: shared.sidecar, meshTLS: SidecarBuilder.meshTLS(proxy, store))
             bootstrap.listeners += local.listeners
             bootstrap.routeConfigs += local.routeConfigs
             bootstrap.clusters += local.clusters
@@ -105,13 +108,19 @@ public struct Translator: Sendable {
 
     /// A sidecar's own listeners, inbound route config and cluster, with the security filters
     /// of its shared part on the inbound listener.
-    static func local(_ proxy: ProxyIdentity, outboundFilters: [HTTPFilterConfig]?, inboundFilters: [HTTPFilterConfig],
+    static func local(_ proxy: ProxyIdentity, outboundFilters: [HTTPFilterConfig]?, shared: SidecarShared,
                       meshTLS: MeshTLSMode?) -> (listeners: [Listener], routeConfigs: [RouteConfig], clusters: [Cluster]) {
-        var local = SidecarBuilder.local(proxy, outboundFilters: outboundFilters, meshTLS: meshTLS)
-        if let app = proxy.appPort, !inboundFilters.isEmpty,
-           let i = local.listeners.firstIndex(where: { $0.name == Naming.inbound }) {
-            local.listeners[i].httpFilters = StatsFilterBuilder.prepending(SecurityBuilder.inbound(inboundFilters, appPort: app),
-                                                                           to: local.listeners[i].httpFilters)
+        var local = SidecarBuilder.local(proxy, outboundFilters: outboundFilters, shared: shared, meshTLS: meshTLS)
+        if let app = proxy.appPort, let i = local.listeners.firstIndex(where: { $0.name == Naming.inbound }) {
+            if !shared.inboundFilters.isEmpty, !local.listeners[i].routeConfig.isEmpty {
+                local.listeners[i].httpFilters = StatsFilterBuilder.prepending(SecurityBuilder.inbound(shared.inboundFilters, appPort: app),
+                                                                               to: local.listeners[i].httpFilters)
+            }
+            if var tcp = local.listeners[i].tcpProxy {
+                tcp.networkFilters = SecurityBuilder.inbound(shared.inboundNetworkFilters ?? [], appPort: app, http: false)
+                    + (tcp.networkFilters ?? [])
+                local.listeners[i].tcpProxy = tcp
+            }
         }
         return local
     }

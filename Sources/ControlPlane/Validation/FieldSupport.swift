@@ -247,9 +247,8 @@ enum FieldSupport {
 
     static let sidecar: [String: Support] = [
         "spec.workloadSelector": .enforced, "spec.egress[].hosts": .enforced,
-        "spec.egress[].port": .warned("egress listeners are not per port; the hosts apply to every port"),
-        "spec.egress[].bind": .warned("bind is not applied"),
-        "spec.egress[].captureMode": .warned("captureMode is not applied (meshd captures no traffic)"),
+        "spec.egress[].port": .enforced, "spec.egress[].bind": .enforced,
+        "spec.egress[].captureMode": .warned("captureMode is not applied: meshd captures no traffic, every listener is bound explicitly (as NONE)"),
         "spec.ingress": .warned("Sidecar ingress listeners are not supported; the sidecar's inbound port forwards to its app port"),
         "spec.outboundTrafficPolicy": .enforced,
         "spec.inboundConnectionPool": .warned("inbound connection limits are not applied"),

@@ -107,16 +107,16 @@ public final class ProxySnapshot: Sendable {
                 guard l.serverTLS.isEmpty else {
                     throw ConfigError(path: path + ".tls", reason: "a tcpProxy listener does not terminate TLS (route by serverNames instead)")
                 }
-                guard (l.httpFilters ?? []).isEmpty, l.meshTLS == nil else {
-                    throw ConfigError(path: path + ((l.httpFilters ?? []).isEmpty ? ".meshTLS" : ".httpFilters"),
-                                      reason: "a tcpProxy listener runs no HTTP filters and no mesh TLS")
+                // With a routeConfig too, each connection's first bytes (or mesh ALPN) pick HTTP or bytes.
+                if l.routeConfig.isEmpty, !(l.httpFilters ?? []).isEmpty {
+                    throw ConfigError(path: path + ".httpFilters", reason: "a tcpProxy listener without a routeConfig runs no HTTP filters")
                 }
                 _ = try TCPRouteTable(tcp, clusters: clusters, path: path + ".tcpProxy")
                 if let t = tcp.idleTimeoutMs, t < 0 { throw ConfigError(path: path + ".tcpProxy.idleTimeoutMs", reason: "must not be negative") }
                 if let t = tcp.inspectTimeoutMs, t < 1 { throw ConfigError(path: path + ".tcpProxy.inspectTimeoutMs", reason: "must be at least 1") }
                 chains[l.name] = []
                 network[l.name] = try networkFilters(tcp, at: path + ".tcpProxy", registry: registry)
-                continue
+                if l.routeConfig.isEmpty { continue }
             }
             guard tables[l.routeConfig] != nil else {
                 throw ConfigError(path: path + ".routeConfig", reason: "unknown route config '\(l.routeConfig)'")

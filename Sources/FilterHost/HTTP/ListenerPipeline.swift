@@ -3,15 +3,18 @@ import NIOCore
 import NIOHTTP1
 import Transport
 
-/// Chooses the codec for a new downstream connection: after TLS by ALPN ("h2" → HTTP/2),
-/// in cleartext by the first bytes (the HTTP/2 connection preface → h2c prior knowledge).
-/// Until then the request-header timeout runs from the accept, so a silent client, a
-/// stalled TLS handshake or a partial preface cannot hold the connection.
+/// Chooses the codec for a new downstream connection: after TLS by ALPN ("h2" → HTTP/2;
+/// Istio's TCP names → bytes on a listener that also proxies bytes), in cleartext by the
+/// first bytes (`FirstBytes`: the HTTP/2 preface → h2c prior knowledge; on a listener that
+/// serves HTTP and bytes, an HTTP/1 request line → HTTP/1, anything else → bytes). Until
+/// then the request-header timeout runs from the accept, so a silent client, a stalled TLS
+/// handshake or a partial preface cannot hold the connection; on a listener that also
+/// proxies bytes a client silent that long is proxied as TCP (Istio's protocol detection
+/// timeout), so a server-first protocol still gets through.
 final class ProtocolSelector: ChannelInboundHandler, RemovableChannelHandler, TimerTarget {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
-    private static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
     private let setup: ConnectionSetup
     private var buffered: ByteBuffer?
     private var info: ConnectionInfo
@@ -40,10 +43,11 @@ final class ProtocolSelector: ChannelInboundHandler, RemovableChannelHandler, Ti
     }
 
     func timerFired(_ token: LoopTimers.Token) {
-        guard token == timer, !decided else { return }
+        guard token == timer, !decided, let context else { return }
         timer = nil
+        if setup.carries == .sniffed && !tls { return decide(context: context, .bytes) }
         // Nothing to answer yet (no HTTP spoken): just close.
-        context?.close(promise: nil)
+        context.close(promise: nil)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -52,7 +56,7 @@ final class ProtocolSelector: ChannelInboundHandler, RemovableChannelHandler, Ti
             info.alpn = done.negotiatedProtocol
             info.serverName = done.serverName
             info.tls = done.facts
-            decide(context: context, http2: done.negotiatedProtocol == "h2")
+            decide(context: context, setup.carries.afterHandshake(alpn: done.negotiatedProtocol))
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -66,22 +70,18 @@ final class ProtocolSelector: ChannelInboundHandler, RemovableChannelHandler, Ti
             return
         }
         buffered.setOrWriteBuffer(&bytes)
-        let view = buffered!.readableBytesView
-        let n = min(view.count, Self.preface.count)
-        if !view.prefix(n).elementsEqual(Self.preface.prefix(n)) {
-            decide(context: context, http2: false)
-        } else if n == Self.preface.count {
-            decide(context: context, http2: true)
+        if let chosen = FirstBytes.classify(buffered!.readableBytesView, on: setup.carries) {
+            decide(context: context, chosen)
         }
     }
 
-    private func decide(context: ChannelHandlerContext, http2: Bool) {
+    private func decide(context: ChannelHandlerContext, _ chosen: DownstreamProtocol) {
         guard !decided else { return }
         decided = true
         timers.cancel(timer)
         timer = nil
         do {
-            try setup.installCodec(on: context.channel, after: self, info: info, http2: http2)
+            try setup.install(chosen, on: context.channel, after: self, info: info)
         } catch {
             context.close(promise: nil)
             return
@@ -101,9 +101,11 @@ struct ConnectionSetup: Sendable {
     /// has removed the listener and an accept was already under way.
     let boundTLSContext: TLSServerContext?
     let tracker: ConnectionTracker
-    /// Set per connection by `initialize`: the limits in force at its accept, and when that was.
+    /// Set per connection by `initialize`: the limits in force at its accept, and when that was,
+    /// and what the listener carries.
     private(set) var limits: ListenerLimits
     private(set) var acceptedAt = NIODeadline.uptimeNanoseconds(0)
+    private(set) var carries = Carriage.http
 
     init(listener: Listener, contexts: LoopContexts, boundTLSContext: TLSServerContext?, tracker: ConnectionTracker) {
         self.listener = listener
@@ -137,17 +139,17 @@ struct ConnectionSetup: Sendable {
             return try sync.addHandler(ConnectionRefusal(answer: answer && tlsContext == nil))
         }
         let current = loop.snapshot.listener(named: listener.name) ?? listener
-        if let tcp = current.tcpProxy {
-            // Raw bytes: no TLS termination, no codec (validated when the snapshot was built).
-            let table = try TCPRouteTable(tcp, clusters: loop.snapshot.clusters, path: "listeners[\(listener.name)]")
-            let session = TCPProxySession(downstream: channel, loop: loop, listener: current, table: table)
-            return try sync.addHandler(TCPDownstreamHandler(session: session))
-        }
+        setup.carries = Carriage(current)
         let info = ConnectionInfo(remoteAddress: channel.remoteAddress, localAddress: channel.localAddress)
+        if setup.carries == .bytes && current.meshTLS == nil {
+            // Raw bytes: no TLS termination, no codec (validated when the snapshot was built).
+            return try sync.addHandler(TCPDownstreamHandler(session: setup.session(channel, current, info: info)))
+        }
         // Mesh TLS comes from the current config (like the limits) and the newest workload
         // certificate: a rotation or a PeerAuthentication change applies from the next accept.
         if tlsContext == nil, let mode = current.meshTLS {
-            let mesh = WorkloadCertificates.shared.serverContext(alpn: current.tls?.alpn ?? ["h2", "http/1.1"])
+            let alpn = current.tcpProxy != nil ? MeshApplication.bytesOrHTTPServerALPN : current.tls?.alpn ?? ["h2", "http/1.1"]
+            let mesh = WorkloadCertificates.shared.serverContext(alpn: alpn)
             switch (mode, mesh) {
             case (.strict, let mesh?):
                 try sync.addHandler(OpenSSLHandler(server: mesh))
@@ -161,15 +163,34 @@ struct ConnectionSetup: Sendable {
                 break  // plaintext only until the certificate arrives
             }
         }
+        if setup.carries == .bytes {
+            // Plaintext bytes (PERMISSIVE before the certificate arrives).
+            return try sync.addHandler(TCPDownstreamHandler(session: setup.session(channel, current, info: info)))
+        }
         if let tlsContext { try sync.addHandler(OpenSSLHandler(server: tlsContext)) }
         try sync.addHandler(ProtocolSelector(setup: setup, info: info, tls: tlsContext != nil, timers: loop.timers))
     }
 
-    func installCodec(on channel: Channel, after selector: ProtocolSelector, info: ConnectionInfo, http2: Bool) throws {
+    /// A TCP proxy session for `channel`, routed by the listener's current `tcpProxy`.
+    func session(_ channel: Channel, _ current: Listener, info: ConnectionInfo) throws -> TCPProxySession {
         let loop = contexts.context(for: channel.eventLoop)
-        let factory = StreamFactory(loop: loop, listenerName: listener.name, fallback: listener)
+        // Validated when the snapshot was built.
+        let table = try TCPRouteTable(current.tcpProxy ?? TCPProxy(routes: []), clusters: loop.snapshot.clusters,
+                                      path: "listeners[\(listener.name)]")
+        return TCPProxySession(downstream: channel, loop: loop, listener: current, table: table, connection: info)
+    }
+
+    func install(_ chosen: DownstreamProtocol, on channel: Channel, after selector: ProtocolSelector, info: ConnectionInfo) throws {
+        let loop = contexts.context(for: channel.eventLoop)
         let sync = channel.pipeline.syncOperations
-        if http2 {
+        let current = loop.snapshot.listener(named: listener.name) ?? listener
+        if chosen == .bytes {
+            // Behind mesh TLS a client's close_notify is its half-close, passed on like a FIN.
+            (try? sync.handler(type: OpenSSLHandler.self))?.endsInputOnCloseNotify = true
+            return try sync.addHandler(TCPDownstreamHandler(session: session(channel, current, info: info)), position: .after(selector))
+        }
+        let factory = StreamFactory(loop: loop, listenerName: listener.name, fallback: listener)
+        if chosen == .http2 {
             let codec = HTTP2ServerCodec(factory: factory, connectionInfo: info, settings: limits.http2, timers: loop.timers)
             let name = listener.name
             let stats = loop.stats
@@ -191,6 +212,9 @@ struct ConnectionSetup: Sendable {
             try sync.addHandler(HTTP1ReadWatch(connection), position: .after(selector))
             tracker.setDrainer(channel) { connection.startDraining() }
         }
+        // HTTP on a socket that allows half-closure (the listener also proxies bytes): a
+        // client's FIN ends the connection, as on any other HTTP listener. In front of the codec.
+        if current.tcpProxy != nil { try sync.addHandler(HalfCloseAsClose(), position: .after(selector)) }
     }
 }
 

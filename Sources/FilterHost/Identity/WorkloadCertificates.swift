@@ -16,9 +16,9 @@ public final class WorkloadCertificates: Sendable {
         public let root: TLSCertificateFacts
         public let chainPEM: String
         public let rootPEM: String
-        /// Server contexts by ALPN list; client contexts by HTTP/2 or not.
+        /// Server contexts by ALPN list; client contexts by what they carry.
         let servers: [[String]: TLSServerContext]
-        let clients: [Bool: TLSClientContext]
+        let clients: [MeshApplication: TLSClientContext]
 
         public var spiffeID: String? { leaf.uriSANs.first { $0.hasPrefix("spiffe://") } }
     }
@@ -39,15 +39,15 @@ public final class WorkloadCertificates: Sendable {
         let generation = (current?.generation ?? 0) + 1
         let pair = TLSKeyPair(chain: .pem(chain.joined()), key: .pem(key.pem))
         var servers: [[String]: TLSServerContext] = [:]
-        for alpn in [["h2", "http/1.1"], ["http/1.1"], ["h2"]] {
+        for alpn in [["h2", "http/1.1"], ["http/1.1"], ["h2"], MeshApplication.bytesOrHTTPServerALPN] {
             var configuration = TLSServerConfiguration(certificates: [pair], caCertificates: .pem(rootPEM))
             configuration.alpnProtocols = alpn
             servers[alpn] = try TLSServerContext(configuration)
         }
-        var clients: [Bool: TLSClientContext] = [:]
-        for http2 in [false, true] {
-            clients[http2] = try TLSClientContext(caCertificates: .pem(rootPEM), verifyPeer: true,
-                                                  alpnProtocols: http2 ? ["h2"] : ["http/1.1"], certificate: pair)
+        var clients: [MeshApplication: TLSClientContext] = [:]
+        for application in MeshApplication.allCases {
+            clients[application] = try TLSClientContext(caCertificates: .pem(rootPEM), verifyPeer: true,
+                                                        alpnProtocols: application.alpn, certificate: pair)
         }
         let issued = Issued(generation: generation, leaf: leafFacts, root: rootFacts, chainPEM: chain.joined(),
                             rootPEM: rootPEM, servers: servers, clients: clients)
@@ -62,6 +62,30 @@ public final class WorkloadCertificates: Sendable {
 
     /// The context for mutual TLS to another mesh workload, or nil before the first certificate.
     public func clientContext(http2: Bool) -> TLSClientContext? {
-        state.withLockedValue { $0?.clients[http2] }
+        clientContext(for: http2 ? .http2 : .http1)
     }
+
+    public func clientContext(for application: MeshApplication) -> TLSClientContext? {
+        state.withLockedValue { $0?.clients[application] }
+    }
+}
+
+/// What a mesh mTLS connection carries, as its ALPN tells the peer's inbound listener
+/// (Istio's: `istio-peer-exchange`/`istio` for TCP, which its inbound filter chains tell
+/// apart from HTTP's; meshd offers the plain HTTP names for HTTP).
+public enum MeshApplication: Sendable, Hashable, CaseIterable {
+    case http1, http2, bytes
+
+    public var alpn: [String] {
+        switch self {
+        case .http1: ["http/1.1"]
+        case .http2: ["h2"]
+        case .bytes: Self.bytesALPN
+        }
+    }
+
+    /// Istio's ALPN for TCP over mesh mTLS.
+    public static let bytesALPN = ["istio-peer-exchange", "istio"]
+    /// An inbound listener that serves both HTTP and bytes.
+    public static let bytesOrHTTPServerALPN = ["h2", "http/1.1"] + bytesALPN
 }

@@ -10,8 +10,8 @@ public struct TCPConnectionFacts: Sendable {
     public var serverName: String?
     /// Envoy's response flags so far (`NR`, `UH`, `UF`), `-` when none.
     public var responseFlags: String
-    /// The downstream connection's addresses (and its SNI, when read); no TLS facts: a TCP
-    /// proxy listener does not terminate TLS, so there is never a verified peer.
+    /// The downstream connection's addresses (and its SNI, when read); behind mesh TLS (a
+    /// sidecar's inbound) its handshake, with the verified peer's identity.
     public var connection: ConnectionInfo
 
     public init(listener: String, cluster: String? = nil, serverName: String? = nil, responseFlags: String = "-",

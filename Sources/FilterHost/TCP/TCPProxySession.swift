@@ -22,6 +22,8 @@ final class TCPProxySession: TimerTarget {
     private let loop: LoopContext
     private let listener: Listener
     private let table: TCPRouteTable
+    /// The downstream's addresses and, behind mesh TLS, its handshake (the peer's identity).
+    private let connection: ConnectionInfo
     private var state = State.idle
     /// Bytes read before the upstream is connected (the ClientHello among them).
     private var pending: ByteBuffer?
@@ -49,11 +51,12 @@ final class TCPProxySession: TimerTarget {
     static let defaultInspectTimeoutMs = 15_000
     static let defaultConnectTimeoutMs = 10_000
 
-    init(downstream: Channel, loop: LoopContext, listener: Listener, table: TCPRouteTable) {
+    init(downstream: Channel, loop: LoopContext, listener: Listener, table: TCPRouteTable, connection: ConnectionInfo? = nil) {
         self.downstream = downstream
         self.loop = loop
         self.listener = listener
         self.table = table
+        self.connection = connection ?? ConnectionInfo(remoteAddress: downstream.remoteAddress, localAddress: downstream.localAddress)
     }
 
     private var stats: String { "{listener=\"\(listener.name)\"}" }
@@ -101,6 +104,8 @@ final class TCPProxySession: TimerTarget {
     }
 
     func downstreamInputEnded() {
+        // Behind TLS both the peer's close_notify and its FIN say so.
+        guard !downstreamEnded else { return }
         downstreamEnded = true
         switch state {
         case .inspecting: choose()
@@ -126,6 +131,7 @@ final class TCPProxySession: TimerTarget {
     }
 
     func upstreamInputEnded() {
+        guard !upstreamEnded else { return }
         upstreamEnded = true
         endOutput(of: downstream, otherEnded: downstreamEnded)
     }
@@ -178,21 +184,24 @@ final class TCPProxySession: TimerTarget {
         let name = choice.cluster
         self.cluster = name
         routeName = choice.route
-        guard let cluster = loop.snapshot.clusters[name], let endpoint = cluster.endpoints.randomElement() else {
+        guard let cluster = loop.snapshot.clusters[name], let endpoint = endpoint(of: cluster) else {
             flags.append("UH")
             loop.stats.count("meshd_tcp_upstream_cx_none_healthy_total{cluster=\"\(name)\"}")
             return finish()
         }
         upstreamHost = "\(endpoint.address):\(endpoint.port)"
         loop.stats.count("meshd_tcp_upstream_cx_total{cluster=\"\(name)\"}")
-        let tlsContext: TLSClientContext?
+        // The cluster's TLS, or auto mTLS to a mesh sidecar with Istio's TCP ALPN (which its
+        // inbound listener reads to proxy bytes rather than HTTP).
+        let plan: UpstreamTLSPlan
         do {
-            tlsContext = try cluster.tls.map { try UpstreamTLSContexts.shared.context(for: $0, http2: false) }
+            plan = try UpstreamTLSPlan(cluster: cluster, endpoint: endpoint, application: .bytes)
         } catch {
             flags.append("UF")
             return finish()
         }
-        let sni = cluster.tls?.sni ?? endpoint.address
+        let tlsContext = plan.context, sans = plan.subjectAltNames, verifyHost = plan.verifyHostName
+        let sni = plan.serverName ?? endpoint.address
         let bound = NIOLoopBound(self, eventLoop: downstream.eventLoop)
         ClientBootstrap(group: downstream.eventLoop)
             .connectTimeout(.milliseconds(Int64(cluster.connectTimeoutMs ?? Self.defaultConnectTimeoutMs)))
@@ -201,7 +210,11 @@ final class TCPProxySession: TimerTarget {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    if let tlsContext { try sync.addHandler(OpenSSLHandler(client: tlsContext, serverName: sni)) }
+                    if let tlsContext {
+                        let tls = OpenSSLHandler(client: tlsContext, serverName: sni, subjectAltNames: sans, verifyHostName: verifyHost)
+                        tls.endsInputOnCloseNotify = true  // the server's half-close, passed on like a FIN
+                        try sync.addHandler(tls)
+                    }
                     try sync.addHandler(TCPUpstreamHandler(session: bound.value))
                 }
             }
@@ -216,6 +229,14 @@ final class TCPProxySession: TimerTarget {
                     finish()
                 }
             }
+    }
+
+    /// An endpoint at random; for an original-destination cluster (Istio's PassthroughCluster)
+    /// the host the ClientHello names, on the listener's port: with no capture, the SNI is the
+    /// only original destination a connection has.
+    private func endpoint(of cluster: Cluster) -> Endpoint? {
+        guard cluster.originalDestination == true else { return cluster.endpoints.randomElement() }
+        return serverName.map { Endpoint(address: $0, port: listener.port) }
     }
 
     /// Envoy's network filters before `tcp_proxy`: the first rejection closes the connection
@@ -278,10 +299,10 @@ final class TCPProxySession: TimerTarget {
     }
 
     private var facts: TCPConnectionFacts {
-        TCPConnectionFacts(listener: listener.name, cluster: cluster, serverName: serverName,
-                           responseFlags: flags.isEmpty ? "-" : flags.joined(separator: ","),
-                           connection: ConnectionInfo(remoteAddress: downstream.remoteAddress, localAddress: downstream.localAddress,
-                                                      serverName: serverName))
+        var connection = self.connection
+        if let serverName { connection.serverName = serverName }
+        return TCPConnectionFacts(listener: listener.name, cluster: cluster, serverName: serverName,
+                                  responseFlags: flags.isEmpty ? "-" : flags.joined(separator: ","), connection: connection)
     }
 
     /// As Istio: a connection counts as opened once it reached its upstream, or when it ends

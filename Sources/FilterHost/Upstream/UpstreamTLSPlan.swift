@@ -19,11 +19,19 @@ struct UpstreamTLSPlan {
     }
 
     init(cluster: Cluster, endpoint: Endpoint, http2: Bool, certificates: WorkloadCertificates = .shared) throws {
+        try self.init(cluster: cluster, endpoint: endpoint, application: http2 ? .http2 : .http1, certificates: certificates)
+    }
+
+    /// `application` picks the mesh ALPN (bytes: Istio's TCP names); the cluster's own TLS
+    /// speaks HTTP/1.1's or none.
+    init(cluster: Cluster, endpoint: Endpoint, application: MeshApplication,
+         certificates: WorkloadCertificates = .shared) throws {
+        let http2 = application == .http2
         if let tls = cluster.tls {
             serverName = tls.sni
             if tls.istioMutual == true {
                 serverName = tls.sni ?? IstioSNI.name(forCluster: cluster.name)
-                guard let context = certificates.clientContext(http2: http2) else { throw NoWorkloadCertificate() }
+                guard let context = certificates.clientContext(for: application) else { throw NoWorkloadCertificate() }
                 self.context = context
                 verifyHostName = false
                 subjectAltNames = tls.subjectAltNames ?? endpoint.meshIdentity.map { [$0] } ?? []
@@ -31,7 +39,7 @@ struct UpstreamTLSPlan {
                 context = try UpstreamTLSContexts.shared.context(for: tls, http2: http2)
                 subjectAltNames = tls.subjectAltNames ?? []
             }
-        } else if let identity = endpoint.meshIdentity, let context = certificates.clientContext(http2: http2) {
+        } else if let identity = endpoint.meshIdentity, let context = certificates.clientContext(for: application) {
             self.context = context
             serverName = IstioSNI.name(forCluster: cluster.name)
             verifyHostName = false

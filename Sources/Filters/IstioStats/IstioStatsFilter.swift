@@ -106,8 +106,6 @@ final class IstioStatsFilter: HTTPFilter {
 
     /// The labels' facts for this stream as it ended.
     func facts(_ info: StreamInfo) -> IstioRequestFacts {
-        let tls = stream.connectionInfo.tls
-        let verifiedPeer = tls.flatMap { $0.peerCertificateValidated ? $0.peerCertificate : nil }
         var f = IstioRequestFacts(reporter: config.reporter, local: config.local, peer: peer,
                                   destinationService: "unknown", requestProtocol: isGRPC ? "grpc" : "http",
                                   responseCode: info.responseCode ?? 0, grpcStatus: grpcStatus,
@@ -119,9 +117,7 @@ final class IstioStatsFilter: HTTPFilter {
             f.destinationService = DestinationService.host(ofCluster: info.clusterName) ?? "unknown"
         case .destination:
             f.destinationService = DestinationService.host(ofAuthority: authority, namespace: config.local.namespace) ?? "unknown"
-            f.connectionSecurityPolicy = verifiedPeer == nil ? "none" : "mutual_tls"
-            f.sourcePrincipal = verifiedPeer.flatMap(Self.spiffeID)
-            f.destinationPrincipal = verifiedPeer == nil ? nil : tls?.localCertificate.flatMap(Self.spiffeID)
+            f.securedBy(stream.connectionInfo.tls)
         }
         return f
     }
@@ -151,5 +147,16 @@ final class IstioStatsFilter: HTTPFilter {
     static func strip(_ headers: inout HTTPHeaders) {
         headers.remove(name: PeerMetadata.header)
         headers.remove(name: PeerMetadata.idHeader)
+    }
+}
+
+extension IstioRequestFacts {
+    /// The destination reporter's view of the downstream's mesh TLS: `mutual_tls` and both
+    /// principals with a verified peer, else `none`.
+    mutating func securedBy(_ tls: TLSConnectionFacts?) {
+        let verifiedPeer = tls.flatMap { $0.peerCertificateValidated ? $0.peerCertificate : nil }
+        connectionSecurityPolicy = verifiedPeer == nil ? "none" : "mutual_tls"
+        sourcePrincipal = verifiedPeer.flatMap(IstioStatsFilter.spiffeID)
+        destinationPrincipal = verifiedPeer == nil ? nil : tls?.localCertificate.flatMap(IstioStatsFilter.spiffeID)
     }
 }

@@ -1,5 +1,6 @@
 import FilterHost
 import MeshAPI
+import Transport
 
 /// `istio.stats` as a network filter on a TCP proxy listener: Istio's TCP metrics, with
 /// Istio's TCP label set (the HTTP set with `request_protocol="tcp"` and without
@@ -46,7 +47,8 @@ final class IstioTCPStats: TCPConnectionObserver {
         if config.reporter == .source {
             f.destinationService = DestinationService.host(ofCluster: c.cluster) ?? "unknown"
         } else {
-            f.connectionSecurityPolicy = "none"
+            // A sidecar's inbound: behind mesh TLS, the verified peer.
+            f.securedBy(c.connection.tls)
         }
         return f
     }

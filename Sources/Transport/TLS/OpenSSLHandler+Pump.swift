@@ -82,11 +82,19 @@ extension OpenSSLHandler {
                 writeCiphertext(context: context, flush: true)
             }
         case .closed:
-            // The peer's close_notify is EOF: answer with ours and close.
-            sendCloseNotifyThenClose(context: context, promise: nil)
+            peerClosed(context: context)
         case .failed(let error):
             fail(context: context, error: error)
         }
+    }
+
+    /// The peer's close_notify is EOF: the end of input (`endsInputOnCloseNotify`), else we
+    /// answer with ours and close.
+    private func peerClosed(context: ChannelHandlerContext) {
+        guard endsInputOnCloseNotify else { return sendCloseNotifyThenClose(context: context, promise: nil) }
+        guard !inputClosed else { return }
+        inputClosed = true
+        context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
     }
 
     /// Encrypts the flushed plaintext; each write's promise rides on the ciphertext write

@@ -32,6 +32,13 @@ public final class OpenSSLHandler: ChannelDuplexHandler, RemovableChannelHandler
     package var flushedWriteCount = 0
     /// After close(mode: .output) no more plaintext may be written.
     package var outputClosed = false
+    /// Set (a TCP proxy's connection): the peer's close_notify is its end of input, passed on
+    /// as `ChannelEvent.inputClosed` while writing goes on, as after a FIN (TLS 1.3 and
+    /// OpenSSL allow writing after the peer's close_notify). Otherwise we answer with ours and
+    /// close.
+    public var endsInputOnCloseNotify = false
+    /// The peer's close_notify was passed on as the end of input.
+    package var inputClosed = false
     package var receivedBytes = false
     package var closePromise: EventLoopPromise<Void>?
     package var closeTimeout: Scheduled<Void>?
