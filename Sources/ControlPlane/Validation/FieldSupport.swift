@@ -101,6 +101,7 @@ enum FieldSupport {
         "extensionProviders[].envoyExtAuthzHttp.clearRouteCache": .warned("the route is not recomputed after the authorizer's headers are added"),
         "extensionProviders[].envoyExtAuthzHttp.includeHeadersInCheck": .warned("deprecated and not read: use includeRequestHeadersInCheck"),
         "extensionProviders[].envoyExtAuthzGrpc": .warned("gRPC external authorization is not supported"),
+        "extensionProviders[].meshdLuaPlugin": .enforced,
         "extensionProviders[].opentelemetry": .enforced,
         "extensionProviders[].opentelemetry.maxTagLength": .warned("tags are not truncated"),
         "extensionProviders[].opentelemetry.http": .warned("spans are exported with OTLP/HTTP to POST /v1/traces; ignored"),

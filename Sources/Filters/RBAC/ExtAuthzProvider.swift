@@ -49,13 +49,7 @@ struct ExtAuthzProvider: Sendable {
         self.cluster = cluster
         if case .number(let n) = o["timeoutMs"] { timeoutMs = Int(n) } else { timeoutMs = Self.defaultTimeoutMs }
         pathPrefix = o["pathPrefix"]?.stringValue ?? ""
-        if case .bool(let b) = o["failOpen"] { failOpen = b } else { failOpen = false }
-        if case .number(let n) = o["statusOnError"] {
-            guard (100...599).contains(Int(n)) else { throw ConfigError(path: path + ".statusOnError", reason: "not an HTTP status") }
-            statusOnError = Int(n)
-        } else {
-            statusOnError = 403
-        }
+        (failOpen, statusOnError) = try Self.failure(o, at: path)
         func patterns(_ key: String) -> [StringPattern] {
             (o[key]?.arrayValue ?? []).compactMap(\.stringValue).map { StringPattern($0, ignoreCase: true) }
         }
@@ -65,6 +59,16 @@ struct ExtAuthzProvider: Sendable {
         upstreamOnAllow = patterns("headersToUpstreamOnAllow")
         downstreamOnDeny = patterns("headersToDownstreamOnDeny")
         downstreamOnAllow = patterns("headersToDownstreamOnAllow")
+    }
+
+    /// What an authorizer's failure does, as every provider has it: `failOpen` (default false)
+    /// and `statusOnError` (Istio's default: 403).
+    static func failure(_ o: [String: JSONValue], at path: String) throws -> (failOpen: Bool, statusOnError: Int) {
+        var failOpen = false
+        if case .bool(let b) = o["failOpen"] { failOpen = b }
+        guard case .number(let n) = o["statusOnError"] else { return (failOpen, 403) }
+        guard (100...599).contains(Int(n)) else { throw ConfigError(path: path + ".statusOnError", reason: "not an HTTP status") }
+        return (failOpen, Int(n))
     }
 
     /// The check request: the original method, `pathPrefix` + path and authority, the allowed

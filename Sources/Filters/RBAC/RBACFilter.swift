@@ -10,11 +10,15 @@ import Transport
 /// never deny: a match sets Envoy's `access_log_hint`. A request denied by policy gets 403
 /// `RBAC: access denied` and the `RBAC` response flag, as from Envoy's RBAC filter; one the
 /// authorizer denies gets its answer and the `UAEX` flag, as from Envoy's ext_authz filter.
+/// A Lua authorizer runs right here (LuaAuthzCheck), its request callbacks fed from this
+/// filter's own.
 final class RBACFilter: HTTPFilter {
     private enum Check {
         case none
         /// Waiting for the authorizer; the request headers are held.
         case pending(HTTPCallout, ExtAuthzProvider, RequestHead)
+        /// A Lua authorizer decides (and, once it has, may still read the body).
+        case lua(LuaAuthzCheck)
         /// Allowed: these of the authorizer's headers go on the response.
         case allowed(HTTPHeaders)
     }
@@ -32,15 +36,33 @@ final class RBACFilter: HTTPFilter {
         if !config.dryRun.isEmpty { recordDryRun(request(head)) }
         switch Self.decide(config.policies, request(head)) {
         case .check(let policy):
-            guard let name = policy.provider, let provider = config.providers[name], let upstream = stream.upstream,
-                  let cluster = stream.snapshot.clusters[provider.cluster] else { return deny(policy.name) }
-            startCheck(provider, cluster: cluster, upstream: upstream, head: head)
-            return .stop
+            switch policy.provider.flatMap({ config.providers[$0] }) {
+            case .http(let provider)?:
+                guard let upstream = stream.upstream, let cluster = stream.snapshot.clusters[provider.cluster] else {
+                    return deny(policy.name)
+                }
+                startCheck(provider, cluster: cluster, upstream: upstream, head: head)
+                return .stop
+            case .lua(let provider)?:
+                return startLuaCheck(provider, &head, endStream: endStream)
+            case nil:
+                return deny(policy.name)
+            }
         case .allow(let audited):
             return allow(audited: audited)
         case .deny(let policy):
             return deny(policy)
         }
+    }
+
+    func onRequestData(_ data: inout ByteBuffer, endStream: Bool) -> FilterDataStatus {
+        guard case .lua(let lua) = check else { return .continue }
+        return lua.filter.onRequestData(&data, endStream: endStream)
+    }
+
+    func onRequestTrailers(_ trailers: inout HTTPHeaders) -> FilterHeadersStatus {
+        guard case .lua(let lua) = check else { return .continue }
+        return lua.filter.onRequestTrailers(&trailers)
     }
 
     func onResponseHeaders(_ head: inout ResponseHead, endStream: Bool) -> FilterHeadersStatus {
@@ -51,7 +73,11 @@ final class RBACFilter: HTTPFilter {
     }
 
     func onStreamComplete() {
-        if case .pending(let callout, _, _) = check { callout.cancel() }
+        switch check {
+        case .pending(let callout, _, _): callout.cancel()
+        case .lua(let lua): lua.filter.onStreamComplete()
+        case .none, .allowed: break
+        }
         check = .none
     }
 
@@ -145,16 +171,58 @@ final class RBACFilter: HTTPFilter {
     }
 
     /// The authorizer let the request through: the DENY and ALLOW policies have their say.
-    private func resume(_ head: RequestHead) {
+    private func resume(_ head: RequestHead, data: ByteBuffer? = nil) {
         switch Self.decide(config.policies, request(head), afterCustom: true) {
         case .allow(let audited):
             _ = allow(audited: audited)
-            stream.continueRequest(from: self, replacingHead: head)
+            stream.continueRequest(from: self, replacingHead: head, replacingData: data)
         case .deny(let policy):
             _ = deny(policy)
         case .check:
             break  // afterCustom never asks again
         }
+    }
+
+    // MARK: Lua authorization
+
+    /// Runs the Lua authorizer's `envoy_on_request` on the request headers. It may decide at
+    /// once (returning, replying or failing) or later (waiting for the body or an httpCall,
+    /// with the headers held: its status is this filter's).
+    private func startLuaCheck(_ provider: LuaAuthorizer, _ head: inout RequestHead, endStream: Bool) -> FilterHeadersStatus {
+        let lua = LuaAuthzCheck(provider, head: head, stream: stream, owner: self)
+        check = .lua(lua)
+        let status = lua.filter.onRequestHeaders(&head, endStream: endStream)
+        guard status == .continue, let passed = lua.settle(head) else { return status }
+        countPassed(failedOpen: passed.failedOpen)
+        head = passed.head
+        switch Self.decide(config.policies, request(head), afterCustom: true) {
+        case .allow(let audited): return allow(audited: audited)
+        case .deny(let policy): return deny(policy)
+        case .check: return .continue  // afterCustom never asks again
+        }
+    }
+
+    private func countPassed(failedOpen: Bool) {
+        stream.stats?.count("meshd_ext_authz_total{result=\"\(failedOpen ? "failure_mode_allowed" : "ok")\"}", 1)
+    }
+
+    /// The plugin let the held headers go (with its edits, and the body it read, if any).
+    func luaCheckPassed(_ head: RequestHead, data: ByteBuffer?, failedOpen: Bool) {
+        countPassed(failedOpen: failedOpen)
+        resume(head, data: data)
+    }
+
+    /// The plugin answered the request (`respond()`): its status, headers and body go to the client.
+    func luaCheckDenied(status: Int, body: String, headers: HTTPHeaders) {
+        stream.stats?.count("meshd_ext_authz_total{result=\"denied\"}", 1)
+        stream.sendLocalReply(status: status, body: body, headers: headers, flag: .unauthorizedExternalService, from: self)
+    }
+
+    /// The plugin failed and the provider fails closed.
+    func luaCheckFailed(_ provider: LuaAuthorizer) {
+        stream.stats?.count("meshd_ext_authz_total{result=\"error\"}", 1)
+        stream.sendLocalReply(status: provider.statusOnError, body: "", headers: HTTPHeaders(),
+                              flag: .unauthorizedExternalService, from: self)
     }
 
     enum Decision {
