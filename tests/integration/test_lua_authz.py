@@ -92,16 +92,25 @@ def call(c, path, headers=None):
 EXECUTIONS = 'meshd_lua_executions_total{plugin="default.authz"}'
 
 
-def test_custom_policy_runs_the_lua_plugin_in_the_sidecar(mesh):
-    cp = ControlPlane(mesh, {"services.yaml": service_entry("reviews"), "plugin.yaml": PLUGIN, "authz.yaml": policies()})
+def start(mesh, files):
+    """The control plane with `files` and the mesh config, a client sidecar, and reviews's
+    sidecar in front of a recording app: (control plane, client connection, reviews, app)."""
+    cp = ControlPlane(mesh, {"services.yaml": service_entry("reviews"), **files})
     cp.start(extra_args=["--mesh-config", write_mesh_config(cp, MESH)])
     client = cp.sidecar("client", "v1", with_app=False)
     reviews = cp.sidecar("reviews", "v1", with_app=False)
     app = RecordingApp(reviews.app_port).start()
     try:
         cp.wait_ready(timeout=60)
-        c = Client(client.outbound, timeout=15)
+    except Exception:
+        app.stop()
+        raise
+    return cp, Client(client.outbound, timeout=15), reviews, app
 
+
+def test_custom_policy_runs_the_lua_plugin_in_the_sidecar(mesh):
+    cp, c, reviews, app = start(mesh, {"plugin.yaml": PLUGIN, "authz.yaml": policies()})
+    try:
         # Not matched by the CUSTOM policy's rules: the plugin never runs.
         assert call(c, "/ip")[0] == 200
         assert len(app.requests) == 1
@@ -148,14 +157,8 @@ def test_custom_policy_runs_the_lua_plugin_in_the_sidecar(mesh):
 
 
 def test_a_provider_naming_no_plugin_is_warned_and_its_policy_denies(mesh):
-    cp = ControlPlane(mesh, {"services.yaml": service_entry("reviews"), "authz.yaml": policies()})
-    cp.start(extra_args=["--mesh-config", write_mesh_config(cp, MESH)])
-    client = cp.sidecar("client", "v1", with_app=False)
-    reviews = cp.sidecar("reviews", "v1", with_app=False)
-    app = RecordingApp(reviews.app_port).start()
+    cp, c, _, app = start(mesh, {"authz.yaml": policies()})
     try:
-        cp.wait_ready(timeout=60)
-        c = Client(client.outbound, timeout=15)
         assert call(c, "/api/a", {"x-token": "good"})[0] == 403
         assert call(c, "/ip")[0] == 200
         assert [r[1] for r in app.requests] == ["/ip"]

@@ -76,6 +76,11 @@ enum ExtAuthzBuilder {
         list("headersToUpstreamOnAllow", p.headersToUpstreamOnAllow)
         list("headersToDownstreamOnDeny", p.headersToDownstreamOnDeny)
         list("headersToDownstreamOnAllow", p.headersToDownstreamOnAllow)
+        if let body = p.includeRequestBodyInCheck {
+            var b: [String: JSONValue] = ["allowPartialMessage": .bool(body.allowPartialMessage), "packAsBytes": .bool(body.packAsBytes)]
+            if let max = body.maxRequestBytes, max > 0 { b["maxRequestBytes"] = .number(Double(max)) }
+            o["includeRequestBodyInCheck"] = .object(b)
+        }
         if !p.includeAdditionalHeadersInCheck.isEmpty {
             o["includeAdditionalHeadersInCheck"] = .object(p.includeAdditionalHeadersInCheck.mapValues(JSONValue.string))
         }

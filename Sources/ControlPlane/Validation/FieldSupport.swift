@@ -97,7 +97,6 @@ enum FieldSupport {
         "extensionProviders": .enforced,
         "extensionProviders[].name": .enforced,
         "extensionProviders[].envoyExtAuthzHttp": .enforced,
-        "extensionProviders[].envoyExtAuthzHttp.includeRequestBodyInCheck": .warned("the request body is not sent to the authorizer: checks carry the headers only"),
         "extensionProviders[].envoyExtAuthzHttp.clearRouteCache": .warned("the route is not recomputed after the authorizer's headers are added"),
         "extensionProviders[].envoyExtAuthzHttp.includeHeadersInCheck": .warned("deprecated and not read: use includeRequestHeadersInCheck"),
         "extensionProviders[].envoyExtAuthzGrpc": .warned("gRPC external authorization is not supported"),

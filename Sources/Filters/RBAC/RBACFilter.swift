@@ -16,6 +16,9 @@ final class RBACFilter: HTTPFilter {
     private enum Check {
         case none
         /// Waiting for the authorizer; the request headers are held.
+        /// Collecting the body for the check (`includeRequestBodyInCheck`); the headers are held
+        /// and the body queues behind them.
+        case collecting(BodyCheck)
         case pending(HTTPCallout, ExtAuthzProvider, RequestHead)
         /// A Lua authorizer decides (and, once it has, may still read the body).
         case lua(LuaAuthzCheck)
@@ -41,8 +44,13 @@ final class RBACFilter: HTTPFilter {
                 guard let upstream = stream.upstream, let cluster = stream.snapshot.clusters[provider.cluster] else {
                     return deny(policy.name)
                 }
-                startCheck(provider, cluster: cluster, upstream: upstream, head: head)
-                return .stop
+                guard provider.body != nil, !endStream else {
+                    startCheck(provider, cluster: cluster, upstream: upstream, head: head, body: nil)
+                    return .stop
+                }
+                let limit = min(provider.body?.maxBytes ?? stream.bufferLimit, stream.bufferLimit)
+                check = .collecting(BodyCheck(provider: provider, cluster: cluster, upstream: upstream, head: head, limit: limit))
+                return .stopIteration
             case .lua(let provider)?:
                 return startLuaCheck(provider, &head, endStream: endStream)
             case nil:
@@ -56,13 +64,38 @@ final class RBACFilter: HTTPFilter {
     }
 
     func onRequestData(_ data: inout ByteBuffer, endStream: Bool) -> FilterDataStatus {
-        guard case .lua(let lua) = check else { return .continue }
-        return lua.filter.onRequestData(&data, endStream: endStream)
+        switch check {
+        case .lua(let lua):
+            return lua.filter.onRequestData(&data, endStream: endStream)
+        case .collecting(var body):
+            switch body.add(data, end: endStream) {
+            case .collecting:
+                check = .collecting(body)
+            case .complete(let partial):
+                startCheck(body.provider, cluster: body.cluster, upstream: body.upstream, head: body.head,
+                           body: (body.collected, partial))
+            case .tooLarge:
+                check = .none
+                stream.sendLocalReply(status: 413, body: "Payload Too Large", headers: HTTPHeaders(), flag: nil, from: self)
+                return .stop
+            }
+            return .continue  // queued behind the held headers until the check allows
+        default:
+            return .continue
+        }
     }
 
     func onRequestTrailers(_ trailers: inout HTTPHeaders) -> FilterHeadersStatus {
-        guard case .lua(let lua) = check else { return .continue }
-        return lua.filter.onRequestTrailers(&trailers)
+        switch check {
+        case .lua(let lua):
+            return lua.filter.onRequestTrailers(&trailers)
+        case .collecting(let body):
+            startCheck(body.provider, cluster: body.cluster, upstream: body.upstream, head: body.head,
+                       body: (body.collected, false))
+            return .continue
+        default:
+            return .continue
+        }
     }
 
     func onResponseHeaders(_ head: inout ResponseHead, endStream: Bool) -> FilterHeadersStatus {
@@ -76,7 +109,7 @@ final class RBACFilter: HTTPFilter {
         switch check {
         case .pending(let callout, _, _): callout.cancel()
         case .lua(let lua): lua.filter.onStreamComplete()
-        case .none, .allowed: break
+        case .none, .allowed, .collecting: break
         }
         check = .none
     }
@@ -136,13 +169,15 @@ final class RBACFilter: HTTPFilter {
 
     // MARK: external authorization
 
-    private func startCheck(_ provider: ExtAuthzProvider, cluster: Cluster, upstream: UpstreamClient, head: RequestHead) {
+    /// `body`: what of the request's body the check carries, and whether it is cut short.
+    private func startCheck(_ provider: ExtAuthzProvider, cluster: Cluster, upstream: UpstreamClient, head: RequestHead,
+                            body: (ByteBuffer, partial: Bool)?) {
         let callout = HTTPCallout(eventLoop: stream.eventLoop, timers: stream.timers, bodyLimit: stream.bufferLimit) { [weak self] result in
             self?.checked(result)
         }
         check = .pending(callout, provider, head)
-        callout.start(cluster: cluster, request: provider.checkRequest(for: head), body: nil, timeoutMs: provider.timeoutMs,
-                      upstream: upstream)
+        let request = provider.checkRequest(for: head, bodyBytes: body?.0.readableBytes ?? 0, partial: body?.partial ?? false)
+        callout.start(cluster: cluster, request: request, body: body?.0, timeoutMs: provider.timeoutMs, upstream: upstream)
     }
 
     private func checked(_ result: Result<(ResponseHead, ByteBuffer), HTTPCallout.Failure>) {
