@@ -163,25 +163,27 @@ static guard_slot *current_slot(void) {
 
 /* ---- Slices ---- */
 
-void meshd_guard_arm(void *ctl, lua_State *thread, long long budget, uint64_t ms) {
+uint64_t meshd_guard_arm(void *ctl, lua_State *thread, long long budget, uint64_t ms) {
     meshd_vm_ctl *c = ctl;
+    uint64_t now = meshd_guard_now_ns();
     c->budget = budget;
     c->trip = MESHD_TRIP_NONE;
     c->interrupted = 0;
     c->running = thread;
     c->slice_ms = ms;
-    c->deadline_ns = ms ? meshd_guard_now_ns() + ms * 1000000u : 0;
+    c->deadline_ns = ms ? now + ms * 1000000u : 0;
     /* A reused coroutine may still have the every-instruction hook of an earlier trip. */
     lua_sethook(thread, meshd_guard_hook, LUA_MASKCOUNT, MESHD_GUARD_HOOK_EVERY);
     guard_slot *s = current_slot();
     c->slot = s;
-    if (!s) return;
+    if (!s) return now;
     c->outer_ctl = atomic_load(&s->ctl);
     c->outer_deadline_ns = atomic_load(&s->deadline_ns);
     /* The signal handler reads the deadline first: never a new deadline with an old ctl. */
     atomic_store(&s->deadline_ns, 0);
     atomic_store(&s->ctl, c);
     atomic_store(&s->deadline_ns, c->deadline_ns);
+    return now;
 }
 
 void meshd_guard_disarm(void *ctl) {
@@ -197,6 +199,10 @@ void meshd_guard_disarm(void *ctl) {
     c->running = NULL;
     c->deadline_ns = 0;
 }
+
+static _Thread_local meshd_vm_cache_entry vm_cache[MESHD_VM_CACHE_ENTRIES];
+
+meshd_vm_cache_entry *meshd_vm_cache(void) { return vm_cache; }
 
 /* ---- The state and the library functions the guard replaces ---- */
 

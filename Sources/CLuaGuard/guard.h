@@ -8,7 +8,6 @@
 /* Loops in the guarded C functions look at the clock every this many steps. */
 #define MESHD_GUARD_CHECK_EVERY 4096
 
-uint64_t meshd_guard_now_ns(void);
 void meshd_guard_hook(lua_State *L, lua_Debug *ar);
 /* Raises the slice's error if it is over (time, budget or the watchdog); else returns. */
 void meshd_guard_check(lua_State *L);

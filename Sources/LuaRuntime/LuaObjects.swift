@@ -22,10 +22,11 @@ package enum LuaKind: UInt32, CaseIterable {
 }
 
 /// A live run, found from `self` of a method call. `owner` is whatever opened the slot
-/// (the Lua filter); the runtime never looks inside it.
+/// (the Lua filter); the runtime never looks inside it. Held only for the host call: the
+/// VM is running it and the slot table holds the owner, so neither is counted again.
 package struct LuaRunRef {
-    package let vm: LuaVM
-    package let owner: AnyObject
+    package unowned(unsafe) let vm: LuaVM
+    package unowned(unsafe) let owner: AnyObject
     package let response: Bool
     package let obj: UnsafeMutablePointer<meshd_obj>
 
@@ -89,10 +90,10 @@ package enum LuaObjects {
     package static func run(_ L: OpaquePointer, _ kind: LuaKind) throws -> LuaRunRef {
         let obj = try object(L, 1, kind)
         let vm = vm(L)
-        guard let slot = vm.lookup(slot: obj.pointee.slot, gen: obj.pointee.gen), let owner = slot.owner else {
+        guard let (owner, response) = vm.liveOwner(slot: obj.pointee.slot, gen: obj.pointee.gen) else {
             throw LuaRaise.outOfScope
         }
-        return LuaRunRef(vm: vm, owner: owner, response: slot.response, obj: obj)
+        return LuaRunRef(vm: vm, owner: owner.takeUnretainedValue(), response: response, obj: obj)
     }
 
     /// `self` of a call every object offers (the log calls): any meshd object, and if it
@@ -110,11 +111,14 @@ package enum LuaObjects {
         return vm
     }
 
-    /// Pushes a new object of `kind` with the shared metatable of its kind.
+    /// Pushes a new object of `kind` with the shared metatable of its kind, and `userValues`
+    /// Lua values of its own (nil until set; a handle keeps its header map there).
     @discardableResult
     package static func push(_ L: OpaquePointer, _ vm: LuaVM, _ kind: LuaKind, slot: UInt32 = 0, gen: UInt64 = 0,
-                     aux: UInt64 = 0, ptr: UnsafeMutableRawPointer? = nil) -> UnsafeMutablePointer<meshd_obj> {
-        let obj = meshd_lua_newuserdata(L, MemoryLayout<meshd_obj>.size)!.bindMemory(to: meshd_obj.self, capacity: 1)
+                     aux: UInt64 = 0, ptr: UnsafeMutableRawPointer? = nil,
+                     userValues: Int32 = 0) -> UnsafeMutablePointer<meshd_obj> {
+        let raw = lua_newuserdatauv(L, MemoryLayout<meshd_obj>.size, userValues)!
+        let obj = raw.bindMemory(to: meshd_obj.self, capacity: 1)
         obj.initialize(to: meshd_obj(kind: kind.rawValue, slot: slot, gen: gen, aux: aux, ptr: ptr))
         lua_rawgeti(L, meshd_lua_registryindex(), lua_Integer(vm.metatables[Int(kind.rawValue)]))
         lua_setmetatable(L, -2)

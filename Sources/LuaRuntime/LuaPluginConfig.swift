@@ -1,3 +1,4 @@
+import CLuaGuard
 import Foundation
 import MeshAPI
 import NIOConcurrencyHelpers
@@ -186,25 +187,45 @@ public final class LuaPluginVersion: Sendable {
     /// The host objects every VM of this version gets (from the Lua filter).
     package let library: LuaHostLibrary
     private let vms = NIOLockedValueBox<[ObjectIdentifier: VMBox]>([:])
+    /// Names this version in the calling thread's VM cache; never reused, unlike an address.
+    private let id: UInt64
+
+    private static let lastID = NIOLockedValueBox<UInt64>(0)
 
     package init(config: LuaPluginConfig, library: LuaHostLibrary) {
         self.config = config
         self.library = library
+        id = Self.lastID.withLockedValue { $0 += 1; return $0 }
     }
 
     /// A version whose VM on `loop` is given (`meshd plugin test` builds it with its own logger).
     package init(config: LuaPluginConfig, vm: LuaVM, on loop: EventLoop) {
         self.config = config
         self.library = vm.library
+        id = Self.lastID.withLockedValue { $0 += 1; return $0 }
         vms.withLockedValue { $0[ObjectIdentifier(loop)] = VMBox(vm) }
     }
 
-    /// The VM of `loop`, made on first use. Must be called on `loop`.
+    /// The VM of `loop`, made on first use. Must be called on `loop`. Every stream asks: the
+    /// thread's small cache answers without the lock the table behind it needs.
     package func vm(for loop: EventLoop) -> LuaVM? {
         let key = ObjectIdentifier(loop)
-        if let box = vms.withLockedValue({ $0[key] }) { return box.vm }
-        let box = VMBox(LuaVM(plugin: config, library: library))
-        vms.withLockedValue { $0[key] = box }
+        let loopID = UInt(bitPattern: key)
+        let entry = meshd_vm_cache()! + Int(id % UInt64(MESHD_VM_CACHE_ENTRIES))
+        if entry.pointee.version == id, entry.pointee.loop == loopID, let vm = entry.pointee.vm {
+            return Unmanaged<LuaVM>.fromOpaque(vm).takeUnretainedValue()
+        }
+        let box: VMBox
+        if let known = vms.withLockedValue({ $0[key] }) {
+            box = known
+        } else {
+            box = VMBox(LuaVM(plugin: config, library: library))
+            vms.withLockedValue { $0[key] = box }
+        }
+        // The box (and its VM) lives as long as this version, which whoever asks holds.
+        if let vm = box.vm {
+            entry.pointee = meshd_vm_cache_entry(version: id, loop: loopID, vm: Unmanaged.passUnretained(vm).toOpaque())
+        }
         return box.vm
     }
 }

@@ -76,6 +76,8 @@ package final class LuaVM {
     private var pendingNs: UInt64 = 0
     /// httpCall()s in flight from this VM's streams.
     package let calls: LuaInFlight
+    /// What the host keeps per VM (the Lua filter's stats tally); the runtime never looks inside.
+    package var hostState: AnyObject?
 
     /// VMs alive in the process, over every loop and version (`meshd_lua_vms`): old
     /// versions' VMs go once their last snapshot and stream are gone.
@@ -177,9 +179,12 @@ package final class LuaVM {
 
     /// Starts a slice of Lua execution on `thread`: the memory cap, a fresh instruction
     /// budget and the time bound (watched from outside the loop) apply.
-    private func arm(_ thread: OpaquePointer) {
-        meshd_guard_arm(ctl, thread, Int64(limits.instructions), UInt64(limits.maxRunMs))
+    /// Returns the clock at the start (CLOCK_MONOTONIC, ns).
+    @discardableResult
+    private func arm(_ thread: OpaquePointer) -> UInt64 {
+        let start = meshd_guard_arm(ctl, thread, Int64(limits.instructions), UInt64(limits.maxRunMs))
         ctl.pointee.enforce = 1
+        return start
     }
 
     private func disarm() {
@@ -214,6 +219,14 @@ package final class LuaVM {
         return entry.gen == gen && entry.owner != nil ? entry : nil
     }
 
+    /// The owner and direction of the live run an object belongs to, read in place (a host
+    /// call asks on every method call). The owner stays in the slot table while its run lives.
+    @inline(__always)
+    package func liveOwner(slot: UInt32, gen: UInt64) -> (owner: Unmanaged<AnyObject>, response: Bool)? {
+        guard Int(slot) < slots.count, slots[Int(slot)].gen == gen, let owner = slots[Int(slot)].owner else { return nil }
+        return (Unmanaged.passUnretained(owner), slots[Int(slot)].response)
+    }
+
     // MARK: coroutines
 
     /// A coroutine for one run, reused from earlier runs when possible.
@@ -226,7 +239,7 @@ package final class LuaVM {
 
     /// Takes a coroutine back; one that did not finish cleanly is closed first.
     package func releaseThread(_ thread: OpaquePointer, ref: Int32) {
-        if endedByLimit.remove(thread) != nil {
+        if !endedByLimit.isEmpty, endedByLimit.remove(thread) != nil {
             luaL_unref(L, meshd_lua_registryindex(), ref)
             return
         }
@@ -247,11 +260,10 @@ package final class LuaVM {
     /// Resumes `thread` with `nargs` values on its stack, under the budget and memory cap.
     package func resume(_ thread: OpaquePointer, nargs: Int32) -> LuaResumeOutcome {
         var nres: Int32 = 0
-        let start = NIODeadline.now()
-        arm(thread)
+        let start = arm(thread)
         let status = lua_resume(thread, nil, nargs, &nres)
         disarm()
-        timeNs &+= UInt64(max(0, (NIODeadline.now() - start).nanoseconds))
+        timeNs &+= meshd_guard_now_ns() &- start
         if let limit = tripMessage {
             // Whatever the status: a host call may have yielded in the instant after the trip.
             if status == LUA_YIELD { meshd_lua_pop(thread, nres) }

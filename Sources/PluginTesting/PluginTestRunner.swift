@@ -255,7 +255,7 @@ public final class PluginTestRunner {
         }
         let data = try JSONEncoder().encode(JSONValue.object(route))
         let decoded = try JSONDecoder().decode(Route.self, from: data)
-        return SelectedRoute(virtualHost: "plugin-test", route: decoded, compiled: try CompiledRoute(decoded, at: "route"))
+        return SelectedRoute(virtualHost: "plugin-test", compiled: try CompiledRoute(decoded, at: "route"))
     }
 
     // MARK: httpCall offline

@@ -317,7 +317,7 @@ final class LuaFidelityTests: XCTestCase {
             "perFilterConfig": .object([key: .object(["metadata": .object(metadata)])]),
         ])
         let decoded = try JSONDecoder().decode(Route.self, from: try JSONEncoder().encode(json))
-        return SelectedRoute(virtualHost: "vh", route: decoded, compiled: try CompiledRoute(decoded, at: "r"),
+        return SelectedRoute(virtualHost: "vh", compiled: try CompiledRoute(decoded, at: "r"),
                              hostFilterConfig: hostMetadata.map { [key: .object(["metadata": .object($0)])] })
     }
 }

@@ -242,7 +242,7 @@ final class LuaFilterTests: XCTestCase {
         let s = try ChainHarness(eventLoop: loop, factories: [factory])
         let route = Route(name: "r1", match: RouteMatch(prefix: "/"), route: RouteAction(cluster: "c"),
                           perFilterConfig: ["meshd.lua": .object(["metadata": .object(["team": .string("blue")])])])
-        s.route = SelectedRoute(virtualHost: "vh", route: route, compiled: try CompiledRoute(route, at: "r"))
+        s.route = SelectedRoute(virtualHost: "vh", compiled: try CompiledRoute(route, at: "r"))
         s.sendRequest()
         XCTAssertEqual(s.upstream("x-md"), "blue")
         XCTAssertEqual(s.upstream("x-ctx"), "hi3")

@@ -1,6 +1,7 @@
 """An HTTP/1.1 upstream that fails on purpose, by path, and remembers what it was sent.
 
   /flaky...        every other request (per path) answers 503, the others 200
+  /fail-then-hang... the first request (per path) answers 503, later ones are held 30 s
   /fail...         always 503
   /hang-first...   the first request (per path) gets no answer for 5 s, later ones 200 at once
   /hang...         never answers (holds the request 30 s)
@@ -70,6 +71,9 @@ class Handler(BaseHTTPRequestHandler):
                          "peer_port": self.client_address[1]})
         if path.startswith("/flaky"):
             return self.answer(503 if n % 2 == 1 else 200, f"{NAME} {n}".encode())
+        if path.startswith("/fail-then-hang") and n > 1:
+            time.sleep(30)
+            return self.answer(200, b"late")
         if FAIL_ALL or path.startswith("/fail"):
             return self.answer(503, b"failing on purpose")
         if path.startswith("/hang-first"):

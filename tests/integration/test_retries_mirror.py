@@ -201,22 +201,24 @@ def test_per_try_timeout_moves_on_to_the_next_attempt(mesh):
 def test_retry_budget_bounds_concurrent_retries(mesh):
     up = scripted(mesh, "failing")
     port = free_port()
-    cfg = config(port, up, [route("/fail", {"retryOn": "5xx", "numRetries": 1, "backoffBaseIntervalMs": 8000,
-                                            "backoffMaxIntervalMs": 8000})])
+    cfg = config(port, up, [route("/", {"retryOn": "5xx", "numRetries": 1}, timeout_ms=10_000)])
     cfg["clusters"][0]["maxRetries"] = 1
     proxy = mesh.proxy(cfg)
-    # The first failure holds the only retry through its long backoff (uniform below 8 s, as
-    # Envoy's; 2 s left too short a window on a loaded machine); the next ones overflow.
+    # The first request's retry holds the only retry slot: its first attempt fails, the retry
+    # hangs until the route timeout. Every request failing meanwhile overflows the budget.
     import threading
     results = []
-    first = threading.Thread(target=lambda: results.append(send(port, "/fail", timeout=30)[0]))
+    first = threading.Thread(target=lambda: results.append(send(port, "/fail-then-hang", timeout=30)[0]))
     first.start()
-    wait_until(lambda: proxy.stat("meshd_upstream_rq_retry_total") == 1, 10, what="first retry scheduled")
+    wait_until(lambda: len([s for s in seen(up) if s["path"] == "/fail-then-hang"]) == 2, 10,
+               what="the first request's retry reached the upstream")
     statuses = [send(port, "/fail")[0] for _ in range(5)]
-    first.join(35)
-    assert statuses == [503] * 5 and results == [503]
-    assert proxy.stat("meshd_upstream_rq_retry_overflow_total") >= 4
-    assert any("UO" in line for line in proxy.access_log(wait_lines=6))
+    first.join(30)
+    assert statuses == [503] * 5, statuses
+    assert results == [504], "the held retry ends at the route timeout"
+    assert proxy.stat("meshd_upstream_rq_retry_total") == 1
+    assert proxy.stat("meshd_upstream_rq_retry_overflow_total") == 5
+    assert sum("UO" in line for line in proxy.access_log(wait_lines=6)) == 5
 
 
 def test_mirror_gets_a_shadow_copy_and_never_delays_the_answer(mesh):

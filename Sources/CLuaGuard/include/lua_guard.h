@@ -20,8 +20,23 @@ void meshd_guard_open(struct lua_State *L);
 void meshd_guard_mark_handler(struct lua_State *L);
 
 /* Starts a slice on the calling thread running `thread`: `budget` instructions and `ms`
-   milliseconds (0 = no time bound). */
-void meshd_guard_arm(void *ctl, struct lua_State *thread, long long budget, uint64_t ms);
+   milliseconds (0 = no time bound). Returns the CLOCK_MONOTONIC time it started at. */
+uint64_t meshd_guard_arm(void *ctl, struct lua_State *thread, long long budget, uint64_t ms);
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t meshd_guard_now_ns(void);
+
+/* A few (plugin version, event loop) -> VM lookups made on the calling thread: the Lua filter
+   asks once per stream, and the locked table behind it is shared by every loop. The keys
+   are never reused (version ids count up; a loop's id is its object's address, as in that
+   table); `vm` is unretained, kept alive by the version. */
+typedef struct meshd_vm_cache_entry {
+    uint64_t version;
+    uintptr_t loop;
+    void *vm;
+} meshd_vm_cache_entry;
+#define MESHD_VM_CACHE_ENTRIES 4
+meshd_vm_cache_entry *meshd_vm_cache(void);
 
 /* Ends the slice (what ended it, if anything, stays in ctl->trip until the next arm). */
 void meshd_guard_disarm(void *ctl);

@@ -3,28 +3,30 @@ import NIOHTTP1
 import Transport
 
 /// The route picked for a request.
+/// Three references: a stream copies it several times per request (the cached route, the
+/// router's lookup), and a copy of the whole `Route` retained each of its many fields.
 public struct SelectedRoute: Sendable {
     public let virtualHost: String
-    public let route: Route
     public let compiled: CompiledRoute
     /// The virtual host's `perFilterConfig`, under the route's own.
     public let hostFilterConfig: [String: JSONValue]?
-    public var name: String { route.name ?? "" }
+    public var route: Route { compiled.route }
+    public var name: String { compiled.route.name ?? "" }
 
-    public init(virtualHost: String, route: Route, compiled: CompiledRoute, hostFilterConfig: [String: JSONValue]? = nil) {
+    public init(virtualHost: String, compiled: CompiledRoute, hostFilterConfig: [String: JSONValue]? = nil) {
         self.virtualHost = virtualHost
-        self.route = route
         self.compiled = compiled
         self.hostFilterConfig = hostFilterConfig
     }
 
     /// The most specific per-route config for a filter: the route's, else its virtual host's.
     public func perFilterConfig(_ filterName: String) -> JSONValue? {
-        route.perFilterConfig?[filterName] ?? hostFilterConfig?[filterName]
+        compiled.route.perFilterConfig?[filterName] ?? hostFilterConfig?[filterName]
     }
 }
 
-public struct CompiledRoute: Sendable {
+/// A route with what is parsed from it once per snapshot; shared by reference.
+public final class CompiledRoute: Sendable {
     public let route: Route
     /// Unique within one snapshot: what per-route filter state is keyed by.
     public let id: Int
@@ -47,15 +49,15 @@ public struct CompiledRoute: Sendable {
         guard kinds.count == 1 else {
             throw ConfigError(path: path + ".match", reason: "exactly one of prefix, path, safeRegex is required")
         }
-        pathRegex = try Self.regex(m.safeRegex, at: path + ".match.safeRegex")
+        pathRegex = try CompiledRoute.regex(m.safeRegex, at: path + ".match.safeRegex")
         headerRegexes = try (m.headers ?? []).enumerated().map { i, h in
-            try Self.regex(h.safeRegex, at: path + ".match.headers[\(i)].safeRegex")
+            try CompiledRoute.regex(h.safeRegex, at: path + ".match.headers[\(i)].safeRegex")
         }
         queryRegexes = try (m.queryParams ?? []).enumerated().map { i, q in
-            try Self.regex(q.safeRegex, at: path + ".match.queryParams[\(i)].safeRegex")
+            try CompiledRoute.regex(q.safeRegex, at: path + ".match.queryParams[\(i)].safeRegex")
         }
         let rewrite = route.route?.regexRewrite
-        rewriteRegex = try Self.regex(rewrite?.pattern, at: path + ".route.regexRewrite.pattern")
+        rewriteRegex = try CompiledRoute.regex(rewrite?.pattern, at: path + ".route.regexRewrite.pattern")
         if let rewriteRegex, let rewrite {
             do {
                 try rewriteRegex.checkRewrite(rewrite.substitution)
@@ -92,8 +94,9 @@ public struct CompiledRoute: Sendable {
 
     func matches(path fullPath: String, authority: String, method: String, headers: HTTPHeaders) -> Bool {
         let m = route.match
-        let parts = fullPath.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        let path = parts.first.map(String.init) ?? fullPath
+        // The path without its query, as a slice: splitting made an array per request.
+        let queryStart = fullPath.firstIndex(of: "?")
+        let path = fullPath[..<(queryStart ?? fullPath.endIndex)]
         if let prefix = m.prefix, !path.hasPrefix(prefix) { return false }
         if let exact = m.path, path != exact { return false }
         if let re = pathRegex, !re.wholeMatch(path) { return false }
@@ -120,7 +123,7 @@ public struct CompiledRoute: Sendable {
             if !ok { return false }
         }
         if let query = m.queryParams, !query.isEmpty {
-            let params = QueryString(parts.count > 1 ? parts[1] : "")
+            let params = QueryString(queryStart.map { fullPath[fullPath.index(after: $0)...] } ?? "")
             for (i, q) in query.enumerated() {
                 let value = params.first(q.name)
                 let ok: Bool
@@ -171,7 +174,7 @@ public struct RouteTable: Sendable {
         let full = authority.lowercased()
         guard let vh = pickHost(Self.stripPort(full), authority: full) else { return nil }
         for r in vh.routes where r.matches(path: path, authority: authority, method: method, headers: headers) {
-            return SelectedRoute(virtualHost: vh.name, route: r.route, compiled: r, hostFilterConfig: vh.perFilterConfig)
+            return SelectedRoute(virtualHost: vh.name, compiled: r, hostFilterConfig: vh.perFilterConfig)
         }
         return nil
     }

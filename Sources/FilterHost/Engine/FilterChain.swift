@@ -9,20 +9,45 @@ import Transport
 /// pressure mean for it; the chain does the wiring, resumption and the local-reply path.
 package final class FilterChain {
     package private(set) var filters: [HTTPFilter]
-    private var request: FilterIterator<RequestDirection>
+    private let request: FilterIterator<RequestDirection>
     private var response: FilterIterator<ResponseDirection>
-    /// The client end, kept to run a local reply through the response filters.
-    private let client: FilterSink<ResponseHead>
+    /// Both ends; the owner holds the chain, so the chain does not hold it.
+    private unowned(unsafe) var ends: FilterChainEnds
+    /// The closure adapter of the `FilterSink` init, which only the chain holds.
+    private var ownedEnds: FilterChainEnds?
     private var completed = false
+
+    /// `ends` (which must outlive the chain) takes what leaves the last request filter and
+    /// the first response filter, and says what overflow and pressure mean on each side.
+    package init(filters: [HTTPFilter], bufferLimit: Int, ends: FilterChainEnds) {
+        self.filters = filters
+        self.ends = ends
+        request = FilterIterator(filters: filters, reversed: false, bufferLimit: bufferLimit, ends: ends)
+        response = FilterIterator(filters: filters, reversed: true, bufferLimit: bufferLimit, ends: ends)
+    }
 
     /// `upstream`: where requests go after the last filter; `client`: where responses go
     /// after the first. Their `overflow`/`pressure` are the owner's answers for each side.
-    package init(filters: [HTTPFilter], bufferLimit: Int, upstream: FilterSink<RequestHead>,
-                 client: FilterSink<ResponseHead>) {
-        self.filters = filters
-        self.client = client
-        request = FilterIterator(filters: filters, bufferLimit: bufferLimit, sink: upstream)
-        response = FilterIterator(filters: filters.reversed(), bufferLimit: bufferLimit, sink: client)
+    package convenience init(filters: [HTTPFilter], bufferLimit: Int, upstream: FilterSink<RequestHead>,
+                             client: FilterSink<ResponseHead>) {
+        let ends = SinkEnds(request: upstream, response: client)
+        self.init(filters: filters, bufferLimit: bufferLimit, ends: ends)
+        ownedEnds = ends
+    }
+
+    /// A completed chain that no iterator is running through can serve another stream.
+    package var isReusable: Bool { completed && !request.draining && !response.draining }
+
+    /// Makes a completed chain new for another stream, keeping its arrays' capacity:
+    /// `filters` is filled with `makeFilters` (the last one is usually the router).
+    package func reuse(bufferLimit: Int, ends: FilterChainEnds, makeFilters: (inout [HTTPFilter]) -> Void) {
+        precondition(isReusable, "a filter chain is reused before it completed")
+        completed = false
+        self.ends = ends
+        ownedEnds = nil
+        makeFilters(&filters)
+        request.reset(filters: filters, bufferLimit: bufferLimit, ends: ends)
+        response.reset(filters: filters, bufferLimit: bufferLimit, ends: ends)
     }
 
     // MARK: events in
@@ -54,11 +79,10 @@ package final class FilterChain {
             head.headers.replaceOrAdd(name: "content-type", value: "text/plain")
         }
         head.headers.replaceOrAdd(name: "server", value: "meshd")
-        let start = filter.flatMap { f in filters.reversed().firstIndex { $0 === f }.map { $0 + 1 } } ?? 0
-        var sink = client
-        sink.overflow = {}
-        sink.pressure = { _ in }
-        response = FilterIterator(filters: filters.reversed(), bufferLimit: Int.max, sink: sink)
+        // Counted on the response side: the filters run last to first.
+        let start = filter.flatMap { f in filters.lastIndex { $0 === f }.map { filters.count - $0 } } ?? 0
+        // No limit on the reply's way out: it can neither overflow nor press.
+        response = FilterIterator(filters: filters, reversed: true, bufferLimit: Int.max, ends: ends)
         response.receive(.headers(head, end: body.isEmpty), startingAt: start)
         if !body.isEmpty { response.receive(.data(ByteBuffer(string: body), end: true), startingAt: start) }
         return head
@@ -76,6 +100,10 @@ package final class FilterChain {
         completed = true
         abort()
         for f in filters { f.onStreamComplete() }
-        filters.removeAll()
+        // The iterators share the array; once they let go it is unique again, so its
+        // capacity survives for a reuse.
+        request.releaseFilters()
+        response.releaseFilters()
+        filters.removeAll(keepingCapacity: true)
     }
 }

@@ -6,7 +6,7 @@ import Transport
 
 /// One request/response exchange: owns the filter instances, moves the request through
 /// them to the router and the response back to the client. Lives on one event loop.
-final class HTTPStream: DownstreamStreamEvents, StreamControl {
+final class HTTPStream: DownstreamStreamEvents, StreamControl, FilterChainEnds {
     let downstream: DownstreamStream
     let loop: LoopContext
     let snapshot: ProxySnapshot
@@ -14,7 +14,11 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
     var streamInfo = StreamInfo()
     var onDownstreamWritabilityChanged: ((Bool) -> Void)?
 
+    /// Until `finish()`, which hands it back to the loop for another stream.
     private var chain: FilterChain?
+    /// The chain's last filter, told directly when the client can take more response data.
+    /// The chain holds it; cleared in `finish()`, before the chain lets go of it.
+    private unowned(unsafe) var router: RouterFilter?
     private var requestHead: RequestHead?
     private var cachedRoute: SelectedRoute??
     /// Where the exchange stands towards the client. Only `finish()` enters `.finished`.
@@ -94,9 +98,14 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
         if loop.overload.contains(.disableHTTPKeepAlive) { downstream.drainConnection() }
         if loop.overload.contains(.stopAcceptingRequests) { return shedForOverload() }
 
-        var filters = (snapshot.filterChains[listener.name] ?? []).map { $0.makeFilter(stream: self) }
-        filters.append(RouterFilter(stream: self, client: loop.pools, timers: loop.timers, stats: loop.stats))
-        let chain = makeChain(filters)
+        let chain = loop.filterChain(bufferLimit: bufferLimit, ends: self) { filters in
+            let factories = snapshot.filterChains[listener.name] ?? []
+            filters.reserveCapacity(factories.count + 1)
+            for factory in factories { filters.append(factory.makeFilter(stream: self)) }
+            let router = RouterFilter(stream: self, client: loop.pools, timers: loop.timers, stats: loop.stats)
+            self.router = router
+            filters.append(router)
+        }
         self.chain = chain
         chain.receiveRequest(.headers(head, end: endStream))
     }
@@ -104,27 +113,39 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
     /// Envoy's stop_accepting_requests: no filter is made, the request is answered at once.
     private func shedForOverload() {
         loop.stats.count("meshd_downstream_rq_overload_close_total{listener=\"\(listener.name)\"}")
-        chain = makeChain([])
+        chain = loop.filterChain(bufferLimit: bufferLimit, ends: self) { _ in }
         sendLocalReply(status: 503, body: OverloadReply.body, headers: OverloadReply.headers, flag: .overloadManager, from: nil)
     }
 
-    private func makeChain(_ filters: [HTTPFilter]) -> FilterChain {
-        FilterChain(filters: filters, bufferLimit: bufferLimit, upstream: FilterSink(
-            headers: { [unowned self] h, _ in self.requestHead = h },
-            data: { _, _ in }, trailers: { _ in },
-            overflow: { [unowned self] in
-                self.sendLocalReply(status: 413, body: "Payload Too Large", headers: [:], flag: nil, from: nil)
-            },
-            pressure: { [unowned self] in self.downstream.setRequestReadingPaused($0) }),
-        client: FilterSink(
-            headers: { [unowned self] h, end in self.writeHead(h, end) },
-            data: { [unowned self] d, end in self.writeData(d, end) },
-            trailers: { [unowned self] t in self.writeTrailers(t) },
-            overflow: { [unowned self] in self.responseOverflow() },
-            pressure: { [unowned self] pressed in
-                self.responsePressure = pressed
-                self.onDownstreamWritabilityChanged?(self.isDownstreamWritable)
-            }))
+    // MARK: FilterChainEnds
+
+    func requestHeadersPassed(_ head: RequestHead, endStream: Bool) { requestHead = head }
+    func requestDataPassed(_ data: ByteBuffer, endStream: Bool) {}
+    func requestTrailersPassed(_ trailers: HTTPHeaders) {}
+    func responseHeadersPassed(_ head: ResponseHead, endStream: Bool) { writeHead(head, endStream) }
+    func responseDataPassed(_ data: ByteBuffer, endStream: Bool) { writeData(data, endStream) }
+    func responseTrailersPassed(_ trailers: HTTPHeaders) { writeTrailers(trailers) }
+
+    func bodyOverflowed(_ side: ChainSide) {
+        switch side {
+        case .request: sendLocalReply(status: 413, body: "Payload Too Large", headers: [:], flag: nil, from: nil)
+        case .response: responseOverflow()
+        }
+    }
+
+    func pressureChanged(_ side: ChainSide, _ pressed: Bool) {
+        switch side {
+        case .request:
+            downstream.setRequestReadingPaused(pressed)
+        case .response:
+            responsePressure = pressed
+            downstreamWritabilityChanged(isDownstreamWritable)
+        }
+    }
+
+    private func downstreamWritabilityChanged(_ writable: Bool) {
+        router?.downstreamWritabilityChanged(writable)
+        onDownstreamWritabilityChanged?(writable)
     }
 
     func receiveData(_ data: ByteBuffer, endStream: Bool) {
@@ -137,7 +158,7 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
     }
 
     func streamWritabilityChanged(_ writable: Bool) {
-        onDownstreamWritabilityChanged?(writable && !responsePressure)
+        downstreamWritabilityChanged(writable && !responsePressure)
     }
 
     func downstreamReset() {
@@ -221,7 +242,12 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl {
     private func finish() {
         guard !finished else { return }
         phase = .finished
-        chain?.complete()
+        router = nil
+        if let chain {
+            chain.complete()
+            self.chain = nil
+            loop.recycle(chain)
+        }
         onDownstreamWritabilityChanged = nil
         if let counters {
             counters.active -= 1

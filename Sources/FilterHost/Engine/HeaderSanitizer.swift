@@ -5,7 +5,8 @@ import Transport
 
 /// The proxy's standard header handling, done once per stream before the filters run.
 package enum HeaderSanitizer {
-    /// Hop-by-hop headers (RFC 9110 §7.6.1) never cross the proxy.
+    /// Hop-by-hop headers (RFC 9110 §7.6.1) never cross the proxy. `connection` comes first:
+    /// `removeHopByHop` reads its tokens by that position.
     package static let hopByHop: [String] = [
         "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer",
         "proxy-authenticate", "proxy-authorization",
@@ -57,28 +58,43 @@ package enum HeaderSanitizer {
     }
 
     package static func removeHopByHop(_ headers: inout HTTPHeaders) {
-        // One pass over the headers; the common case (nothing hop-by-hop but `connection`) stays cheap.
-        var remove: [String] = []
-        for (name, value) in headers where isHopByHop(name) {
-            remove.append(name)
-            guard name.utf8.count == 10, name.utf8.first.map({ $0 | 0x20 }) == UInt8(ascii: "c") else { continue }
+        // One pass over the headers, allocating nothing in the common case (at most a
+        // `connection: keep-alive` or `close`): which hop-by-hop names occur is a bit set,
+        // and the tokens of `connection` are read in place.
+        var present: UInt16 = 0
+        var named: [String] = []
+        for (name, value) in headers {
+            guard let index = hopByHopIndex(name) else { continue }
+            present |= 1 << index
+            guard index == 0 else { continue }
             // Headers named by Connection are hop-by-hop too.
-            for var token in value.split(separator: ",") {
+            var rest = Substring(value)
+            while !rest.isEmpty {
+                let comma = rest.firstIndex(of: ",") ?? rest.endIndex
+                var token = rest[..<comma]
+                rest = comma == rest.endIndex ? "" : rest[rest.index(after: comma)...]
                 while token.first == " " || token.first == "\t" { token.removeFirst() }
                 while token.last == " " || token.last == "\t" { token.removeLast() }
-                let t = token.lowercased()
-                if !t.isEmpty, t != "close", t != "keep-alive" { remove.append(String(t)) }
+                if !token.isEmpty, !equalsLowercase(token, "close"), !equalsLowercase(token, "keep-alive") {
+                    named.append(token.lowercased())
+                }
             }
         }
-        for name in remove { headers.remove(name: name) }
+        for (index, name) in hopByHop.enumerated() where present & (1 << index) != 0 { headers.remove(name: name) }
+        for name in named { headers.remove(name: name) }
     }
 
-    /// Case-insensitive membership in `hopByHop` without allocating: this runs for every
+    /// `text` is `lowercase` in any case (ASCII), without making a lowercased copy.
+    private static func equalsLowercase(_ text: Substring, _ lowercase: String) -> Bool {
+        text.utf8.count == lowercase.utf8.count && zip(lowercase.utf8, text.utf8).allSatisfy { $0 == $1 | 0x20 }
+    }
+
+    /// Case-insensitive position in `hopByHop` without allocating: this runs for every
     /// header of every request and response. (ASCII `| 0x20` folds letters; `-` is unchanged.)
-    private static func isHopByHop(_ name: String) -> Bool {
+    private static func hopByHopIndex(_ name: String) -> Int? {
         let utf8 = name.utf8
-        guard (2...19).contains(utf8.count) else { return false }
-        return hopByHop.contains { candidate in
+        guard (2...19).contains(utf8.count) else { return nil }
+        return hopByHop.firstIndex { candidate in
             candidate.utf8.count == utf8.count && zip(candidate.utf8, utf8).allSatisfy { $0 == $1 | 0x20 }
         }
     }

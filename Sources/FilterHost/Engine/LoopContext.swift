@@ -15,6 +15,10 @@ public final class LoopContext {
     let tracer: Tracer?
     /// The overload actions in force, pushed by `OverloadManager` when they change.
     var overload: OverloadActions = []
+    /// Completed filter chains kept for the next streams: a chain, its two iterators and
+    /// their arrays are five allocations a stream no longer makes.
+    private var spareChains: [FilterChain] = []
+    static let maxSpareChains = 256
 
     init(eventLoop: EventLoop, snapshot: ProxySnapshot, accessLog: AccessLogWriter, tracer: Tracer? = nil) {
         self.eventLoop = eventLoop
@@ -24,6 +28,28 @@ public final class LoopContext {
         self.pools = UpstreamPools(eventLoop: eventLoop, timers: timers, stats: stats)
         self.accessLog = accessLog
         self.tracer = tracer
+    }
+
+    /// A chain for a new stream: a spare one when there is one no caller up the stack is
+    /// still running through, else a new one. `makeFilters` appends the stream's filters.
+    func filterChain(bufferLimit: Int, ends: FilterChainEnds, makeFilters: (inout [HTTPFilter]) -> Void) -> FilterChain {
+        if let i = spareChains.lastIndex(where: \.isReusable) {
+            spareChains.swapAt(i, spareChains.count - 1)
+            let chain = spareChains.removeLast()
+            chain.reuse(bufferLimit: bufferLimit, ends: ends, makeFilters: makeFilters)
+            return chain
+        }
+        var filters: [HTTPFilter] = []
+        makeFilters(&filters)
+        return FilterChain(filters: filters, bufferLimit: bufferLimit, ends: ends)
+    }
+
+    /// Takes back a completed chain. Nothing but the loop may refer to it any more: its
+    /// stream dropped it, so a late callback (a Lua httpCall answering after the stream
+    /// ended) reaches the old stream, never the chain's next one.
+    func recycle(_ chain: FilterChain) {
+        guard spareChains.count < Self.maxSpareChains else { return }
+        spareChains.append(chain)
     }
 }
 

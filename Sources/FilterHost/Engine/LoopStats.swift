@@ -95,10 +95,19 @@ final class LoopStats: StatsScope {
         }
     }
 
+    /// The series objects used last: a loop mostly serves one listener and cluster, and
+    /// names from one snapshot compare by identity, so the hash per request is skipped.
+    private var lastListener: (name: String, series: Listener)?
+    private var lastCluster: (name: String, series: Cluster)?
+
     func listener(_ name: String) -> Listener {
-        if let l = listeners[name] { return l }
-        let l = Listener()
-        listeners[name] = l
+        if let last = lastListener, last.name == name { return last.series }
+        let l: Listener
+        if let existing = listeners[name] { l = existing } else {
+            l = Listener()
+            listeners[name] = l
+        }
+        lastListener = (name, l)
         return l
     }
 
@@ -106,13 +115,21 @@ final class LoopStats: StatsScope {
     func upstreamResponse(cluster: String, code: Int, host: String? = nil) {
         if let host {
             // Endpoints come from config (bounded), never from requests.
-            hosts[HostKey(cluster: cluster, host: host), default: HostCounts()].requests += 1
-            if code >= 500 { hosts[HostKey(cluster: cluster, host: host)]!.errors += 1 }
+            let key = HostKey(cluster: cluster, host: host)
+            if let i = hosts.index(forKey: key) {
+                hosts.values[i].requests += 1
+                if code >= 500 { hosts.values[i].errors += 1 }
+            } else {
+                hosts[key] = HostCounts(requests: 1, errors: code >= 500 ? 1 : 0)
+            }
         }
         let c: Cluster
-        if let existing = clusters[cluster] { c = existing } else {
-            c = Cluster()
-            clusters[cluster] = c
+        if let last = lastCluster, last.name == cluster { c = last.series } else {
+            if let existing = clusters[cluster] { c = existing } else {
+                c = Cluster()
+                clusters[cluster] = c
+            }
+            lastCluster = (cluster, c)
         }
         c.requests += 1
         c.byCode[code, default: 0] += 1

@@ -27,12 +27,13 @@ package struct RequestIDGenerator {
         var hi = next(), lo = next()
         hi = (hi & ~0xF000) | 0x4000                         // version 4
         lo = (lo & ~(0xC << 60)) | (0x8 << 60)                 // variant 10xx
-        let hex: [UInt8] = Array("0123456789abcdef".utf8)
         return String(unsafeUninitializedCapacity: 36) { out in
             var i = 0
             func put(_ v: UInt64, _ nibbles: Int) {
                 for n in stride(from: nibbles - 1, through: 0, by: -1) {
-                    out[i] = hex[Int((v >> (UInt64(n) * 4)) & 0xF)]
+                    // Lowercase hex by arithmetic: a digit table was an array allocated per request.
+                    let nibble = UInt8(truncatingIfNeeded: (v >> (UInt64(n) * 4)) & 0xF)
+                    out[i] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") - 10 + nibble
                     i += 1
                 }
             }

@@ -158,6 +158,12 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         attempt?.cancel()
     }
 
+    /// The client can take more response data again (or no more): the stream tells its
+    /// router directly, so no closure is made per stream.
+    func downstreamWritabilityChanged(_ writable: Bool) {
+        currentAttempt?.request?.setResponseReadingPaused(!writable)
+    }
+
     // MARK: attempts
 
     private func startAttempt() {
@@ -201,13 +207,11 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         guard currentAttempt === attempt else { return }
         recordOutlier(.localOriginSuccess, host)
         attemptsStarted += 1
-        triedHosts.insert(host)
+        // Only a retry reads them: without a policy no set is made per request.
+        if retry != nil { triedHosts.insert(host) }
         stream.streamInfo.upstreamHost = host
         sentAt = .now()
         if attemptsStarted == 1 {
-            stream.onDownstreamWritabilityChanged = { [weak self] writable in
-                self?.currentAttempt?.request?.setResponseReadingPaused(!writable)
-            }
             if timeoutMs > 0 { timeout = timers.arm(after: .milliseconds(Int64(timeoutMs)), self) }
             if requestComplete { armPerTryTimeout() }
             stream.continueRequest(from: self)
@@ -262,7 +266,7 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
 
     func attemptFailed(_ attempt: UpstreamAttempt, _ failure: UpstreamFailure, responseStarted: Bool) {
         guard currentAttempt === attempt else { return }
-        if let host = attempt.pickedHost { triedHosts.insert(host) }
+        if retry != nil, let host = attempt.pickedHost { triedHosts.insert(host) }
         if case .overflow = failure {
             // As Envoy: an overflow is not retried; the retry budget held for this attempt goes back.
             releaseRetryBudget()

@@ -74,38 +74,51 @@ final class UpstreamAttempt: UpstreamResponseHandler {
         }
     }
 
+    /// What goes out once a connection is there; kept here so the pool's callback captures
+    /// the attempt alone (a closure over the cluster and head copied both into a box per request).
+    private var pending: (cluster: Cluster, head: RequestHead, endStream: Bool)?
+
     func start(cluster: Cluster, head: RequestHead, endStream: Bool, avoiding: Set<String> = [], hash: UInt64? = nil,
                client: UpstreamClient) {
-        pickedHost = client.connection(for: cluster, avoiding: avoiding, hash: hash) { [weak self] result in
-            guard let self, case .connecting = self.state else {
-                // Cancelled meanwhile: hand the connection back unused.
-                if case .success(let (c, _)) = result { c.onStateChange?() }
-                return
+        pending = (cluster, head, endStream)
+        // Held strongly until the pool answers: a cancelled attempt is still `.ended` then,
+        // and hands the connection back (no weak reference, whose side table is an allocation).
+        pickedHost = client.connection(for: cluster, avoiding: avoiding, hash: hash) { result in
+            self.connectionResult(result)
+        }
+    }
+
+    private func connectionResult(_ result: Result<(UpstreamConnection, String), UpstreamFailure>) {
+        guard case .connecting = state, let (cluster, head, endStream) = pending else {
+            // Cancelled meanwhile: hand the connection back unused.
+            if case .success(let (c, _)) = result { c.onStateChange?() }
+            return
+        }
+        pending = nil
+        switch result {
+        case .success(let (connection, host)):
+            pickedHost = host
+            // Envoy checks its `max_requests` breaker when a request gets its connection.
+            guard CircuitBreakers.shared.tryAcquire(.requests, of: cluster) else {
+                connection.onStateChange?()  // hand it back unused
+                return fail(.overflow("requests"))
             }
-            switch result {
-            case .success(let (connection, host)):
-                self.pickedHost = host
-                // Envoy checks its `max_requests` breaker when a request gets its connection.
-                guard CircuitBreakers.shared.tryAcquire(.requests, of: cluster) else {
-                    connection.onStateChange?()  // hand it back unused
-                    return self.fail(.overflow("requests"))
-                }
-                self.heldRequestSlot = cluster.name
-                guard let request = connection.startStream(handler: self) else {
-                    return self.fail(.connectFailure("connection could not take a stream"))
-                }
-                self.state = .awaitingResponse(request)
-                request.sendHead(head, endStream: endStream)
-                self.owner.attemptStarted(self, host: host)
-            case .failure(let failure):
-                self.fail(failure)
+            heldRequestSlot = cluster.name
+            guard let request = connection.startStream(handler: self) else {
+                return fail(.connectFailure("connection could not take a stream"))
             }
+            state = .awaitingResponse(request)
+            request.sendHead(head, endStream: endStream)
+            owner.attemptStarted(self, host: host)
+        case .failure(let failure):
+            fail(failure)
         }
     }
 
     /// The router gives up on this attempt (timeout, client gone, local reply).
     func cancel() {
         let inFlight = request
+        pending = nil
         if !isOver { state = .ended }
         inFlight?.cancel()
     }

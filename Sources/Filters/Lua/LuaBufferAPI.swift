@@ -21,14 +21,16 @@ package enum LuaBufferAPI {
     private static func scope(_ L: OpaquePointer) throws -> LuaScope {
         let s = try LuaObjects.scope(L, .buffer)
         let aux = s.obj.pointee.aux
-        let run = s.filter[run: s.response]
-        if aux == 0 ? run.body == nil : (aux != run.chunkSerial || run.wait != .none) { throw LuaRaise.outOfScope }
+        // Fields read in place: a copy of the run would retain everything in it.
+        let f = s.filter, r = s.response
+        if aux == 0 ? f[run: r].body == nil : (aux != f[run: r].chunkSerial || f[run: r].wait != .none) {
+            throw LuaRaise.outOfScope
+        }
         return s
     }
 
     private static func read(_ s: LuaScope) -> ByteBuffer {
-        let run = s.filter[run: s.response]
-        return s.obj.pointee.aux == 0 ? run.body ?? ByteBuffer() : run.chunk
+        s.obj.pointee.aux == 0 ? s.filter[run: s.response].body ?? ByteBuffer() : s.filter[run: s.response].chunk
     }
 
     package static func length(_ L: OpaquePointer) throws -> Int32 {

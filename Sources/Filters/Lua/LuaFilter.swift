@@ -21,8 +21,10 @@ package final class LuaFilter: HTTPFilter {
     private var unavailable = false
     package unowned let stream: StreamControl
     private let stats: StatsScope?
-    package var req = LuaRun()
-    package var resp = LuaRun()
+    /// Both directions' runs (request, then response), out of line so that the accessors
+    /// below are addressors: a field access is a plain load or store. (A `_read` accessor
+    /// copied the whole run into a heap-allocated coroutine frame on every read.)
+    private let runs: UnsafeMutablePointer<LuaRun>
     /// The headers the script sees; swapped in from the callback so edits need no copy.
     package var reqHead = LuaFilter.emptyRequest
     package var respHead = ResponseHead(status: 200)
@@ -43,17 +45,30 @@ package final class LuaFilter: HTTPFilter {
         self.factory = factory
         self.stream = stream
         stats = stream.stats
+        runs = .allocate(capacity: 2)
+        runs.initialize(repeating: LuaRun(), count: 2)
     }
 
-    /// One direction's run. Read by borrowing (`_read`): a getter would copy the whole
-    /// struct, retains included, for every field read through it.
+    deinit {
+        runs.deinitialize(count: 2)
+        runs.deallocate()
+    }
+
+    /// One direction's run, reached in place (a getter would copy the whole struct,
+    /// retains included, for every field read through it).
     package subscript(run response: Bool) -> LuaRun {
-        _read {
-            if response { yield resp } else { yield req }
-        }
-        _modify {
-            if response { yield &resp } else { yield &req }
-        }
+        unsafeAddress { UnsafePointer(runs + (response ? 1 : 0)) }
+        unsafeMutableAddress { runs + (response ? 1 : 0) }
+    }
+
+    package var req: LuaRun {
+        unsafeAddress { UnsafePointer(runs) }
+        unsafeMutableAddress { runs }
+    }
+
+    package var resp: LuaRun {
+        unsafeAddress { UnsafePointer(runs + 1) }
+        unsafeMutableAddress { runs + 1 }
     }
 
     /// The route as this plugin sees it now: while the request headers are in its hands,
@@ -63,17 +78,12 @@ package final class LuaFilter: HTTPFilter {
         return stream.route
     }
 
-    /// Decides once whether the plugin runs on this stream.
-    private func runs(_ head: RequestHead?) -> Bool {
+    /// Decides once whether the plugin runs on this stream. `route` is asked for only when
+    /// the decision depends on it (a copy of the request head is not free).
+    private func runs(route: @autoclosure () -> SelectedRoute?) -> Bool {
         if decided { return vm != nil }
         decided = true
-        let route: SelectedRoute?
-        if factory.needsRoute {
-            route = head.map { stream.route(for: $0) } ?? stream.route
-        } else {
-            route = nil
-        }
-        switch factory.resolve(route: route, loop: stream.eventLoop) {
+        switch factory.resolve(route: factory.needsRoute ? route() : nil, loop: stream.eventLoop) {
         case .bypass:
             return false
         case .run(let vm):
@@ -89,7 +99,7 @@ package final class LuaFilter: HTTPFilter {
     // MARK: request
 
     package func onRequestHeaders(_ head: inout RequestHead, endStream: Bool) -> FilterHeadersStatus {
-        guard runs(head) else {
+        guard runs(route: stream.route(for: head) ?? stream.route) else {
             if unavailable, let failureHandler { return failureHandler(true) ? .stop : .continue }
             guard unavailable, factory.plugin.failStrategy == .failClose else { return .continue }
             stream.sendLocalReply(status: 500, body: "Internal Server Error", headers: [:], flag: nil, from: self)
@@ -118,7 +128,7 @@ package final class LuaFilter: HTTPFilter {
     // MARK: response
 
     package func onResponseHeaders(_ head: inout ResponseHead, endStream: Bool) -> FilterHeadersStatus {
-        guard runs(nil) else { return .continue }
+        guard runs(route: stream.route) else { return .continue }
         guard vm.onResponseRef != LUA_NOREF || vm.loadError != nil else { return .continue }
         swap(&respHead, &head)
         resp.endSeen = endStream
@@ -428,7 +438,9 @@ package final class LuaFilter: HTTPFilter {
         let slot = self[run: r].slot, gen = self[run: r].gen, vm = self.vm!
         return resume(r) { thread in
             if let kind {
-                LuaObjects.push(thread, vm, kind, slot: slot, gen: gen, aux: aux)
+                // A handle keeps the header map it handed out (user value 1): scripts call
+                // headers() again and again.
+                LuaObjects.push(thread, vm, kind, slot: slot, gen: gen, aux: aux, userValues: kind == .handle ? 1 : 0)
             } else {
                 lua_pushnil(thread)
             }
@@ -486,9 +498,6 @@ package final class LuaFilter: HTTPFilter {
         vm.executions += 1
         let us = vm.addTime(self[run: r].ns)
         self[run: r].ns = 0
-        if let stats {
-            stats.count(vm.plugin.executionsKey, 1)
-            if us > 0 { stats.count(vm.plugin.timeKey, us) }
-        }
+        if let stats { LuaRunTally.of(vm).add(micros: us, to: stats, on: stream.eventLoop) }
     }
 }

@@ -36,9 +36,16 @@ package enum LuaHandleAPI {
         return m
     }
 
+    /// The run's header map: made on the first call, then the same object (kept in the
+    /// handle's user value; a handle of another run has its own).
     package static func headers(_ L: OpaquePointer) throws -> Int32 {
         let s = try LuaObjects.scope(L, .handle)
+        lua_settop(L, 1)
+        if lua_getiuservalue(L, 1, 1) == LUA_TUSERDATA { return 1 }
+        meshd_lua_pop(L, 1)
         LuaObjects.push(L, s, .headers, aux: 0)
+        lua_pushvalue(L, -1)
+        lua_setiuservalue(L, 1, 1)
         return 1
     }
 
@@ -58,18 +65,18 @@ package enum LuaHandleAPI {
     package static func body(_ L: OpaquePointer) throws -> Int32 {
         let s = try LuaObjects.scope(L, .handle)
         let wrap = lua_toboolean(L, 2) != 0
-        let run = s.filter[run: s.response]
-        if run.body != nil {
+        let f = s.filter, r = s.response
+        if f[run: r].body != nil {
             LuaObjects.push(L, s, .buffer)
             return 1
         }
-        if run.streaming || run.bodyPassed { throw LuaRaise("cannot call body() after body has been streamed") }
-        if run.endSeen {
+        if f[run: r].streaming || f[run: r].bodyPassed { throw LuaRaise("cannot call body() after body has been streamed") }
+        if f[run: r].endSeen {
             guard wrap else { lua_pushnil(L); return 1 }
             // A message without a body: the script may fill this one, and then it goes on
             // behind the headers (which must not have gone yet).
             s.filter[run: s.response].body = ByteBuffer()
-            if !run.headersPassed {
+            if !f[run: r].headersPassed {
                 s.filter[run: s.response].bodyHeld = true
                 s.filter[run: s.response].bodyMade = true
             }
@@ -110,12 +117,12 @@ package enum LuaHandleAPI {
 
     package static func trailers(_ L: OpaquePointer) throws -> Int32 {
         let s = try LuaObjects.scope(L, .handle)
-        let run = s.filter[run: s.response]
-        if run.trailersSeen {
+        let f = s.filter, r = s.response
+        if f[run: r].trailersSeen {
             LuaObjects.push(L, s, .headers, aux: 1)
             return 1
         }
-        if run.endSeen && !run.endAmbiguous {
+        if f[run: r].endSeen && !f[run: r].endAmbiguous {
             lua_pushnil(L)
             return 1
         }

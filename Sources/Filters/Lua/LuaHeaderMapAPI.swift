@@ -35,22 +35,59 @@ package enum LuaHeaderMapAPI {
     }
 
     package static func pseudo(_ s: LuaScope, _ name: String) -> String? {
-        if s.response { return name == ":status" ? String(s.filter.respHead.status) : nil }
-        let h = s.filter.reqHead
+        let f = s.filter
+        if s.response { return name == ":status" ? String(f.respHead.status) : nil }
+        // Field by field: a copy of the whole head would retain every string in it.
         switch name {
-        case ":method": return h.method
-        case ":path": return h.path
-        case ":authority": return h.authority
-        case ":scheme": return h.scheme
+        case ":method": return f.reqHead.method
+        case ":path": return f.reqHead.path
+        case ":authority": return f.reqHead.authority
+        case ":scheme": return f.reqHead.scheme
         default: return nil
         }
     }
 
+    /// `get`: the one value as it is, several joined with ",". The common case (a plain
+    /// header with one value) makes no array of values.
     package static func get(_ L: OpaquePointer) throws -> Int32 {
         let s = try LuaObjects.scope(L, .headers)
-        let v = values(s, try LuaObjects.checkString(L, 2))
+        let name = try LuaObjects.checkString(L, 2)
+        if !isTrailers(s), name.utf8.first != UInt8(ascii: ":") {
+            let f = s.filter
+            let found = s.response ? single(f.respHead.headers, name) : single(f.reqHead.headers, name)
+            switch found {
+            case .none: lua_pushnil(L); return 1
+            case .one(let value): LuaObjects.push(L, value); return 1
+            case .several: break
+            }
+        }
+        let v = values(s, name)
         if v.isEmpty { lua_pushnil(L) } else { LuaObjects.push(L, v.count == 1 ? v[0] : v.joined(separator: ",")) }
         return 1
+    }
+
+    private enum Lookup { case none, one(String), several }
+
+    /// Whether `headers` has no value, one, or several for `name` (case-insensitive).
+    private static func single(_ headers: HTTPHeaders, _ name: String) -> Lookup {
+        var found = Lookup.none
+        for (n, v) in headers where sameName(n, name) {
+            if case .one = found { return .several }
+            found = .one(v)
+        }
+        return found
+    }
+
+    /// Header names compared as HTTP does (ASCII case-insensitive), without lower-casing copies.
+    private static func sameName(_ a: String, _ b: String) -> Bool {
+        var i = a.utf8.makeIterator(), j = b.utf8.makeIterator()
+        while true {
+            switch (i.next(), j.next()) {
+            case (nil, nil): return true
+            case let (x?, y?) where x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= 0x61 && (x | 0x20) <= 0x7A): continue
+            default: return false
+            }
+        }
     }
 
     package static func getAtIndex(_ L: OpaquePointer) throws -> Int32 {
@@ -69,10 +106,14 @@ package enum LuaHeaderMapAPI {
 
     /// Envoy's rules: no edits while iterating, none once the map went on.
     package static func checkModifiable(_ s: LuaScope) throws {
-        let run = s.filter[run: s.response]
+        // Fields read in place: a copy of the run would retain everything in it.
         let trailers = isTrailers(s)
-        if run.iterating & (trailers ? 2 : 1) != 0 { throw LuaRaise("header map cannot be modified while iterating") }
-        if trailers ? run.trailersPassed : run.headersPassed { throw LuaRaise("header map can no longer be modified") }
+        if s.filter[run: s.response].iterating & (trailers ? 2 : 1) != 0 {
+            throw LuaRaise("header map cannot be modified while iterating")
+        }
+        if trailers ? s.filter[run: s.response].trailersPassed : s.filter[run: s.response].headersPassed {
+            throw LuaRaise("header map can no longer be modified")
+        }
     }
 
     /// A name a script hands to a header map, respond() or httpCall(). HTTPHeaders traps on a
@@ -86,12 +127,17 @@ package enum LuaHeaderMapAPI {
         var name = try LuaObjects.checkString(L, 2)
         let value = edit == .remove ? "" : try LuaObjects.checkString(L, 3)
         try checkModifiable(s)
-        if edit != .remove { try checkName(name) }
-        if name.utf8.contains(where: { $0 >= 65 && $0 <= 90 }) { name = name.lowercased() }
+        // One pass over the name: not ASCII (refused unless removing), upper case (lowered).
+        var upper = false
+        for c in name.utf8 {
+            if c >= 0x80, edit != .remove { try checkName(name) }
+            if c >= 65 && c <= 90 { upper = true }
+        }
+        if upper { name = name.lowercased() }
         let f = s.filter
         if isTrailers(s) {
             if s.response { apply(edit, name, value, &f.respTrailers) } else { apply(edit, name, value, &f.reqTrailers) }
-        } else if name.hasPrefix(":") {
+        } else if name.utf8.first == UInt8(ascii: ":") {
             guard edit != .remove else { return 0 }
             try setPseudo(s, name, value)
         } else if s.response {

@@ -2,10 +2,11 @@ import CLua
 import LuaRuntime
 
 /// A live run of the Lua filter, found from `self` of a method call: the runtime's run
-/// reference with its owner known to be the filter.
+/// reference with its owner known to be the filter. Lives only for the host call, while the
+/// VM runs the script and the VM's slot table holds the filter: no reference counting.
 package struct LuaScope {
-    package let vm: LuaVM
-    package let filter: LuaFilter
+    package unowned(unsafe) let vm: LuaVM
+    package unowned(unsafe) let filter: LuaFilter
     package let response: Bool
     package let obj: UnsafeMutablePointer<meshd_obj>
     var run: LuaRunRef { LuaRunRef(vm: vm, owner: filter, response: response, obj: obj) }
