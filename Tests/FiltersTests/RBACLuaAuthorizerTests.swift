@@ -46,7 +46,11 @@ final class RBACLuaAuthorizerTests: XCTestCase {
         return try ChainHarness(eventLoop: loop, factories: snapshot.filterChains["main"]!, bootstrap: snapshot.bootstrap)
     }
 
-    func executions(_ s: ChainHarness) -> Int { s.counters.values["meshd_lua_executions_total{plugin=\"default.authz\"}"] ?? 0 }
+    /// Runs of the plugin (counted on the loop's next tick).
+    func executions(_ s: ChainHarness) -> Int {
+        loop.run()
+        return s.counters.values["meshd_lua_executions_total{plugin=\"default.authz\"}"] ?? 0
+    }
 
     func testRequestsTheRulesDoNotMatchNeverRunThePlugin() throws {
         let s = try harness()

@@ -5,7 +5,7 @@ import json
 import subprocess
 
 from conftest import MESHD
-from mesh_harness import Client, ControlPlane, LoopbackHTTP, http_get, service_entry, write_mesh_config
+from mesh_harness import Client, ControlPlane, LoopbackHTTP, http_get, service_entry, wait_until, write_mesh_config
 
 PLUGIN = """
 apiVersion: extensions.meshd.io/v1alpha1
@@ -84,6 +84,11 @@ def stat(proxy, series):
     return 0
 
 
+def wait_stat(proxy, series, value):
+    """Waits until a series reaches `value` (the proxy adds some counts on its loop's next tick)."""
+    wait_until(lambda: stat(proxy, series) == value, 10, what=f"{series} == {value} (is {stat(proxy, series)})")
+
+
 def call(c, path, headers=None):
     status, hdrs, body = c.get("reviews", path, headers)
     return status, hdrs, body.decode(errors="replace")
@@ -114,7 +119,7 @@ def test_custom_policy_runs_the_lua_plugin_in_the_sidecar(mesh):
         # Not matched by the CUSTOM policy's rules: the plugin never runs.
         assert call(c, "/ip")[0] == 200
         assert len(app.requests) == 1
-        assert stat(reviews, EXECUTIONS) == 0
+        wait_stat(reviews, EXECUTIONS, 0)
 
         # Allowed: the plugin's header edits go upstream (x-user added, x-token removed).
         status, _, body = call(c, "/api/a", {"x-token": "good"})
@@ -122,7 +127,7 @@ def test_custom_policy_runs_the_lua_plugin_in_the_sidecar(mesh):
         seen = app.requests[-1][2]
         assert seen.get("x-user") == "alice", seen
         assert "x-token" not in seen, seen
-        assert stat(reviews, 'meshd_ext_authz_total{result="ok"}') == 1
+        wait_stat(reviews, 'meshd_ext_authz_total{result="ok"}', 1)
 
         # Denied: the plugin's status, headers and body reach the client; the app never sees it.
         served = len(app.requests)
@@ -130,27 +135,27 @@ def test_custom_policy_runs_the_lua_plugin_in_the_sidecar(mesh):
         assert (status, body) == (401, "token required")
         assert hdrs.get("www-authenticate") == "Token", hdrs
         assert len(app.requests) == served
-        assert stat(reviews, 'meshd_ext_authz_total{result="denied"}') == 1
+        wait_stat(reviews, 'meshd_ext_authz_total{result="denied"}', 1)
 
         # A Lua error and a plugin over its instruction limit fail closed: 403, empty body.
         for token in ["boom", "spin"]:
             status, _, body = call(c, "/api/a", {"x-token": token})
             assert (status, body) == (403, ""), (token, body)
         assert len(app.requests) == served
-        assert stat(reviews, 'meshd_ext_authz_total{result="error"}') == 2
-        assert stat(reviews, 'meshd_lua_errors_total{plugin="default.authz"}') == 2
+        wait_stat(reviews, 'meshd_ext_authz_total{result="error"}', 2)
+        wait_stat(reviews, 'meshd_lua_errors_total{plugin="default.authz"}', 2)
 
         # CUSTOM comes first; once it allows, the DENY policy still has its say.
         status, _, body = call(c, "/api/a", {"x-token": "good", "x-block": "yes"})
         assert (status, body) == (403, "RBAC: access denied")
         assert len(app.requests) == served
-        assert stat(reviews, EXECUTIONS) == 5, "the plugin ran for the five /api requests only"
+        wait_stat(reviews, EXECUTIONS, 5)
 
         # Dry-run, as for the HTTP provider: a CUSTOM policy is neither enforced nor evaluated.
         cp.apply({"authz.yaml": policies(dry_run=True)}, changed=[reviews.id], timeout=30)
         status, _, body = call(c, "/api/a")
         assert status == 200, body
-        assert stat(reviews, EXECUTIONS) == 5
+        wait_stat(reviews, EXECUTIONS, 5)
         c.close()
     finally:
         app.stop()
