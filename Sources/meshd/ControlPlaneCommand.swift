@@ -186,6 +186,7 @@ struct ControlPlaneServeCommand: ParsableCommand {
             outcome.refused = meshRefused + outcome.refused
             outcome.warnings = meshWarnings + outcome.warnings
             outcome.store.meshConfig = lastGoodMesh.withLockedValue { $0 }
+            outcome.warnings += MeshConfigFile.referenceWarnings(outcome.store.meshConfig, store: outcome.store)
             outcome.store.jwksCacheDurationMs = jwksCacheDurationMs
             // Secrets are read for what is served; one that cannot be read is a warning on the
             // field naming it (its server or client certificate is left out), never a refusal.

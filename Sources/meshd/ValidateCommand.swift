@@ -46,7 +46,8 @@ struct ValidateCommand: ParsableCommand {
         let errors = (mesh?.errors ?? []) + Validator.validate(store)
         // Warnings of resources that are refused anyway would only add noise.
         let refused = Set(errors.compactMap(\.resource))
-        let warnings = (mesh?.warnings ?? []) + store.loadWarnings
+        let references = mesh == nil ? [] : MeshConfigFile.referenceWarnings(store.meshConfig, store: store)
+        let warnings = (mesh?.warnings ?? []) + references + store.loadWarnings
             + Validator.warnings(store.resources.filter { !refused.contains($0.id) })
         let failed = !errors.isEmpty || (strict && !warnings.isEmpty)
         if output.format != .table {

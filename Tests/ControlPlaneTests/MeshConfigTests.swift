@@ -147,7 +147,8 @@ final class MeshConfigTests: XCTestCase {
         extensionProviders:
         - name: authz
           envoyExtAuthzHttp: {service: foo/ext-authz.foo.svc.cluster.local, port: 8000, timeout: 2s, failOpen: true,
-                              statusOnError: "503", headersToUpstreamOnAllow: [x-user]}
+                              statusOnError: "503", headersToUpstreamOnAllow: [x-user],
+                              includeRequestBodyInCheck: {maxRequestBytes: 1024, allowPartialMessage: true}}
         """, file: "m.yaml").config)
         let t = Translator(store: store).translate(for: proxy)
         XCTAssertFalse(t.warnings.contains { $0.contains("authz") }, "\(t.warnings)")
@@ -156,6 +157,8 @@ final class MeshConfigTests: XCTestCase {
         XCTAssertEqual(rbac.config?["providers"]?["authz"], .object([
             "cluster": .string(cluster), "timeoutMs": .number(2000), "failOpen": .bool(true), "statusOnError": .number(503),
             "headersToUpstreamOnAllow": .array([.string("x-user")]),
+            "includeRequestBodyInCheck": .object(["maxRequestBytes": .number(1024), "allowPartialMessage": .bool(true),
+                                                  "packAsBytes": .bool(false)]),
         ]))
         XCTAssertEqual(rbac.config?["policies"]?.arrayValue?.first?["provider"], .string("authz"))
         XCTAssertEqual(t.bootstrap.clusters.first { $0.name == cluster }?.endpoints.map(\.port), [8000])

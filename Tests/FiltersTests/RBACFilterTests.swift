@@ -124,6 +124,48 @@ final class RBACFilterTests: XCTestCase {
         }
     }
 
+    /// `includeRequestBodyInCheck`: the check waits for the body (the request held meanwhile);
+    /// one longer than `maxRequestBytes` gets 413 unless `allowPartialMessage` sends its start.
+    func testTheCheckWaitsForTheBodyUpToItsLimit() throws {
+        func harness(partial: Bool) throws -> ChainHarness {
+            try self.harness("""
+            {name: meshd.rbac, config: {providers: {authz: {cluster: c, includeRequestBodyInCheck: {maxRequestBytes: 8, allowPartialMessage: \(partial)}}},
+             policies: [{name: ns.c, action: CUSTOM, provider: authz, rules: [{}]}]}}
+            """)
+        }
+        let upstream = LuaLimitsTests.PendingUpstream()
+        let s = try harness(partial: false)
+        s.upstreamClient = upstream
+        s.sendRequestHeaders(path: "/a")
+        s.sendRequestData("1234", end: false)
+        XCTAssertEqual(upstream.waiting.count, 0, "the check waits for the body")
+        s.sendRequestData("5678", end: true)
+        XCTAssertEqual(upstream.waiting.count, 1)
+        XCTAssertNil(s.upstreamHead, "held while the check is out")
+
+        let big = try harness(partial: false)
+        big.upstreamClient = upstream
+        big.sendRequestHeaders(path: "/a")
+        big.sendRequestData("123456789", end: false)
+        XCTAssertEqual(big.localReply?.status, 413)
+        XCTAssertEqual(upstream.waiting.count, 1, "no check for a body over the limit")
+
+        let partial = try harness(partial: true)
+        partial.upstreamClient = upstream
+        partial.sendRequestHeaders(path: "/a")
+        partial.sendRequestData("123456789", end: false)
+        XCTAssertNil(partial.localReply)
+        XCTAssertEqual(upstream.waiting.count, 2, "the first maxRequestBytes go at once")
+
+        let provider = try ExtAuthzProvider(.object(["cluster": .string("c"), "includeRequestBodyInCheck": .object([:])]), at: "p")
+        let head = RequestHead(method: "POST", scheme: "http", authority: "a", path: "/x", headers: [:], version: .http11)
+        let check = provider.checkRequest(for: head, bodyBytes: 8, partial: true)
+        XCTAssertEqual(check.headers["content-length"], ["8"])
+        XCTAssertEqual(check.headers["x-envoy-auth-partial-body"], ["true"])
+        XCTAssertNil(try ExtAuthzProvider(.object(["cluster": .string("c")]), at: "p").checkRequest(for: head)
+            .headers.first(name: "x-envoy-auth-partial-body"), "only a check that carries the body says so")
+    }
+
     /// Dry-run policies never deny; their results are in the RBAC filter's metadata.
     func testDryRunPoliciesAreEvaluatedButNotEnforced() throws {
         let policies = """

@@ -80,10 +80,13 @@ class Client:
         self.conn = None
 
     def get(self, host, path="/", headers=None):
+        return self.request("GET", host, path, headers)
+
+    def request(self, method, host, path="/", headers=None, body=None):
         if self.conn is None:
             self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
         try:
-            self.conn.request("GET", path, headers={"Host": host, **(headers or {})})
+            self.conn.request(method, path, body=body, headers={"Host": host, **(headers or {})})
             r = self.conn.getresponse()
             body = r.read()
         except (OSError, http.client.HTTPException) as e:
@@ -345,20 +348,27 @@ spec:
 
 class LoopbackHTTP:
     """A small HTTP/1.1 server on a free loopback port, run on threads of this process:
-    `answer(method, path, headers)` gives (status, headers dict, body bytes) for each request.
+    `answer(method, path, headers)` gives (status, headers dict, body bytes) for each request
+    (`answer(method, path, headers, body)` with `with_body`: the request's body as bytes).
     Stopped with `stop()` (also safe when not started or already stopped)."""
 
-    def __init__(self, answer):
+    def __init__(self, answer, with_body=False):
         self.port = free_port()
         self.answer = answer
+        self.with_body = with_body
         self.server = None
 
     def start(self):
-        answer = self.answer
+        answer, with_body = self.answer, self.with_body
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def handle_any(self):
-                status, headers, body = answer(self.command, self.path, {k.lower(): v for k, v in self.headers.items()})
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                if with_body:
+                    request_body = self.rfile.read(int(headers.get("content-length", "0")))
+                    status, headers, body = answer(self.command, self.path, headers, request_body)
+                else:
+                    status, headers, body = answer(self.command, self.path, headers)
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)

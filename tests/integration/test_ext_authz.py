@@ -35,7 +35,8 @@ spec:
 """
 
 
-def mesh_config(port, fail_open=False):
+def provider(port):
+    """The head of the mesh config's sample-ext-authz-http provider; its other fields follow."""
     return f"""
 extensionProviders:
 - name: sample-ext-authz-http
@@ -43,6 +44,11 @@ extensionProviders:
     service: ext-authz.default.svc.cluster.local
     port: {port}
     timeout: 5s
+"""
+
+
+def mesh_config(port, fail_open=False):
+    return provider(port) + f"""\
     pathPrefix: /check
     failOpen: {"true" if fail_open else "false"}
     includeRequestHeadersInCheck: [x-ext-authz]
@@ -139,6 +145,69 @@ def test_custom_policy_asks_the_http_authorizer_before_deny_and_allow(mesh):
         cp.wait_synced(changed_from=[r for r in before if r["id"] == reviews.id], timeout=30)
         status, _, body = call(c, "/headers")
         assert status == 200, body
+        c.close()
+    finally:
+        authz.stop()
+
+
+class BodyAuthorizer(LoopbackHTTP):
+    """Allows a check whose body starts with "open"; records each check's body and headers."""
+
+    def __init__(self):
+        super().__init__(self.check, with_body=True)
+        self.checks = []
+
+    def check(self, method, path, headers, body):
+        self.checks.append((headers, body))
+        return (200, {}, b"") if body.startswith(b"open") else (403, {}, b"closed")
+
+
+def body_mesh_config(port, partial):
+    return provider(port) + f"""\
+    includeRequestBodyInCheck: {{maxRequestBytes: 16, allowPartialMessage: {"true" if partial else "false"}}}
+"""
+
+
+def test_include_request_body_in_check_sends_the_body_up_to_its_limit(mesh):
+    authz = BodyAuthorizer().start()
+    try:
+        cp = ControlPlane(mesh, {"services.yaml": service_entry("reviews") + "---" + authorizer_entry(authz.port),
+                                 "authz.yaml": CUSTOM})
+        path = write_mesh_config(cp, body_mesh_config(authz.port, partial=False))
+        cp.start(extra_args=["--mesh-config", path])
+        client = cp.sidecar("client", "v1", with_app=False)
+        reviews = cp.sidecar("reviews", "v1")
+        cp.wait_ready(timeout=60)
+        c = Client(client.outbound, timeout=15)
+
+        # The check carries the body (and Envoy's partial-body header); its answer decides.
+        status, _, body = c.request("POST", "reviews", "/headers", body=b"open sesame")
+        assert status == 200, body
+        headers, sent = authz.checks[-1]
+        assert sent == b"open sesame"
+        assert headers.get("x-envoy-auth-partial-body") == "false", headers
+        status, _, body = c.request("POST", "reviews", "/headers", body=b"shut")
+        assert (status, body) == (403, b"closed")
+
+        # Over maxRequestBytes without allowPartialMessage: 413, and no check is made.
+        checks = len(authz.checks)
+        status, _, _ = c.request("POST", "reviews", "/headers", body=b"open" + b"x" * 40)
+        assert status == 413
+        assert len(authz.checks) == checks
+        c.close()
+
+        # allowPartialMessage: the first maxRequestBytes go, marked partial.
+        before = cp.syncz()
+        version = cp.config_status()["configVersion"]
+        write_mesh_config(cp, body_mesh_config(authz.port, partial=True))
+        wait_until(lambda: cp.config_status()["configVersion"] > version, 20, what="the mesh config reloaded")
+        cp.wait_synced(changed_from=[r for r in before if r["id"] == reviews.id], timeout=30)
+        c = Client(client.outbound, timeout=15)
+        status, _, body = c.request("POST", "reviews", "/headers", body=b"open" + b"x" * 40)
+        assert status == 200, body
+        headers, sent = authz.checks[-1]
+        assert sent == b"open" + b"x" * 12
+        assert headers.get("x-envoy-auth-partial-body") == "true", headers
         c.close()
     finally:
         authz.stop()

@@ -149,9 +149,18 @@ extension Analysis {
     mutating func securityPolicies() {
         for ap in store.authorizationPolicies {
             if ap.spec.action == "CUSTOM", let name = ap.spec.provider?.name {
-                if case .envoyExtAuthzHttp? = store.meshConfig.provider(named: name)?.kind {} else {
+                switch store.meshConfig.provider(named: name)?.kind {
+                case .envoyExtAuthzHttp?:
+                    break
+                case .meshdLuaPlugin(let lua)?:
+                    let (ns, plugin) = lua.reference(rootNamespace: store.meshConfig.rootNamespace)
+                    if !store.luaPlugins.contains(where: { $0.namespace == ns && $0.name == plugin }) {
+                        add(.notEnforced, ap, "spec.provider.name",
+                            "extension provider \"\(name)\" names LuaPlugin \(ns)/\(plugin), which does not exist; this CUSTOM policy denies every request its rules match")
+                    }
+                default:
                     add(.notEnforced, ap, "spec.provider.name",
-                        "no envoyExtAuthzHttp extension provider \"\(name)\" in the mesh config; this CUSTOM policy denies every request its rules match")
+                        "no envoyExtAuthzHttp or meshdLuaPlugin extension provider \"\(name)\" in the mesh config; this CUSTOM policy denies every request its rules match")
                 }
             }
             policyTargets(ap, (ap.spec.targetRef.map { [$0] } ?? []) + ap.spec.targetRefs)

@@ -131,6 +131,8 @@ public struct ExtensionProvider: NodeDecodable, Equatable {
         case zipkin(ServiceAddress)
         case prometheus
         case envoyFileAccessLog(FileAccessLog)
+        /// meshd's own: a CUSTOM authorizer that is a LuaPlugin, run in the proxy.
+        case meshdLuaPlugin(LuaAuthorizer)
         /// A provider kind meshd does not implement (datadog, skywalking, stackdriver, envoyOtelAls, …).
         case unsupported(String)
     }
@@ -151,6 +153,7 @@ public struct ExtensionProvider: NodeDecodable, Equatable {
         if let v: ServiceAddress = r.object("zipkin") { kinds.append(.zipkin(v)) }
         if r.node("prometheus") != nil { kinds.append(.prometheus) }
         if let v: FileAccessLog = r.object("envoyFileAccessLog") { kinds.append(.envoyFileAccessLog(v)) }
+        if let v: LuaAuthorizer = r.object("meshdLuaPlugin") { kinds.append(.meshdLuaPlugin(v)) }
         for key in Self.unsupportedKinds where r.node(key) != nil { kinds.append(.unsupported(key)) }
         if kinds.count > 1 {
             r.ctx.report(r.path, "an extension provider has exactly one provider, got \(kinds.count)")
@@ -227,6 +230,40 @@ public struct ExtensionProvider: NodeDecodable, Equatable {
             _ = r.node("clearRouteCache")
             if service.isEmpty { r.ctx.report(r.child("service"), "required field is missing") }
             if port <= 0 || port > 65535 { r.ctx.report(r.child("port"), "port must be in 1..65535") }
+        }
+    }
+
+    /// `meshdLuaPlugin` (meshd's, beyond Istio): the LuaPlugin `plugin` (`[<namespace>/]<name>`;
+    /// a bare name is in the root namespace) decides CUSTOM policies in the proxy itself, with
+    /// `failOpen` and `statusOnError` as `envoyExtAuthzHttp` has them.
+    public struct LuaAuthorizer: NodeDecodable, Equatable, Sendable {
+        public var plugin: String
+        public var failOpen: Bool
+        public var statusOnError: String?
+        /// Where `plugin` is written (the mesh config file sets it), for a reference that
+        /// names no LuaPlugin.
+        public var pluginPath: String
+        public var pluginLocation: SourceLocation?
+
+        init(_ r: ObjectReader) {
+            plugin = r.string("plugin") ?? ""
+            pluginPath = r.child("plugin")
+            failOpen = r.bool("failOpen") ?? false
+            statusOnError = r.string("statusOnError")
+            if plugin.isEmpty { r.ctx.report(r.child("plugin"), "required field is missing") }
+            let parts = plugin.split(separator: "/", omittingEmptySubsequences: false)
+            if !plugin.isEmpty && (parts.count > 2 || parts.contains { $0.isEmpty }) {
+                r.ctx.report(r.child("plugin"), "must be <namespace>/<name> or <name> of a LuaPlugin")
+            }
+            if let s = statusOnError, !(Int(s).map { (100...599).contains($0) } ?? false) {
+                r.ctx.report(r.child("statusOnError"), "\"\(s)\" is not an HTTP status")
+            }
+        }
+
+        /// The LuaPlugin's namespace and name; a bare name is in `rootNamespace`.
+        public func reference(rootNamespace: String) -> (namespace: String, name: String) {
+            guard let slash = plugin.firstIndex(of: "/") else { return (rootNamespace, plugin) }
+            return (String(plugin[..<slash]), String(plugin[plugin.index(after: slash)...]))
         }
     }
 

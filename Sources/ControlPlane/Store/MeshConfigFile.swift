@@ -47,17 +47,44 @@ public enum MeshConfigFile {
             return parse(inner, file: file, lineOffset: lineOffset + (mesh.mark?.line ?? 1))
         }
         let ctx = DecodeContext()
-        guard let config: MeshConfig = ObjectReader.decode(root, path: "", ctx: ctx) else {
+        guard var config: MeshConfig = ObjectReader.decode(root, path: "", ctx: ctx) else {
             return failure(root.mark?.line ?? 1, "", "the mesh config must be a map")
         }
+        // A field's own line, else its nearest present ancestor's (a missing required field).
         func location(_ path: String) -> SourceLocation {
-            let line = ctx.fields.first { $0.path == path }?.line ?? 1
-            return SourceLocation(file: file, line: line + lineOffset)
+            var at = Substring(path)
+            while true {
+                if let line = ctx.fields.first(where: { $0.path == at })?.line {
+                    return SourceLocation(file: file, line: line + lineOffset)
+                }
+                guard let cut = at.lastIndex(where: { $0 == "." || $0 == "[" }) else { break }
+                at = at[..<cut]
+            }
+            return SourceLocation(file: file, line: 1 + lineOffset)
+        }
+        for i in config.extensionProviders.indices {
+            guard case .meshdLuaPlugin(var lua)? = config.extensionProviders[i].kind else { continue }
+            lua.pluginLocation = location(lua.pluginPath)
+            config.extensionProviders[i].kind = .meshdLuaPlugin(lua)
         }
         let errors = ctx.issues.map { ValidationError(location: location($0.path), resource: resource, path: $0.path, reason: $0.reason) }
         let warnings = FieldSupport.unenforced(ctx.fields, in: FieldSupport.meshConfig).map { field, what in
             ValidationError(.warning, location: location(field.path), resource: resource, path: field.path, reason: what)
         }
         return errors.isEmpty ? Loaded(config: config, errors: [], warnings: warnings) : Loaded(config: nil, errors: errors, warnings: [])
+    }
+
+    /// What the mesh config names in the resources: a `meshdLuaPlugin` provider whose LuaPlugin
+    /// is not among `store`'s is warned at its `plugin` field (the CUSTOM policies naming the
+    /// provider deny what their rules match until it exists).
+    public static func referenceWarnings(_ config: MeshConfig, store: ConfigStore) -> [ValidationError] {
+        config.extensionProviders.compactMap { provider in
+            guard case .meshdLuaPlugin(let lua)? = provider.kind else { return nil }
+            let (namespace, name) = lua.reference(rootNamespace: config.rootNamespace)
+            guard !store.luaPlugins.contains(where: { $0.namespace == namespace && $0.name == name }) else { return nil }
+            return ValidationError(.warning, location: lua.pluginLocation ?? SourceLocation(file: "mesh config", line: 1),
+                                   resource: resource, path: lua.pluginPath,
+                                   reason: "no LuaPlugin \(namespace)/\(name); CUSTOM policies naming provider \"\(provider.name)\" deny every request their rules match")
+        }
     }
 }

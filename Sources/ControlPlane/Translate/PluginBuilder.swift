@@ -10,10 +10,17 @@ import MeshAPI
 ///   and with `sectionName` only the http route of that name.
 /// Targets a single attachment cannot express together become several plugins
 /// (`ns.name`, `ns.name#2`, …).
+/// A LuaPlugin that a `meshdLuaPlugin` extension provider names is an authorizer: it runs where
+/// CUSTOM policies naming that provider match (ExtAuthzBuilder), never as a filter of its own.
 enum PluginBuilder {
     static func build(_ ctx: TranslationContext) -> [LuaPlugin] {
         var out: [LuaPlugin] = []
+        let authorizers = authorizerIDs(ctx.store.meshConfig)
         for s in PluginDefinition.all(in: ctx.store) {
+            if s.kind == .luaPlugin, authorizers.contains(s.id) {
+                warnIgnoredByAuthorizer(s, ctx)
+                continue
+            }
             guard let attachments = attachments(s, ctx) else { continue }
             guard s.code?.isEmpty == false else {
                 ctx.warn(s.id, "spec", "the plugin's source could not be read; plugin skipped")
@@ -23,6 +30,27 @@ enum PluginBuilder {
             out += attachments.enumerated().compactMap { k, a in s.proxyPlugin(part: k + 1, attachTo: a) }
         }
         return out.sorted { $0.name < $1.name }
+    }
+
+    /// An authorizer runs where the CUSTOM policies naming its provider match, and fails as
+    /// the provider says: where it would attach, and its failStrategy, are ignored.
+    private static func warnIgnoredByAuthorizer(_ s: PluginDefinition, _ ctx: TranslationContext) {
+        let ignored: [(String, Bool)] = [
+            ("spec.selector", s.selector != nil), ("spec.targetRefs", !s.targetRefs.isEmpty), ("spec.match", !s.modes.isEmpty),
+            ("spec.phase", s.phase != nil), ("spec.priority", s.priority != nil), ("spec.failStrategy", s.failStrategy != nil),
+        ]
+        for (path, present) in ignored where present {
+            ctx.warn(s.id, path, "this LuaPlugin is the authorizer of a meshdLuaPlugin extension provider: it runs for the CUSTOM policies naming that provider, which also decides its failures; ignored")
+        }
+    }
+
+    /// `LuaPlugin/<ns>/<name>` of every LuaPlugin a `meshdLuaPlugin` provider names.
+    static func authorizerIDs(_ mesh: MeshConfig) -> Set<String> {
+        Set(mesh.extensionProviders.compactMap { p in
+            guard case .meshdLuaPlugin(let lua)? = p.kind else { return nil }
+            let (namespace, name) = lua.reference(rootNamespace: mesh.rootNamespace)
+            return "\(ResourceKind.luaPlugin.rawValue)/\(namespace)/\(name)"
+        })
     }
 
     /// nil: the plugin does not apply to this proxy.

@@ -97,7 +97,9 @@ package struct LuaChainBuilder: ChainExtensionBuild {
     }
 
     package mutating func bind(_ factory: HTTPFilterFactory) -> HTTPFilterFactory {
-        (factory as? LuaFilterFactory).map { bind($0) } ?? factory
+        if let lua = factory as? LuaFilterFactory { return bind(lua) }
+        if let host = factory as? LuaHostingFactory { return host.bindingLua { version($0) } }
+        return factory
     }
 
     package func appended(for listener: Listener) -> [HTTPFilterFactory] { plugins(for: listener) }
@@ -164,6 +166,11 @@ package struct LuaChainBuilder: ChainExtensionBuild {
     }
 }
 
+/// A native filter's factory that runs Lua plugins of its own (a CUSTOM policy's Lua
+/// authorizer): its plugins share this snapshot's versions, and the previous one's VMs.
+protocol LuaHostingFactory: HTTPFilterFactory {
+    func bindingLua(_ version: (LuaPluginConfig) -> LuaPluginVersion) -> HTTPFilterFactory
+}
 
 /// Lua's part in building a snapshot: `luaPlugins`, shared versions, route overrides.
 struct LuaChainExtension: ChainExtension {

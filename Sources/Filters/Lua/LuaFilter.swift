@@ -32,6 +32,10 @@ package final class LuaFilter: HTTPFilter {
     package var respTrailers: HTTPHeaders?
     /// Bytes of dynamic metadata this plugin set on the stream (`limits.maxDynamicMetadataBytes`).
     private var metadataBytes = 0
+    /// Answers for a failed run (a script error, a limit, no VM) in place of the plugin's fail
+    /// strategy: true when it answered the stream. Set by a filter that runs this one for
+    /// its own purpose (a CUSTOM policy's Lua authorizer).
+    package var failureHandler: ((_ overLimit: Bool) -> Bool)?
     /// httpCall()s in flight from this stream (`limits.maxPendingCallsPerStream`).
     package private(set) lazy var calls = LuaInFlight(limit: vm.limits.maxPendingCallsPerStream)
 
@@ -96,6 +100,7 @@ package final class LuaFilter: HTTPFilter {
 
     package func onRequestHeaders(_ head: inout RequestHead, endStream: Bool) -> FilterHeadersStatus {
         guard runs(route: stream.route(for: head) ?? stream.route) else {
+            if unavailable, let failureHandler { return failureHandler(true) ? .stop : .continue }
             guard unavailable, factory.plugin.failStrategy == .failClose else { return .continue }
             stream.sendLocalReply(status: 500, body: "Internal Server Error", headers: [:], flag: nil, from: self)
             return .stop
@@ -368,6 +373,7 @@ package final class LuaFilter: HTTPFilter {
         vm.lastError = message
         stats?.count(vm.plugin.errorsKey, 1)
         vm.logger.error("lua plugin \(vm.plugin.name) failed in \(r ? "envoy_on_response" : "envoy_on_request"): \(message)")
+        if let failureHandler { return failureHandler(overLimit) }
         guard vm.plugin.failStrategy == .failClose else { return false }
         if overLimit {
             stream.sendLocalReply(status: 503, body: "Service Unavailable", headers: [:], flag: nil, from: self)

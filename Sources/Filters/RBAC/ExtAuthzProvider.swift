@@ -7,9 +7,19 @@ import Transport
 /// An external authorizer of CUSTOM policies: Istio's `envoyExtAuthzHttp` provider, which is
 /// Envoy's ext_authz HTTP service. `{cluster, timeoutMs, pathPrefix, failOpen, statusOnError,
 /// includeRequestHeadersInCheck, includeAdditionalHeadersInCheck, headersToUpstreamOnAllow,
-/// headersToDownstreamOnDeny, headersToDownstreamOnAllow}`; header lists take Istio's
+/// headersToDownstreamOnDeny, headersToDownstreamOnAllow, includeRequestBodyInCheck:
+/// {maxRequestBytes, allowPartialMessage, packAsBytes}}`; header lists take Istio's
 /// patterns (exact, `prefix*`, `*suffix`), matched without case.
 struct ExtAuthzProvider: Sendable {
+    /// `includeRequestBodyInCheck` (Envoy's `with_request_body`): the body, up to `maxBytes`,
+    /// travels in the check. A longer one gets 413 unless `allowPartial`, when its first
+    /// `maxBytes` go. (`packAsBytes` is for gRPC checks: an HTTP check carries the bytes as they are.)
+    struct BodySettings: Sendable {
+        /// nil: the stream's buffer limit.
+        let maxBytes: Int?
+        let allowPartial: Bool
+    }
+
     let cluster: String
     /// Istio's default: 600s.
     let timeoutMs: Int
@@ -22,6 +32,7 @@ struct ExtAuthzProvider: Sendable {
     let upstreamOnAllow: [StringPattern]
     let downstreamOnDeny: [StringPattern]
     let downstreamOnAllow: [StringPattern]
+    let body: BodySettings?
 
     static let defaultTimeoutMs = 600_000
     /// Always in the check besides the configured ones (Envoy's defaults for the HTTP service;
@@ -36,7 +47,10 @@ struct ExtAuthzProvider: Sendable {
     static let knownKeys: Set<String> = [
         "cluster", "timeoutMs", "pathPrefix", "failOpen", "statusOnError", "includeRequestHeadersInCheck",
         "includeAdditionalHeadersInCheck", "headersToUpstreamOnAllow", "headersToDownstreamOnDeny", "headersToDownstreamOnAllow",
+        "includeRequestBodyInCheck",
     ]
+    /// Envoy's header on a check that carries the body: whether it is cut short.
+    static let partialBodyHeader = "x-envoy-auth-partial-body"
 
     init(_ v: JSONValue, at path: String) throws {
         guard let o = v.objectValue else { throw ConfigError(path: path, reason: "must be a map") }
@@ -49,13 +63,7 @@ struct ExtAuthzProvider: Sendable {
         self.cluster = cluster
         if case .number(let n) = o["timeoutMs"] { timeoutMs = Int(n) } else { timeoutMs = Self.defaultTimeoutMs }
         pathPrefix = o["pathPrefix"]?.stringValue ?? ""
-        if case .bool(let b) = o["failOpen"] { failOpen = b } else { failOpen = false }
-        if case .number(let n) = o["statusOnError"] {
-            guard (100...599).contains(Int(n)) else { throw ConfigError(path: path + ".statusOnError", reason: "not an HTTP status") }
-            statusOnError = Int(n)
-        } else {
-            statusOnError = 403
-        }
+        (failOpen, statusOnError) = try Self.failure(o, at: path)
         func patterns(_ key: String) -> [StringPattern] {
             (o[key]?.arrayValue ?? []).compactMap(\.stringValue).map { StringPattern($0, ignoreCase: true) }
         }
@@ -65,11 +73,33 @@ struct ExtAuthzProvider: Sendable {
         upstreamOnAllow = patterns("headersToUpstreamOnAllow")
         downstreamOnDeny = patterns("headersToDownstreamOnDeny")
         downstreamOnAllow = patterns("headersToDownstreamOnAllow")
+        if let b = o["includeRequestBodyInCheck"] {
+            guard b.objectValue != nil else { throw ConfigError(path: path + ".includeRequestBodyInCheck", reason: "must be a map") }
+            var max: Int?
+            if case .number(let n) = b["maxRequestBytes"] {
+                guard n >= 1 else { throw ConfigError(path: path + ".includeRequestBodyInCheck.maxRequestBytes", reason: "must be positive") }
+                max = Int(n)
+            }
+            body = BodySettings(maxBytes: max, allowPartial: b["allowPartialMessage"] == .bool(true))
+        } else {
+            body = nil
+        }
+    }
+
+    /// What an authorizer's failure does, as every provider has it: `failOpen` (default false)
+    /// and `statusOnError` (Istio's default: 403).
+    static func failure(_ o: [String: JSONValue], at path: String) throws -> (failOpen: Bool, statusOnError: Int) {
+        var failOpen = false
+        if case .bool(let b) = o["failOpen"] { failOpen = b }
+        guard case .number(let n) = o["statusOnError"] else { return (failOpen, 403) }
+        guard (100...599).contains(Int(n)) else { throw ConfigError(path: path + ".statusOnError", reason: "not an HTTP status") }
+        return (failOpen, Int(n))
     }
 
     /// The check request: the original method, `pathPrefix` + path and authority, the allowed
-    /// headers and the additional ones (which override), no body (`content-length: 0`).
-    func checkRequest(for head: RequestHead) -> RequestHead {
+    /// headers and the additional ones (which override), and no body (`content-length: 0`) or,
+    /// with `includeRequestBodyInCheck`, the body's `content-length` and whether it is `partial`.
+    func checkRequest(for head: RequestHead, bodyBytes: Int = 0, partial: Bool = false) -> RequestHead {
         var check = RequestHead(method: head.method, scheme: "http", authority: head.authority,
                                 path: pathPrefix + head.path, headers: [:], version: .http11)
         for (name, value) in head.headers {
@@ -78,7 +108,8 @@ struct ExtAuthzProvider: Sendable {
             check.headers.add(name: key, value: value)
         }
         for (name, value) in additionalHeaders { check.headers.replaceOrAdd(name: name, value: value) }
-        check.headers.replaceOrAdd(name: "content-length", value: "0")
+        check.headers.replaceOrAdd(name: "content-length", value: String(bodyBytes))
+        if body != nil { check.headers.replaceOrAdd(name: Self.partialBodyHeader, value: partial ? "true" : "false") }
         return check
     }
 
@@ -102,5 +133,43 @@ struct ExtAuthzProvider: Sendable {
 
     private static func matches(_ patterns: [StringPattern], _ name: String) -> Bool {
         patterns.contains { $0.matches(name) }
+    }
+}
+
+/// The request body an HTTP check is waiting for (`includeRequestBodyInCheck`), up to `limit`.
+struct BodyCheck {
+    enum Step {
+        case collecting
+        /// The check can go: the whole body, or (`partial`) its first `limit` bytes.
+        case complete(partial: Bool)
+        /// Longer than `limit` without `allowPartialMessage`: Envoy's 413.
+        case tooLarge
+    }
+
+    let provider: ExtAuthzProvider
+    let cluster: Cluster
+    let upstream: UpstreamClient
+    let head: RequestHead
+    let limit: Int
+    private(set) var collected = ByteBuffer()
+
+    init(provider: ExtAuthzProvider, cluster: Cluster, upstream: UpstreamClient, head: RequestHead, limit: Int) {
+        self.provider = provider
+        self.cluster = cluster
+        self.upstream = upstream
+        self.head = head
+        self.limit = limit
+    }
+
+    mutating func add(_ chunk: ByteBuffer, end: Bool) -> Step {
+        let room = limit - collected.readableBytes
+        guard chunk.readableBytes <= room else {
+            guard provider.body?.allowPartial == true else { return .tooLarge }
+            var part = chunk
+            if let head = part.readSlice(length: room) { collected.writeImmutableBuffer(head) }
+            return .complete(partial: true)
+        }
+        collected.writeImmutableBuffer(chunk)
+        return end ? .complete(partial: false) : .collecting
     }
 }

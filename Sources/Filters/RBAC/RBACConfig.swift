@@ -1,11 +1,12 @@
 import Foundation
 import FilterHost
+import LuaRuntime
 import MeshAPI
 
 /// `meshd.rbac`: the AuthorizationPolicies that apply to a workload, in Istio's own shape:
 /// `{policies: [{name, action: ALLOW|DENY|AUDIT|CUSTOM, rules: [{from: [{source}], to:
 /// [{operation}], when: [{key, values, notValues}]}], provider, dryRun}], providers: {name:
-/// ExtAuthzProvider}, destinationPort, remoteFromForwardedFor}`. A CUSTOM policy whose
+/// ExtAuthzProvider or LuaAuthorizer}, destinationPort, remoteFromForwardedFor}`. A CUSTOM policy whose
 /// `provider` is not among `providers` denies what it matches (Istio's answer to a provider
 /// it cannot use).
 /// `destinationPort` is the workload's port (a sidecar's app port); without it the
@@ -19,7 +20,7 @@ struct RBACConfig: Sendable {
     let policies: [RBACPolicy]
     /// Policies annotated `istio.io/dry-run: "true"`: evaluated and reported, never enforced.
     let dryRun: [RBACPolicy]
-    let providers: [String: ExtAuthzProvider]
+    let providers: [String: CustomAuthorizer]
     let destinationPort: Int?
     let remoteFromForwardedFor: Bool
 
@@ -35,10 +36,36 @@ struct RBACConfig: Sendable {
         }
         policies = all.filter { !$0.1 }.map { $0.0 }
         dryRun = all.filter { $0.1 }.map { $0.0 }
-        var providers: [String: ExtAuthzProvider] = [:]
-        for (name, v) in o["providers"]?.objectValue ?? [:] { providers[name] = try ExtAuthzProvider(v, at: "providers.\(name)") }
+        var providers: [String: CustomAuthorizer] = [:]
+        for (name, v) in o["providers"]?.objectValue ?? [:] {
+            providers[name] = v["luaPlugin"] != nil ? .lua(try LuaAuthorizer(v, at: "providers.\(name)"))
+                : .http(try ExtAuthzProvider(v, at: "providers.\(name)"))
+        }
         self.providers = providers
     }
+
+    private init(_ c: RBACConfig, providers: [String: CustomAuthorizer]) {
+        policies = c.policies
+        dryRun = c.dryRun
+        destinationPort = c.destinationPort
+        remoteFromForwardedFor = c.remoteFromForwardedFor
+        self.providers = providers
+    }
+
+    /// The same config with each Lua authorizer running the version `version` gives for it.
+    func bindingLua(_ version: (LuaPluginConfig) -> LuaPluginVersion) -> RBACConfig {
+        RBACConfig(self, providers: providers.mapValues { p in
+            guard case .lua(let lua) = p else { return p }
+            return .lua(lua.running(version(lua.factory.plugin)))
+        })
+    }
+}
+
+/// What decides a CUSTOM policy: an HTTP service (`envoyExtAuthzHttp`) or a Lua plugin
+/// (`meshdLuaPlugin`).
+enum CustomAuthorizer: Sendable {
+    case http(ExtAuthzProvider)
+    case lua(LuaAuthorizer)
 }
 
 struct RBACPolicy: Sendable {
@@ -246,10 +273,14 @@ struct RBACPredicate: Sendable {
     }
 }
 
-struct RBACFactory: HTTPFilterFactory {
+struct RBACFactory: HTTPFilterFactory, LuaHostingFactory {
     let config: RBACConfig
 
     static func build(_ config: JSONValue?) throws -> HTTPFilterFactory { RBACFactory(config: try RBACConfig(config)) }
 
     func makeFilter(stream: StreamControl) -> HTTPFilter { RBACFilter(config: config, stream: stream) }
+
+    func bindingLua(_ version: (LuaPluginConfig) -> LuaPluginVersion) -> HTTPFilterFactory {
+        RBACFactory(config: config.bindingLua(version))
+    }
 }

@@ -10,11 +10,18 @@ import Transport
 /// never deny: a match sets Envoy's `access_log_hint`. A request denied by policy gets 403
 /// `RBAC: access denied` and the `RBAC` response flag, as from Envoy's RBAC filter; one the
 /// authorizer denies gets its answer and the `UAEX` flag, as from Envoy's ext_authz filter.
+/// A Lua authorizer runs right here (LuaAuthzCheck), its request callbacks fed from this
+/// filter's own.
 final class RBACFilter: HTTPFilter {
     private enum Check {
         case none
         /// Waiting for the authorizer; the request headers are held.
+        /// Collecting the body for the check (`includeRequestBodyInCheck`); the headers are held
+        /// and the body queues behind them.
+        case collecting(BodyCheck)
         case pending(HTTPCallout, ExtAuthzProvider, RequestHead)
+        /// A Lua authorizer decides (and, once it has, may still read the body).
+        case lua(LuaAuthzCheck)
         /// Allowed: these of the authorizer's headers go on the response.
         case allowed(HTTPHeaders)
     }
@@ -32,14 +39,62 @@ final class RBACFilter: HTTPFilter {
         if !config.dryRun.isEmpty { recordDryRun(request(head)) }
         switch Self.decide(config.policies, request(head)) {
         case .check(let policy):
-            guard let name = policy.provider, let provider = config.providers[name], let upstream = stream.upstream,
-                  let cluster = stream.snapshot.clusters[provider.cluster] else { return deny(policy.name) }
-            startCheck(provider, cluster: cluster, upstream: upstream, head: head)
-            return .stop
+            switch policy.provider.flatMap({ config.providers[$0] }) {
+            case .http(let provider)?:
+                guard let upstream = stream.upstream, let cluster = stream.snapshot.clusters[provider.cluster] else {
+                    return deny(policy.name)
+                }
+                guard provider.body != nil, !endStream else {
+                    startCheck(provider, cluster: cluster, upstream: upstream, head: head, body: nil)
+                    return .stop
+                }
+                let limit = min(provider.body?.maxBytes ?? stream.bufferLimit, stream.bufferLimit)
+                check = .collecting(BodyCheck(provider: provider, cluster: cluster, upstream: upstream, head: head, limit: limit))
+                return .stopIteration
+            case .lua(let provider)?:
+                return startLuaCheck(provider, &head, endStream: endStream)
+            case nil:
+                return deny(policy.name)
+            }
         case .allow(let audited):
             return allow(audited: audited)
         case .deny(let policy):
             return deny(policy)
+        }
+    }
+
+    func onRequestData(_ data: inout ByteBuffer, endStream: Bool) -> FilterDataStatus {
+        switch check {
+        case .lua(let lua):
+            return lua.filter.onRequestData(&data, endStream: endStream)
+        case .collecting(var body):
+            switch body.add(data, end: endStream) {
+            case .collecting:
+                check = .collecting(body)
+            case .complete(let partial):
+                startCheck(body.provider, cluster: body.cluster, upstream: body.upstream, head: body.head,
+                           body: (body.collected, partial))
+            case .tooLarge:
+                check = .none
+                stream.sendLocalReply(status: 413, body: "Payload Too Large", headers: HTTPHeaders(), flag: nil, from: self)
+                return .stop
+            }
+            return .continue  // queued behind the held headers until the check allows
+        default:
+            return .continue
+        }
+    }
+
+    func onRequestTrailers(_ trailers: inout HTTPHeaders) -> FilterHeadersStatus {
+        switch check {
+        case .lua(let lua):
+            return lua.filter.onRequestTrailers(&trailers)
+        case .collecting(let body):
+            startCheck(body.provider, cluster: body.cluster, upstream: body.upstream, head: body.head,
+                       body: (body.collected, false))
+            return .continue
+        default:
+            return .continue
         }
     }
 
@@ -51,7 +106,11 @@ final class RBACFilter: HTTPFilter {
     }
 
     func onStreamComplete() {
-        if case .pending(let callout, _, _) = check { callout.cancel() }
+        switch check {
+        case .pending(let callout, _, _): callout.cancel()
+        case .lua(let lua): lua.filter.onStreamComplete()
+        case .none, .allowed, .collecting: break
+        }
         check = .none
     }
 
@@ -110,13 +169,15 @@ final class RBACFilter: HTTPFilter {
 
     // MARK: external authorization
 
-    private func startCheck(_ provider: ExtAuthzProvider, cluster: Cluster, upstream: UpstreamClient, head: RequestHead) {
+    /// `body`: what of the request's body the check carries, and whether it is cut short.
+    private func startCheck(_ provider: ExtAuthzProvider, cluster: Cluster, upstream: UpstreamClient, head: RequestHead,
+                            body: (ByteBuffer, partial: Bool)?) {
         let callout = HTTPCallout(eventLoop: stream.eventLoop, timers: stream.timers, bodyLimit: stream.bufferLimit) { [weak self] result in
             self?.checked(result)
         }
         check = .pending(callout, provider, head)
-        callout.start(cluster: cluster, request: provider.checkRequest(for: head), body: nil, timeoutMs: provider.timeoutMs,
-                      upstream: upstream)
+        let request = provider.checkRequest(for: head, bodyBytes: body?.0.readableBytes ?? 0, partial: body?.partial ?? false)
+        callout.start(cluster: cluster, request: request, body: body?.0, timeoutMs: provider.timeoutMs, upstream: upstream)
     }
 
     private func checked(_ result: Result<(ResponseHead, ByteBuffer), HTTPCallout.Failure>) {
@@ -145,16 +206,58 @@ final class RBACFilter: HTTPFilter {
     }
 
     /// The authorizer let the request through: the DENY and ALLOW policies have their say.
-    private func resume(_ head: RequestHead) {
+    private func resume(_ head: RequestHead, data: ByteBuffer? = nil) {
         switch Self.decide(config.policies, request(head), afterCustom: true) {
         case .allow(let audited):
             _ = allow(audited: audited)
-            stream.continueRequest(from: self, replacingHead: head)
+            stream.continueRequest(from: self, replacingHead: head, replacingData: data)
         case .deny(let policy):
             _ = deny(policy)
         case .check:
             break  // afterCustom never asks again
         }
+    }
+
+    // MARK: Lua authorization
+
+    /// Runs the Lua authorizer's `envoy_on_request` on the request headers. It may decide at
+    /// once (returning, replying or failing) or later (waiting for the body or an httpCall,
+    /// with the headers held: its status is this filter's).
+    private func startLuaCheck(_ provider: LuaAuthorizer, _ head: inout RequestHead, endStream: Bool) -> FilterHeadersStatus {
+        let lua = LuaAuthzCheck(provider, head: head, stream: stream, owner: self)
+        check = .lua(lua)
+        let status = lua.filter.onRequestHeaders(&head, endStream: endStream)
+        guard status == .continue, let passed = lua.settle(head) else { return status }
+        countPassed(failedOpen: passed.failedOpen)
+        head = passed.head
+        switch Self.decide(config.policies, request(head), afterCustom: true) {
+        case .allow(let audited): return allow(audited: audited)
+        case .deny(let policy): return deny(policy)
+        case .check: return .continue  // afterCustom never asks again
+        }
+    }
+
+    private func countPassed(failedOpen: Bool) {
+        stream.stats?.count("meshd_ext_authz_total{result=\"\(failedOpen ? "failure_mode_allowed" : "ok")\"}", 1)
+    }
+
+    /// The plugin let the held headers go (with its edits, and the body it read, if any).
+    func luaCheckPassed(_ head: RequestHead, data: ByteBuffer?, failedOpen: Bool) {
+        countPassed(failedOpen: failedOpen)
+        resume(head, data: data)
+    }
+
+    /// The plugin answered the request (`respond()`): its status, headers and body go to the client.
+    func luaCheckDenied(status: Int, body: String, headers: HTTPHeaders) {
+        stream.stats?.count("meshd_ext_authz_total{result=\"denied\"}", 1)
+        stream.sendLocalReply(status: status, body: body, headers: headers, flag: .unauthorizedExternalService, from: self)
+    }
+
+    /// The plugin failed and the provider fails closed.
+    func luaCheckFailed(_ provider: LuaAuthorizer) {
+        stream.stats?.count("meshd_ext_authz_total{result=\"error\"}", 1)
+        stream.sendLocalReply(status: provider.statusOnError, body: "", headers: HTTPHeaders(),
+                              flag: .unauthorizedExternalService, from: self)
     }
 
     enum Decision {
