@@ -77,27 +77,15 @@ package struct HTTP1BodyDecoder {
                 state = n == remaining ? .chunkDataCR : .chunkData(remaining: remaining - n)
                 return .data(slice)
             case .trailers(let scanned):
-                switch buffer.withUnsafeReadableBytes({ HTTP1Syntax.findBlockEnd($0, from: scanned) }) {
-                case .bareLF:
-                    return fail(.badRequest("bare LF in trailers"))
-                case .notYet(let scanned):
-                    if buffer.readableBytes > maxTrailerBytes { return fail(.headTooLarge) }
+                switch HTTP1Syntax.readBlock(&buffer, scanned: scanned, limit: maxTrailerBytes, HTTP1HeadParser.parseTrailers) {
+                case .needMoreBytes(let scanned):
                     state = .trailers(scanned: scanned)
                     return .needMoreBytes
-                case .found(let end):
-                    if end > maxTrailerBytes { return fail(.headTooLarge) }
-                    let parsed = buffer.withUnsafeReadableBytes { bytes in
-                        Result { () throws(HTTP1ParseError) in
-                            try HTTP1HeadParser.parseTrailers(UnsafeRawBufferPointer(rebasing: bytes[0..<end]))
-                        }
-                    }
-                    buffer.moveReaderIndex(forwardBy: end)
-                    switch parsed {
-                    case .failure(let e): return fail(e)
-                    case .success(let trailers):
-                        state = .done
-                        return .end(trailers.isEmpty ? nil : trailers)
-                    }
+                case .failed(let e):
+                    return fail(e)
+                case .parsed(let trailers):
+                    state = .done
+                    return .end(trailers.isEmpty ? nil : trailers)
                 }
             case .chunkSize, .chunkSizeSpace, .chunkExtension, .chunkSizeLF, .chunkDataCR, .chunkDataLF:
                 guard let byte = buffer.readInteger(as: UInt8.self) else { return .needMoreBytes }

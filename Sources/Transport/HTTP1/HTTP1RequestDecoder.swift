@@ -46,12 +46,8 @@ package struct HTTP1RequestDecoder {
             return .needMoreBytes
         case .body(var body):
             let event = body.next(&buffer)
-            switch event {
-            case .data(let d): state = .body(body); return .body(d)
-            case .end(let trailers): state = .head(scanned: 0); return .end(trailers)
-            case .needMoreBytes: state = .body(body); return .needMoreBytes
-            case .failed(let e): state = .failed(e); return .failed(e)
-            }
+            state = body.isComplete ? .head(scanned: 0) : .body(body)
+            return Event(event)
         case .head(let scanned):
             return nextHead(&buffer, scanned: scanned)
         }
@@ -65,31 +61,17 @@ package struct HTTP1RequestDecoder {
                 return .needMoreBytes
             }
         }
-        let found = buffer.withUnsafeReadableBytes { HTTP1Syntax.findBlockEnd($0, from: scanned) }
-        switch found {
-        case .bareLF:
-            return fail(.badRequest("bare LF in head"))
-        case .notYet(let scanned):
-            if buffer.readableBytes > maxHeadBytes { return fail(.headTooLarge) }
+        switch HTTP1Syntax.readBlock(&buffer, scanned: scanned, limit: maxHeadBytes, HTTP1HeadParser.parseRequest) {
+        case .needMoreBytes(let scanned):
             state = .head(scanned: scanned)
             return .needMoreBytes
-        case .found(let end):
-            if end > maxHeadBytes { return fail(.headTooLarge) }
-            let parsed = buffer.withUnsafeReadableBytes { bytes in
-                Result { () throws(HTTP1ParseError) in
-                    try HTTP1HeadParser.parseRequest(UnsafeRawBufferPointer(rebasing: bytes[0..<end]))
-                }
-            }
-            buffer.moveReaderIndex(forwardBy: end)
-            switch parsed {
-            case .failure(let e):
-                return fail(e)
-            case .success(let head):
-                if head.upgrade { state = .upgraded }
-                else if head.framing == .none { state = .head(scanned: 0) }
-                else { state = .body(HTTP1BodyDecoder(head.framing, maxTrailerBytes: maxHeadBytes)) }
-                return .head(head)
-            }
+        case .failed(let e):
+            return fail(e)
+        case .parsed(let head):
+            if head.upgrade { state = .upgraded }
+            else if head.framing == .none { state = .head(scanned: 0) }
+            else { state = .body(HTTP1BodyDecoder(head.framing, maxTrailerBytes: maxHeadBytes)) }
+            return .head(head)
         }
     }
 
@@ -104,6 +86,17 @@ package struct HTTP1RequestDecoder {
         while buffer.readableBytes >= 2,
               buffer.getInteger(at: buffer.readerIndex, as: UInt16.self) == UInt16(HTTP1Syntax.cr) << 8 | UInt16(HTTP1Syntax.lf) {
             buffer.moveReaderIndex(forwardBy: 2)
+        }
+    }
+}
+
+extension HTTP1RequestDecoder.Event {
+    init(_ body: HTTP1BodyDecoder.Event) {
+        switch body {
+        case .data(let d): self = .body(d)
+        case .end(let trailers): self = .end(trailers)
+        case .needMoreBytes: self = .needMoreBytes
+        case .failed(let e): self = .failed(e)
         }
     }
 }

@@ -57,49 +57,34 @@ package struct HTTP1ResponseDecoder {
             case .upgraded:
                 return .needMoreBytes
             case .body(var body):
-                let event = body.next(&buffer)
-                switch event {
+                switch body.next(&buffer) {
                 case .data(let d): state = .body(body); return .body(d)
                 case .end(let trailers): state = .head(scanned: 0); return .end(trailers)
                 case .needMoreBytes: state = .body(body); return .needMoreBytes
-                case .failed(let e): state = .failed(e); return .failed(e)
+                case .failed(let e): return fail(e)
                 }
             case .head(let scanned):
-                let found = buffer.withUnsafeReadableBytes { HTTP1Syntax.findBlockEnd($0, from: scanned) }
-                switch found {
-                case .bareLF:
-                    return fail(.badRequest("bare LF in response head"))
-                case .notYet(let scanned):
-                    if buffer.readableBytes > maxHeadBytes { return fail(.headTooLarge) }
+                switch HTTP1Syntax.readBlock(&buffer, scanned: scanned, limit: maxHeadBytes, HTTP1HeadParser.parseResponse) {
+                case .needMoreBytes(let scanned):
                     state = .head(scanned: scanned)
                     return .needMoreBytes
-                case .found(let end):
-                    if end > maxHeadBytes { return fail(.headTooLarge) }
-                    let parsed = buffer.withUnsafeReadableBytes { bytes in
-                        Result { () throws(HTTP1ParseError) in
-                            try HTTP1HeadParser.parseResponse(UnsafeRawBufferPointer(rebasing: bytes[0..<end]))
-                        }
+                case .failed(let e):
+                    return fail(e)
+                case .parsed(let head):
+                    if head.status == 101, upgradeRequested {
+                        state = .upgraded
+                        return .head(head, .none)
                     }
-                    buffer.moveReaderIndex(forwardBy: end)
-                    switch parsed {
-                    case .failure(let e):
-                        return fail(e)
-                    case .success(let head):
-                        if head.status == 101, upgradeRequested {
-                            state = .upgraded
-                            return .head(head, .none)
-                        }
-                        // Interim answers (100 Continue, 103 Early Hints) are not the response.
-                        if head.status < 200 {
-                            state = .head(scanned: 0)
-                            continue
-                        }
-                        let framing: HTTP1BodyFraming
-                        do throws(HTTP1ParseError) { framing = try bodyFraming(head) } catch { return fail(error) }
-                        state = framing == .none ? .head(scanned: 0)
-                            : .body(HTTP1BodyDecoder(framing, maxTrailerBytes: maxHeadBytes))
-                        return .head(head, framing)
+                    // Interim answers (100 Continue, 103 Early Hints) are not the response.
+                    if head.status < 200 {
+                        state = .head(scanned: 0)
+                        continue
                     }
+                    let framing: HTTP1BodyFraming
+                    do throws(HTTP1ParseError) { framing = try bodyFraming(head) } catch { return fail(error) }
+                    state = framing == .none ? .head(scanned: 0)
+                        : .body(HTTP1BodyDecoder(framing, maxTrailerBytes: maxHeadBytes))
+                    return .head(head, framing)
                 }
             }
         }

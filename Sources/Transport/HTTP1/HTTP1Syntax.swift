@@ -1,3 +1,5 @@
+import NIOCore
+
 /// Byte classes and small scanners of HTTP/1.x syntax (RFC 9110 §5.6, RFC 9112), shared by
 /// the head parser, the body decoder and the response writer.
 package enum HTTP1Syntax {
@@ -86,6 +88,35 @@ package enum HTTP1Syntax {
             i = lfIndex + 1
         }
         return .notYet(scanned: p.count)
+    }
+
+    /// A head or a trailer block read off the front of a buffer.
+    enum BlockRead<Parsed> {
+        case needMoreBytes(scanned: Int)
+        case failed(HTTP1ParseError)
+        case parsed(Parsed)
+    }
+
+    /// Finds the block at the front of `buffer` (resuming at `scanned`), refuses it past
+    /// `limit` bytes (431), and consumes and parses it once it is complete.
+    static func readBlock<Parsed>(_ buffer: inout ByteBuffer, scanned: Int, limit: Int,
+                                  _ parse: (UnsafeRawBufferPointer) throws(HTTP1ParseError) -> Parsed) -> BlockRead<Parsed> {
+        switch buffer.withUnsafeReadableBytes({ findBlockEnd($0, from: scanned) }) {
+        case .bareLF:
+            return .failed(.badRequest("bare LF"))
+        case .notYet(let scanned):
+            return buffer.readableBytes > limit ? .failed(.headTooLarge) : .needMoreBytes(scanned: scanned)
+        case .found(let end):
+            if end > limit { return .failed(.headTooLarge) }
+            let parsed = buffer.withUnsafeReadableBytes { bytes in
+                Result { () throws(HTTP1ParseError) in try parse(UnsafeRawBufferPointer(rebasing: bytes[0..<end])) }
+            }
+            buffer.moveReaderIndex(forwardBy: end)
+            switch parsed {
+            case .failure(let e): return .failed(e)
+            case .success(let p): return .parsed(p)
+            }
+        }
     }
 
     @inline(__always)
