@@ -43,11 +43,6 @@ package struct HTTP1BodyDecoder {
         }
     }
 
-    package var isComplete: Bool {
-        if case .done = state { return true }
-        return false
-    }
-
     package var isUntilClose: Bool {
         if case .untilClose = state { return true }
         return false

@@ -46,7 +46,8 @@ package struct HTTP1RequestDecoder {
             return .needMoreBytes
         case .body(var body):
             let event = body.next(&buffer)
-            state = body.isComplete ? .head(scanned: 0) : .body(body)
+            // The body's last data leaves it complete; the message ends with its `.end`.
+            if case .end = event { state = .head(scanned: 0) } else { state = .body(body) }
             return Event(event)
         case .head(let scanned):
             return nextHead(&buffer, scanned: scanned)
