@@ -7,8 +7,9 @@ import Transport
 
 // HTTP/1 codecs. The first input byte picks the side and how the rest is split into reads:
 //   bit 0 clear: server — the bytes are what a client sent to a cleartext listener, through
-//     protocol selection, NIOHTTP1's decoder and HTTP1ServerConnection into engine streams
-//     (header sanitizing, routing, the Lua and header-mutation filters, local replies);
+//     protocol selection and HTTP1ServerConnection (meshd's own HTTP/1 codec) into engine
+//     streams (header sanitizing, routing, the Lua and header-mutation filters, local
+//     replies); and the request decoder alone must read them the same in any split;
 //   bit 0 set: client — the bytes are an upstream's answer to a request HTTP1ClientConnection
 //     sent (bits 1-2 pick its method: GET, HEAD, POST with a body, an Upgrade).
 // Bits 3-7 give the read size (0: all at once). After the reads the clock jumps past every
@@ -24,6 +25,7 @@ func fuzz(_ input: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let chunk = Int(control >> 3)
     if control & 1 == 0 {
         engine.serve(bytes, chunk: chunk)
+        checkDecoderSplits(bytes, readSize: chunk)
     } else {
         clientExchange(bytes, method: Int(control >> 1) & 3, chunk: chunk)
     }
@@ -57,7 +59,6 @@ private func clientExchange(_ bytes: UnsafeBufferPointer<UInt8>, method: Int, ch
     let timers = LoopTimers(eventLoop: loop)
     let connection = HTTP1ClientConnection(idleTimeout: .seconds(60), timers: timers)
     do {
-        try channel.pipeline.syncOperations.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes)
         try channel.pipeline.syncOperations.addHandler(connection)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 80)).wait()
     } catch {

@@ -200,16 +200,10 @@ struct ConnectionSetup: Sendable {
             try sync.addHandler(codec, position: .after(selector))
             tracker.setDrainer(channel) { codec.startGracefulShutdown() }
         } else {
-            var decoderLimits = NIOHTTPDecoderLimitConfiguration()
-            decoderLimits.maxHeaderListSize = limits.maxRequestHeaderBytes
-            decoderLimits.maxHeaderFieldSize = decoderLimits.maxHeaderListSize
             let connection = HTTP1ServerConnection(factory: factory, connectionInfo: info, timeouts: limits.timeouts,
-                                                   timers: loop.timers, acceptedAt: acceptedAt)
+                                                   maxHeadBytes: limits.maxRequestHeaderBytes, timers: loop.timers,
+                                                   acceptedAt: acceptedAt)
             try sync.addHandler(connection, position: .after(selector))
-            try sync.configureHTTPServerPipeline(position: .after(selector), withPipeliningAssistance: false,
-                                                 withErrorHandling: false, withOutboundHeaderValidation: true,
-                                                 withEncoderConfiguration: .init(), withDecoderLimitConfiguration: decoderLimits)
-            try sync.addHandler(HTTP1ReadWatch(connection), position: .after(selector))
             tracker.setDrainer(channel) { connection.startDraining() }
         }
         // HTTP on a socket that allows half-closure (the listener also proxies bytes): a

@@ -40,7 +40,6 @@ struct UpstreamConnector {
                     if http2 {
                         try sync.addHandler(HTTP2ClientConnection(eventLoop: channel.eventLoop))
                     } else {
-                        try sync.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes)
                         try sync.addHandler(HTTP1ClientConnection(idleTimeout: idle, timers: timers.value))
                     }
                 }

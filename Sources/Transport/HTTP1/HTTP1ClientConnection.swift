@@ -3,20 +3,24 @@ import NIOHTTP1
 import MeshAPI
 
 /// An upstream HTTP/1.1 connection carrying one request at a time, kept alive between them.
+/// The whole codec in one handler: the request head leaves in one write (`HTTP1Writer`),
+/// the response is read off the socket's bytes (`HTTP1ResponseDecoder`).
 package final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnection, UpstreamRequest, TimerTarget {
-    package typealias InboundIn = HTTPClientResponsePart
-    package typealias OutboundIn = HTTPClientRequestPart
-    package typealias OutboundOut = HTTPClientRequestPart
+    package typealias InboundIn = ByteBuffer
+    package typealias OutboundIn = ByteBuffer
+    package typealias OutboundOut = ByteBuffer
 
     private enum State { case idle, active, closed }
     private var state = State.idle
     private var context: ChannelHandlerContext?
     private var handler: UpstreamResponseHandler?
+    private var decoder = HTTP1ResponseDecoder(maxHeadBytes: HTTP1ClientConnection.maxResponseHeadBytes)
+    /// Read bytes not parsed yet; nil when all were.
+    private var inbound: ByteBuffer?
+    private var requestFraming = HTTP1BodyFraming.none
     private var requestDone = false
     private var responseDone = false
     private var keepAlive = true
-    private var requestMethod = "GET"
-    private var responseHasNoBody = false
     private var readPaused = false
     private var readPending = false
     private var idleTimer: LoopTimers.Token?
@@ -25,6 +29,10 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnect
     private var tunnel = false
     private let idleTimeout: TimeAmount
     package var onStateChange: (() -> Void)?
+
+    /// NIO's decoder default, which this replaced.
+    private static let maxResponseHeadBytes = 80 * 1024
+    private static let emptyBody = ByteBuffer()
 
     package init(idleTimeout: TimeAmount, timers: LoopTimers) {
         self.idleTimeout = idleTimeout
@@ -48,6 +56,7 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnect
         idleTimer = nil
         handler = nil
         onStateChange = nil
+        inbound = nil
         self.context = nil
     }
 
@@ -59,7 +68,6 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnect
         self.handler = handler
         requestDone = false
         responseDone = false
-        responseHasNoBody = false
         return self
     }
 
@@ -71,43 +79,44 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnect
 
     package func sendHead(_ head: RequestHead, endStream: Bool) {
         guard let context, state == .active else { return }
-        var headers = head.headers
-        headers.replaceOrAdd(name: "host", value: head.authority)
-        requestMethod = head.method
-        upgradeRequested = isUpgradeRequest(headers)
-        if upgradeRequested {
-            keepAlive = false
-        } else if endStream {
-            if Self.expectsBody(head.method), !headers.contains(name: "content-length") {
-                headers.add(name: "content-length", value: "0")
-            }
-        } else if !headers.contains(name: "content-length") {
-            headers.add(name: "transfer-encoding", value: "chunked")
+        upgradeRequested = isUpgradeRequest(head.headers)
+        if upgradeRequested { keepAlive = false }
+        decoder.expectResponse(toHEAD: head.method == "HEAD", upgrade: upgradeRequested)
+        var buffer = context.channel.allocator.buffer(capacity: 512)
+        let written = HTTP1Writer.writeRequestHead(head, endStream: endStream, upgrade: upgradeRequested, into: &buffer)
+        guard written.valid else {
+            let h = handler
+            handler = nil
+            h?.upstreamFailed(.protocolError("request head with a field that may not be sent"))
+            return close()
         }
-        let h = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: head.method), uri: head.path, headers: headers)
-        context.write(wrapOutboundOut(.head(h)), promise: nil)
+        requestFraming = written.framing
+        context.write(wrapOutboundOut(buffer), promise: nil)
         if endStream { endRequest(nil) } else { context.flush() }
-    }
-
-    /// Methods whose empty body is still announced (`content-length: 0`); a switch, not an
-    /// array literal, since this runs for every request.
-    private static func expectsBody(_ method: String) -> Bool {
-        switch method {
-        case "POST", "PUT", "PATCH": return true
-        default: return false
-        }
     }
 
     package func sendData(_ data: ByteBuffer, endStream: Bool) {
         guard let context, state == .active else { return }
         if tunnel {
-            if data.readableBytes > 0 { context.writeAndFlush(NIOAny(data), promise: nil) }
+            if data.readableBytes > 0 { context.writeAndFlush(wrapOutboundOut(data), promise: nil) }
             if endStream { close() }
             return
         }
-        if data.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(data))), promise: nil) }
+        if data.readableBytes > 0 {
+            if requestFraming == .chunked {
+                var size = context.channel.allocator.buffer(capacity: 12)
+                HTTP1Writer.writeChunkSize(data.readableBytes, into: &size)
+                context.write(wrapOutboundOut(size), promise: nil)
+                context.write(wrapOutboundOut(data), promise: nil)
+                context.write(wrapOutboundOut(Self.crlf), promise: nil)
+            } else if requestFraming != .none {
+                context.write(wrapOutboundOut(data), promise: nil)
+            }
+        }
         if endStream { endRequest(nil) } else { context.flush() }
     }
+
+    private static let crlf = ByteBuffer(string: "\r\n")
 
     package func sendTrailers(_ trailers: HTTPHeaders) {
         guard state == .active else { return }
@@ -115,8 +124,18 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnect
     }
 
     private func endRequest(_ trailers: HTTPHeaders?) {
+        guard let context else { return }
         requestDone = true
-        context?.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+        if requestFraming == .chunked {
+            var last = context.channel.allocator.buffer(capacity: 64)
+            // Trailers that may not be sent are dropped; the body still ends.
+            if !HTTP1Writer.writeLastChunk(trailers: trailers, into: &last) {
+                last.clear()
+                _ = HTTP1Writer.writeLastChunk(trailers: nil, into: &last)
+            }
+            context.write(wrapOutboundOut(last), promise: nil)
+        }
+        context.flush()
         if responseDone { becomeIdle() }
     }
 
@@ -140,52 +159,81 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnect
     }
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard state == .active, let handler else { return }
-        switch unwrapInboundIn(data) {
-        case .head(let h) where h.status.code == 101 && upgradeRequested:
-            tunnel = true
-            handler.upstreamHead(ResponseHead(status: 101, reason: h.status.reasonPhrase, headers: h.headers), endStream: false)
-        case .end where tunnel:
-            // The decoder ends the 101 message and stops parsing; bytes after it are the tunnel's.
-            becomeTunnel(context)
-        case .head(let h):
-            keepAlive = h.isKeepAlive
-            let length = h.headers.first(name: "content-length")
-            responseHasNoBody = requestMethod == "HEAD" || h.status.code == 204 || h.status.code == 304
-                || (length == "0" && !h.headers.contains(name: "transfer-encoding"))
-            handler.upstreamHead(ResponseHead(status: Int(h.status.code), reason: h.status.reasonPhrase, headers: h.headers),
-                                 endStream: responseHasNoBody)
-        case .body(let b):
-            handler.upstreamData(b, endStream: false)
-        case .end(let trailers):
-            responseDone = true
-            self.handler = nil
-            if let trailers, !trailers.isEmpty { handler.upstreamTrailers(trailers) }
-            else if !responseHasNoBody { handler.upstreamData(ByteBuffer(), endStream: true) }
-            if !keepAlive { close() } else if requestDone { becomeIdle() }
+        var bytes = unwrapInboundIn(data)
+        if tunnel {
+            handler?.upstreamData(bytes, endStream: false)
+            return
+        }
+        // Bytes with no request out: nothing they can answer, so the connection is unusable.
+        guard state == .active else { return close() }
+        guard handler != nil else { return }
+        if inbound == nil { inbound = bytes } else { inbound!.writeBuffer(&bytes) }
+        parseInbound()
+    }
+
+    private func parseInbound() {
+        // Until the decoder needs bytes: a body can end with no byte left to read.
+        while state == .active, !tunnel, handler != nil {
+            var bytes = inbound ?? Self.emptyBody
+            inbound = nil
+            let event = decoder.next(&bytes)
+            if bytes.readableBytes > 0 { inbound = bytes }
+            guard deliver(event) else { return }
+        }
+        if tunnel, let bytes = inbound {
+            inbound = nil
+            handler?.upstreamData(bytes, endStream: false)
         }
     }
 
-    /// After a 101 the connection carries raw bytes both ways until either side closes.
-    private func becomeTunnel(_ context: ChannelHandlerContext) {
-        keepAlive = false
-        let sync = context.pipeline.syncOperations
-        let httpHandlers: [ChannelHandlerContext?] = [
-            try? sync.context(handlerType: HTTPRequestEncoder.self),
-            try? sync.context(handlerType: ByteToMessageHandler<HTTPResponseDecoder>.self),
-            try? sync.context(handlerType: NIOHTTPRequestHeadersValidator.self),
-        ]
-        do {
-            try RawTunnelHandler.replaceHTTPCodec(in: sync, codec: self, httpHandlers: httpHandlers) { [weak self] bytes in
-                self?.handler?.upstreamData(bytes, endStream: false)
-            }
-        } catch {
+    /// Hands one decoder event to the stream; false when there is nothing more to read now.
+    private func deliver(_ event: HTTP1ResponseDecoder.Event) -> Bool {
+        guard let handler else { return false }
+        switch event {
+        case .needMoreBytes:
+            return false
+        case .failed(let error):
+            inbound = nil
+            self.handler = nil
+            handler.upstreamFailed(.protocolError("\(error)"))
             close()
+            return false
+        case .head(let h, let framing):
+            let head = ResponseHead(status: h.status, reason: h.reason, headers: h.headers)
+            if h.status == 101, upgradeRequested {
+                // After a 101 the connection carries raw bytes both ways until either side closes.
+                tunnel = true
+                keepAlive = false
+                handler.upstreamHead(head, endStream: false)
+                return true
+            }
+            keepAlive = keepAlive && h.keepAlive && framing != .untilClose
+            handler.upstreamHead(head, endStream: framing == .none)
+            if framing == .none { responseEnded() }
+            return true
+        case .body(let data):
+            handler.upstreamData(data, endStream: false)
+            return true
+        case .end(let trailers):
+            responseDone = true
+            self.handler = nil
+            if let trailers { handler.upstreamTrailers(trailers) }
+            else { handler.upstreamData(Self.emptyBody, endStream: true) }
+            if !keepAlive { close() } else if requestDone { becomeIdle() }
+            return true
         }
+    }
+
+    private func responseEnded() {
+        responseDone = true
+        handler = nil
+        if !keepAlive { close() } else if requestDone { becomeIdle() }
     }
 
     private func becomeIdle() {
         guard state == .active else { return }
+        // Bytes past the response answer nothing: the connection cannot be reused.
+        guard inbound == nil else { return close() }
         state = .idle
         handler = nil
         // A pause belonged to the finished exchange; an idle connection must keep reading (to see a close).
@@ -211,6 +259,8 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnect
     }
 
     package func channelInactive(context: ChannelHandlerContext) {
+        // An until-close body ends with the connection: a complete response, not a failure.
+        if state == .active, !tunnel, let event = decoder.inputEnded() { _ = deliver(event) }
         let h = state == .active ? handler : nil
         state = .closed
         handler = nil
@@ -226,9 +276,8 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnect
     package func errorCaught(context: ChannelHandlerContext, error: Error) {
         let h = state == .active ? handler : nil
         handler = nil
-        if error is HTTPParserError { h?.upstreamFailed(.protocolError("\(error)")) }
         // A failed handshake (bad chain, wrong SAN) is a connect failure, as Envoy counts it (503 UF).
-        else if let tls = error as? TLSError { h?.upstreamFailed(.connectFailure("TLS error: \(tls.message)")) }
+        if let tls = error as? TLSError { h?.upstreamFailed(.connectFailure("TLS error: \(tls.message)")) }
         else { h?.upstreamFailed(.reset("\(error)")) }
         context.close(promise: nil)
     }

@@ -2,20 +2,35 @@ import NIOCore
 import NIOHTTP1
 import MeshAPI
 
-/// A downstream HTTP/1.x connection: turns NIOHTTP1's request parts into stream events and
-/// the engine's response calls into response parts. One exchange at a time: a pipelined
-/// request waits in `pipelined` (and reading pauses) until the exchange before it is done.
+/// A downstream HTTP/1.x connection, the whole codec in one handler: it parses the read
+/// bytes into stream events (`HTTP1RequestDecoder`) and writes each response's head and
+/// body framing itself (`HTTP1Writer`), usually as one buffer per response.
+/// One exchange at a time: the bytes of a pipelined request wait unparsed (and reading
+/// pauses) until the exchange before it is done.
 package final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStream, TimerTarget {
-    package typealias InboundIn = HTTPServerRequestPart
-    package typealias OutboundIn = HTTPServerResponsePart
-    package typealias OutboundOut = HTTPServerResponsePart
+    package typealias InboundIn = ByteBuffer
+    package typealias OutboundIn = ByteBuffer
+    package typealias OutboundOut = ByteBuffer
 
     private let factory: DownstreamStreamFactory
     package let connectionInfo: ConnectionInfo
     private let timeouts: ConnectionTimeouts
     private var context: ChannelHandlerContext?
     private var events: DownstreamStreamEvents?
-    private var version = HTTPVersion.http1_1
+    private var decoder: HTTP1RequestDecoder
+    /// Read bytes not parsed yet; nil when all were (so the read buffer can be reused).
+    private var inbound: ByteBuffer?
+    /// Parsing is under way: a call that arrives from inside it (a reply sent synchronously
+    /// from an event) leaves the rest to the loop already running.
+    private var parsing = false
+    /// A pipelined request's bytes wait for the exchange in flight; reading is paused.
+    private var heldForPipelining = false
+    /// Response bytes not yet handed to the channel: written at the response's end or the
+    /// end of the loop tick, so a small response leaves in one write.
+    private var out: ByteBuffer?
+    private var responseFraming = HTTP1BodyFraming.none
+    private var requestIsHEAD = false
+    private var minorVersion = 1
     private var keepAlive = true
     private var requestComplete = true
     private var responseComplete = true
@@ -28,7 +43,6 @@ package final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStrea
     /// When the connection was accepted: the first request's headers are timed from then,
     /// so a TLS handshake or a silent client cannot stretch the header timeout.
     private let acceptedAt: NIODeadline
-    private var pipelined: [HTTPServerRequestPart] = []
     private var flushPending = false
     private var draining = false
     private var responseHeadSent = false
@@ -38,6 +52,11 @@ package final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStrea
     private var tunnel = false
     /// Bytes of the next request came in while this exchange's response was outstanding.
     private var nextRequestStarted = false
+
+    /// Body chunks up to this size are copied into the pending response bytes; larger
+    /// ones are written as they are.
+    private static let copyLimit = 4096
+    private static let emptyBody = ByteBuffer()
 
     /// What the connection's one timer is waiting for.
     private enum Waiting {
@@ -51,12 +70,14 @@ package final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStrea
         case idle
     }
 
+    /// `maxHeadBytes` bounds a request's head (431 beyond) and a chunked body's trailers.
     package init(factory: DownstreamStreamFactory, connectionInfo: ConnectionInfo, timeouts: ConnectionTimeouts,
-                 timers: LoopTimers, acceptedAt: NIODeadline = .now()) {
+                 maxHeadBytes: Int, timers: LoopTimers, acceptedAt: NIODeadline = .now()) {
         self.timers = timers
         self.factory = factory
         self.connectionInfo = connectionInfo
         self.timeouts = timeouts
+        self.decoder = HTTP1RequestDecoder(maxHeadBytes: maxHeadBytes)
         self.acceptedAt = acceptedAt
     }
 
@@ -73,73 +94,111 @@ package final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStrea
     package func handlerRemoved(context: ChannelHandlerContext) {
         cancelTimer()
         events = nil
-        pipelined = []
+        inbound = nil
+        out = nil
         self.context = nil
-    }
-
-    /// Bytes arrived from the client, before the HTTP decoder saw them (`HTTP1ReadWatch`).
-    /// Between exchanges they start the next request, whose headers are now timed.
-    package func bytesArrived() {
-        switch waiting {
-        case .idle: wait(for: .requestHeaders)
-        case .exchange where requestComplete && !tunnel: nextRequestStarted = true
-        case .exchange, .firstRequestHeaders, .requestHeaders: break
-        }
     }
 
     // MARK: requests in
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if lingering { return }
-        let part = unwrapInboundIn(data)
-        if !pipelined.isEmpty || (!(requestComplete && responseComplete) && isHead(part)) {
-            pipelined.append(part)
-            readPaused = true
+        var bytes = unwrapInboundIn(data)
+        // Between exchanges, bytes start the next request, whose headers are now timed.
+        switch waiting {
+        case .idle: wait(for: .requestHeaders)
+        case .exchange where requestComplete && !tunnel: nextRequestStarted = true
+        case .exchange, .firstRequestHeaders, .requestHeaders: break
+        }
+        if tunnel {
+            events?.receiveData(bytes, endStream: false)
             return
         }
-        handle(part)
+        if inbound == nil { inbound = bytes } else { inbound!.writeBuffer(&bytes) }
+        parseInbound()
     }
 
-    private func isHead(_ part: HTTPServerRequestPart) -> Bool {
-        if case .head = part { return true }
-        return false
-    }
-
-    private func handle(_ part: HTTPServerRequestPart) {
-        if lingering { return }
-        switch part {
-        case .head(let h):
-            if let refusal = Self.refusal(of: h) { return sendErrorAndClose(status: refusal) }
-            wait(for: .exchange)
-            version = h.version
-            keepAlive = h.isKeepAlive && !draining
-            requestComplete = false
-            responseComplete = false
-            responseHeadSent = false
-            var headers = h.headers
-            let authority = headers.first(name: "host") ?? ""
-            headers.remove(name: "host")
-            let hasBody = headers.contains(name: "transfer-encoding")
-                || (headers.first(name: "content-length").map { $0 != "0" } ?? false)
-            let head = RequestHead(method: h.method.rawValue, scheme: connectionInfo.isTLS ? "https" : "http",
-                                   authority: authority, path: h.uri, headers: headers,
-                                   version: h.version.minor == 0 ? .http10 : .http11)
-            upgradeRequested = isUpgradeRequest(h.headers)
-            requestEndSwallowed = !hasBody && !upgradeRequested
-            let stream = factory.makeStream(downstream: self)
-            events = stream
-            stream.receiveHead(head, endStream: !hasBody && !upgradeRequested)
-        case .body(let b):
-            events?.receiveData(b, endStream: false)
-        case .end(let trailers):
-            // An upgrade request's "body" is the tunnel that may follow; it ends when the connection does.
-            if upgradeRequested { return }
-            requestComplete = true
-            if requestEndSwallowed { break }
-            if let trailers, !trailers.isEmpty { events?.receiveTrailers(trailers) }
-            else { events?.receiveData(ByteBuffer(), endStream: true) }
+    /// Parses what was read, as far as the exchange in flight allows.
+    private func parseInbound() {
+        guard !parsing else { return }
+        parsing = true
+        defer { parsing = false }
+        var holding = false
+        // Until the decoder needs bytes: a body can end with no byte left to read.
+        while !lingering, context != nil {
+            if tunnel {
+                if let bytes = inbound { inbound = nil; events?.receiveData(bytes, endStream: false) }
+                break
+            }
+            if decoder.isAtMessageStart {
+                guard let bytes = inbound, bytes.readableBytes > 0 else { break }
+                if !(requestComplete && responseComplete) {
+                    holding = true
+                    break
+                }
+            }
+            var bytes = inbound ?? Self.emptyBody
+            inbound = nil  // unshared while the decoder consumes it
+            let event = decoder.next(&bytes)
+            if bytes.readableBytes > 0 { inbound = bytes }
+            switch event {
+            case .needMoreBytes:
+                // An upgrade's first tunnel bytes wait for its 101 (or for the refusal that closes).
+                if inbound != nil { holding = upgradeRequested && !requestComplete }
+            case .failed(let error):
+                inbound = nil
+                failRequest(status: error.status)
+                return
+            case .head(let head):
+                receiveHead(head)
+                continue
+            case .body(let data):
+                events?.receiveData(data, endStream: false)
+                continue
+            case .end(let trailers):
+                receiveEnd(trailers)
+                continue
+            }
+            break
         }
-        if requestComplete && responseComplete { exchangeDone() }
+        if holding {
+            heldForPipelining = true
+            readPaused = true
+        } else if heldForPipelining {
+            heldForPipelining = false
+            setRequestReadingPaused(false)
+        }
+    }
+
+    private func receiveHead(_ h: HTTP1RequestHeadFields) {
+        if let refusal = Self.refusal(of: h) { return sendErrorAndClose(status: refusal) }
+        wait(for: .exchange)
+        minorVersion = h.minorVersion
+        keepAlive = h.keepAlive && !draining
+        requestComplete = false
+        responseComplete = false
+        responseHeadSent = false
+        requestIsHEAD = h.method == "HEAD"
+        upgradeRequested = h.upgrade
+        // An upgrade request's "body" is the tunnel that may follow; it ends when the connection does.
+        requestEndSwallowed = h.framing == .none && !upgradeRequested
+        let head = RequestHead(method: h.method, scheme: connectionInfo.isTLS ? "https" : "http",
+                               authority: h.host ?? "", path: h.target, headers: h.headers,
+                               version: h.minorVersion == 0 ? .http10 : .http11)
+        let stream = factory.makeStream(downstream: self)
+        events = stream
+        stream.receiveHead(head, endStream: requestEndSwallowed)
+        if requestEndSwallowed {
+            requestComplete = true
+            if responseComplete { exchangeDone() }
+        }
+    }
+
+    private func receiveEnd(_ trailers: HTTPHeaders?) {
+        requestComplete = true
+        if let trailers { events?.receiveTrailers(trailers) }
+        else { events?.receiveData(Self.emptyBody, endStream: true) }
+        if responseComplete { exchangeDone() }
     }
 
     // MARK: responses out
@@ -147,47 +206,85 @@ package final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStrea
     package func sendResponseHead(_ head: ResponseHead, endStream: Bool) {
         guard let context else { return }
         responseHeadSent = true
-        var headers = head.headers
-        if !keepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
-        else if version.minor == 0 { headers.replaceOrAdd(name: "connection", value: "keep-alive") }
-        if !endStream, version.minor == 0, !headers.contains(name: "content-length") {
+        var connection: StaticString?
+        if !keepAlive { connection = "close" }
+        else if minorVersion == 0 { connection = "keep-alive" }
+        if !endStream, minorVersion == 0, !head.headers.contains(name: "content-length") {
             // HTTP/1.0 has no chunked encoding: the body ends when the connection does.
             keepAlive = false
-            headers.replaceOrAdd(name: "connection", value: "close")
+            connection = "close"
         }
-        var status = HTTPResponseStatus(statusCode: head.status)
-        // NIO's init(statusCode:reasonPhrase:) keeps the standard phrase of a known code: a
-        // phrase of our own (Lua's setHttp1ReasonPhrase) needs `.custom`.
-        if let reason = head.reason, reason != status.reasonPhrase, !reason.isEmpty,
-           reason.utf8.allSatisfy({ $0 == 9 || ($0 >= 32 && $0 != 127) }) {
-            status = .custom(code: UInt(head.status), reasonPhrase: reason)
-        }
-        if upgradeRequested, head.status == 101 {
-            headers.replaceOrAdd(name: "connection", value: "upgrade")
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))), promise: nil)
-            return becomeTunnel(context)
-        }
-        if upgradeRequested, !endStream { keepAlive = false }
-        if endStream, !requestComplete, !requestEndSwallowed, keepAlive {
+        let switching = upgradeRequested && head.status == 101
+        if switching { connection = "upgrade" }
+        else if upgradeRequested, !endStream { keepAlive = false }
+        if !switching, endStream, !requestComplete, !requestEndSwallowed, keepAlive {
             // Answered before the request body arrived (a local reply): say we will close.
             keepAlive = false
-            headers.replaceOrAdd(name: "connection", value: "close")
+            connection = "close"
         }
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))), promise: nil)
+        var buffer = out ?? context.channel.allocator.buffer(capacity: 512)
+        let written = HTTP1Writer.writeHead(status: head.status, reason: head.reason, minorVersion: minorVersion,
+                                                    headers: head.headers, connection: connection, into: &buffer)
+        out = buffer
+        // A field that may not be sent: the response cannot be, so the exchange is abandoned.
+        guard written.valid else { return abandonResponse() }
+        responseFraming = requestIsHEAD ? .none : written.framing
+        if switching {
+            flushOut()
+            return becomeTunnel()
+        }
         if endStream { endResponse(nil) }
     }
 
     package func sendResponseData(_ data: ByteBuffer, endStream: Bool) {
         guard let context else { return }
         if tunnel {
-            if data.readableBytes > 0 { context.writeAndFlush(NIOAny(data), promise: nil) }
+            if data.readableBytes > 0 { context.writeAndFlush(wrapOutboundOut(data), promise: nil) }
             if endStream { responseComplete = true; events = nil; context.close(promise: nil) }
             return
         }
-        if data.readableBytes > 0 {
-            context.write(wrapOutboundOut(.body(.byteBuffer(data))), promise: nil)
-        }
+        if data.readableBytes > 0 { appendBody(data, context: context) }
         if endStream { endResponse(nil) } else { scheduleFlush(context) }
+    }
+
+    private func appendBody(_ data: ByteBuffer, context: ChannelHandlerContext) {
+        switch responseFraming {
+        case .none:
+            return  // HEAD, 1xx, 204 and 304 have no body.
+        case .chunked:
+            var buffer = out ?? context.channel.allocator.buffer(capacity: data.readableBytes + 16)
+            if data.readableBytes <= Self.copyLimit {
+                HTTP1Writer.writeChunk(data, into: &buffer)
+                out = buffer
+            } else {
+                HTTP1Writer.writeChunkSize(data.readableBytes, into: &buffer)
+                context.write(wrapOutboundOut(buffer), promise: nil)
+                context.write(wrapOutboundOut(data), promise: nil)
+                var crlf = context.channel.allocator.buffer(capacity: 2)
+                crlf.writeStaticString("\r\n")
+                out = crlf
+            }
+        case .length, .untilClose:
+            if data.readableBytes <= Self.copyLimit {
+                var buffer = out ?? context.channel.allocator.buffer(capacity: data.readableBytes)
+                buffer.writeImmutableBuffer(data)
+                out = buffer
+            } else {
+                if let pending = out { context.write(wrapOutboundOut(pending), promise: nil) }
+                out = nil
+                context.write(wrapOutboundOut(data), promise: nil)
+            }
+        }
+    }
+
+    /// Hands the pending response bytes to the channel and flushes.
+    private func flushOut() {
+        guard let context else { return }
+        if let pending = out {
+            out = nil
+            context.write(wrapOutboundOut(pending), promise: nil)
+        }
+        context.flush()
     }
 
     /// Body chunks that arrive together leave in one syscall: the flush waits for the
@@ -200,7 +297,7 @@ package final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStrea
             let me = bound.value
             guard me.flushPending else { return }
             me.flushPending = false
-            me.context?.flush()
+            me.flushOut()
         }
     }
 
@@ -213,7 +310,17 @@ package final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStrea
         responseComplete = true
         events = nil
         flushPending = false
-        context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+        if responseFraming == .chunked {
+            var buffer = out ?? context.channel.allocator.buffer(capacity: 8)
+            let mark = buffer.writerIndex
+            if !HTTP1Writer.writeLastChunk(trailers: trailers, into: &buffer) {
+                // Trailers that may not be sent: the body stays unterminated and the connection closes.
+                buffer.moveWriterIndex(to: mark)
+                keepAlive = false
+            }
+            out = buffer
+        }
+        flushOut()
         // A response that ends while the request body is still coming leaves the connection
         // unusable (a body-less request's end is just not parsed yet).
         if !requestComplete && !requestEndSwallowed { keepAlive = false }
@@ -224,36 +331,32 @@ package final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStrea
         }
     }
 
-    private func becomeTunnel(_ context: ChannelHandlerContext) {
+    /// A response that cannot be written: the client sees the connection close.
+    private func abandonResponse() {
+        out = nil
+        let e = events
+        events = nil
+        responseComplete = true
+        e?.downstreamReset()
+        context?.close(promise: nil)
+    }
+
+    /// After a 101 the connection carries raw bytes both ways: inbound ones go to the
+    /// stream as body, outbound ones are written as they come.
+    private func becomeTunnel() {
         tunnel = true
         keepAlive = false
         wait(for: .exchange)
-        let sync = context.pipeline.syncOperations
-        let httpHandlers: [ChannelHandlerContext?] = [
-            try? sync.context(handlerType: HTTPResponseEncoder.self),
-            try? sync.context(handlerType: ByteToMessageHandler<HTTPRequestDecoder>.self),
-            try? sync.context(handlerType: HTTPServerPipelineHandler.self),
-            try? sync.context(handlerType: NIOHTTPResponseHeadersValidator.self),
-            try? sync.context(handlerType: HTTP1ReadWatch.self),
-        ]
-        do {
-            try RawTunnelHandler.replaceHTTPCodec(in: sync, codec: self, httpHandlers: httpHandlers) { [weak self] bytes in
-                self?.events?.receiveData(bytes, endStream: false)
-            }
-        } catch {
-            reset()
-        }
+        parseInbound()
     }
 
     private func exchangeDone() {
         if draining { context?.close(promise: nil); return }
         wait(for: nextRequestStarted ? .requestHeaders : .idle)
         nextRequestStarted = false
-        // Replay pipelined requests; one of them may start the next exchange and queue the rest again.
-        while !pipelined.isEmpty, requestComplete && responseComplete || !isHead(pipelined[0]) {
-            handle(pipelined.removeFirst())
-        }
-        if pipelined.isEmpty, readPaused { setRequestReadingPaused(false) }
+        parseInbound()
+        // A pause belonged to the finished exchange, unless the next request is held.
+        if !heldForPipelining, readPaused { setRequestReadingPaused(false) }
     }
 
     package func reset() {
@@ -302,26 +405,30 @@ package final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStrea
     }
 
     package func errorCaught(context: ChannelHandlerContext, error: Error) {
+        failRequest(status: 400)
+    }
+
+    /// Malformed input: answer once with the right status and close, never forward.
+    private func failRequest(status: Int) {
         if lingering { return }
-        // Malformed input: answer once with the right status and close, never forward.
         if !responseComplete {
-            // Mid-request: abandon the exchange; answer 400 only if no response has started.
+            // Mid-request: abandon the exchange; answer only if no response has started.
             events?.downstreamReset()
             events = nil
-            guard !responseHeadSent else { return context.close(promise: nil) }
+            guard !responseHeadSent else { context?.close(promise: nil); return }
         }
-        let status = (error as? HTTPParserError) == .headerOverflow ? 431 : 400
         sendErrorAndClose(status: status)
     }
 
-    /// Answers a protocol error below the HTTP codec (raw bytes from the encoder's position,
-    /// so no response state machine is involved), then closes after a short linger so the
-    /// client reads the answer instead of a reset.
+    /// Answers a protocol error with a fixed response, then closes after a short linger so
+    /// the client reads the answer instead of a reset.
     private func sendErrorAndClose(status: Int) {
         guard let context, context.channel.isActive, !lingering else { return }
         lingering = true
         responseComplete = true
         events = nil
+        inbound = nil
+        out = nil
         cancelTimer()
         let reason: String
         switch status {
@@ -333,11 +440,7 @@ package final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStrea
         let text = "HTTP/1.1 \(status) \(reason)\r\ncontent-length: \(reason.utf8.count)\r\ncontent-type: text/plain\r\n"
             + "connection: close\r\nserver: meshd\r\n\r\n\(reason)"
         let channel = context.channel
-        // Written from the encoder's position, the bytes go straight to TLS or the socket.
-        guard let encoder = try? channel.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self) else {
-            return context.close(promise: nil)
-        }
-        encoder.writeAndFlush(NIOAny(ByteBuffer(string: text))).assumeIsolated().whenComplete { _ in
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: text))).assumeIsolated().whenComplete { _ in
             channel.close(mode: .output, promise: nil)
         }
         context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
@@ -373,15 +476,13 @@ package final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStrea
 
     /// Requests answered here, never forwarded. RFC 9112 §3.2: an HTTP/1.1 request needs
     /// exactly one Host, and no request may carry two (400). CONNECT: no route tunnels it
-    /// (Envoy answers 404 without a connect matcher); answered here because NIO frames any
-    /// response to CONNECT without a body or length, and its decoder reads nothing after one.
-    private static func refusal(of head: HTTPRequestHead) -> Int? {
-        if head.method == .CONNECT { return 404 }
-        let hosts = head.headers["host"]
-        switch hosts.count {
-        case 0: return head.version.minor >= 1 ? 400 : nil
+    /// (Envoy answers 404 without a connect matcher).
+    private static func refusal(of head: HTTP1RequestHeadFields) -> Int? {
+        if head.method == "CONNECT" { return 404 }
+        switch head.hostCount {
+        case 0: return head.minorVersion >= 1 ? 400 : nil
         // A comma is no part of a host: it is two Host values folded into one line.
-        case 1: return hosts[0].utf8.contains(UInt8(ascii: ",")) ? 400 : nil
+        case 1: return head.host!.utf8.contains(UInt8(ascii: ",")) ? 400 : nil
         default: return 400
         }
     }
