@@ -1,5 +1,6 @@
 import MeshAPI
 import NIOCore
+import Transport
 
 /// What a downstream connection turned out to carry.
 enum DownstreamProtocol: Equatable {
@@ -40,6 +41,7 @@ enum FirstBytes {
     /// Longest method token, and longest request line, looked for.
     static let maxMethodLength = 32
     static let maxRequestLine = 16 * 1024
+    private static let version = Array(" HTTP/1.".utf8)
 
     /// Nil: not enough bytes yet.
     static func classify(_ view: ByteBufferView, on carriage: Carriage) -> DownstreamProtocol? {
@@ -54,30 +56,20 @@ enum FirstBytes {
         var method = 0
         for byte in view.prefix(maxMethodLength + 1) {
             if byte == UInt8(ascii: " ") { break }
-            guard isTokenCharacter(byte), method < maxMethodLength else { return .bytes }
+            guard HTTP1Syntax.isTokenByte(byte), method < maxMethodLength else { return .bytes }
             method += 1
         }
         guard method > 0 else { return .bytes }
         guard let end = view.firstIndex(of: UInt8(ascii: "\n")) else {
             return view.count > maxRequestLine ? .bytes : nil
         }
-        var line = Array(view[view.startIndex..<end])
-        if line.last == UInt8(ascii: "\r") { line.removeLast() }
-        let version = Array(" HTTP/1.".utf8)
+        var line = view[view.startIndex..<end]
+        if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
         guard line.count > version.count + 1 else { return .bytes }
         let tail = line.suffix(version.count + 1)
-        return tail.prefix(version.count).elementsEqual(version) && [UInt8(ascii: "0"), UInt8(ascii: "1")].contains(tail.last!)
+        let minor = tail.last!
+        return tail.prefix(version.count).elementsEqual(version) && (minor == UInt8(ascii: "0") || minor == UInt8(ascii: "1"))
             ? .http1 : .bytes
-    }
-
-    /// RFC 9110 tchar.
-    private static func isTokenCharacter(_ b: UInt8) -> Bool {
-        switch b {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        default:
-            return Array("!#$%&'*+-.^_`|~".utf8).contains(b)
-        }
     }
 }
 
