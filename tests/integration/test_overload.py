@@ -55,6 +55,10 @@ def hold_connections(proxy, port, n):
     """Opens `n` idle connections once the harness's own port probe is gone (the connection
     monitor's maximum is also a cap, so a lingering probe would take one's place)."""
     wait_until(lambda: proxy.stat("meshd_downstream_cx_active") == 0, what="no connection open")
+    # The stat can read 0 while the connection monitor still counts the probe; the cap then
+    # rejected the held connection (1 run in 5). Wait for the monitor itself.
+    wait_until(lambda: all((m.get("used") or 0) == 0 for m in overload_page(proxy)["resourceMonitors"]
+                           if m["name"] == CONNS), what="the connection monitor at 0")
     held = [socket.create_connection(("127.0.0.1", port)) for _ in range(n)]
     wait_until(lambda: proxy.stat("meshd_downstream_cx_active") == n, what=f"{n} connections open")
     return held
