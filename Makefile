@@ -1,6 +1,6 @@
 # meshd — `make demo` runs the main job, `make test` the whole suite. Both install what is missing first.
 SWIFT ?= swift
-APT_PACKAGES := liblua5.4-dev libnghttp2-dev libre2-dev libssl-dev pkg-config curl nghttp2-client openssl python3 python3-pip prometheus chromium
+APT_PACKAGES := liblua5.4-dev libyaml-dev libnghttp2-dev libre2-dev libssl-dev pkg-config curl nghttp2-client openssl python3 python3-pip prometheus chromium
 # module:package — what the integration tests import, and the pip package that provides it
 PIP_PACKAGES := grpc:grpcio grpc_tools:grpcio-tools pytest:pytest yaml:pyyaml opentelemetry.proto:opentelemetry-proto
 PYTHON ?= python3

@@ -11,13 +11,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
-        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     ],
     targets: [
         .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        // YAML documents as nodes with their lines (libyaml's parser), without Foundation.
+        .target(name: "YAML", dependencies: ["CYAML"]),
         // RE2 is C++: a C shim over it (Debian libre2-dev; libre2.so brings its own dependencies).
         .target(name: "CRE2", linkerSettings: [.linkedLibrary("re2")]),
         // Plugin limits in C: the instruction hook, the watchdog, guarded library functions.
@@ -27,7 +29,7 @@ let package = Package(
                 cSettings: [.headerSearchPath("../CLua"), .unsafeFlags(["-O3"])]),
         .target(
             name: "MeshAPI",
-            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["YAML", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["proto"]
         ),
         .target(
@@ -62,7 +64,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Yams", package: "Yams"),
+                "YAML",
             ],
             // The data path is single-threaded per loop by design; runtime exclusivity
             // checks cost ~2% of a request in release builds.
@@ -88,7 +90,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Yams", package: "Yams"),
+                "YAML",
             ]
         ),
         .target(
@@ -101,7 +103,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Yams", package: "Yams"),
+                "YAML",
             ]
         ),
         .executableTarget(
@@ -116,6 +118,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        .testTarget(name: "YAMLTests", dependencies: ["YAML"]),
         .testTarget(
             name: "ControlPlaneTests",
             dependencies: [

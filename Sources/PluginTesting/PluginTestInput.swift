@@ -1,7 +1,7 @@
 import Foundation
 import MeshAPI
 import NIOCore
-import Yams
+import YAML
 import FilterHost
 import Filters
 import Transport
@@ -250,7 +250,7 @@ public enum PluginTestInput {
     private static func mapping(_ text: String, file: String?, allowed: Set<String>) throws -> [(String, Node)] {
         let root: Node?
         do {
-            root = try Yams.compose(yaml: text)
+            root = try YAMLParser.compose(text)
         } catch {
             throw ConfigError(file: file, path: "", reason: "invalid YAML: \(error)")
         }
@@ -289,7 +289,7 @@ public enum PluginTestInput {
             }
             if case .sequence(let values) = value {
                 for (i, v) in values.enumerated() { out.append((name.lowercased(), try scalar(v, at.index(i, v)))) }
-            } else if value.null != nil {
+            } else if value.isNull {
                 out.append((name.lowercased(), ""))
             } else {
                 out.append((name.lowercased(), try scalar(value, at)))
@@ -308,12 +308,12 @@ public enum PluginTestInput {
                     try add(m[m.startIndex].key.string ?? "", m[m.startIndex].value, here)
                 case .scalar(let s) where s.string.contains(":"):
                     let parts = s.string.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-                    try add(parts[0], .scalar(.init(parts.count > 1 ? parts[1] : "")), here)
+                    try add(parts[0], .scalar(Node.Scalar(parts.count > 1 ? parts[1] : "")), here)
                 default:
                     throw here.error("a header must be [name, value], {name: value} or \"name: value\"")
                 }
             }
-        case .scalar where node.null != nil:
+        case .scalar where node.isNull:
             break
         default:
             throw at.error("must be a map of name: value, or a list of [name, value] pairs")
@@ -326,7 +326,7 @@ public enum PluginTestInput {
         switch node {
         case .sequence(let chunks):
             return try chunks.enumerated().map { i, c in try scalar(c, at.index(i, c)) }.filter { !$0.isEmpty }
-        case .scalar where node.null != nil:
+        case .scalar where node.isNull:
             return []
         default:
             let s = try scalar(node, at)
@@ -335,7 +335,7 @@ public enum PluginTestInput {
     }
 
     private static func json(_ node: Node, _ at: Where) throws -> JSONValue {
-        do { return try YAMLDecoder().decode(JSONValue.self, from: node) } catch {
+        do { return try NodeDecoder().decode(JSONValue.self, from: node) } catch {
             throw at.error("cannot read: \(error)")
         }
     }

@@ -1,5 +1,5 @@
 import Foundation
-import Yams
+import YAML
 
 /// One thing `Analyzer` found, printed as istioctl prints an analysis message:
 /// `Warning [IST0101] (VirtualService default/foo file.yaml:12) Referenced gateway not found: "bar"`.
@@ -64,7 +64,16 @@ public enum FindingFormat: String, Sendable, CaseIterable {
             let data = (try? JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data("[]".utf8)
             return String(decoding: data, as: UTF8.self)
         case .yaml:
-            return ((try? Yams.dump(object: objects, sortKeys: true)) ?? "[]\n").trimmingCharacters(in: .newlines)
+            // Keys sorted, as istioctl prints them; every value a string.
+            let list = objects.map { object in
+                Node.mapping(Node.Mapping(object.sorted { $0.key < $1.key }.map { key, value in
+                    (.scalar(Node.Scalar(key, tag: .str, style: .plain, mark: nil)),
+                     .scalar(Node.Scalar(value, tag: .str, style: .plain, mark: nil)))
+                }))
+            }
+            var text = (try? YAMLEmitter.emit(.sequence(Node.Sequence(list)))) ?? "[]"
+            while text.last == "\n" { text.removeLast() }
+            return text
         }
     }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import Yams
+import YAML
 
 /// The Kubernetes objects of the analyzed files, read as the registry they describe (what
 /// istiod would see through the API server): a Service with a selector is a service
@@ -85,8 +85,8 @@ public struct KubernetesInventory: Sendable, Equatable {
 
     /// Adds the documents of one file; anything unreadable is the ConfigStore's to report.
     public mutating func add(yaml: String, file: String) {
-        guard let parser = try? Parser(yaml: yaml) else { return }
-        while let root = try? parser.nextRoot() {
+        let parser = YAMLParser(yaml)
+        while let root = try? parser.nextDocument() {
             add(root, file: file)
         }
     }
@@ -100,7 +100,7 @@ public struct KubernetesInventory: Sendable, Equatable {
         let spec = doc["spec"]
         switch (apiVersion, kind) {
         case ("v1", "Service"):
-            let ports = (spec?["ports"]?.sequence ?? []).map { p in
+            let ports = (spec?["ports"]?.sequence?.items ?? []).map { p in
                 Port(name: p["name"]?.string ?? "", port: p["port"]?.int ?? 0, targetPort: p["targetPort"]?.string,
                             protocol: p["protocol"]?.string ?? "TCP", appProtocol: p["appProtocol"]?.string,
                             line: p["name"]?.mark?.line ?? p.mark?.line ?? location.line)
@@ -125,7 +125,7 @@ public struct KubernetesInventory: Sendable, Equatable {
 
     private static func strings(_ node: Node?) -> [String: String] {
         var out: [String: String] = [:]
-        for (k, v) in node?.mapping ?? [:] {
+        for (k, v) in node?.mapping ?? Node.Mapping([]) {
             if let key = k.string, let value = v.string { out[key] = value }
         }
         return out

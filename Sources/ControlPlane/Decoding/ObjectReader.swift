@@ -1,5 +1,5 @@
 import MeshAPI
-import Yams
+import YAML
 
 /// A problem found while reading a resource: the field path (`spec.http[0].route`) and why.
 public struct FieldIssue: Sendable, Hashable {
@@ -80,7 +80,7 @@ final class ObjectReader {
     func node(_ key: String) -> Node? {
         asked.append(key)
         guard let node = entries.first(where: { $0.key == key })?.value else { return nil }
-        if case .scalar = node, node.tagName == .null { return nil }
+        if case .scalar = node, node.isNull { return nil }
         return node
     }
 
@@ -167,7 +167,7 @@ final class ObjectReader {
 
     /// Free-form content (a plugin's config), kept as JSON.
     func json(_ key: String) -> JSONValue? {
-        node(key).map(YAMLScalar.json)
+        node(key).map(JSONValue.init(yaml:))
     }
 
     private func list<T>(_ key: String, _ element: (Node, String) -> T?) -> [T] {

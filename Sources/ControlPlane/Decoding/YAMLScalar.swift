@@ -1,5 +1,5 @@
 import MeshAPI
-import Yams
+import YAML
 
 /// Typed reads of YAML nodes, with the resolved YAML type checked the way a Kubernetes
 /// schema would: `port: "80"` is a string, not a number, and is refused as one.
@@ -8,9 +8,8 @@ enum YAMLScalar {
         switch node {
         case .mapping: return "a map"
         case .sequence: return "a list"
-        case .alias: return "an alias"
         case .scalar:
-            switch node.tagName {
+            switch node.tag {
             case .int: return "an integer"
             case .float: return "a number"
             case .bool: return "a boolean"
@@ -21,7 +20,7 @@ enum YAMLScalar {
     }
 
     static func string(_ node: Node, path: String, _ ctx: DecodeContext) -> String? {
-        guard case .scalar(let s) = node, [.str, .timestamp].contains(node.tagName) else {
+        guard case .scalar(let s) = node, [.str, .timestamp].contains(node.tag) else {
             ctx.report(path, "wrong type: expected a string, got \(typeName(node))")
             return nil
         }
@@ -29,7 +28,7 @@ enum YAMLScalar {
     }
 
     static func int(_ node: Node, path: String, _ ctx: DecodeContext) -> Int? {
-        guard case .scalar = node, node.tagName == .int, let i = node.int else {
+        guard case .scalar = node, node.tag == .int, let i = node.int else {
             ctx.report(path, "wrong type: expected an integer, got \(typeName(node))")
             return nil
         }
@@ -37,7 +36,7 @@ enum YAMLScalar {
     }
 
     static func double(_ node: Node, path: String, _ ctx: DecodeContext) -> Double? {
-        guard case .scalar(let s) = node, [.int, .float].contains(node.tagName),
+        guard case .scalar(let s) = node, [.int, .float].contains(node.tag),
               let d = node.float ?? Double(s.string) else {
             ctx.report(path, "wrong type: expected a number, got \(typeName(node))")
             return nil
@@ -46,31 +45,11 @@ enum YAMLScalar {
     }
 
     static func bool(_ node: Node, path: String, _ ctx: DecodeContext) -> Bool? {
-        guard case .scalar = node, node.tagName == .bool, let b = node.bool else {
+        guard case .scalar = node, node.tag == .bool, let b = node.bool else {
             ctx.report(path, "wrong type: expected a boolean, got \(typeName(node))")
             return nil
         }
         return b
-    }
-
-    static func json(_ node: Node) -> JSONValue {
-        switch node {
-        case .scalar(let s):
-            switch node.tagName {
-            case .null: return .null
-            case .bool: return node.bool.map(JSONValue.bool) ?? .string(s.string)
-            case .int, .float: return (node.float ?? Double(s.string)).map(JSONValue.number) ?? .string(s.string)
-            default: return .string(s.string)
-            }
-        case .sequence(let seq):
-            return .array(seq.map(json))
-        case .mapping(let m):
-            var o: [String: JSONValue] = [:]
-            for (k, v) in m { o[k.string ?? "\(k)"] = json(v) }
-            return .object(o)
-        case .alias:
-            return .null
-        }
     }
 }
 
@@ -92,9 +71,4 @@ enum DurationText {
         }
         return Int(total.rounded())
     }
-}
-
-extension Node {
-    /// The resolved YAML type (`tag:yaml.org,2002:int`, …).
-    var tagName: Tag.Name { Tag.Name(rawValue: tag.rawValue) }
 }

@@ -1,4 +1,4 @@
-import Yams
+import YAML
 
 /// Turns the YAML documents of one file into resources. Problems with a document's fields
 /// stay on its resource (for the Validator); a document that cannot become a resource at all
@@ -19,23 +19,17 @@ enum DocumentParser {
 
     static func parse(_ text: String, file: String) -> Output {
         var out = Output()
-        let parser: Parser
-        do {
-            parser = try Parser(yaml: text)
-        } catch {
-            out.errors.append(yamlError(error, file: file))
-            return out
-        }
+        let parser = YAMLParser(text)
         while true {
             let root: Node?
             do {
-                root = try parser.nextRoot()
+                root = try parser.nextDocument()
             } catch {
                 out.errors.append(yamlError(error, file: file))
                 break
             }
             guard let root else { break }
-            if case .scalar = root, root.tagName == .null { continue }  // an empty document
+            if case .scalar = root, root.isNull { continue }  // an empty document
             switch document(root, file: file) {
             case .resource(let resource): out.resources.append(resource)
             case .refused(let error): out.errors.append(error)
@@ -130,19 +124,11 @@ enum DocumentParser {
     }
 
     private static func yamlError(_ error: Error, file: String) -> ValidationError {
-        guard let e = error as? YamlError else {
+        guard let e = error as? YAMLError else {
             return ValidationError(location: SourceLocation(file: file, line: 1), reason: "invalid YAML: \(error)")
         }
-        switch e {
-        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
-             .composer(let context, let problem, let mark, _):
-            var reason = "invalid YAML: \(problem)"
-            if let context { reason += " (\(context.text) at line \(context.mark.line))" }
-            return ValidationError(location: SourceLocation(file: file, line: mark.line), reason: reason)
-        case .reader(let problem, _, _, _):
-            return ValidationError(location: SourceLocation(file: file, line: 1), reason: "invalid YAML: \(problem)")
-        default:
-            return ValidationError(location: SourceLocation(file: file, line: 1), reason: "invalid YAML: \(e)")
-        }
+        var reason = "invalid YAML: \(e.problem)"
+        if let context = e.context, let at = e.contextMark { reason += " (\(context) at line \(at.line))" }
+        return ValidationError(location: SourceLocation(file: file, line: e.mark.line), reason: reason)
     }
 }

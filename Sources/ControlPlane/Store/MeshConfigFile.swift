@@ -1,5 +1,5 @@
 import Foundation
-import Yams
+import YAML
 
 /// Reads Istio's mesh config from a file: a MeshConfig document (what istiod's `--meshConfig`
 /// file holds), or the `istio` ConfigMap whose `data.mesh` holds one (as
@@ -31,12 +31,12 @@ public enum MeshConfigFile {
         }
         let root: Node?
         do {
-            root = try Yams.compose(yaml: text)
+            root = try YAMLParser.compose(text)
         } catch {
             return failure(1, "", "invalid YAML: \(error)")
         }
         guard let root, case .mapping(let top) = root else {
-            if root == nil || root?.tagName == .null { return Loaded(config: MeshConfig(), errors: [], warnings: []) }
+            if root == nil || root?.isNull == true { return Loaded(config: MeshConfig(), errors: [], warnings: []) }
             return failure(root?.mark?.line ?? 1, "", "the mesh config must be a map")
         }
         if top["kind"]?.string == "ConfigMap" {

@@ -1,6 +1,6 @@
 import Foundation
 import MeshAPI
-import Yams
+import YAML
 import Transport
 
 /// Reads a bootstrap file (YAML or JSON) into MeshAPI resources.
@@ -17,10 +17,10 @@ public enum BootstrapLoader {
 
     public static func parse(_ text: String, file: String? = nil) throws -> Bootstrap {
         do {
-            return try YAMLDecoder().decode(Bootstrap.self, from: text)
+            return try NodeDecoder().decode(Bootstrap.self, from: text)
         } catch let e as DecodingError {
             throw describe(e, file: file)
-        } catch let e as YamlError {
+        } catch let e as YAMLError {
             throw ConfigError(file: file, path: "", reason: "invalid YAML: \(e)")
         }
     }
@@ -37,7 +37,7 @@ public enum BootstrapLoader {
         case .valueNotFound(let type, let ctx):
             return ConfigError(file: file, path: path(ctx.codingPath), reason: "missing value, expected \(type)")
         case .dataCorrupted(let ctx):
-            if let yaml = ctx.underlyingError as? YamlError {
+            if let yaml = ctx.underlyingError as? YAMLError {
                 return ConfigError(file: file, path: path(ctx.codingPath), reason: "invalid YAML: \(yaml)")
             }
             return ConfigError(file: file, path: path(ctx.codingPath), reason: ctx.debugDescription)
