@@ -1,5 +1,9 @@
 import CLuaGuard
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import MeshAPI
 import NIOConcurrencyHelpers
 import NIOCore
@@ -33,7 +37,7 @@ public struct LuaPluginConfig: Sendable {
         self.limits = limits
         self.pluginConfig = pluginConfig
         self.modules = modules
-        let label = "{plugin=\"\(name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))\"}"
+        let label = "{plugin=\"\(name.replacing("\\", with: "\\\\").replacing("\"", with: "\\\""))\"}"
         executionsKey = "meshd_lua_executions_total" + label
         errorsKey = "meshd_lua_errors_total" + label
         timeKey = "meshd_lua_time_seconds_total" + label

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// One named, versioned resource as the discovery stream carries it.
 public struct ResourceEntry: Sendable, Equatable {

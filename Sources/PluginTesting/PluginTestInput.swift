@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import MeshAPI
 import NIOCore
 import YAML
@@ -307,7 +311,7 @@ public enum PluginTestInput {
                 case .mapping(let m) where m.count == 1:
                     try add(m[m.startIndex].key.string ?? "", m[m.startIndex].value, here)
                 case .scalar(let s) where s.string.contains(":"):
-                    let parts = s.string.split(separator: ":", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                    let parts = s.string.split(separator: ":", maxSplits: 1).map { $0.trimmed }
                     try add(parts[0], .scalar(Node.Scalar(parts.count > 1 ? parts[1] : "")), here)
                 default:
                     throw here.error("a header must be [name, value], {name: value} or \"name: value\"")

@@ -1,3 +1,4 @@
+import MeshAPI
 import NIOHTTP1
 import Transport
 
@@ -47,7 +48,7 @@ enum PluginTestMessageCheck {
     /// content-length against the body, and not together with transfer-encoding.
     private static func framing(_ headers: HTTPHeaders, bodyCount: Int, complete: Bool) -> [String] {
         let lengths = headers["content-length"].flatMap { $0.split(separator: ",", omittingEmptySubsequences: false) }
-            .map { $0.trimmingCharacters(in: .whitespaces) }
+            .map { $0.trimmed }
         guard !lengths.isEmpty else { return [] }
         var problems: [String] = []
         if headers.contains(name: "transfer-encoding") {

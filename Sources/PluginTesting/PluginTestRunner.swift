@@ -1,5 +1,9 @@
 import CLua
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 import MeshAPI
 import NIOConcurrencyHelpers

@@ -1,6 +1,10 @@
 import ArgumentParser
 import ControlPlane
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 struct AnalyzeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -66,29 +70,29 @@ struct AnalyzeCommand: ParsableCommand {
         let store = ConfigStore.load(files: paths)
         // Secret directories sit beside the resources: in a directory given, or beside a file given.
         let directories = paths.map { path -> String in
-            var isDirectory: ObjCBool = false
-            return fm.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+            var isDirectory = false
+            return fm.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory
                 ? path : URL(fileURLWithPath: path).deletingLastPathComponent().path
         }
         let inputs = Analyzer.Inputs(kubernetes: KubernetesInventory.load(files: paths), secretDirectories: directories)
         let parseErrors = Analyzer.parseErrors(store)
-        for e in parseErrors { FileHandle.standardError.write(Data("Error(s) adding files: \(e.description)\n".utf8)) }
+        for e in parseErrors { StandardError.write("Error(s) adding files: \(e.description)\n") }
         let findings = Analyzer.report(store, inputs: inputs)
         let shown = findings.filter { $0.severity.isAtLeast(Finding.Severity(threshold: outputThreshold)!) }
         let target = paths.joined(separator: ", ")
         if format != .log || !shown.isEmpty { print(format.render(shown)) }
         if shown.isEmpty {
             let note = parseErrors.isEmpty ? "" : " (but \(parseErrors.count) file\(parseErrors.count == 1 ? "" : "s") could not be parsed)"
-            FileHandle.standardError.write(Data("\(parseErrors.isEmpty ? "✔ " : "")No validation issues found when analyzing \(target)\(note).\n".utf8))
+            StandardError.write("\(parseErrors.isEmpty ? "✔ " : "")No validation issues found when analyzing \(target)\(note).\n")
         }
         guard format == .log else { return }
         let threshold = Finding.Severity(threshold: failureThreshold)!
         if findings.contains(where: { $0.severity.isAtLeast(threshold) }) {
-            FileHandle.standardError.write(Data("""
+            StandardError.write("""
                 Error: Analyzers found issues when analyzing \(target).
                 See https://istio.io/latest/docs/reference/config/analysis for more information about causes and resolutions.
 
-                """.utf8))
+                """)
             throw ExitCode(Self.exitAnalyzerFoundIssues)
         }
         if !parseErrors.isEmpty { throw ExitCode(Self.exitDataError) }

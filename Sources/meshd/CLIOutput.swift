@@ -1,5 +1,9 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import MeshAPI
 
 /// How a read command prints: a table for people, JSON or YAML for programs (`-o`, as istioctl).
@@ -20,13 +24,13 @@ struct OutputOptions: ParsableArguments {
         if json, let output, output != .json { throw ValidationError("--json and -o \(output.rawValue) disagree: give one") }
     }
 
-    /// Prints `value` (JSONSerialization's types) as JSON or YAML.
+    /// Prints `value` (`JSONText`'s untyped tree) as JSON or YAML.
     func emit(_ value: Any) throws {
-        let data = try JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        let text = JSONText.render(value, pretty: true)
         switch format {
-        case .json, .table: print(String(decoding: data, as: UTF8.self))
+        case .json, .table: print(text)
         case .yaml:
-            let value = try JSONDecoder().decode(JSONValue.self, from: data)
+            let value = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
             print(YAMLText.render(value), terminator: "")
         }
     }
@@ -81,11 +85,12 @@ enum YAMLText {
     }
 
     /// JSON's string escapes are YAML's double-quoted ones.
-    static func quoted(_ s: String) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
-        return (try? encoder.encode(s)).map { String(decoding: $0, as: UTF8.self) } ?? "\"\""
-    }
+    static func quoted(_ s: String) -> String { JSONText.quoted(s) }
+}
+
+/// `text` with spaces after it up to `width` characters.
+func padded(_ text: String, to width: Int) -> String {
+    text + String(repeating: " ", count: max(0, width - text.count))
 }
 
 func printTable(_ rows: [[String]]) {
@@ -93,6 +98,6 @@ func printTable(_ rows: [[String]]) {
     var widths = first.map(\.count)
     for r in rows { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
     for r in rows {
-        print(r.enumerated().map { i, c in c.padding(toLength: widths[i] + 2, withPad: " ", startingAt: 0) }.joined())
+        print(r.enumerated().map { i, c in padded(c, to: widths[i] + 2) }.joined())
     }
 }

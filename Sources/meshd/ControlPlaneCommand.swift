@@ -2,7 +2,11 @@ import ArgumentParser
 import ControlPlane
 import Dispatch
 import FilterHost
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 import MeshAPI
 import NIOConcurrencyHelpers
@@ -150,7 +154,7 @@ struct ControlPlaneServeCommand: ParsableCommand {
             secureServer?.close()
             status.close()
             collector?.stop()
-            Foundation.exit(0)
+            exitProcess(0)
         }
         dispatchMain()
     }

@@ -1,6 +1,10 @@
 import ArgumentParser
 import ControlPlane
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 import Transport
 

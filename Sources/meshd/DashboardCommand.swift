@@ -1,5 +1,9 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// `meshd dashboard`: where the mesh page is (the control plane's status port serves it).
 struct DashboardCommand: ParsableCommand {
@@ -24,18 +28,15 @@ struct DashboardCommand: ParsableCommand {
         let url = "http://\(controlPlane)/"
         print(url)
         if (try? StatusFetch.json(controlPlane, "/api/graph", what: "the control plane")) == nil {
-            FileHandle.standardError.write(Data("warning: no control plane answers at \(controlPlane) (is it running, on this status port?)\n".utf8))
+            StandardError.write("warning: no control plane answers at \(controlPlane) (is it running, on this status port?)\n")
         }
         guard open else { return }
         let opener = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
             .map { "\($0)/xdg-open" }.first { FileManager.default.isExecutableFile(atPath: $0) }
         guard let opener else {
-            FileHandle.standardError.write(Data("xdg-open not found: open \(url) in a browser\n".utf8))
+            StandardError.write("xdg-open not found: open \(url) in a browser\n")
             return
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: opener)
-        process.arguments = [url]
-        try process.run()
+        try spawnDetached(opener, [url])
     }
 }

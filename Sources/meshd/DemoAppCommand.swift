@@ -1,6 +1,10 @@
 import ArgumentParser
 import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -55,7 +59,7 @@ struct DemoAppCommand: ParsableCommand {
             }
             .bind(host: address, port: port).wait()
         print("demo-app \(service) listening on \(channel.localAddress!)")
-        ProcessLogging.onTerminate { Foundation.exit(0) }
+        ProcessLogging.onTerminate { exitProcess(0) }
         dispatchMain()
     }
 }

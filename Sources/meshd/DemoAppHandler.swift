@@ -1,3 +1,4 @@
+import MeshAPI
 import NIOCore
 import NIOHTTP1
 
@@ -67,7 +68,7 @@ final class DemoAppHandler: ChannelInboundHandler {
         case _ where !calls.services.isEmpty:
             respondWithCalls(context: context, h)
         default:
-            var lines = h.headers.map { "    \"\($0.name.lowercased())\": \"\($0.value.replacingOccurrences(of: "\"", with: "\\\""))\"" }
+            var lines = h.headers.map { "    \"\($0.name.lowercased())\": \"\($0.value.replacing("\"", with: "\\\""))\"" }
             lines.sort()
             let body = "{\n  \"service\": \"\(service)\",\n  \"path\": \"\(h.uri)\",\n  \"method\": \"\(h.method.rawValue)\",\n"
                 + "  \"headers\": {\n" + lines.joined(separator: ",\n") + "\n  }\n}\n"
@@ -88,8 +89,8 @@ final class DemoAppHandler: ChannelInboundHandler {
             for case .success(let (name, r)) in results {
                 let headers = r.headers.filter { $0.0.hasPrefix("x-") }.map { "\"\($0.0)\": \"\($0.1)\"" }
                     .joined(separator: ", ")
-                let inner = r.body.trimmingCharacters(in: .whitespacesAndNewlines)
-                let body = inner.hasPrefix("{") ? inner : "\"\(inner.replacingOccurrences(of: "\"", with: "'"))\""
+                let inner = r.body.trimmed
+                let body = inner.hasPrefix("{") ? inner : "\"\(inner.replacing("\"", with: "'"))\""
                 parts.append("    \"\(name)\": {\"status\": \(r.status), \"headers\": {\(headers)}, \"body\": \(body)}")
             }
             let (me, ctx) = bound.value

@@ -1,6 +1,10 @@
 import ArgumentParser
 import ControlPlane
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 @main
 struct Meshd: ParsableCommand {
@@ -17,15 +21,15 @@ struct Meshd: ParsableCommand {
     static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
         if let unknown = UnknownSubcommand.find(arguments, under: Meshd.self) {
-            FileHandle.standardError.write(Data(unknown.message.utf8))
-            Foundation.exit(ExitCode.validationFailure.rawValue)
+            StandardError.write(unknown.message)
+            exitProcess(ExitCode.validationFailure.rawValue)
         }
         do {
             var command = try parseAsRoot(arguments)
             try command.run()
         } catch let failure as CLIFailure {
-            FileHandle.standardError.write(Data("error: \(failure.description)\n".utf8))
-            Foundation.exit(1)
+            StandardError.write("error: \(failure.description)\n")
+            exitProcess(1)
         } catch {
             exit(withError: error)
         }

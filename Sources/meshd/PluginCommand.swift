@@ -1,6 +1,10 @@
 import ArgumentParser
 import FilterHost
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import MeshAPI
 import NIOHTTP1
 import Transport
@@ -132,7 +136,8 @@ struct PluginTestCommand: ParsableCommand {
                 fail("--name picks a plugin of a YAML file; \(file) is read as Lua")
                 throw ExitCode(2)
             }
-            let name = ((file as NSString).lastPathComponent as NSString).deletingPathExtension
+            let base = file.split(separator: "/").last.map(String.init) ?? file
+            let name = base.lastIndex(of: ".").map { String(base[..<$0]) }.flatMap { $0.isEmpty ? nil : $0 } ?? base
             return PluginUnderTest(source: try read(file), name: name, origin: file)
         }
         guard FileManager.default.isReadableFile(atPath: file) else {
@@ -149,7 +154,7 @@ struct PluginTestCommand: ParsableCommand {
 
     private func read(_ path: String) throws -> String {
         do { return try String(contentsOfFile: path, encoding: .utf8) } catch {
-            fail("cannot read \(path): \(error.localizedDescription)")
+            fail("cannot read \(path): \(error.plainDescription)")
             throw ExitCode(2)
         }
     }
@@ -163,7 +168,7 @@ struct PluginTestCommand: ParsableCommand {
     }
 
     private func fail(_ message: String) {
-        FileHandle.standardError.write(Data((message + "\n").utf8))
+        StandardError.write(message + "\n")
     }
 }
 

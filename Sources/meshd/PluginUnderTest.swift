@@ -1,5 +1,9 @@
 import ControlPlane
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import PluginTesting
 
 /// The plugin `meshd plugin test` runs: a Lua file, or the LuaPlugin / TrafficExtension of a

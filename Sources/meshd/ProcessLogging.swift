@@ -1,7 +1,19 @@
 import Dispatch
 import FilterHost
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import Logging
+import NIOConcurrencyHelpers
 
 enum ProcessLogging {
     /// Logs go to stderr as one line each, with key=value metadata.
@@ -74,7 +86,7 @@ enum ProcessLogging {
 
 final class OnceFlag: @unchecked Sendable {
     private var done = false
-    private let lock = NSLock()
+    private let lock = NIOLock()
     func claim() -> Bool {
         lock.lock()
         defer { lock.unlock() }

@@ -2,7 +2,11 @@ import ArgumentParser
 import Dispatch
 import FilterHost
 import Filters
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 import MeshAPI
 import NIOCore
@@ -65,7 +69,7 @@ struct ProxyCommand: ParsableCommand {
         } catch let e as ConfigError {
             throw ValidationError("invalid config: \(e.description)")
         } catch {
-            throw ValidationError("cannot read \(config): \(error.localizedDescription)")
+            throw ValidationError("cannot read \(config): \(error.plainDescription)")
         }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, concurrency))
         let runtime: ProxyRuntime
@@ -109,7 +113,7 @@ struct ProxyCommand: ParsableCommand {
             let clean = runtime.drain(timeout: .milliseconds(Int64(drainSeconds * 1000)))
             logger.info("drained", metadata: ["clean": "\(clean)"])
             adminServer?.close()
-            Foundation.exit(0)
+            exitProcess(0)
         }
         dispatchMain()
     }

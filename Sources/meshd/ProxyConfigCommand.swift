@@ -1,6 +1,11 @@
 import ArgumentParser
 import ControlPlane
+import MeshAPI
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 struct ProxyConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -177,9 +182,8 @@ struct ProxyConfigCommand: ParsableCommand {
     static func fields(_ object: Any?) -> String {
         (object as? [String: Any] ?? [:]).map { key, value in
             let text: String
-            if value is [Any] || value is [String: Any],
-               let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes]) {
-                text = String(decoding: data, as: UTF8.self)
+            if value is [Any] || value is [String: Any] {
+                text = JSONText.render(value)
             } else {
                 text = "\(value)"
             }

@@ -1,6 +1,10 @@
 import ArgumentParser
 import ControlPlane
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// The address flag every client command shares: where the control plane's status port is.
 struct ControlPlaneAddress: ParsableArguments {
@@ -76,7 +80,7 @@ struct ProxyStatusCommand: ParsableCommand {
             ("Status", p["status"] as? String ?? "?"),
             ("Sent version", p["sentVersion"] as? String ?? ""), ("Acked version", p["ackedVersion"] as? String ?? ""),
         ]
-        for (label, value) in facts { print((label + ":").padding(toLength: 15, withPad: " ", startingAt: 0) + value) }
+        for (label, value) in facts { print(padded(label + ":", to: 15) + value) }
         print("")
         printTable([["TYPE", "STATUS", "SENT", "ACKED"]] + Self.typeStatuses(p).map {
             [$0.type, $0.status, $0.sent.isEmpty ? "-" : $0.sent, $0.acked.isEmpty ? "-" : $0.acked]

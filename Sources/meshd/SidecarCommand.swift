@@ -2,8 +2,13 @@ import ArgumentParser
 import Dispatch
 import FilterHost
 import Filters
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
+import NIOConcurrencyHelpers
 import MeshAPI
 import NIOCore
 import NIOPosix
@@ -220,7 +225,7 @@ struct ManagedProxyOptions: ParsableArguments {
             admin.close()
             healthServer?.close()
             prometheusServer?.close()
-            Foundation.exit(0)
+            exitProcess(0)
         }
         dispatchMain()
     }
@@ -228,7 +233,7 @@ struct ManagedProxyOptions: ParsableArguments {
 
 /// The discovery client, once made: the admin server that reports readiness starts before it.
 private final class ClientRef: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = NIOLock()
     private var value: DiscoveryClient?
     var client: DiscoveryClient? {
         get { lock.withLock { value } }

@@ -1,5 +1,17 @@
 import ArgumentParser
+import MeshAPI
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// A runtime failure of a client command (the control plane or a proxy unreachable, a proxy
 /// unknown): printed as one `error: …` line, exit status 1, never the usage text.
@@ -15,7 +27,7 @@ enum StatusFetch {
     /// `what` names the server in errors: "the control plane", "the proxy's admin endpoint".
     static func json(_ address: String, _ path: String, what: String) throws(CLIFailure) -> Any {
         let body = try get(address, path, what: what)
-        guard let value = try? JSONSerialization.jsonObject(with: body) else {
+        guard let value = try? JSONText.parse(body) else {
             throw CLIFailure("\(what) at \(address) answered \(path) with something other than JSON")
         }
         return value
@@ -86,7 +98,7 @@ enum StatusFetch {
             if n == 0 { break }
             response.append(contentsOf: buffer[0..<n])
         }
-        guard let end = response.range(of: Data("\r\n\r\n".utf8)) else {
+        guard let end = response.firstRange(of: Array("\r\n\r\n".utf8)) else {
             return .failure(SocketError(description: "the answer is not HTTP"))
         }
         // "HTTP/1.1 200 OK": the status is the second word.

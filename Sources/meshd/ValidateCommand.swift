@@ -1,6 +1,10 @@
 import ArgumentParser
 import ControlPlane
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 struct ValidateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -56,19 +60,19 @@ struct ValidateCommand: ParsableCommand {
             if failed { throw ExitCode(1) }
             return
         }
-        for w in warnings { FileHandle.standardError.write(Data((w.description + "\n").utf8)) }
-        for e in errors { FileHandle.standardError.write(Data((e.description + "\n").utf8)) }
+        for w in warnings { StandardError.write((w.description + "\n")) }
+        for e in errors { StandardError.write((e.description + "\n")) }
         let warned = warnings.isEmpty ? "" : ", \(Self.count(warnings.count, "warning"))"
         if errors.isEmpty {
             print("✔ \(store.resources.count) resources valid\(warned)")
             if strict && !warnings.isEmpty {
-                FileHandle.standardError.write(Data("✘ --strict: \(Self.count(warnings.count, "warning")) count as failures\n".utf8))
+                StandardError.write("✘ --strict: \(Self.count(warnings.count, "warning")) count as failures\n")
                 throw ExitCode(1)
             }
             return
         }
         let bad = refused.count
-        FileHandle.standardError.write(Data("✘ \(Self.count(errors.count, "error"))\(bad > 0 ? " in \(Self.count(bad, "resource"))" : "")\(warned)\n".utf8))
+        StandardError.write("✘ \(Self.count(errors.count, "error"))\(bad > 0 ? " in \(Self.count(bad, "resource"))" : "")\(warned)\n")
         throw ExitCode(1)
     }
 

@@ -1,5 +1,9 @@
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import MeshAPI
 
 /// `meshd version`: this binary's version and, when the control plane answers, its version and
@@ -35,7 +39,7 @@ struct VersionCommand: ParsableCommand {
                 return ["id": p["id"] as? String ?? "", "version": v.isEmpty ? "unknown" : v]
             }
         } catch {
-            FileHandle.standardError.write(Data("note: no control plane version: \(error.description)\n".utf8))
+            StandardError.write("note: no control plane version: \(error.description)\n")
         }
         if output.format != .table { return try output.emit(report) }
         print("client version: \(MeshdVersion.current)")

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import MeshAPI
 
 /// A kind of analysis message: Istio's (code, name, level and text from istio/istio
 /// `pkg/config/analysis/msg/messages.yaml`) or meshd's own (`MSH` codes) for what only
@@ -34,12 +39,12 @@ public struct AnalysisMessage: Sendable, Hashable {
 
 extension AnalysisMessage {
     static func ist(_ code: Int, _ name: String, _ level: Level, _ description: String) -> AnalysisMessage {
-        AnalysisMessage(code: String(format: "IST%04d", code),
+        AnalysisMessage(code: "IST" + code.zeroPadded(4),
                         name: name, level: level, description: description)
     }
 
     static func msh(_ code: Int, _ name: String, _ level: Level, _ description: String) -> AnalysisMessage {
-        AnalysisMessage(code: String(format: "MSH%04d", code),
+        AnalysisMessage(code: "MSH" + code.zeroPadded(4),
                         name: name, level: level, description: description)
     }
 

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Checks over a whole store, like `istioctl analyze`: what one resource names that another
 /// should define, what several resources claim at once, what no workload is selected by.
@@ -149,6 +153,6 @@ struct Analysis {
 
     /// Go's `%q` of a string (enough for names and hosts).
     static func quoted(_ s: String) -> String {
-        "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        "\"" + s.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
     }
 }

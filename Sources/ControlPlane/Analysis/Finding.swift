@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import MeshAPI
 import YAML
 
 /// One thing `Analyzer` found, printed as istioctl prints an analysis message:
@@ -61,8 +66,7 @@ public enum FindingFormat: String, Sendable, CaseIterable {
         case .log:
             return findings.map(\.description).joined(separator: "\n")
         case .json:
-            let data = (try? JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])) ?? Data("[]".utf8)
-            return String(decoding: data, as: UTF8.self)
+            return JSONText.render(objects, pretty: true)
         case .yaml:
             // Keys sorted, as istioctl prints them; every value a string.
             let list = objects.map { object in

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Gateway analyzers: nothing binds it (MSH0004), two gateways on one workload, port and host
 /// (IST0145), a selector no declared workload matches (IST0101), a port the workload's Kubernetes
@@ -97,8 +101,8 @@ extension Analysis {
         let fm = FileManager.default
         for dir in inputs.secretDirectories {
             let base = URL(fileURLWithPath: dir).appendingPathComponent(name)
-            var isDirectory: ObjCBool = false
-            guard fm.fileExists(atPath: base.path, isDirectory: &isDirectory), isDirectory.boolValue else { continue }
+            var isDirectory = false
+            guard fm.fileExists(atPath: base.path, isDirectory: &isDirectory), isDirectory else { continue }
             let certificate = fm.contents(atPath: base.appendingPathComponent("tls.crt").path).map { String(decoding: $0, as: UTF8.self) }
             let key = fm.contents(atPath: base.appendingPathComponent("tls.key").path).map { String(decoding: $0, as: UTF8.self) }
             guard let certificate else { return .invalid("\(base.path) has no readable tls.crt") }

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import YAML
 
 /// The Kubernetes objects of the analyzed files, read as the registry they describe (what
@@ -66,8 +70,8 @@ public struct KubernetesInventory: Sendable, Equatable {
     public static func load(files: [String]) -> KubernetesInventory {
         var inventory = KubernetesInventory()
         for path in files {
-            var isDirectory: ObjCBool = false
-            let paths = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
+            var isDirectory = false
+            let paths = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory
                 ? ((try? ConfigStore.yamlFiles(under: path)) ?? []) : [path]
             for file in paths {
                 guard let data = FileManager.default.contents(atPath: file) else { continue }

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import MeshAPI
 import Transport
 
 /// The mesh CA (Istio's Citadel, inside istiod): signs workload certificates with either a
@@ -33,7 +38,7 @@ public final class CertificateAuthority: Sendable {
         if fm.fileExists(atPath: plugIn + "/ca-key.pem") {
             func read(_ name: String) throws -> String {
                 do { return try String(contentsOfFile: plugIn + "/" + name, encoding: .utf8) } catch {
-                    throw CryptoError(plain: "plug-in CA \(plugIn): cannot read \(name): \(error.localizedDescription)")
+                    throw CryptoError(plain: "plug-in CA \(plugIn): cannot read \(name): \(error.plainDescription)")
                 }
             }
             signingCertificate = try X509Certificate(pem: try read("ca-cert.pem"))

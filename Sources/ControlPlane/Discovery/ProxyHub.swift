@@ -1,7 +1,11 @@
 import Dispatch
 import LuaRuntime
 import Transport
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 import MeshAPI
 import NIOConcurrencyHelpers

@@ -1,6 +1,10 @@
 import LuaRuntime
 import Transport
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import MeshAPI
 import NIOConcurrencyHelpers
 import NIOCore

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// The mesh page served at the status port's `/`: one self-contained HTML document (inline
 /// CSS, JS and SVG; nothing fetched from elsewhere), drawn at once from the graph it is
@@ -10,7 +14,7 @@ public enum GraphPage {
         encoder.dateEncodingStrategy = .iso8601
         let json = (try? String(decoding: encoder.encode(graph), as: UTF8.self)) ?? "null"
         // Inside <script>: no "<" may close the element early.
-        return template.replacingOccurrences(of: "__GRAPH_JSON__", with: json.replacingOccurrences(of: "<", with: "\\u003c"))
+        return template.replacing("__GRAPH_JSON__", with: json.replacing("<", with: "\\u003c"))
     }
 
     static let template = #"""

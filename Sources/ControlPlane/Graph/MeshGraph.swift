@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// The mesh as `/api/graph` serves it and the page at `/` draws it: workloads and services
 /// as nodes (with a layer for a left-to-right layout), the traffic of the last window on

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import NIOConcurrencyHelpers
 import Transport
 
@@ -80,8 +84,8 @@ public final class CredentialReader: Sendable {
     }
 
     static func directoryExists(_ name: String, in directory: String) -> Bool {
-        var isDirectory: ObjCBool = false
-        return FileManager.default.fileExists(atPath: directory + "/" + name, isDirectory: &isDirectory) && isDirectory.boolValue
+        var isDirectory = false
+        return FileManager.default.fileExists(atPath: directory + "/" + name, isDirectory: &isDirectory) && isDirectory
     }
 
     static func read(_ name: String, in directory: String, caOnly: Bool) -> Result<TLSCredential, Problem> {

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import MeshAPI
 import NIOConcurrencyHelpers
 
 /// Every resource read from a set of YAML files, in load order (sorted paths, then document
@@ -47,13 +52,13 @@ public struct ConfigStore: Sendable, Equatable {
     public static func load(files: [String]) -> ConfigStore {
         var store = ConfigStore()
         for path in files {
-            var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            var isDirectory = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory {
                 do {
                     for file in try yamlFiles(under: path) { store.add(file: file) }
                 } catch {
                     store.loadErrors.append(ValidationError(location: SourceLocation(file: path, line: 1),
-                                                            reason: "cannot read directory: \(error.localizedDescription)"))
+                                                            reason: "cannot read directory: \(error.plainDescription)"))
                 }
             } else {
                 store.add(file: path)
@@ -133,9 +138,9 @@ public struct ConfigStore: Sendable, Equatable {
             for name in try fm.contentsOfDirectory(atPath: url.path).sorted() where !name.hasPrefix(".") {
                 let child = url.appendingPathComponent(name)
                 let shown = display.hasSuffix("/") ? display + name : display + "/" + name
-                var isDirectory: ObjCBool = false
+                var isDirectory = false
                 guard fm.fileExists(atPath: child.path, isDirectory: &isDirectory) else { continue }
-                if isDirectory.boolValue {
+                if isDirectory {
                     try walk(child, shown)
                 } else if name.hasSuffix(".yaml") || name.hasSuffix(".yml") {
                     files.append(shown)

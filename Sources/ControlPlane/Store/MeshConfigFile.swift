@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import YAML
 
 /// Reads Istio's mesh config from a file: a MeshConfig document (what istiod's `--meshConfig`

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Reads a LuaPlugin's source at load time: `inline` as is, `file` relative to the YAML
 /// file that names it, `url` only as `file://` (meshd does not fetch over the network).

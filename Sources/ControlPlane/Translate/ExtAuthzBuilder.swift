@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import MeshAPI
 
 /// The external authorizers of a proxy's CUSTOM AuthorizationPolicies: each policy names an

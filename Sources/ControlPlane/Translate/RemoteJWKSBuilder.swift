@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import MeshAPI
 
 /// A RequestAuthentication `jwksUri` as the JWT filter's `remoteJwks`: the proxy fetches it

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import MeshAPI
 
 extension RetryPolicy {
@@ -20,11 +24,11 @@ extension RouteBuilder {
         guard let attempts = r.attempts, attempts > 0 else { return nil }
         var out = Self.defaultRetryPolicy
         out.numRetries = attempts
-        if let retryOn = r.retryOn, !retryOn.trimmingCharacters(in: .whitespaces).isEmpty {
+        if let retryOn = r.retryOn, !retryOn.trimmed.isEmpty {
             // Numbers are status codes (retriable-status-codes is implied), the rest conditions.
             var conditions: [String] = []
             var codes: [Int] = []
-            for part in retryOn.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !part.isEmpty {
+            for part in retryOn.split(separator: ",").map({ $0.trimmed }) where !part.isEmpty {
                 if let code = Int(part) {
                     if (100...599).contains(code) { codes.append(code) } else {
                         ctx.warn(id, path + ".retries.retryOn", "\(code) is not an HTTP status; ignored")

@@ -1,6 +1,11 @@
 import LuaRuntime
 import Transport
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import MeshAPI
 
 /// LuaPlugin and TrafficExtension rules: one source, a checksum for URLs, known targets,
 /// Lua that compiles.
@@ -15,7 +20,7 @@ enum ExtensionRules {
         }
         if p.url != nil && p.sha256 == nil { c.add("spec.sha256", "sha256 is required with url") }
         if let sha = p.sha256, !isSHA256(sha) { c.add("spec.sha256", "must be 64 hexadecimal characters") }
-        if let inline = p.inline, inline.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+        if let inline = p.inline, inline.trimmed.isEmpty {
             c.add("spec.inline", "code must not be empty")
         }
         if p.sourceCount == 1, let code = p.code {
@@ -26,7 +31,7 @@ enum ExtensionRules {
             let path = "spec.modules.\(name)"
             if !LuaPluginConfig.isModuleName(name) {
                 c.add(path, "a module name is letters, digits, '_', '-' and '.' (as in require(\"lib.util\"))")
-            } else if p.modules[name]!.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            } else if p.modules[name]!.trimmed.isEmpty {
                 c.add(path, "module code must not be empty")
             }
             compiles(p.modules[name]!, chunk: name, path, &c)
@@ -63,7 +68,7 @@ enum ExtensionRules {
 
     /// A syntax error is refused here, with its Lua line, rather than by every proxy it reaches.
     static func compiles(_ code: String, chunk: String, _ path: String, _ c: inout Issues) {
-        guard !code.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { return }
+        guard !code.trimmed.isEmpty else { return }
         do { _ = try LuaScript(source: code, name: chunk) } catch { c.add(path, "\(error)") }
     }
 

@@ -1,5 +1,9 @@
 import Transport
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Collects a resource's validation issues.
 struct Issues {

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import MeshAPI
 import Transport
 
 /// VirtualService rules, after Istio's: hosts, match blocks, regexes, weights, one action per route.
@@ -142,7 +147,7 @@ enum VirtualServiceRules {
         }
         if let r = route.retries {
             if let a = r.attempts, a < 0 { c.add(p + ".retries.attempts", "attempts must not be negative") }
-            for token in (r.retryOn ?? "").split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) })
+            for token in (r.retryOn ?? "").split(separator: ",").map({ $0.trimmed })
             where !retryOnTokens.contains(token) && Int(token) == nil {
                 c.add(p + ".retries.retryOn", "unknown retryOn policy \"\(token)\"")
             }

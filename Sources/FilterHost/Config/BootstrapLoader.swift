@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import MeshAPI
 import YAML
 import Transport
@@ -10,7 +14,7 @@ public enum BootstrapLoader {
         do {
             text = try String(contentsOfFile: file, encoding: .utf8)
         } catch {
-            throw ConfigError(file: file, path: "", reason: "cannot read file: \(error.localizedDescription)")
+            throw ConfigError(file: file, path: "", reason: "cannot read file: \(error.plainDescription)")
         }
         return try parse(text, file: file)
     }
@@ -27,7 +31,8 @@ public enum BootstrapLoader {
 
     static func describe(_ e: DecodingError, file: String?) -> ConfigError {
         func path(_ keys: [CodingKey]) -> String {
-            keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().trimmingCharacters(in: CharacterSet(charactersIn: "."))
+            let text = keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            return String(text.drop { $0 == "." })
         }
         switch e {
         case .keyNotFound(let key, let ctx):

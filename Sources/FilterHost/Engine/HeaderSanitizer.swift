@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import NIOCore
 import NIOHTTP1
 import Transport
@@ -46,7 +50,7 @@ package enum HeaderSanitizer {
         var parts: [String] = []
         if let by = tls.localCertificate?.uriSANs.first { parts.append("By=\(by)") }
         parts.append("Hash=\(peer.sha256Digest)")
-        parts.append("Subject=\"\(peer.subject.replacingOccurrences(of: "\"", with: "\\\""))\"")
+        parts.append("Subject=\"\(peer.subject.replacing("\"", with: "\\\""))\"")
         parts += peer.uriSANs.map { "URI=\($0)" } + peer.dnsSANs.map { "DNS=\($0)" }
         headers.add(name: "x-forwarded-client-cert", value: parts.joined(separator: ";"))
     }

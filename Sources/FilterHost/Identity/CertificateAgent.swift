@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 import MeshAPI
 import NIOConcurrencyHelpers
@@ -32,8 +36,8 @@ public final class CertificateAgent: Sendable {
 
     public init(tokenFile: String, requestedTTL: Int64 = 0, certificates: WorkloadCertificates = .shared, logger: Logger) throws {
         let token: String
-        do { token = try String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines) } catch {
-            throw ConfigError(path: "--token-file", reason: "cannot read \(tokenFile): \(error.localizedDescription)")
+        do { token = try String(contentsOfFile: tokenFile, encoding: .utf8).trimmed } catch {
+            throw ConfigError(path: "--token-file", reason: "cannot read \(tokenFile): \(error.plainDescription)")
         }
         guard let claims = BootstrapToken.unverifiedClaims(token) else {
             throw ConfigError(path: "--token-file", reason: "\(tokenFile) does not hold a meshd bootstrap token (meshd control-plane token)")
@@ -79,7 +83,7 @@ public final class CertificateAgent: Sendable {
     /// The token file is read at each request, so a token refreshed in place is used at the
     /// next rotation; a file caught mid-rewrite (not a token) leaves the last good one in use.
     private func currentToken() -> String {
-        let text = (try? String(contentsOfFile: tokenFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        let text = (try? String(contentsOfFile: tokenFile, encoding: .utf8))?.trimmed ?? ""
         return state.withLockedValue { s in
             if BootstrapToken.unverifiedClaims(text) != nil { s.token = text }
             return s.token

@@ -1,12 +1,16 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import MeshAPI
 
 extension AdminPages {
     /// `/certs` (Envoy's admin page of the same name, in meshd's shape): the workload
     /// certificate ("default", Istio's SDS name) and the root ("ROOTCA").
     static func certificates(_ issued: WorkloadCertificates.Issued?) -> String {
         func iso(_ seconds: Int64) -> String {
-            let f = ISO8601DateFormatter()
-            return f.string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
+            Date(timeIntervalSince1970: TimeInterval(seconds)).formatted(.iso8601)
         }
         var items: [[String: Any]] = []
         if let issued {
@@ -18,7 +22,6 @@ extension AdminPages {
                           "notBefore": iso(issued.root.validFrom), "notAfter": iso(issued.root.expiration),
                           "rootSHA256": issued.root.sha256Digest])
         }
-        let data = (try? JSONSerialization.data(withJSONObject: ["certificates": items], options: [.prettyPrinted, .sortedKeys])) ?? Data()
-        return String(decoding: data, as: UTF8.self) + "\n"
+        return JSONText.render(["certificates": items], pretty: true) + "\n"
     }
 }

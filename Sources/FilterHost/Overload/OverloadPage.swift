@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// The admin server's `GET /overload`: every monitor's reading and pressure, every action's
 /// state and triggers, and what the actions refused so far.

@@ -1,4 +1,16 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import MeshAPI
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Cheap reads of what the resource monitors measure.
 enum ResourceReaders {
@@ -17,7 +29,7 @@ enum ResourceReaders {
     /// `size resident shared text lib data dt`, in pages.
     static func parseStatm(_ text: some Sequence<UInt8>, pageSize: Int) -> Int? {
         let fields = String(decoding: Array(text), as: UTF8.self).split(separator: " ")
-        guard fields.count >= 2, let pages = Int(fields[1].trimmingCharacters(in: .whitespacesAndNewlines)) else {
+        guard fields.count >= 2, let pages = Int(fields[1].trimmed) else {
             return nil
         }
         return pages * pageSize

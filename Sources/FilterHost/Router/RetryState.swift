@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import MeshAPI
 import NIOHTTP1
 import Transport
@@ -42,7 +46,7 @@ struct RetryConditions: OptionSet, Sendable {
         var out = RetryConditions()
         var unknown: [String] = []
         for part in list.split(separator: ",") {
-            let name = part.trimmingCharacters(in: .whitespaces)
+            let name = part.trimmed
             guard !name.isEmpty else { continue }
             if let c = byName[name] { out.insert(c) } else { unknown.append(name) }
         }

@@ -1,4 +1,16 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NIOConcurrencyHelpers
 
 /// Ships finished spans to an OTLP/HTTP collector from its own thread, so no event loop
@@ -34,9 +46,8 @@ public final class SpanExporter: Sendable {
         self.capacity = capacity
         self.batchSize = batchSize
         self.flushInterval = flushInterval
-        let thread = Thread { [self] in self.run() }
-        thread.name = "meshd-span-export"
-        thread.start()
+        // A thread of its own for the blocking exporter loop.
+        DispatchQueue(label: "meshd-span-export").async { [self] in self.run() }
     }
 
     public var counters: Counters { state.withLockedValue { $0.counters } }

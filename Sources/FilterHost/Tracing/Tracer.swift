@@ -2,7 +2,11 @@ import MeshAPI
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A process's tracing: continues or starts the trace of each request, decides sampling and
 /// hands sampled spans to the exporter. Immutable and shared by every loop; the per-stream

@@ -1,5 +1,9 @@
 import FilterHost
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import MeshAPI
 import NIOHTTP1
 import Transport
@@ -161,15 +165,15 @@ final class JWTFilter: HTTPFilter {
             guard let q = head.path.split(separator: "?", maxSplits: 1).dropFirst().first else { return nil }
             for pair in q.split(separator: "&") {
                 let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                if kv[0] == name, kv.count == 2 { return String(kv[1]).removingPercentEncoding ?? String(kv[1]) }
+                if kv[0] == name, kv.count == 2 { return kv[1].percentDecoded ?? String(kv[1]) }
             }
             return nil
         case .cookie(let name):
             for header in head.headers["cookie"] {
                 for c in header.split(separator: ";") {
                     let kv = c.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                    if kv[0].trimmingCharacters(in: .whitespaces) == name, kv.count == 2 {
-                        return kv[1].trimmingCharacters(in: .whitespaces)
+                    if kv[0].trimmed == name, kv.count == 2 {
+                        return kv[1].trimmed
                     }
                 }
             }
@@ -180,6 +184,6 @@ final class JWTFilter: HTTPFilter {
     /// The value after `prefix` (compared without case, as `Bearer ` is), trimmed; nil when it does not start so.
     private static func strip(_ prefix: String, from value: String) -> String? {
         guard value.count >= prefix.count, value.prefix(prefix.count).lowercased() == prefix.lowercased() else { return nil }
-        return value.dropFirst(prefix.count).trimmingCharacters(in: .whitespaces)
+        return value.dropFirst(prefix.count).trimmed
     }
 }

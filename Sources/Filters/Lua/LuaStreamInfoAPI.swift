@@ -1,5 +1,9 @@
 import CLua
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import MeshAPI
 import NIOCore
 import FilterHost
@@ -78,7 +82,7 @@ package enum LuaStreamInfoAPI {
         let f = s.filter
         let xff = f.req.active ? f.reqHead.headers.first(name: "x-forwarded-for") : f.stream.streamInfo.forwardedFor
         if let xff, let first = xff.split(separator: ",").first {
-            let ip = first.trimmingCharacters(in: .whitespaces)
+            let ip = first.trimmed
             if !ip.isEmpty { return ip.contains(":") ? "[\(ip)]:0" : "\(ip):0" }
         }
         return format(f.stream.connectionInfo.remoteAddress)

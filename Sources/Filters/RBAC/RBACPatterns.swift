@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import MeshAPI
 
 /// Istio's string match: exact, `prefix*`, `*suffix`, or `*` (the value is present).

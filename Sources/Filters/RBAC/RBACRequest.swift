@@ -1,5 +1,9 @@
 import FilterHost
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import MeshAPI
 import NIOCore
 import Transport
@@ -58,7 +62,7 @@ struct RBACRequest {
             // client as the previous hop saw it (Envoy without use_remote_address, no trusted
             // hops). A gateway trusts no hop: its remote is the peer.
             let entries = (head?.headers["x-forwarded-for"] ?? []).flatMap { $0.split(separator: ",") }
-                .map { $0.trimmingCharacters(in: .whitespaces) }
+                .map { $0.trimmed }
             if remoteFromForwardedFor, entries.count >= 2 { return [entries[entries.count - 2]] }
             return values(.sourceIP)
         case .destinationIP: return connection.localAddress?.ipAddress.map { [$0] } ?? []

@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import MeshAPI
 
 /// The proof of identity a proxy presents with its CSR, outside Kubernetes (where Istio uses
 /// the pod's service-account JWT): `meshd1.<base64url(JSON claims)>.<base64url(HMAC-SHA256)>`,
@@ -49,14 +54,14 @@ public struct BootstrapToken: Sendable, Equatable, Codable {
     /// The claims without checking the signature: what a proxy reads from its own token to
     /// know which identity to ask for (only the control plane can verify).
     public static func unverifiedClaims(_ token: String) -> BootstrapToken? {
-        let parts = token.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".", omittingEmptySubsequences: false)
+        let parts = token.trimmed.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0] == prefix, let payload = Base64URL.decode(String(parts[1])) else { return nil }
         return try? JSONDecoder().decode(BootstrapToken.self, from: Data(payload))
     }
 
     /// The claims of a token this key signed, if it is still valid at `now`.
     public static func verify(_ token: String, key: [UInt8], now: Date = Date()) -> Result<BootstrapToken, Refusal> {
-        let parts = token.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".", omittingEmptySubsequences: false)
+        let parts = token.trimmed.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0] == prefix, let mac = Base64URL.decode(String(parts[2])),
               let payload = Base64URL.decode(String(parts[1])) else { return .failure(.malformed) }
         let expected = HMACSHA256.mac(key: key, message: Array("\(parts[0]).\(parts[1])".utf8))
@@ -71,12 +76,12 @@ public struct BootstrapToken: Sendable, Equatable, Codable {
 package enum Base64URL {
     package static func encode(_ bytes: [UInt8]) -> String {
         Data(bytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+            .replacing("+", with: "-").replacing("/", with: "_")
+            .replacing("=", with: "")
     }
 
     package static func decode(_ text: String) -> [UInt8]? {
-        var s = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        var s = text.replacing("-", with: "+").replacing("_", with: "/")
         s += String(repeating: "=", count: (4 - s.count % 4) % 4)
         return Data(base64Encoded: s).map(Array.init)
     }

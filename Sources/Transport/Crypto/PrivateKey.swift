@@ -55,7 +55,7 @@ package enum PEMBio {
         let begin = "-----BEGIN \(kind)-----", end = "-----END \(kind)-----"
         var out: [String] = []
         var rest = Substring(text)
-        while let b = rest.range(of: begin), let e = rest.range(of: end, range: b.upperBound..<rest.endIndex) {
+        while let b = rest.firstRange(of: begin), let e = rest[b.upperBound...].firstRange(of: end) {
             out.append(String(rest[b.lowerBound..<e.upperBound]) + "\n")
             rest = rest[e.upperBound...]
         }

@@ -1,5 +1,9 @@
 import COpenSSL
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// An X.509 certificate (an owned `X509*`): PEM in and out, its facts, and issuing.
 public final class X509Certificate: @unchecked Sendable {

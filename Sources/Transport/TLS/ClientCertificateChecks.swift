@@ -1,5 +1,9 @@
 import COpenSSL
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// What a client certificate must be beyond a chain that verifies (Envoy's
 /// `CertificateValidationContext`): one of `subjectAltNames` (URI or DNS, exact), and when
@@ -14,7 +18,7 @@ public struct ClientCertificateChecks: Sendable, Equatable {
     public init(subjectAltNames: [String] = [], spkiSHA256: [String] = [], certificateSHA256: [String] = []) {
         self.subjectAltNames = subjectAltNames
         self.spkiSHA256 = spkiSHA256
-        self.certificateSHA256 = certificateSHA256.map { $0.replacingOccurrences(of: ":", with: "").lowercased() }
+        self.certificateSHA256 = certificateSHA256.map { $0.replacing(":", with: "").lowercased() }
     }
 
     public var isEmpty: Bool { subjectAltNames.isEmpty && spkiSHA256.isEmpty && certificateSHA256.isEmpty }
@@ -30,7 +34,7 @@ public struct ClientCertificateChecks: Sendable, Equatable {
             }
         }
         guard !spkiSHA256.isEmpty || !certificateSHA256.isEmpty else { return nil }
-        if certificateSHA256.contains(facts.sha256Digest.replacingOccurrences(of: ":", with: "").lowercased()) { return nil }
+        if certificateSHA256.contains(facts.sha256Digest.replacing(":", with: "").lowercased()) { return nil }
         if let spki = Self.spkiDigest(peer), spkiSHA256.contains(Data(spki).base64EncodedString()) { return nil }
         return "client certificate matches no verifyCertificateSpki or verifyCertificateHash pin"
     }

@@ -1,5 +1,9 @@
 import COpenSSL
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import MeshAPI
 
 /// What a downstream TLS handshake established, as filters see it (Envoy's
