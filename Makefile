@@ -12,7 +12,7 @@ MESHD := .build/debug/meshd
 # everything is there. Swift itself is not installed here: it must be on PATH already.
 deps:
 	@command -v $(SWIFT) >/dev/null 2>&1 || { \
-		echo "error: no Swift toolchain on PATH ($(SWIFT)): install Swift 6.0 or later first (https://www.swift.org/install/)" >&2; \
+		echo "error: no Swift toolchain on PATH ($(SWIFT)): install Swift 6.1 or later first (https://www.swift.org/install/)" >&2; \
 		exit 1; }
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -145,15 +145,11 @@ package struct LuaJSONParser {
             guard c == UInt8(ascii: "\\") else { scratch.append(c); continue }
             guard let e = current else { throw error("unterminated string") }
             pos += 1
-            switch e {
-            case UInt8(ascii: "n"): scratch.append(10)
-            case UInt8(ascii: "t"): scratch.append(9)
-            case UInt8(ascii: "r"): scratch.append(13)
-            case UInt8(ascii: "b"): scratch.append(8)
-            case UInt8(ascii: "f"): scratch.append(12)
-            case UInt8(ascii: "u"): try unicodeEscape()
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): scratch.append(e)
-            default: throw error("bad escape")
+            if e == UInt8(ascii: "u") {
+                try unicodeEscape()
+            } else {
+                guard let byte = JSONText.unescaped(e) else { throw error("bad escape") }
+                scratch.append(byte)
             }
         }
         scratch.withUnsafeBytes { LuaObjects.push(L, bytes: $0) }

@@ -37,6 +37,20 @@ public enum JSONText {
         return out + "\""
     }
 
+    /// The byte a one-letter escape (`\n`, `\"`, `\/`, …) stands for; nil for `u` (four hex
+    /// digits follow) and for anything JSON does not allow after a backslash.
+    public static func unescaped(_ letter: UInt8) -> UInt8? {
+        switch letter {
+        case UInt8(ascii: "n"): 0x0A
+        case UInt8(ascii: "t"): 0x09
+        case UInt8(ascii: "r"): 0x0D
+        case UInt8(ascii: "b"): 0x08
+        case UInt8(ascii: "f"): 0x0C
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): letter
+        default: nil
+        }
+    }
+
     private static func write(_ value: Any, into out: inout String, pretty: Bool, indent: Int) {
         let newline = pretty ? "\n" + String(repeating: " ", count: indent + 2) : ""
         let close = pretty ? "\n" + String(repeating: " ", count: indent) : ""
@@ -168,11 +182,6 @@ public enum JSONText {
                 let e = bytes[at]
                 at += 1
                 switch e {
-                case UInt8(ascii: "n"): out.append(0x0A)
-                case UInt8(ascii: "t"): out.append(0x09)
-                case UInt8(ascii: "r"): out.append(0x0D)
-                case UInt8(ascii: "b"): out.append(0x08)
-                case UInt8(ascii: "f"): out.append(0x0C)
                 case UInt8(ascii: "u"):
                     var scalar = try hex4()
                     if (0xD800..<0xDC00).contains(scalar), at + 1 < bytes.count,
@@ -182,7 +191,9 @@ public enum JSONText {
                         scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                     }
                     out.append(contentsOf: String(Unicode.Scalar(scalar).map(Character.init) ?? "\u{FFFD}").utf8)
-                default: out.append(e)
+                default:
+                    guard let byte = JSONText.unescaped(e) else { throw SyntaxError(offset: at - 1) }
+                    out.append(byte)
                 }
             }
             throw fail()

@@ -21,7 +21,7 @@ final class JSONTextTests: XCTestCase {
         XCTAssertTrue(list[2] is JSONText.Null)
         XCTAssertEqual(list[3] as? Bool, false)
         XCTAssertEqual(JSONText.render(tree), #"{"n":[1,-25,null,false],"name":"pé/😀","o":{}}"#)
-        for bad in ["", "{", "[1,]x", "{\"a\" 1}", "\"open", "tru", "1 2"] {
+        for bad in ["", "{", "[1,]x", "{\"a\" 1}", "\"open", "tru", "1 2", #""\q""#] {
             XCTAssertThrowsError(try JSONText.parse(Array(bad.utf8)), bad)
         }
     }
