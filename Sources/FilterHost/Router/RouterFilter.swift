@@ -120,9 +120,9 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         mirrors = Self.pickMirrors(action, snapshot: stream.snapshot)
         if retry != nil || !mirrors.isEmpty { replay = RequestReplay(limit: stream.bufferLimit) }
         if let config = cluster.consistentHash, cluster.lbPolicy == .ringHash || cluster.lbPolicy == .maglev {
-            let remote = stream.connectionInfo.remoteAddress
-            let address = remote.map { "\($0.ipAddress ?? ""):\($0.port ?? 0)" }
-            requestHash = RequestHash(config, head: head, remoteAddress: address, remoteIP: remote?.ipAddress)
+            let connection = stream.connectionInfo
+            let address = connection.remoteAddress.map { "\(connection.remoteIP ?? ""):\($0.port ?? 0)" }
+            requestHash = RequestHash(config, head: head, remoteAddress: address, remoteIP: connection.remoteIP)
         }
         if endStream { sendMirrors() }
         startAttempt()
