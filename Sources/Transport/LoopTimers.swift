@@ -9,8 +9,8 @@ public protocol TimerTarget: AnyObject {
 /// Timeouts for one event loop, cheap enough to arm and cancel on every request.
 /// Entries with the same duration expire in the order they were armed, so each duration
 /// keeps a FIFO and only its head is scheduled with the loop: arming is an append,
-/// cancelling a binary search and a slot clear, and the loop sees one scheduled task per
-/// duration rather than one per request. Cancelled slots are dropped as soon as they
+/// cancelling a lookup by id offset (a binary search after a compaction) and a slot clear,
+/// and the loop sees one scheduled task per duration rather than one per request. Cancelled slots are dropped as soon as they
 /// outnumber the live ones, so memory follows the timers armed, not the timers ever armed
 /// within one duration (a keep-alive request arms and cancels one per exchange).
 public final class LoopTimers {
@@ -38,6 +38,12 @@ public final class LoopTimers {
         init(duration: TimeAmount) { self.duration = duration }
 
         func index(of id: Int) -> Int? {
+            // Ids are consecutive from the first stored entry until a compaction leaves gaps:
+            // the offset finds the entry at once; the search is for after compaction.
+            if let first = entries.first {
+                let guess = id &- first.id
+                if guess >= head, guess < entries.count, entries[guess].id == id { return guess }
+            }
             var low = head, high = entries.count
             while low < high {
                 let mid = (low + high) / 2
