@@ -38,11 +38,15 @@ public final class LoopTimers {
         init(duration: TimeAmount) { self.duration = duration }
 
         func index(of id: Int) -> Int? {
-            // Ids are consecutive from the first stored entry until a compaction leaves gaps:
-            // the offset finds the entry at once; the search is for after compaction.
-            if let first = entries.first {
-                let guess = id &- first.id
+            // Ids are consecutive except where a compaction dropped entries: those armed since
+            // the last compaction are found by their offset from the newest (most cancels are
+            // of recent timers), the rest by their offset from the oldest when no compaction
+            // came since, and otherwise by a binary search.
+            if let last = entries.last {
+                let guess = entries.count &- 1 &- (last.id &- id)
                 if guess >= head, guess < entries.count, entries[guess].id == id { return guess }
+                let fromFirst = id &- entries[0].id
+                if fromFirst >= head, fromFirst < entries.count, entries[fromFirst].id == id { return fromFirst }
             }
             var low = head, high = entries.count
             while low < high {
