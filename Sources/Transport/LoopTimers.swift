@@ -9,8 +9,8 @@ public protocol TimerTarget: AnyObject {
 /// Timeouts for one event loop, cheap enough to arm and cancel on every request.
 /// Entries with the same duration expire in the order they were armed, so each duration
 /// keeps a FIFO and only its head is scheduled with the loop: arming is an append,
-/// cancelling a binary search and a slot clear, and the loop sees one scheduled task per
-/// duration rather than one per request. Cancelled slots are dropped as soon as they
+/// cancelling a lookup by id offset (a binary search after a compaction) and a slot clear,
+/// and the loop sees one scheduled task per duration rather than one per request. Cancelled slots are dropped as soon as they
 /// outnumber the live ones, so memory follows the timers armed, not the timers ever armed
 /// within one duration (a keep-alive request arms and cancels one per exchange).
 public final class LoopTimers {
@@ -38,6 +38,16 @@ public final class LoopTimers {
         init(duration: TimeAmount) { self.duration = duration }
 
         func index(of id: Int) -> Int? {
+            // Ids are consecutive except where a compaction dropped entries: those armed since
+            // the last compaction are found by their offset from the newest (most cancels are
+            // of recent timers), the rest by their offset from the oldest when no compaction
+            // came since, and otherwise by a binary search.
+            if let last = entries.last {
+                let guess = entries.count &- 1 &- (last.id &- id)
+                if guess >= head, guess < entries.count, entries[guess].id == id { return guess }
+                let fromFirst = id &- entries[0].id
+                if fromFirst >= head, fromFirst < entries.count, entries[fromFirst].id == id { return fromFirst }
+            }
             var low = head, high = entries.count
             while low < high {
                 let mid = (low + high) / 2

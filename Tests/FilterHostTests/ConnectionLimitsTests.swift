@@ -30,6 +30,29 @@ final class ConnectionLimitsTests: XCTestCase {
         XCTAssertLessThan(counts.1, 200)
     }
 
+    /// Cancelling finds its entry by id before a compaction (ids consecutive) and after one
+    /// (ids with gaps), in any order; a second cancel of the same token changes nothing.
+    func testCancelFindsEntriesAcrossCompactions() throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let loop = group.next()
+        let live = try loop.submit { () -> [Int] in
+            let timers = LoopTimers(eventLoop: loop)
+            let target = Target()
+            let tokens = (0..<200).map { _ in timers.arm(after: .seconds(300), target) }
+            var live: [Int] = []
+            // 133 cancels: a compaction comes after the 101st and leaves gaps in the ids.
+            for i in 0..<200 where i % 3 != 0 { timers.cancel(tokens[i]) }
+            live.append(timers.counts.live)
+            timers.cancel(tokens[1])
+            live.append(timers.counts.live)
+            for i in stride(from: 198, through: 0, by: -3) { timers.cancel(tokens[i]) }
+            live.append(timers.counts.live)
+            return live
+        }.wait()
+        XCTAssertEqual(live, [67, 67, 0])
+    }
+
     /// Timers fire on time after compactions, and one counted from an earlier start
     /// (a connection's accept) fires that much sooner.
     func testTimersFireOnTime() throws {

@@ -143,6 +143,14 @@ final class HTTP1ParserTests: XCTestCase {
     }
 
     /// Each is refused with 400 wherever the bytes are split; nothing before the error is a head.
+    /// The token class is two bit masks: exactly RFC 9110's tchar, every byte checked.
+    func testTokenBytesAreExactlyTchar() {
+        let tchar = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
+        for b in UInt8.min...UInt8.max {
+            XCTAssertEqual(HTTP1Syntax.isTokenByte(b), tchar.contains(b), "byte \(b)")
+        }
+    }
+
     func testMalformedHeadsAreRefused() {
         let bad: [String: String] = [
             "obs-fold": "GET / HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n b\r\n\r\n",

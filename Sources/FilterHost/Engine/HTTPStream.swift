@@ -264,7 +264,7 @@ final class HTTPStream: DownstreamStreamEvents, StreamControl, FilterChainEnds {
         // Only a sampled stream becomes a span: the peer's address string is made for it alone.
         if let tracer = loop.tracer, streamInfo.trace?.sampled == true {
             tracer.end(streamInfo, kind: listener.trafficDirection == .inbound ? .server : .client,
-                       scheme: connectionInfo.isTLS ? "https" : "http", peer: connectionInfo.remoteAddress?.ipAddress,
+                       scheme: connectionInfo.isTLS ? "https" : "http", peer: connectionInfo.remoteIP,
                        telemetry: snapshot.telemetry, requestHeaders: requestHead?.headers)
         }
     }

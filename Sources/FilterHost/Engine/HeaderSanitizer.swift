@@ -27,7 +27,7 @@ package enum HeaderSanitizer {
             head.headers.add(name: "connection", value: "upgrade")
             head.headers.add(name: "upgrade", value: upgrade)
         }
-        if let ip = connection.remoteAddress?.ipAddress {
+        if let ip = connection.remoteIP {
             if let xff = head.headers.first(name: "x-forwarded-for") {
                 head.headers.replaceOrAdd(name: "x-forwarded-for", value: xff + "," + ip)
             } else {
@@ -84,7 +84,9 @@ package enum HeaderSanitizer {
                 }
             }
         }
-        for (index, name) in hopByHop.enumerated() where present & (1 << index) != 0 { headers.remove(name: name) }
+        if present != 0 {
+            for (index, name) in hopByHop.enumerated() where present & (1 << index) != 0 { headers.remove(name: name) }
+        }
         for name in named { headers.remove(name: name) }
     }
 
@@ -93,13 +95,30 @@ package enum HeaderSanitizer {
         text.utf8.count == lowercase.utf8.count && zip(lowercase.utf8, text.utf8).allSatisfy { $0 == $1 | 0x20 }
     }
 
-    /// Case-insensitive position in `hopByHop` without allocating: this runs for every
-    /// header of every request and response. (ASCII `| 0x20` folds letters; `-` is unchanged.)
+    /// Case-insensitive position in `hopByHop` without allocating or reading the array (a
+    /// lazily initialised global): this runs for every header of every request and response.
     private static func hopByHopIndex(_ name: String) -> Int? {
-        let utf8 = name.utf8
-        guard (2...19).contains(utf8.count) else { return nil }
-        return hopByHop.firstIndex { candidate in
-            candidate.utf8.count == utf8.count && zip(candidate.utf8, utf8).allSatisfy { $0 == $1 | 0x20 }
+        switch name.utf8.count {
+        case 2: return equalsLowercase(name, "te") ? 5 : nil
+        case 7: return equalsLowercase(name, "upgrade") ? 4 : equalsLowercase(name, "trailer") ? 6 : nil
+        case 10: return equalsLowercase(name, "connection") ? 0 : equalsLowercase(name, "keep-alive") ? 1 : nil
+        case 16: return equalsLowercase(name, "proxy-connection") ? 2 : nil
+        case 17: return equalsLowercase(name, "transfer-encoding") ? 3 : nil
+        case 18: return equalsLowercase(name, "proxy-authenticate") ? 7 : nil
+        case 19: return equalsLowercase(name, "proxy-authorization") ? 8 : nil
+        default: return nil
         }
+    }
+
+    /// `name` is `lowercase` in any case (ASCII; `| 0x20` folds letters, `-` is unchanged).
+    private static func equalsLowercase(_ name: String, _ lowercase: StaticString) -> Bool {
+        guard name.utf8.count == lowercase.utf8CodeUnitCount else { return false }
+        let l = lowercase.utf8Start
+        var i = 0
+        for b in name.utf8 {
+            guard b | 0x20 == l[i] else { return false }
+            i += 1
+        }
+        return true
     }
 }

@@ -104,8 +104,9 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
             }
             cluster.endpoints = [endpoint]
         }
-        self.cluster = cluster
         stream.streamInfo.clusterName = cluster.name
+        let hashConfig = cluster.lbPolicy == .ringHash || cluster.lbPolicy == .maglev ? cluster.consistentHash : nil
+        self.cluster = cluster  // its last use: moved, not copied with a retain of each field
         Self.rewrite(&head, action: action, matchedPrefix: route.match.prefix, regex: selected.compiled.rewriteRegex)
         route.headers?.request?.apply(to: &head.headers)
         responseHeaders = route.headers?.response
@@ -119,10 +120,10 @@ final class RouterFilter: HTTPFilter, UpstreamAttemptOwner, TimerTarget {
         sendsAttemptCount = selected.compiled.sendsAttemptCount
         mirrors = Self.pickMirrors(action, snapshot: stream.snapshot)
         if retry != nil || !mirrors.isEmpty { replay = RequestReplay(limit: stream.bufferLimit) }
-        if let config = cluster.consistentHash, cluster.lbPolicy == .ringHash || cluster.lbPolicy == .maglev {
-            let remote = stream.connectionInfo.remoteAddress
-            let address = remote.map { "\($0.ipAddress ?? ""):\($0.port ?? 0)" }
-            requestHash = RequestHash(config, head: head, remoteAddress: address, remoteIP: remote?.ipAddress)
+        if let config = hashConfig {
+            let connection = stream.connectionInfo
+            let address = connection.remoteAddress.map { "\(connection.remoteIP ?? ""):\($0.port ?? 0)" }
+            requestHash = RequestHash(config, head: head, remoteAddress: address, remoteIP: connection.remoteIP)
         }
         if endStream { sendMirrors() }
         startAttempt()

@@ -76,11 +76,13 @@ final class UpstreamAttempt: UpstreamResponseHandler {
 
     /// What goes out once a connection is there; kept here so the pool's callback captures
     /// the attempt alone (a closure over the cluster and head copied both into a box per request).
-    private var pending: (cluster: Cluster, head: RequestHead, endStream: Bool)?
+    /// Of the cluster, only what the `max_requests` breaker needs: a copy of the whole
+    /// config retained each of its fields per request.
+    private var pending: (cluster: String, maxRequests: Int, head: RequestHead, endStream: Bool)?
 
     func start(cluster: Cluster, head: RequestHead, endStream: Bool, avoiding: Set<String> = [],
                excludingPriorities: Set<Int> = [], hash: UInt64? = nil, client: UpstreamClient) {
-        pending = (cluster, head, endStream)
+        pending = (cluster.name, CircuitBreakers.Resource.requests.limit(of: cluster), head, endStream)
         // Held strongly until the pool answers: a cancelled attempt is still `.ended` then,
         // and hands the connection back (no weak reference, whose side table is an allocation).
         pickedHost = client.connection(for: cluster, avoiding: avoiding, excludingPriorities: excludingPriorities,
@@ -90,7 +92,7 @@ final class UpstreamAttempt: UpstreamResponseHandler {
     }
 
     private func connectionResult(_ result: Result<(UpstreamConnection, String), UpstreamFailure>) {
-        guard case .connecting = state, let (cluster, head, endStream) = pending else {
+        guard case .connecting = state, let (cluster, maxRequests, head, endStream) = pending else {
             // Cancelled meanwhile: hand the connection back unused.
             if case .success(let (c, _)) = result { c.onStateChange?() }
             return
@@ -100,11 +102,11 @@ final class UpstreamAttempt: UpstreamResponseHandler {
         case .success(let (connection, host)):
             pickedHost = host
             // Envoy checks its `max_requests` breaker when a request gets its connection.
-            guard CircuitBreakers.shared.tryAcquire(.requests, of: cluster) else {
+            guard CircuitBreakers.shared.tryAcquire(.requests, of: cluster, limit: maxRequests) else {
                 connection.onStateChange?()  // hand it back unused
                 return fail(.overflow("requests"))
             }
-            heldRequestSlot = cluster.name
+            heldRequestSlot = cluster
             guard let request = connection.startStream(handler: self) else {
                 return fail(.connectFailure("connection could not take a stream"))
             }

@@ -34,7 +34,13 @@ final class CircuitBreakers: Sendable {
 
     /// Takes one of `cluster`'s `resource`; false when its limit is reached.
     func tryAcquire(_ resource: Resource, of cluster: Cluster) -> Bool {
-        let key = Key(cluster: cluster.name, resource: resource), max = resource.limit(of: cluster)
+        tryAcquire(resource, of: cluster.name, limit: resource.limit(of: cluster))
+    }
+
+    /// The same with the limit read beforehand, for a caller that keeps the name and limit
+    /// rather than a copy of the whole cluster.
+    func tryAcquire(_ resource: Resource, of cluster: String, limit max: Int) -> Bool {
+        let key = Key(cluster: cluster, resource: resource)
         return counts.withLockedValue { counts in
             // One hash of the key while the cluster has requests out (the common case).
             guard let i = counts.index(forKey: key) else {

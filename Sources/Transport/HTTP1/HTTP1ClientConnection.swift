@@ -32,7 +32,8 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnect
 
     /// NIO's decoder default, which this replaced.
     private static let maxResponseHeadBytes = 80 * 1024
-    private static let emptyBody = ByteBuffer()
+    // Per connection, not a lazily initialised global checked on every read.
+    private let emptyBody = ByteBuffer()
 
     package init(idleTimeout: TimeAmount, timers: LoopTimers) {
         self.idleTimeout = idleTimeout
@@ -174,7 +175,7 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnect
     private func parseInbound() {
         // Until the decoder needs bytes: a body can end with no byte left to read.
         while state == .active, !tunnel, handler != nil {
-            var bytes = inbound ?? Self.emptyBody
+            var bytes = inbound ?? emptyBody
             inbound = nil
             let event = decoder.next(&bytes)
             if bytes.readableBytes > 0 { inbound = bytes }
@@ -218,7 +219,7 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnect
             responseDone = true
             self.handler = nil
             if let trailers { handler.upstreamTrailers(trailers) }
-            else { handler.upstreamData(Self.emptyBody, endStream: true) }
+            else { handler.upstreamData(emptyBody, endStream: true) }
             if !keepAlive { close() } else if requestDone { becomeIdle() }
             return true
         }

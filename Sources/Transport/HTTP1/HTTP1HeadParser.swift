@@ -164,7 +164,10 @@ package enum HTTP1HeadParser {
 
     /// The field lines of a head, collected into `HTTPHeaders` with their framing facts.
     struct Fields {
-        var headers = HTTPHeaders()
+        /// Collected as pairs and wrapped once: `HTTPHeaders.add` checks each name for ASCII and
+        /// for `connection` again, which the parser has already done (names are tchar).
+        private var pairs: [(String, String)] = []
+        var headers: HTTPHeaders { HTTPHeaders(pairs) }
         /// Trailers: no field has framing meaning, and Host stays a field.
         var isTrailers = false
         /// Requests: Host becomes `host`, not a field.
@@ -200,7 +203,7 @@ package enum HTTP1HeadParser {
             let value = UnsafeRawBufferPointer(rebasing: line[a..<b])
             for byte in value where !HTTP1Syntax.isFieldValueByte(byte) { throw .badRequest("bad field value") }
             if isTrailers {
-                headers.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+                pairs.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
                 return
             }
             try note(name, value)
@@ -209,7 +212,7 @@ package enum HTTP1HeadParser {
                 if host == nil { host = String(decoding: value, as: UTF8.self) }
                 return
             }
-            headers.add(name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self))
+            pairs.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
         }
 
         /// The fields that frame the message or decide the connection's fate.

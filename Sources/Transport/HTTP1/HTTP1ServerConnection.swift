@@ -56,7 +56,8 @@ package final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStrea
     /// Body chunks up to this size are copied into the pending response bytes; larger
     /// ones are written as they are.
     private static let copyLimit = 4096
-    private static let emptyBody = ByteBuffer()
+    // Per connection, not a lazily initialised global checked on every read.
+    private let emptyBody = ByteBuffer()
 
     /// What the connection's one timer is waiting for.
     private enum Waiting {
@@ -137,7 +138,7 @@ package final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStrea
                     break
                 }
             }
-            var bytes = inbound ?? Self.emptyBody
+            var bytes = inbound ?? emptyBody
             inbound = nil  // unshared while the decoder consumes it
             let event = decoder.next(&bytes)
             if bytes.readableBytes > 0 { inbound = bytes }
@@ -197,7 +198,7 @@ package final class HTTP1ServerConnection: ChannelDuplexHandler, DownstreamStrea
     private func receiveEnd(_ trailers: HTTPHeaders?) {
         requestComplete = true
         if let trailers { events?.receiveTrailers(trailers) }
-        else { events?.receiveData(Self.emptyBody, endStream: true) }
+        else { events?.receiveData(emptyBody, endStream: true) }
         if responseComplete { exchangeDone() }
     }
 

@@ -13,7 +13,7 @@ package enum HTTP1Syntax {
     /// tchar: the characters of a method, a field name or a transfer coding.
     @inline(__always)
     package static func isTokenByte(_ b: UInt8) -> Bool {
-        tokenTable[Int(b)]
+        b < 64 ? tokenBitsBelow64 >> b & 1 != 0 : b < 128 && tokenBitsFrom64 >> (b - 64) & 1 != 0
     }
 
     /// field-vchar, SP, HTAB and obs-text: what a field value may hold between its ends.
@@ -31,15 +31,11 @@ package enum HTTP1Syntax {
     @inline(__always)
     static func isWhitespace(_ b: UInt8) -> Bool { b == sp || b == htab }
 
-    private static let tokenTable: [Bool] = (0..<256).map { b in
-        switch UInt8(b) {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-             UInt8(ascii: "A")...UInt8(ascii: "Z"):
-            return true
-        default:
-            return "!#$%&'*+-.^_`|~".utf8.contains(UInt8(b))
-        }
-    }
+    /// The tchar set as two 64-bit masks (bit n: byte n, then byte 64 + n): digits and
+    /// ``!#$%&'*+-.^_`|~`` below 64, letters and ``^_`|~`` from 64. Integer literals, unlike
+    /// a table built at first use, cost no lazy-initialisation check per byte.
+    private static let tokenBitsBelow64: UInt64 = 0x03FF_6CFA_0000_0000
+    private static let tokenBitsFrom64: UInt64 = 0x57FF_FFFF_C7FF_FFFE
 
     /// ASCII case-insensitive equality of `bytes` with `lowercase` (which must be lowercase).
     @inline(__always)

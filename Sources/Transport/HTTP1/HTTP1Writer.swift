@@ -109,14 +109,20 @@ package enum HTTP1Writer {
         else if endStream { framing = .none }
         else { framing = .chunked }
         let start = out.writerIndex
-        guard !head.method.isEmpty, head.method.utf8.allSatisfy(HTTP1Syntax.isTokenByte),
-              !head.path.isEmpty, head.path.utf8.allSatisfy(HTTP1Syntax.isTargetByte) else {
-            return Written(framing: framing, valid: false)
+        var method = head.method, path = head.path
+        let requestLine = method.withUTF8 { m in
+            path.withUTF8 { p in
+                guard !m.isEmpty, m.allSatisfy(HTTP1Syntax.isTokenByte), !p.isEmpty, p.allSatisfy(HTTP1Syntax.isTargetByte) else {
+                    return false
+                }
+                out.writeBytes(m)
+                out.writeInteger(HTTP1Syntax.sp)
+                out.writeBytes(p)
+                out.writeStaticString(" HTTP/1.1\r\n")
+                return true
+            }
         }
-        out.writeString(head.method)
-        out.writeInteger(HTTP1Syntax.sp)
-        out.writeString(head.path)
-        out.writeStaticString(" HTTP/1.1\r\n")
+        guard requestLine else { return Written(framing: framing, valid: false) }
         for (name, value) in head.headers {
             switch name.utf8.count {
             case 4 where isNamed(name, "host"): continue
@@ -147,14 +153,22 @@ package enum HTTP1Writer {
         }
     }
 
-    /// `name: value` CRLF, when both may be sent.
+    /// `name: value` CRLF, when both may be sent. Checked and copied as contiguous bytes,
+    /// not walked through the strings' UTF-8 views byte by byte (once to check, once to copy).
     private static func writeField(_ name: String, _ value: String, into out: inout ByteBuffer) -> Bool {
-        guard isValidName(name), isValidValue(value) else { return false }
-        out.writeString(name)
-        out.writeStaticString(": ")
-        out.writeString(value)
-        out.writeStaticString("\r\n")
-        return true
+        var name = name, value = value
+        return name.withUTF8 { n in
+            value.withUTF8 { v in
+                guard !n.isEmpty, n.allSatisfy(HTTP1Syntax.isTokenByte), v.allSatisfy(HTTP1Syntax.isFieldValueByte) else {
+                    return false
+                }
+                out.writeBytes(n)
+                out.writeStaticString(": ")
+                out.writeBytes(v)
+                out.writeStaticString("\r\n")
+                return true
+            }
+        }
     }
 
     /// The given phrase when it may be sent, else the standard one for the code.
@@ -168,13 +182,5 @@ package enum HTTP1Writer {
     private static func isNamed(_ name: String, _ lowercase: StaticString) -> Bool {
         var name = name
         return name.withUTF8 { HTTP1Syntax.equalsLowercased(UnsafeRawBufferPointer($0), lowercase) }
-    }
-
-    private static func isValidName(_ name: String) -> Bool {
-        !name.isEmpty && name.utf8.allSatisfy(HTTP1Syntax.isTokenByte)
-    }
-
-    private static func isValidValue(_ value: String) -> Bool {
-        value.utf8.allSatisfy(HTTP1Syntax.isFieldValueByte)
     }
 }

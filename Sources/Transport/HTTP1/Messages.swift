@@ -46,7 +46,12 @@ public struct ResponseHead: Sendable {
 
 /// What a downstream connection knows about itself; shared by all its streams.
 public struct ConnectionInfo: Sendable {
-    public var remoteAddress: SocketAddress?
+    public var remoteAddress: SocketAddress? {
+        didSet { remoteIP = remoteAddress?.ipAddress }
+    }
+    /// `remoteAddress`'s IP as text, made once per connection: every request's
+    /// x-forwarded-for needs it, and formatting it (inet_ntop) is not free.
+    public private(set) var remoteIP: String?
     public var localAddress: SocketAddress?
     public var isTLS: Bool
     public var serverName: String?
@@ -58,6 +63,7 @@ public struct ConnectionInfo: Sendable {
     public init(remoteAddress: SocketAddress?, localAddress: SocketAddress?,
                 isTLS: Bool = false, serverName: String? = nil, alpn: String? = nil, tls: TLSConnectionFacts? = nil) {
         self.remoteAddress = remoteAddress
+        self.remoteIP = remoteAddress?.ipAddress
         self.localAddress = localAddress
         self.isTLS = isTLS
         self.serverName = serverName
