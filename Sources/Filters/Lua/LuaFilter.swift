@@ -36,8 +36,8 @@ package final class LuaFilter: HTTPFilter {
     /// copied the whole run into a heap-allocated coroutine frame on every read.)
     private let runs: UnsafeMutablePointer<LuaRun>
     /// The headers the script sees; swapped in from the callback so edits need no copy.
-    package var reqHead = RequestHead(method: "", scheme: "", authority: "", path: "", headers: HTTPHeaders(), version: .http11)
-    package var respHead = ResponseHead(status: 200, reason: nil, headers: HTTPHeaders())
+    package var reqHead = LuaFilter.noRequestHead()
+    package var respHead = LuaFilter.noResponseHead()
     package var reqTrailers: HTTPHeaders?
     package var respTrailers: HTTPHeaders?
     /// Bytes of dynamic metadata this plugin set on the stream (`limits.maxDynamicMetadataBytes`).
@@ -186,8 +186,8 @@ package final class LuaFilter: HTTPFilter {
     private func keepForReuse(in vm: LuaVM) {
         runs.pointee = LuaRun()
         (runs + 1).pointee = LuaRun()
-        reqHead = RequestHead(method: "", scheme: "", authority: "", path: "", headers: HTTPHeaders(), version: .http11)
-        respHead = ResponseHead(status: 200, reason: nil, headers: HTTPHeaders())
+        reqHead = Self.noRequestHead()
+        respHead = Self.noResponseHead()
         reqTrailers = nil
         respTrailers = nil
         metadataBytes = 0
@@ -198,11 +198,25 @@ package final class LuaFilter: HTTPFilter {
         LuaVMHost.of(vm).keep(self)
     }
 
+    /// What the heads hold outside the callbacks. Functions, not `static let`s: a global is
+    /// a `swift_once` check per use, and every default argument here a call across modules.
+    private static func noRequestHead() -> RequestHead {
+        RequestHead(method: "", scheme: "", authority: "", path: "", headers: HTTPHeaders(), version: .http11)
+    }
+
+    private static func noResponseHead() -> ResponseHead { ResponseHead(status: 200, reason: nil, headers: HTTPHeaders()) }
+
     /// A kept filter taken for a new stream.
     package func reuse(factory: LuaFilterFactory, stream: StreamControl) {
         self.factory = factory
         self.stream = stream
         stats = stream.stats
+    }
+
+    /// The plugin runs in `vm` on this stream, whatever its route (the factory knows).
+    package func decide(_ vm: LuaVM) {
+        self.vm = vm
+        decided = true
     }
 
     // MARK: both directions
