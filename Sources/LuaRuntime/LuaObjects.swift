@@ -128,7 +128,7 @@ package enum LuaObjects {
     /// Pushes an object tied to the same run (and generation) as `scope`.
     @discardableResult
     package static func push(_ L: OpaquePointer, _ scope: LuaRunRef, _ kind: LuaKind, aux: UInt64 = 0) -> UnsafeMutablePointer<meshd_obj> {
-        push(L, scope.vm, kind, slot: scope.obj.pointee.slot, gen: scope.obj.pointee.gen, aux: aux)
+        push(L, scope.vm, kind, slot: scope.obj.pointee.slot, gen: scope.obj.pointee.gen, aux: aux, ptr: nil, userValues: 0)
     }
 
     // MARK: values
@@ -158,7 +158,14 @@ package enum LuaObjects {
         return String(decoding: UnsafeRawBufferPointer(start: p, count: len), as: UTF8.self)
     }
 
-    package static func checkString(_ L: OpaquePointer, _ index: Int32, _ what: String = "string") throws -> String {
+    /// A string (or number) argument; raises naming the argument otherwise.
+    package static func checkString(_ L: OpaquePointer, _ index: Int32) throws -> String {
+        // Not a defaulted `what`: a default argument is a call of its own on every use.
+        guard let s = string(L, index) else { return try checkString(L, index, "string") }
+        return s
+    }
+
+    package static func checkString(_ L: OpaquePointer, _ index: Int32, _ what: String) throws -> String {
         guard let s = string(L, index) else {
             throw LuaRaise("bad argument #\(index - 1) (\(what) expected, got \(typeName(L, index)))")
         }

@@ -213,12 +213,10 @@ public final class LuaPluginVersion: Sendable {
     /// The VM of `loop`, made on first use. Must be called on `loop`. Every stream asks: the
     /// thread's small cache answers without the lock the table behind it needs.
     package func vm(for loop: EventLoop) -> LuaVM? {
+        if let vm = cachedVM(for: loop) { return vm }
         let key = ObjectIdentifier(loop)
         let loopID = UInt(bitPattern: key)
         let entry = meshd_vm_cache()! + Int(id % UInt64(MESHD_VM_CACHE_ENTRIES))
-        if entry.pointee.version == id, entry.pointee.loop == loopID, let vm = entry.pointee.vm {
-            return Unmanaged<LuaVM>.fromOpaque(vm).takeUnretainedValue()
-        }
         let box: VMBox
         if let known = vms.withLockedValue({ $0[key] }) {
             box = known
@@ -231,5 +229,13 @@ public final class LuaPluginVersion: Sendable {
             entry.pointee = meshd_vm_cache_entry(version: id, loop: loopID, vm: Unmanaged.passUnretained(vm).toOpaque())
         }
         return box.vm
+    }
+
+    /// The VM of `loop` if the calling thread's cache holds it: no lock, nothing made.
+    package func cachedVM(for loop: EventLoop) -> LuaVM? {
+        let loopID = UInt(bitPattern: ObjectIdentifier(loop))
+        let entry = meshd_vm_cache()! + Int(id % UInt64(MESHD_VM_CACHE_ENTRIES))
+        guard entry.pointee.version == id, entry.pointee.loop == loopID, let vm = entry.pointee.vm else { return nil }
+        return Unmanaged<LuaVM>.fromOpaque(vm).takeUnretainedValue()
     }
 }

@@ -14,6 +14,14 @@ package struct LuaSlot {
     package var gen: UInt64 = 0
 }
 
+/// A run `LuaVM.beginRun` opened: its coroutine (and registry ref) and its slot.
+package struct LuaRunStart {
+    package let thread: OpaquePointer
+    package let ref: Int32
+    package let slot: UInt32
+    package let gen: UInt64
+}
+
 /// How one resume of a script's coroutine ended.
 package enum LuaResumeOutcome {
     case finished
@@ -227,6 +235,29 @@ package final class LuaVM {
         return (Unmanaged.passUnretained(owner), slots[Int(slot)].response)
     }
 
+    // MARK: runs
+
+    /// Opens a run for `owner`: a coroutine with the entry point `entry` and a new handle
+    /// (with room for its header map) on its stack, ready for `resume(nargs: 1)`. One call
+    /// for what each run needs first.
+    package func beginRun(owner: AnyObject, response: Bool, entry: Int32) -> LuaRunStart {
+        let (thread, ref) = acquireThread()
+        let (slot, gen) = openSlot(owner, response: response)
+        lua_rawgeti(thread, meshd_lua_registryindex(), lua_Integer(entry))
+        LuaObjects.push(thread, self, .handle, slot: slot, gen: gen, aux: 0, ptr: nil, userValues: 1)
+        return LuaRunStart(thread: thread, ref: ref, slot: slot, gen: gen)
+    }
+
+    /// Ends a run opened by `beginRun`: its coroutine goes back, its slot closes (every
+    /// object of the run dies), it is counted. Returns the whole microseconds of `ns` to
+    /// count (the remainder is carried).
+    package func endRun(thread: OpaquePointer, ref: Int32, slot: UInt32, ns: UInt64) -> Int {
+        releaseThread(thread, ref: ref)
+        closeSlot(slot)
+        executions += 1
+        return addTime(ns)
+    }
+
     // MARK: coroutines
 
     /// A coroutine for one run, reused from earlier runs when possible.
@@ -258,12 +289,15 @@ package final class LuaVM {
     }
 
     /// Resumes `thread` with `nargs` values on its stack, under the budget and memory cap.
-    package func resume(_ thread: OpaquePointer, nargs: Int32) -> LuaResumeOutcome {
+    /// The time it ran is added to `elapsed` (and to `timeNs`).
+    package func resume(_ thread: OpaquePointer, nargs: Int32, elapsed: inout UInt64) -> LuaResumeOutcome {
         var nres: Int32 = 0
         let start = arm(thread)
         let status = lua_resume(thread, nil, nargs, &nres)
         disarm()
-        timeNs &+= meshd_guard_now_ns() &- start
+        let ns = meshd_guard_now_ns() &- start
+        timeNs &+= ns
+        elapsed &+= ns
         if let limit = tripMessage {
             // Whatever the status: a host call may have yielded in the instant after the trip.
             if status == LUA_YIELD { meshd_lua_pop(thread, nres) }

@@ -88,7 +88,23 @@ public final class LuaFilterFactory: HTTPFilterFactory {
     }
 
     public func makeFilter(stream: StreamControl) -> HTTPFilter {
-        LuaFilter(factory: self, stream: stream)
+        // Without route conditions the stream runs in the version's VM of this loop, which
+        // keeps the filters of streams that ended cleanly. Only a VM this thread already
+        // looked up is asked: making one is for when the plugin runs.
+        guard !needsRoute else { return LuaFilter(factory: self, stream: stream) }
+        guard let vm = version.cachedVM(for: stream.eventLoop) else {
+            return LuaFilter(factory: self, stream: stream, reusable: true)
+        }
+        let filter: LuaFilter
+        if let spare = LuaVMHost.of(vm).takeSpare() {
+            spare.reuse(factory: self, stream: stream)
+            filter = spare
+        } else {
+            filter = LuaFilter(factory: self, stream: stream, reusable: true)
+        }
+        // That VM is what `resolve` would answer at the request headers: decided now.
+        filter.decide(vm)
+        return filter
     }
 
     /// The VM of `loop` for the plugin's own code, made on first use. Must be called on `loop`.

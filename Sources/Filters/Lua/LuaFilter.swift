@@ -13,21 +13,31 @@ import MeshAPI
 /// Whether the plugin runs at all is decided at the request headers, from the route
 /// (attachment, per-route `disabled` / `sourceCode`): a stream it does not run on passes
 /// through without touching Lua.
+///
+/// A filter the factory made, whose runs all ended within their header callbacks (no body,
+/// no wait, no httpCall, no reply, no failure), is kept by its VM when its stream ends and
+/// serves a later stream on the same loop (`LuaVMHost`): nothing of the old stream can
+/// reach it then, since nothing but the chain ever held it.
 package final class LuaFilter: HTTPFilter {
-    package let factory: LuaFilterFactory
+    /// nil only while kept for another stream.
+    package private(set) var factory: LuaFilterFactory!
     /// The VM this stream runs in; set once the plugin is known to run here.
     package private(set) var vm: LuaVM!
     private var decided = false
     private var unavailable = false
-    package unowned let stream: StreamControl
-    private let stats: StatsScope?
+    /// Replaced when the filter is reused (a kept filter pins only the old stream's memory).
+    package private(set) unowned var stream: StreamControl
+    private var stats: StatsScope?
+    /// Made by the factory, and nothing yet that could outlive the stream (a scheduled
+    /// task, an httpCall) or that the stream still needs: may serve another stream.
+    private var reusable: Bool
     /// Both directions' runs (request, then response), out of line so that the accessors
     /// below are addressors: a field access is a plain load or store. (A `_read` accessor
     /// copied the whole run into a heap-allocated coroutine frame on every read.)
     private let runs: UnsafeMutablePointer<LuaRun>
     /// The headers the script sees; swapped in from the callback so edits need no copy.
-    package var reqHead = LuaFilter.emptyRequest
-    package var respHead = ResponseHead(status: 200)
+    package var reqHead = LuaFilter.noRequestHead()
+    package var respHead = LuaFilter.noResponseHead()
     package var reqTrailers: HTTPHeaders?
     package var respTrailers: HTTPHeaders?
     /// Bytes of dynamic metadata this plugin set on the stream (`limits.maxDynamicMetadataBytes`).
@@ -36,21 +46,35 @@ package final class LuaFilter: HTTPFilter {
     /// strategy: true when it answered the stream. Set by a filter that runs this one for
     /// its own purpose (a CUSTOM policy's Lua authorizer).
     package var failureHandler: ((_ overLimit: Bool) -> Bool)?
+    private var inFlight: LuaInFlight?
+
     /// httpCall()s in flight from this stream (`limits.maxPendingCallsPerStream`).
-    package private(set) lazy var calls = LuaInFlight(limit: vm.limits.maxPendingCallsPerStream)
+    package var calls: LuaInFlight {
+        if let inFlight { return inFlight }
+        // A call may answer after the stream ended: this filter serves no other stream.
+        reusable = false
+        let calls = LuaInFlight(limit: vm.limits.maxPendingCallsPerStream)
+        inFlight = calls
+        return calls
+    }
 
-    package static let emptyRequest = RequestHead(method: "", scheme: "", authority: "", path: "", headers: [:], version: .http11)
-
-    package init(factory: LuaFilterFactory, stream: StreamControl) {
+    /// `reusable`: made by the factory for an engine stream, so it may be kept for another
+    /// stream when this one ends cleanly.
+    package init(factory: LuaFilterFactory, stream: StreamControl, reusable: Bool = false) {
         self.factory = factory
         self.stream = stream
+        self.reusable = reusable
         stats = stream.stats
         runs = .allocate(capacity: 2)
-        runs.initialize(repeating: LuaRun(), count: 2)
+        // Each made in place: `initialize(repeating:)` copies one through value witnesses.
+        runs.initialize(to: LuaRun())
+        (runs + 1).initialize(to: LuaRun())
     }
 
     deinit {
-        runs.deinitialize(count: 2)
+        // Moved out one by one: `deinitialize(count:)` destroys through value witnesses.
+        _ = runs.move()
+        _ = (runs + 1).move()
         runs.deallocate()
     }
 
@@ -152,11 +176,54 @@ package final class LuaFilter: HTTPFilter {
     package func onStreamComplete() {
         finishRun(false)
         finishRun(true)
+        if reusable, failureHandler == nil, let vm { keepForReuse(in: vm) }
+    }
+
+    // MARK: reuse
+
+    /// The stream ended cleanly: back to the state `init` makes, holding nothing (its VM
+    /// keeps it, and the factory would keep the VM), kept for another stream of this loop.
+    private func keepForReuse(in vm: LuaVM) {
+        runs.pointee = LuaRun()
+        (runs + 1).pointee = LuaRun()
+        reqHead = Self.noRequestHead()
+        respHead = Self.noResponseHead()
+        reqTrailers = nil
+        respTrailers = nil
+        metadataBytes = 0
+        decided = false
+        self.vm = nil
+        factory = nil
+        stats = nil
+        LuaVMHost.of(vm).keep(self)
+    }
+
+    /// What the heads hold outside the callbacks. Functions, not `static let`s: a global is
+    /// a `swift_once` check per use, and every default argument here a call across modules.
+    private static func noRequestHead() -> RequestHead {
+        RequestHead(method: "", scheme: "", authority: "", path: "", headers: HTTPHeaders(), version: .http11)
+    }
+
+    private static func noResponseHead() -> ResponseHead { ResponseHead(status: 200, reason: nil, headers: HTTPHeaders()) }
+
+    /// A kept filter taken for a new stream.
+    package func reuse(factory: LuaFilterFactory, stream: StreamControl) {
+        self.factory = factory
+        self.stream = stream
+        stats = stream.stats
+    }
+
+    /// The plugin runs in `vm` on this stream, whatever its route (the factory knows).
+    package func decide(_ vm: LuaVM) {
+        self.vm = vm
+        decided = true
     }
 
     // MARK: both directions
 
     private func headersStatus(_ r: Bool, _ step: LuaStep) -> FilterHeadersStatus {
+        // Anything but a run over within the callback may involve the stream later.
+        if case .done = step {} else { reusable = false }
         switch step {
         case .done:
             return headersGoOn(r)
@@ -179,6 +246,7 @@ package final class LuaFilter: HTTPFilter {
     /// tick, with it (a callback cannot hand on a body it did not get).
     private func headersGoOn(_ r: Bool) -> FilterHeadersStatus {
         guard self[run: r].bodyHeld, (self[run: r].body?.readableBytes ?? 0) > 0 else { return .continue }
+        reusable = false
         self[run: r].holding = true
         stream.eventLoop.assumeIsolated().execute { [weak self] in self?.release(r) }
         return .stopIteration
@@ -369,6 +437,7 @@ package final class LuaFilter: HTTPFilter {
     /// run (the plugin is unavailable rather than wrong, as Envoy fails a Wasm VM). True when
     /// the stream was answered.
     private func fail(_ r: Bool, _ message: String, overLimit: Bool) -> Bool {
+        reusable = false
         vm.errors += 1
         vm.lastError = message
         stats?.count(vm.plugin.errorsKey, 1)
@@ -421,16 +490,17 @@ package final class LuaFilter: HTTPFilter {
     // MARK: coroutine
 
     private func start(_ r: Bool, entry: Int32) -> LuaStep {
+        let vm = self.vm!
         if let error = vm.loadError { return .failed(error, overLimit: vm.loadExceededLimit) }
-        let (thread, ref) = vm.acquireThread()
-        let (slot, gen) = vm.openSlot(self, response: r)
-        self[run: r].thread = thread
-        self[run: r].threadRef = ref
-        self[run: r].slot = slot
-        self[run: r].gen = gen
-        self[run: r].active = true
-        lua_rawgeti(thread, meshd_lua_registryindex(), lua_Integer(entry))
-        return resume(r, push: .handle)
+        // The entry point and the handle are on the coroutine's stack already.
+        let started = vm.beginRun(owner: self, response: r, entry: entry)
+        let run = runs + (r ? 1 : 0)
+        run.pointee.thread = started.thread
+        run.pointee.threadRef = started.ref
+        run.pointee.slot = started.slot
+        run.pointee.gen = started.gen
+        run.pointee.active = true
+        return resume(r) { _ in 1 }
     }
 
     /// Resumes the run with one value: a new object of `kind` or nil.
@@ -438,9 +508,8 @@ package final class LuaFilter: HTTPFilter {
         let slot = self[run: r].slot, gen = self[run: r].gen, vm = self.vm!
         return resume(r) { thread in
             if let kind {
-                // A handle keeps the header map it handed out (user value 1): scripts call
-                // headers() again and again.
-                LuaObjects.push(thread, vm, kind, slot: slot, gen: gen, aux: aux, userValues: kind == .handle ? 1 : 0)
+                // The handle came with the run (`beginRun`): these are bodies and trailers.
+                LuaObjects.push(thread, vm, kind, slot: slot, gen: gen, aux: aux, ptr: nil, userValues: 0)
             } else {
                 lua_pushnil(thread)
             }
@@ -450,12 +519,11 @@ package final class LuaFilter: HTTPFilter {
 
     /// Resumes the run with the values `push` leaves on its coroutine (it returns how many).
     private func resume(_ r: Bool, _ push: (OpaquePointer) -> Int32) -> LuaStep {
-        guard let thread = self[run: r].thread else { return .done }
-        self[run: r].wait = .none
+        let run = runs + (r ? 1 : 0)
+        guard let thread = run.pointee.thread else { return .done }
+        run.pointee.wait = .none
         let nargs = push(thread)
-        let before = vm.timeNs
-        let outcome = vm.resume(thread, nargs: nargs)
-        self[run: r].ns &+= vm.timeNs &- before
+        let outcome = vm.resume(thread, nargs: nargs, elapsed: &run.pointee.ns)
         switch outcome {
         case .finished:
             finishRun(r)
@@ -489,15 +557,13 @@ package final class LuaFilter: HTTPFilter {
             self[run: r].call = nil
             call.cancel()
         }
-        vm.releaseThread(thread, ref: self[run: r].threadRef)
-        vm.closeSlot(self[run: r].slot)
-        self[run: r].active = false
-        self[run: r].thread = nil
-        self[run: r].wait = .none
-        self[run: r].iterating = 0
-        vm.executions += 1
-        let us = vm.addTime(self[run: r].ns)
-        self[run: r].ns = 0
-        if let stats { LuaRunTally.of(vm).add(micros: us, to: stats, on: stream.eventLoop) }
+        let vm = self.vm!, run = runs + (r ? 1 : 0)
+        let us = vm.endRun(thread: thread, ref: run.pointee.threadRef, slot: run.pointee.slot, ns: run.pointee.ns)
+        run.pointee.active = false
+        run.pointee.thread = nil
+        run.pointee.wait = .none
+        run.pointee.iterating = 0
+        run.pointee.ns = 0
+        if let stats { LuaVMHost.of(vm).tally.add(micros: us, to: stats, on: stream.eventLoop) }
     }
 }

@@ -11,15 +11,7 @@ final class LuaRunTally {
     private var executions = 0
     private var micros = 0
 
-    private init(plugin: LuaPluginConfig) { self.plugin = plugin }
-
-    /// The VM's tally, made on its first finished run.
-    static func of(_ vm: LuaVM) -> LuaRunTally {
-        if let tally = vm.hostState { return unsafeDowncast(tally, to: LuaRunTally.self) }
-        let tally = LuaRunTally(plugin: vm.plugin)
-        vm.hostState = tally
-        return tally
-    }
+    init(plugin: LuaPluginConfig) { self.plugin = plugin }
 
     /// Counts one run of `micros` µs; the first of a tick schedules the hand-over (the loop
     /// is asked for only then: a stream answers through a few protocol hops).

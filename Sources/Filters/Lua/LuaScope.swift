@@ -23,7 +23,8 @@ extension LuaObjects {
     /// Pushes an object tied to the same run (and generation) as `scope`.
     @discardableResult
     package static func push(_ L: OpaquePointer, _ scope: LuaScope, _ kind: LuaKind, aux: UInt64 = 0) -> UnsafeMutablePointer<meshd_obj> {
-        push(L, scope.vm, kind, slot: scope.obj.pointee.slot, gen: scope.obj.pointee.gen, aux: aux)
+        // Every argument given: a defaulted one is a call across modules on each push.
+        push(L, scope.vm, kind, slot: scope.obj.pointee.slot, gen: scope.obj.pointee.gen, aux: aux, ptr: nil, userValues: 0)
     }
 }
 
