@@ -4,56 +4,9 @@ import NIOHTTP1
 import XCTest
 import Transport
 
-/// The HTTP/2 codec's small pieces: the received header block, the encoder of outgoing
-/// blocks and the queue of body buffers behind the data provider.
+/// The HTTP/2 codec's small pieces: the encoder of outgoing header blocks and the queue
+/// of body buffers behind the data provider.
 final class HTTP2HeaderBlockTests: XCTestCase {
-    private func add(_ collector: inout HTTP2HeaderCollector, _ name: String, _ value: String, limit: Int = 1 << 20) {
-        let n = Array(name.utf8), v = Array(value.utf8)
-        n.withUnsafeBufferPointer { np in
-            v.withUnsafeBufferPointer { vp in collector.add(name: np, value: vp, limit: limit) }
-        }
-    }
-
-    func testRequestBlockBecomesHeadWithCookieCrumbsJoined() {
-        var block = HTTP2HeaderCollector()
-        add(&block, ":method", "GET")
-        add(&block, ":scheme", "https")
-        add(&block, ":authority", "example.com")
-        add(&block, ":path", "/a?b")
-        add(&block, "cookie", "a=1")
-        add(&block, "accept", "*/*")
-        add(&block, "cookie", "b=2")
-        add(&block, "user-agent", "a client whose name is longer than fifteen bytes")
-        let head = block.takeRequestHead()
-        XCTAssertEqual(head.method, "GET")
-        XCTAssertEqual(head.scheme, "https")
-        XCTAssertEqual(head.authority, "example.com")
-        XCTAssertEqual(head.path, "/a?b")
-        XCTAssertEqual(head.version, .http2)
-        XCTAssertEqual(head.headers.map { "\($0.name): \($0.value)" },
-                       ["accept: */*", "user-agent: a client whose name is longer than fifteen bytes", "cookie: a=1; b=2"])
-        // Taken: the collector holds nothing more.
-        XCTAssertTrue(block.takeHeaders().isEmpty)
-    }
-
-    func testHostStandsInForAMissingAuthorityAndIsNotAField() {
-        var block = HTTP2HeaderCollector()
-        add(&block, ":method", "GET")
-        add(&block, ":path", "/")
-        add(&block, "host", "fallback.example")
-        let head = block.takeRequestHead()
-        XCTAssertEqual(head.authority, "fallback.example")
-        XCTAssertTrue(head.headers.isEmpty)
-    }
-
-    func testBlockOverTheLimitIsFlaggedAndNotStored() {
-        var block = HTTP2HeaderCollector()
-        add(&block, "a", String(repeating: "x", count: 40), limit: 100)
-        add(&block, "b", String(repeating: "y", count: 40), limit: 100)
-        XCTAssertTrue(block.tooLarge)
-        XCTAssertEqual(block.takeHeaders().map(\.name), ["a"])
-    }
-
     private func fields(_ encoder: HTTP2HeaderEncoder) -> [String] {
         encoder.withNVs { nva, count in
             (0..<count).map { i in
