@@ -14,6 +14,8 @@ import Darwin
 struct UpstreamConnector {
     let eventLoop: EventLoop
     let timers: LoopTimers
+    /// The loop's batch that HTTP/1.1 connections flush their complete requests through.
+    let flushes: LoopFlushBatch
 
     /// Connects; the channel's pipeline ends in the codec that `connection(of:http2:)` finds.
     func connect(cluster: Cluster, endpoint: Endpoint, http2: Bool) -> EventLoopFuture<Channel> {
@@ -27,6 +29,7 @@ struct UpstreamConnector {
         let tlsContext = plan.context, sans = plan.subjectAltNames, verifyHost = plan.verifyHostName
         let sni = plan.serverName ?? endpoint.address
         let timers = NIOLoopBound(self.timers, eventLoop: eventLoop)
+        let flushes = NIOLoopBound(self.flushes, eventLoop: eventLoop)
         var bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.milliseconds(Int64(cluster.connectTimeoutMs ?? 5_000)))
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -40,7 +43,7 @@ struct UpstreamConnector {
                     if http2 {
                         try sync.addHandler(HTTP2ClientConnection(eventLoop: channel.eventLoop))
                     } else {
-                        try sync.addHandler(HTTP1ClientConnection(idleTimeout: idle, timers: timers.value))
+                        try sync.addHandler(HTTP1ClientConnection(idleTimeout: idle, timers: timers.value, flushes: flushes.value))
                     }
                 }
             }

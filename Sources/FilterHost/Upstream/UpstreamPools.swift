@@ -58,7 +58,7 @@ final class UpstreamPools: UpstreamClient {
     init(eventLoop: EventLoop, timers: LoopTimers, stats: LoopStats) {
         self.eventLoop = eventLoop
         self.stats = stats
-        self.connector = UpstreamConnector(eventLoop: eventLoop, timers: timers)
+        self.connector = UpstreamConnector(eventLoop: eventLoop, timers: timers, flushes: LoopFlushBatch(eventLoop: eventLoop))
     }
 
     struct PoolKey: Hashable {

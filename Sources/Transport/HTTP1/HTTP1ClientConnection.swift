@@ -5,7 +5,8 @@ import MeshAPI
 /// An upstream HTTP/1.1 connection carrying one request at a time, kept alive between them.
 /// The whole codec in one handler: the request head leaves in one write (`HTTP1Writer`),
 /// the response is read off the socket's bytes (`HTTP1ResponseDecoder`).
-package final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnection, UpstreamRequest, TimerTarget {
+package final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnection, UpstreamRequest, TimerTarget,
+    DeferredFlushTarget {
     package typealias InboundIn = ByteBuffer
     package typealias OutboundIn = ByteBuffer
     package typealias OutboundOut = ByteBuffer
@@ -29,15 +30,20 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnect
     private var tunnel = false
     private let idleTimeout: TimeAmount
     package var onStateChange: (() -> Void)?
+    /// Where a complete request's flush waits for the end of the loop's event batch; nil: at once.
+    private let flushes: LoopFlushBatch?
 
     /// NIO's decoder default, which this replaced.
     private static let maxResponseHeadBytes = 80 * 1024
     // Per connection, not a lazily initialised global checked on every read.
     private let emptyBody = ByteBuffer()
+    /// Request heads are written one at a time, each flushed at once: one buffer serves them all.
+    private var headBuffers = ReusableWriteBuffer(maxKept: 4096)
 
-    package init(idleTimeout: TimeAmount, timers: LoopTimers) {
+    package init(idleTimeout: TimeAmount, timers: LoopTimers, flushes: LoopFlushBatch? = nil) {
         self.idleTimeout = idleTimeout
         self.timers = timers
+        self.flushes = flushes
     }
 
     package var eventLoop: EventLoop { context!.eventLoop }
@@ -58,6 +64,7 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnect
         handler = nil
         onStateChange = nil
         inbound = nil
+        headBuffers.drop()
         self.context = nil
     }
 
@@ -83,7 +90,7 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnect
         upgradeRequested = isUpgradeRequest(head.headers)
         if upgradeRequested { keepAlive = false }
         decoder.expectResponse(toHEAD: head.method == "HEAD", upgrade: upgradeRequested)
-        var buffer = context.channel.allocator.buffer(capacity: 512)
+        var buffer = headBuffers.take(capacity: 512, allocator: context.channel.allocator)
         let written = HTTP1Writer.writeRequestHead(head, endStream: endStream, upgrade: upgradeRequested, into: &buffer)
         guard written.valid else {
             let h = handler
@@ -93,6 +100,7 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnect
         }
         requestFraming = written.framing
         context.write(wrapOutboundOut(buffer), promise: nil)
+        headBuffers.keep(buffer)
         if endStream { endRequest(nil) } else { context.flush() }
     }
 
@@ -136,8 +144,12 @@ package final class HTTP1ClientConnection: ChannelDuplexHandler, UpstreamConnect
             }
             context.write(wrapOutboundOut(last), promise: nil)
         }
-        context.flush()
+        if let flushes { flushes.flushSoon(self) } else { context.flush() }
         if responseDone { becomeIdle() }
+    }
+
+    package func flushDeferred() {
+        context?.flush()
     }
 
     package func cancel() {

@@ -12,7 +12,9 @@ package struct HTTP2HeaderCollector {
     package var status = 0
     package var host: String?
     package var cookies: [String] = []
-    package var headers = HTTPHeaders()
+    /// Regular fields as pairs, wrapped in `HTTPHeaders` once: `HTTPHeaders.add` checks each
+    /// name for ASCII and for `connection`, which nghttp2 has already refused.
+    private var fields: [(String, String)] = []
     /// RFC 9113 §6.5.2 size: name + value + 32 per field.
     package private(set) var size = 0
     package private(set) var tooLarge = false
@@ -42,20 +44,25 @@ package struct HTTP2HeaderCollector {
             // HTTP/2 allows cookie crumbs in separate fields (RFC 9113 §8.2.3).
             cookies.append(valueString)
         } else {
-            headers.add(name: String(decoding: name, as: UTF8.self), value: valueString)
+            if fields.isEmpty { fields.reserveCapacity(Self.initialFieldCapacity) }
+            fields.append((String(decoding: name, as: UTF8.self), valueString))
         }
     }
 
     /// Regular headers with the cookie crumbs joined back into one field.
     package mutating func takeHeaders() -> HTTPHeaders {
         if !cookies.isEmpty {
-            headers.add(name: "cookie", value: cookies.joined(separator: "; "))
+            fields.append(("cookie", cookies.joined(separator: "; ")))
             cookies = []
         }
-        let result = headers
-        headers = HTTPHeaders()
+        let result = HTTPHeaders(fields)
+        fields = []
         return result
     }
+
+    /// Room for a usual request's fields plus the few the engine adds (x-forwarded-for,
+    /// x-forwarded-proto, x-request-id), so the array is allocated once, not grown.
+    static var initialFieldCapacity: Int { 12 }
 
     package mutating func takeRequestHead() -> RequestHead {
         RequestHead(method: method, scheme: scheme, authority: authority ?? host ?? "",

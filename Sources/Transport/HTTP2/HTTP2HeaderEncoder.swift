@@ -25,16 +25,34 @@ package final class HTTP2HeaderEncoder {
     /// Appends one field; names are lowercased as HTTP/2 requires.
     package func add(_ name: String, _ value: String) {
         let nameStart = bytes.count
-        for byte in name.utf8 {
-            bytes.append(byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte)
+        // Native strings (all of a parsed head's) are copied from their contiguous bytes.
+        if name.utf8.withContiguousStorageIfAvailable({ appendLowercased($0) }) == nil {
+            appendLowercased(name.utf8)
         }
         let valueStart = bytes.count
-        bytes.append(contentsOf: value.utf8)
+        if value.utf8.withContiguousStorageIfAvailable({ bytes.append(contentsOf: $0) }) == nil {
+            bytes.append(contentsOf: value.utf8)
+        }
         spans.append((nameStart, valueStart - nameStart, valueStart, bytes.count - valueStart))
     }
 
+    private func appendLowercased<C: Collection<UInt8>>(_ name: C) {
+        for byte in name {
+            bytes.append(byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte)
+        }
+    }
+
     package func addStatus(_ status: Int) {
-        add(":status", String(status))
+        guard status >= 100, status <= 999 else { return add(":status", String(status)) }
+        // Three digits written in place: no String made for the status of every response.
+        let nameStart = bytes.count
+        let name: StaticString = ":status"
+        bytes.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        let valueStart = bytes.count
+        bytes.append(UInt8(ascii: "0") + UInt8(status / 100))
+        bytes.append(UInt8(ascii: "0") + UInt8(status / 10 % 10))
+        bytes.append(UInt8(ascii: "0") + UInt8(status % 10))
+        spans.append((nameStart, valueStart - nameStart, valueStart, 3))
     }
 
     /// Regular headers of a response or trailer block, minus connection-specific ones.

@@ -84,6 +84,9 @@ public final class HTTP2ServerCodec: ChannelDuplexHandler {
     }
 
     public func channelReadComplete(context: ChannelHandlerContext) {
+        // The header-block and idle timers follow the state at the end of the read: a block
+        // that began and ended within it (nearly every request) arms no timer at all.
+        updateTimer()
         session.readBatchComplete()
         context.fireChannelReadComplete()
     }
@@ -240,8 +243,8 @@ extension HTTP2ServerCodec: TimerTarget {
 
 extension HTTP2ServerCodec: HTTP2SessionOwner {
     package func sessionBeganHeaderBlock(_ streamID: Int32) {
+        // The timer is armed at the end of the read batch if the block is still incomplete.
         pendingHeaderBlock = streamID
-        updateTimer()
     }
 
     package func sessionExceededFrameLimit(_ violation: HTTP2FloodCounter.Violation) {
@@ -254,10 +257,7 @@ extension HTTP2ServerCodec: HTTP2SessionOwner {
 
     package func sessionReceivedHeaders(_ base: HTTP2StreamBase, endStream: Bool) {
         let stream = unsafeDowncast(base, to: HTTP2ServerStream.self)
-        if pendingHeaderBlock == stream.streamID {
-            pendingHeaderBlock = nil
-            updateTimer()
-        }
+        if pendingHeaderBlock == stream.streamID { pendingHeaderBlock = nil }
         if !stream.requestStarted {
             stream.requestStarted = true
             if stream.headerBlock.tooLarge {

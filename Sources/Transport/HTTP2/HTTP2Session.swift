@@ -64,6 +64,7 @@ package final class HTTP2Session {
     private var flushScheduled = false
     /// Output of the current flush round, written to the channel as one buffer.
     private var output: ByteBuffer?
+    private var writeBuffers = ReusableWriteBuffer(maxKept: 16 * 1024)
     /// The buffer being parsed, so DATA payloads can be sliced instead of copied.
     private var input: ByteBuffer?
     private var inputBase: UnsafeRawPointer?
@@ -118,6 +119,10 @@ package final class HTTP2Session {
         // We return flow-control credit ourselves (nghttp2_session_consume) as the
         // consumer accepts data, so a paused stream closes the peer's window.
         nghttp2_option_set_no_auto_window_update(option, 1)
+        // Closed streams are not kept for the RFC 7540 dependency tree (Envoy sets the same):
+        // priorities referring to them are rare, and keeping up to 100 closed streams per
+        // connection costs memory and tree upkeep on every stream.
+        nghttp2_option_set_no_closed_streams(option, 1)
         let userData = Unmanaged.passUnretained(self).toOpaque()
         var session: OpaquePointer?
         let rv = server
@@ -201,7 +206,7 @@ package final class HTTP2Session {
 
     package func reserveOutput(_ count: Int) {
         if output == nil {
-            output = allocator.buffer(capacity: max(count, 4096))
+            output = writeBuffers.take(capacity: max(count, 4096), allocator: allocator)
         } else if output!.writableBytes < count {
             output!.reserveCapacity(minimumWritableBytes: count)
         }
@@ -234,6 +239,7 @@ package final class HTTP2Session {
             if let buffer = output {
                 output = nil
                 context.write(NIOAny(buffer), promise: nil)
+                writeBuffers.keep(buffer)
                 unflushed = true
             }
             notifyWritableStreams()
@@ -283,6 +289,7 @@ package final class HTTP2Session {
         raw = nil
         freePending = false
         output = nil
+        writeBuffers.drop()
         context = nil
         let remaining = streams.sorted { $0.key < $1.key }
         streams.removeAll()

@@ -32,7 +32,7 @@ package class HTTP2StreamBase {
     package final var detached = false
 
     // Outbound.
-    private final var outQueue = CircularBuffer<ByteBuffer>(initialCapacity: 2)
+    private final var outQueue = OutboundBodyQueue()
     private final var queuedBytes = 0
     private final var providerDeferred = false
     /// The producer gave its last data (or trailers); the provider reports EOF once drained.
@@ -204,7 +204,7 @@ package class HTTP2StreamBase {
             if take == first.readableBytes {
                 outQueue.removeFirst()
             } else {
-                outQueue[outQueue.startIndex].moveReaderIndex(forwardBy: take)
+                outQueue.consumeFromFirst(take)
             }
             remaining -= take
         }
